@@ -1,0 +1,119 @@
+"""Cryptographic building blocks, each domain-separated.
+
+Every signature is over ``signing_input(tag, thread, body)``: the canonical CBOR of
+``["sereus", PROTOCOL_VERSION, tag, thread, body]``. The tag names what is signed ("op",
+"device-cert", ...), so nothing signed for one purpose, thread or protocol version verifies as
+another. Every derived key names its purpose and thread in the HKDF info for the same reason.
+
+Primitives: Ed25519 signatures and X25519 sealed boxes (PyNaCl / libsodium), XChaCha20-Poly1305
+for op bodies, BLAKE2b-256 hashes, HKDF-SHA256 (``cryptography``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import nacl.bindings
+import nacl.exceptions
+import nacl.public
+import nacl.signing
+import nacl.utils
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from apps.core.thread import codec
+
+PROTOCOL_VERSION = 1
+KEY_SIZE = 32
+SIG_SIZE = 64
+NONCE_SIZE = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
+AEAD_OVERHEAD = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_ABYTES
+
+
+class CryptoError(ValueError):
+    """A signature that does not verify or a box that does not open."""
+
+
+def blake2b256(data: bytes, *, person: bytes = b"") -> bytes:
+    return hashlib.blake2b(data, digest_size=32, person=person).digest()
+
+
+def hkdf(secret: bytes, *, info: bytes, length: int = KEY_SIZE) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info).derive(secret)
+
+
+_PREFIXES: dict[tuple[str, bytes], bytes] = {}
+
+
+def signing_input(tag: str, thread: bytes, body: bytes) -> bytes:
+    """The canonical CBOR of ``["sereus", PROTOCOL_VERSION, tag, thread, body]``, framed by hand
+    so that a large body is not encoded again (this runs for every op validated)."""
+    prefix = _PREFIXES.get((tag, thread))
+    if prefix is None:
+        prefix = codec.encode(["sereus", PROTOCOL_VERSION, tag, thread, b""])[:-1]
+        if len(_PREFIXES) < 4096:
+            _PREFIXES[(tag, thread)] = prefix
+    return prefix + codec.head(2, len(body)) + body
+
+
+def sign(key: nacl.signing.SigningKey, tag: str, thread: bytes, body: bytes) -> bytes:
+    return key.sign(signing_input(tag, thread, body)).signature
+
+
+def verify(public_key: bytes, signature: bytes, tag: str, thread: bytes, body: bytes) -> None:
+    """Raise CryptoError unless ``signature`` is ``public_key``'s over (tag, thread, body)."""
+    if len(public_key) != KEY_SIZE or len(signature) != SIG_SIZE:
+        raise CryptoError("malformed key or signature")
+    try:
+        nacl.bindings.crypto_sign_open(signature + signing_input(tag, thread, body), public_key)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError) as exc:
+        raise CryptoError(f"bad {tag} signature") from exc
+
+
+def aead_encrypt(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    """XChaCha20-Poly1305 with a random 24-byte nonce, returned in front of the ciphertext."""
+    nonce = nacl.utils.random(NONCE_SIZE)
+    return nonce + nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        plaintext, aad, nonce, key
+    )
+
+
+def aead_decrypt(key: bytes, box: bytes, aad: bytes) -> bytes:
+    if len(box) < NONCE_SIZE + AEAD_OVERHEAD:
+        raise CryptoError("ciphertext too short")
+    try:
+        return nacl.bindings.crypto_aead_xchacha20poly1305_ietf_decrypt(
+            box[NONCE_SIZE:], aad, box[:NONCE_SIZE], key
+        )
+    except nacl.exceptions.CryptoError as exc:
+        raise CryptoError("ciphertext does not open with this key") from exc
+
+
+def seal(recipient_ed25519_public: bytes, plaintext: bytes) -> bytes:
+    """An anonymous sealed box to the X25519 form of an Ed25519 public key."""
+    x_public = nacl.public.PublicKey(
+        nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(recipient_ed25519_public)
+    )
+    return nacl.public.SealedBox(x_public).encrypt(plaintext)
+
+
+def unseal(recipient: nacl.signing.SigningKey, box: bytes) -> bytes:
+    try:
+        return nacl.public.SealedBox(recipient.to_curve25519_private_key()).decrypt(box)
+    except nacl.exceptions.CryptoError as exc:
+        raise CryptoError("sealed box does not open with this key") from exc
+
+
+def signing_key_from_seed(seed: bytes) -> nacl.signing.SigningKey:
+    return nacl.signing.SigningKey(seed)
+
+
+def public_key_valid(public_key: bytes) -> bool:
+    """True for a 32-byte string that is a point on the Ed25519 curve (convertible to X25519)."""
+    if len(public_key) != KEY_SIZE:
+        return False
+    try:
+        nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(public_key)
+    except (nacl.exceptions.RuntimeError, nacl.exceptions.ValueError):
+        return False
+    return True

@@ -1,0 +1,476 @@
+"""What an op's body says, once opened: control actions, epoch keys, row changes.
+
+Every parser here takes an untrusted decoded CBOR value and either returns a typed object or
+raises ``PayloadError`` naming the field; nothing else escapes. Limits follow DESIGN §4: at most
+10 000 row changes per op, bounded strings everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from apps.core.thread.policy import NAME_RE, TABLE_RE, Policy, PolicyError
+
+MAX_ROWS = 10_000
+MAX_COLS = 256
+MAX_TEXT = 256
+MAX_ADDRS = 16
+MAX_SEALS = 10_000
+MAX_GRANTS = 100_000
+PK_MAX = 128
+
+
+class PayloadError(ValueError):
+    """A payload that does not have the shape its kind requires."""
+
+
+def _fields(doc: Any, what: str, required: set[str], optional: frozenset[str] = frozenset()):
+    if type(doc) is not dict:
+        raise PayloadError(f"{what}: expected a map")
+    keys = set(doc)
+    missing = required - keys
+    extra = keys - required - optional
+    if missing or extra:
+        raise PayloadError(f"{what}: missing {sorted(missing)} / unknown {sorted(map(str, extra))}")
+    return doc
+
+
+def _key(value: Any, what: str) -> bytes:
+    if type(value) is not bytes or len(value) != 32:
+        raise PayloadError(f"{what}: expected a 32-byte key")
+    return value
+
+
+def _sig(value: Any, what: str) -> bytes:
+    if type(value) is not bytes or len(value) != 64:
+        raise PayloadError(f"{what}: expected a 64-byte signature")
+    return value
+
+
+def _role(value: Any) -> str:
+    if type(value) is not str or not NAME_RE.match(value):
+        raise PayloadError("role: expected a role name")
+    return value
+
+
+def _text(value: Any, what: str, limit: int = MAX_TEXT) -> str:
+    if type(value) is not str or len(value) > limit:
+        raise PayloadError(f"{what}: expected text of at most {limit} characters")
+    return value
+
+
+# --- control ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Create:
+    nonce: bytes
+    policy: Policy
+    owner: bytes
+    device_cert: bytes
+    name: str
+    app: str
+
+
+@dataclass(frozen=True)
+class AddMember:
+    member: bytes
+    role: str
+    device: bytes
+    device_cert: bytes
+
+
+@dataclass(frozen=True)
+class RedeemInvite:
+    invite: bytes
+    member: bytes
+    device: bytes
+    device_cert: bytes
+    proof: bytes
+
+
+@dataclass(frozen=True)
+class RemoveMember:
+    member: bytes
+
+
+@dataclass(frozen=True)
+class Leave:
+    pass
+
+
+@dataclass(frozen=True)
+class SetRole:
+    member: bytes
+    role: str
+
+
+@dataclass(frozen=True)
+class TransferOwner:
+    member: bytes
+
+
+@dataclass(frozen=True)
+class CertifyDevice:
+    member: bytes
+    device: bytes
+    device_cert: bytes
+
+
+@dataclass(frozen=True)
+class RevokeDevice:
+    device: bytes
+    # The member's own signature when a member revokes one of its devices; None when a manager
+    # revokes a lower-ranked member's device.
+    member_sig: bytes | None
+
+
+@dataclass(frozen=True)
+class CreateInvite:
+    invite: bytes
+    role: str
+    expiry: int
+
+
+@dataclass(frozen=True)
+class RevokeInvite:
+    invite: bytes
+
+
+@dataclass(frozen=True)
+class SetAddresses:
+    addrs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SetPolicy:
+    policy: Policy
+
+
+@dataclass(frozen=True)
+class SetMeta:
+    name: str
+
+
+Control = (
+    Create
+    | AddMember
+    | RedeemInvite
+    | RemoveMember
+    | Leave
+    | SetRole
+    | TransferOwner
+    | CertifyDevice
+    | RevokeDevice
+    | CreateInvite
+    | RevokeInvite
+    | SetAddresses
+    | SetPolicy
+    | SetMeta
+)
+
+
+def _policy(doc: Any) -> Policy:
+    try:
+        return Policy.from_doc(doc)
+    except PolicyError as exc:
+        raise PayloadError(str(exc)) from exc
+
+
+def control_parse(doc: Any) -> Control:
+    if type(doc) is not dict or type(doc.get("type")) is not str:
+        raise PayloadError("control: expected a map with a type")
+    if any(type(k) is not str for k in doc):
+        raise PayloadError("control: field names are text")
+    kind = doc["type"]
+    what = f"control {kind}"
+    if kind == "create":
+        d = _fields(doc, what, {"type", "nonce", "policy", "owner", "cert", "name", "app"})
+        if type(d["nonce"]) is not bytes or len(d["nonce"]) != 16:
+            raise PayloadError("create nonce: expected 16 bytes")
+        app = _text(d["app"], "app", 64)
+        if not NAME_RE.match(app):
+            raise PayloadError("app: expected an app name")
+        return Create(
+            nonce=d["nonce"],
+            policy=_policy(d["policy"]),
+            owner=_key(d["owner"], "owner"),
+            device_cert=_sig(d["cert"], "cert"),
+            name=_text(d["name"], "name", 200),
+            app=app,
+        )
+    if kind == "add_member":
+        d = _fields(doc, what, {"type", "member", "role", "device", "cert"})
+        return AddMember(
+            _key(d["member"], "member"),
+            _role(d["role"]),
+            _key(d["device"], "device"),
+            _sig(d["cert"], "cert"),
+        )
+    if kind == "redeem_invite":
+        d = _fields(doc, what, {"type", "invite", "member", "device", "cert", "proof"})
+        return RedeemInvite(
+            _key(d["invite"], "invite"),
+            _key(d["member"], "member"),
+            _key(d["device"], "device"),
+            _sig(d["cert"], "cert"),
+            _sig(d["proof"], "proof"),
+        )
+    if kind == "remove_member":
+        d = _fields(doc, what, {"type", "member"})
+        return RemoveMember(_key(d["member"], "member"))
+    if kind == "leave":
+        _fields(doc, what, {"type"})
+        return Leave()
+    if kind == "set_role":
+        d = _fields(doc, what, {"type", "member", "role"})
+        return SetRole(_key(d["member"], "member"), _role(d["role"]))
+    if kind == "transfer_owner":
+        d = _fields(doc, what, {"type", "member"})
+        return TransferOwner(_key(d["member"], "member"))
+    if kind == "certify_device":
+        d = _fields(doc, what, {"type", "member", "device", "cert"})
+        return CertifyDevice(
+            _key(d["member"], "member"), _key(d["device"], "device"), _sig(d["cert"], "cert")
+        )
+    if kind == "revoke_device":
+        d = _fields(doc, what, {"type", "device", "member_sig"})
+        sig = d["member_sig"]
+        return RevokeDevice(
+            _key(d["device"], "device"), None if sig is None else _sig(sig, "member_sig")
+        )
+    if kind == "create_invite":
+        d = _fields(doc, what, {"type", "invite", "role", "expiry"})
+        if type(d["expiry"]) is not int or not 0 < d["expiry"] < 2**48:
+            raise PayloadError("expiry: expected milliseconds since the epoch")
+        return CreateInvite(_key(d["invite"], "invite"), _role(d["role"]), d["expiry"])
+    if kind == "revoke_invite":
+        d = _fields(doc, what, {"type", "invite"})
+        return RevokeInvite(_key(d["invite"], "invite"))
+    if kind == "set_addresses":
+        d = _fields(doc, what, {"type", "addrs"})
+        addrs = d["addrs"]
+        if type(addrs) is not list or len(addrs) > MAX_ADDRS:
+            raise PayloadError(f"addrs: expected a list of at most {MAX_ADDRS} addresses")
+        return SetAddresses(tuple(_text(a, "address") for a in addrs))
+    if kind == "set_policy":
+        d = _fields(doc, what, {"type", "policy"})
+        return SetPolicy(_policy(d["policy"]))
+    if kind == "set_meta":
+        d = _fields(doc, what, {"type", "name"})
+        return SetMeta(_text(d["name"], "name", 200))
+    raise PayloadError(f"control: unknown type {kind!r}")
+
+
+def control_doc(action: Control) -> dict[str, Any]:
+    """The payload document of a control action (the inverse of ``control_parse``)."""
+    match action:
+        case Create():
+            return {
+                "type": "create",
+                "nonce": action.nonce,
+                "policy": action.policy.to_doc(),
+                "owner": action.owner,
+                "cert": action.device_cert,
+                "name": action.name,
+                "app": action.app,
+            }
+        case AddMember():
+            return {
+                "type": "add_member",
+                "member": action.member,
+                "role": action.role,
+                "device": action.device,
+                "cert": action.device_cert,
+            }
+        case RedeemInvite():
+            return {
+                "type": "redeem_invite",
+                "invite": action.invite,
+                "member": action.member,
+                "device": action.device,
+                "cert": action.device_cert,
+                "proof": action.proof,
+            }
+        case RemoveMember():
+            return {"type": "remove_member", "member": action.member}
+        case Leave():
+            return {"type": "leave"}
+        case SetRole():
+            return {"type": "set_role", "member": action.member, "role": action.role}
+        case TransferOwner():
+            return {"type": "transfer_owner", "member": action.member}
+        case CertifyDevice():
+            return {
+                "type": "certify_device",
+                "member": action.member,
+                "device": action.device,
+                "cert": action.device_cert,
+            }
+        case RevokeDevice():
+            return {
+                "type": "revoke_device",
+                "device": action.device,
+                "member_sig": action.member_sig,
+            }
+        case CreateInvite():
+            return {
+                "type": "create_invite",
+                "invite": action.invite,
+                "role": action.role,
+                "expiry": action.expiry,
+            }
+        case RevokeInvite():
+            return {"type": "revoke_invite", "invite": action.invite}
+        case SetAddresses():
+            return {"type": "set_addresses", "addrs": list(action.addrs)}
+        case SetPolicy():
+            return {"type": "set_policy", "policy": action.policy.to_doc()}
+        case SetMeta():
+            return {"type": "set_meta", "name": action.name}
+    raise TypeError(f"not a control action: {action!r}")
+
+
+# --- keys ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Keys:
+    """A new epoch (or a reseal of one): the epoch secret sealed to each listed member."""
+
+    epoch: int
+    check: bytes
+    seals: dict[bytes, bytes]
+
+
+def keys_parse(doc: Any) -> Keys:
+    d = _fields(doc, "keys", {"epoch", "check", "seal"})
+    if type(d["epoch"]) is not int or not 1 <= d["epoch"] < 2**32:
+        raise PayloadError("keys epoch: expected a positive integer")
+    if type(d["check"]) is not bytes or len(d["check"]) != 16:
+        raise PayloadError("keys check: expected 16 bytes")
+    seals = d["seal"]
+    if type(seals) is not dict or not 0 < len(seals) <= MAX_SEALS:
+        raise PayloadError(f"keys seal: expected 1 to {MAX_SEALS} sealed boxes")
+    for member, box in seals.items():
+        _key(member, "keys seal member")
+        if type(box) is not bytes or len(box) > 64 * MAX_GRANTS:
+            raise PayloadError("keys seal box: expected bytes")
+    return Keys(epoch=d["epoch"], check=d["check"], seals=dict(seals))
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One epoch's keys, as one sealed box grants them (``data`` None: control key only)."""
+
+    epoch: int
+    keys_op: bytes
+    control: bytes
+    data: bytes | None
+
+
+def grants_parse(doc: Any) -> tuple[bytes, list[Grant]]:
+    """The content of a sealed box: the new epoch secret and older epochs' keys."""
+    d = _fields(doc, "sealed grant", {"secret", "old"})
+    secret = _key(d["secret"], "grant secret")
+    old = d["old"]
+    if type(old) is not list or len(old) > MAX_GRANTS:
+        raise PayloadError("grant old: expected a list")
+    grants = []
+    for entry in old:
+        if (
+            type(entry) is not list
+            or len(entry) != 4
+            or type(entry[0]) is not int
+            or not 0 <= entry[0] < 2**32
+        ):
+            raise PayloadError("grant old: entries are [epoch, keys op, control, data]")
+        data = None if entry[3] is None else _key(entry[3], "grant data key")
+        grants.append(
+            Grant(entry[0], _key(entry[1], "grant keys op"), _key(entry[2], "grant control"), data)
+        )
+    return secret, grants
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+UPSERT, DELETE = "upsert", "delete"
+
+
+@dataclass(frozen=True)
+class RowChange:
+    table: str
+    pk: str | bytes | int
+    action: str
+    cols: dict[str, Any]
+
+
+_COL_SCALARS = (str, bytes, bool, float, type(None))
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1
+
+
+def _col_value(value: Any) -> None:
+    if type(value) in _COL_SCALARS:
+        return
+    if type(value) is int and INT_MIN <= value <= INT_MAX:
+        return
+    raise PayloadError(f"cols: value of type {type(value).__name__} is not a column value")
+
+
+_ROW_FIELDS = frozenset({"table", "pk", "action", "cols"})
+
+
+def data_parse(doc: Any) -> list[RowChange]:
+    d = _fields(doc, "data", {"rows"})
+    rows = d["rows"]
+    if type(rows) is not list or not 0 < len(rows) <= MAX_ROWS:
+        raise PayloadError(f"data rows: expected 1 to {MAX_ROWS} row changes")
+    # Ops carry thousands of rows with the same few table and column names: each distinct
+    # name is checked once.
+    good_names: set[str] = set()
+    good_tables: set[str] = set()
+    changes = []
+    for row in rows:
+        if type(row) is not dict or row.keys() != _ROW_FIELDS:
+            _fields(row, "row", set(_ROW_FIELDS))
+        table = row["table"]
+        if type(table) is not str:
+            raise PayloadError("row table: expected a table name")
+        if table not in good_tables:
+            if table == "*" or not TABLE_RE.match(table):
+                raise PayloadError("row table: expected a table name")
+            good_tables.add(table)
+        pk = row["pk"]
+        if not (
+            (type(pk) in (str, bytes) and 0 < len(pk) <= PK_MAX)
+            or (type(pk) is int and INT_MIN <= pk <= INT_MAX)
+        ):
+            raise PayloadError(f"row pk: expected text or bytes of 1-{PK_MAX}, or an integer")
+        action = row["action"]
+        if action not in (UPSERT, DELETE):
+            raise PayloadError("row action: expected upsert or delete")
+        cols = row["cols"]
+        if type(cols) is not dict or len(cols) > MAX_COLS:
+            raise PayloadError(f"row cols: expected a map of at most {MAX_COLS} columns")
+        if action == DELETE and cols:
+            raise PayloadError("row cols: a delete carries no columns")
+        if action == UPSERT and not cols:
+            raise PayloadError("row cols: an upsert carries at least one column")
+        for name, value in cols.items():
+            if name not in good_names:
+                if type(name) is not str or not NAME_RE.match(name):
+                    raise PayloadError(f"row cols: bad column name {name!r}")
+                good_names.add(name)
+            if type(value) not in _COL_SCALARS:
+                _col_value(value)
+        changes.append(RowChange(table, pk, action, dict(cols)))
+    return changes
+
+
+def data_doc(changes: list[RowChange]) -> dict[str, Any]:
+    return {
+        "rows": [
+            {"table": c.table, "pk": c.pk, "action": c.action, "cols": c.cols} for c in changes
+        ]
+    }

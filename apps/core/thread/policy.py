@@ -1,0 +1,199 @@
+"""Roles and table rules: the policy is data in the thread, set at creation, changed by the owner.
+
+Each role has a **rank** (who outranks whom), the roles it may **invite** or add members at, whether
+it may **manage** members of strictly lower rank (remove, change role, revoke devices), whether it
+reads **history** from before it joined, and per table, for insert, update and delete, a scope:
+``any`` row, ``own`` rows (rows the member inserted) or ``none``. The table ``*`` applies to tables
+not named. Built-in roles: owner, admin, writer, reader; apps add their own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ACTIONS = ("insert", "update", "delete")
+SCOPES = frozenset({"any", "own", "none"})
+OWNER, ADMIN, WRITER, READER = "owner", "admin", "writer", "reader"
+BUILTIN_ROLES = (OWNER, ADMIN, WRITER, READER)
+ANY_TABLE = "*"
+MAX_ROLES = 32
+MAX_TABLES = 256
+# \Z, not $: "$" also matches before a trailing newline.
+NAME_RE = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
+TABLE_RE = re.compile(r"\A(\*|[a-z][a-z0-9_]{0,127})\Z")
+
+
+class PolicyError(ValueError):
+    """A policy document that is not valid; the message says why."""
+
+
+@dataclass(frozen=True)
+class RoleRules:
+    rank: int
+    invite: frozenset[str] = frozenset()
+    manage: bool = False
+    history: bool = True
+    tables: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def scope(self, table: str, action: str) -> str:
+        rules = self.tables.get(table)
+        if rules is None:
+            rules = self.tables.get(ANY_TABLE, {})
+        return rules.get(action, "none")
+
+
+@dataclass(frozen=True)
+class Policy:
+    roles: Mapping[str, RoleRules]
+
+    def rank(self, role: str | None) -> int:
+        rules = self.roles.get(role) if role is not None else None
+        return rules.rank if rules is not None else -1
+
+    def allows_row(self, role: str, table: str, action: str, *, own: bool) -> bool:
+        rules = self.roles.get(role)
+        if rules is None:
+            return False
+        scope = rules.scope(table, action)
+        return scope == "any" or (scope == "own" and own)
+
+    def may_invite(self, role: str, invited_role: str) -> bool:
+        """Admit a member (by invite or directly) at ``invited_role``: never above one's own."""
+        rules = self.roles.get(role)
+        return (
+            rules is not None
+            and invited_role in rules.invite
+            and invited_role in self.roles
+            and invited_role != OWNER
+            and self.rank(invited_role) <= rules.rank
+        )
+
+    def may_manage(self, role: str, target_role: str) -> bool:
+        """Remove, re-role or revoke the devices of a member: only of strictly lower rank."""
+        rules = self.roles.get(role)
+        return rules is not None and rules.manage and self.rank(target_role) < rules.rank
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "roles": {
+                name: {
+                    "rank": r.rank,
+                    "invite": sorted(r.invite),
+                    "manage": r.manage,
+                    "history": r.history,
+                    "tables": {t: dict(a) for t, a in r.tables.items()},
+                }
+                for name, r in self.roles.items()
+            },
+        }
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> Policy:
+        """Parse and check a policy from an op: any flaw refuses the whole policy."""
+        if type(doc) is not dict or type(doc.get("v")) is not int or doc.get("v") != 1:
+            raise PolicyError("policy: expected {v: 1, roles: {...}}")
+        if doc.keys() != {"v", "roles"}:
+            raise PolicyError("policy: expected {v: 1, roles: {...}}")
+        raw_roles = doc["roles"]
+        if type(raw_roles) is not dict or not 0 < len(raw_roles) <= MAX_ROLES:
+            raise PolicyError(f"policy: roles must be a map of 1 to {MAX_ROLES} roles")
+        roles: dict[str, RoleRules] = {}
+        for name, raw in raw_roles.items():
+            if type(name) is not str or not NAME_RE.match(name):
+                raise PolicyError(f"policy: bad role name {name!r}")
+            roles[name] = _role_from_doc(name, raw)
+        for name in BUILTIN_ROLES:
+            if name not in roles:
+                raise PolicyError(f"policy: the built-in role {name!r} is missing")
+        for name, rules in roles.items():
+            unknown = rules.invite - roles.keys()
+            if unknown:
+                raise PolicyError(f"policy: role {name!r} invites unknown roles {sorted(unknown)}")
+        owner_rank = roles[OWNER].rank
+        if any(r.rank >= owner_rank for n, r in roles.items() if n != OWNER):
+            raise PolicyError("policy: the owner must outrank every other role")
+        return cls(roles=roles)
+
+
+def _role_from_doc(name: str, raw: Any) -> RoleRules:
+    if type(raw) is not dict or raw.keys() != {"rank", "invite", "manage", "history", "tables"}:
+        raise PolicyError(f"policy: role {name!r} needs rank, invite, manage, history, tables")
+    rank, invite, tables = raw["rank"], raw["invite"], raw["tables"]
+    if type(rank) is not int or not 0 <= rank <= 1_000_000:
+        raise PolicyError(f"policy: role {name!r} rank must be 0..1000000")
+    if type(invite) is not list or any(type(r) is not str for r in invite):
+        raise PolicyError(f"policy: role {name!r} invite must be a list of role names")
+    if type(raw["manage"]) is not bool or type(raw["history"]) is not bool:
+        raise PolicyError(f"policy: role {name!r} manage and history are booleans")
+    if type(tables) is not dict or len(tables) > MAX_TABLES:
+        raise PolicyError(f"policy: role {name!r} tables must be a map of at most {MAX_TABLES}")
+    parsed: dict[str, dict[str, str]] = {}
+    for table, actions in tables.items():
+        if type(table) is not str or not TABLE_RE.match(table):
+            raise PolicyError(f"policy: bad table name {table!r}")
+        if (
+            type(actions) is not dict
+            or not set(actions) <= set(ACTIONS)
+            or any(type(v) is not str or v not in SCOPES for v in actions.values())
+        ):
+            raise PolicyError(
+                f"policy: table {table!r} of role {name!r} maps insert/update/delete "
+                "to any/own/none"
+            )
+        parsed[table] = dict(actions)
+    return RoleRules(
+        rank=rank,
+        invite=frozenset(invite),
+        manage=raw["manage"],
+        history=raw["history"],
+        tables=parsed,
+    )
+
+
+EVERYTHING = {ANY_TABLE: {"insert": "any", "update": "any", "delete": "any"}}
+OWN_ROWS = {ANY_TABLE: {"insert": "any", "update": "own", "delete": "own"}}
+
+
+def default_policy() -> Policy:
+    """The policy of a plain thread: admins run it, writers edit their own rows, readers read."""
+    return Policy(
+        roles={
+            OWNER: RoleRules(
+                rank=1000,
+                invite=frozenset({ADMIN, WRITER, READER}),
+                manage=True,
+                tables=EVERYTHING,
+            ),
+            ADMIN: RoleRules(
+                rank=100, invite=frozenset({ADMIN, WRITER, READER}), manage=True, tables=EVERYTHING
+            ),
+            WRITER: RoleRules(rank=50, invite=frozenset({READER}), tables=OWN_ROWS),
+            READER: RoleRules(rank=10, history=False),
+        }
+    )
+
+
+_TEMPLATES: dict[str, Callable[[], Policy]] = {"default": default_policy}
+
+
+def policy_template_register(app: str, factory: Callable[[], Policy]) -> None:
+    """Apps register the policy their threads start with (in ``AppConfig.ready``)."""
+    if not NAME_RE.match(app):
+        raise ValueError(f"bad app name {app!r}")
+    _TEMPLATES[app] = factory
+
+
+def policy_templates() -> list[str]:
+    """The apps a thread can be created for."""
+    return sorted(_TEMPLATES)
+
+
+def policy_template(app: str) -> Policy:
+    try:
+        return _TEMPLATES[app]()
+    except KeyError:
+        raise PolicyError(f"no policy template for app {app!r}") from None

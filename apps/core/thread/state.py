@@ -1,0 +1,105 @@
+"""The state a thread's control ops build: members, roles, devices, epochs, invites, policy.
+
+``ThreadState`` is mutated only by the resolver's fold, in the deterministic control order, and
+exported as a ``Snapshot`` (plain, comparable values) for callers and for convergence tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from apps.core.thread.policy import Policy, default_policy
+
+OpId = tuple[bytes, int]
+InviteStatus = Literal["open", "revoked", "redeemed"]
+
+
+@dataclass
+class MemberState:
+    role: str
+    active: bool = True
+    devices: set[bytes] = field(default_factory=set)
+
+
+@dataclass
+class DeviceState:
+    member: bytes
+    active: bool = True
+
+
+@dataclass
+class InviteState:
+    role: str
+    expiry: int
+    creator: bytes  # member
+    status: InviteStatus = "open"
+    redeemed_by: bytes | None = None  # member
+
+
+@dataclass
+class ThreadState:
+    thread: bytes
+    created: bool = False
+    name: str = ""
+    app: str = ""
+    policy: Policy = field(default_factory=default_policy)
+    owner: bytes | None = None
+    members: dict[bytes, MemberState] = field(default_factory=dict)
+    devices: dict[bytes, DeviceState] = field(default_factory=dict)
+    invites: dict[bytes, InviteState] = field(default_factory=dict)
+    # epoch number -> keys op hash -> check value (concurrent rotations can share a number)
+    epochs: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
+    addresses: dict[bytes, tuple[str, ...]] = field(default_factory=dict)
+
+    def device_member(self, device: bytes) -> bytes | None:
+        """The active member an active device acts for, if any."""
+        dev = self.devices.get(device)
+        if dev is None or not dev.active:
+            return None
+        member = self.members.get(dev.member)
+        return dev.member if member is not None and member.active else None
+
+    def role_of(self, member: bytes | None) -> str | None:
+        state = self.members.get(member) if member is not None else None
+        return state.role if state is not None and state.active else None
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            created=self.created,
+            name=self.name,
+            app=self.app,
+            owner=self.owner,
+            policy=repr(self.policy.to_doc()),
+            members=tuple(sorted((m, s.role) for m, s in self.members.items() if s.active)),
+            devices=tuple(sorted((d, s.member) for d, s in self.devices.items() if s.active)),
+            invites=tuple(
+                sorted((i, s.role, s.status, s.redeemed_by or b"") for i, s in self.invites.items())
+            ),
+            epochs=tuple(sorted((n, h) for n, by_op in self.epochs.items() for h in by_op)),
+            addresses=tuple(sorted(self.addresses.items())),
+        )
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A thread's resolved state as plain sorted tuples: equal snapshots, equal threads."""
+
+    created: bool
+    name: str
+    app: str
+    owner: bytes | None
+    policy: str
+    members: tuple[tuple[bytes, str], ...]
+    devices: tuple[tuple[bytes, bytes], ...]
+    invites: tuple[tuple[bytes, str, str, bytes], ...]
+    epochs: tuple[tuple[int, bytes], ...]
+    addresses: tuple[tuple[bytes, tuple[str, ...]], ...]
+
+    @property
+    def roles(self) -> dict[bytes, str]:
+        return dict(self.members)
+
+    @property
+    def current_epoch(self) -> int:
+        return max((n for n, _ in self.epochs), default=0)

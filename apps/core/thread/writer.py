@@ -1,0 +1,303 @@
+"""Writing ops: one device of one member authoring in one thread.
+
+``ThreadWriter`` stamps, chains, encrypts and signs ops and puts them through its own replica
+first (every node checks its own ops too). It also carries the author-side rules that validation
+cannot see inside sealed boxes: a rotation gives a newcomer the old control keys always and the old
+data keys only when its role reads history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import nacl.signing
+import nacl.utils
+
+from apps.core.thread import codec, crypto, keys
+from apps.core.thread import payloads as p
+from apps.core.thread.hlc import HybridClock
+from apps.core.thread.invite import Invite, redemption_proof
+from apps.core.thread.op import KIND_CONTROL, KIND_DATA, KIND_KEYS, Op, op_seal
+from apps.core.thread.policy import Policy, policy_template
+from apps.core.thread.replica import IngestResult, Replica
+
+
+class WriteError(Exception):
+    """The op could not be written, or the node's own replica refused it (message says why)."""
+
+
+@dataclass(frozen=True)
+class RedemptionRequest:
+    """What an invitee sends the admitting node: its keys for the thread and the invite proof."""
+
+    invite: bytes
+    member: bytes
+    device: bytes
+    device_cert: bytes
+    proof: bytes
+
+
+def redemption_request(
+    invite: Invite, *, master_secret: bytes, device_key: nacl.signing.SigningKey
+) -> RedemptionRequest:
+    member = keys.member_key(master_secret, invite.thread)
+    member_pub, device_pub = bytes(member.verify_key), bytes(device_key.verify_key)
+    return RedemptionRequest(
+        invite=invite.public_key,
+        member=member_pub,
+        device=device_pub,
+        device_cert=keys.device_cert_sign(member, invite.thread, device_pub),
+        proof=redemption_proof(invite, member_pub, device_pub),
+    )
+
+
+class ThreadWriter:
+    def __init__(
+        self,
+        replica: Replica,
+        *,
+        device_key: nacl.signing.SigningKey,
+        member_key: nacl.signing.SigningKey,
+        clock: HybridClock | None = None,
+    ) -> None:
+        self.replica = replica
+        self.device_key = device_key
+        self.member_key = member_key
+        self.device = bytes(device_key.verify_key)
+        self.member = bytes(member_key.verify_key)
+        self.clock = clock or HybridClock()
+
+    @property
+    def thread(self) -> bytes:
+        return self.replica.thread
+
+    # -- creating and joining -------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        master_secret: bytes,
+        device_key: nacl.signing.SigningKey,
+        name: str,
+        app: str = "default",
+        policy: Policy | None = None,
+        clock: HybridClock | None = None,
+    ) -> ThreadWriter:
+        """A new thread: its create op (owner: this party) and its first key epoch."""
+        nonce = nacl.utils.random(16)
+        device = bytes(device_key.verify_key)
+        thread = keys.thread_id_for(nonce, device)
+        member = keys.member_key(master_secret, thread)
+        writer = cls(
+            Replica.for_members(thread, [member]),
+            device_key=device_key,
+            member_key=member,
+            clock=clock,
+        )
+        create = p.Create(
+            nonce=nonce,
+            policy=policy or policy_template(app),
+            owner=writer.member,
+            device_cert=keys.device_cert_sign(member, thread, device),
+            name=name,
+            app=app,
+        )
+        writer._write(
+            KIND_CONTROL,
+            0,
+            lambda aad: crypto.aead_encrypt(
+                keys.genesis_key(thread), codec.encode(p.control_doc(create)), aad
+            ),
+        )
+        writer.rotate()
+        return writer
+
+    @classmethod
+    def for_member(
+        cls,
+        replica: Replica,
+        *,
+        master_secret: bytes,
+        device_key: nacl.signing.SigningKey,
+        clock: HybridClock | None = None,
+    ) -> ThreadWriter:
+        member = keys.member_key(master_secret, replica.thread)
+        replica.member_key_add(member)
+        return cls(replica, device_key=device_key, member_key=member, clock=clock)
+
+    # -- the op machinery ---------------------------------------------------------------------
+
+    def _write(self, kind: str, epoch: int, seal_body, *, opened=None) -> Op:
+        """Seal, sign and check an op; ``opened`` = (keys op, parsed payload) of its body."""
+        replica = self.replica
+        seq = replica.heads.get(self.device, 0) + 1
+        prev = replica.slots[(self.device, seq - 1)].hash if seq > 1 else None
+        deps = sorted((d, s) for d, s in replica.heads.items() if d != self.device)
+        if replica.max_hlc is not None:
+            self.clock.observe(replica.max_hlc)
+        op = op_seal(
+            self.device_key,
+            thread=self.thread,
+            seq=seq,
+            prev=prev,
+            deps=deps,
+            hlc=self.clock.tick(),
+            epoch=epoch,
+            kind=kind,
+            seal=seal_body,
+        )
+        if opened is not None:
+            replica.opener.prime(op, *opened)
+        result: IngestResult = replica.ingest_op(op, signed_here=True)
+        if result.status != "accepted":
+            raise WriteError(f"this node refused its own op: {result.status}: {result.reason}")
+        return op
+
+    def _usable_epoch(self) -> tuple[int, keys.EpochKeys]:
+        epoch, epoch_keys, _keys_op = self._usable_epoch_and_op()
+        return epoch, epoch_keys
+
+    def _usable_epoch_and_op(self) -> tuple[int, keys.EpochKeys, bytes]:
+        """The newest epoch this writer can use: sealed to no one removed, key in hand."""
+        control = self.replica.control
+        state = control.state
+        events = control.timeline.keys_events
+        newest = max((e.epoch for e in events), default=0)
+        for event in sorted(events, key=lambda e: e.op.hash):
+            if event.epoch != newest:
+                continue
+            if any(state.role_of(m) is None for m in event.sealed):
+                continue
+            for epoch_keys in self.replica.keyring.by_keys_op.get(event.op.hash, ()):
+                if epoch_keys.data is not None:
+                    return newest, epoch_keys, event.op.hash
+        raise WriteError(f"no usable key for epoch {newest}: the keys must be rotated first")
+
+    def _may_rotate(self) -> bool:
+        state = self.replica.control.state
+        role = state.role_of(self.member)
+        rules = state.policy.roles.get(role) if role else None
+        return rules is not None and (rules.manage or bool(rules.invite))
+
+    def _encrypted(self, kind: str, payload: dict, *, data: bool) -> Op:
+        try:
+            epoch, epoch_keys, keys_op = self._usable_epoch_and_op()
+        except WriteError:
+            if not self._may_rotate():
+                raise
+            self.rotate()
+            epoch, epoch_keys, keys_op = self._usable_epoch_and_op()
+        key = epoch_keys.data if data else epoch_keys.control
+        plain = codec.encode(payload)
+        # The replica checks this op like any other, only without decrypting what was just
+        # encrypted: it gets the payload parsed by the same parser a receiver uses.
+        try:
+            parsed: object = (p.data_parse if data else p.control_parse)(payload)
+        except p.PayloadError as exc:
+            raise WriteError(f"this node would write an invalid payload: {exc}") from exc
+        return self._write(
+            kind,
+            epoch,
+            lambda aad: crypto.aead_encrypt(key, plain, aad),
+            opened=(keys_op, parsed),
+        )
+
+    def write_data(self, changes: Iterable[p.RowChange]) -> Op:
+        return self._encrypted(KIND_DATA, p.data_doc(list(changes)), data=True)
+
+    def control(self, action: p.Control) -> Op:
+        return self._encrypted(KIND_CONTROL, p.control_doc(action), data=False)
+
+    def rotate(self, *, newcomers: Mapping[bytes, bool] | None = None) -> Op:
+        """Start a new key epoch sealed to every active member.
+
+        ``newcomers`` maps members just admitted to whether their role reads history: they get
+        every older control key, and the older data keys only if it does.
+        """
+        newcomers = newcomers or {}
+        control = self.replica.control
+        newest = max((e.epoch for e in control.timeline.keys_events), default=0)
+        epoch = newest + 1
+        secret = keys.epoch_secret_new()
+        epoch_keys = keys.EpochKeys.from_secret(self.thread, epoch, secret)
+        known = [
+            (event.epoch, event.op.hash, k)
+            for event in control.timeline.keys_events
+            for k in self.replica.keyring.by_keys_op.get(event.op.hash, ())[:1]
+        ]
+        seals = {}
+        for member, state in control.state.members.items():
+            if not state.active:
+                continue
+            old = []
+            if member in newcomers:
+                old = [
+                    [e, h, k.control, k.data if newcomers[member] else None] for e, h, k in known
+                ]
+            seals[member] = crypto.seal(member, codec.encode({"secret": secret, "old": old}))
+        payload = {"epoch": epoch, "check": epoch_keys.check(self.thread), "seal": seals}
+        return self._write(KIND_KEYS, epoch, lambda aad: codec.encode(payload))
+
+    # -- members and invites --------------------------------------------------------------------
+
+    def invite_create(
+        self, *, role: str, expiry: int, inviter: str, addrs: Iterable[str] = ()
+    ) -> Invite:
+        invite = Invite(
+            thread=self.thread,
+            role=role,
+            expiry=expiry,
+            secret=nacl.utils.random(32),
+            inviter=inviter,
+            addrs=tuple(addrs),
+            name=self.replica.control.state.name,
+        )
+        self.control(p.CreateInvite(invite=invite.public_key, role=role, expiry=expiry))
+        return invite
+
+    def admit(self, request: RedemptionRequest) -> list[Op]:
+        """Admit an invitee: the redeem op, then a new epoch that includes them."""
+        state = self.replica.control.state
+        invite_state = state.invites.get(request.invite)
+        if invite_state is None:
+            raise WriteError("unknown invite")
+        redeem = self.control(
+            p.RedeemInvite(
+                invite=request.invite,
+                member=request.member,
+                device=request.device,
+                device_cert=request.device_cert,
+                proof=request.proof,
+            )
+        )
+        history = state.policy.roles[invite_state.role].history
+        return [redeem, self.rotate(newcomers={request.member: history})]
+
+    def add_member(self, *, member_key: bytes, device: bytes, device_cert: bytes, role: str):
+        """Admit a member directly (no invite): add, then a new epoch that includes them."""
+        add = self.control(
+            p.AddMember(member=member_key, role=role, device=device, device_cert=device_cert)
+        )
+        history = self.replica.control.state.policy.roles[role].history
+        return [add, self.rotate(newcomers={member_key: history})]
+
+    def remove_member(self, member: bytes) -> list[Op]:
+        """Remove a member and rotate, so it can read nothing written from now on."""
+        return [self.control(p.RemoveMember(member=member)), self.rotate()]
+
+    def set_role(self, member: bytes, role: str) -> Op:
+        return self.control(p.SetRole(member=member, role=role))
+
+    def revoke_device(self, device: bytes) -> list[Op]:
+        member = self.replica.control.state.device_member(device)
+        sig = (
+            keys.device_revoke_sign(self.member_key, self.thread, device)
+            if member == self.member
+            else None
+        )
+        ops = [self.control(p.RevokeDevice(device=device, member_sig=sig))]
+        if self._may_rotate():
+            ops.append(self.rotate())
+        return ops

@@ -1,0 +1,171 @@
+"""Random thread histories: several members, each with its own replica, acting and syncing at
+random, so their ops are concurrent in every way the network allows.
+
+Members follow the honest writer's rules except one: a member acts on whatever its own replica
+knows, so a member that was removed (or demoted) but has not heard of it yet keeps writing. Those
+ops are exactly the backdating case, and replicas must refuse them all the same way.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from apps.core.thread import payloads as p
+from apps.core.thread.op import Op
+from apps.core.thread.replica import Replica
+from apps.core.thread.writer import ThreadWriter, WriteError, redemption_request
+from tests.core.thread.conftest import Party, now_ms
+
+ROLES = ("admin", "writer", "reader")
+
+
+@dataclass
+class Simulation:
+    rng: random.Random
+    max_members: int
+    parties: list[Party] = field(default_factory=list)
+    writers: list[ThreadWriter] = field(default_factory=list)
+    rows: int = 0
+
+    @classmethod
+    def run(cls, seed: int, *, members: int, steps: int) -> Simulation:
+        sim = cls(rng=random.Random(seed), max_members=members)
+        owner = Party("p0")
+        sim.parties.append(owner)
+        sim.writers.append(
+            ThreadWriter.create(master_secret=owner.master, device_key=owner.device, name="sim")
+        )
+        for _ in range(steps):
+            sim.step()
+        return sim
+
+    @property
+    def thread(self) -> bytes:
+        return self.writers[0].thread
+
+    def all_ops(self) -> list[Op]:
+        """Every op any member ever made or held (a set: no duplicates)."""
+        ops: dict[bytes, Op] = {}
+        for writer in self.writers:
+            ops.update(writer.replica.by_hash)
+        return list(ops.values())
+
+    def auditor(self) -> Replica:
+        return Replica.for_members(
+            self.thread, [party.member_key(self.thread) for party in self.parties]
+        )
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def step(self) -> None:
+        rng = self.rng
+        roll = rng.random()
+        active = [w for w in self.writers if w.replica.control.state.role_of(w.member)]
+        # Mostly members that think they are members; sometimes anyone (a removed member that
+        # keeps writing is the backdating case).
+        writer = rng.choice(active if active and rng.random() < 0.85 else self.writers)
+        try:
+            if roll < 0.30:
+                self._write(writer)
+            elif roll < 0.45:
+                self._sync(writer, rng.choice(self.writers))
+            elif roll < 0.55 and self._active(writer) < self.max_members:
+                self._invite(writer)
+            elif roll < 0.65:
+                self._set_role(writer)
+            elif roll < 0.70:
+                self._remove(writer)
+            elif roll < 0.74:
+                writer.rotate()
+            elif roll < 0.78:
+                writer.control(
+                    p.SetAddresses(addrs=(f"/ip4/10.0.0.{rng.randrange(250)}/tcp/4001",))
+                )
+            elif roll < 0.90:
+                self._conflict()
+            else:
+                self._gossip()
+        except WriteError:
+            pass  # the member's own replica refused: a real node would not send it either
+
+    def _conflict(self) -> None:
+        """Two members act on the same target without hearing of each other."""
+        rng = self.rng
+        first, second = rng.choice(self.writers), rng.choice(self.writers)
+        targets = self._others(first)
+        if not targets:
+            return
+        target = rng.choice(targets)
+        for writer in (first, second):
+            try:
+                if rng.random() < 0.7:
+                    writer.set_role(target, rng.choice(ROLES))
+                else:
+                    writer.remove_member(target)
+            except WriteError:
+                pass
+
+    def _write(self, writer: ThreadWriter) -> None:
+        rng = self.rng
+        changes = []
+        for _ in range(rng.randint(1, 3)):
+            if self.rows and rng.random() < 0.5:
+                pk = f"r{rng.randrange(self.rows)}"
+                if rng.random() < 0.2:
+                    changes.append(p.RowChange("notes", pk, p.DELETE, {}))
+                    continue
+            else:
+                pk = f"r{self.rows}"
+                self.rows += 1
+            changes.append(
+                p.RowChange(
+                    "notes",
+                    pk,
+                    p.UPSERT,
+                    {"text": f"t{rng.randrange(1000)}", "n": rng.randrange(9)},
+                )
+            )
+        writer.write_data(changes)
+
+    def _sync(self, source: ThreadWriter, target: ThreadWriter) -> None:
+        ops = list(source.replica.by_hash.values())
+        self.rng.shuffle(ops)
+        for op in ops:
+            target.replica.ingest(op.raw)
+
+    def _gossip(self) -> None:
+        for _ in range(len(self.writers)):
+            self._sync(self.rng.choice(self.writers), self.rng.choice(self.writers))
+
+    def _invite(self, writer: ThreadWriter) -> None:
+        party = Party(f"p{len(self.parties)}")
+        role = self.rng.choice(ROLES)
+        invite = writer.invite_create(role=role, expiry=now_ms() + 3_600_000, inviter="sim")
+        writer.admit(
+            redemption_request(invite, master_secret=party.master, device_key=party.device)
+        )
+        replica = Replica.for_members(self.thread)
+        joined = ThreadWriter.for_member(
+            replica, master_secret=party.master, device_key=party.device
+        )
+        self._sync(writer, joined)
+        self.parties.append(party)
+        self.writers.append(joined)
+
+    def _active(self, writer: ThreadWriter) -> int:
+        return sum(s.active for s in writer.replica.control.state.members.values())
+
+    def _others(self, writer: ThreadWriter) -> list[bytes]:
+        state = writer.replica.control.state
+        return [m for m, s in state.members.items() if s.active and m != writer.member]
+
+    def _set_role(self, writer: ThreadWriter) -> None:
+        others = self._others(writer)
+        if others:
+            writer.set_role(self.rng.choice(others), self.rng.choice(ROLES))
+
+    def _remove(self, writer: ThreadWriter) -> None:
+        others = self._others(writer)
+        if others:
+            writer.remove_member(self.rng.choice(others))
