@@ -1,0 +1,263 @@
+"""The threads API (owner only): threads, members, invites, and the op log for debugging.
+
+Thin: serializers check the input, services do the work, errors come back as
+``{"error": code, "detail": message}`` with the status their code maps to.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import segno
+from django.http import HttpResponse
+from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.models import Thread, ThreadInvite, ThreadMember
+from apps.core.threads import selectors, services
+
+STATUS_OF = {
+    "invalid": 400,
+    "malformed": 400,
+    "version": 400,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+    "expired": 410,
+    "revoked": 410,
+    "used": 409,
+    "unknown": 404,
+    "unavailable": 503,
+    "unreachable": 503,
+}
+
+
+class ServiceFailed(APIException):
+    def __init__(self, error: services.ThreadServiceError) -> None:
+        super().__init__(detail=str(error), code=error.code)
+        self.status_code = STATUS_OF.get(error.code, 400)
+        self.default_code = error.code
+
+
+def _thread(thread_id: str) -> Thread:
+    thread = selectors.thread_find(thread_id)
+    if thread is None:
+        raise ServiceFailed(services.ThreadServiceError("not_found", "no such thread here"))
+    return thread
+
+
+def _call(fn, **kwargs):
+    try:
+        return fn(**kwargs)
+    except services.ThreadServiceError as exc:
+        raise ServiceFailed(exc) from exc
+
+
+class ThreadOutput(serializers.Serializer):
+    id = serializers.CharField(help_text="The thread id (64 hexadecimal characters).")
+    name = serializers.CharField()
+    app = serializers.CharField()
+    role = serializers.CharField(help_text="This node's role in the thread.")
+
+
+class ThreadDetailOutput(ThreadOutput):
+    member_id = serializers.CharField(help_text="This party's member key in the thread, hex.")
+    state = serializers.CharField()
+
+
+class ThreadCreateInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    app = serializers.RegexField(r"\A[a-z][a-z0-9_]{0,63}\Z", default="default")
+
+
+class ThreadListApi(APIView):
+    @extend_schema(responses=ThreadOutput(many=True), operation_id="threads_list")
+    def get(self, request: Request) -> Response:
+        threads = services.thread_list().filter(state=Thread.State.ACTIVE)
+        return Response(ThreadOutput(threads, many=True).data)
+
+    @extend_schema(
+        request=ThreadCreateInput, responses={201: ThreadOutput}, operation_id="threads_create"
+    )
+    def post(self, request: Request) -> Response:
+        data = ThreadCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        thread = _call(services.thread_create, **data.validated_data)
+        return Response(ThreadOutput(thread).data, status=status.HTTP_201_CREATED)
+
+
+class ThreadDetailApi(APIView):
+    @extend_schema(responses=ThreadDetailOutput, operation_id="threads_retrieve")
+    def get(self, request: Request, thread_id: str) -> Response:
+        return Response(ThreadDetailOutput(_thread(thread_id)).data)
+
+
+class MemberOutput(serializers.Serializer):
+    id = serializers.CharField(source="member_id", help_text="The member key, hex.")
+    role = serializers.CharField()
+    me = serializers.BooleanField(source="is_me")
+    devices = serializers.SerializerMethodField()
+
+    def get_devices(self, member: ThreadMember) -> list[str]:
+        return [d.device_id for d in member.thread.devices.all() if d.member_id == member.member_id]
+
+
+class MemberRoleInput(serializers.Serializer):
+    role = serializers.RegexField(r"\A[a-z][a-z0-9_]{0,63}\Z")
+
+
+class MemberListApi(APIView):
+    @extend_schema(responses=MemberOutput(many=True), operation_id="thread_members_list")
+    def get(self, request: Request, thread_id: str) -> Response:
+        thread = _thread(thread_id)
+        members = thread.members.select_related("thread").prefetch_related("thread__devices")
+        return Response(MemberOutput(members, many=True).data)
+
+
+class MemberDetailApi(APIView):
+    @extend_schema(
+        request=MemberRoleInput, responses=MemberOutput, operation_id="thread_members_set_role"
+    )
+    def patch(self, request: Request, thread_id: str, member_id: str) -> Response:
+        thread = _thread(thread_id)
+        data = MemberRoleInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        _call(
+            services.member_set_role,
+            thread=thread,
+            member_id=member_id,
+            role=data.validated_data["role"],
+        )
+        member = thread.members.filter(member_id=member_id.lower()).first()
+        return Response(MemberOutput(member).data)
+
+    @extend_schema(responses={204: None}, operation_id="thread_members_remove")
+    def delete(self, request: Request, thread_id: str, member_id: str) -> Response:
+        _call(services.member_remove, thread=_thread(thread_id), member_id=member_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InviteCreateInput(serializers.Serializer):
+    role = serializers.RegexField(r"\A[a-z][a-z0-9_]{0,63}\Z")
+    expires_in = serializers.IntegerField(
+        min_value=60,
+        max_value=services.MAX_INVITE_DAYS * 86400,
+        help_text="Seconds the invite stays valid.",
+    )
+
+
+class InviteOutput(serializers.Serializer):
+    id = serializers.CharField(source="invite_id")
+    role = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    status = serializers.CharField()
+    link = serializers.CharField(help_text="sereus:invite/... to send out of band.")
+    qr_svg_url = serializers.SerializerMethodField()
+
+    def get_qr_svg_url(self, invite: ThreadInvite) -> str:
+        return reverse("api:thread_invite_qr", args=[invite.thread_id, invite.invite_id])
+
+
+class InviteCreateApi(APIView):
+    @extend_schema(
+        request=InviteCreateInput,
+        responses={201: InviteOutput},
+        operation_id="thread_invites_create",
+    )
+    def post(self, request: Request, thread_id: str) -> Response:
+        thread = _thread(thread_id)
+        data = InviteCreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        created = _call(
+            services.invite_create,
+            thread=thread,
+            role=data.validated_data["role"],
+            expires_in=timedelta(seconds=data.validated_data["expires_in"]),
+        )
+        return Response(InviteOutput(created.record).data, status=status.HTTP_201_CREATED)
+
+
+class InviteDetailApi(APIView):
+    @extend_schema(responses={204: None}, operation_id="thread_invites_revoke")
+    def delete(self, request: Request, thread_id: str, invite_id: str) -> Response:
+        """Revoke an invite: nobody can redeem it any more (a control op in the thread)."""
+        _call(services.invite_revoke, thread=_thread(thread_id), invite_id=invite_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InviteQrApi(APIView):
+    @extend_schema(
+        responses={(200, "image/svg+xml"): OpenApiTypes.BINARY}, operation_id="thread_invite_qr"
+    )
+    def get(self, request: Request, thread_id: str, invite_id: str) -> HttpResponse:
+        invite = ThreadInvite.objects.filter(
+            thread_id=thread_id.lower(), invite_id=invite_id.lower()
+        ).first()
+        if invite is None or not invite.link:
+            raise ServiceFailed(
+                services.ThreadServiceError("not_found", "no invite made by this node with this id")
+            )
+        svg = segno.make(invite.link, error="m").svg_inline(scale=4, title="Invite QR code")
+        response = HttpResponse(svg, content_type="image/svg+xml")
+        response["Cache-Control"] = "no-store"  # it holds the invite secret
+        return response
+
+
+class RedeemInput(serializers.Serializer):
+    link = serializers.CharField(max_length=4096)
+
+
+class InviteRedeemApi(APIView):
+    @extend_schema(
+        request=RedeemInput,
+        responses={201: ThreadOutput},
+        operation_id="invites_redeem",
+        description="Join a thread with an invite link: this node proves the invite secret to a "
+        "member listed in the invite, is admitted, and receives the thread's log.",
+    )
+    def post(self, request: Request) -> Response:
+        data = RedeemInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        thread = _call(services.invite_redeem, link=data.validated_data["link"])
+        return Response(ThreadOutput(thread).data, status=status.HTTP_201_CREATED)
+
+
+class OpOutput(serializers.Serializer):
+    n = serializers.IntegerField(help_text="Position in this node's log.")
+    hash = serializers.CharField()
+    device = serializers.CharField()
+    seq = serializers.IntegerField()
+    kind = serializers.CharField()
+    status = serializers.CharField(allow_null=True)
+    reason = serializers.CharField(allow_null=True)
+
+
+class OpLogApi(APIView):
+    """The thread's op log, in the order this node admitted it (for debugging)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("after", int, description="Only ops after this log position."),
+            OpenApiParameter("limit", int, description="At most this many (default 100)."),
+        ],
+        responses=inline_serializer(
+            "OpLog", {"ops": OpOutput(many=True), "next": serializers.IntegerField()}
+        ),
+        operation_id="thread_ops_list",
+    )
+    def get(self, request: Request, thread_id: str) -> Response:
+        thread = _thread(thread_id)
+        try:
+            after = max(0, int(request.query_params.get("after", 0)))
+            limit = min(1000, max(1, int(request.query_params.get("limit", 100))))
+        except ValueError as exc:
+            raise serializers.ValidationError({"after": "a whole number"}) from exc
+        logged = selectors.thread_ops(thread.thread, after=after, limit=limit)
+        ops = OpOutput(logged, many=True).data
+        return Response({"ops": ops, "next": ops[-1]["n"] if ops else after})

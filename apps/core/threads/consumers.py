@@ -1,0 +1,115 @@
+"""A thread page's live socket (``ws/threads/<id>/``): ops that arrive re-render the page's
+activity, members and devices; the p2p worker's status fills in the thread's sync state."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.http import HttpRequest
+from django.middleware.csrf import CsrfViewMiddleware, get_token
+from django.template.loader import render_to_string
+
+from apps.core.consumers import OwnerStatusSocket
+from apps.core.threads.selectors import thread_find, thread_live, thread_sync_states
+from apps.p2p.client import live_group
+
+logger = logging.getLogger(__name__)
+
+CLOSE_NOT_FOUND = 4404
+COALESCE_SECONDS = 0.25
+LIVE_TEMPLATES = (
+    "core/_thread_activity.html",
+    "core/_thread_members.html",
+    "core/_thread_devices.html",
+)
+
+
+class ThreadLiveConsumer(OwnerStatusSocket):
+    """Owner only, for a thread this node has. Joins the thread's live group (``thread.changed``
+    is sent there after every transaction that added ops) and renders at most once per
+    ``COALESCE_SECONDS``, always including the last change."""
+
+    thread_id: str = ""
+    _group: str | None = None
+    _renderer: asyncio.Future | None = None
+    _changed = False
+
+    async def refusal(self) -> int | None:
+        code = await super().refusal()
+        if code is not None:
+            return code
+        thread = await database_sync_to_async(thread_find)(
+            self.scope["url_route"]["kwargs"]["thread_id"]
+        )
+        if thread is None:
+            return CLOSE_NOT_FOUND
+        self.thread_id = thread.id
+        return None
+
+    async def opened(self) -> None:
+        # The role and remove forms in re-rendered fragments need the page's CSRF token.
+        self._csrf_token = await database_sync_to_async(csrf_token_for)(self.scope)
+        self._group = live_group(bytes.fromhex(self.thread_id))
+        await self.channel_layer.group_add(self._group, self.channel_name)
+        # Ops that came between the page's render and this socket would otherwise wait for
+        # the next change to show.
+        await self.thread_changed({})
+
+    async def disconnect(self, code: int) -> None:
+        await super().disconnect(code)
+        if self._renderer is not None:
+            self._renderer.cancel()
+        if self._group is not None:
+            await self.channel_layer.group_discard(self._group, self.channel_name)
+
+    async def thread_changed(self, message: dict[str, Any]) -> None:
+        self._changed = True
+        if self._renderer is None or self._renderer.done():
+            self._renderer = asyncio.ensure_future(self._render_changes())
+
+    async def _render_changes(self) -> None:
+        # Leading edge at once, then a pause: changes during a render or the pause are folded
+        # into one more render after it, so a burst costs two renders and the last state shows.
+        while self._changed:
+            self._changed = False
+            try:
+                html = await database_sync_to_async(thread_live_html)(
+                    self.thread_id, self._csrf_token
+                )
+                await self.send(text_data=html)
+            except Exception:  # a failed render must not end the page's updates
+                logger.exception("rendering thread %s for a live page failed", self.thread_id[:12])
+            await asyncio.sleep(COALESCE_SECONDS)
+
+    async def status_received(self, status: dict[str, Any]) -> None:
+        html = await database_sync_to_async(thread_sync_html)(self.thread_id, status)
+        await self.send(text_data=html)
+
+
+def thread_live_html(thread_id: str, csrf_token: str) -> str:
+    """The thread page's activity, members and devices, as out-of-band swaps."""
+    thread = thread_find(thread_id)
+    if thread is None:
+        return ""
+    context = {"live": thread_live(thread), "csrf_token": csrf_token, "oob": True}
+    return "".join(render_to_string(name, context) for name in LIVE_TEMPLATES)
+
+
+def thread_sync_html(thread_id: str, status: dict[str, Any]) -> str:
+    """The thread page's sync state for a ``p2p.status`` answer, as an out-of-band swap."""
+    sync = next((s for s in thread_sync_states(status) if s.thread == thread_id), None)
+    context = {"status": status, "sync": sync, "oob": True}
+    return render_to_string("core/_thread_sync.html", context)
+
+
+def csrf_token_for(scope: dict[str, Any]) -> str:
+    """A token for the secret in the page's CSRF cookie, as the page itself would get."""
+    request = HttpRequest()
+    request.COOKIES = dict(scope.get("cookies") or {})
+    request.session = scope.get("session")
+    # The middleware parses (and checks) the cookie the same way it will on the form's POST.
+    CsrfViewMiddleware(lambda request: None).process_request(request)
+    return get_token(request)

@@ -1,0 +1,376 @@
+"""Thread services: the only writers of threads (views, API, admin, tasks and p2p call these).
+
+Each writes through ops: a control op, validated by this node's replica like any other, in one
+transaction of the thread's database; then this node's index of the thread (``Thread`` and the
+member, device and invite rows) is brought up to date.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from django.db import transaction
+
+from apps.core.models import Thread, ThreadDevice, ThreadInvite, ThreadMember
+from apps.core.selectors import node_info
+from apps.core.thread import keys
+from apps.core.thread import payloads as p
+from apps.core.thread.invite import Invite, InviteError, invite_parse
+from apps.core.thread.policy import PolicyError, policy_template
+from apps.core.thread.replica import IngestResult, Verified
+from apps.core.thread.writer import RedemptionRequest, ThreadWriter, WriteError, redemption_request
+from apps.core.threads.database import NodeKeys, ThreadDatabase, WriteRefused
+from apps.core.threads.registry import thread_database
+from apps.core.threads.signals import thread_added
+
+MAX_INVITE_DAYS = 30
+MAX_INVITE_ADDRS = 8
+
+
+class ThreadServiceError(Exception):
+    """A thread action that cannot be done; ``code`` for the API, the message for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Network(Protocol):
+    """What the thread services need of the p2p layer (which depends on them, not the reverse)."""
+
+    def addresses(self) -> tuple[str, ...]:
+        """This node's p2p addresses, to put in invite links."""
+        ...
+
+    def redeem(self, invite: Invite, request: RedemptionRequest) -> None:
+        """Dial a member listed in ``invite``, redeem it with ``request`` and receive the
+        thread's log into this node's thread database (``join_receive``); raise
+        ``ThreadServiceError`` (unreachable, expired, used, revoked, ...) if that fails."""
+        ...
+
+
+# Set by the p2p app when it loads (``apps.p2p.client``); None where no network is wired up.
+network: Network | None = None
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _hex(value: bytes) -> str:
+    return value.hex()
+
+
+def _key(text: str, what: str) -> bytes:
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if len(value) != 32:
+        raise ThreadServiceError("invalid", f"{what} must be 64 hexadecimal characters")
+    return value
+
+
+def _database(thread: Thread) -> ThreadDatabase:
+    if thread.state == Thread.State.DAMAGED:
+        raise ThreadServiceError("unavailable", f"thread {thread} is damaged: {thread.problem}")
+    return thread_database(thread.thread)
+
+
+def _write(thread: Thread, action) -> list:
+    """Run ``action(writer)`` in a transaction of the thread, then refresh the index."""
+    database = _database(thread)
+    try:
+        result = database.write(action)
+    except WriteRefused as exc:
+        raise ThreadServiceError("forbidden", str(exc)) from exc
+    except WriteError as exc:
+        raise ThreadServiceError("forbidden", str(exc)) from exc
+    index_refresh(thread=thread)
+    return result
+
+
+# -- creating, joining, leaving ------------------------------------------------------------------
+
+
+def thread_list(*, include_left: bool = False):
+    """This node's threads (a query: callers filter and page it)."""
+    threads = Thread.objects.all()
+    return threads if include_left else threads.exclude(state=Thread.State.LEFT)
+
+
+def thread_create(*, name: str, app: str = "default") -> Thread:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise ThreadServiceError("invalid", "a thread needs a name of 1 to 200 characters")
+    try:
+        policy = policy_template(app)
+    except PolicyError as exc:
+        raise ThreadServiceError("invalid", str(exc)) from exc
+    node = NodeKeys.of_this_node()
+    if node.master_secret is None:
+        raise ThreadServiceError(
+            "unavailable", "this node has no usable master secret (claim it, or unlock it)"
+        )
+    writer = ThreadWriter.create(
+        master_secret=node.master_secret,
+        device_key=node.device,
+        name=name,
+        app=app,
+        policy=policy,
+    )
+    database = thread_database(writer.thread)
+    database.ingest(op.raw for op in writer.replica.admitted)
+    thread = Thread.objects.create(
+        id=_hex(writer.thread), name=name, app=app, member_id=_hex(writer.member), role="owner"
+    )
+    index_refresh(thread=thread)
+    thread_added.send(sender=Thread, thread=writer.thread)
+    return thread
+
+
+def thread_leave(*, thread: Thread) -> None:
+    _write(thread, lambda writer: writer.control(p.Leave()))
+    Thread.objects.filter(pk=thread.pk).update(state=Thread.State.LEFT)
+
+
+def thread_ingest(*, thread: Thread, raws: list[bytes] | Verified) -> list[IngestResult]:
+    """Ops from another node (sync, push, a joining node's log)."""
+    results = _database(thread).ingest(raws)
+    if any(r.op is not None and r.op.kind != "data" for r in results if r.status != "duplicate"):
+        index_refresh(thread=thread)
+    return results
+
+
+# -- invites -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CreatedInvite:
+    invite: Invite
+    record: ThreadInvite
+
+    @property
+    def link(self) -> str:
+        return self.invite.link()
+
+
+def invite_create(
+    *, thread: Thread, role: str, expires_in: timedelta, addrs: tuple[str, ...] = ()
+) -> CreatedInvite:
+    if not timedelta(minutes=1) <= expires_in <= timedelta(days=MAX_INVITE_DAYS):
+        raise ThreadServiceError(
+            "invalid", f"an invite lasts from one minute to {MAX_INVITE_DAYS} days"
+        )
+    expiry = _now_ms() + int(expires_in.total_seconds() * 1000)
+    if not addrs and network is not None:
+        addrs = network.addresses()[:MAX_INVITE_ADDRS]
+    invite = _write(
+        thread,
+        lambda writer: writer.invite_create(
+            role=role, expiry=expiry, inviter=node_info().peer_id, addrs=addrs
+        ),
+    )
+    record, _ = ThreadInvite.objects.update_or_create(
+        thread=thread,
+        invite_id=_hex(invite.public_key),
+        defaults={
+            "role": role,
+            "expires_at": datetime.fromtimestamp(expiry / 1000, UTC),
+            "status": "open",
+            "link": invite.link(),
+        },
+    )
+    return CreatedInvite(invite, record)
+
+
+def invite_revoke(*, thread: Thread, invite_id: str) -> None:
+    invite = _key(invite_id, "the invite id")
+    _write(thread, lambda writer: writer.control(p.RevokeInvite(invite=invite)))
+
+
+def invite_redeem_local(*, link: str) -> tuple[Invite, RedemptionRequest]:
+    """The joining node's half of redeeming an invite: check the link and prove possession of
+    its secret with this party's member key for the thread. The network half (dialing a member,
+    being admitted, receiving the log) is ``/sereus/invite/1.0.0``."""
+    try:
+        invite = invite_parse(link)
+        invite.check_fresh(_now_ms())
+    except InviteError as exc:
+        raise ThreadServiceError(exc.code, str(exc)) from exc
+    existing = Thread.objects.filter(pk=_hex(invite.thread)).first()
+    if existing is not None and existing.state == Thread.State.ACTIVE:
+        raise ThreadServiceError("conflict", f"this node is already in the thread {existing}")
+    node = NodeKeys.of_this_node()
+    if node.master_secret is None:
+        raise ThreadServiceError("unavailable", "this node has no usable master secret")
+    return invite, redemption_request(
+        invite, master_secret=node.master_secret, device_key=node.device
+    )
+
+
+def invite_redeem(*, link: str) -> Thread:
+    """Join a thread with an invite link: the local half here, the admission over the network."""
+    invite, request = invite_redeem_local(link=link)
+    if network is None:
+        raise ThreadServiceError(
+            "unreachable",
+            "this node cannot reach the inviter: its peer-to-peer host is not running",
+        )
+    network.redeem(invite, request)
+    return thread_join(invite=invite)
+
+
+# What the admitting node says when it cannot admit, by the replica's refusal reason.
+_ADMIT_REFUSALS = (
+    ("unknown invite", "unknown"),
+    ("revoked", "revoked"),
+    ("already used", "used"),
+    ("expired", "expired"),
+)
+
+
+def invite_admit(*, thread: Thread, request: RedemptionRequest) -> list[bytes]:
+    """The admitting node's half: redeem the invite for the newcomer (one use only) and start a
+    key epoch that includes them. Returns the ops to send back with the rest of the log."""
+    try:
+        ops = _write(thread, lambda writer: writer.admit(request))
+    except ThreadServiceError as exc:
+        text = str(exc)
+        code = next((c for needle, c in _ADMIT_REFUSALS if needle in text), exc.code)
+        raise ThreadServiceError(code, text) from exc
+    return [op.raw for op in ops]
+
+
+def join_receive(*, invite: Invite, raws: list[bytes] | Verified) -> None:
+    """Part of a thread's log, received while joining, before this node is known to be in it
+    (``thread_join`` registers the thread once all of it is here)."""
+    thread_database(invite.thread).ingest(raws)
+
+
+def thread_join(*, invite: Invite, raws: Iterable[bytes] = ()) -> Thread:
+    """Take in a thread's log received after being admitted (``raws``, or received earlier
+    with ``join_receive``); the thread becomes this node's."""
+    node = NodeKeys.of_this_node()
+    if node.master_secret is None:
+        raise ThreadServiceError("unavailable", "this node has no usable master secret")
+    database = thread_database(invite.thread)
+    database.ingest(raws)
+    replica = database.replica()
+    member = keys.member_key(node.master_secret, invite.thread)
+    role = replica.control.state.role_of(bytes(member.verify_key))
+    if role is None:
+        raise ThreadServiceError(
+            "forbidden", "the log received does not admit this node (the invite was not redeemed)"
+        )
+    thread, _ = Thread.objects.update_or_create(
+        pk=_hex(invite.thread),
+        defaults={
+            "name": replica.control.state.name or invite.name,
+            "app": replica.control.state.app,
+            "member_id": _hex(bytes(member.verify_key)),
+            "role": role,
+            "state": Thread.State.ACTIVE,
+            "problem": "",
+        },
+    )
+    index_refresh(thread=thread)
+    thread_added.send(sender=Thread, thread=invite.thread)
+    return thread
+
+
+# -- members and devices -------------------------------------------------------------------------
+
+
+def member_set_role(*, thread: Thread, member_id: str, role: str) -> None:
+    member = _key(member_id, "the member id")
+    _write(thread, lambda writer: writer.set_role(member, role))
+
+
+def member_remove(*, thread: Thread, member_id: str) -> None:
+    """Remove a member and start a new key epoch without them."""
+    member = _key(member_id, "the member id")
+    _write(thread, lambda writer: writer.remove_member(member))
+
+
+def device_certify(*, thread: Thread, device_id: str) -> None:
+    """Admit another device of this party (e.g. its second node) to act for it in the thread."""
+    device = _key(device_id, "the device id")
+
+    def certify(writer: ThreadWriter):
+        cert = keys.device_cert_sign(writer.member_key, writer.thread, device)
+        return writer.control(
+            p.CertifyDevice(member=writer.member, device=device, device_cert=cert)
+        )
+
+    _write(thread, certify)
+
+
+def device_revoke(*, thread: Thread, device_id: str) -> None:
+    device = _key(device_id, "the device id")
+    _write(thread, lambda writer: writer.revoke_device(device))
+
+
+def addresses_set(*, thread: Thread, addrs: tuple[str, ...]) -> bool:
+    """Record where this device can be reached in the thread (for the other members' nodes);
+    False when that is already what the thread says."""
+    database = _database(thread)
+    with database.lock:
+        state = database.replica().control.state
+        mine = bytes(database.node.device.verify_key)
+        if state.addresses.get(mine, ()) == addrs or state.device_member(mine) is None:
+            return False
+    _write(thread, lambda writer: writer.control(p.SetAddresses(addrs=addrs)))
+    return True
+
+
+# -- this node's index of its threads -----------------------------------------------------------
+
+
+def index_refresh(*, thread: Thread) -> None:
+    """Rewrite the member, device and invite rows of ``thread`` from its control state."""
+    database = _database(thread)
+    state = database.replica().control.state
+    me = bytes.fromhex(thread.member_id)
+    this_device = bytes(database.node.device.verify_key)
+    my_role = state.role_of(me)
+    with transaction.atomic():
+        thread.name = state.name or thread.name
+        thread.role = my_role or ""
+        if my_role is None and thread.state == Thread.State.ACTIVE and state.created:
+            thread.state = Thread.State.REMOVED
+        thread.save()
+        # Upserts, not delete-and-recreate: the rows' ids are in admin URLs.
+        members = {_hex(m): s.role for m, s in state.members.items() if s.active}
+        ThreadMember.objects.filter(thread=thread).exclude(member_id__in=members).delete()
+        for member_id, role in members.items():
+            ThreadMember.objects.update_or_create(
+                thread=thread,
+                member_id=member_id,
+                defaults={"role": role, "is_me": member_id == thread.member_id},
+            )
+        devices = {_hex(d): _hex(s.member) for d, s in state.devices.items() if s.active}
+        ThreadDevice.objects.filter(thread=thread).exclude(device_id__in=devices).delete()
+        for device_id, member_id in devices.items():
+            ThreadDevice.objects.update_or_create(
+                thread=thread,
+                device_id=device_id,
+                defaults={
+                    "member_id": member_id,
+                    "is_this_node": device_id == _hex(this_device),
+                },
+            )
+        for invite_key, invite in state.invites.items():
+            ThreadInvite.objects.update_or_create(
+                thread=thread,
+                invite_id=_hex(invite_key),
+                defaults={
+                    "role": invite.role,
+                    "expires_at": datetime.fromtimestamp(invite.expiry / 1000, UTC),
+                    "status": invite.status,
+                },
+            )

@@ -1,0 +1,161 @@
+"""Thread pages of the node UI: list and create, join with a link, members and roles, invites.
+
+Thin: forms validate, services write; a service's refusal is shown as a message on the page.
+"""
+
+from __future__ import annotations
+
+import segno
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.core.models import Thread
+from apps.core.threads import selectors, services
+from apps.core.threads.forms import InviteForm, JoinForm, RoleForm, ThreadCreateForm
+
+
+def _thread(thread_id: str) -> Thread:
+    thread = selectors.thread_find(thread_id)
+    if thread is None:
+        raise Http404("no such thread on this node")
+    return thread
+
+
+def _qr(link: str) -> str:
+    # segno's inline SVG holds no script or style attribute, so it passes the page's CSP.
+    return mark_safe(segno.make(link, error="m").svg_inline(scale=4, title="Invite QR code"))  # noqa: S308
+
+
+@require_http_methods(["GET", "POST"])
+def thread_list(request: HttpRequest) -> HttpResponse:
+    form = ThreadCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            thread = services.thread_create(**form.cleaned_data)
+        except services.ThreadServiceError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Thread {thread.name} created.")
+            return redirect("core:thread", thread_id=thread.id)
+    threads = services.thread_list()
+    return render(request, "core/threads.html", {"threads": threads, "form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def thread_join(request: HttpRequest) -> HttpResponse:
+    form = JoinForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            thread = services.invite_redeem(link=form.cleaned_data["link"])
+        except services.ThreadServiceError as exc:
+            form.add_error("link", str(exc))
+        else:
+            messages.success(request, f"You joined {thread.name}.")
+            return redirect("core:thread", thread_id=thread.id)
+    return render(request, "core/thread_join.html", {"form": form})
+
+
+def thread_detail(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _thread(thread_id)
+    live = selectors.thread_live(thread)
+    context: dict = {"thread": thread, "live": live}
+    if thread.state == Thread.State.ACTIVE:
+        context.update(
+            invite_form=InviteForm(roles=[r for r in live.roles if r != "owner"]),
+            invites=thread.invites.filter(status="open").exclude(link=""),
+        )
+    created = request.session.pop("sereus_new_invite", None)
+    if created and created.get("thread") == thread.id:
+        context["new_invite"] = {"link": created["link"], "qr": _qr(created["link"])}
+    return render(request, "core/thread.html", context)
+
+
+def _act(request: HttpRequest, thread: Thread, action, success: str) -> HttpResponse:
+    try:
+        action()
+    except services.ThreadServiceError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, success)
+    return redirect("core:thread", thread_id=thread.id)
+
+
+@require_POST
+def member_role(request: HttpRequest, thread_id: str, member_id: str) -> HttpResponse:
+    thread = _thread(thread_id)
+    form = RoleForm(request.POST, roles=selectors.thread_roles(thread))
+    if not form.is_valid():
+        messages.error(request, "Choose one of the thread's roles.")
+        return redirect("core:thread", thread_id=thread.id)
+    role = form.cleaned_data["role"]
+    return _act(
+        request,
+        thread,
+        lambda: services.member_set_role(thread=thread, member_id=member_id, role=role),
+        f"Role changed to {role}.",
+    )
+
+
+@require_POST
+def member_remove(request: HttpRequest, thread_id: str, member_id: str) -> HttpResponse:
+    thread = _thread(thread_id)
+    return _act(
+        request,
+        thread,
+        lambda: services.member_remove(thread=thread, member_id=member_id),
+        "Member removed; the thread's keys were rotated without them.",
+    )
+
+
+@require_POST
+def invite_create(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _thread(thread_id)
+    form = InviteForm(request.POST, roles=selectors.thread_roles(thread))
+    if not form.is_valid():
+        messages.error(request, "Choose a role and how long the invite is valid.")
+        return redirect("core:thread", thread_id=thread.id)
+    try:
+        created = services.invite_create(
+            thread=thread, role=form.cleaned_data["role"], expires_in=form.expiry()
+        )
+    except services.ThreadServiceError as exc:
+        messages.error(request, str(exc))
+    else:
+        # Shown once on the next page (a redirect keeps the secret out of the browser history).
+        request.session["sereus_new_invite"] = {"thread": thread.id, "link": created.link}
+    return redirect("core:thread", thread_id=thread.id)
+
+
+@require_POST
+def invite_revoke(request: HttpRequest, thread_id: str, invite_id: str) -> HttpResponse:
+    thread = _thread(thread_id)
+    return _act(
+        request,
+        thread,
+        lambda: services.invite_revoke(thread=thread, invite_id=invite_id),
+        "Invite revoked.",
+    )
+
+
+@require_POST
+def thread_leave(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _thread(thread_id)
+    try:
+        services.thread_leave(thread=thread)
+    except services.ThreadServiceError as exc:
+        messages.error(request, str(exc))
+        return redirect("core:thread", thread_id=thread.id)
+    messages.success(request, f"You left {thread.name}.")
+    return redirect("core:threads")
+
+
+def invite_qr(request: HttpRequest, thread_id: str, invite_id: str) -> HttpResponse:
+    invite = _thread(thread_id).invites.filter(invite_id=invite_id.lower()).exclude(link="").first()
+    if invite is None:
+        raise Http404("no invite made by this node with this id")
+    response = render(request, "core/invite_qr.html", {"invite": invite, "qr": _qr(invite.link)})
+    response["Cache-Control"] = "no-store"
+    return response

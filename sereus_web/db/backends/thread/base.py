@@ -1,0 +1,164 @@
+"""Django's sqlite3 backend, plus what makes a file a thread database (DESIGN §7).
+
+Overrides only what differs:
+
+- each connection runs in WAL mode with ``synchronous=FULL`` (an acknowledged write survives
+  kill -9 and power loss), without enforced foreign keys (replicated rows arrive in any order),
+  and with the ``sereus_capture()`` / ``sereus_row()`` functions the capture triggers call;
+- ``_commit`` packs the transaction's captured changes into an op inside the transaction, before
+  committing, so a change never exists without its op;
+- a write statement outside any transaction (Django's autocommit) runs in an implicit atomic
+  block, so it is packed the same way;
+- ``_rollback`` tells the thread's handle to reload, since its cached state may hold what was
+  rolled back.
+"""
+
+from __future__ import annotations
+
+from django.db.backends.sqlite3 import base as sqlite3_base
+
+from apps.core.thread import codec
+
+WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "WITH")
+
+
+def _row(*values):
+    """``sereus_row(OLD.a, OLD.b, ...)``: a deleted row's values, for its tombstone."""
+    return codec.encode(list(values))
+
+
+class ThreadCursorWrapper(sqlite3_base.SQLiteCursorWrapper):
+    """Runs a write made in autocommit mode inside an implicit transaction (bound per
+    connection, see ``DatabaseWrapper.create_cursor``).
+
+    A statement's results (``INSERT ... RETURNING``) must be read before its transaction can
+    commit, so they are read inside it and served from a buffer afterwards.
+    """
+
+    database: DatabaseWrapper
+    _buffer: list | None = None
+
+    def _needs_transaction(self, query: str) -> bool:
+        database = self.database
+        return (
+            not database.in_atomic_block
+            and database.get_autocommit()
+            and query.lstrip()[:7].upper().startswith(WRITE_VERBS)
+        )
+
+    def _in_transaction(self, run):
+        """Run ``run()`` in a transaction of its own and commit it (packing its changes)."""
+        database = self.database
+        connection = database.connection
+        connection.execute(f"BEGIN {database.transaction_mode or 'IMMEDIATE'}")
+        try:
+            result = run()
+            database._commit()
+        except BaseException:
+            if connection.in_transaction:
+                connection.rollback()
+            database.handle().invalidate()
+            raise
+        return result
+
+    def execute(self, query, params=None):
+        self._buffer = None
+        if not self._needs_transaction(query):
+            return super().execute(query, params)
+
+        def run():
+            super(ThreadCursorWrapper, self).execute(query, params)
+            return super(ThreadCursorWrapper, self).fetchall() if self.description else []
+
+        # Cheaper than transaction.atomic(): nothing here needs savepoints or on-commit hooks.
+        self._buffer = self._in_transaction(run)
+        return self
+
+    def executemany(self, query, param_list):
+        self._buffer = None
+        if not self._needs_transaction(query):
+            return super().executemany(query, param_list)
+        self._in_transaction(
+            lambda: super(ThreadCursorWrapper, self).executemany(query, param_list)
+        )
+        self._buffer = []
+        return self
+
+    def fetchone(self):
+        if self._buffer is None:
+            return super().fetchone()
+        return self._buffer.pop(0) if self._buffer else None
+
+    def fetchmany(self, size=None):
+        if self._buffer is None:
+            return super().fetchmany(size) if size is not None else super().fetchmany()
+        size = self.arraysize if size is None else size
+        rows, self._buffer = self._buffer[:size], self._buffer[size:]
+        return rows
+
+    def fetchall(self):
+        if self._buffer is None:
+            return super().fetchall()
+        rows, self._buffer = self._buffer, []
+        return rows
+
+    def __next__(self):
+        if self._buffer is None:
+            return super().__next__()
+        if not self._buffer:
+            raise StopIteration
+        return self._buffer.pop(0)
+
+
+class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Capture is on except while this node applies other nodes' ops.
+        self.capture = True
+        # Set when the open transaction added ops to the log: announced once it commits.
+        self.wrote_ops = False
+        self._cursor_class = type("BoundThreadCursor", (ThreadCursorWrapper,), {"database": self})
+
+    @property
+    def thread(self) -> bytes:
+        return self.settings_dict["THREAD"]
+
+    def handle(self):
+        from apps.core.threads.registry import handle_for_alias
+
+        return handle_for_alias(self.alias)
+
+    def get_new_connection(self, conn_params):
+        connection = super().get_new_connection(conn_params)
+        connection.execute("PRAGMA foreign_keys = OFF")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.create_function("sereus_capture", 0, lambda: self.capture)
+        connection.create_function("sereus_row", -1, _row)
+        return connection
+
+    def create_cursor(self, name=None):
+        return self.connection.cursor(factory=self._cursor_class)
+
+    def _commit(self):
+        if self.connection is not None and self.connection.in_transaction:
+            try:
+                if self.handle().pack(self.connection):
+                    self.wrote_ops = True
+            except Exception:
+                self.handle().invalidate()
+                raise
+        result = super()._commit()
+        if self.wrote_ops:
+            self.wrote_ops = False
+            from apps.core.threads.signals import ops_written
+
+            ops_written.send(sender=type(self), thread=self.thread, alias=self.alias)
+        return result
+
+    def _rollback(self):
+        self.wrote_ops = False
+        try:
+            return super()._rollback()
+        finally:
+            self.handle().invalidate()
