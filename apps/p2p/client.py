@@ -1,0 +1,166 @@
+"""How the rest of the node reaches the p2p node.
+
+In the process that runs it (runnode, or ``runworker sereus-p2p``), directly through the trio
+bridge. In a web or Celery process of the scale-out mode, over the channel layer: ``p2p.push``
+messages and a ``p2p.redeem`` request to the worker. This module is the thread services'
+``Network`` (``services.network``) and the receiver of ``ops_written``, which also tells open
+browser pages of the thread (the live UI group ``thread-<id>``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from apps.core.thread.invite import Invite
+from apps.core.thread.writer import RedemptionRequest
+from apps.core.threads import services
+from apps.p2p.state import state_load
+
+logger = logging.getLogger(__name__)
+
+P2P_CHANNEL = "sereus-p2p"
+REDEEM_WAIT = 120.0  # dial, admission and the log of a big thread
+
+_local_lock = threading.Lock()
+_local: tuple[Any, Any] | None = None  # (TrioThread, SereusNode) of this process
+
+
+def local_set(bridge: Any, node: Any) -> None:
+    global _local
+    with _local_lock:
+        _local = (bridge, node)
+
+
+def local_clear() -> None:
+    global _local
+    with _local_lock:
+        _local = None
+
+
+def live_group(thread: bytes) -> str:
+    """The Channels group of the browser pages showing ``thread``."""
+    return f"thread-{thread.hex()}"
+
+
+class NetworkClient:
+    """``services.Network`` for this process."""
+
+    def addresses(self) -> tuple[str, ...]:
+        local = _local
+        if local is not None:
+            return tuple(local[1].addrs)
+        return state_load(Path(settings.DATA_DIR)).addrs
+
+    def redeem(self, invite: Invite, request: RedemptionRequest) -> None:
+        local = _local
+        if local is not None:
+            bridge, node = local
+            future = bridge.submit(node.redeem, invite, request)
+            try:
+                future.result(timeout=REDEEM_WAIT)
+            except TimeoutError as exc:
+                future.cancel()
+                raise services.ThreadServiceError(
+                    "unreachable", "redeeming the invite took too long; try again"
+                ) from exc
+            return
+        if not settings.SEREUS.scale_out:
+            raise services.ThreadServiceError(
+                "unreachable", "this node cannot reach the inviter: its p2p host is not running"
+            )
+        reply = _request(
+            {
+                "type": "p2p.redeem",
+                "link": invite.link(),
+                "invite": request.invite,
+                "member": request.member,
+                "device": request.device,
+                "device_cert": request.device_cert,
+                "proof": request.proof,
+            },
+            timeout=REDEEM_WAIT,
+        )
+        if reply is None:
+            raise services.ThreadServiceError(
+                "unreachable", "the p2p worker does not answer (is runworker sereus-p2p running?)"
+            )
+        if reply.get("error"):
+            raise services.ThreadServiceError(str(reply["error"]), str(reply.get("detail", "")))
+
+
+def status(*, timeout: float) -> dict[str, Any] | None:
+    """The p2p worker's status (whichever process runs it), or None if it does not answer."""
+    reply = _request({"type": "p2p.status"}, timeout=timeout)
+    if reply is not None:
+        reply.pop("type", None)
+    return reply
+
+
+def _request(message: dict[str, Any], *, timeout: float) -> dict[str, Any] | None:
+    """Ask the p2p worker over the channel layer and wait for its answer (sync callers)."""
+
+    async def ask() -> dict[str, Any] | None:
+        layer = get_channel_layer()
+        reply_channel = await layer.new_channel()
+        await layer.send(P2P_CHANNEL, {**message, "reply_channel": reply_channel})
+        try:
+            return await asyncio.wait_for(layer.receive(reply_channel), timeout)
+        except TimeoutError:
+            return None
+
+    return async_to_sync(ask)()
+
+
+def notify(thread: bytes) -> None:
+    """Ops were written to ``thread`` in this process: push them, tell open pages."""
+    local = _local
+    if local is not None:
+        local[0].call_soon(local[1].notify, thread)
+    scale_out = settings.SEREUS.scale_out
+    if home_loop is None and not scale_out:
+        return  # no web server in this process and no shared channel layer: nobody to tell
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        if local is None and scale_out:
+            async_to_sync(layer.send)(P2P_CHANNEL, {"type": "p2p.push", "thread": thread.hex()})
+        _group_send(layer, live_group(thread), {"type": "thread.changed", "thread": thread.hex()})
+    except Exception:  # a write must not fail because nobody could be told
+        logger.warning("could not announce new ops of thread %s", thread.hex()[:12], exc_info=True)
+
+
+# The event loop the in-memory channel layer lives on (runnode's), set by the runtime: its
+# queues must only be touched from that loop.
+home_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
+    loop = home_loop
+    if loop is not None and loop.is_running():
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            loop.create_task(layer.group_send(group, message))
+        else:
+            asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
+        return
+    async_to_sync(layer.group_send)(group, message)
+
+
+def on_ops_written(sender: Any, thread: bytes, alias: str, **kwargs: Any) -> None:
+    notify(thread)
+
+
+def on_thread_added(sender: Any, thread: bytes, **kwargs: Any) -> None:
+    notify(thread)

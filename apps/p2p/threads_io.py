@@ -1,0 +1,294 @@
+"""What the p2p layer needs from this node's threads: plain, synchronous Django calls.
+
+The libp2p host runs in its own (trio) thread and calls these through ``SereusNode.db``, in a
+small pool of worker threads, so the event loop never waits on the database. Writes go through
+the thread services; reads of a replica's in-memory state hold the thread database's lock, since
+another worker thread may be ingesting into it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+from django.db import connections
+
+from apps.core.models import Thread
+from apps.core.thread.op import Op
+from apps.core.thread.replica import Replica, Verified
+from apps.core.threads import services
+from apps.core.threads.database import ThreadDatabase, ThreadDatabaseError
+from apps.core.threads.registry import thread_database
+
+MAX_ADDRS = 16
+
+Access = Literal["full", "until", "none"]
+
+
+@dataclass(frozen=True)
+class Peer:
+    device: bytes
+    addrs: tuple[str, ...]
+    # For the device of a member who was removed (or left): the op of that departure, the last
+    # thing it may receive. None for active member devices.
+    until: Op | None = None
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    thread: bytes
+    member: bool  # this node is an active member
+    peers: tuple[Peer, ...]  # the other active member devices
+    vv: dict[bytes, int] = field(default_factory=dict)
+    my_addrs: tuple[str, ...] = ()
+
+
+def _recycle() -> None:
+    # Worker threads live long: a server database connection past its age or broken is
+    # replaced (SQLite connections just stay open, one per worker thread).
+    default = connections["default"]
+    if default.vendor != "sqlite":
+        default.close_if_unusable_or_obsolete()
+
+
+def _active(thread: bytes) -> bool:
+    return Thread.objects.filter(pk=thread.hex(), state=Thread.State.ACTIVE).exists()
+
+
+@contextmanager
+def _replica(thread: bytes) -> Iterator[tuple[ThreadDatabase, Replica]]:
+    database = thread_database(thread)
+    with database.lock:
+        yield database, database.replica()
+
+
+def thread_ids() -> list[bytes]:
+    try:
+        active = Thread.objects.filter(state=Thread.State.ACTIVE)
+        return [bytes.fromhex(pk) for pk in active.values_list("pk", flat=True)]
+    finally:
+        _recycle()
+
+
+def thread_info(thread: bytes, my_device: bytes) -> ThreadInfo | None:
+    """Who else to sync ``thread`` with, and where they said they are (None for a thread this
+    node is not in)."""
+    try:
+        if not _active(thread):
+            return None
+        with _replica(thread) as (_database, replica):
+            state = replica.control.state
+            peers = []
+            for device in sorted(state.devices):
+                if device == my_device:
+                    continue
+                addrs = tuple(state.addresses.get(device, ()))[:MAX_ADDRS]
+                if state.device_member(device) is not None:
+                    peers.append(Peer(device, addrs))
+                elif (departure := _departure(replica, device)) is not None:
+                    peers.append(Peer(device, addrs, departure))
+            return ThreadInfo(
+                thread,
+                state.device_member(my_device) is not None,
+                tuple(peers),
+                replica.version_vector(),
+                tuple(state.addresses.get(my_device, ())),
+            )
+    except ThreadDatabaseError:
+        return None
+    finally:
+        _recycle()
+
+
+def access(thread: bytes, device: bytes) -> tuple[Access, Op | None]:
+    """What a device may receive of a thread: everything (an active member's device), or what
+    led up to its member's removal (so it learns it was removed), or nothing.
+
+    Unknown threads and non-members get the same answer: nothing, so a stranger cannot even
+    learn whether this node has the thread.
+    """
+    try:
+        if not _active(thread):
+            return "none", None
+        with _replica(thread) as (_database, replica):
+            if replica.control.state.device_member(device) is not None:
+                return "full", None
+            departure = _departure(replica, device)
+            return ("until", departure) if departure is not None else ("none", None)
+    except ThreadDatabaseError:
+        return "none", None
+    finally:
+        _recycle()
+
+
+def _departure(replica: Replica, device: bytes) -> Op | None:
+    """The op that removed (or let leave) the member a device acted for, if that is why the
+    device is no longer active; None for a stranger or a revoked device of a current member."""
+    state, timeline = replica.control.state, replica.control.timeline
+    events = timeline.device_events.get(device)
+    if not events:
+        return None
+    member = next((m for _op, m in reversed(events) if m is not None), None)
+    if member is None or state.role_of(member) is not None:
+        return None
+    removals = [op for op, role in timeline.member_events.get(member, ()) if role is None]
+    return removals[-1] if removals else None
+
+
+def _allowed(grant: Access, removal: Op | None, device: bytes, seq: int) -> bool:
+    if grant == "full":
+        return True
+    return (
+        grant == "until"
+        and removal is not None
+        and (removal.in_past(device, seq) or (device, seq) == removal.id)
+    )
+
+
+def ops_page(
+    thread: bytes,
+    after: dict[bytes, int],
+    grant: Access,
+    removal: Op | None,
+    *,
+    limit_bytes: int,
+    limit_ops: int,
+) -> tuple[list[bytes], dict[bytes, int]]:
+    """The next ops a peer lacks whose version vector is ``after``, in admission (hence causal)
+    order: at most ``limit_ops`` ops and about ``limit_bytes`` (at least one op). Returns them
+    and ``after`` advanced past them, the cursor of the next page; an empty page is the end.
+
+    Each device's missing ops come from the (device, seq) index, at most ``limit_ops`` of them,
+    and the pages merge by log position: the cost follows what is missing, not the log's size.
+    """
+    if grant == "none":
+        return [], after
+    try:
+        with _replica(thread) as (database, replica):
+            heads = replica.version_vector()
+        connection = database.raw()
+        found: list[tuple[int, bytes, bytes, int]] = []
+        for device, head in heads.items():
+            have = after.get(device, 0)
+            if head <= have:
+                continue
+            found.extend(
+                (n, raw, device, seq)
+                for n, raw, seq in connection.execute(
+                    "SELECT n, raw, seq FROM sereus_ops WHERE place = 'log' AND device = ? "
+                    "AND seq > ? ORDER BY seq LIMIT ?",
+                    (device, have, limit_ops),
+                )
+            )
+    finally:
+        _recycle()
+    found.sort()
+    out: list[bytes] = []
+    cursor = dict(after)
+    size = 0
+    for _n, raw, device, seq in found:
+        if len(out) >= limit_ops or (out and size + len(raw) > limit_bytes):
+            break
+        cursor[device] = seq
+        # Past a removal nothing of any device goes (the past is closed under "earlier").
+        if _allowed(grant, removal, device, seq):
+            out.append(raw)
+            size += len(raw)
+    return out, cursor
+
+
+@dataclass(frozen=True)
+class Flight:
+    """What to send a peer whose version vector is known: the first page of ops it lacks (the
+    cursor continues with ``ops_page``) and this node's vector."""
+
+    page: list[bytes]
+    cursor: dict[bytes, int]
+    mine: dict[bytes, int]
+
+
+def flight(
+    thread: bytes,
+    their_vv: dict[bytes, int] | None,
+    grant: Access,
+    removal: Op | None,
+    *,
+    limit_bytes: int,
+    limit_ops: int,
+) -> Flight:
+    """``ops_page`` and ``version_vector`` in one call (one trip to a worker thread)."""
+    page: list[bytes] = []
+    cursor: dict[bytes, int] = {}
+    if their_vv is not None:
+        page, cursor = ops_page(
+            thread, their_vv, grant, removal, limit_bytes=limit_bytes, limit_ops=limit_ops
+        )
+    return Flight(page, cursor, version_vector(thread))
+
+
+def opening(
+    thread: bytes,
+    device: bytes,
+    their_vv: dict[bytes, int] | None,
+    *,
+    limit_bytes: int,
+    limit_ops: int,
+) -> tuple[Access, Op | None, Flight | None]:
+    """What starting a sync session with ``device`` needs: its access, and the first flight
+    (None when it may have nothing)."""
+    grant, removal = access(thread, device)
+    if grant == "none":
+        return grant, removal, None
+    return (
+        grant,
+        removal,
+        flight(thread, their_vv, grant, removal, limit_bytes=limit_bytes, limit_ops=limit_ops),
+    )
+
+
+@dataclass(frozen=True)
+class Ingested:
+    accepted: int
+    refused: int
+    pending: int
+    malformed: int
+    other: int  # duplicates, dropped (too much waiting), ops of another thread
+
+
+def ingest(thread: bytes, raws: list[bytes] | Verified) -> Ingested:
+    """Ops from a peer, validated and applied (``services.thread_ingest``)."""
+    try:
+        row = Thread.objects.filter(pk=thread.hex(), state=Thread.State.ACTIVE).first()
+        if row is None:
+            return Ingested(0, 0, 0, 0, len(raws.items if isinstance(raws, Verified) else raws))
+        results = services.thread_ingest(thread=row, raws=raws)
+    finally:
+        _recycle()
+    counts = {"accepted": 0, "refused": 0, "pending": 0, "malformed": 0}
+    for result in results:
+        if result.status in counts:
+            counts[result.status] += 1
+    return Ingested(**counts, other=len(results) - sum(counts.values()))
+
+
+def version_vector(thread: bytes) -> dict[bytes, int]:
+    try:
+        with _replica(thread) as (_database, replica):
+            return replica.version_vector()
+    finally:
+        _recycle()
+
+
+def addresses_publish(thread: bytes, addrs: list[str]) -> bool:
+    """Write this device's addresses into the thread if they changed."""
+    try:
+        row = Thread.objects.filter(pk=thread.hex(), state=Thread.State.ACTIVE).first()
+        if row is None:
+            return False
+        return services.addresses_set(thread=row, addrs=tuple(addrs[:MAX_ADDRS]))
+    except services.ThreadServiceError:
+        return False
+    finally:
+        _recycle()
