@@ -1,0 +1,44 @@
+"""``manage.py thread_rebuild <thread>``: rebuild a thread's tables from its op log alone and
+report whether they equal the live tables (the integrity check); ``--repair`` rewrites the live
+tables from the log when they differ."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.core.models import Thread
+from apps.core.threads.database import ThreadDatabaseError
+from apps.core.threads.registry import thread_database
+
+
+class Command(BaseCommand):
+    help = "Rebuild a thread's tables from its op log and compare them with the live tables."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("thread", help="the thread id (hex), or a unique prefix of it")
+        parser.add_argument(
+            "--repair", action="store_true", help="rewrite the live tables from the log"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        prefix = options["thread"].lower()
+        matches = list(Thread.objects.filter(pk__startswith=prefix).values_list("pk", flat=True))
+        if len(matches) != 1:
+            raise CommandError(
+                f"no thread with id {prefix!r}" if not matches else f"{prefix!r} is ambiguous"
+            )
+        thread = bytes.fromhex(matches[0])
+        try:
+            report = thread_database(thread).rebuild_check(repair=options["repair"])
+        except ThreadDatabaseError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"thread {matches[0]}: {report.ops} ops, {report.rows} rows")
+        for line in report.differences:
+            self.stdout.write(f"  {line}")
+        if report.matches:
+            done = "repaired: " if options["repair"] and report.repaired else ""
+            self.stdout.write(f"{done}the log's rebuild matches the live tables")
+        else:
+            raise CommandError("the live tables differ from the log's rebuild (see above)")

@@ -1,0 +1,169 @@
+"""Node pages: claim, login, dashboard and settings. Thin: forms validate, services write."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.core import identity, selectors, services
+from apps.core.forms import ClaimForm, PassphraseForm, RevealPhraseForm
+from apps.core.models import Thread
+
+CLAIM_SESSION_KEY = "sereus_claim_token"
+
+
+def _secret_page(response: HttpResponse) -> HttpResponse:
+    # Pages showing a secret must not be kept by the browser cache or the service worker.
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_not_required
+@never_cache
+@require_http_methods(["GET", "POST"])
+def claim(request: HttpRequest) -> HttpResponse:
+    """The one-time claim URL printed at start-up: create the owner, show the recovery phrase."""
+    if not services.node_needs_claim():
+        messages.info(request, "This node already has an owner. Log in instead.")
+        return redirect("core:login")
+
+    token = request.GET.get("token")
+    if token is not None:
+        # Move the token out of the address bar (and out of history and Referer headers).
+        if not services.claim_token_valid(token=token):
+            return render(request, "core/claim_invalid.html", status=403)
+        request.session[CLAIM_SESSION_KEY] = token
+        return redirect("core:claim")
+
+    token = request.session.get(CLAIM_SESSION_KEY, "")
+    if not services.claim_token_valid(token=token):
+        return render(request, "core/claim_invalid.html", status=403)
+
+    form = ClaimForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            result = services.owner_claim(
+                token=token,
+                username=form.cleaned_data["username"],
+                password=form.cleaned_data["password1"],
+                passphrase=form.cleaned_data["passphrase"] or None,
+            )
+        except services.NodeSetupError as exc:
+            return render(request, "core/claim_invalid.html", {"reason": str(exc)}, status=403)
+        request.session.pop(CLAIM_SESSION_KEY, None)
+        login(request, result.user, backend="django.contrib.auth.backends.ModelBackend")
+        if result.recovery_phrase is None:
+            return redirect("core:dashboard")
+        return _secret_page(
+            render(
+                request,
+                "core/recovery_phrase.html",
+                {"words": result.recovery_phrase.split(), "after_claim": True},
+            )
+        )
+    return render(request, "core/claim.html", {"form": form})
+
+
+def dashboard(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "core/dashboard.html",
+        {
+            "info": selectors.node_info(),
+            "recovery_pending": selectors.recovery_phrase_pending(),
+            "scale_out": settings.SEREUS.scale_out,
+            "threads": Thread.objects.filter(state=Thread.State.ACTIVE),
+        },
+    )
+
+
+def _settings_page(
+    request: HttpRequest, *, passphrase_form: PassphraseForm | None = None, status: int = 200
+) -> HttpResponse:
+    sealed = selectors.master_secret_sealed()
+    return render(
+        request,
+        "core/settings.html",
+        {
+            "info": selectors.node_info(),
+            "sealed": sealed,
+            "passphrase_form": passphrase_form or PassphraseForm(sealed=sealed),
+            "recovery_pending": selectors.recovery_phrase_pending(),
+            "config": settings.SEREUS,
+        },
+        status=status,
+    )
+
+
+def node_settings(request: HttpRequest) -> HttpResponse:
+    return _settings_page(request)
+
+
+@require_POST
+def passphrase_change(request: HttpRequest) -> HttpResponse:
+    sealed = selectors.master_secret_sealed()
+    form = PassphraseForm(request.POST, sealed=sealed)
+    if form.is_valid():
+        try:
+            services.master_passphrase_set(
+                old_passphrase=form.cleaned_data.get("current") or None,
+                new_passphrase=form.cleaned_data["new"] or None,
+            )
+        except identity.WrongPassphrase:
+            form.add_error("current", "That passphrase does not open the master secret.")
+        else:
+            messages.success(
+                request,
+                "Passphrase set." if form.cleaned_data["new"] else "Passphrase removed.",
+            )
+            return redirect("core:settings")
+    return _settings_page(request, passphrase_form=form, status=400)
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def recovery_reveal(request: HttpRequest) -> HttpResponse:
+    """Show the recovery phrase once to an owner created without the claim page."""
+    if not selectors.recovery_phrase_pending():
+        messages.info(request, "The recovery phrase was already shown once.")
+        return redirect("core:settings")
+    sealed = selectors.master_secret_sealed()
+    form = RevealPhraseForm(request.POST or None, user=request.user, sealed=sealed)
+    if request.method == "POST" and form.is_valid():
+        try:
+            phrase = services.recovery_phrase_reveal(
+                passphrase=form.cleaned_data.get("passphrase") or None
+            )
+        except identity.KeyFileError as exc:
+            form.add_error("passphrase" if sealed else None, str(exc))
+        else:
+            return _secret_page(
+                render(request, "core/recovery_phrase.html", {"words": phrase.split()})
+            )
+    return render(request, "core/recovery_reveal.html", {"form": form})
+
+
+@require_POST
+def api_token_create(request: HttpRequest) -> HttpResponse:
+    token = services.api_token_create(user=request.user)
+    return _secret_page(
+        render(
+            request,
+            "core/token_created.html",
+            {"token": token, "api_url": request.build_absolute_uri(reverse("api:node"))},
+        )
+    )
+
+
+@require_POST
+def api_tokens_revoke(request: HttpRequest) -> HttpResponse:
+    count = services.api_tokens_revoke_all(user=request.user)
+    messages.success(request, f"Revoked {count} API token{'s' if count != 1 else ''}.")
+    return redirect("core:settings")

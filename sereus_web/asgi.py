@@ -1,0 +1,29 @@
+"""ASGI entry point: Django over HTTP, Channels consumers over WebSocket, and the channel-layer
+workers (``sereus-p2p``) that runnode runs in-process or ``runworker`` runs on their own."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sereus_web.settings.dev")
+# Django must be set up before anything imports models (consumers below do).
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from apps.core.routing import websocket_urlpatterns  # noqa: E402
+from apps.p2p.consumers import P2P_CHANNEL, P2PConsumer  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        # A WebSocket from a page on another origin is refused before any consumer runs: the
+        # browser sends the session cookie along, so without this any site could talk to the node.
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
+        "channel": ChannelNameRouter({P2P_CHANNEL: P2PConsumer.as_asgi()}),
+    }
+)

@@ -1,0 +1,15 @@
+"""Top-level URLs: the public site at the root, node pages under /node/, the API under /api/."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from apps.core.threads.admin_site import thread_data_select, thread_data_site
+
+urlpatterns = [
+    path("", include("apps.website.urls")),
+    path("", include("apps.core.urls")),
+    path("admin/", admin.site.urls),
+    path("node/threads/<str:thread_id>/data/", thread_data_select, name="thread_data_select"),
+    path("node/thread-data/", thread_data_site.urls),
+    path("api/", include("apps.core.api_urls")),
+]

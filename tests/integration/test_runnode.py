@@ -1,0 +1,127 @@
+"""runnode as a real process: serves the public site, the PWA files and the API schema; stops
+cleanly on SIGTERM; keeps its identity across restarts; its claim link works over HTTP."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from http.cookiejar import CookieJar
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from apps.core import identity
+from tests.conftest import OWNER_PASSWORD
+from tests.support.nodes import NodeProcess, manage
+
+pytestmark = pytest.mark.slow
+
+
+def _get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+@pytest.fixture
+def node(tmp_path: Path):
+    process = NodeProcess(tmp_path / "node").start()
+    yield process
+    process.kill()
+
+
+def test_serves_site_pwa_and_schema_then_stops_on_sigterm(node: NodeProcess, tmp_path: Path):
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", node.url)
+
+    status, headers, body = _get(node.url + "/")
+    assert status == 200
+    assert b"Sereus" in body
+    assert "text/html" in headers["Content-Type"]
+
+    status, headers, body = _get(node.url + "/manifest.webmanifest")
+    assert status == 200
+    assert headers["Content-Type"].startswith("application/manifest+json")
+    assert json.loads(body)["display"] == "standalone"
+
+    status, headers, body = _get(node.url + "/sw.js")
+    assert status == 200
+    assert "javascript" in headers["Content-Type"]
+
+    status, _, body = _get(node.url + "/api/schema/", Accept="application/json")
+    assert status == 200
+    assert "/api/v1/node/" in json.loads(body)["paths"]
+
+    status, _, _ = _get(node.url + "/static/css/sereus.css")
+    assert status == 200
+    status, _, _ = _get(node.url + "/api/v1/node/")
+    assert status == 401
+    status, _, _ = _get(node.url + "/", Host="attacker.example")
+    assert status == 400
+
+    assert node.stop() == 0
+    log = node.log()
+    assert "p2p worker stopped" in log
+    assert "background tasks: embedded worker stopped" in log
+    assert "Sereus node stopped" in log
+    assert "Traceback" not in log
+
+    # Everything the node wrote is private to its owner.
+    data_dir = tmp_path / "node"
+    for path in [data_dir, *data_dir.rglob("*")]:
+        assert path.stat().st_mode & 0o077 == 0, f"{path} is readable by others"
+
+    # A second start reuses the device key: same peer id, and the API says so.
+    device = identity.device_key_load(tmp_path / "node")
+    assert node.peer_id == device.peer_id
+    second = NodeProcess(tmp_path / "node").start()
+    try:
+        assert second.peer_id == node.peer_id
+        token = manage(tmp_path / "node", "node_token").stdout.strip()
+        status, _, body = _get(second.url + "/api/v1/node/", Authorization=f"Token {token}")
+        assert status == 200
+        assert json.loads(body)["peer_id"] == node.peer_id
+    finally:
+        assert second.stop() == 0
+
+
+def test_claim_link_printed_at_first_start_works_once_over_http(node: NodeProcess):
+    assert node.claim_url is not None
+    assert node.claim_url.startswith(node.url + "/claim/?token=")
+    jar = CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with opener.open(node.claim_url, timeout=10) as response:  # follows the redirect
+        form = response.read().decode()
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
+    data = urlencode(
+        {
+            "csrfmiddlewaretoken": csrf,
+            "username": "alice",
+            "password1": OWNER_PASSWORD,
+            "password2": OWNER_PASSWORD,
+        }
+    ).encode()
+    request = urllib.request.Request(
+        node.url + "/claim/", data=data, headers={"Referer": node.url + "/claim/"}
+    )
+    with opener.open(request, timeout=30) as response:
+        page = response.read().decode()
+    assert len(re.findall(r"<li>[a-z]+</li>", page)) == 24
+    with opener.open(node.url + "/node/", timeout=10) as response:
+        assert node.peer_id in response.read().decode()
+
+    # Used: the link now leads to the login page.
+    with urllib.request.urlopen(node.claim_url, timeout=10) as response:
+        assert response.url.startswith(node.url + "/login/")
+    assert node.stop() == 0
+
+
+def test_bad_flags_are_refused_with_a_clear_message(tmp_path: Path):
+    result = manage(tmp_path / "n", "runnode", "--http", "nowhere")
+    assert result.returncode != 0
+    assert "--http='nowhere'" in result.stderr
