@@ -13,7 +13,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from apps.core.routing import websocket_urlpatterns  # noqa: E402
+from apps.core import routing as core_routing  # noqa: E402
+from apps.messaging import routing as messaging_routing  # noqa: E402
 from apps.p2p.consumers import P2P_CHANNEL, P2PConsumer  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -22,7 +23,11 @@ application = ProtocolTypeRouter(
         # A WebSocket from a page on another origin is refused before any consumer runs: the
         # browser sends the session cookie along, so without this any site could talk to the node.
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            AuthMiddlewareStack(
+                URLRouter(
+                    core_routing.websocket_urlpatterns + messaging_routing.websocket_urlpatterns
+                )
+            )
         ),
         "channel": ChannelNameRouter({P2P_CHANNEL: P2PConsumer.as_asgi()}),
     }

@@ -8,6 +8,7 @@ from apps.core.threads.admin_site import thread_data_select, thread_data_site
 urlpatterns = [
     path("", include("apps.website.urls")),
     path("", include("apps.core.urls")),
+    path("", include("apps.messaging.urls")),
     path("admin/", admin.site.urls),
     path("node/threads/<str:thread_id>/data/", thread_data_select, name="thread_data_select"),
     path("node/thread-data/", thread_data_site.urls),

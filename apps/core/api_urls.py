@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from apps.core.apis import NodeApi
 from apps.core.threads import apis as threads
+from apps.messaging import apis as messaging
 from apps.p2p.apis import NetworkApi
 
 THREAD = "threads/<str:thread_id>/"
@@ -33,6 +34,12 @@ v1 = (
             name="thread_invite_qr",
         ),
         path(THREAD + "ops/", threads.OpLogApi.as_view(), name="thread_ops"),
+        path(THREAD + "messages/", messaging.MessageListApi.as_view(), name="messages"),
+        path(
+            THREAD + "messages/<str:message_id>/",
+            messaging.MessageDetailApi.as_view(),
+            name="message",
+        ),
         path("invites/redeem/", threads.InviteRedeemApi.as_view(), name="invites_redeem"),
     ],
     "api",

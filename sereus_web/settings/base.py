@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "daphne",
     "apps.core",
     "apps.p2p",
+    "apps.messaging",
     "apps.website",
     "django.contrib.admin",
     "django.contrib.auth",

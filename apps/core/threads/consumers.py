@@ -41,13 +41,17 @@ class ThreadLiveConsumer(OwnerStatusSocket):
         code = await super().refusal()
         if code is not None:
             return code
-        thread = await database_sync_to_async(thread_find)(
+        thread = await database_sync_to_async(self.find)(
             self.scope["url_route"]["kwargs"]["thread_id"]
         )
         if thread is None:
             return CLOSE_NOT_FOUND
         self.thread_id = thread.id
         return None
+
+    def find(self, thread_id: str):
+        """The thread this socket may follow, or None (a 4404 close)."""
+        return thread_find(thread_id)
 
     async def opened(self) -> None:
         # The role and remove forms in re-rendered fragments need the page's CSRF token.
@@ -76,13 +80,15 @@ class ThreadLiveConsumer(OwnerStatusSocket):
         while self._changed:
             self._changed = False
             try:
-                html = await database_sync_to_async(thread_live_html)(
-                    self.thread_id, self._csrf_token
-                )
+                html = await database_sync_to_async(self.live_html)()
                 await self.send(text_data=html)
             except Exception:  # a failed render must not end the page's updates
                 logger.exception("rendering thread %s for a live page failed", self.thread_id[:12])
             await asyncio.sleep(COALESCE_SECONDS)
+
+    def live_html(self) -> str:
+        """What a change re-renders (subclasses for app pages render their own parts)."""
+        return thread_live_html(self.thread_id, self._csrf_token)
 
     async def status_received(self, status: dict[str, Any]) -> None:
         html = await database_sync_to_async(thread_sync_html)(self.thread_id, status)

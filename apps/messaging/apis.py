@@ -1,0 +1,108 @@
+"""The messaging API (owner only): a conversation's messages, newest page first; send, edit and
+delete one's own. Errors are ``{"error": code, "detail": message}`` as everywhere in the API."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.models import Thread
+from apps.core.threads.apis import ServiceFailed, _call
+from apps.core.threads.services import ThreadServiceError
+from apps.messaging import selectors, services
+from apps.messaging.models import MAX_TEXT
+
+
+def _conversation(thread_id: str) -> Thread:
+    thread = selectors.conversation_find(thread_id)
+    if thread is None:
+        raise ServiceFailed(ThreadServiceError("not_found", "no such conversation here"))
+    return thread
+
+
+class ReactionOutput(serializers.Serializer):
+    emoji = serializers.CharField()
+    count = serializers.IntegerField()
+    mine = serializers.BooleanField()
+
+
+class MessageOutput(serializers.Serializer):
+    id = serializers.CharField()
+    text = serializers.CharField(help_text="As written (Markdown).")
+    html = serializers.CharField(help_text="The text rendered and sanitized.")
+    reply_to = serializers.CharField(allow_null=True)
+    author = serializers.CharField(help_text="The author's member key, hex (from the signed op).")
+    author_name = serializers.CharField()
+    mine = serializers.BooleanField()
+    created_at = serializers.DateTimeField(help_text="The stamp of the op that posted it.")
+    edited_at = serializers.DateTimeField(allow_null=True)
+    cursor = serializers.CharField(help_text="Pass as ?before= for the page of older messages.")
+    reactions = ReactionOutput(many=True)
+
+
+class MessageInput(serializers.Serializer):
+    text = serializers.CharField(max_length=MAX_TEXT)
+    reply_to = serializers.UUIDField(required=False, allow_null=True)
+    id = serializers.UUIDField(
+        required=False, help_text="Chosen by the client: sending it again does not post twice."
+    )
+
+
+class MessageEditInput(serializers.Serializer):
+    text = serializers.CharField(max_length=MAX_TEXT)
+
+
+def _view(thread: Thread, message_id: str) -> dict:
+    found = selectors.message(thread, message_id)
+    if found is None:
+        raise ServiceFailed(ThreadServiceError("not_found", "no such message"))
+    return MessageOutput(found).data
+
+
+class MessageListApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("before", str, description="A message's cursor.")],
+        responses=MessageOutput(many=True),
+        operation_id="messages_list",
+    )
+    def get(self, request: Request, thread_id: str) -> Response:
+        thread = _conversation(thread_id)
+        before = request.query_params.get("before") or None
+        try:
+            page = selectors.messages(thread, before=before)
+        except ValueError:
+            raise ServiceFailed(ThreadServiceError("invalid", "before: not a cursor")) from None
+        return Response(MessageOutput(page, many=True).data)
+
+    @extend_schema(
+        request=MessageInput, responses={201: MessageOutput}, operation_id="messages_send"
+    )
+    def post(self, request: Request, thread_id: str) -> Response:
+        thread = _conversation(thread_id)
+        data = MessageInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = _call(services.message_send, thread=thread, **data.validated_data)
+        return Response(_view(thread, message.id.hex), status=status.HTTP_201_CREATED)
+
+
+class MessageDetailApi(APIView):
+    @extend_schema(request=MessageEditInput, responses=MessageOutput, operation_id="messages_edit")
+    def patch(self, request: Request, thread_id: str, message_id: str) -> Response:
+        thread = _conversation(thread_id)
+        data = MessageEditInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = _call(
+            services.message_edit,
+            thread=thread,
+            message_id=message_id,
+            text=data.validated_data["text"],
+        )
+        return Response(_view(thread, message.id.hex))
+
+    @extend_schema(responses={204: None}, operation_id="messages_delete")
+    def delete(self, request: Request, thread_id: str, message_id: str) -> Response:
+        _call(services.message_delete, thread=_conversation(thread_id), message_id=message_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,28 @@
+"""What a conversation replicates. Who wrote a row and when is not a column: it is the signed op
+that inserted it (``sereus_rowevents``), so nobody can post in another member's name or date a
+message into the past (see ``selectors``)."""
+
+from django.db import models
+
+from apps.core.replicated import ReplicatedModel
+
+MAX_TEXT = 8000  # characters; a message is a message, files go as attachments
+MAX_NAME = 80
+MAX_EMOJI = 16
+
+
+class Message(ReplicatedModel):
+    text = models.TextField()
+    # The message this one answers (same thread); not a foreign key: it may arrive later.
+    reply_to = models.UUIDField(null=True, blank=True)
+
+
+class Reaction(ReplicatedModel):
+    message = models.UUIDField(db_index=True)
+    emoji = models.CharField(max_length=MAX_EMOJI)
+
+
+class Profile(ReplicatedModel):
+    """The name a member shows in this conversation (the newest one a member wrote counts)."""
+
+    name = models.CharField(max_length=MAX_NAME)

@@ -1,0 +1,24 @@
+"""The messaging policy (DESIGN §5): everyone who may write posts, reacts and names themself, and
+edits or deletes only their own rows, whatever their rank; the owner and admins invite and remove;
+readers only read. Every replica enforces it on every op, so a forged edit is refused everywhere."""
+
+from apps.core.thread.policy import ADMIN, OWNER, READER, WRITER, Policy, RoleRules
+
+APP = "messaging"
+TABLES = ("messaging_message", "messaging_reaction", "messaging_profile")
+
+_POSTER = {table: {"insert": "any", "update": "own", "delete": "own"} for table in TABLES}
+# A reader may still say who they are (own rows only), but not post or react.
+_READER = {"messaging_profile": {"insert": "any", "update": "own", "delete": "own"}}
+
+
+def messaging_policy() -> Policy:
+    staff = frozenset({ADMIN, WRITER, READER})
+    return Policy(
+        roles={
+            OWNER: RoleRules(rank=1000, invite=staff, manage=True, tables=_POSTER),
+            ADMIN: RoleRules(rank=100, invite=staff, manage=True, tables=_POSTER),
+            WRITER: RoleRules(rank=50, tables=_POSTER),
+            READER: RoleRules(rank=10, tables=_READER),
+        }
+    )

@@ -1,0 +1,177 @@
+"""Reads of conversations. Authorship and times come from the signed ops (``sereus_rowevents``:
+the member whose op inserted a row, and the stamps of its inserts and updates), never from
+columns a sender fills in."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.db import connections
+from django.utils.safestring import SafeString
+
+from apps.core.models import Thread
+from apps.core.threads.registry import thread_database
+from apps.core.threads.store import stamp_parse
+from apps.messaging import text
+from apps.messaging.policy import APP
+
+PAGE = 50
+
+
+@dataclass(frozen=True)
+class Reactions:
+    emoji: str
+    count: int
+    mine: bool
+
+
+@dataclass
+class MessageView:
+    id: str
+    text: str
+    html: SafeString
+    reply_to: str | None
+    author: str
+    author_name: str
+    mine: bool
+    created_at: datetime
+    edited_at: datetime | None
+    cursor: str  # pass as ``before`` to page to older messages
+    reactions: list[Reactions] = field(default_factory=list)
+
+
+def conversation_find(thread_id: str) -> Thread | None:
+    return Thread.objects.filter(pk=thread_id, app=APP).exclude(state=Thread.State.LEFT).first()
+
+
+def conversations():
+    return Thread.objects.filter(app=APP).exclude(state=Thread.State.LEFT).order_by("name")
+
+
+def _when(hlc: bytes) -> datetime:
+    stamp, _ = stamp_parse(hlc)
+    return datetime.fromtimestamp(stamp.millis / 1000, tz=UTC)
+
+
+def _cursor(thread: Thread):
+    return connections[thread_database(thread.thread).alias].cursor()
+
+
+# A row's first accepted change is its author and its time; later ones are edits (the policy lets
+# only the author change a row, so they are the author's). A row id used by a forger racing the
+# author keeps the first.
+_MESSAGES = """
+SELECT m.id, m.text, m.reply_to, e.member, e.hlc,
+       (SELECT max(u.hlc) FROM sereus_rowevents u
+         WHERE u.tbl = 'messaging_message' AND u.pk = m.id AND u.action = 'upsert'
+           AND u.hlc > e.hlc)
+  FROM messaging_message m
+  JOIN sereus_rowevents e ON e.tbl = 'messaging_message' AND e.pk = m.id AND e.action = 'upsert'
+ WHERE e.hlc = (SELECT min(f.hlc) FROM sereus_rowevents f
+                 WHERE f.tbl = 'messaging_message' AND f.pk = m.id AND f.action = 'upsert')
+   AND {where}
+ ORDER BY e.hlc DESC
+ LIMIT %s
+"""
+
+
+def member_names(thread: Thread) -> dict[str, str]:
+    """Member (hex) → the name of the newest profile row that member inserted."""
+    with _cursor(thread) as cursor:
+        cursor.execute(
+            "SELECT e.member, p.name FROM messaging_profile p JOIN sereus_rowevents e"
+            " ON e.tbl = 'messaging_profile' AND e.pk = p.id AND e.action = 'upsert'"
+            " ORDER BY e.hlc"
+        )
+        return {bytes(member).hex(): name for member, name in cursor.fetchall()}
+
+
+def messages(thread: Thread, *, before: str | None = None, limit: int = PAGE) -> list[MessageView]:
+    """A page of messages, newest first; ``before`` is the ``cursor`` of a message on the
+    previous page (raises ValueError when it is not one)."""
+    bound = bytes.fromhex(before) if before else b"\xff" * 64
+    return _views(thread, _MESSAGES.format(where="e.hlc < %s"), [bound, limit])
+
+
+def message(thread: Thread, message_id: str) -> MessageView | None:
+    try:
+        pk = uuid.UUID(message_id).hex  # as the table stores it
+    except ValueError:
+        return None
+    found = _views(thread, _MESSAGES.format(where="m.id = %s"), [pk, 1])
+    return found[0] if found else None
+
+
+def _views(thread: Thread, query: str, params: list) -> list[MessageView]:
+    names = member_names(thread)
+    me = thread.member_id
+    with _cursor(thread) as cursor:
+        cursor.execute(query, params)
+        rows = cursor.fetchall()
+    page = []
+    for pk, body, reply_to, member, hlc, edited in rows:
+        author = bytes(member).hex()
+        page.append(
+            MessageView(
+                id=pk,
+                text=body,
+                html=text.render(body),
+                reply_to=reply_to,
+                author=author,
+                author_name=names.get(author) or author[:8],
+                mine=author == me,
+                created_at=_when(bytes(hlc)),
+                edited_at=_when(bytes(edited)) if edited is not None else None,
+                cursor=bytes(hlc).hex(),
+            )
+        )
+    _add_reactions(thread, page)
+    return page
+
+
+def _add_reactions(thread: Thread, page: list[MessageView]) -> None:
+    if not page:
+        return
+    by_id = {m.id: m for m in page}
+    with _cursor(thread) as cursor:
+        cursor.execute(
+            "SELECT r.message, r.emoji, e.member FROM messaging_reaction r JOIN sereus_rowevents e"
+            " ON e.tbl = 'messaging_reaction' AND e.pk = r.id AND e.action = 'upsert'"
+            " WHERE r.message IN (SELECT value FROM json_each(%s)) ORDER BY e.hlc",
+            [json.dumps(list(by_id))],
+        )
+        rows = cursor.fetchall()
+    seen: dict[str, dict[str, set[str]]] = {}
+    for message, emoji, member in rows:
+        # One vote per member and emoji, whatever number of rows a member wrote.
+        seen.setdefault(message, {}).setdefault(emoji, set()).add(bytes(member).hex())
+    for message, emojis in seen.items():
+        view = by_id[message]
+        view.reactions = [
+            Reactions(emoji, len(members), thread.member_id in members)
+            for emoji, members in emojis.items()
+        ]
+
+
+_TABLES = {
+    "message": "messaging_message",
+    "reaction": "messaging_reaction",
+    "profile": "messaging_profile",
+}
+
+
+def author(thread: Thread, kind: str, pk: str) -> str | None:
+    """The member (hex) whose op first inserted the row, or None if there is no such row."""
+    table = _TABLES[kind]
+    with _cursor(thread) as cursor:
+        cursor.execute(
+            f"SELECT e.member FROM {table} t JOIN sereus_rowevents e"  # noqa: S608 - fixed names
+            f" ON e.tbl = '{table}' AND e.pk = t.id AND e.action = 'upsert'"
+            " WHERE t.id = %s ORDER BY e.hlc LIMIT 1",
+            [pk],
+        )
+        row = cursor.fetchone()
+    return bytes(row[0]).hex() if row else None

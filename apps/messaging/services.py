@@ -1,0 +1,167 @@
+"""The only writers of conversations. Each write is one transaction of the thread's database and
+so one signed op; the thread's policy (``policy.py``) is enforced again by every replica.
+
+Errors are ``ThreadServiceError`` with the codes the API maps to statuses: ``invalid`` (bad
+input), ``not_found``, ``forbidden`` (the policy refuses: not your message, or a reader).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import transaction
+
+from apps.core.models import Thread
+from apps.core.threads import services as threads
+from apps.core.threads.context import thread_context
+from apps.core.threads.database import WriteRefused
+from apps.core.threads.registry import thread_database
+from apps.core.threads.services import ThreadServiceError
+from apps.messaging import selectors
+from apps.messaging.models import MAX_EMOJI, MAX_NAME, MAX_TEXT, Message, Profile, Reaction
+from apps.messaging.policy import APP
+
+REACTIONS = ("👍", "❤️", "😂", "😮", "😢", "🙏")
+
+
+def conversation_create(*, name: str, my_name: str = "") -> Thread:
+    thread = threads.thread_create(name=name, app=APP)
+    if my_name.strip():
+        profile_set(thread=thread, name=my_name)
+    return thread
+
+
+def _text(value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ThreadServiceError("invalid", "a message needs some text")
+    if len(value) > MAX_TEXT:
+        raise ThreadServiceError(
+            "invalid", f"a message holds at most {MAX_TEXT} characters ({len(value)} given)"
+        )
+    if "\x00" in value:
+        raise ThreadServiceError("invalid", "a message cannot contain NUL characters")
+    return value
+
+
+def _id(value: str | uuid.UUID, what: str = "message id") -> uuid.UUID:
+    try:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(hex=str(value))
+    except ValueError:
+        raise ThreadServiceError("invalid", f"{what} is not a UUID") from None
+
+
+def _write(thread: Thread, action):
+    """Run ``action()`` in one transaction of the thread (one op); the policy's refusal becomes
+    a ``forbidden`` error and nothing of the write is kept."""
+    if thread.state != Thread.State.ACTIVE:
+        raise ThreadServiceError("forbidden", f"you can no longer write in {thread.name}")
+    alias = thread_database(thread.thread).alias
+    try:
+        with thread_context(thread.thread), transaction.atomic(using=alias):
+            return action()
+    except WriteRefused as exc:
+        raise ThreadServiceError("forbidden", str(exc)) from exc
+
+
+def _message(thread: Thread, message_id: str | uuid.UUID) -> Message:
+    with thread_context(thread.thread):
+        message = Message.objects.filter(pk=_id(message_id)).first()
+    if message is None:
+        raise ThreadServiceError("not_found", "no such message in this conversation")
+    return message
+
+
+def _own(thread: Thread, message: Message) -> None:
+    # Checked here for a clear error; every replica refuses it anyway (update/delete: own rows).
+    if selectors.author(thread, "message", message.id.hex) != thread.member_id:
+        raise ThreadServiceError("forbidden", "you can only change your own messages")
+
+
+def message_send(
+    *,
+    thread: Thread,
+    text: str,
+    reply_to: str | uuid.UUID | None = None,
+    id: uuid.UUID | None = None,
+) -> Message:
+    body = _text(text)
+    answer = _message(thread, reply_to).id if reply_to else None
+    fields = {"text": body, "reply_to": answer}
+    if id is not None:  # chosen by the client (an offline queue resends without duplicating)
+        fields["id"] = _id(id)
+        with thread_context(thread.thread):
+            existing = Message.objects.filter(pk=fields["id"]).first()
+        if existing is not None:
+            if selectors.author(thread, "message", existing.id.hex) != thread.member_id:
+                raise ThreadServiceError("invalid", "that message id is taken")
+            return existing
+    return _write(thread, lambda: Message.objects.create(**fields))
+
+
+def message_edit(*, thread: Thread, message_id: str | uuid.UUID, text: str) -> Message:
+    body = _text(text)
+    message = _message(thread, message_id)
+    _own(thread, message)
+    if message.text == body:
+        return message
+
+    def edit() -> Message:
+        message.text = body
+        message.save(update_fields=["text"])
+        return message
+
+    return _write(thread, edit)
+
+
+def message_delete(*, thread: Thread, message_id: str | uuid.UUID) -> None:
+    message = _message(thread, message_id)
+    _own(thread, message)
+
+    def delete() -> None:
+        # The reactions go with it; they are the reacting members' rows, so each member's own
+        # node removes them: here only this member's own reactions are deleted.
+        mine = [
+            r.pk
+            for r in Reaction.objects.filter(message=message.id)
+            if selectors.author(thread, "reaction", r.pk.hex) == thread.member_id
+        ]
+        Reaction.objects.filter(pk__in=mine).delete()
+        message.delete()
+
+    _write(thread, delete)
+
+
+def reaction_toggle(*, thread: Thread, message_id: str | uuid.UUID, emoji: str) -> bool:
+    """Add this member's reaction, or take it back if present; returns whether it is now on."""
+    if emoji not in REACTIONS or len(emoji) > MAX_EMOJI:
+        raise ThreadServiceError("invalid", f"a reaction is one of {' '.join(REACTIONS)}")
+    message = _message(thread, message_id)
+    with thread_context(thread.thread):
+        rows = list(Reaction.objects.filter(message=message.id, emoji=emoji))
+    mine = [
+        r.pk for r in rows if selectors.author(thread, "reaction", r.pk.hex) == thread.member_id
+    ]
+    if mine:
+        _write(thread, lambda: Reaction.objects.filter(pk__in=mine).delete())
+        return False
+    _write(thread, lambda: Reaction.objects.create(message=message.id, emoji=emoji))
+    return True
+
+
+def profile_set(*, thread: Thread, name: str) -> None:
+    """The name this member shows in the conversation."""
+    name = name.strip()
+    if not name or len(name) > MAX_NAME:
+        raise ThreadServiceError("invalid", f"a name has 1 to {MAX_NAME} characters")
+    with thread_context(thread.thread):
+        rows = list(Profile.objects.all())
+    mine = [p for p in rows if selectors.author(thread, "profile", p.pk.hex) == thread.member_id]
+
+    def save() -> None:
+        if mine:
+            Profile.objects.filter(pk=mine[0].pk).update(name=name)
+        else:
+            Profile.objects.create(name=name)
+
+    _write(thread, save)

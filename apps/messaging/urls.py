@@ -1,0 +1,16 @@
+from django.urls import path
+
+from apps.messaging import views
+
+app_name = "messaging"
+
+MESSAGE = "node/messages/<str:thread_id>/m/<str:message_id>/"
+
+urlpatterns = [
+    path("node/messages/", views.conversation_list, name="list"),
+    path("node/messages/<str:thread_id>/", views.conversation, name="conversation"),
+    path("node/messages/<str:thread_id>/name/", views.profile, name="profile"),
+    path(MESSAGE + "edit/", views.message_edit, name="edit"),
+    path(MESSAGE + "delete/", views.message_delete, name="delete"),
+    path(MESSAGE + "react/", views.message_react, name="react"),
+]

@@ -1,0 +1,140 @@
+"""Conversation pages: the list, one conversation (send, reply, edit, delete, react), and the
+name a member shows. Thin: forms validate, services write, refusals show as messages; every page
+works without JavaScript, the live socket only saves the reload."""
+
+from __future__ import annotations
+
+from django.contrib import messages as flash
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.core.models import Thread
+from apps.core.threads.services import ThreadServiceError
+from apps.messaging import selectors, services
+from apps.messaging.forms import ConversationForm, MessageForm, NameForm, ReactionForm
+
+
+def _conversation(thread_id: str) -> Thread:
+    thread = selectors.conversation_find(thread_id)
+    if thread is None:
+        raise Http404("no such conversation on this node")
+    return thread
+
+
+def _back(thread: Thread) -> HttpResponse:
+    return redirect(reverse("messaging:conversation", args=[thread.id]) + "#compose")
+
+
+@require_http_methods(["GET", "POST"])
+def conversation_list(request: HttpRequest) -> HttpResponse:
+    form = ConversationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            thread = services.conversation_create(**form.cleaned_data)
+        except ThreadServiceError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("messaging:conversation", thread_id=thread.id)
+    return render(
+        request,
+        "messaging/list.html",
+        {"conversations": selectors.conversations(), "form": form},
+    )
+
+
+def page_context(thread: Thread, *, before: str | None = None) -> dict:
+    try:
+        page = selectors.messages(thread, before=before)
+    except ValueError:
+        raise Http404("no such page") from None
+    return {
+        "thread": thread,
+        "page": list(reversed(page)),  # oldest at the top, as a conversation reads
+        "older": page[-1].cursor if len(page) == selectors.PAGE else None,
+        "reactions": services.REACTIONS,
+        "can_post": thread.role in ("owner", "admin", "writer"),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def conversation(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _conversation(thread_id)
+    form = MessageForm(request.POST or None, initial={"reply_to": request.GET.get("reply")})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.message_send(thread=thread, **form.cleaned_data)
+        except ThreadServiceError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return _back(thread)
+    context = page_context(thread, before=request.GET.get("before") or None)
+    editing = request.GET.get("edit")
+    context.update(
+        form=form,
+        name_form=NameForm(),
+        editing=editing,
+        reply_to=request.GET.get("reply"),
+        edit_form=MessageForm(
+            initial={"text": next((m.text for m in context["page"] if m.id == editing), "")}
+        ),
+    )
+    status = 400 if form.errors else 200
+    return render(request, "messaging/conversation.html", context, status=status)
+
+
+def _act(request: HttpRequest, thread: Thread, action) -> HttpResponse:
+    try:
+        action()
+    except ThreadServiceError as exc:
+        flash.error(request, str(exc))
+    return _back(thread)
+
+
+@require_POST
+def message_edit(request: HttpRequest, thread_id: str, message_id: str) -> HttpResponse:
+    thread = _conversation(thread_id)
+    form = MessageForm(request.POST)
+    if not form.is_valid():
+        flash.error(request, "; ".join(e for errors in form.errors.values() for e in errors))
+        return _back(thread)
+    return _act(
+        request,
+        thread,
+        lambda: services.message_edit(
+            thread=thread, message_id=message_id, text=form.cleaned_data["text"]
+        ),
+    )
+
+
+@require_POST
+def message_delete(request: HttpRequest, thread_id: str, message_id: str) -> HttpResponse:
+    thread = _conversation(thread_id)
+    return _act(
+        request, thread, lambda: services.message_delete(thread=thread, message_id=message_id)
+    )
+
+
+@require_POST
+def message_react(request: HttpRequest, thread_id: str, message_id: str) -> HttpResponse:
+    thread = _conversation(thread_id)
+    form = ReactionForm(request.POST)
+    emoji = form.cleaned_data["emoji"] if form.is_valid() else ""
+    return _act(
+        request,
+        thread,
+        lambda: services.reaction_toggle(thread=thread, message_id=message_id, emoji=emoji),
+    )
+
+
+@require_POST
+def profile(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _conversation(thread_id)
+    form = NameForm(request.POST)
+    if not form.is_valid():
+        flash.error(request, "A name has 1 to 80 characters.")
+        return _back(thread)
+    return _act(
+        request, thread, lambda: services.profile_set(thread=thread, name=form.cleaned_data["name"])
+    )

@@ -1,0 +1,202 @@
+"""The conversation pages (without JavaScript), the live socket, and the REST API: the same
+services behind each, the same refusals, harmless rendering of hostile text."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.test import Client
+from django.urls import reverse
+
+from apps.core import services as node_services
+from apps.core.threads.registry import thread_database
+from apps.core.threads.services import thread_create
+from apps.messaging import selectors, services
+from apps.messaging.models import MAX_TEXT, Message
+from apps.p2p.client import live_group
+from tests.core.threads.conftest import admit, exchange, other_node
+from tests.support.sockets import logged_in_cookies, socket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def owner_user(chat):
+    token = node_services.claim_token_issue()
+    return node_services.owner_claim(token=token, username="alice", password="pw " * 6).user
+
+
+@pytest.fixture
+def browser(owner_user) -> Client:
+    client = Client()
+    client.force_login(owner_user)
+    return client
+
+
+def _url(chat, name="messaging:conversation", *args) -> str:
+    return reverse(name, args=[chat.id, *args])
+
+
+def test_start_a_conversation_and_post_in_it_without_javascript(browser, chat):
+    started = browser.post(reverse("messaging:list"), {"name": "Family", "my_name": "Mum"})
+    assert started.status_code == 302
+    family = selectors.conversations().get(name="Family")
+    assert started["Location"] == _url(family)
+    sent = browser.post(_url(family), {"text": "Dinner at **7**"})
+    assert sent.status_code == 302
+    page = browser.get(_url(family)).content.decode()
+    assert "Dinner at <strong>7</strong>" in page
+    assert f'ws-connect="/ws/messages/{family.id}/"' in page
+    listing = browser.get(reverse("messaging:list")).content.decode()
+    assert "Family" in listing
+    assert "Chat" in listing
+
+
+def test_hostile_text_is_shown_harmlessly_and_huge_text_is_refused(browser, chat):
+    browser.post(_url(chat), {"text": "<script>alert('x')</script>"})
+    page = browser.get(_url(chat)).content.decode()
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert" in page
+    huge = browser.post(_url(chat), {"text": "x" * (MAX_TEXT + 1)})
+    assert huge.status_code == 400
+    assert f"at most {MAX_TEXT} characters" in huge.content.decode()
+    assert len(selectors.messages(chat)) == 1
+
+
+def test_edit_react_reply_and_delete_through_the_page(browser, chat):
+    message = services.message_send(thread=chat, text="helo")
+    form = browser.get(_url(chat) + f"?edit={message.id.hex}").content.decode()
+    assert "Save" in form
+    assert "helo" in form
+    browser.post(_url(chat, "messaging:edit", message.id.hex), {"text": "hello"})
+    browser.post(_url(chat, "messaging:react", message.id.hex), {"emoji": "👍"})
+    browser.post(_url(chat), {"text": "a reply", "reply_to": message.id.hex})
+    newest, first = selectors.messages(chat)
+    assert (first.text, first.edited_at is not None) == ("hello", True)
+    assert [(r.emoji, r.count) for r in first.reactions] == [("👍", 1)]
+    assert newest.reply_to == message.id.hex
+    browser.post(_url(chat, "messaging:delete", message.id.hex))
+    assert [m.text for m in selectors.messages(chat)] == ["a reply"]
+
+
+def test_someone_elses_message_cannot_be_changed_through_the_page(browser, chat, tmp_path):
+    chat_db = thread_database(chat.thread)
+    bob = other_node(tmp_path, chat.thread, "bob")
+    admit(chat_db, bob, "writer")
+    bobs = Message.objects.using(bob.alias).create(text="Bob's")
+    exchange(bob.database, chat_db)
+    page = browser.get(_url(chat)).content.decode()
+    assert _url(chat, "messaging:edit", bobs.id.hex) not in page  # no edit button offered
+    response = browser.post(
+        _url(chat, "messaging:edit", bobs.id.hex), {"text": "mine now"}, follow=True
+    )
+    assert "only change your own messages" in response.content.decode()
+    assert [m.text for m in selectors.messages(chat)] == ["Bob's"]
+
+
+def test_only_messaging_threads_are_conversations(browser, chat):
+    other = thread_create(name="Not a chat")
+    assert browser.get(_url(other)).status_code == 404
+    assert browser.get(reverse("messaging:conversation", args=["zz"])).status_code == 404
+
+
+def test_pages_are_the_owners_only(chat, owner_user):
+    assert Client().get(_url(chat)).status_code == 302  # to the login page
+
+
+# -- API ------------------------------------------------------------------------------------------
+
+
+def test_api_send_list_edit_delete(browser, chat):
+    api = f"/api/v1/threads/{chat.id}/messages/"
+    sent = browser.post(api, {"text": "hi _there_"}, content_type="application/json")
+    assert sent.status_code == 201, sent.content
+    body = sent.json()
+    assert body["text"] == "hi _there_"
+    assert body["html"] == "<p>hi <em>there</em></p>\n"
+    assert body["author"] == chat.member_id
+    assert body["mine"] is True
+    assert body["edited_at"] is None
+    assert body["reactions"] == []
+    replied = browser.post(
+        api, {"text": "again", "reply_to": body["id"]}, content_type="application/json"
+    ).json()
+    assert [m["id"] for m in browser.get(api).json()] == [replied["id"], body["id"]]
+    older = browser.get(api, {"before": replied["cursor"]}).json()
+    assert [m["id"] for m in older] == [body["id"]]
+    edited = browser.patch(
+        api + body["id"] + "/", {"text": "edited"}, content_type="application/json"
+    )
+    assert edited.status_code == 200
+    assert edited.json()["edited_at"] is not None
+    assert browser.delete(api + body["id"] + "/").status_code == 204
+    assert [m["id"] for m in browser.get(api).json()] == [replied["id"]]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "error"),
+    [
+        ({}, 400, "invalid"),
+        ({"text": ""}, 400, "invalid"),
+        ({"text": "x" * (MAX_TEXT + 1)}, 400, "invalid"),
+        ({"text": "hi", "reply_to": "not-a-uuid"}, 400, "invalid"),
+        ({"text": "hi", "reply_to": uuid.uuid4().hex}, 404, "not_found"),
+        ({"text": "a\x00b"}, 400, "invalid"),
+    ],
+)
+def test_api_refuses_bad_input_clearly(browser, chat, payload, status, error):
+    response = browser.post(
+        f"/api/v1/threads/{chat.id}/messages/", payload, content_type="application/json"
+    )
+    assert response.status_code == status, response.content
+    assert response.json()["error"] == error
+    assert selectors.messages(chat) == []
+
+
+def test_api_errors_for_unknown_things(browser, chat):
+    assert browser.get("/api/v1/threads/" + "ab" * 32 + "/messages/").status_code == 404
+    api = f"/api/v1/threads/{chat.id}/messages/"
+    assert browser.get(api, {"before": "zz"}).json()["error"] == "invalid"
+    missing = browser.patch(
+        api + uuid.uuid4().hex + "/", {"text": "x"}, content_type="application/json"
+    )
+    assert missing.status_code == 404
+    assert Client().get(api).status_code in (401, 403)
+
+
+def test_the_schema_documents_the_messages_api(browser):
+    schema = browser.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    paths = schema["paths"]
+    assert {"get", "post"} <= set(paths["/api/v1/threads/{thread_id}/messages/"])
+    assert {"patch", "delete"} <= set(paths["/api/v1/threads/{thread_id}/messages/{message_id}/"])
+
+
+# -- the live socket ------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_a_new_message_reaches_the_open_page(chat, owner_user):
+    cookies = await database_sync_to_async(logged_in_cookies)(owner_user)
+    communicator = socket(f"/ws/messages/{chat.id}/", cookies=cookies)
+    assert (await communicator.connect())[0]
+    first = await communicator.receive_from(timeout=5)
+    assert 'id="messages" class="messages" hx-swap-oob="true"' in first
+    await database_sync_to_async(services.message_send)(thread=chat, text="*live*")
+    await get_channel_layer().group_send(live_group(chat.thread), {"type": "thread.changed"})
+    while "<em>live</em>" not in (html := await communicator.receive_from(timeout=5)):
+        pass
+    assert "csrfmiddlewaretoken" in html  # the re-rendered forms still post
+    await communicator.disconnect()
+
+
+@pytest.mark.anyio
+async def test_the_socket_is_for_conversations_and_the_owner_only(chat, owner_user):
+    other = await database_sync_to_async(thread_create)(name="Not a chat")
+    cookies = await database_sync_to_async(logged_in_cookies)(owner_user)
+    communicator = socket(f"/ws/messages/{other.id}/", cookies=cookies)
+    assert await communicator.connect() == (False, 4404)
+    communicator = socket(f"/ws/messages/{chat.id}/", cookies=None)
+    assert await communicator.connect() == (False, 4403)
