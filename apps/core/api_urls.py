@@ -35,6 +35,7 @@ v1 = (
         ),
         path(THREAD + "ops/", threads.OpLogApi.as_view(), name="thread_ops"),
         path(THREAD + "messages/", messaging.MessageListApi.as_view(), name="messages"),
+        path(THREAD + "receipt/", messaging.ReceiptApi.as_view(), name="messages_receipt"),
         path(
             THREAD + "messages/<str:message_id>/",
             messaging.MessageDetailApi.as_view(),

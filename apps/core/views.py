@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apps.core import identity, selectors, services
 from apps.core.forms import ClaimForm, PassphraseForm, RevealPhraseForm
 from apps.core.models import Thread
+from apps.core.threads import pages
 
 CLAIM_SESSION_KEY = "sereus_claim_token"
 
@@ -79,7 +80,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "info": selectors.node_info(),
             "recovery_pending": selectors.recovery_phrase_pending(),
             "scale_out": settings.SEREUS.scale_out,
-            "threads": Thread.objects.filter(state=Thread.State.ACTIVE),
+            "threads": pages.links(Thread.objects.filter(state=Thread.State.ACTIVE)),
         },
     )
 

@@ -41,6 +41,9 @@ class MessageOutput(serializers.Serializer):
     edited_at = serializers.DateTimeField(allow_null=True)
     cursor = serializers.CharField(help_text="Pass as ?before= for the page of older messages.")
     reactions = ReactionOutput(many=True)
+    read_by = serializers.ListField(
+        child=serializers.CharField(), help_text="Names of the other members who have read it."
+    )
 
 
 class MessageInput(serializers.Serializer):
@@ -64,15 +67,24 @@ def _view(thread: Thread, message_id: str) -> dict:
 
 class MessageListApi(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("before", str, description="A message's cursor.")],
+        parameters=[
+            OpenApiParameter("before", str, description="A message's cursor: older messages."),
+            OpenApiParameter("q", str, description="Full-text search (words, the last a prefix)."),
+        ],
         responses=MessageOutput(many=True),
         operation_id="messages_list",
     )
     def get(self, request: Request, thread_id: str) -> Response:
         thread = _conversation(thread_id)
         before = request.query_params.get("before") or None
+        query = request.query_params.get("q", "").strip()
+        if len(query) > 200:
+            raise ServiceFailed(ThreadServiceError("invalid", "q: at most 200 characters"))
         try:
-            page = selectors.messages(thread, before=before)
+            if query:
+                page = selectors.search(thread, query)
+            else:
+                page = selectors.messages(thread, before=before)
         except ValueError:
             raise ServiceFailed(ThreadServiceError("invalid", "before: not a cursor")) from None
         return Response(MessageOutput(page, many=True).data)
@@ -106,3 +118,24 @@ class MessageDetailApi(APIView):
     def delete(self, request: Request, thread_id: str, message_id: str) -> Response:
         _call(services.message_delete, thread=_conversation(thread_id), message_id=message_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ReceiptInput(serializers.Serializer):
+    up_to = serializers.CharField(
+        max_length=128, help_text="The cursor of the newest message read."
+    )
+
+
+class ReceiptOutput(serializers.Serializer):
+    written = serializers.BooleanField(help_text="False when it was not newer than before.")
+
+
+class ReceiptApi(APIView):
+    @extend_schema(request=ReceiptInput, responses=ReceiptOutput, operation_id="messages_read")
+    def put(self, request: Request, thread_id: str) -> Response:
+        """Say how far this member has read (receipts only move forward)."""
+        thread = _conversation(thread_id)
+        data = ReceiptInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        written = _call(services.receipt_mark, thread=thread, up_to=data.validated_data["up_to"])
+        return Response({"written": written})

@@ -14,3 +14,8 @@ class MessagingConfig(AppConfig):
         from apps.messaging.policy import APP, messaging_policy
 
         policy_template_register(APP, messaging_policy)
+
+        from apps.core.threads.pages import ThreadPage, register
+        from apps.messaging.selectors import unread
+
+        register(APP, ThreadPage("messaging:conversation", unread=unread))

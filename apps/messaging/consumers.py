@@ -8,7 +8,7 @@ from typing import Any
 from django.template.loader import render_to_string
 
 from apps.core.threads.consumers import ThreadLiveConsumer
-from apps.messaging import selectors
+from apps.messaging import selectors, services
 
 
 class ConversationConsumer(ThreadLiveConsumer):
@@ -22,7 +22,11 @@ class ConversationConsumer(ThreadLiveConsumer):
         if thread is None:
             return ""
         context = {**page_context(thread), "csrf_token": self._csrf_token, "oob": True}
-        return render_to_string("messaging/_messages.html", context)
+        html = render_to_string("messaging/_messages.html", context)
+        # The page is open on its newest messages: they are read. (The receipt's own op comes
+        # back as one more change, whose render writes nothing: receipts only move forward.)
+        services.conversation_read(thread=thread)
+        return html
 
     async def status_received(self, status: dict[str, Any]) -> None:
         # The conversation page shows no sync panel; the thread page does.

@@ -26,3 +26,10 @@ class Profile(ReplicatedModel):
     """The name a member shows in this conversation (the newest one a member wrote counts)."""
 
     name = models.CharField(max_length=MAX_NAME)
+
+
+class Receipt(ReplicatedModel):
+    """How far a member has read: the cursor (op stamp) of the newest message they have seen.
+    One row per member, theirs alone to move (the policy's own-rows rule)."""
+
+    read_up_to = models.CharField(max_length=128)

@@ -5,6 +5,7 @@ columns a sender fills in."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,7 @@ class MessageView:
     edited_at: datetime | None
     cursor: str  # pass as ``before`` to page to older messages
     reactions: list[Reactions] = field(default_factory=list)
+    read_by: list[str] = field(default_factory=list)  # names of the others who have read it
 
 
 def conversation_find(thread_id: str) -> Thread | None:
@@ -129,7 +131,18 @@ def _views(thread: Thread, query: str, params: list) -> list[MessageView]:
             )
         )
     _add_reactions(thread, page)
+    _add_receipts(thread, page, names)
     return page
+
+
+def _add_receipts(thread: Thread, page: list[MessageView], names: dict[str, str]) -> None:
+    read = receipts(thread)
+    for view in page:
+        view.read_by = sorted(
+            names.get(member) or member[:8]
+            for member, up_to in read.items()
+            if member != view.author and up_to >= view.cursor
+        )
 
 
 def _add_reactions(thread: Thread, page: list[MessageView]) -> None:
@@ -157,6 +170,7 @@ def _add_reactions(thread: Thread, page: list[MessageView]) -> None:
 
 
 _TABLES = {
+    "receipt": "messaging_receipt",
     "message": "messaging_message",
     "reaction": "messaging_reaction",
     "profile": "messaging_profile",
@@ -175,3 +189,83 @@ def author(thread: Thread, kind: str, pk: str) -> str | None:
         )
         row = cursor.fetchone()
     return bytes(row[0]).hex() if row else None
+
+
+_CURSOR = re.compile(r"\A[0-9a-f]{24,128}\Z")
+
+
+def is_cursor(value: object) -> bool:
+    return isinstance(value, str) and _CURSOR.match(value) is not None
+
+
+def receipts(thread: Thread) -> dict[str, str]:
+    """Member (hex) → the cursor they have read up to (their own row; malformed values, which
+    only a hostile member's node could write, count as nothing read)."""
+    with _cursor(thread) as cursor:
+        cursor.execute(
+            "SELECT e.member, r.read_up_to FROM messaging_receipt r JOIN sereus_rowevents e"
+            " ON e.tbl = 'messaging_receipt' AND e.pk = r.id AND e.action = 'upsert'"
+            " ORDER BY e.hlc"
+        )
+        found: dict[str, str] = {}
+        for member, value in cursor.fetchall():
+            if is_cursor(value):
+                key = bytes(member).hex()
+                found[key] = max(found.get(key, ""), value)
+        return found
+
+
+def unread(thread: Thread) -> int:
+    """Messages of others newer than what this member has read."""
+    read = receipts(thread).get(thread.member_id, "")
+    bound = bytes.fromhex(read) if read else b""
+    with _cursor(thread) as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM messaging_message m JOIN sereus_rowevents e"
+            " ON e.tbl = 'messaging_message' AND e.pk = m.id AND e.action = 'upsert'"
+            " WHERE e.hlc = (SELECT min(f.hlc) FROM sereus_rowevents f"
+            "                 WHERE f.tbl = 'messaging_message' AND f.pk = m.id)"
+            " AND e.hlc > %s AND e.member != %s",
+            [bound, bytes.fromhex(thread.member_id)],
+        )
+        return cursor.fetchone()[0]
+
+
+MAX_TERMS = 10
+
+
+def fts_query(query: str) -> str | None:
+    """User words as an FTS5 query: each word a quoted phrase (no operators from the user), all
+    required, the last one as a prefix (results while typing). None when there are no words."""
+    words = re.findall(r"\w+", query)[:MAX_TERMS]
+    if not words:
+        return None
+    quoted = [f'"{w}"' for w in words]
+    quoted[-1] += "*"
+    return " ".join(quoted)
+
+
+def search(thread: Thread, query: str, *, limit: int = PAGE) -> list[MessageView]:
+    """Messages matching ``query`` (full-text, this thread's FTS5 index), newest first."""
+    match = fts_query(query)
+    if match is None:
+        return []
+    where = (
+        "m.rowid IN (SELECT rowid FROM messaging_message_fts WHERE messaging_message_fts MATCH %s)"
+    )
+    return _views(thread, _MESSAGES.format(where=where), [match, limit])
+
+
+def own_rows(thread: Thread, kind: str) -> list[str]:
+    """The ids of the rows of ``kind`` this member inserted, oldest first."""
+    table = _TABLES[kind]
+    with _cursor(thread) as cursor:
+        cursor.execute(
+            f"SELECT t.id FROM {table} t JOIN sereus_rowevents e"  # noqa: S608 - fixed names
+            f" ON e.tbl = '{table}' AND e.pk = t.id AND e.action = 'upsert'"
+            f" WHERE e.hlc = (SELECT min(f.hlc) FROM sereus_rowevents f"
+            f"                 WHERE f.tbl = '{table}' AND f.pk = t.id)"
+            " AND e.member = %s ORDER BY e.hlc",
+            [bytes.fromhex(thread.member_id)],
+        )
+        return [pk for (pk,) in cursor.fetchall()]

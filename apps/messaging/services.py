@@ -18,7 +18,15 @@ from apps.core.threads.database import WriteRefused
 from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
 from apps.messaging import selectors
-from apps.messaging.models import MAX_EMOJI, MAX_NAME, MAX_TEXT, Message, Profile, Reaction
+from apps.messaging.models import (
+    MAX_EMOJI,
+    MAX_NAME,
+    MAX_TEXT,
+    Message,
+    Profile,
+    Reaction,
+    Receipt,
+)
 from apps.messaging.policy import APP
 
 REACTIONS = ("👍", "❤️", "😂", "😮", "😢", "🙏")
@@ -119,14 +127,9 @@ def message_delete(*, thread: Thread, message_id: str | uuid.UUID) -> None:
     _own(thread, message)
 
     def delete() -> None:
-        # The reactions go with it; they are the reacting members' rows, so each member's own
-        # node removes them: here only this member's own reactions are deleted.
-        mine = [
-            r.pk
-            for r in Reaction.objects.filter(message=message.id)
-            if selectors.author(thread, "reaction", r.pk.hex) == thread.member_id
-        ]
-        Reaction.objects.filter(pk__in=mine).delete()
+        # This member's reactions to it go with it. Other members' reactions are their rows,
+        # which only they may delete: they stay, unseen, with no message to show them on.
+        Reaction.objects.filter(message=message.id, pk__in=_mine(thread, "reaction")).delete()
         message.delete()
 
     _write(thread, delete)
@@ -138,10 +141,11 @@ def reaction_toggle(*, thread: Thread, message_id: str | uuid.UUID, emoji: str) 
         raise ThreadServiceError("invalid", f"a reaction is one of {' '.join(REACTIONS)}")
     message = _message(thread, message_id)
     with thread_context(thread.thread):
-        rows = list(Reaction.objects.filter(message=message.id, emoji=emoji))
-    mine = [
-        r.pk for r in rows if selectors.author(thread, "reaction", r.pk.hex) == thread.member_id
-    ]
+        mine = list(
+            Reaction.objects.filter(
+                message=message.id, emoji=emoji, pk__in=_mine(thread, "reaction")
+            ).values_list("pk", flat=True)
+        )
     if mine:
         _write(thread, lambda: Reaction.objects.filter(pk__in=mine).delete())
         return False
@@ -149,19 +153,47 @@ def reaction_toggle(*, thread: Thread, message_id: str | uuid.UUID, emoji: str) 
     return True
 
 
+def _mine(thread: Thread, kind: str) -> list[uuid.UUID]:
+    return [uuid.UUID(hex=pk) for pk in selectors.own_rows(thread, kind)]
+
+
+def _own_row_save(thread: Thread, model, kind: str, **fields) -> None:
+    """Update this member's one row of a per-member table (a name, a receipt), or insert it."""
+    mine = _mine(thread, kind)
+
+    def save() -> None:
+        if mine:
+            model.objects.filter(pk=mine[0]).update(**fields)
+        else:
+            model.objects.create(**fields)
+
+    _write(thread, save)
+
+
 def profile_set(*, thread: Thread, name: str) -> None:
     """The name this member shows in the conversation."""
     name = name.strip()
     if not name or len(name) > MAX_NAME:
         raise ThreadServiceError("invalid", f"a name has 1 to {MAX_NAME} characters")
-    with thread_context(thread.thread):
-        rows = list(Profile.objects.all())
-    mine = [p for p in rows if selectors.author(thread, "profile", p.pk.hex) == thread.member_id]
+    _own_row_save(thread, Profile, "profile", name=name)
 
-    def save() -> None:
-        if mine:
-            Profile.objects.filter(pk=mine[0].pk).update(name=name)
-        else:
-            Profile.objects.create(name=name)
 
-    _write(thread, save)
+def receipt_mark(*, thread: Thread, up_to: str) -> bool:
+    """Say this member has read up to the message with cursor ``up_to``; only ever moves forward
+    (a page opened on an older page, or a repeat, writes nothing). Returns whether it wrote."""
+    if not selectors.is_cursor(up_to):
+        raise ThreadServiceError("invalid", "not a message cursor")
+    if thread.state != Thread.State.ACTIVE:
+        return False
+    if selectors.receipts(thread).get(thread.member_id, "") >= up_to:
+        return False
+    _own_row_save(thread, Receipt, "receipt", read_up_to=up_to)
+    return True
+
+
+def conversation_read(*, thread: Thread) -> bool:
+    """The member has seen the conversation's newest message (its page is open)."""
+    newest = selectors.messages(thread, limit=1)
+    if not newest or thread.state != Thread.State.ACTIVE:
+        return False
+    return receipt_mark(thread=thread, up_to=newest[0].cursor)

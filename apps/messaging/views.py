@@ -37,22 +37,24 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             return redirect("messaging:conversation", thread_id=thread.id)
-    return render(
-        request,
-        "messaging/list.html",
-        {"conversations": selectors.conversations(), "form": form},
-    )
+    conversations = [(thread, selectors.unread(thread)) for thread in selectors.conversations()]
+    return render(request, "messaging/list.html", {"conversations": conversations, "form": form})
 
 
-def page_context(thread: Thread, *, before: str | None = None) -> dict:
+def page_context(thread: Thread, *, before: str | None = None, query: str = "") -> dict:
     try:
-        page = selectors.messages(thread, before=before)
+        if query:
+            page = selectors.search(thread, query)
+        else:
+            page = selectors.messages(thread, before=before)
     except ValueError:
         raise Http404("no such page") from None
     return {
+        "query": query,
+        "before": before,
         "thread": thread,
         "page": list(reversed(page)),  # oldest at the top, as a conversation reads
-        "older": page[-1].cursor if len(page) == selectors.PAGE else None,
+        "older": page[-1].cursor if len(page) == selectors.PAGE and not query else None,
         "reactions": services.REACTIONS,
         "can_post": thread.role in ("owner", "admin", "writer"),
     }
@@ -69,7 +71,11 @@ def conversation(request: HttpRequest, thread_id: str) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             return _back(thread)
-    context = page_context(thread, before=request.GET.get("before") or None)
+    before = request.GET.get("before") or None
+    query = request.GET.get("q", "").strip()[:200]
+    context = page_context(thread, before=before, query=query)
+    if before is None and not query:
+        services.conversation_read(thread=thread)  # the newest messages are on screen
     editing = request.GET.get("edit")
     context.update(
         form=form,

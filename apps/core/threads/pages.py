@@ -1,0 +1,50 @@
+"""Where each app's threads open, and how many unread items they hold: the dashboard lists every
+thread without knowing the apps. Apps register in ``AppConfig.ready``; a thread of an app with
+no page opens on the thread page."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from django.urls import reverse
+
+from apps.core.models import Thread
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ThreadPage:
+    url_name: str  # takes the thread id
+    unread: Callable[[Thread], int] | None = None
+
+
+@dataclass(frozen=True)
+class ThreadLink:
+    thread: Thread
+    url: str
+    unread: int
+
+
+_pages: dict[str, ThreadPage] = {}
+
+
+def register(app: str, page: ThreadPage) -> None:
+    _pages[app] = page
+
+
+def links(threads: Iterable[Thread]) -> list[ThreadLink]:
+    found = []
+    for thread in threads:
+        page = _pages.get(thread.app)
+        url_name = page.url_name if page else "core:thread"
+        unread = 0
+        if page and page.unread and thread.state == Thread.State.ACTIVE:
+            try:
+                unread = page.unread(thread)
+            except Exception:  # one damaged thread must not take the dashboard down
+                logger.exception("counting unread items of thread %s failed", thread.id[:12])
+        found.append(ThreadLink(thread, reverse(url_name, args=[thread.id]), unread))
+    return found
