@@ -69,6 +69,7 @@ class NodeConfig:
     p2p_relays: tuple[str, ...] = ()
     dht: bool = True
     sync_interval: float = 180.0
+    max_attachment_bytes: int = 100 * 1024 * 1024
 
     @property
     def scale_out(self) -> bool:
@@ -160,6 +161,19 @@ def parse_seconds(value: str | None, *, name: str, default: float, low: float) -
     return seconds
 
 
+def parse_megabytes(value: str | None, *, name: str, default: int) -> int:
+    """A size in whole MiB (1 to 4096), as bytes."""
+    if value is None or value.strip() == "":
+        return default * 1024 * 1024
+    try:
+        megabytes = int(value)
+    except ValueError:
+        megabytes = 0
+    if not 1 <= megabytes <= 4096:
+        raise ImproperlyConfigured(f"{name}={value!r}: expected a whole number of MiB, 1 to 4096")
+    return megabytes * 1024 * 1024
+
+
 def parse_hosts(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
@@ -204,6 +218,9 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> NodeConfig:
         dht=parse_bool(env.get("SEREUS_DHT"), name="SEREUS_DHT", default=True),
         sync_interval=parse_seconds(
             env.get("SEREUS_P2P_SYNC_INTERVAL"), name="SEREUS_P2P_SYNC_INTERVAL", default=180, low=1
+        ),
+        max_attachment_bytes=parse_megabytes(
+            env.get("SEREUS_MAX_ATTACHMENT_MB"), name="SEREUS_MAX_ATTACHMENT_MB", default=100
         ),
     )
 

@@ -76,5 +76,11 @@ async def p2p_worker(data_dir: Path):
             mode="in-process",
         )
     )
+    # Started means its libp2p host is up: on a loaded machine that takes seconds, longer than
+    # a page waits for the worker's answer before calling it silent.
+    deadline = asyncio.get_running_loop().time() + 60
+    while not running.worker.service.running and not running.task.done():
+        assert asyncio.get_running_loop().time() < deadline, "the p2p worker did not start"
+        await asyncio.sleep(0.05)
     yield running
     await running.stop()

@@ -37,6 +37,11 @@ v1 = (
         path(THREAD + "messages/", messaging.MessageListApi.as_view(), name="messages"),
         path(THREAD + "receipt/", messaging.ReceiptApi.as_view(), name="messages_receipt"),
         path(
+            THREAD + "attachments/<str:attachment_id>/",
+            messaging.AttachmentApi.as_view(),
+            name="attachment",
+        ),
+        path(
             THREAD + "messages/<str:message_id>/",
             messaging.MessageDetailApi.as_view(),
             name="message",

@@ -3,8 +3,10 @@ delete one's own. Errors are ``{"error": code, "detail": message}`` as everywher
 
 from __future__ import annotations
 
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,7 +14,7 @@ from rest_framework.views import APIView
 from apps.core.models import Thread
 from apps.core.threads.apis import ServiceFailed, _call
 from apps.core.threads.services import ThreadServiceError
-from apps.messaging import selectors, services
+from apps.messaging import attachments, selectors, services
 from apps.messaging.models import MAX_TEXT
 
 
@@ -29,6 +31,16 @@ class ReactionOutput(serializers.Serializer):
     mine = serializers.BooleanField()
 
 
+class AttachmentOutput(serializers.Serializer):
+    id = serializers.CharField()
+    name = serializers.CharField()
+    mime = serializers.CharField()
+    size = serializers.IntegerField()
+    complete = serializers.BooleanField(help_text="All its chunks are on this node.")
+    percent = serializers.IntegerField(help_text="How much of it is on this node.")
+    damaged = serializers.CharField(allow_null=True, help_text="Why it cannot be opened.")
+
+
 class MessageOutput(serializers.Serializer):
     id = serializers.CharField()
     text = serializers.CharField(help_text="As written (Markdown).")
@@ -41,16 +53,23 @@ class MessageOutput(serializers.Serializer):
     edited_at = serializers.DateTimeField(allow_null=True)
     cursor = serializers.CharField(help_text="Pass as ?before= for the page of older messages.")
     reactions = ReactionOutput(many=True)
+    attachments = AttachmentOutput(many=True)
     read_by = serializers.ListField(
         child=serializers.CharField(), help_text="Names of the other members who have read it."
     )
 
 
 class MessageInput(serializers.Serializer):
-    text = serializers.CharField(max_length=MAX_TEXT)
+    text = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True, default="")
     reply_to = serializers.UUIDField(required=False, allow_null=True)
     id = serializers.UUIDField(
         required=False, help_text="Chosen by the client: sending it again does not post twice."
+    )
+    files = serializers.ListField(
+        child=serializers.FileField(),
+        required=False,
+        max_length=services.MAX_FILES,
+        help_text="Attachments (multipart/form-data).",
     )
 
 
@@ -66,6 +85,8 @@ def _view(thread: Thread, message_id: str) -> dict:
 
 
 class MessageListApi(APIView):
+    parser_classes = [JSONParser, MultiPartParser]
+
     @extend_schema(
         parameters=[
             OpenApiParameter("before", str, description="A message's cursor: older messages."),
@@ -87,6 +108,7 @@ class MessageListApi(APIView):
                 page = selectors.messages(thread, before=before)
         except ValueError:
             raise ServiceFailed(ThreadServiceError("invalid", "before: not a cursor")) from None
+        attachments.fetch_missing(thread, page)  # a client listing them will want them
         return Response(MessageOutput(page, many=True).data)
 
     @extend_schema(
@@ -94,7 +116,10 @@ class MessageListApi(APIView):
     )
     def post(self, request: Request, thread_id: str) -> Response:
         thread = _conversation(thread_id)
-        data = MessageInput(data=request.data)
+        payload = request.data
+        if hasattr(payload, "getlist"):  # multipart: files repeat under one name
+            payload = {**payload.dict(), "files": request.FILES.getlist("files")}
+        data = MessageInput(data=payload)
         data.is_valid(raise_exception=True)
         message = _call(services.message_send, thread=thread, **data.validated_data)
         return Response(_view(thread, message.id.hex), status=status.HTTP_201_CREATED)
@@ -139,3 +164,17 @@ class ReceiptApi(APIView):
         data.is_valid(raise_exception=True)
         written = _call(services.receipt_mark, thread=thread, up_to=data.validated_data["up_to"])
         return Response({"written": written})
+
+
+class AttachmentApi(APIView):
+    @extend_schema(
+        responses={(200, "application/octet-stream"): bytes},
+        operation_id="attachments_download",
+        description="The file; 503 while its chunks are still being fetched from members.",
+    )
+    def get(self, request: Request, thread_id: str, attachment_id: str) -> HttpResponse:
+        thread = _conversation(thread_id)
+        found = selectors.attachment(thread, attachment_id)
+        if found is None:
+            raise ServiceFailed(ThreadServiceError("not_found", "no such attachment"))
+        return attachments.download(thread, found)

@@ -1,19 +1,72 @@
 """A conversation page's live socket (``ws/messages/<id>/``): the thread page's socket (owner
-only, coalesced renders of the last state on every change) re-rendering the message list."""
+only, coalesced renders of the last state on every change) re-rendering the message list, and
+the typing indicator: the page says its member is typing, the p2p node tells the other members'
+nodes, whose pages show "… is typing" for a few seconds. Typing is never stored."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from typing import Any
 
+from channels.db import database_sync_to_async
 from django.template.loader import render_to_string
+from django.utils.html import format_html
 
+from apps.core.threads import services as threads
 from apps.core.threads.consumers import ThreadLiveConsumer
 from apps.messaging import selectors, services
 
+TYPING_EVERY = 2.0  # seconds between typing signals this page passes on
+TYPING_SHOWN = 5.0  # seconds "… is typing" stays without a new signal
+MAX_INPUT = 4096  # what the page sends is small; anything bigger is not from it
+
 
 class ConversationConsumer(ThreadLiveConsumer):
+    _typing_sent = 0.0
+    _typing_clear: asyncio.Task | None = None
+
     def find(self, thread_id: str):
         return selectors.conversation_find(thread_id)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None or len(text_data) > MAX_INPUT:
+            return
+        try:
+            data = json.loads(text_data)
+        except ValueError:
+            return
+        if not isinstance(data, dict) or data.get("typing") is not True:
+            return
+        now = time.monotonic()
+        if now - self._typing_sent < TYPING_EVERY:
+            return
+        self._typing_sent = now
+        network = threads.network
+        if network is not None:
+            await database_sync_to_async(network.typing)(bytes.fromhex(self.thread_id))
+
+    async def thread_typing(self, message: dict[str, Any]) -> None:
+        member = message.get("member")
+        thread = await database_sync_to_async(selectors.conversation_find)(self.thread_id)
+        if thread is None or not isinstance(member, str) or member == thread.member_id:
+            return
+        names = await database_sync_to_async(selectors.member_names)(thread)
+        who = names.get(member) or member[:8]
+        await self.send(text_data=_typing_html(f"{who} is typing…"))
+        if self._typing_clear is not None:
+            self._typing_clear.cancel()
+        self._typing_clear = asyncio.ensure_future(self._clear_typing())
+
+    async def _clear_typing(self) -> None:
+        await asyncio.sleep(TYPING_SHOWN)
+        await self.send(text_data=_typing_html(""))
+
+    async def disconnect(self, code: int) -> None:
+        if self._typing_clear is not None:
+            self._typing_clear.cancel()
+        await super().disconnect(code)
 
     def live_html(self) -> str:
         from apps.messaging.views import page_context
@@ -31,3 +84,9 @@ class ConversationConsumer(ThreadLiveConsumer):
     async def status_received(self, status: dict[str, Any]) -> None:
         # The conversation page shows no sync panel; the thread page does.
         return
+
+
+def _typing_html(text: str) -> str:
+    return format_html(
+        '<p id="typing" class="muted typing" aria-live="polite" hx-swap-oob="true">{}</p>', text
+    )

@@ -10,13 +10,42 @@ class ConversationForm(forms.Form):
     )
 
 
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files in one field (Django's documented pattern)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        if isinstance(data, list | tuple):
+            return [super(MultipleFileField, self).clean(d, initial) for d in data]
+        return [super().clean(data, initial)] if data else []
+
+
 class MessageForm(forms.Form):
     text = forms.CharField(
         max_length=MAX_TEXT,
+        required=False,
         label="Message",
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Write a message (Markdown)"}),
     )
     reply_to = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    files = MultipleFileField(required=False, label="Attach files")
+
+    def clean(self):
+        data = super().clean()
+        if not (data.get("text") or "").strip() and not data.get("files"):
+            raise forms.ValidationError("Write a message or attach a file.")
+        return data
+
+
+class MessageEditForm(forms.Form):
+    text = forms.CharField(max_length=MAX_TEXT, label="Message", widget=forms.Textarea({"rows": 3}))
 
 
 class NameForm(forms.Form):

@@ -33,3 +33,16 @@ class Receipt(ReplicatedModel):
     One row per member, theirs alone to move (the policy's own-rows rule)."""
 
     read_up_to = models.CharField(max_length=128)
+
+
+class Attachment(ReplicatedModel):
+    """A file sent with a message: what a member needs to fetch and open it (the chunks travel
+    apart, see ``apps.core.blobs``). Whatever a hostile member writes here is checked before
+    use: a description that does not parse shows as a damaged attachment."""
+
+    message = models.UUIDField(db_index=True)
+    name = models.CharField(max_length=200)
+    mime = models.CharField(max_length=100)
+    size = models.BigIntegerField()
+    key = models.CharField(max_length=64)  # hex
+    chunks = models.TextField()  # hex chunk hashes, concatenated

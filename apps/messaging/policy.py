@@ -5,7 +5,13 @@ readers only read. Every replica enforces it on every op, so a forged edit is re
 from apps.core.thread.policy import ADMIN, OWNER, READER, WRITER, Policy, RoleRules
 
 APP = "messaging"
-TABLES = ("messaging_message", "messaging_reaction", "messaging_profile", "messaging_receipt")
+TABLES = (
+    "messaging_message",
+    "messaging_reaction",
+    "messaging_profile",
+    "messaging_receipt",
+    "messaging_attachment",
+)
 
 _POSTER = {table: {"insert": "any", "update": "own", "delete": "own"} for table in TABLES}
 # A reader may still say who they are and how far they have read, but not post or react.

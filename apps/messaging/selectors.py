@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from django.db import connections
 from django.utils.safestring import SafeString
 
+from apps.core import blobs
 from apps.core.models import Thread
 from apps.core.threads.registry import thread_database
 from apps.core.threads.store import stamp_parse
@@ -29,6 +30,34 @@ class Reactions:
     mine: bool
 
 
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+@dataclass
+class AttachmentView:
+    id: str
+    message: str
+    name: str
+    mime: str
+    size: int
+    key: bytes | None
+    chunks: list[bytes]
+    have: int  # chunks on this node
+    damaged: str | None = None  # why it cannot be opened, when its description is broken
+
+    @property
+    def complete(self) -> bool:
+        return self.damaged is None and self.have == len(self.chunks)
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.chunks else self.have * 100 // len(self.chunks)
+
+    @property
+    def is_image(self) -> bool:
+        return self.mime in IMAGE_TYPES
+
+
 @dataclass
 class MessageView:
     id: str
@@ -43,6 +72,7 @@ class MessageView:
     cursor: str  # pass as ``before`` to page to older messages
     reactions: list[Reactions] = field(default_factory=list)
     read_by: list[str] = field(default_factory=list)  # names of the others who have read it
+    attachments: list[AttachmentView] = field(default_factory=list)
 
 
 def conversation_find(thread_id: str) -> Thread | None:
@@ -132,6 +162,7 @@ def _views(thread: Thread, query: str, params: list) -> list[MessageView]:
         )
     _add_reactions(thread, page)
     _add_receipts(thread, page, names)
+    _add_attachments(thread, page)
     return page
 
 
@@ -269,3 +300,62 @@ def own_rows(thread: Thread, kind: str) -> list[str]:
             [bytes.fromhex(thread.member_id)],
         )
         return [pk for (pk,) in cursor.fetchall()]
+
+
+def _attachment_view(thread: Thread, row: tuple) -> AttachmentView:
+    pk, message, name, mime, size, key, chunks = row
+    view = AttachmentView(pk, message, str(name), str(mime), 0, None, [], 0)
+    try:
+        view.key = bytes.fromhex(key)
+        raw = bytes.fromhex(chunks)
+        view.chunks = [raw[i : i + blobs.HASH] for i in range(0, len(raw), blobs.HASH)]
+        if len(view.key) != blobs.KEY or len(raw) % blobs.HASH:
+            raise ValueError("wrong lengths")
+        # Columns hold what the sender's op said: check types as well as values.
+        if type(size) is not int or not 0 <= size <= len(view.chunks) * blobs.CHUNK:
+            raise ValueError("a size its chunks cannot hold")
+        view.size = size
+    except (ValueError, TypeError):
+        view.damaged = "its description is malformed"
+        view.chunks = []
+        return view
+    view.have = len(view.chunks) - len(blobs.missing(thread.thread, view.chunks))
+    return view
+
+
+def _add_attachments(thread: Thread, page: list[MessageView]) -> None:
+    if not page:
+        return
+    by_id = {m.id: m for m in page}
+    with _cursor(thread) as cursor:
+        # Only the message's author attaches files to it: rows by anyone else are ignored.
+        cursor.execute(
+            "SELECT a.id, a.message, a.name, a.mime, a.size, a.key, a.chunks, e.member"
+            " FROM messaging_attachment a JOIN sereus_rowevents e"
+            " ON e.tbl = 'messaging_attachment' AND e.pk = a.id AND e.action = 'upsert'"
+            " WHERE a.message IN (SELECT value FROM json_each(%s))"
+            " AND e.hlc = (SELECT min(f.hlc) FROM sereus_rowevents f"
+            "               WHERE f.tbl = 'messaging_attachment' AND f.pk = a.id)"
+            " ORDER BY e.hlc",
+            [json.dumps(list(by_id))],
+        )
+        rows = cursor.fetchall()
+    for *row, member in rows:
+        message = by_id[row[1]]
+        if bytes(member).hex() == message.author:
+            message.attachments.append(_attachment_view(thread, tuple(row)))
+
+
+def attachment(thread: Thread, attachment_id: str) -> AttachmentView | None:
+    """An attachment of a message this node shows (its author's own), or None."""
+    try:
+        pk = uuid.UUID(attachment_id).hex
+    except ValueError:
+        return None
+    with _cursor(thread) as cursor:
+        cursor.execute("SELECT message FROM messaging_attachment WHERE id = %s", [pk])
+        row = cursor.fetchone()
+    shown = message(thread, row[0]) if row else None
+    if shown is None:
+        return None
+    return next((a for a in shown.attachments if a.id == pk), None)

@@ -7,10 +7,15 @@ input), ``not_found``, ``forbidden`` (the policy refuses: not your message, or a
 
 from __future__ import annotations
 
+import mimetypes
 import uuid
+from collections.abc import Sequence
+from typing import Protocol
 
+from django.conf import settings
 from django.db import transaction
 
+from apps.core import blobs
 from apps.core.models import Thread
 from apps.core.threads import services as threads
 from apps.core.threads.context import thread_context
@@ -22,12 +27,43 @@ from apps.messaging.models import (
     MAX_EMOJI,
     MAX_NAME,
     MAX_TEXT,
+    Attachment,
     Message,
     Profile,
     Reaction,
     Receipt,
 )
 from apps.messaging.policy import APP
+
+MAX_FILES = 10
+
+
+class Upload(Protocol):
+    """An uploaded file as Django gives it (``UploadedFile``), or any named binary stream."""
+
+    name: str | None
+
+    def read(self, size: int = -1) -> bytes: ...
+
+
+def _file_name(name: str | None) -> str:
+    # Only the last part of a path, without control characters, at most 200 characters.
+    base = (name or "file").replace("\\", "/").rsplit("/", 1)[-1]
+    clean = "".join(c for c in base if c.isprintable()).strip() or "file"
+    return clean[-200:]
+
+
+def _mime(name: str | None) -> str:
+    guessed, _ = mimetypes.guess_type(name or "")
+    return guessed if guessed and len(guessed) <= 100 else "application/octet-stream"
+
+
+def _seal(thread: Thread, upload: Upload) -> blobs.Sealed:
+    try:
+        return blobs.seal(thread.thread, upload, limit=settings.SEREUS.max_attachment_bytes)
+    except blobs.BlobError as exc:
+        raise ThreadServiceError("invalid", f"{_file_name(upload.name)}: {exc}") from exc
+
 
 REACTIONS = ("👍", "❤️", "😂", "😮", "😢", "🙏")
 
@@ -92,8 +128,11 @@ def message_send(
     text: str,
     reply_to: str | uuid.UUID | None = None,
     id: uuid.UUID | None = None,
+    files: Sequence[Upload] = (),
 ) -> Message:
-    body = _text(text)
+    if len(files) > MAX_FILES:
+        raise ThreadServiceError("invalid", f"at most {MAX_FILES} attachments per message")
+    body = _text(text) if text.strip() or not files else ""
     answer = _message(thread, reply_to).id if reply_to else None
     fields = {"text": body, "reply_to": answer}
     if id is not None:  # chosen by the client (an offline queue resends without duplicating)
@@ -104,7 +143,26 @@ def message_send(
             if selectors.author(thread, "message", existing.id.hex) != thread.member_id:
                 raise ThreadServiceError("invalid", "that message id is taken")
             return existing
-    return _write(thread, lambda: Message.objects.create(**fields))
+    if thread.state != Thread.State.ACTIVE:
+        raise ThreadServiceError("forbidden", f"you can no longer write in {thread.name}")
+    # The chunks are filed first; the rows that point at them are one op with the message.
+    sealed = [_seal(thread, upload) for upload in files]
+
+    def send() -> Message:
+        message = Message.objects.create(**fields)
+        for upload, blob in zip(files, sealed, strict=True):
+            Attachment.objects.create(
+                message=message.id,
+                name=_file_name(upload.name),
+                mime=_mime(upload.name),
+                size=blob.size,
+                key=blob.key.hex(),
+                chunks=b"".join(blob.chunks).hex(),
+            )
+        return message
+
+    message = _write(thread, send)
+    return message
 
 
 def message_edit(*, thread: Thread, message_id: str | uuid.UUID, text: str) -> Message:

@@ -13,4 +13,14 @@ urlpatterns = [
     path(MESSAGE + "edit/", views.message_edit, name="edit"),
     path(MESSAGE + "delete/", views.message_delete, name="delete"),
     path(MESSAGE + "react/", views.message_react, name="react"),
+    path(
+        "node/messages/<str:thread_id>/a/<str:attachment_id>/",
+        views.attachment_get,
+        name="attachment",
+    ),
+    path(
+        "node/messages/<str:thread_id>/a/<str:attachment_id>/thumb/",
+        views.attachment_thumb,
+        name="attachment_thumb",
+    ),
 ]

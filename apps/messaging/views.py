@@ -12,8 +12,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.models import Thread
 from apps.core.threads.services import ThreadServiceError
-from apps.messaging import selectors, services
-from apps.messaging.forms import ConversationForm, MessageForm, NameForm, ReactionForm
+from apps.messaging import attachments, selectors, services
+from apps.messaging.forms import (
+    ConversationForm,
+    MessageEditForm,
+    MessageForm,
+    NameForm,
+    ReactionForm,
+)
 
 
 def _conversation(thread_id: str) -> Thread:
@@ -49,6 +55,7 @@ def page_context(thread: Thread, *, before: str | None = None, query: str = "") 
             page = selectors.messages(thread, before=before)
     except ValueError:
         raise Http404("no such page") from None
+    attachments.fetch_missing(thread, page)
     return {
         "query": query,
         "before": before,
@@ -63,7 +70,9 @@ def page_context(thread: Thread, *, before: str | None = None, query: str = "") 
 @require_http_methods(["GET", "POST"])
 def conversation(request: HttpRequest, thread_id: str) -> HttpResponse:
     thread = _conversation(thread_id)
-    form = MessageForm(request.POST or None, initial={"reply_to": request.GET.get("reply")})
+    form = MessageForm(
+        request.POST or None, request.FILES or None, initial={"reply_to": request.GET.get("reply")}
+    )
     if request.method == "POST" and form.is_valid():
         try:
             services.message_send(thread=thread, **form.cleaned_data)
@@ -82,7 +91,7 @@ def conversation(request: HttpRequest, thread_id: str) -> HttpResponse:
         name_form=NameForm(),
         editing=editing,
         reply_to=request.GET.get("reply"),
-        edit_form=MessageForm(
+        edit_form=MessageEditForm(
             initial={"text": next((m.text for m in context["page"] if m.id == editing), "")}
         ),
     )
@@ -101,7 +110,7 @@ def _act(request: HttpRequest, thread: Thread, action) -> HttpResponse:
 @require_POST
 def message_edit(request: HttpRequest, thread_id: str, message_id: str) -> HttpResponse:
     thread = _conversation(thread_id)
-    form = MessageForm(request.POST)
+    form = MessageEditForm(request.POST)
     if not form.is_valid():
         flash.error(request, "; ".join(e for errors in form.errors.values() for e in errors))
         return _back(thread)
@@ -144,3 +153,20 @@ def profile(request: HttpRequest, thread_id: str) -> HttpResponse:
     return _act(
         request, thread, lambda: services.profile_set(thread=thread, name=form.cleaned_data["name"])
     )
+
+
+def attachment_get(request: HttpRequest, thread_id: str, attachment_id: str) -> HttpResponse:
+    thread = _conversation(thread_id)
+    found = selectors.attachment(thread, attachment_id)
+    if found is None:
+        raise Http404("no such attachment")
+    return attachments.download(thread, found)
+
+
+def attachment_thumb(request: HttpRequest, thread_id: str, attachment_id: str) -> HttpResponse:
+    thread = _conversation(thread_id)
+    found = selectors.attachment(thread, attachment_id)
+    response = attachments.thumbnail(thread, found) if found is not None else None
+    if response is None:
+        raise Http404("no thumbnail")
+    return response

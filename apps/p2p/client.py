@@ -2,7 +2,8 @@
 
 In the process that runs it (runnode, or ``runworker sereus-p2p``), directly through the trio
 bridge. In a web or Celery process of the scale-out mode, over the channel layer: ``p2p.push``
-messages and a ``p2p.redeem`` request to the worker. This module is the thread services'
+messages, ``p2p.fetch`` (chunks of attachments to fetch) and a ``p2p.redeem`` request to the
+worker. This module is the thread services'
 ``Network`` (``services.network``) and the receiver of ``ops_written``, which also tells open
 browser pages of the thread (the live UI group ``thread-<id>``).
 """
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 P2P_CHANNEL = "sereus-p2p"
 REDEEM_WAIT = 120.0  # dial, admission and the log of a big thread
+MAX_FETCH_MESSAGE = 256  # chunk hashes per p2p.fetch message
 
 _local_lock = threading.Lock()
 _local: tuple[Any, Any] | None = None  # (TrioThread, SereusNode) of this process
@@ -95,6 +97,32 @@ class NetworkClient:
         if reply.get("error"):
             raise services.ThreadServiceError(str(reply["error"]), str(reply.get("detail", "")))
 
+    def blobs_want(self, thread: bytes, chunks: list[bytes]) -> None:
+        if not chunks:
+            return
+        local = _local
+        if local is not None:
+            local[0].call_soon(local[1].blob_want, thread, list(chunks))
+            return
+        if not settings.SEREUS.scale_out:
+            return  # no p2p host in this process and none elsewhere: nothing can fetch
+        layer = get_channel_layer()
+        for start in range(0, len(chunks), MAX_FETCH_MESSAGE):
+            batch = chunks[start : start + MAX_FETCH_MESSAGE]
+            async_to_sync(layer.send)(
+                P2P_CHANNEL,
+                {"type": "p2p.fetch", "thread": thread.hex(), "chunks": [c.hex() for c in batch]},
+            )
+
+    def typing(self, thread: bytes) -> None:
+        local = _local
+        if local is not None:
+            local[0].call_soon(local[1].typing_send, thread)
+            return
+        if settings.SEREUS.scale_out:
+            layer = get_channel_layer()
+            async_to_sync(layer.send)(P2P_CHANNEL, {"type": "p2p.typing", "thread": thread.hex()})
+
 
 def status(*, timeout: float) -> dict[str, Any] | None:
     """The p2p worker's status (whichever process runs it), or None if it does not answer."""
@@ -156,6 +184,34 @@ def _group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
             asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop)
         return
     async_to_sync(layer.group_send)(group, message)
+
+
+def pages_tell(thread: bytes) -> None:
+    """Something of ``thread`` that is not an op changed here (chunks of an attachment came):
+    open pages re-render. Safe to call from any thread, the p2p host's included."""
+    if home_loop is None and not settings.SEREUS.scale_out:
+        return
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        _group_send(layer, live_group(thread), {"type": "thread.changed", "thread": thread.hex()})
+    except Exception:
+        logger.warning("could not tell pages of thread %s", thread.hex()[:12], exc_info=True)
+
+
+def pages_typing(thread: bytes, member: bytes) -> None:
+    """A member of ``thread`` is typing on another node: open pages show it for a moment."""
+    if home_loop is None and not settings.SEREUS.scale_out:
+        return
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = {"type": "thread.typing", "thread": thread.hex(), "member": member.hex()}
+    try:
+        _group_send(layer, live_group(thread), message)
+    except Exception:
+        logger.debug("could not tell pages of thread %s", thread.hex()[:12], exc_info=True)
 
 
 def on_ops_written(sender: Any, thread: bytes, alias: str, **kwargs: Any) -> None:

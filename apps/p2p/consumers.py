@@ -3,6 +3,8 @@
 Messages (``type`` names the handler):
 - ``p2p.status`` with ``reply_channel``: the worker answers ``p2p.status.reply`` with its status.
 - ``p2p.push`` with ``thread`` (hex): another process wrote ops to that thread; push them.
+- ``p2p.fetch`` with ``thread`` and ``chunks`` (hex): fetch those blob chunks from members.
+- ``p2p.typing`` with ``thread`` (hex): this member is typing there; tell connected members.
 - ``p2p.redeem`` with ``reply_channel``, the invite ``link`` and the redemption request fields:
   redeem it over the network (the log lands in the thread database, which every process of
   the node shares); the answer is ``p2p.redeem.reply`` with ``error`` and ``detail`` or nothing.
@@ -19,7 +21,7 @@ from channels.consumer import AsyncConsumer
 from apps.core.thread.invite import InviteError, invite_parse
 from apps.core.thread.writer import RedemptionRequest
 from apps.core.threads.services import ThreadServiceError
-from apps.p2p.client import P2P_CHANNEL
+from apps.p2p.client import MAX_FETCH_MESSAGE, P2P_CHANNEL
 from apps.p2p.service import P2PService
 
 logger = logging.getLogger(__name__)
@@ -46,14 +48,25 @@ class P2PConsumer(AsyncConsumer):
         await self.channel_layer.send(reply_channel, {"type": "p2p.status.reply", **status})
 
     async def p2p_push(self, message: dict[str, Any]) -> None:
+        thread = _thread_of(message, "p2p.push")
+        if thread is not None:
+            self.service.push(thread)
+
+    async def p2p_typing(self, message: dict[str, Any]) -> None:
+        thread = _thread_of(message, "p2p.typing")
+        if thread is not None:
+            self.service.typing(thread)
+
+    async def p2p_fetch(self, message: dict[str, Any]) -> None:
         try:
             thread = bytes.fromhex(message.get("thread", ""))
-        except (TypeError, ValueError):
-            thread = b""
-        if len(thread) != 32:
-            logger.warning("p2p.push without a valid thread id: ignored")
+            chunks = [bytes.fromhex(c) for c in message.get("chunks", [])[:MAX_FETCH_MESSAGE]]
+        except (TypeError, ValueError, AttributeError):
+            thread, chunks = b"", []
+        if len(thread) != 32 or not chunks or any(len(c) != 32 for c in chunks):
+            logger.warning("p2p.fetch without a valid thread and chunks: ignored")
             return
-        self.service.push(thread)
+        self.service.blobs_want(thread, chunks)
 
     async def p2p_redeem(self, message: dict[str, Any]) -> None:
         reply_channel = message.get("reply_channel")
@@ -77,3 +90,14 @@ class P2PConsumer(AsyncConsumer):
         except (InviteError, ThreadServiceError) as exc:
             reply.update(error=exc.code, detail=str(exc))
         await self.channel_layer.send(reply_channel, reply)
+
+
+def _thread_of(message: dict[str, Any], kind: str) -> bytes | None:
+    try:
+        thread = bytes.fromhex(message.get("thread", ""))
+    except (TypeError, ValueError):
+        thread = b""
+    if len(thread) != 32:
+        logger.warning("%s without a valid thread id: ignored", kind)
+        return None
+    return thread

@@ -7,6 +7,8 @@ limits on sizes and counts (DESIGN §8, "size limits on every message"). A frame
 - ``hello`` opens a sync session for a thread (versioned); ``redeem`` opens an invite session.
 - ``ops`` carries a batch of raw ops, ``vv`` ends a flight with the sender's version vector,
   ``done`` ends the session with it. ``admitted`` answers a redeem; ``err`` ends anything.
+- ``blobget`` asks for chunks of a thread's blobs; ``chunk`` answers each (data, or null).
+- ``typing`` says the sender's member is typing in a thread (ephemeral, never stored).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ MAX_FRAME = 4 * 1024 * 1024  # an op is at most 1 MiB; a frame carries a batch o
 MAX_OPS_PER_FRAME = 256
 BATCH_BYTES = 2 * 1024 * 1024  # the ops put in one frame, at most
 MAX_VV = 4096
+MAX_CHUNKS_ASKED = 16  # chunk hashes in one blob request
+MAX_CHUNK = 1024 * 1024 + 16  # a blob chunk: 1 MiB of plaintext and its tag
 ERROR_CODES = frozenset(
     {
         "refused",
@@ -82,7 +86,24 @@ class Admitted:
     pass
 
 
-Frame = Hello | Ops | VersionVector | Done | Error | Redeem | Admitted
+@dataclass(frozen=True)
+class BlobGet:
+    thread: bytes
+    chunks: list[bytes]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    hash: bytes
+    data: bytes | None  # None: not on this node
+
+
+@dataclass(frozen=True)
+class Typing:
+    thread: bytes
+
+
+Frame = Hello | Ops | VersionVector | Done | Error | Redeem | Admitted | BlobGet | Chunk | Typing
 
 
 def _vv_doc(vv: dict[bytes, int]) -> list[list[Any]]:
@@ -114,6 +135,12 @@ def encode(frame: Frame) -> bytes:
             }
         case Admitted():
             doc = {"t": "admitted"}
+        case BlobGet():
+            doc = {"t": "blobget", "v": VERSION, "thread": frame.thread, "chunks": frame.chunks}
+        case Chunk():
+            doc = {"t": "chunk", "hash": frame.hash, "data": frame.data}
+        case Typing():
+            doc = {"t": "typing", "v": VERSION, "thread": frame.thread}
         case _:
             raise TypeError(f"not a frame: {frame!r}")
     return codec.encode(doc)
@@ -201,4 +228,23 @@ def decode(data: bytes) -> Frame:
     if kind == "admitted":
         _fields(doc)
         return Admitted()
+    if kind == "blobget":
+        _fields(doc, "v", "thread", "chunks")
+        _version(doc)
+        chunks = doc["chunks"]
+        if type(chunks) is not list or not 0 < len(chunks) <= MAX_CHUNKS_ASKED:
+            raise FrameError(f"chunks: expected a list of 1 to {MAX_CHUNKS_ASKED} hashes")
+        return BlobGet(
+            _bytes(doc["thread"], 32, "thread"), [_bytes(c, 32, "chunk") for c in chunks]
+        )
+    if kind == "typing":
+        _fields(doc, "v", "thread")
+        _version(doc)
+        return Typing(_bytes(doc["thread"], 32, "thread"))
+    if kind == "chunk":
+        _fields(doc, "hash", "data")
+        data = doc["data"]
+        if data is not None and (type(data) is not bytes or len(data) > MAX_CHUNK):
+            raise FrameError(f"chunk data: bytes, at most {MAX_CHUNK}, or null")
+        return Chunk(_bytes(doc["hash"], 32, "hash"), data)
     raise FrameError(f"unknown frame type {kind!r}")

@@ -38,6 +38,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 
+from apps.core import blobs
 from apps.core.identity import peer_id_from_public_key
 from apps.core.thread.invite import Invite
 from apps.core.thread.writer import RedemptionRequest
@@ -45,7 +46,9 @@ from apps.p2p import threads_io
 from apps.p2p.bridge import unwrap
 from apps.p2p.host import announce_addresses, device_of, dialable, host_build, peer_id_of
 from apps.p2p.limits import PeerLimits
+from apps.p2p.protocols import blob as blob_protocol
 from apps.p2p.protocols import invite as invite_protocol
+from apps.p2p.protocols import live as live_protocol
 from apps.p2p.protocols import sync
 from apps.p2p.state import P2PState, state_load, state_save
 from apps.p2p.wire import FrameChannel, PeerFault, PeerRefused
@@ -65,6 +68,8 @@ INBOUND_SESSIONS = 256  # streams at once, idle ones kept for the next session i
 INBOUND_PER_PEER = 4
 STREAM_REUSE = 20.0  # below the responder's STREAM_IDLE, so a kept stream is still open
 SESSION_RETRIES = (0.2, 1.0, 5.0)  # seconds before trying a failed session again
+BLOB_RETRIES = (1.0, 5.0, 20.0)  # rounds over the member devices before a fetch gives up
+BLOB_PROGRESS = 1.0  # seconds between "chunks arrived" notices to open pages
 SessionOutcome = Literal["done", "refused", "failed", "unreachable"]
 
 
@@ -151,7 +156,18 @@ class SereusNode:
         self._outbound = trio.CapacityLimiter(OUTBOUND_SESSIONS)
         self._nursery: trio.Nursery | None = None
         self.discovery: Any = None  # apps.p2p.discovery.Discovery, when started
-        self.stats = {"sessions": 0, "ops_sent": 0, "ops_received": 0, "refused_streams": 0}
+        self._blob_wants: dict[bytes, set[bytes]] = {}
+        self.blob_progress: Callable[[bytes], None] = lambda thread: None
+        # (thread, member) of a typing signal from a peer: set to tell the open pages.
+        self.typing: Callable[[bytes, bytes], None] = lambda thread, member: None
+        self.typing_seen: dict[tuple[bytes, bytes], float] = {}
+        self.stats = {
+            "sessions": 0,
+            "ops_sent": 0,
+            "ops_received": 0,
+            "refused_streams": 0,
+            "chunks_received": 0,
+        }
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -160,6 +176,8 @@ class SereusNode:
         self.host = host_build(self.device_key)
         self.host.set_stream_handler(sync.PROTOCOL, self._on_sync_stream)
         self.host.set_stream_handler(invite_protocol.PROTOCOL, self._on_invite_stream)
+        self.host.set_stream_handler(blob_protocol.PROTOCOL, self._on_blob_stream)
+        self.host.set_stream_handler(live_protocol.PROTOCOL, self._on_live_stream)
         self.host.get_network().register_notifee(_Events(self))
         async with self.host.run(listen_addrs=[listen]), trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -204,6 +222,31 @@ class SereusNode:
 
     async def redeem(self, invite: Invite, request: RedemptionRequest) -> None:
         await invite_protocol.redeem(self, invite, request)
+
+    def typing_send(self, thread: bytes) -> None:
+        """Tell the connected member devices of ``thread`` that this member is typing (best
+        effort: never dials, never retries)."""
+        view = self.threads.get(thread)
+        if view is None or self._nursery is None:
+            return
+        for peer in view.info.peers:
+            if peer.until is None and self.connected(peer.device):
+                self._nursery.start_soon(self._typing_to, peer.device, thread)
+
+    async def _typing_to(self, device: bytes, thread: bytes) -> None:
+        with trio.move_on_after(STREAM_TIMEOUT):
+            try:
+                await live_protocol.send_typing(self, device, thread)
+            except Exception as error:  # an ephemeral signal: lost is fine
+                logger.debug("typing to %s: %r", peer_id_of(device), unwrap(error))
+
+    def blob_want(self, thread: bytes, chunks: list[bytes]) -> None:
+        """Fetch these chunks of ``thread`` in the background (one fetch per thread at a time;
+        chunks asked for meanwhile join it)."""
+        fetching = thread in self._blob_wants
+        self._blob_wants.setdefault(thread, set()).update(chunks)
+        if not fetching and self._nursery is not None:
+            self._nursery.start_soon(self._blob_fetch, thread)
 
     async def status(self) -> dict[str, Any]:
         return self._status()
@@ -352,6 +395,12 @@ class SereusNode:
     async def _on_invite_stream(self, stream: INetStream) -> None:
         await self._serve(stream, invite_protocol.respond)
 
+    async def _on_blob_stream(self, stream: INetStream) -> None:
+        await self._serve(stream, blob_protocol.respond)
+
+    async def _on_live_stream(self, stream: INetStream) -> None:
+        await self._serve(stream, live_protocol.respond)
+
     async def _ban(self, device: bytes) -> None:
         """Drop a peer that struck out; its streams are refused until the ban ends."""
         assert self.host is not None
@@ -436,6 +485,67 @@ class SereusNode:
     def connected(self, device: bytes) -> bool:
         assert self.host is not None
         return bool(self.host.get_network().get_connections(peer_id_of(device)))
+
+    # -- blobs ----------------------------------------------------------------------------------
+
+    async def _blob_fetch(self, thread: bytes) -> None:
+        """Rounds over the thread's member devices until every wanted chunk is here, or a few
+        rounds brought nothing (a page that still shows the attachment asks again)."""
+        last_notice = 0.0
+
+        def arrived() -> None:
+            nonlocal last_notice
+            self.stats["chunks_received"] += 1
+            if time.monotonic() - last_notice >= BLOB_PROGRESS:
+                last_notice = time.monotonic()
+                self.blob_progress(thread)
+
+        try:
+            idle_rounds = 0
+            while True:
+                wanted = sorted(self._blob_wants.get(thread, ()))
+                missing = await trio.to_thread.run_sync(blobs.missing, thread, wanted)
+                self._blob_wants[thread] = set(missing)
+                if not missing:
+                    return
+                if await self._blob_round(thread, missing, arrived):
+                    idle_rounds = 0
+                    continue
+                if idle_rounds == len(BLOB_RETRIES):
+                    logger.info(
+                        "%d chunks of thread %s: no member device has them now",
+                        len(missing),
+                        thread.hex()[:8],
+                    )
+                    return
+                await trio.sleep(BLOB_RETRIES[idle_rounds])
+                idle_rounds += 1
+        finally:
+            self._blob_wants.pop(thread, None)
+            self.blob_progress(thread)
+
+    async def _blob_round(self, thread: bytes, missing: list[bytes], arrived) -> int:
+        view = self.threads.get(thread) or await self._thread_refresh(thread)
+        devices = [p.device for p in view.info.peers if p.until is None] if view else []
+        kept = 0
+        for device in devices:
+            if not await self.ensure_connected(device):
+                continue
+            try:
+                kept += await blob_protocol.fetch(self, device, thread, missing, arrived)
+            except Exception as error:
+                exc = unwrap(error)
+                if isinstance(exc, PeerFault):
+                    logger.info("blob fetch from %s: %s", peer_id_of(device), exc)
+                    if self.limits.strike(str(peer_id_of(device)), str(exc)):
+                        await self._ban(device)
+                else:
+                    logger.debug("blob fetch from %s failed: %r", peer_id_of(device), exc)
+                continue
+            missing = await trio.to_thread.run_sync(blobs.missing, thread, missing)
+            if not missing:
+                break
+        return kept
 
     # -- sessions -------------------------------------------------------------------------------
 

@@ -61,6 +61,8 @@ class P2PService:
                 sync_interval=config.sync_interval,
             ),
         )
+        node.blob_progress = client.pages_tell
+        node.typing = client.pages_typing
         bridge = TrioThread()
         loop = asyncio.get_running_loop()
         try:
@@ -97,6 +99,14 @@ class P2PService:
     def push(self, thread: bytes) -> None:
         if self._bridge is not None:
             self._bridge.call_soon(self._node.notify, thread)
+
+    def typing(self, thread: bytes) -> None:
+        if self._bridge is not None:
+            self._bridge.call_soon(self._node.typing_send, thread)
+
+    def blobs_want(self, thread: bytes, chunks: list[bytes]) -> None:
+        if self._bridge is not None:
+            self._bridge.call_soon(self._node.blob_want, thread, chunks)
 
     async def redeem(self, invite: Invite, request: RedemptionRequest) -> None:
         if not self.running:

@@ -123,6 +123,19 @@ def access(thread: bytes, device: bytes) -> tuple[Access, Op | None]:
         _recycle()
 
 
+def member_of(thread: bytes, device: bytes) -> bytes | None:
+    """The member an active device of ``thread`` acts for; None for anyone else."""
+    try:
+        if not _active(thread):
+            return None
+        with _replica(thread) as (_database, replica):
+            return replica.control.state.device_member(device)
+    except ThreadDatabaseError:
+        return None
+    finally:
+        _recycle()
+
+
 def _departure(replica: Replica, device: bytes) -> Op | None:
     """The op that removed (or let leave) the member a device acted for, if that is why the
     device is no longer active; None for a stranger or a revoked device of a current member."""

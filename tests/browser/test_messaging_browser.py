@@ -6,6 +6,7 @@ edit and delete are on one's own messages only, and hostile text stays text."""
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from tests.browser.test_pwa_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import OWNER_PASSWORD
@@ -268,6 +270,39 @@ def test_two_nodes_converse_live_in_browsers(peers, browser) -> None:
     assert on_alice.get_by_role("link", name="edit").count() == 0
     assert on_alice.get_by_role("button", name="delete").count() == 0
     live_ready(bob.page)
+
+    # Bob replies with a picture; Alice's page shows its thumbnail (made on her node from the
+    # chunks it fetched from Bob's) and the full image opens.
+    picture = io.BytesIO()
+    Image.new("RGB", (640, 480), (20, 120, 220)).save(picture, format="PNG")
+    bob.page.set_input_files(
+        "input[name=files]",
+        files=[{"name": "lake.png", "mimeType": "image/png", "buffer": picture.getvalue()}],
+    )
+    bob.page.fill("textarea[name=text]", "the lake")
+    with bob.page.expect_navigation():
+        bob.page.get_by_role("button", name="Send").click()
+    bob_navigations += 1
+    bob.page.evaluate("() => { window.__mark = 'still this page'; }")
+    thumb = alice.page.locator(".message .attachment img[alt='lake.png']")
+    thumb.wait_for(timeout=15000)
+    thumb.evaluate("(img) => img.complete || new Promise((ok) => img.onload = ok)")
+    assert thumb.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == [480, 360]
+    full = alice.page.request.get(alice.url + thumb.locator("xpath=..").get_attribute("href"))
+    assert full.ok
+    assert full.body() == picture.getvalue()
+    live_ready(bob.page)
+    live_ready(alice.page)
+
+    # Bob starts typing; Alice's page says so for a moment, and nothing of it is stored.
+    ops_before = len(node_a.api.get(f"/api/v1/threads/{thread_id}/ops/?limit=1000"))
+    bob.page.locator("#id_text").press_sequentially("I think", delay=50)
+    typing = alice.page.locator("#typing")
+    typing.filter(has_text="Bob is typing").wait_for(timeout=5000)
+    typing.filter(has_text="is typing").wait_for(state="detached", timeout=10000)
+    assert typing.inner_text() == ""
+    assert len(node_a.api.get(f"/api/v1/threads/{thread_id}/ops/?limit=1000")) == ops_before
+    bob.page.locator("#id_text").fill("")
 
     # Alice edits her message; Bob sees the new text live.
     watch_for(bob, "book club (edited)")

@@ -128,3 +128,13 @@ def test_data_dir_flag_is_taken_out_of_argv():
     assert env["SEREUS_DATA_DIR"] == "/x"
     assert argv_apply_data_dir(["m", "--data-dir=/y", "check"], env) == ["m", "check"]
     assert env["SEREUS_DATA_DIR"] == "/y"
+
+
+def test_the_attachment_limit_is_whole_mebibytes_within_bounds(tmp_path: Path):
+    base = {"SEREUS_DATA_DIR": str(tmp_path)}
+    assert config_from_env(base).max_attachment_bytes == 100 * 1024 * 1024
+    limited = config_from_env({**base, "SEREUS_MAX_ATTACHMENT_MB": "5"})
+    assert limited.max_attachment_bytes == 5 * 1024 * 1024
+    for bad in ("0", "4097", "1.5", "lots", "-3"):
+        with pytest.raises(ImproperlyConfigured, match="SEREUS_MAX_ATTACHMENT_MB"):
+            config_from_env({**base, "SEREUS_MAX_ATTACHMENT_MB": bad})

@@ -11,16 +11,21 @@ from hypothesis import strategies as st
 from apps.core.thread import codec
 from apps.p2p import frames
 from apps.p2p.frames import (
+    MAX_CHUNK,
+    MAX_CHUNKS_ASKED,
     MAX_FRAME,
     MAX_OPS_PER_FRAME,
     MAX_VV,
     Admitted,
+    BlobGet,
+    Chunk,
     Done,
     Error,
     FrameError,
     Hello,
     Ops,
     Redeem,
+    Typing,
     VersionVector,
 )
 
@@ -72,6 +77,12 @@ EVERY_FRAME = [
     *(Error(code, f"because {code}") for code in sorted(frames.ERROR_CODES)),
     Redeem(THREAD, b"\x01" * 32, b"\x02" * 32, DEVICE_A, SIG, b"\x03" * 64),
     Admitted(),
+    BlobGet(THREAD, [b"\x01" * 32]),
+    BlobGet(THREAD, [bytes([i]) * 32 for i in range(MAX_CHUNKS_ASKED)]),
+    Chunk(b"\x02" * 32, b""),
+    Chunk(b"\x02" * 32, b"\xff" * MAX_CHUNK),
+    Chunk(b"\x03" * 32, None),
+    Typing(THREAD),
 ]
 
 
@@ -190,6 +201,21 @@ def test_what_is_not_a_frame_is_refused(data, reason):
         ({"t": "ops", "ops": [b"fine", "not bytes"]}, "ops: each op is bytes"),
         ({"t": "ops", "ops": [b"fine", [b"nested"]]}, "ops: each op is bytes"),
         ({"t": "ops", "ops": [None]}, "ops: each op is bytes"),
+        # blob frames
+        ({"t": "blobget", "v": 1, "thread": THREAD, "chunks": []}, "chunks: expected a list of 1"),
+        (
+            {"t": "blobget", "v": 1, "thread": THREAD, "chunks": [THREAD] * 17},
+            "chunks: expected a list of 1 to 16",
+        ),
+        ({"t": "blobget", "v": 1, "thread": THREAD, "chunks": [b"short"]}, "chunk: expected 32"),
+        ({"t": "blobget", "v": 2, "thread": THREAD, "chunks": [THREAD]}, "version 2"),
+        ({"t": "blobget", "thread": THREAD, "chunks": [THREAD]}, "frame 'blobget': fields"),
+        ({"t": "chunk", "hash": THREAD, "data": "text"}, "chunk data: bytes"),
+        ({"t": "chunk", "hash": THREAD, "data": b"x" * (MAX_CHUNK + 1)}, "at most"),
+        ({"t": "chunk", "hash": THREAD[:8], "data": b""}, "hash: expected 32 bytes"),
+        ({"t": "chunk", "hash": THREAD}, "frame 'chunk': fields"),
+        ({"t": "typing", "v": 1, "thread": THREAD[:5]}, "thread: expected 32 bytes"),
+        ({"t": "typing", "thread": THREAD}, "frame 'typing': fields"),
     ],
     ids=short,
 )
@@ -301,7 +327,10 @@ def _decodes_or_refuses(data: bytes) -> None:
     if refusal is not None:
         assert str(refusal), "a refusal says why"
         return
-    assert isinstance(frame, Hello | Ops | VersionVector | Done | Error | Redeem | Admitted)
+    assert isinstance(
+        frame,
+        Hello | Ops | VersionVector | Done | Error | Redeem | Admitted | BlobGet | Chunk | Typing,
+    )
     assert frames.decode(frames.encode(frame)) == frame
 
 

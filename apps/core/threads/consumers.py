@@ -86,6 +86,10 @@ class ThreadLiveConsumer(OwnerStatusSocket):
                 logger.exception("rendering thread %s for a live page failed", self.thread_id[:12])
             await asyncio.sleep(COALESCE_SECONDS)
 
+    async def thread_typing(self, message: dict[str, Any]) -> None:
+        """Sent to the thread's group for app pages that show it (a conversation's); the
+        thread page shows nothing of it, but must take it."""
+
     def live_html(self) -> str:
         """What a change re-renders (subclasses for app pages render their own parts)."""
         return thread_live_html(self.thread_id, self._csrf_token)

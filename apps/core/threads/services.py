@@ -52,6 +52,16 @@ class Network(Protocol):
         ``ThreadServiceError`` (unreachable, expired, used, revoked, ...) if that fails."""
         ...
 
+    def typing(self, thread: bytes) -> None:
+        """Tell the connected member nodes of ``thread`` that this member is typing (ephemeral:
+        nothing is stored, a lost signal is not shown)."""
+        ...
+
+    def blobs_want(self, thread: bytes, chunks: list[bytes]) -> None:
+        """Fetch these chunks of ``thread`` from member nodes that have them, in the background
+        (``apps.core.blobs``); open pages of the thread are told as they arrive."""
+        ...
+
 
 # Set by the p2p app when it loads (``apps.p2p.client``); None where no network is wired up.
 network: Network | None = None
