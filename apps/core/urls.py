@@ -15,7 +15,7 @@ urlpatterns = [
         ),
         name="login",
     ),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", views.LogoutView.as_view(), name="logout"),
     path("node/", views.dashboard, name="dashboard"),
     path("node/settings/", views.node_settings, name="settings"),
     path("node/settings/passphrase/", views.passphrase_change, name="passphrase"),

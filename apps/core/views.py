@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -168,3 +169,13 @@ def api_tokens_revoke(request: HttpRequest) -> HttpResponse:
     count = services.api_tokens_revoke_all(user=request.user)
     messages.success(request, f"Revoked {count} API token{'s' if count != 1 else ''}.")
     return redirect("core:settings")
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's logout, and the browser forgets what the service worker kept for offline use
+    (conversation pages, queued messages): a shared phone keeps nothing of the owner's."""
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        response = super().post(request, *args, **kwargs)
+        response["Clear-Site-Data"] = '"cache", "storage"'
+        return response

@@ -35,6 +35,9 @@ class MessageForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Write a message (Markdown)"}),
     )
     reply_to = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    # Chosen when the form is drawn: the same message sent twice (a retry, the offline outbox
+    # of the service worker) is posted once.
+    id = forms.UUIDField(required=False, widget=forms.HiddenInput)
     files = MultipleFileField(required=False, label="Attach files")
 
     def clean(self):

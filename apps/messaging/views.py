@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
+from uuid6 import uuid7
 
 from apps.core.models import Thread
 from apps.core.threads.services import ThreadServiceError
@@ -71,7 +72,9 @@ def page_context(thread: Thread, *, before: str | None = None, query: str = "") 
 def conversation(request: HttpRequest, thread_id: str) -> HttpResponse:
     thread = _conversation(thread_id)
     form = MessageForm(
-        request.POST or None, request.FILES or None, initial={"reply_to": request.GET.get("reply")}
+        request.POST or None,
+        request.FILES or None,
+        initial={"reply_to": request.GET.get("reply"), "id": uuid7()},
     )
     if request.method == "POST" and form.is_valid():
         try:

@@ -105,6 +105,8 @@ PRECACHE_STATIC = (
 )
 # Paths whose responses the service worker never stores: private, one-time or live.
 NEVER_CACHE = ("/api/", "/admin/", "/claim/", "/ws/")
+# The conversation list and the last few conversations stay readable offline (cleared on logout).
+KEPT_PAGES = 6
 # Where the installed app opens: the node's dashboard (the login page when logged out).
 APP_START_URL = "/node/"
 THEME_COLOR = "#1d4ed8"
@@ -211,6 +213,8 @@ def service_worker(request: HttpRequest) -> HttpResponse:
         "offline_url": json.dumps(reverse("website:offline")),
         "static_prefix": json.dumps(settings.STATIC_URL),
         "never_cache": json.dumps(list(NEVER_CACHE)),
+        "kept_prefix": json.dumps(reverse("messaging:list")),
+        "kept_pages": json.dumps(KEPT_PAGES),
     }
     # Rendered without the request: no context processors, nothing user-specific in the script.
     body = render_to_string("website/sw.js", context)

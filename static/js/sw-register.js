@@ -13,4 +13,12 @@
     // Not fatal: the node works without it, only offline support is missing.
     console.warn("Sereus: service worker not registered:", error);
   });
+  // Back online: messages queued while the node was unreachable go out now.
+  function flush() {
+    if (navigator.serviceWorker.controller) {
+      navigator.serviceWorker.controller.postMessage({ type: "outbox-flush" });
+    }
+  }
+  window.addEventListener("online", flush);
+  flush();
 })();

@@ -98,3 +98,10 @@ def test_security_headers_on_every_page():
     assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Referrer-Policy"] == "same-origin"
+
+
+def test_logging_out_clears_what_the_browser_kept_for_offline_use(owner_client):
+    response = owner_client.post("/logout/")
+    assert response.status_code == 302
+    assert response["Clear-Site-Data"] == '"cache", "storage"'
+    assert owner_client.get("/node/").status_code == 302  # logged out: to the login page

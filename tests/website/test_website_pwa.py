@@ -230,3 +230,12 @@ def test_vendored_htmx_matches_its_record() -> None:
     assert 'defineExtension("ws"' in (VENDOR / "ext" / "ws.js").read_text().replace("'", '"')
     assert "Zero-Clause BSD" in (VENDOR / "LICENSE").read_text()
     assert "BSD Zero Clause" in (VENDOR / "ext" / "LICENSE").read_text()
+
+
+def test_service_worker_keeps_only_the_conversations_for_offline(client: Client) -> None:
+    script, constants = get_service_worker(client)
+    assert constants["KEPT_PREFIX"] == "/node/messages/"
+    assert 1 <= constants["KEPT_PAGES"] <= 10
+    # Not kept: the other node pages, whatever is under a private prefix.
+    assert not str(constants["KEPT_PREFIX"]).startswith(tuple(constants["NEVER_CACHE"]))
+    assert "Clear-Site-Data" in script  # the header comment says how it is forgotten
