@@ -11,6 +11,9 @@ HTMX_VERSION="2.0.11"
 HTMX_INTEGRITY="sha512-Thx/WtpeOQqSrqBCw/A1cwGJGg4UrVa3+sW0GmrM3p4gJgO89ecH4qtbnyzDDWFvBTqjnIMCgELTNt636dtamA=="
 HTMX_WS_VERSION="2.0.4"
 HTMX_WS_INTEGRITY="sha512-LnOpFRL/2hInhdKl/9N0OJsb4GYQ5/teUdTHNZYY9ytYdxYEqjfLEe0MWgF3ODjfwGJRb4E95igAbU66te48ZA=="
+# jsQR reads QR codes from camera frames (joining with an invite QR code in the PWA).
+JSQR_VERSION="1.4.0"
+JSQR_INTEGRITY="sha512-dxLob7q65Xg2DvstYkRpkYtmKm2sPJ9oFhrhmudT1dZvNFFTlroai3AWSpLey/w5vMcLBXRgOJsbXpdN9HzU/A=="
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEST="$ROOT/static/vendor/htmx"
@@ -36,6 +39,7 @@ fetch() {
 
 fetch htmx.org "$HTMX_VERSION" "$HTMX_INTEGRITY"
 fetch htmx-ext-ws "$HTMX_WS_VERSION" "$HTMX_WS_INTEGRITY"
+fetch jsqr "$JSQR_VERSION" "$JSQR_INTEGRITY"
 
 mkdir -p "$DEST/ext"
 install -m 0644 "$WORK/htmx.org/package/dist/htmx.min.js" "$DEST/htmx.min.js"
@@ -56,4 +60,16 @@ htmx-ext-ws $HTMX_WS_VERSION (0BSD)
   files: ext/ws.js <- dist/ws.js, ext/LICENSE <- LICENSE
 VERSIONS
 
-echo "vendored htmx.org $HTMX_VERSION and htmx-ext-ws $HTMX_WS_VERSION into ${DEST#"$ROOT"/}"
+JSQR_DEST="$ROOT/static/vendor/jsqr"
+mkdir -p "$JSQR_DEST"
+install -m 0644 "$WORK/jsqr/package/dist/jsQR.js" "$JSQR_DEST/jsQR.js"
+install -m 0644 "$WORK/jsqr/package/LICENSE" "$JSQR_DEST/LICENSE"
+cat > "$JSQR_DEST/VERSIONS" <<VERSIONS
+Vendored by scripts/vendor_js.sh from the npm registry; do not edit these files by hand.
+
+jsqr $JSQR_VERSION (Apache-2.0)
+  integrity: $JSQR_INTEGRITY
+  files: jsQR.js <- dist/jsQR.js, LICENSE <- LICENSE
+VERSIONS
+
+echo "vendored htmx.org $HTMX_VERSION, htmx-ext-ws $HTMX_WS_VERSION and jsqr $JSQR_VERSION"

@@ -239,3 +239,14 @@ def test_service_worker_keeps_only_the_conversations_for_offline(client: Client)
     # Not kept: the other node pages, whatever is under a private prefix.
     assert not str(constants["KEPT_PREFIX"]).startswith(tuple(constants["NEVER_CACHE"]))
     assert "Clear-Site-Data" in script  # the header comment says how it is forgotten
+
+
+def test_vendored_jsqr_matches_its_record() -> None:
+    folder = ROOT / "static" / "vendor" / "jsqr"
+    script = (ROOT / "scripts" / "vendor_js.sh").read_text()
+    pinned = dict(re.findall(r'^(JSQR_\w+)="([^"]+)"$', script, flags=re.MULTILINE))
+    versions = (folder / "VERSIONS").read_text()
+    assert pinned["JSQR_VERSION"] in versions
+    assert pinned["JSQR_INTEGRITY"] in versions
+    assert "Apache License" in (folder / "LICENSE").read_text()
+    assert "jsQR" in (folder / "jsQR.js").read_text()[:2000]
