@@ -228,23 +228,30 @@ def catch_up_seconds(a: Peer, b: Peer, thread: str, notes: int) -> float:
     return time.monotonic() - started
 
 
+def _flooded_catch_up(a: Peer, b: Peer, thread: str) -> float:
+    """A catch-up of B from A while a hostile peer sends A 10 000 junk frames."""
+    flood = flood_start(a, 10_000)
+    try:
+        wait_for(lambda: a.network()["stats"]["refused_streams"] > 0, what="the flood to begin")
+        seconds = catch_up_seconds(a, b, thread, 600)
+        out, err = flood.communicate(timeout=300)
+    finally:
+        flood.kill()
+    assert flood.returncode == 0, err
+    assert json.loads(out)["frames"] >= 10_000
+    return seconds
+
+
 def test_a_flood_of_junk_does_not_crash_a_node_or_stall_an_honest_sync(peers, tmp_path):
     a = start(peers, tmp_path / "a")
     b = start(peers, tmp_path / "b")
     thread = a.thread_create("Busy")
     b.redeem(a.invite(thread))
     converged([a, b], thread)
-    usual = min(catch_up_seconds(a, b, thread, 300) for _ in range(2))
-
-    flood = flood_start(a, 10_000)
-    try:
-        wait_for(lambda: a.network()["stats"]["refused_streams"] > 0, what="the flood to begin")
-        flooded = catch_up_seconds(a, b, thread, 300)
-        out, err = flood.communicate(timeout=300)
-    finally:
-        flood.kill()
-    assert flood.returncode == 0, err
-    assert json.loads(out)["frames"] >= 10_000
+    # The same statistic both ways (the best of two), over catch-ups long enough that a
+    # scheduling hiccup on this shared machine is not half of one.
+    usual = min(catch_up_seconds(a, b, thread, 600) for _ in range(2))
+    flooded = min(_flooded_catch_up(a, b, thread) for _ in range(2))
     status = a.network()
     assert status["running"]
     assert status["stats"]["refused_streams"] > 0
