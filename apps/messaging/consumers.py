@@ -24,6 +24,7 @@ MAX_INPUT = 4096  # what the page sends is small; anything bigger is not from it
 
 
 class ConversationConsumer(ThreadLiveConsumer):
+    _shown: dict[str, str] | None = None  # message id -> its html, as last sent
     _typing_sent = 0.0
     _typing_clear: asyncio.Task | None = None
 
@@ -69,17 +70,43 @@ class ConversationConsumer(ThreadLiveConsumer):
         await super().disconnect(code)
 
     def live_html(self) -> str:
+        """The changes since this socket's last render, as out-of-band swaps of single messages
+        (new ones appended, changed ones replaced, gone ones deleted): a new message costs a few
+        kB, not the whole list. The whole list when that is simpler (first render, or a message
+        that arrived late and belongs between others)."""
         from apps.messaging.views import page_context
 
         thread = selectors.conversation_find(self.thread_id)
         if thread is None:
             return ""
-        context = {**page_context(thread), "csrf_token": self._csrf_token, "oob": True}
-        html = render_to_string("messaging/_messages.html", context)
+        context = {**page_context(thread), "csrf_token": self._csrf_token}
+        shown = {
+            message.id: render_to_string(
+                "messaging/_message.html", {**context, "message": message, "item_oob": True}
+            )
+            for message in context["page"]
+        }
+        before, self._shown = self._shown, shown
         # The page is open on its newest messages: they are read. (The receipt's own op comes
-        # back as one more change, whose render writes nothing: receipts only move forward.)
+        # back as one more change, whose render finds nothing new to send.)
         services.conversation_read(thread=thread)
-        return html
+        if not before or not shown or not _appended_only(list(before), list(shown)):
+            return render_to_string("messaging/_messages.html", {**context, "oob": True})
+        parts = [
+            format_html('<li id="m-{}" hx-swap-oob="delete"></li>', gone)
+            for gone in before
+            if gone not in shown
+        ]
+        parts += [html for key, html in shown.items() if key in before and before[key] != html]
+        added = [key for key in shown if key not in before]
+        if added:
+            items = "".join(
+                render_to_string("messaging/_message.html", {**context, "message": message})
+                for message in context["page"]
+                if message.id in added
+            )
+            parts.append(f'<ol hx-swap-oob="beforeend:#messages">{items}</ol>')
+        return "".join(parts)
 
     async def status_received(self, status: dict[str, Any]) -> None:
         # The conversation page shows no sync panel; the thread page does.
@@ -90,3 +117,10 @@ def _typing_html(text: str) -> str:
     return format_html(
         '<p id="typing" class="muted typing" aria-live="polite" hx-swap-oob="true">{}</p>', text
     )
+
+
+def _appended_only(before: list[str], after: list[str]) -> bool:
+    """Whether ``after`` is ``before`` with some of its oldest gone and new ones at the end (what
+    appending and deleting single messages can draw)."""
+    kept = [key for key in before if key in after]
+    return after[: len(kept)] == kept

@@ -200,3 +200,38 @@ async def test_the_socket_is_for_conversations_and_the_owner_only(chat, owner_us
     assert await communicator.connect() == (False, 4404)
     communicator = socket(f"/ws/messages/{chat.id}/", cookies=None)
     assert await communicator.connect() == (False, 4403)
+
+
+@pytest.mark.anyio
+async def test_live_updates_send_only_what_changed(chat, owner_user):
+    send = database_sync_to_async(services.message_send)
+    await send(thread=chat, text="zeroth")
+    first = await send(thread=chat, text="first")
+    second = await send(thread=chat, text="second")
+    cookies = await database_sync_to_async(logged_in_cookies)(owner_user)
+    communicator = socket(f"/ws/messages/{chat.id}/", cookies=cookies)
+    assert (await communicator.connect())[0]
+    whole = await communicator.receive_from(timeout=5)
+    assert 'id="messages"' in whole  # the first render is the whole list
+
+    async def changed() -> str:
+        await get_channel_layer().group_send(live_group(chat.thread), {"type": "thread.changed"})
+        return await communicator.receive_from(timeout=5)
+
+    await send(thread=chat, text="third")
+    added = await changed()
+    assert added.startswith('<ol hx-swap-oob="beforeend:#messages">')
+    assert "third" in added
+    assert "first" not in added
+    assert "second" not in added
+    assert len(added) < len(whole) / 2  # one message of the three shown
+    await database_sync_to_async(services.message_edit)(
+        thread=chat, message_id=first.id, text="first, edited"
+    )
+    edited = await changed()
+    assert edited.startswith(f'<li id="m-{first.id.hex}"')
+    assert 'hx-swap-oob="true"' in edited
+    assert "second" not in edited
+    await database_sync_to_async(services.message_delete)(thread=chat, message_id=second.id)
+    assert await changed() == f'<li id="m-{second.id.hex}" hx-swap-oob="delete"></li>'
+    await communicator.disconnect()

@@ -81,7 +81,8 @@ class ThreadLiveConsumer(OwnerStatusSocket):
             self._changed = False
             try:
                 html = await database_sync_to_async(self.live_html)()
-                await self.send(text_data=html)
+                if html:  # nothing that shows changed: nothing to send
+                    await self.send(text_data=html)
             except Exception:  # a failed render must not end the page's updates
                 logger.exception("rendering thread %s for a live page failed", self.thread_id[:12])
             await asyncio.sleep(COALESCE_SECONDS)
