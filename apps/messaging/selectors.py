@@ -94,16 +94,18 @@ def _cursor(thread: Thread):
 
 # A row's first accepted change is its author and its time; later ones are edits (the policy lets
 # only the author change a row, so they are the author's). A row id used by a forger racing the
-# author keeps the first.
+# author keeps the first. Read newest first along the message-time index (migration 0005), so a
+# page costs the same in a conversation of 50 messages or of 100 000.
 _MESSAGES = """
 SELECT m.id, m.text, m.reply_to, e.member, e.hlc,
        (SELECT max(u.hlc) FROM sereus_rowevents u
-         WHERE u.tbl = 'messaging_message' AND u.pk = m.id AND u.action = 'upsert'
+         WHERE u.tbl = 'messaging_message' AND u.pk = e.pk AND u.action = 'upsert'
            AND u.hlc > e.hlc)
-  FROM messaging_message m
-  JOIN sereus_rowevents e ON e.tbl = 'messaging_message' AND e.pk = m.id AND e.action = 'upsert'
- WHERE e.hlc = (SELECT min(f.hlc) FROM sereus_rowevents f
-                 WHERE f.tbl = 'messaging_message' AND f.pk = m.id AND f.action = 'upsert')
+  FROM sereus_rowevents e {index}
+  JOIN messaging_message m ON m.id = e.pk
+ WHERE e.tbl = 'messaging_message' AND e.action = 'upsert'
+   AND NOT EXISTS (SELECT 1 FROM sereus_rowevents f
+                    WHERE f.tbl = 'messaging_message' AND f.pk = e.pk AND f.hlc < e.hlc)
    AND {where}
  ORDER BY e.hlc DESC
  LIMIT %s
@@ -125,7 +127,9 @@ def messages(thread: Thread, *, before: str | None = None, limit: int = PAGE) ->
     """A page of messages, newest first; ``before`` is the ``cursor`` of a message on the
     previous page (raises ValueError when it is not one)."""
     bound = bytes.fromhex(before) if before else b"\xff" * 64
-    return _views(thread, _MESSAGES.format(where="e.hlc < %s"), [bound, limit])
+    # Pages walk the message-time index newest first and stop at the limit.
+    query = _MESSAGES.format(index="INDEXED BY messaging_message_time", where="e.hlc < %s")
+    return _views(thread, query, [bound, limit])
 
 
 def message(thread: Thread, message_id: str) -> MessageView | None:
@@ -133,7 +137,7 @@ def message(thread: Thread, message_id: str) -> MessageView | None:
         pk = uuid.UUID(message_id).hex  # as the table stores it
     except ValueError:
         return None
-    found = _views(thread, _MESSAGES.format(where="m.id = %s"), [pk, 1])
+    found = _views(thread, _MESSAGES.format(index="", where="m.id = %s"), [pk, 1])
     return found[0] if found else None
 
 
@@ -284,7 +288,11 @@ def search(thread: Thread, query: str, *, limit: int = PAGE) -> list[MessageView
     where = (
         "m.rowid IN (SELECT rowid FROM messaging_message_fts WHERE messaging_message_fts MATCH %s)"
     )
-    return _views(thread, _MESSAGES.format(where=where), [match, limit])
+    return _views(
+        thread,
+        _MESSAGES.format(index="INDEXED BY messaging_message_time", where=where),
+        [match, limit],
+    )
 
 
 def own_rows(thread: Thread, kind: str) -> list[str]:

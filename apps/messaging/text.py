@@ -7,6 +7,8 @@ would make every reader's browser fetch an address the sender chose (a tracking 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import nh3
 from django.utils.safestring import SafeString, mark_safe
 from markdown_it import MarkdownIt
@@ -18,6 +20,7 @@ _TAGS = {"p", "br", "em", "strong", "code", "pre", "blockquote", "ul", "ol", "li
 _ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}}
 
 
+@lru_cache(maxsize=4096)  # live pages re-render the same messages on every change
 def render(text: str) -> SafeString:
     html = _markdown.render(text)
     clean = nh3.clean(
