@@ -8,8 +8,10 @@
   500 messages sent one at a time, each after the page's socket has been quiet for
   ``QUIET_SECONDS`` (the socket coalesces renders: a message during the pause after a render
   waits for its end). Target p50 <= 50 ms. Floor: the same measure with Alice's own page on
-  her own node (same HTTP, commit and live render, no network). Also reported: messages sent
-  back to back (each as soon as the previous one showed), where the coalescing shows.
+  her own node (same HTTP, commit and live render, no network). Also reported: when the socket
+  frame that brought the message reached the page (the rest is the page's swap) and its size,
+  the POST's own time, and messages sent back to back (each as soon as the previous one
+  showed), where the coalescing shows.
 - a conversation of 10 000 messages (written with the node stopped, one op each): the first
   GET of its page after a restart and the following ones (the server time seen by an HTTP
   client with the owner's session), the page's load in the browser, and the node's RSS before
@@ -29,6 +31,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import statistics
 import subprocess
 import sys
@@ -37,6 +40,7 @@ import time
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,14 +61,27 @@ BULK_PROTOCOL = "/sereus-bench/bulk/1.0.0"
 BULK_PIECE = MiB  # bytes per write: what one blob chunk is
 
 # Runs in every page before its own scripts: counts the live socket's opens and renders, and
-# records when a text first shows in the message list (epoch milliseconds, the page's clock).
+# records when a text first shows in the message list and when the socket frame that brought it
+# arrived (epoch milliseconds, the page's clock).
 INIT_SCRIPT = """
 (() => {
   window.__live = {open: 0, renders: 0};
   document.addEventListener("htmx:wsOpen", () => { window.__live.open += 1; });
   document.addEventListener("htmx:wsAfterMessage", () => { window.__live.renders += 1; });
   window.__seen = {};
+  window.__frames = {};  // when the socket frame that brought a watched text arrived
+  window.__waiting = new Set();
+  document.addEventListener("htmx:wsBeforeMessage", (e) => {
+    const at = performance.timeOrigin + performance.now();
+    for (const needle of window.__waiting) {
+      if (e.detail.message.includes(needle)) {
+        window.__frames[needle] = [at, e.detail.message.length];
+        window.__waiting.delete(needle);
+      }
+    }
+  });
   window.__watch = (needle) => {
+    window.__waiting.add(needle);
     const check = () => {
       const list = document.querySelector("#messages");
       if (!(needle in window.__seen) && list && list.textContent.includes(needle)) {
@@ -158,26 +175,40 @@ def _clock_offset_ms(page) -> float:
     return round(min(offsets)[1], 2)  # the one with the shortest round trip
 
 
-def _send_to_visible(
-    sender: Peer, thread: str, page, count: int, *, quiet: bool = True
-) -> tuple[list[float], list[float]]:
-    """For each of ``count`` messages sent through the sender's API: seconds from the POST's
-    response to the message in ``page``'s DOM (negative if the page showed it first), and
-    seconds the POST itself took."""
+@dataclass
+class Sent:
+    """Per message, in seconds: from the POST's response to the message in the page's DOM
+    (negative if the page showed it first), the POST itself, and from the POST's response to
+    the arrival of the socket frame that brought it (the rest is the page's swap); and the
+    frames' sizes in characters."""
+
+    visible: list[float] = field(default_factory=list)
+    post: list[float] = field(default_factory=list)
+    frame: list[float] = field(default_factory=list)
+    frame_chars: list[int] = field(default_factory=list)
+
+
+def _send_to_visible(sender: Peer, thread: str, page, count: int, *, quiet: bool = True) -> Sent:
+    """Send ``count`` messages through the sender's API, one at a time, each once the previous
+    one showed in ``page`` (and, with ``quiet``, the page's socket has stopped rendering)."""
     assert sender.api is not None
-    samples, posts = [], []
+    sent = Sent()
     for i in range(count):
         needle = f"bench-{uuid.uuid4().hex[:16]}"
         page.evaluate("(n) => window.__watch(n)", needle)
         started = time.perf_counter()
         sender.api.post(f"/api/v1/threads/{thread}/messages/", {"text": f"{needle} number {i}"})
         responded = time.time() * 1000
-        posts.append(time.perf_counter() - started)
+        sent.post.append(time.perf_counter() - started)
         page.wait_for_function("(n) => n in window.__seen", arg=needle, timeout=30_000)
-        samples.append((page.evaluate("(n) => window.__seen[n]", needle) - responded) / 1000)
+        seen, frame = page.evaluate("(n) => [window.__seen[n], window.__frames[n]]", needle)
+        sent.visible.append((seen - responded) / 1000)
+        sent.frame.append(((frame[0] if frame else seen) - responded) / 1000)
+        if frame:
+            sent.frame_chars.append(frame[1])
         if quiet:
             _quiet(page)
-    return samples, posts
+    return sent
 
 
 # -- pages of a big conversation ------------------------------------------------------------------
@@ -193,9 +224,10 @@ def _rss_mb(peer: Peer) -> float:
 
 
 def _get(url: str, cookie: str) -> tuple[float, str]:
-    request = urllib.request.Request(url, headers={"Cookie": cookie})
+    # Always the node's own http:// address (``NodeProcess.url``).
+    request = urllib.request.Request(url, headers={"Cookie": cookie})  # noqa: S310
     started = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=120) as response:
+    with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
         body = response.read().decode()
     return time.perf_counter() - started, body
 
@@ -420,7 +452,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
                 _open_live(alice_page, alice.process.url + page_path)
                 _send_to_visible(alice, thread, alice_page, 10)  # warm-up
                 offsets = [_clock_offset_ms(alice_page)]
-                local, posts = _send_to_visible(alice, thread, alice_page, count)
+                local = _send_to_visible(alice, thread, alice_page, count)
                 offsets.append(_clock_offset_ms(alice_page))
                 alice_page.goto("about:blank")
 
@@ -428,20 +460,27 @@ def run(*, quick: bool = False) -> dict[str, Any]:
                 _open_live(bob_page, bob.process.url + page_path)
                 _send_to_visible(alice, thread, bob_page, 10)
                 offsets.append(_clock_offset_ms(bob_page))
-                remote, more_posts = _send_to_visible(alice, thread, bob_page, count)
+                remote = _send_to_visible(alice, thread, bob_page, count)
                 offsets.append(_clock_offset_ms(bob_page))
                 _quiet(bob_page)
-                burst, _ = _send_to_visible(alice, thread, bob_page, back_to_back, quiet=False)
+                burst = _send_to_visible(alice, thread, bob_page, back_to_back, quiet=False)
                 bob_page.goto("about:blank")
 
                 result["send_to_visible"] = {
                     "messages": count,
                     "gap_quiet_s": QUIET_SECONDS,
-                    "remote": _percentiles(remote),
-                    "local_floor": _percentiles(local),
-                    "ratio_p50": round(statistics.median(remote) / statistics.median(local), 2),
-                    "back_to_back": {"messages": back_to_back, **_percentiles(burst)},
-                    "post": _percentiles(posts + more_posts),
+                    "remote": _percentiles(remote.visible),
+                    "local_floor": _percentiles(local.visible),
+                    "ratio_p50": round(
+                        statistics.median(remote.visible) / statistics.median(local.visible), 2
+                    ),
+                    "back_to_back": {"messages": back_to_back, **_percentiles(burst.visible)},
+                    "post": _percentiles(local.post + remote.post),
+                    "remote_frame": _percentiles(remote.frame),
+                    "local_floor_frame": _percentiles(local.frame),
+                    "frame_chars_p50": round(
+                        statistics.median(local.frame_chars + remote.frame_chars)
+                    ),
                     "clock_offset_ms": offsets,
                 }
                 s = result["send_to_visible"]
@@ -452,8 +491,11 @@ def run(*, quick: bool = False) -> dict[str, Any]:
                     f"{s['local_floor']['p50_ms']} ms, p99 {s['local_floor']['p99_ms']} ms; "
                     f"ratio p50 {s['ratio_p50']}x; back to back ({back_to_back} messages, no "
                     f"pause): p50 {s['back_to_back']['p50_ms']} ms, p99 "
-                    f"{s['back_to_back']['p99_ms']} ms; the POST itself: p50 "
-                    f"{s['post']['p50_ms']} ms; page clock - bench clock "
+                    f"{s['back_to_back']['p99_ms']} ms; the socket frame reached the page at p50 "
+                    f"{s['remote_frame']['p50_ms']} ms (Bob) and {s['local_floor_frame']['p50_ms']}"
+                    f" ms (Alice's own), frames of {s['frame_chars_p50']} characters; the POST "
+                    f"itself: p50 {s['post']['p50_ms']} ms; page "
+                    f"clock - bench clock "
                     f"{min(offsets)}..{max(offsets)} ms",
                     flush=True,
                 )
@@ -536,6 +578,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         for peer in (alice, bob):
             if peer.process.proc is not None and peer.process.proc.poll() is None:
                 peer.stop()
+        shutil.rmtree(folder, ignore_errors=True)  # the files and chunks: over 100 MiB
     return result
 
 

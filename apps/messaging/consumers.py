@@ -21,10 +21,14 @@ from apps.messaging import selectors, services
 TYPING_EVERY = 2.0  # seconds between typing signals this page passes on
 TYPING_SHOWN = 5.0  # seconds "… is typing" stays without a new signal
 MAX_INPUT = 4096  # what the page sends is small; anything bigger is not from it
+READ_AFTER = 1.0  # seconds of quiet on an open page before its newest messages count as read
 
 
 class ConversationConsumer(ThreadLiveConsumer):
+    # Renders are a few kB (only what changed): a short pause between them is enough.
+    coalesce_seconds = 0.1
     _shown: dict[str, str] | None = None  # message id -> its html, as last sent
+    _read_later: asyncio.Task | None = None
     _typing_sent = 0.0
     _typing_clear: asyncio.Task | None = None
 
@@ -65,8 +69,9 @@ class ConversationConsumer(ThreadLiveConsumer):
         await self.send(text_data=_typing_html(""))
 
     async def disconnect(self, code: int) -> None:
-        if self._typing_clear is not None:
-            self._typing_clear.cancel()
+        for task in (self._typing_clear, self._read_later):
+            if task is not None:
+                task.cancel()
         await super().disconnect(code)
 
     def live_html(self) -> str:
@@ -87,9 +92,6 @@ class ConversationConsumer(ThreadLiveConsumer):
             for message in context["page"]
         }
         before, self._shown = self._shown, shown
-        # The page is open on its newest messages: they are read. (The receipt's own op comes
-        # back as one more change, whose render finds nothing new to send.)
-        services.conversation_read(thread=thread)
         if not before or not shown or not _appended_only(list(before), list(shown)):
             return render_to_string("messaging/_messages.html", {**context, "oob": True})
         parts = [
@@ -107,6 +109,20 @@ class ConversationConsumer(ThreadLiveConsumer):
             )
             parts.append(f'<ol hx-swap-oob="beforeend:#messages">{items}</ol>')
         return "".join(parts)
+
+    async def rendered(self) -> None:
+        # The page is open on its newest messages: they are read. Said once things are quiet,
+        # not on every render: the receipt is a signed op of its own, and its change notice
+        # would otherwise take the next render's turn from a message arriving just after.
+        if self._read_later is not None:
+            self._read_later.cancel()
+        self._read_later = asyncio.ensure_future(self._mark_read())
+
+    async def _mark_read(self) -> None:
+        await asyncio.sleep(READ_AFTER)
+        thread = await database_sync_to_async(selectors.conversation_find)(self.thread_id)
+        if thread is not None:
+            await database_sync_to_async(services.conversation_read)(thread=thread)
 
     async def status_received(self, status: dict[str, Any]) -> None:
         # The conversation page shows no sync panel; the thread page does.

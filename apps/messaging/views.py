@@ -53,16 +53,18 @@ def page_context(thread: Thread, *, before: str | None = None, query: str = "") 
         if query:
             page = selectors.search(thread, query)
         else:
-            page = selectors.messages(thread, before=before)
+            # One more than a page: whether there are older messages to link to.
+            page = selectors.messages(thread, before=before, limit=selectors.PAGE + 1)
     except ValueError:
         raise Http404("no such page") from None
-    attachments.fetch_missing(thread, page)
+    shown = page[: selectors.PAGE]
+    attachments.fetch_missing(thread, shown)
     return {
         "query": query,
         "before": before,
         "thread": thread,
-        "page": list(reversed(page)),  # oldest at the top, as a conversation reads
-        "older": page[-1].cursor if len(page) == selectors.PAGE and not query else None,
+        "page": list(reversed(shown)),  # oldest at the top, as a conversation reads
+        "older": shown[-1].cursor if len(page) > selectors.PAGE and not query else None,
         "reactions": services.REACTIONS,
         "can_post": thread.role in ("owner", "admin", "writer"),
     }

@@ -3,6 +3,7 @@ services behind each, the same refusals, harmless rendering of hostile text."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -234,4 +235,45 @@ async def test_live_updates_send_only_what_changed(chat, owner_user):
     assert "second" not in edited
     await database_sync_to_async(services.message_delete)(thread=chat, message_id=second.id)
     assert await changed() == f'<li id="m-{second.id.hex}" hx-swap-oob="delete"></li>'
+    await communicator.disconnect()
+
+
+def test_older_messages_are_linked_only_when_there_are_some(browser, chat):
+    page_size = selectors.PAGE
+    for i in range(page_size):
+        services.message_send(thread=chat, text=f"m{i}")
+    page = browser.get(_url(chat)).content.decode()
+    assert "Older messages" not in page  # exactly one page: nothing older
+    services.message_send(thread=chat, text="one more")
+    page = browser.get(_url(chat)).content.decode()
+    assert "Older messages" in page
+    assert ">m0<" not in page.replace("<p>", ">").replace("</p>", "<")  # on the older page
+
+
+@pytest.mark.anyio
+async def test_an_open_page_reads_what_arrives_once_quiet(chat, owner_user, tmp_path, monkeypatch):
+    from apps.messaging import consumers
+
+    monkeypatch.setattr(consumers, "READ_AFTER", 0.2)
+    chat_db = thread_database(chat.thread)
+    bob = other_node(tmp_path, chat.thread, "bob")
+    await database_sync_to_async(admit)(chat_db, bob, "writer")
+    cookies = await database_sync_to_async(logged_in_cookies)(owner_user)
+    communicator = socket(f"/ws/messages/{chat.id}/", cookies=cookies)
+    assert (await communicator.connect())[0]
+    await communicator.receive_from(timeout=5)
+
+    def bob_says() -> None:
+        Message.objects.using(bob.alias).create(text="are you there?")
+        exchange(bob.database, chat_db)
+
+    await database_sync_to_async(bob_says)()
+    assert await database_sync_to_async(selectors.unread)(chat) == 1
+    await get_channel_layer().group_send(live_group(chat.thread), {"type": "thread.changed"})
+    assert "are you there?" in await communicator.receive_from(timeout=5)
+    for _ in range(100):
+        if await database_sync_to_async(selectors.unread)(chat) == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert await database_sync_to_async(selectors.unread)(chat) == 0
     await communicator.disconnect()

@@ -33,6 +33,7 @@ class ThreadLiveConsumer(OwnerStatusSocket):
     ``COALESCE_SECONDS``, always including the last change."""
 
     thread_id: str = ""
+    coalesce_seconds = COALESCE_SECONDS
     _group: str | None = None
     _renderer: asyncio.Future | None = None
     _changed = False
@@ -83,13 +84,17 @@ class ThreadLiveConsumer(OwnerStatusSocket):
                 html = await database_sync_to_async(self.live_html)()
                 if html:  # nothing that shows changed: nothing to send
                     await self.send(text_data=html)
+                await self.rendered()
             except Exception:  # a failed render must not end the page's updates
                 logger.exception("rendering thread %s for a live page failed", self.thread_id[:12])
-            await asyncio.sleep(COALESCE_SECONDS)
+            await asyncio.sleep(self.coalesce_seconds)
 
     async def thread_typing(self, message: dict[str, Any]) -> None:
         """Sent to the thread's group for app pages that show it (a conversation's); the
         thread page shows nothing of it, but must take it."""
+
+    async def rendered(self) -> None:
+        """Called after each render was sent (subclasses do what may wait until then)."""
 
     def live_html(self) -> str:
         """What a change re-renders (subclasses for app pages render their own parts)."""
