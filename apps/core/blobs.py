@@ -75,10 +75,22 @@ def missing(thread: bytes, chunks: Iterable[bytes]) -> list[bytes]:
 
 
 def chunk_read(thread: bytes, chunk: bytes) -> bytes | None:
+    """The chunk, if it is here and intact. One damaged on disk is deleted (and reads as not
+    here), so it is fetched again rather than served or opened as it is."""
+    path = _path(thread, chunk)
     try:
-        return _path(thread, chunk).read_bytes()
+        data = path.read_bytes()
     except FileNotFoundError:
         return None
+    if chunk_hash(data) != chunk:
+        path.unlink(missing_ok=True)
+        return None
+    return data
+
+
+def verify(thread: bytes, chunks: list[bytes]) -> list[bytes]:
+    """The chunks not here intact (damaged ones are deleted on the way)."""
+    return [chunk for chunk in chunks if chunk_read(thread, chunk) is None]
 
 
 def chunk_put(thread: bytes, chunk: bytes, data: bytes) -> None:

@@ -58,6 +58,11 @@ def download(thread: Thread, attachment: AttachmentView) -> HttpResponse:
             status=422,
             content_type="text/plain; charset=utf-8",
         )
+    if attachment.complete and blobs.verify(thread.thread, attachment.chunks):
+        # A chunk was damaged on this disk: it is gone now, and fetched again from members.
+        attachment.have = len(attachment.chunks) - len(
+            blobs.missing(thread.thread, attachment.chunks)
+        )
     if not attachment.complete:
         fetch_missing_of(thread, attachment)
         return HttpResponse(

@@ -51,7 +51,7 @@ def test_the_same_file_sealed_twice_shares_nothing():
     assert _seal(data).chunks != _seal(data).chunks  # a key per file: no equality leak
 
 
-def test_an_altered_chunk_or_a_wrong_key_does_not_open(data_dir):
+def test_a_wrong_key_does_not_open_and_a_damaged_chunk_is_dropped(data_dir):
     sealed = _seal(os.urandom(blobs.CHUNK + 10))
     with pytest.raises(blobs.BlobError, match="does not open"):
         list(blobs.open_blob(THREAD, bytes(32), sealed.chunks))
@@ -59,8 +59,12 @@ def test_an_altered_chunk_or_a_wrong_key_does_not_open(data_dir):
     data = bytearray(path.read_bytes())
     data[0] ^= 1
     path.write_bytes(bytes(data))
-    with pytest.raises(blobs.BlobError, match="chunk 1 does not open"):
+    # Damaged on disk: found by its hash, deleted, and missing (to be fetched again).
+    with pytest.raises(blobs.Missing) as missing:
         list(blobs.open_blob(THREAD, sealed.key, sealed.chunks))
+    assert missing.value.chunks == [sealed.chunks[1]]
+    assert not path.exists()
+    assert blobs.verify(THREAD, sealed.chunks) == [sealed.chunks[1]]
 
 
 def test_chunks_cannot_be_reordered():

@@ -208,3 +208,16 @@ def test_any_file_name_gives_a_header_browsers_read(chat, browser):
     assert header.startswith("attachment; filename*=utf-8''")
     assert "%E6%97%A5%E6%9C%AC%E8%AA%9E" in header
     assert header.isascii()
+
+
+def test_a_chunk_damaged_on_disk_is_fetched_again_not_served(chat, browser, data_dir):
+    data = os.urandom(blobs.CHUNK + 100)
+    services.message_send(thread=chat, text="", files=[SimpleUploadedFile("d.bin", data)])
+    (attachment,) = selectors.messages(chat)[0].attachments
+    path = data_dir / "blobs" / chat.thread.hex() / attachment.chunks[0].hex()
+    path.write_bytes(b"bit rot" + path.read_bytes()[7:])
+    response = _get(browser, chat, attachment.id)
+    assert response.status_code == 503  # not a file cut short halfway
+    assert not path.exists()
+    (again,) = selectors.messages(chat)[0].attachments
+    assert (again.complete, again.percent) == (False, 50)
