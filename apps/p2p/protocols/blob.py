@@ -47,6 +47,12 @@ async def respond(node: SereusNode, stream: INetStream, device: bytes) -> None:
                 allowed.add(frame.thread)
             for chunk in frame.chunks:
                 data = await trio.to_thread.run_sync(blobs.chunk_read, frame.thread, chunk)
+                if data is not None:
+                    # Served bytes come out of the asking peer's byte budget too: a member
+                    # cannot make this node read and send the same chunks without end.
+                    delay = channel.limits.byte_delay(channel.peer, len(data))
+                    if delay:
+                        await trio.sleep(delay)
                 await channel.send(frames.Chunk(chunk, data))
     finally:
         await channel.close()
