@@ -46,6 +46,7 @@ from typing import Any
 
 import psutil
 
+from bench.stats import ms, percentiles
 from tests.support.api import wait_for
 from tests.support.nodes import REPO, manage
 from tests.support.p2p import Peer
@@ -103,20 +104,6 @@ NAVIGATION = """() => {
           dom_ready: nav.domContentLoadedEventEnd - nav.startTime,
           load: nav.loadEventEnd - nav.startTime};
 }"""
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 2)
-
-
-def _percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50_ms": _ms(statistics.median(ordered)),
-        "p99_ms": _ms(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]),
-        "min_ms": _ms(ordered[0]),
-        "max_ms": _ms(ordered[-1]),
-    }
 
 
 def _mb(size: int) -> float:
@@ -250,8 +237,8 @@ def _page_cost(peer: Peer, page, cookie: str, thread: str, gets: int) -> dict[st
     return {
         "shown": shown,
         "older_link": "Older messages" in body,
-        "first_get_ms": _ms(first),
-        "get": _percentiles(samples),
+        "first_get_ms": ms(first),
+        "get": percentiles(samples),
         "browser_response_ms": round(statistics.median(n["response"] for n in loads), 2),
         "browser_load_ms": round(statistics.median(n["load"] for n in loads), 2),
         "rss_before_mb": rss_before,
@@ -469,15 +456,15 @@ def run(*, quick: bool = False) -> dict[str, Any]:
                 result["send_to_visible"] = {
                     "messages": count,
                     "gap_quiet_s": QUIET_SECONDS,
-                    "remote": _percentiles(remote.visible),
-                    "local_floor": _percentiles(local.visible),
+                    "remote": percentiles(remote.visible),
+                    "local_floor": percentiles(local.visible),
                     "ratio_p50": round(
                         statistics.median(remote.visible) / statistics.median(local.visible), 2
                     ),
-                    "back_to_back": {"messages": back_to_back, **_percentiles(burst.visible)},
-                    "post": _percentiles(local.post + remote.post),
-                    "remote_frame": _percentiles(remote.frame),
-                    "local_floor_frame": _percentiles(local.frame),
+                    "back_to_back": {"messages": back_to_back, **percentiles(burst.visible)},
+                    "post": percentiles(local.post + remote.post),
+                    "remote_frame": percentiles(remote.frame),
+                    "local_floor_frame": percentiles(local.frame),
                     "frame_chars_p50": round(
                         statistics.median(local.frame_chars + remote.frame_chars)
                     ),

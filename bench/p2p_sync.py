@@ -17,7 +17,6 @@ commit to B seeing the note (B already waiting for it), which leaves out the two
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,23 +28,11 @@ import uuid6
 
 from apps.core.identity import master_secret_load
 from apps.core.threads.database import NodeKeys, ThreadDatabase
+from bench.stats import percentiles
 from tests.support.api import wait_for
 from tests.support.nodes import manage
 from tests.support.p2p import Peer
 from tests.support.rogue import RoguePeer
-
-
-def _ms(seconds: float) -> float:
-    return round(seconds * 1000, 2)
-
-
-def _percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "p50_ms": _ms(statistics.median(ordered)),
-        "p99_ms": _ms(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]),
-        "max_ms": _ms(ordered[-1]),
-    }
 
 
 def _shell(peer: Peer, code: str) -> str:
@@ -141,15 +128,15 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             rtts = rogue.call(rogue.ping, a.peer_id, 500)
         finally:
             rogue.stop()
-        result["libp2p_rtt"] = _percentiles(rtts)
+        result["libp2p_rtt"] = percentiles(rtts)
 
         thread = a.thread_create("latency")
         b.redeem(a.invite(thread))
         _write_to_visible(a, b, thread, 20)  # warm-up: connections, caches
-        result["local_write_read"] = _percentiles(_local_only(a, thread, min(writes, 300)))
+        result["local_write_read"] = percentiles(_local_only(a, thread, min(writes, 300)))
         end_to_end, commit_to_visible = _write_to_visible(a, b, thread, writes)
-        result["latency"] = _percentiles(end_to_end)
-        result["commit_to_visible"] = _percentiles(commit_to_visible)
+        result["latency"] = percentiles(end_to_end)
+        result["commit_to_visible"] = percentiles(commit_to_visible)
         print(
             f"   latency over {writes} writes, API on A to API on B: p50 "
             f"{result['latency']['p50_ms']} ms, p99 {result['latency']['p99_ms']} ms (target 20 "
@@ -185,8 +172,8 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         samples = 30 if quick else 100
         _write_to_visible(a, b, little, 5)
         _write_to_visible(a, b, large, 5)
-        in_small = _percentiles(_write_to_visible(a, b, little, samples)[1])
-        in_large = _percentiles(_write_to_visible(a, b, large, samples)[1])
+        in_small = percentiles(_write_to_visible(a, b, little, samples)[1])
+        in_large = percentiles(_write_to_visible(a, b, large, samples)[1])
         growth = in_large["p50_ms"] / in_small["p50_ms"]
         result["sync_cost_growth"] = {
             "small_ops": small,

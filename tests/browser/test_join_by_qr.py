@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import segno
 from PIL import Image
 
-from tests.browser.test_messaging_browser import CHROMIUM, CHROMIUM_ARGS, claimed
+from tests.browser.test_messaging_browser import (  # noqa: F401 - peers is a fixture
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    claimed,
+    peers,
+)
 from tests.support.api import wait_for
-from tests.support.p2p import Peer
 
 pytestmark = [
     pytest.mark.browser,
@@ -44,20 +46,7 @@ def qr_video(link: str, path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def peers(tmp_path: Path) -> Iterator[tuple[Peer, Peer]]:
-    a, b = Peer(tmp_path / "a"), Peer(tmp_path / "b")
-    try:
-        with ThreadPoolExecutor(2) as pool:
-            for future in [pool.submit(a.start), pool.submit(b.start)]:
-                future.result()
-        yield a, b
-    finally:
-        a.kill()
-        b.kill()
-
-
-def test_joining_by_scanning_the_invite_qr_code(peers, tmp_path) -> None:
+def test_joining_by_scanning_the_invite_qr_code(peers, tmp_path) -> None:  # noqa: F811
     from playwright.sync_api import sync_playwright
 
     alice, bob = peers

@@ -5,14 +5,14 @@ privacy from non-members, and a member's removal (and return)."""
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
 from tests.support.api import ApiError, wait_for
 from tests.support.messaging import (
+    Nodes,
+    all_running,
     by_id,
     conversation_create,
     delete,
@@ -22,40 +22,23 @@ from tests.support.messaging import (
     page,
     send,
     thread_detail,
+    three_nodes,
 )
 from tests.support.p2p import Peer
 
 pytestmark = pytest.mark.slow
 
 
-@dataclass
-class Nodes:
-    alice: Peer
-    bob: Peer
-    carol: Peer
-
-
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory):
+def nodes(tmp_path_factory) -> Iterator[Nodes]:
     """Three nodes for the whole module (each test makes conversations of its own)."""
-    base: Path = tmp_path_factory.mktemp("messaging")
-    peers = [Peer(base / name) for name in ("alice", "bob", "carol")]
-    try:
-        with ThreadPoolExecutor(len(peers)) as pool:  # each start waits on its own process
-            list(pool.map(Peer.start, peers))
-        yield Nodes(*peers)
-    finally:
-        for peer in peers:
-            peer.kill()
+    with three_nodes(tmp_path_factory.mktemp("messaging")) as started:
+        yield started
 
 
 @pytest.fixture
 def running(nodes: Nodes) -> Nodes:
-    """The module's nodes, each one running (a failed test may have left one stopped)."""
-    for peer in (nodes.alice, nodes.bob, nodes.carol):
-        if peer.process.proc is None or peer.process.proc.poll() is not None:
-            peer.start()
-    return nodes
+    return all_running(nodes)
 
 
 def arrived(peer: Peer, thread: str, message: str, *, timeout: float = 30.0) -> dict:

@@ -7,9 +7,7 @@ the blob protocol by hand; an upload over the node's size limit is refused."""
 from __future__ import annotations
 
 import io
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 from PIL import Image
@@ -27,7 +25,16 @@ from tests.support.attachments import (
     sha256,
     upload,
 )
-from tests.support.messaging import by_id, conversation_create, member_id, messages, send
+from tests.support.messaging import (
+    Nodes,
+    all_running,
+    by_id,
+    conversation_create,
+    member_id,
+    messages,
+    send,
+    three_nodes,
+)
 from tests.support.p2p import Peer
 from tests.support.rogue import RoguePeer
 
@@ -36,37 +43,16 @@ pytestmark = pytest.mark.slow
 BIG = 3 * MiB + MiB // 2  # four chunks of 1 MiB: three full ones and a half
 
 
-@dataclass
-class Nodes:
-    alice: Peer
-    bob: Peer
-    carol: Peer
-
-
-def start_all(peers: list[Peer]) -> None:
-    with ThreadPoolExecutor(len(peers)) as pool:  # each start waits on its own process
-        list(pool.map(Peer.start, peers))
-
-
 @pytest.fixture(scope="module")
-def nodes(tmp_path_factory):
-    base: Path = tmp_path_factory.mktemp("attachments")
-    peers = [Peer(base / name) for name in ("alice", "bob", "carol")]
-    try:
-        start_all(peers)
-        yield Nodes(*peers)
-    finally:
-        for peer in peers:
-            peer.kill()
+def nodes(tmp_path_factory) -> Iterator[Nodes]:
+    """Three nodes for the whole module (each test makes conversations of its own)."""
+    with three_nodes(tmp_path_factory.mktemp("attachments")) as started:
+        yield started
 
 
 @pytest.fixture
 def running(nodes: Nodes) -> Nodes:
-    """The module's nodes, each one running (a test may have stopped one)."""
-    for peer in (nodes.alice, nodes.bob, nodes.carol):
-        if peer.process.proc is None or peer.process.proc.poll() is not None:
-            peer.start()
-    return nodes
+    return all_running(nodes)
 
 
 def conversation(alice: Peer, bob: Peer, name: str) -> str:

@@ -3,9 +3,49 @@ through each node's REST API, as a person's client would."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tests.support.p2p import Peer
+
+
+@dataclass
+class Nodes:
+    alice: Peer
+    bob: Peer
+    carol: Peer
+
+    def each(self) -> tuple[Peer, Peer, Peer]:
+        return (self.alice, self.bob, self.carol)
+
+
+def start_all(peers: list[Peer]) -> None:
+    with ThreadPoolExecutor(len(peers)) as pool:  # each start waits on its own process
+        list(pool.map(Peer.start, peers))
+
+
+@contextmanager
+def three_nodes(base: Path) -> Iterator[Nodes]:
+    """Alice's, Bob's and Carol's nodes, started at once, killed at the end."""
+    peers = [Peer(base / name) for name in ("alice", "bob", "carol")]
+    try:
+        start_all(peers)
+        yield Nodes(*peers)
+    finally:
+        for peer in peers:
+            peer.kill()
+
+
+def all_running(nodes: Nodes) -> Nodes:
+    """The nodes, each one running again (a test, or a failed one, may have stopped one)."""
+    for peer in nodes.each():
+        if peer.process.proc is None or peer.process.proc.poll() is not None:
+            peer.start()
+    return nodes
 
 
 def _api(peer: Peer):
