@@ -3,8 +3,9 @@
 Subclass ``ReplicatedModel`` and write ordinary Django code. Its rules (DESIGN §5, §7), checked by
 a system check at start-up:
 
-- the primary key is a UUIDv7 (the default) or a deterministic value the app computes (e.g. a
-  ballot's pk = hash(poll, voter)); never an auto-increment, which two nodes would both hand out;
+- the primary key is a row id that names its owner (``apps.core.thread.rowid``: the default,
+  or ``row_id_for`` for a deterministic one, e.g. a ballot per voter and poll); never an
+  auto-increment, which two nodes would both hand out. Who may change a row follows from its id;
 - no UNIQUE constraint but the primary key, and foreign keys not enforced by the database
   (``db_constraint=False``): rows arrive from other nodes in any order, and a uniqueness rule that
   needs to hold across nodes must be a deterministic primary key;
@@ -14,16 +15,39 @@ a system check at start-up:
 
 from __future__ import annotations
 
+import uuid
+
 from django.apps import apps
 from django.core import checks
 from django.db import models
-from uuid6 import uuid7
 
 from apps.core.thread.policy import NAME_RE, TABLE_RE
+from apps.core.thread.rowid import row_id_new
+
+
+class ProvisionalId(uuid.UUID):
+    """A row id made before the row's thread was known: the insert binds it to its owner."""
+
+    provisional = True
+
+
+def row_id() -> uuid.UUID:
+    """A new row's id: owned by this node's member of the current thread, or provisional when
+    no thread is selected yet (``.using(...)``: the insert then binds it)."""
+    from apps.core.threads.context import current_thread
+
+    thread = current_thread()
+    if thread is not None:
+        from apps.core.threads.registry import thread_database
+
+        member = thread_database(thread).member_public()
+        if member is not None:
+            return row_id_new(member)
+    return ProvisionalId(bytes=row_id_new(bytes(32)).bytes)
 
 
 class ReplicatedModel(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid7, editable=False)
+    id = models.UUIDField(primary_key=True, default=row_id, editable=False)
 
     class Meta:
         abstract = True

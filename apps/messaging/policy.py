@@ -25,9 +25,10 @@ def messaging_policy() -> Policy:
     staff = frozenset({ADMIN, WRITER, READER})
     return Policy(
         roles={
-            OWNER: RoleRules(rank=1000, invite=staff, manage=True, tables=_POSTER),
-            ADMIN: RoleRules(rank=100, invite=staff, manage=True, tables=_POSTER),
-            WRITER: RoleRules(rank=50, tables=_POSTER),
+            OWNER: RoleRules(rank=1000, invite=staff, manage=True, tables=_POSTER, rotate=True),
+            ADMIN: RoleRules(rank=100, invite=staff, manage=True, tables=_POSTER, rotate=True),
+            # Writers rotate too: after someone leaves, whoever writes next starts a new epoch.
+            WRITER: RoleRules(rank=50, tables=_POSTER, rotate=True),
             READER: RoleRules(rank=10, tables=_READER),
         }
     )

@@ -15,6 +15,7 @@ from django.utils.safestring import SafeString
 
 from apps.core import blobs
 from apps.core.models import Thread
+from apps.core.thread.rowid import member_tag
 from apps.core.threads.registry import thread_database
 from apps.core.threads.store import stamp_parse
 from apps.messaging import text
@@ -83,19 +84,30 @@ def conversations():
     return Thread.objects.filter(app=APP).exclude(state=Thread.State.LEFT).order_by("name")
 
 
+# The latest time a page can show (the end of year 9999): a stamp past it is still decodable,
+# so it must not break a page (issue 9); replicas hold ops stamped far ahead, so only a page
+# reading an old log could meet one.
+_LAST_MILLIS = int(datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp() * 1000)
+
+
 def _when(hlc: bytes) -> datetime:
     stamp, _ = stamp_parse(hlc)
-    return datetime.fromtimestamp(stamp.millis / 1000, tz=UTC)
+    return datetime.fromtimestamp(min(stamp.millis, _LAST_MILLIS) / 1000, tz=UTC)
 
 
 def _cursor(thread: Thread):
     return connections[thread_database(thread.thread).alias].cursor()
 
 
-# A row's first accepted change is its author and its time; later ones are edits (the policy lets
-# only the author change a row, so they are the author's). A row id used by a forger racing the
-# author keeps the first. Read newest first along the message-time index (migration 0005), so a
+# A row's author is the member its id names (``apps.core.thread.rowid``: the last twelve hex
+# digits of the id are the owner's row tag, ``sereus_members``): the same owner the policy
+# enforces, whatever any op's deps claimed. Its time is the author's first accepted write of it;
+# later writes are edits. Read newest first along the message-time index (migration 0005), so a
 # page costs the same in a conversation of 50 messages or of 100 000.
+OWNER = (
+    "sereus_members {alias} ON {alias}.tag = substr({row}.id, 21)"
+    " AND substr({row}.id, 13, 1) = '8' AND substr({row}.id, 17, 1) IN ('8', '9', 'a', 'b')"
+)
 _MESSAGES = """
 SELECT m.id, m.text, m.reply_to, e.member, e.hlc,
        (SELECT max(u.hlc) FROM sereus_rowevents u
@@ -103,20 +115,24 @@ SELECT m.id, m.text, m.reply_to, e.member, e.hlc,
            AND u.hlc > e.hlc)
   FROM sereus_rowevents e {index}
   JOIN messaging_message m ON m.id = e.pk
+  JOIN OWNER_OF_M AND o.member = e.member
  WHERE e.tbl = 'messaging_message' AND e.action = 'upsert'
    AND NOT EXISTS (SELECT 1 FROM sereus_rowevents f
-                    WHERE f.tbl = 'messaging_message' AND f.pk = e.pk AND f.hlc < e.hlc)
+                    WHERE f.tbl = 'messaging_message' AND f.pk = e.pk AND f.member = e.member
+                      AND f.hlc < e.hlc)
    AND {where}
  ORDER BY e.hlc DESC
  LIMIT %s
-"""
+""".replace("OWNER_OF_M", OWNER.format(alias="o", row="m"))
 
 
 def member_names(thread: Thread) -> dict[str, str]:
-    """Member (hex) → the name of the newest profile row that member inserted."""
+    """Member (hex) → the name of the newest profile row that member owns."""
     with _cursor(thread) as cursor:
         cursor.execute(
-            "SELECT e.member, p.name FROM messaging_profile p JOIN sereus_rowevents e"
+            "SELECT o.member, p.name FROM messaging_profile p JOIN "  # noqa: S608 - fixed names
+            + OWNER.format(alias="o", row="p")
+            + " JOIN sereus_rowevents e"
             " ON e.tbl = 'messaging_profile' AND e.pk = p.id AND e.action = 'upsert'"
             " ORDER BY e.hlc"
         )
@@ -186,9 +202,9 @@ def _add_reactions(thread: Thread, page: list[MessageView]) -> None:
     by_id = {m.id: m for m in page}
     with _cursor(thread) as cursor:
         cursor.execute(
-            "SELECT r.message, r.emoji, e.member FROM messaging_reaction r JOIN sereus_rowevents e"
-            " ON e.tbl = 'messaging_reaction' AND e.pk = r.id AND e.action = 'upsert'"
-            " WHERE r.message IN (SELECT value FROM json_each(%s)) ORDER BY e.hlc",
+            "SELECT r.message, r.emoji, o.member FROM messaging_reaction r JOIN "  # noqa: S608 - fixed names
+            + OWNER.format(alias="o", row="r")
+            + " WHERE r.message IN (SELECT value FROM json_each(%s))",
             [json.dumps(list(by_id))],
         )
         rows = cursor.fetchall()
@@ -213,13 +229,14 @@ _TABLES = {
 
 
 def author(thread: Thread, kind: str, pk: str) -> str | None:
-    """The member (hex) whose op first inserted the row, or None if there is no such row."""
+    """The member (hex) who owns the row (its id names them), or None if there is no such
+    row or it names nobody."""
     table = _TABLES[kind]
     with _cursor(thread) as cursor:
         cursor.execute(
-            f"SELECT e.member FROM {table} t JOIN sereus_rowevents e"  # noqa: S608 - fixed names
-            f" ON e.tbl = '{table}' AND e.pk = t.id AND e.action = 'upsert'"
-            " WHERE t.id = %s ORDER BY e.hlc LIMIT 1",
+            f"SELECT o.member FROM {table} t JOIN "  # noqa: S608 - fixed names
+            + OWNER.format(alias="o", row="t")
+            + " WHERE t.id = %s",
             [pk],
         )
         row = cursor.fetchone()
@@ -238,9 +255,8 @@ def receipts(thread: Thread) -> dict[str, str]:
     only a hostile member's node could write, count as nothing read)."""
     with _cursor(thread) as cursor:
         cursor.execute(
-            "SELECT e.member, r.read_up_to FROM messaging_receipt r JOIN sereus_rowevents e"
-            " ON e.tbl = 'messaging_receipt' AND e.pk = r.id AND e.action = 'upsert'"
-            " ORDER BY e.hlc"
+            "SELECT o.member, r.read_up_to FROM messaging_receipt r JOIN "  # noqa: S608 - fixed names
+            + OWNER.format(alias="o", row="r")
         )
         found: dict[str, str] = {}
         for member, value in cursor.fetchall():
@@ -256,11 +272,15 @@ def unread(thread: Thread) -> int:
     bound = bytes.fromhex(read) if read else b""
     with _cursor(thread) as cursor:
         cursor.execute(
-            "SELECT count(*) FROM messaging_message m JOIN sereus_rowevents e"
+            "SELECT count(*) FROM messaging_message m JOIN "  # noqa: S608 - fixed names
+            + OWNER.format(alias="o", row="m")
+            + " JOIN sereus_rowevents e"
             " ON e.tbl = 'messaging_message' AND e.pk = m.id AND e.action = 'upsert'"
+            " AND e.member = o.member"
             " WHERE e.hlc = (SELECT min(f.hlc) FROM sereus_rowevents f"
-            "                 WHERE f.tbl = 'messaging_message' AND f.pk = m.id)"
-            " AND e.hlc > %s AND e.member != %s",
+            "                 WHERE f.tbl = 'messaging_message' AND f.pk = m.id"
+            "                   AND f.member = o.member)"
+            " AND e.hlc > %s AND o.member != %s",
             [bound, bytes.fromhex(thread.member_id)],
         )
         return cursor.fetchone()[0]
@@ -296,16 +316,16 @@ def search(thread: Thread, query: str, *, limit: int = PAGE) -> list[MessageView
 
 
 def own_rows(thread: Thread, kind: str) -> list[str]:
-    """The ids of the rows of ``kind`` this member inserted, oldest first."""
+    """The ids of the rows of ``kind`` this member owns (their ids name it), oldest first."""
     table = _TABLES[kind]
+    tag = member_tag(bytes.fromhex(thread.member_id)).hex()
     with _cursor(thread) as cursor:
         cursor.execute(
-            f"SELECT t.id FROM {table} t JOIN sereus_rowevents e"  # noqa: S608 - fixed names
-            f" ON e.tbl = '{table}' AND e.pk = t.id AND e.action = 'upsert'"
-            f" WHERE e.hlc = (SELECT min(f.hlc) FROM sereus_rowevents f"
-            f"                 WHERE f.tbl = '{table}' AND f.pk = t.id)"
-            " AND e.member = %s ORDER BY e.hlc",
-            [bytes.fromhex(thread.member_id)],
+            f"SELECT t.id FROM {table} t"  # noqa: S608 - fixed names
+            " WHERE substr(t.id, 21) = %s AND substr(t.id, 13, 1) = '8'"
+            f" ORDER BY (SELECT min(e.hlc) FROM sereus_rowevents e"
+            f"            WHERE e.tbl = '{table}' AND e.pk = t.id)",
+            [tag],
         )
         return [pk for (pk,) in cursor.fetchall()]
 
@@ -336,15 +356,14 @@ def _add_attachments(thread: Thread, page: list[MessageView]) -> None:
         return
     by_id = {m.id: m for m in page}
     with _cursor(thread) as cursor:
-        # Only the message's author attaches files to it: rows by anyone else are ignored.
+        # Only the message's author attaches files to it: rows owned by anyone else are ignored.
         cursor.execute(
-            "SELECT a.id, a.message, a.name, a.mime, a.size, a.key, a.chunks, e.member"
-            " FROM messaging_attachment a JOIN sereus_rowevents e"
-            " ON e.tbl = 'messaging_attachment' AND e.pk = a.id AND e.action = 'upsert'"
-            " WHERE a.message IN (SELECT value FROM json_each(%s))"
-            " AND e.hlc = (SELECT min(f.hlc) FROM sereus_rowevents f"
-            "               WHERE f.tbl = 'messaging_attachment' AND f.pk = a.id)"
-            " ORDER BY e.hlc",
+            "SELECT a.id, a.message, a.name, a.mime, a.size, a.key, a.chunks, o.member"  # noqa: S608 - fixed names
+            " FROM messaging_attachment a JOIN "
+            + OWNER.format(alias="o", row="a")
+            + " WHERE a.message IN (SELECT value FROM json_each(%s))"
+            " ORDER BY (SELECT min(e.hlc) FROM sereus_rowevents e"
+            "            WHERE e.tbl = 'messaging_attachment' AND e.pk = a.id)",
             [json.dumps(list(by_id))],
         )
         rows = cursor.fetchall()

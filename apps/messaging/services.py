@@ -17,6 +17,7 @@ from django.db import transaction
 
 from apps.core import blobs
 from apps.core.models import Thread
+from apps.core.thread.rowid import row_id_for
 from apps.core.threads import services as threads
 from apps.core.threads.context import thread_context
 from apps.core.threads.database import WriteRefused
@@ -136,7 +137,9 @@ def message_send(
     answer = _message(thread, reply_to).id if reply_to else None
     fields = {"text": body, "reply_to": answer}
     if id is not None:  # chosen by the client (an offline queue resends without duplicating)
-        fields["id"] = _id(id)
+        # The row's id must name its author (apps.core.thread.rowid): the client's id is its
+        # seed, so the same client id always gives the same message.
+        fields["id"] = row_id_for(bytes.fromhex(thread.member_id), _id(id).bytes)
         with thread_context(thread.thread):
             existing = Message.objects.filter(pk=fields["id"]).first()
         if existing is not None:

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from apps.core.thread import payloads as p
+from apps.core.thread.rowid import row_id_for
 from apps.core.threads.database import WriteRefused
 from apps.core.threads.services import ThreadServiceError
 from apps.messaging import selectors, services
@@ -78,12 +79,13 @@ def test_a_reply_to_a_message_that_is_not_there_is_refused(chat, chat_db):
 
 def test_a_client_chosen_id_sent_twice_posts_once(chat, chat_db):
     chosen = uuid.uuid4()
-    services.message_send(thread=chat, text="queued offline", id=chosen)
+    first = services.message_send(thread=chat, text="queued offline", id=chosen)
     size = log_size(chat_db)
     again = services.message_send(thread=chat, text="queued offline", id=chosen)
-    assert again.id == chosen
+    # The client's id seeds the row's id, which names its author (rowid): the same each time.
+    assert again.id == first.id == row_id_for(bytes.fromhex(chat.member_id), chosen.bytes)
     assert log_size(chat_db) == size
-    assert [m.id for m in _page(chat)] == [chosen.hex]
+    assert [m.id for m in _page(chat)] == [first.id.hex]
 
 
 def test_editing_ones_own_message_keeps_its_place_and_marks_it_edited(chat, chat_db):

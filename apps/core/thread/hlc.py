@@ -44,11 +44,15 @@ class HybridClock:
             self.last = Stamp(wall, 0)
         elif self.last.counter < MAX_COUNTER:
             self.last = Stamp(self.last.millis, self.last.counter + 1)
-        else:
+        elif self.last.millis < MAX_MILLIS:
             # Counter exhausted within one millisecond: borrow the next millisecond.
             self.last = Stamp(self.last.millis + 1, 0)
+        else:
+            # Never a stamp peers could not decode (a replica holds ops stamped far ahead of
+            # its clock, so only a broken clock gets here).
+            raise OverflowError("the hybrid clock reached the end of its range")
         return self.last
 
     def observe(self, stamp: Stamp) -> None:
-        if stamp > self.last:
+        if self.last < stamp <= Stamp(MAX_MILLIS, MAX_COUNTER):
             self.last = stamp

@@ -41,14 +41,40 @@ def device_cert_verify(thread: bytes, member: bytes, device: bytes, sig: bytes) 
     crypto.verify(member, sig, "device-cert", thread, device_cert_body(member, device))
 
 
-def device_revoke_sign(member: nacl.signing.SigningKey, thread: bytes, device: bytes) -> bytes:
+def device_proof_sign(device: nacl.signing.SigningKey, thread: bytes, member: bytes) -> bytes:
+    """The device's own signature: "I hold this key and act for ``member`` in ``thread``".
+    Without it a member could certify another node's device key as its own (squatting it: the
+    real owner could then never certify it)."""
     return crypto.sign(
-        member, "device-revoke", thread, device_cert_body(bytes(member.verify_key), device)
+        device, "device-proof", thread, device_cert_body(member, bytes(device.verify_key))
     )
 
 
-def device_revoke_verify(thread: bytes, member: bytes, device: bytes, sig: bytes) -> None:
-    crypto.verify(member, sig, "device-revoke", thread, device_cert_body(member, device))
+def device_proof_verify(thread: bytes, member: bytes, device: bytes, sig: bytes) -> None:
+    crypto.verify(device, sig, "device-proof", thread, device_cert_body(member, device))
+
+
+def _revoke_body(member: bytes, device: bytes, certified_by: bytes) -> bytes:
+    # Bound to the op that certified the device: a revocation cannot be replayed against a
+    # later certification of the same device (a member that rejoined).
+    return codec.encode({"member": member, "device": device, "cert_op": certified_by})
+
+
+def device_revoke_sign(
+    member: nacl.signing.SigningKey, thread: bytes, device: bytes, certified_by: bytes
+) -> bytes:
+    return crypto.sign(
+        member,
+        "device-revoke",
+        thread,
+        _revoke_body(bytes(member.verify_key), device, certified_by),
+    )
+
+
+def device_revoke_verify(
+    thread: bytes, member: bytes, device: bytes, certified_by: bytes, sig: bytes
+) -> None:
+    crypto.verify(member, sig, "device-revoke", thread, _revoke_body(member, device, certified_by))
 
 
 def genesis_key(thread: bytes) -> bytes:
@@ -88,10 +114,35 @@ class EpochKeys:
         return crypto.hkdf(self.secret, info=b"sereus/epoch-wrap/v1/" + thread)
 
     def check(self, thread: bytes) -> bytes:
-        """A public tag of the epoch secret: reseals of an epoch must carry the same one."""
-        if self.secret is None:
-            raise ValueError("the check value needs the epoch secret")
-        return crypto.hkdf(self.secret, info=b"sereus/epoch-check/v1/" + thread, length=16)
+        """The public check value of the epoch's keys (see ``check_value``)."""
+        if self.data is None:
+            raise ValueError("the check value needs both keys of the epoch")
+        return check_value(self.control, self.data)
+
+    def matches(self, check: bytes) -> tuple[bool, bool]:
+        """Whether this epoch's control key, and its data key, are the ones ``check`` names."""
+        control = check_part(self.control, b"c") == check[:CHECK_PART]
+        data = self.data is not None and check_part(self.data, b"d") == check[CHECK_PART:]
+        return control, data
+
+
+CHECK_PART = 8
+
+
+def check_part(key: bytes, which: bytes) -> bytes:
+    return crypto.blake2b256(key, person=b"sereus-check-" + which)[:CHECK_PART]
+
+
+def check_value(control: bytes, data: bytes) -> bytes:
+    """A keys op's public check value: a commitment to the control key and one to the data key.
+
+    Every key a replica uses must match it, so every replica that can open a body opens it with
+    the same key, and a body that does not open with the matching key fails for all of them
+    alike (issue 9: a rotator sealing different secrets to different members made replicas
+    decide differently). The two halves can be checked apart, since a member admitted without
+    history receives older control keys without their data keys. 64 bits each: making a
+    second key that matches costs a second preimage."""
+    return check_part(control, b"c") + check_part(data, b"d")
 
 
 def epoch_secret_new() -> bytes:

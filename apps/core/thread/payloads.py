@@ -79,6 +79,7 @@ class AddMember:
     role: str
     device: bytes
     device_cert: bytes
+    device_proof: bytes  # the device's own signature (keys.device_proof_sign)
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class RedeemInvite:
     device: bytes
     device_cert: bytes
     proof: bytes
+    device_proof: bytes
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ class CertifyDevice:
     member: bytes
     device: bytes
     device_cert: bytes
+    device_proof: bytes
 
 
 @dataclass(frozen=True)
@@ -201,21 +204,25 @@ def control_parse(doc: Any) -> Control:
             app=app,
         )
     if kind == "add_member":
-        d = _fields(doc, what, {"type", "member", "role", "device", "cert"})
+        d = _fields(doc, what, {"type", "member", "role", "device", "cert", "device_proof"})
         return AddMember(
             _key(d["member"], "member"),
             _role(d["role"]),
             _key(d["device"], "device"),
             _sig(d["cert"], "cert"),
+            _sig(d["device_proof"], "device_proof"),
         )
     if kind == "redeem_invite":
-        d = _fields(doc, what, {"type", "invite", "member", "device", "cert", "proof"})
+        d = _fields(
+            doc, what, {"type", "invite", "member", "device", "cert", "proof", "device_proof"}
+        )
         return RedeemInvite(
             _key(d["invite"], "invite"),
             _key(d["member"], "member"),
             _key(d["device"], "device"),
             _sig(d["cert"], "cert"),
             _sig(d["proof"], "proof"),
+            _sig(d["device_proof"], "device_proof"),
         )
     if kind == "remove_member":
         d = _fields(doc, what, {"type", "member"})
@@ -230,9 +237,12 @@ def control_parse(doc: Any) -> Control:
         d = _fields(doc, what, {"type", "member"})
         return TransferOwner(_key(d["member"], "member"))
     if kind == "certify_device":
-        d = _fields(doc, what, {"type", "member", "device", "cert"})
+        d = _fields(doc, what, {"type", "member", "device", "cert", "device_proof"})
         return CertifyDevice(
-            _key(d["member"], "member"), _key(d["device"], "device"), _sig(d["cert"], "cert")
+            _key(d["member"], "member"),
+            _key(d["device"], "device"),
+            _sig(d["cert"], "cert"),
+            _sig(d["device_proof"], "device_proof"),
         )
     if kind == "revoke_device":
         d = _fields(doc, what, {"type", "device", "member_sig"})
@@ -283,6 +293,7 @@ def control_doc(action: Control) -> dict[str, Any]:
                 "role": action.role,
                 "device": action.device,
                 "cert": action.device_cert,
+                "device_proof": action.device_proof,
             }
         case RedeemInvite():
             return {
@@ -292,6 +303,7 @@ def control_doc(action: Control) -> dict[str, Any]:
                 "device": action.device,
                 "cert": action.device_cert,
                 "proof": action.proof,
+                "device_proof": action.device_proof,
             }
         case RemoveMember():
             return {"type": "remove_member", "member": action.member}
@@ -307,6 +319,7 @@ def control_doc(action: Control) -> dict[str, Any]:
                 "member": action.member,
                 "device": action.device,
                 "cert": action.device_cert,
+                "device_proof": action.device_proof,
             }
         case RevokeDevice():
             return {
@@ -419,10 +432,34 @@ def _col_value(value: Any) -> None:
 
 
 _ROW_FIELDS = frozenset({"table", "pk", "action", "cols"})
+MAX_SCHEMA_APPS = 64
 
 
-def data_parse(doc: Any) -> list[RowChange]:
-    d = _fields(doc, "data", {"rows"})
+@dataclass(frozen=True)
+class DataPayload:
+    """A data op's content: its row changes, and the schema version of each app whose tables
+    they touch, as the author's code had them. Replicas judge the rows against that version's
+    schema (so nodes running different releases decide alike), and a node that does not know
+    the version yet waits instead of deciding."""
+
+    rows: list[RowChange]
+    schema: dict[str, str]
+
+
+def _schema(value: Any) -> dict[str, str]:
+    if type(value) is not dict or len(value) > MAX_SCHEMA_APPS:
+        raise PayloadError(f"data schema: expected a map of at most {MAX_SCHEMA_APPS} apps")
+    for app, version in value.items():
+        if type(app) is not str or not NAME_RE.match(app):
+            raise PayloadError(f"data schema: bad app name {app!r}")
+        if type(version) is not str or not 0 < len(version) <= 128:
+            raise PayloadError(f"data schema: the version of {app!r} is not a short text")
+    return dict(value)
+
+
+def data_parse(doc: Any) -> DataPayload:
+    d = _fields(doc, "data", {"rows", "schema"})
+    schema = _schema(d["schema"])
     rows = d["rows"]
     if type(rows) is not list or not 0 < len(rows) <= MAX_ROWS:
         raise PayloadError(f"data rows: expected 1 to {MAX_ROWS} row changes")
@@ -465,12 +502,13 @@ def data_parse(doc: Any) -> list[RowChange]:
             if type(value) not in _COL_SCALARS:
                 _col_value(value)
         changes.append(RowChange(table, pk, action, dict(cols)))
-    return changes
+    return DataPayload(changes, schema)
 
 
-def data_doc(changes: list[RowChange]) -> dict[str, Any]:
+def data_doc(changes: list[RowChange], schema: dict[str, str] | None = None) -> dict[str, Any]:
     return {
         "rows": [
             {"table": c.table, "pk": c.pk, "action": c.action, "cols": c.cols} for c in changes
-        ]
+        ],
+        "schema": dict(schema or {}),
     }

@@ -2,7 +2,9 @@
 
 Each role has a **rank** (who outranks whom), the roles it may **invite** or add members at, whether
 it may **manage** members of strictly lower rank (remove, change role, revoke devices), whether it
-reads **history** from before it joined, and per table, for insert, update and delete, a scope:
+reads **history** from before it joined, whether it may **rotate** the thread's keys (start a
+new epoch sealed to every member: needed after a member leaves, before anyone can write again),
+and per table, for insert, update and delete, a scope:
 ``any`` row, ``own`` rows (rows the member inserted) or ``none``. The table ``*`` applies to tables
 not named. Built-in roles: owner, admin, writer, reader; apps add their own.
 """
@@ -37,6 +39,7 @@ class RoleRules:
     manage: bool = False
     history: bool = True
     tables: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    rotate: bool = False
 
     def scope(self, table: str, action: str) -> str:
         rules = self.tables.get(table)
@@ -85,6 +88,7 @@ class Policy:
                     "invite": sorted(r.invite),
                     "manage": r.manage,
                     "history": r.history,
+                    "rotate": r.rotate,
                     "tables": {t: dict(a) for t, a in r.tables.items()},
                 }
                 for name, r in self.roles.items()
@@ -119,16 +123,21 @@ class Policy:
         return cls(roles=roles)
 
 
+ROLE_FIELDS = frozenset({"rank", "invite", "manage", "history", "rotate", "tables"})
+
+
 def _role_from_doc(name: str, raw: Any) -> RoleRules:
-    if type(raw) is not dict or raw.keys() != {"rank", "invite", "manage", "history", "tables"}:
-        raise PolicyError(f"policy: role {name!r} needs rank, invite, manage, history, tables")
+    if type(raw) is not dict or raw.keys() != ROLE_FIELDS:
+        raise PolicyError(
+            f"policy: role {name!r} needs rank, invite, manage, history, rotate, tables"
+        )
     rank, invite, tables = raw["rank"], raw["invite"], raw["tables"]
     if type(rank) is not int or not 0 <= rank <= 1_000_000:
         raise PolicyError(f"policy: role {name!r} rank must be 0..1000000")
     if type(invite) is not list or any(type(r) is not str for r in invite):
         raise PolicyError(f"policy: role {name!r} invite must be a list of role names")
-    if type(raw["manage"]) is not bool or type(raw["history"]) is not bool:
-        raise PolicyError(f"policy: role {name!r} manage and history are booleans")
+    if any(type(raw[flag]) is not bool for flag in ("manage", "history", "rotate")):
+        raise PolicyError(f"policy: role {name!r} manage, history and rotate are booleans")
     if type(tables) is not dict or len(tables) > MAX_TABLES:
         raise PolicyError(f"policy: role {name!r} tables must be a map of at most {MAX_TABLES}")
     parsed: dict[str, dict[str, str]] = {}
@@ -151,6 +160,7 @@ def _role_from_doc(name: str, raw: Any) -> RoleRules:
         manage=raw["manage"],
         history=raw["history"],
         tables=parsed,
+        rotate=raw["rotate"],
     )
 
 
@@ -167,11 +177,16 @@ def default_policy() -> Policy:
                 invite=frozenset({ADMIN, WRITER, READER}),
                 manage=True,
                 tables=EVERYTHING,
+                rotate=True,
             ),
             ADMIN: RoleRules(
-                rank=100, invite=frozenset({ADMIN, WRITER, READER}), manage=True, tables=EVERYTHING
+                rank=100,
+                invite=frozenset({ADMIN, WRITER, READER}),
+                manage=True,
+                tables=EVERYTHING,
+                rotate=True,
             ),
-            WRITER: RoleRules(rank=50, invite=frozenset({READER}), tables=OWN_ROWS),
+            WRITER: RoleRules(rank=50, invite=frozenset({READER}), tables=OWN_ROWS, rotate=True),
             READER: RoleRules(rank=10, history=False),
         }
     )

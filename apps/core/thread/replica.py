@@ -3,38 +3,57 @@
 ``Replica.ingest`` runs the validation pipeline of DESIGN §4 on bytes from anywhere:
 
 1. shape and size (``op_decode``): malformed bytes are refused and not kept;
-2. signature, then the chain: the same op again is a duplicate; a different op at a known
-   (device, seq), or one whose ``prev`` contradicts the known op before it, is a **fork**: both are
-   kept as evidence and the device's ops from that place on are refused everywhere. An op whose
-   predecessor or dependencies are missing waits as **pending**;
-3. once admitted (its causal past complete), the static rules: stamps grow along every causal
-   edge, ``deps`` never shrink along a chain and are causally closed;
-4. -6. keys, authorization and app rules, by the resolver (``resolve.py``).
+2. the op's stamp: one more than ``MAX_AHEAD_MS`` ahead of this node's clock is **held** (not
+   kept: the peer offers it again, and it is taken once the clock catches up), so no stamp far
+   in the future ever enters the log, wins last-writer-wins or drags this node's clock along;
+3. signature, then the chain: the same op again is a duplicate; a different op at a known
+   (device, seq), or one whose ``prev`` contradicts the known op before it, is a **fork**: the
+   two ops at the slot are kept as evidence (only those: later ops of the losing branch are not)
+   and the device's ops from that place on are refused everywhere. An op whose predecessor or
+   dependencies are missing waits as **pending** (bounded);
+4. **admission**: a device's first op enters the log only if the device is certified in the
+   op's causal past, decided by the control ops of that past alone (so every replica decides
+   it the same, whatever else it holds). An op of a device that is not is **unknown**: not
+   kept, never in the heads, the version vector or anyone's ``deps``, never forwarded;
+5. once admitted, the static rules: stamps grow along every causal edge, ``deps`` never shrink
+   along a chain and are causally closed;
+6. keys, authorization and app rules, by the resolver (``resolve.py``).
 
 What grows with the log lives in an ``OpStore``; the replica keeps the control ops, the version
 vector, pending ops and forks in memory. An ingest call is a batch: ops are admitted as their past
 completes, then control ops are resolved once and the data ops admitted are decided. A control
 op can change earlier decisions (a concurrent removal ordered before others); then every data op
-is decided again and ``IngestResult.rebuilt`` tells a database layer to re-apply from the log.
+is decided again and ``IngestResult.rebuilt`` says so. A fork only re-decides the forked
+device's own ops (data decisions never depend on another member's data ops).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from apps.core.thread import crypto
+from apps.core.thread import codec, crypto
 from apps.core.thread import payloads as p
-from apps.core.thread.hlc import Stamp
-from apps.core.thread.op import KIND_DATA, Op, OpId, OpShapeError, op_decode, op_verify
+from apps.core.thread.hlc import Stamp, wall_millis
+from apps.core.thread.op import (
+    KIND_CONTROL,
+    KIND_DATA,
+    KIND_KEYS,
+    Op,
+    OpId,
+    OpShapeError,
+    op_decode,
+    op_verify,
+)
 from apps.core.thread.resolve import (
     ControlResolution,
     DataChecker,
     Keyring,
     Opener,
-    RowValidator,
+    RowRules,
     control_resolve,
+    genesis_action,
 )
 from apps.core.thread.state import Snapshot
 from apps.core.thread.store import Decision, MemoryStore, OpStore
@@ -43,14 +62,27 @@ IngestStatus = Literal[
     "accepted",
     "refused",
     "opaque",
+    "waiting",  # its app's schema version is unknown here: decided after an upgrade
     "pending",
     "duplicate",
     "malformed",
     "fork",
     "foreign",
     "dropped",  # would wait for its past, but too much already waits: fetch it again later
+    "unknown",  # its device is not certified in its causal past: not kept, never forwarded
+    "held",  # stamped too far ahead of this node's clock: not kept, taken once time catches up
     "admitted",  # internal: in the DAG, decided when the batch settles
 ]
+
+# How far ahead of this node's clock an op's stamp may be. Covers honest clock skew (the fault
+# tests run nodes ±5 minutes apart) with room to spare; a stamp beyond it waits for time.
+MAX_AHEAD_MS = 15 * 60 * 1000
+# Ops waiting for their past, by bytes (all) and by count for devices this replica holds
+# nothing of yet (a stranger can sign endless such ops; honest peers send in causal order).
+MAX_PENDING_BYTES = 32 * 1024 * 1024
+MAX_PENDING_NEW_DEVICES = 4096
+MAX_PENDING_NEW_DEVICE_BYTES = 8 * 1024 * 1024
+MAX_AWAITING_KEYS = 1024  # first ops of devices (a thread has at most 1 024 devices)
 
 
 @dataclass(frozen=True)
@@ -60,7 +92,7 @@ class IngestResult:
     op: Op | None = None
     # Every op the ingest call admitted (the op itself and pending ops it released), in order.
     decided: tuple[Op, ...] = ()
-    # True when earlier decisions changed (a control op or a fork reordered things).
+    # True when earlier decisions changed (a control op reordered things).
     rebuilt: bool = False
 
 
@@ -73,7 +105,7 @@ class Verified:
 
 
 def verified(raws: Iterable[bytes]) -> Verified:
-    """Steps 1 and 2a for a batch: shape, size and signature. Pure; no replica needed."""
+    """Steps 1 and 3a for a batch: shape, size and signature. Pure; no replica needed."""
     items: list[Op | IngestResult] = []
     for raw in raws:
         try:
@@ -103,7 +135,18 @@ class _Batch:
     control: list[Op] = field(default_factory=list)
     data: list[Op] = field(default_factory=list)
     learned_old_keys: bool = False
-    forked: bool = False
+    # (device, seq) of forks found in this batch
+    forked: list[tuple[bytes, int]] = field(default_factory=list)
+    # First ops of new devices, waiting for the batch's control ops to be decided.
+    deferred: list[Op] = field(default_factory=list)
+    # Ops turned away at admission (their device is not certified in their past).
+    unknown: set[bytes] = field(default_factory=set)
+    # Whether control ops were decided since ops waiting for keys were last tried.
+    control_changed: bool = False
+
+    @property
+    def unsettled(self) -> bool:
+        return bool(self.control)
 
 
 class _StoreMapping(Mapping):
@@ -126,23 +169,26 @@ class _StoreMapping(Mapping):
 
 
 class Replica:
-    # Ops waiting for their past are kept until it arrives; a peer could send endless ops whose
-    # past never comes, so the bytes waiting are capped (sync sends ops in causal order, so an
-    # honest peer needs at most a batch of them).
-    MAX_PENDING_BYTES = 32 * 1024 * 1024
+    MAX_PENDING_BYTES = MAX_PENDING_BYTES
 
     def __init__(
         self,
         thread: bytes,
         keyring: Keyring,
         store: OpStore | None = None,
-        validators: Mapping[str, RowValidator] | None = None,
+        rules: RowRules | None = None,
+        wall: Callable[[], int] = wall_millis,
     ) -> None:
+        """``rules``: the app rules of row changes (see ``data.RowRules``); ``wall``: this
+        node's clock in milliseconds, read only to hold ops stamped in its future."""
         self.thread = thread
         self.keyring = keyring
         self.store: OpStore = store if store is not None else MemoryStore()
-        self.validators = dict(validators or {})
+        self.rules = rules
+        self.wall = wall
         self.heads: dict[bytes, int] = {}
+        # The hash of each device's op at its head: peers compare them to find equivocation.
+        self.head_hashes: dict[bytes, bytes] = {}
         self.max_hlc: Stamp | None = None
         self.pending: dict[bytes, Op] = {}
         self.pending_bytes = 0
@@ -150,10 +196,29 @@ class Replica:
         self.forks: dict[bytes, int] = {}
         self.evidence: dict[bytes, list[Op]] = {}
         self._control_ops: list[Op] = []
+        self._awaiting_keys: dict[bytes, Op] = {}
+        # Pending ops of devices with nothing in the log yet (a stranger's junk would be here).
+        self._new_pending: set[bytes] = set()
+        self._new_pending_bytes = 0
+        self._opaque_control: list[Op] = []
+        self._opaque_seen: object = None
+        # Devices named by readable control ops (``_claimed``), and how far that was worked out.
+        self._claims: set[bytes] = set()
+        self._claims_scanned = 0
+        self._claims_unread: list[Op] = []
+        self._claims_keys = 0
+        self._epoch_keys_ops: dict[int, list[bytes]] = {}
+        # Each device's highest control op seq: an op whose past holds all of them sees the
+        # same control state as the whole replica (admission's fast path).
+        self._control_heads: dict[bytes, int] = {}
         self.opener = Opener(thread, keyring)
+        # The fold keeps a reference to the replica's forks: a control op added to it later
+        # (``ControlResolution.extend``) sees forks found since.
         self.control: ControlResolution = control_resolve(
-            thread, [], opener=self.opener, refusals={}, forks={}
+            thread, [], opener=self.opener, refusals={}, forks=self.forks
         )
+        # device -> lowest seq of one of its data ops this replica could not decide (no key).
+        self.undecided: dict[bytes, int] = {}
         self._data = self._data_checker()
 
     @classmethod
@@ -165,7 +230,13 @@ class Replica:
         after another process wrote to the same store, or after a rolled-back write."""
         self.heads = self.store.heads()
         self._control_ops = self.store.control_log()
+        self._claims, self._claims_scanned, self._claims_unread = set(), 0, []
+        self._claims_keys, self._epoch_keys_ops = 0, {}
+        self._control_heads = {}
+        for op in self._control_ops:
+            self._control_heads[op.device] = max(self._control_heads.get(op.device, 0), op.seq)
         tips = [self.store.op((device, seq)) for device, seq in self.heads.items()]
+        self.head_hashes = {op.device: op.hash for op in tips if op is not None}
         self.max_hlc = max((op.hlc for op in tips if op is not None), default=None)
         self.forks, self.evidence = {}, {}
         for op in self.store.held("evidence"):
@@ -176,12 +247,15 @@ class Replica:
             if slot is not None and slot not in self.evidence[op.device]:
                 self.evidence[op.device].append(slot)
         self.pending, self._waiting, self.pending_bytes = {}, {}, 0
+        self._new_pending, self._new_pending_bytes = set(), 0
         for op in self.store.held("pending"):
             missing = self._missing(op)
-            if missing is not None:
-                self.pending[op.hash] = op
-                self.pending_bytes += len(op.raw)
-                self._waiting.setdefault(missing, []).append(op.hash)
+            if missing is None or op.seq <= self.heads.get(op.device, 0):
+                self.store.drop(op.hash)  # its slot is taken, or it can go in: offered again
+                continue
+            self.pending[op.hash] = op
+            self.pending_bytes += len(op.raw)
+            self._waiting.setdefault(missing, []).append(op.hash)
         for op in self._control_ops:
             self.keyring.learn(op)
         self.control = control_resolve(
@@ -195,10 +269,13 @@ class Replica:
             },
             forks=self.forks,
         )
+        self.undecided = self.store.undecided_data()
         self._data = self._data_checker()
 
     def _data_checker(self) -> DataChecker:
-        return DataChecker(self.control, self.opener, self.store, self.validators, self.forks)
+        return DataChecker(
+            self.control, self.opener, self.store, self.rules, self.forks, self.undecided
+        )
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -230,6 +307,11 @@ class Replica:
                         yield op.hash
 
         return _StoreMapping(self.store.op_by_hash, lambda: dict.fromkeys(keys()))
+
+    @property
+    def waiting(self) -> int:
+        """Ops held outside the log until their past, or the keys to judge them, arrive."""
+        return len(self.pending) + len(self._awaiting_keys)
 
     def version_vector(self) -> dict[bytes, int]:
         return dict(self.heads)
@@ -291,19 +373,48 @@ class Replica:
             for item in items
         ]
         rebuilt = self._settle(batch)
+        # First ops of devices certified by this batch's control ops: now they can be judged,
+        # and what they release may certify more. Ops whose certification this replica could
+        # not read yet are tried again whenever control ops were decided (keys may have come).
+        while True:
+            work, batch.deferred = batch.deferred, []
+            if batch.control_changed and self._awaiting_keys:
+                work += list(self._awaiting_keys.values())
+                self._awaiting_keys.clear()
+            batch.control_changed = False
+            if not work:
+                break
+            for op in work:
+                self._admit_and_release(op, batch)
+            rebuilt |= self._settle(batch)
         decided = tuple(batch.admitted)
         final = []
         for result in results:
             if result.status == "admitted":
                 assert result.op is not None
-                decision = self.store.decision(result.op.hash)
-                assert decision is not None
-                result = IngestResult(decision.status, decision.reason, result.op, decided, rebuilt)
+                if result.op.hash in batch.unknown:
+                    result = _unknown(result.op)
+                elif result.op.hash in self._awaiting_keys:
+                    result = IngestResult(
+                        "pending",
+                        "waiting for the keys to read who certified its device",
+                        result.op,
+                    )
+                else:
+                    decision = self.store.decision(result.op.hash)
+                    assert decision is not None
+                    result = IngestResult(
+                        decision.status,
+                        decision.reason,
+                        result.op,
+                        decided,
+                        rebuilt,  # type: ignore[arg-type]
+                    )
             final.append(result)
         return final
 
     def _take(self, op: Op, batch: _Batch, signed_here: bool = False) -> IngestResult:
-        """Steps 1-2 for one op: admitted (with anything it releases), pending, or turned away."""
+        """Steps 1-4 for one op: admitted (with anything it releases), pending, or turned away."""
         if op.thread != self.thread:
             return IngestResult("foreign", "the op belongs to another thread", op)
         # An op past its device's head cannot be in the log; unless the device forked (then
@@ -317,28 +428,52 @@ class Replica:
                 op_verify(op)
             except crypto.CryptoError as exc:
                 return IngestResult("malformed", str(exc))
+        ahead = op.hlc.millis - self.wall()
+        if ahead > MAX_AHEAD_MS:
+            return IngestResult(
+                "held",
+                f"stamped {ahead // 60_000} minutes ahead of this node's clock: taken once the "
+                "clock gets there",
+                op,
+            )
+        if op.kind == KIND_KEYS and self.keyring.members:
+            # Keys sealed to us are learned on arrival, even before the op can be admitted: a
+            # newcomer gets its keys op first and reads the history that follows. A key counts
+            # only once its keys op is accepted and in an op's past (``keyring``).
+            batch.learned_old_keys |= bool(self.keyring.learn(op) - {op.hash})
         missing = self._missing(op)
         if missing is not None and (fresh or self.store.op(op.id) is None):
-            if self.pending_bytes + len(op.raw) > self.MAX_PENDING_BYTES:
-                return IngestResult("dropped", "too many ops are waiting for their past", op)
-            self.pending[op.hash] = op
-            self.pending_bytes += len(op.raw)
-            self.store.keep(op, place="pending")
-            self._waiting.setdefault(missing, []).append(op.hash)
-            return IngestResult(
-                "pending", f"waiting for op {missing[0].hex()[:8]}:{missing[1]}", op
-            )
+            return self._wait(op, missing)
         fork = self._admit_and_release(op, batch)
         if fork is not None:
             return fork
         return IngestResult("admitted", "", op)
 
+    def _wait(self, op: Op, missing: OpId) -> IngestResult:
+        if self.pending_bytes + len(op.raw) > self.MAX_PENDING_BYTES:
+            return IngestResult("dropped", "too many ops are waiting for their past", op)
+        if op.device not in self.heads:
+            if (
+                len(self._new_pending) >= MAX_PENDING_NEW_DEVICES
+                or self._new_pending_bytes + len(op.raw) > MAX_PENDING_NEW_DEVICE_BYTES
+            ):
+                return IngestResult("dropped", "too many ops of new devices are waiting", op)
+            self._new_pending.add(op.hash)
+            self._new_pending_bytes += len(op.raw)
+        self.pending[op.hash] = op
+        self.pending_bytes += len(op.raw)
+        self.store.keep(op, place="pending")
+        self._waiting.setdefault(missing, []).append(op.hash)
+        return IngestResult("pending", f"waiting for op {missing[0].hex()[:8]}:{missing[1]}", op)
+
     def _missing(self, op: Op) -> OpId | None:
         if op.seq > 1 and self.heads.get(op.device, 0) < op.seq - 1:
             return (op.device, op.seq - 1)
         for device, seq in op.deps:
-            if self.heads.get(device, 0) < seq:
+            if self.heads.get(device, 0) < seq and not self._forked(device, seq):
                 return (device, seq)
+        # A dep into a forked chain past the fork needs nothing more: those ops are refused
+        # everywhere, and which branch a replica holds of them is arbitrary.
         return None
 
     def _admit_and_release(self, first: Op, batch: _Batch) -> IngestResult | None:
@@ -347,19 +482,37 @@ class Replica:
         outcome = None
         while queue:
             op = queue.pop()
+            if op.device not in self.heads:
+                verdict = self._certified(op, batch)
+                if verdict == "later":
+                    batch.deferred.append(op)
+                    continue
+                if verdict == "keys":
+                    self._await_keys(op)
+                    continue
+                if verdict == "no":
+                    batch.unknown.add(op.hash)
+                    self._forget_waiting(op)
+                    continue
             # Ops released together can collide: recheck the place right before admitting.
             beyond = op.seq > self.heads.get(op.device, 0) and op.device not in self.forks
             twin = None if beyond else self.store.op(op.id)
             before = self.store.op((op.device, op.seq - 1)) if op.seq > 1 else None
-            if twin is not None:
-                result = self._fork(op, op.seq, twin, batch)
-            elif before is not None and before.hash != op.prev:
-                result = self._fork(op, op.seq - 1, before, batch)
+            if twin is not None or (before is not None and before.hash != op.prev):
+                if twin is not None:
+                    result = self._fork(op, op.seq, twin, batch)
+                else:
+                    result = self._fork(op, op.seq - 1, before, batch)  # type: ignore[arg-type]
+                # Ops waiting for this device's ops past the fork need them no more.
+                queue.extend(self._release_forked(op.device))
             else:
                 result = None
                 self._admit(op, batch)
                 for waiter_hash in self._waiting.pop(op.id, ()):
-                    waiter = self.pending.pop(waiter_hash)
+                    waiter = self.pending.pop(waiter_hash, None)
+                    if waiter is None:
+                        continue
+                    self._unpend_new(waiter)
                     missing = self._missing(waiter)
                     if missing is None:
                         self.pending_bytes -= len(waiter.raw)
@@ -371,10 +524,151 @@ class Replica:
                 outcome = result
         return outcome
 
+    def _release_forked(self, device: bytes) -> list[Op]:
+        """Pending ops that waited for ``device``'s ops past its fork: now complete or waiting
+        for something else."""
+        released = []
+        for slot in [s for s in self._waiting if s[0] == device and self._forked(*s)]:
+            for waiter_hash in self._waiting.pop(slot):
+                waiter = self.pending.pop(waiter_hash, None)
+                if waiter is None:
+                    continue
+                missing = self._missing(waiter)
+                if missing is None:
+                    self.pending_bytes -= len(waiter.raw)
+                    self._unpend_new(waiter)
+                    released.append(waiter)
+                else:
+                    self.pending[waiter_hash] = waiter
+                    self._waiting.setdefault(missing, []).append(waiter_hash)
+        return released
+
+    def _await_keys(self, op: Op) -> None:
+        """A device's first op whose certification is in control ops this replica cannot read
+        yet (a newcomer catching up gets the older keys later in the log): held, bounded."""
+        if len(self._awaiting_keys) >= MAX_AWAITING_KEYS:
+            oldest = next(iter(self._awaiting_keys))
+            self._forget_waiting(self._awaiting_keys.pop(oldest))
+        self._awaiting_keys[op.hash] = op
+
+    def discard(self, op: Op) -> None:
+        """Forget an op held outside the log: the writer's own op that could not go in (it
+        must not come in later, after the writer signed another op at its place)."""
+        self._awaiting_keys.pop(op.hash, None)
+        self._forget_waiting(op)
+
+    def _forget_waiting(self, op: Op) -> None:
+        """An op that will never be admitted (its device is not certified): not kept."""
+        if self.pending.pop(op.hash, None) is not None:
+            self.pending_bytes -= len(op.raw)
+        self._unpend_new(op)
+        self.store.drop(op.hash)
+
+    def _unpend_new(self, op: Op) -> None:
+        if op.hash in self._new_pending:
+            self._new_pending.discard(op.hash)
+            self._new_pending_bytes -= len(op.raw)
+
+    def _certified(self, op: Op, batch: _Batch) -> str:
+        """Whether a device's first op may enter the log: "yes", "no", or "later" (the batch's
+        control ops are not decided yet).
+
+        The rule is a function of the op's causal past only, so every replica decides it alike
+        and no honest op ever depends on an op another honest replica turned away: the device
+        must be certified by the control ops of the op's past, resolved on their own.
+        """
+        if not self.heads:
+            # The log is empty: only the thread's create op can start it.
+            valid = op.seq == 1 and not op.deps and op.kind == KIND_CONTROL and op.epoch == 0
+            return "yes" if valid and not isinstance(genesis_action(self.thread, op), str) else "no"
+        if batch.unsettled:
+            return "later"
+        control = self.control
+        # Fast path: the op's past holds every control op (the usual case: a device writes
+        # once it has caught up), so the replica's own resolution is the past's.
+        covered = not self.forks and all(
+            op.in_past(device, seq) for device, seq in self._control_heads.items()
+        )
+        if self._unreadable_control(op):
+            # Some control op of its past cannot be read here: whether the device is certified
+            # cannot be known (and must not be guessed: a replica never acts on control state
+            # it cannot read). It waits for the keys.
+            return "keys"
+        if covered:
+            member = control.timeline.device_member_in_past(op.device, op)
+            return "yes" if member is not None else "no"
+        if not self._claimed(op.device):
+            return "no"  # no control op names this device: no fold needed
+        past = [c for c in self._control_ops if op.in_past(c.device, c.seq)]
+        resolution = control_resolve(
+            self.thread,
+            past,
+            opener=self.opener,
+            refusals={
+                c.hash: reason for c in past if (reason := self.store.refusal(c.hash)) is not None
+            },
+            forks={},
+        )
+        member = resolution.timeline.device_member_in_past(op.device, op)
+        return "yes" if member is not None else "no"
+
+    def _claimed(self, device: bytes) -> bool:
+        """Whether some control op this replica can read names ``device`` for admission or
+        certification, whoever wrote it and whatever was decided of it: every device that is
+        certified in some op's past is among them, and a stranger's junk key never is."""
+        ops, scanned = self._control_ops, self._claims_scanned
+        keys_known = sum(len(found) for found in self.keyring.by_keys_op.values())
+        if keys_known != self._claims_keys:
+            # New keys: control ops that did not open before may now.
+            pending, self._claims_unread = self._claims_unread, []
+            self._claims_keys = keys_known
+        else:
+            pending = []
+        for op in [*pending, *ops[scanned:]]:
+            if op.kind == KIND_KEYS:
+                epoch = self.opener.keys(op)
+                if not isinstance(epoch, Decision):
+                    self._epoch_keys_ops.setdefault(epoch.epoch, []).append(op.hash)
+                continue
+            action = self._any_key_control(op)
+            if action is None:
+                self._claims_unread.append(op)
+            elif isinstance(action, p.AddMember | p.RedeemInvite | p.CertifyDevice):
+                self._claims.add(action.device)
+        self._claims_scanned = len(ops)
+        return device in self._claims
+
+    def _any_key_control(self, op: Op) -> p.Control | None:
+        """A control op's action, opened with any control key of its epoch number this replica
+        holds (None: none opens it, or it does not parse)."""
+        if op.seq == 1 and op.epoch == 0 and not op.deps:
+            action = genesis_action(self.thread, op)
+            return None if isinstance(action, str) else action
+        for keys_op in self._epoch_keys_ops.get(op.epoch, ()):
+            for epoch_keys in self.keyring.by_keys_op.get(keys_op, ()):
+                try:
+                    plain = crypto.aead_decrypt(epoch_keys.control, op.body, op.header_bytes())
+                    return p.control_parse(codec.decode(plain, max_size=1 << 20, canonical=False))
+                except (crypto.CryptoError, codec.DecodeError, p.PayloadError):
+                    continue
+        return None
+
+    def _unreadable_control(self, op: Op) -> bool:
+        """Whether a control op in ``op``'s past is opaque here (no key for it yet)."""
+        decisions = self.control.decisions
+        seen = (id(decisions), len(decisions))
+        if self._opaque_seen != seen:
+            self._opaque_control = [
+                c for c in self._control_ops if decisions.get(c.hash, _NONE).status == "opaque"
+            ]
+            self._opaque_seen = seen
+        return any(op.in_past(c.device, c.seq) for c in self._opaque_control)
+
     def _admit(self, op: Op, batch: _Batch) -> None:
         """Put an op whose past is complete into the DAG; it is decided when the batch settles."""
         self.store.admit(op)
         self.heads[op.device] = op.seq
+        self.head_hashes[op.device] = op.hash
         batch.admitted.append(op)
         if self.max_hlc is None or op.hlc > self.max_hlc:
             self.max_hlc = op.hlc
@@ -385,20 +679,28 @@ class Replica:
             batch.data.append(op)
         else:
             self._control_ops.append(op)
+            self._control_heads[op.device] = max(self._control_heads.get(op.device, 0), op.seq)
             batch.control.append(op)
             batch.learned_old_keys |= bool(self.keyring.learn(op) - {op.hash})
 
     def _settle(self, batch: _Batch) -> bool:
         """Decide what the batch admitted; True if earlier decisions changed (rebuilt)."""
         before = self.control
-        restrictions, policy = len(before.restrictions), before.state.policy
+        restrictions = len(before.restrictions)
+        policies = [op.hash for op, _ in before.timeline.policy_events]
         rebuilt = False
-        if batch.control or batch.forked or batch.learned_old_keys:
+        control_forked = any(self._has_control_from(device, seq) for device, seq in batch.forked)
+        for device, seq in batch.forked:
+            self._refuse_from(device, seq)
+        batch.forked = []
+        if batch.control or control_forked or batch.learned_old_keys:
+            batch.control_changed = True
             single = batch.control[0] if len(batch.control) == 1 else None
             if (
                 single is not None
                 and not batch.learned_old_keys
-                and not batch.forked
+                and not control_forked
+                and self.store.refusal(single.hash) is None
                 and before.extend(single)
             ):
                 self.store.decide(single, before.decisions[single.hash], None)
@@ -415,18 +717,27 @@ class Replica:
                 )
             rebuilt |= (
                 batch.learned_old_keys
-                or batch.forked
                 or len(self.control.restrictions) != restrictions
-                or self.control.state.policy != policy
+                or [op.hash for op, _ in self.control.timeline.policy_events] != policies
             )
+        batch.control = []
         if rebuilt:
             self._redecide_data()
+            batch.data = []
             return True
         self._data.control = self.control
         for op in batch.data:
-            decision, changes = self._data.check(op, self.store.refusal(op.hash))
-            self.store.decide(op, decision, changes)
+            self._decide(op)
+        batch.data = []
         return False
+
+    def _decide(self, op: Op) -> None:
+        decision, changes = self._data.check(op, self.store.refusal(op.hash))
+        if decision.status in ("opaque", "waiting"):
+            known = self.undecided.get(op.device)
+            if known is None or op.seq < known:
+                self.undecided[op.device] = op.seq
+        self.store.decide(op, decision, changes)
 
     def _restricts_any_data(self, restriction) -> bool:
         """Whether some admitted data op is concurrent with ``restriction`` and by whom it
@@ -467,10 +778,18 @@ class Replica:
 
     def _redecide_data(self) -> None:
         self.store.row_events_clear()
+        self.undecided.clear()
         self._data = self._data_checker()
         for op in self.store.admitted(data_only=True):
-            decision, changes = self._data.check(op, self.store.refusal(op.hash))
-            self.store.decide(op, decision, changes)
+            self._decide(op)
+
+    def redecide_waiting(self) -> bool:
+        """After an upgrade (new app schema versions known): decide again what waited.
+        True if anything did."""
+        if not self.store.has_waiting():
+            return False
+        self._redecide_data()
+        return True
 
     def member_key_add(self, member_key) -> None:
         """Hold another of our member keys: open the keys ops sealed to it, decide again."""
@@ -488,25 +807,37 @@ class Replica:
     # -- forks -------------------------------------------------------------------------------
 
     def _fork(self, op: Op, seq: int, known: Op, batch: _Batch) -> IngestResult:
-        self.store.keep(op, place="evidence")
-        evidence = self.evidence.setdefault(op.device, [])
-        for item in (known, op):
-            if item not in evidence:
-                evidence.append(item)
         previous = self.forks.get(op.device)
         if previous is not None and previous <= seq:
+            # The device is known to have equivocated at or before this place: its later ops
+            # (either branch) change nothing and are not kept.
             return IngestResult("fork", "the device had already equivocated", op)
+        # The evidence is the two ops at the lowest forked slot (or an op whose prev contradicts
+        # the op held there): older evidence of the device is no longer needed.
+        for old in self.evidence.get(op.device, []):
+            if old is not known and self.store.op(old.id) is not old:
+                self.store.drop(old.hash)
+        self.store.keep(op, place="evidence")
+        self.evidence[op.device] = [known, op]
         self.forks[op.device] = seq
+        batch.forked.append((op.device, seq))
         # Static rules skip references into a forked chain (which branch a replica holds is
-        # arbitrary), so they are re-run; the batch then decides everything again.
-        for admitted in self.store.admitted():
-            self.store.set_refusal(admitted.hash, self._static_check(admitted))
-        batch.forked = True
+        # arbitrary): ops refused by them may pass now. Only ops already refused can change.
+        for refused_op in self.store.statically_refused():
+            self.store.set_refusal(refused_op.hash, self._static_check(refused_op))
         return IngestResult(
-            "fork",
-            f"device {op.device.hex()[:8]} signed two different ops at {seq}",
-            op,
-            rebuilt=True,
+            "fork", f"device {op.device.hex()[:8]} signed two different ops at {seq}", op
+        )
+
+    def _has_control_from(self, device: bytes, seq: int) -> bool:
+        return any(op.device == device and op.seq >= seq for op in self._control_ops)
+
+    def _refuse_from(self, device: bytes, seq: int) -> None:
+        """A device forked at ``seq``: its data ops from there on are refused, and the rows they
+        had changed are rebuilt from the other ops' changes (nobody else's decision depends on
+        them)."""
+        self.store.refuse_data_from(
+            device, seq, Decision("refused", "the device equivocated (signed two different ops)")
         )
 
     def _forked(self, device: bytes, seq: int) -> bool:
@@ -543,3 +874,10 @@ class Replica:
                     ):
                         return "its deps are not causally closed"
         return None
+
+
+_NONE = Decision("none")
+
+
+def _unknown(op: Op) -> IngestResult:
+    return IngestResult("unknown", "its device is not certified in its causal past: not kept", op)

@@ -26,6 +26,7 @@ class MemberState:
 class DeviceState:
     member: bytes
     active: bool = True
+    certified_by: bytes = b""  # hash of the op that certified it (a revocation names it)
 
 
 @dataclass
@@ -51,6 +52,8 @@ class ThreadState:
     # epoch number -> keys op hash -> check value (concurrent rotations can share a number)
     epochs: dict[int, dict[bytes, bytes]] = field(default_factory=dict)
     addresses: dict[bytes, tuple[str, ...]] = field(default_factory=dict)
+    # Row tag -> member, for every member ever admitted: row ids name their owner by tag.
+    tags: dict[bytes, bytes] = field(default_factory=dict)
 
     def device_member(self, device: bytes) -> bytes | None:
         """The active member an active device acts for, if any."""

@@ -89,6 +89,22 @@ class OpStore(Protocol):
     def row_events_clear(self) -> None:
         """Forget the row index (before every data op is decided again)."""
 
+    def drop(self, op_hash: bytes) -> None:
+        """Forget an op held outside the log (pending, or evidence no longer needed)."""
+
+    def undecided_data(self) -> dict[bytes, int]:
+        """device -> lowest seq of its data ops decided opaque or waiting."""
+
+    def has_waiting(self) -> bool:
+        """Whether some data op waits for an app schema version this node does not know."""
+
+    def statically_refused(self) -> Iterator[Op]:
+        """The admitted ops with a static-rule refusal."""
+
+    def refuse_data_from(self, device: bytes, seq: int, decision: Decision) -> None:
+        """Refuse every data op of ``device`` from ``seq`` on, forgetting the row changes of
+        those that were accepted (and, in a database, the rows they made)."""
+
 
 class MemoryStore:
     """``OpStore`` in dictionaries."""
@@ -196,3 +212,33 @@ class MemoryStore:
 
     def row_events_clear(self) -> None:
         self._rows.clear()
+
+    def drop(self, op_hash: bytes) -> None:
+        op = self._by_hash.get(op_hash)
+        if op is not None and self._slots.get(op.id) is not op:
+            del self._by_hash[op_hash]
+            self._places.pop(op_hash, None)
+
+    def undecided_data(self) -> dict[bytes, int]:
+        found: dict[bytes, int] = {}
+        for op in self._log:
+            decision = self._decisions.get(op.hash)
+            if op.kind == KIND_DATA and decision and decision.status in ("opaque", "waiting"):
+                found[op.device] = min(found.get(op.device, op.seq), op.seq)
+        return found
+
+    def has_waiting(self) -> bool:
+        return any(d.status == "waiting" for d in self._decisions.values())
+
+    def statically_refused(self) -> Iterator[Op]:
+        for op in self._log:
+            if op.hash in self._refusals:
+                yield op
+
+    def refuse_data_from(self, device: bytes, seq: int, decision: Decision) -> None:
+        for op in self._log:
+            if op.device == device and op.seq >= seq and op.kind == KIND_DATA:
+                self._decisions[op.hash] = decision
+                self._changes.pop(op.hash, None)
+        for key, events in list(self._rows.items()):
+            self._rows[key] = [e for e in events if not (e.device == device and e.seq >= seq)]

@@ -18,9 +18,20 @@ from apps.core.thread import codec, crypto, keys
 from apps.core.thread import payloads as p
 from apps.core.thread.hlc import HybridClock
 from apps.core.thread.invite import Invite, redemption_proof
-from apps.core.thread.op import KIND_CONTROL, KIND_DATA, KIND_KEYS, Op, op_seal
+from apps.core.thread.op import (
+    KIND_CONTROL,
+    KIND_DATA,
+    KIND_KEYS,
+    Op,
+    OpShapeError,
+    op_decode,
+    op_seal,
+)
 from apps.core.thread.policy import Policy, policy_template
 from apps.core.thread.replica import IngestResult, Replica
+
+# How many recent epochs every rotation grants again to the members they were sealed to.
+REGRANT_EPOCHS = 8
 
 
 class WriteError(Exception):
@@ -36,6 +47,7 @@ class RedemptionRequest:
     device: bytes
     device_cert: bytes
     proof: bytes
+    device_proof: bytes  # the device's own signature: it holds the key it is admitted with
 
 
 def redemption_request(
@@ -49,6 +61,7 @@ def redemption_request(
         device=device_pub,
         device_cert=keys.device_cert_sign(member, invite.thread, device_pub),
         proof=redemption_proof(invite, member_pub, device_pub),
+        device_proof=keys.device_proof_sign(device_key, invite.thread, member_pub),
     )
 
 
@@ -148,9 +161,19 @@ class ThreadWriter:
             kind=kind,
             seal=seal_body,
         )
+        try:
+            # The limits every peer applies (deps, stamps, size): an op they could not decode
+            # would stop replication of the thread for good.
+            op_decode(op.raw)
+        except OpShapeError as exc:
+            raise WriteError(f"this node would write an op its peers cannot read: {exc}") from exc
         if opened is not None:
             replica.opener.prime(op, *opened)
         result: IngestResult = replica.ingest_op(op, signed_here=True)
+        if result.status not in ("accepted", "refused", "opaque", "waiting"):
+            # Not in the log (e.g. this node cannot read who certified its own device): it is
+            # forgotten, so the next op takes its place instead of forking the chain.
+            replica.discard(op)
         if result.status != "accepted":
             raise WriteError(f"this node refused its own op: {result.status}: {result.reason}")
         return op
@@ -171,7 +194,10 @@ class ThreadWriter:
             if any(state.role_of(m) is None for m in event.sealed):
                 continue
             for epoch_keys in self.replica.keyring.by_keys_op.get(event.op.hash, ()):
-                if epoch_keys.data is not None:
+                if epoch_keys.data is not None and epoch_keys.matches(event.check) == (
+                    True,
+                    True,
+                ):
                     return newest, epoch_keys, event.op.hash
         raise WriteError(f"no usable key for epoch {newest}: the keys must be rotated first")
 
@@ -179,9 +205,10 @@ class ThreadWriter:
         state = self.replica.control.state
         role = state.role_of(self.member)
         rules = state.policy.roles.get(role) if role else None
-        return rules is not None and (rules.manage or bool(rules.invite))
+        return rules is not None and rules.rotate
 
     def _encrypted(self, kind: str, payload: dict, *, data: bool) -> Op:
+        self._readable()
         try:
             epoch, epoch_keys, keys_op = self._usable_epoch_and_op()
         except WriteError:
@@ -204,8 +231,11 @@ class ThreadWriter:
             opened=(keys_op, parsed),
         )
 
-    def write_data(self, changes: Iterable[p.RowChange]) -> Op:
-        return self._encrypted(KIND_DATA, p.data_doc(list(changes)), data=True)
+    def write_data(
+        self, changes: Iterable[p.RowChange], schema: Mapping[str, str] | None = None
+    ) -> Op:
+        """Write row changes; ``schema``: the version of each app whose tables they touch."""
+        return self._encrypted(KIND_DATA, p.data_doc(list(changes), dict(schema or {})), data=True)
 
     def control(self, action: p.Control) -> Op:
         return self._encrypted(KIND_CONTROL, p.control_doc(action), data=False)
@@ -214,31 +244,55 @@ class ThreadWriter:
         """Start a new key epoch sealed to every active member.
 
         ``newcomers`` maps members just admitted to whether their role reads history: they get
-        every older control key, and the older data keys only if it does.
+        every older control key, and the older data keys only if it does. Every other member
+        also gets again the keys of the last ``REGRANT_EPOCHS`` epochs it was sealed: a member
+        whose box held a wrong key (a hostile rotator's, ``keyring.BadSeal``) reads those
+        epochs from here on, and its view of the thread is whole again. (Bounded, so that a
+        keys op stays small in a large thread.)
         """
         newcomers = newcomers or {}
         control = self.replica.control
+        self._readable()
         newest = max((e.epoch for e in control.timeline.keys_events), default=0)
         epoch = newest + 1
         secret = keys.epoch_secret_new()
         epoch_keys = keys.EpochKeys.from_secret(self.thread, epoch, secret)
-        known = [
-            (event.epoch, event.op.hash, k)
-            for event in control.timeline.keys_events
-            for k in self.replica.keyring.by_keys_op.get(event.op.hash, ())[:1]
-        ]
+        known = []  # (keys event, its keys: only ones that match its check)
+        for event in control.timeline.keys_events:
+            for held in self.replica.keyring.by_keys_op.get(event.op.hash, ()):
+                control_ok, data_ok = held.matches(event.check)
+                if control_ok:
+                    data = held.data if data_ok else None
+                    known.append((event, keys.EpochKeys(event.epoch, held.control, data)))
+                    break
         seals = {}
         for member, state in control.state.members.items():
             if not state.active:
                 continue
-            old = []
             if member in newcomers:
-                old = [
-                    [e, h, k.control, k.data if newcomers[member] else None] for e, h, k in known
+                grants = [
+                    [e.epoch, e.op.hash, k.control, k.data if newcomers[member] else None]
+                    for e, k in known
                 ]
-            seals[member] = crypto.seal(member, codec.encode({"secret": secret, "old": old}))
+            else:
+                grants = [
+                    [e.epoch, e.op.hash, k.control, k.data]
+                    for e, k in known
+                    if e.epoch > newest - REGRANT_EPOCHS and member in e.sealed
+                ]
+            seals[member] = crypto.seal(member, codec.encode({"secret": secret, "old": grants}))
         payload = {"epoch": epoch, "check": epoch_keys.check(self.thread), "seal": seals}
         return self._write(KIND_KEYS, epoch, lambda aad: codec.encode(payload))
+
+    def _readable(self) -> None:
+        """Refuse to write while some control op is unreadable here: which members and keys are
+        current is then unknown, and an op written on a guess could be refused by everyone."""
+        if self.replica.control.opaque:
+            raise WriteError(
+                "this node cannot read some of the thread's membership changes (a rotation "
+                "may have sealed it a wrong key); it can write again once another member "
+                "rotates the keys"
+            )
 
     # -- members and invites --------------------------------------------------------------------
 
@@ -270,15 +324,30 @@ class ThreadWriter:
                 device=request.device,
                 device_cert=request.device_cert,
                 proof=request.proof,
+                device_proof=request.device_proof,
             )
         )
         history = state.policy.roles[invite_state.role].history
         return [redeem, self.rotate(newcomers={request.member: history})]
 
-    def add_member(self, *, member_key: bytes, device: bytes, device_cert: bytes, role: str):
+    def add_member(
+        self,
+        *,
+        member_key: bytes,
+        device: bytes,
+        device_cert: bytes,
+        device_proof: bytes,
+        role: str,
+    ):
         """Admit a member directly (no invite): add, then a new epoch that includes them."""
         add = self.control(
-            p.AddMember(member=member_key, role=role, device=device, device_cert=device_cert)
+            p.AddMember(
+                member=member_key,
+                role=role,
+                device=device,
+                device_cert=device_cert,
+                device_proof=device_proof,
+            )
         )
         history = self.replica.control.state.policy.roles[role].history
         return [add, self.rotate(newcomers={member_key: history})]
@@ -290,10 +359,25 @@ class ThreadWriter:
     def set_role(self, member: bytes, role: str) -> Op:
         return self.control(p.SetRole(member=member, role=role))
 
+    def certify_device(self, device_key: nacl.signing.SigningKey) -> Op:
+        """Certify another device of this member (its key is here: it proves possession)."""
+        device = bytes(device_key.verify_key)
+        return self.control(
+            p.CertifyDevice(
+                member=self.member,
+                device=device,
+                device_cert=keys.device_cert_sign(self.member_key, self.thread, device),
+                device_proof=keys.device_proof_sign(device_key, self.thread, self.member),
+            )
+        )
+
     def revoke_device(self, device: bytes) -> list[Op]:
-        member = self.replica.control.state.device_member(device)
+        state = self.replica.control.state
+        member = state.device_member(device)
         sig = (
-            keys.device_revoke_sign(self.member_key, self.thread, device)
+            keys.device_revoke_sign(
+                self.member_key, self.thread, device, state.devices[device].certified_by
+            )
             if member == self.member
             else None
         )

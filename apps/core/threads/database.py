@@ -15,6 +15,7 @@ wrote to it, or a transaction of ours rolled back.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import shutil
@@ -31,14 +32,14 @@ from django.db import DatabaseError, connections, transaction
 
 from apps.core import identity
 from apps.core.replicated import replicated_tables
-from apps.core.thread import codec, keys
+from apps.core.thread import codec, keys, rowid
 from apps.core.thread import payloads as p
 from apps.core.thread.lww import materialize
 from apps.core.thread.op import MAX_OP_SIZE, Op
 from apps.core.thread.replica import IngestResult, Replica, Verified
 from apps.core.thread.resolve import Keyring
 from apps.core.thread.writer import ThreadWriter, WriteError
-from apps.core.threads import schema
+from apps.core.threads import coltypes, schema
 from apps.core.threads.registry import alias_register, handle_register, thread_path
 from apps.core.threads.store import SQLiteOpStore, stamp_bytes
 
@@ -119,6 +120,8 @@ class ThreadDatabase:
         self._packing = False
         self._tombs: dict[tuple[str, Any], bytes] = {}
         self._pinned = threading.local()
+        self._member_public: bytes | None = None
+        self._tags_known = -1
 
     # -- connections ---------------------------------------------------------------------------
 
@@ -166,7 +169,7 @@ class ThreadDatabase:
                 connection = wrapper.connection
                 if existed:
                     self._check_integrity(connection)
-                _schema_update(connection, self.alias)
+                upgraded = _schema_update(connection, self.alias) and existed
             except ThreadCorrupt as exc:
                 self._report_damage(exc)
                 raise
@@ -183,6 +186,18 @@ class ThreadDatabase:
             )
             self._opened = True
         self._pack_leftovers()
+        if upgraded:
+            self.redecide_waiting()
+
+    def redecide_waiting(self) -> bool:
+        """Decide the ops that waited for app schema versions this code did not know (after an
+        upgrade: it may know them now). True if there were any."""
+        with transaction.atomic(using=self.alias), self.lock, self._pin():
+            self.wrapper.capture = False
+            try:
+                return self.replica().redecide_waiting()
+            finally:
+                self.wrapper.capture = True
 
     def _pack_leftovers(self) -> None:
         """Start-up pass: captured changes committed without their op (only possible if
@@ -230,6 +245,24 @@ class ThreadDatabase:
         secret = self.node.master_secret
         return None if secret is None else keys.member_key(secret, self.thread)
 
+    def member_public(self) -> bytes | None:
+        """This node's member key in the thread (None while the master secret is sealed)."""
+        if self._member_public is None:
+            member_key = self._member_key()
+            if member_key is not None:
+                self._member_public = bytes(member_key.verify_key)
+        return self._member_public
+
+    def row_id_new(self):
+        """A new row id owned by this node's member of the thread."""
+        member = self.member_public()
+        if member is None:
+            raise WriteRefused(
+                "this node cannot write: its master secret is missing or sealed with a "
+                "passphrase (unlock it in the settings)"
+            )
+        return rowid.row_id_new(member)
+
     def replica(self) -> Replica:
         """The replica, caught up with the file (call under ``self.lock`` to write)."""
         self.raw()
@@ -238,11 +271,12 @@ class ThreadDatabase:
             store = SQLiteOpStore(self.raw)
             store.on_accepted = self._accepted
             store.on_rebuild = self._rebuild_tables
+            store.on_rows_rebuild = self._rows_rebuild
             self._replica = Replica(
                 self.thread,
                 Keyring(self.thread, [member_key] if member_key else []),
                 store,
-                validators=self._validators(),
+                rules=coltypes.row_rules,
             )
         size = self._replica.store.log_size()
         if size != self._known_n:
@@ -265,14 +299,9 @@ class ThreadDatabase:
     def invalidate(self) -> None:
         """Forget the cached replica state (after a rollback: the file is the truth)."""
         self._known_n = -1
+        self._tags_known = -1
         if self._replica is not None:
             self._replica.store.forget_cached()  # type: ignore[attr-defined]
-
-    def _validators(self) -> dict[str, Any]:
-        validators = {}
-        for table, model in replicated_tables().items():
-            validators[table] = _schema_validator(model)
-        return validators
 
     # -- local writes ----------------------------------------------------------------------------
 
@@ -298,9 +327,15 @@ class ThreadDatabase:
             return []
         with self.lock, self._pin():
             writer = self.writer()
+            self._check_new_ids(merged, writer.member)
             self._packing, self._tombs = True, tombs
             try:
-                written = [writer.write_data(chunk) for chunk in _chunks(changes)]
+                written = [
+                    writer.write_data(
+                        chunk, schema=coltypes.schema_of({change.table for change in chunk})
+                    )
+                    for chunk in _chunks(changes)
+                ]
             except WriteError as exc:
                 self.invalidate()
                 raise WriteRefused(str(exc).removeprefix("this node refused its own op: ")) from exc
@@ -309,6 +344,18 @@ class ThreadDatabase:
             # The log grew by exactly our ops (we hold the write lock): no need to ask the file.
             self._known_n += len(written)
             return written
+
+    def _check_new_ids(self, merged: dict[tuple[str, Any], list[Any]], member: bytes) -> None:
+        """A new row whose id names another member: say so plainly (the replica would refuse
+        it as a change of someone else's row)."""
+        for (table, pk), (_mask, existed, _old) in merged.items():
+            tag = rowid.row_tag(pk)
+            if not existed and tag is not None and tag != rowid.member_tag(member):
+                self.invalidate()
+                raise WriteRefused(
+                    f"{table} {pk}: a new row's id must name its author (leave the id to the "
+                    "model's default, or make it with apps.core.thread.rowid.row_id_for)"
+                )
 
     def _changes_of(
         self, connection: sqlite3.Connection, merged: dict[tuple[str, Any], list[Any]]
@@ -411,6 +458,42 @@ class ThreadDatabase:
             connection.execute(f'DELETE FROM "{table}"')
         connection.execute("DELETE FROM sereus_clock")
 
+    def _rows_rebuild(self, keys_: list[tuple[str, Any]]) -> None:
+        """Some accepted changes were taken back (a device equivocated): rebuild just the rows
+        they touched from the accepted changes that remain (the row index lists them)."""
+        connection = self.raw()
+        tables = replicated_tables()
+        wanted = {key for key in keys_ if key[0] in tables}
+        for table, pk in wanted:
+            model = tables[table]
+            connection.execute(
+                f'DELETE FROM "{table}" WHERE "{model._meta.pk.column}" = ?',
+                (pk,),
+            )
+            connection.execute("DELETE FROM sereus_clock WHERE tbl = ? AND pk = ?", (table, pk))
+        by_op: dict[tuple[bytes, int], None] = {}
+        for table, pk in wanted:
+            for device, seq in connection.execute(
+                "SELECT device, seq FROM sereus_rowevents WHERE tbl = ? AND pk = ?", (table, pk)
+            ):
+                by_op[(device, seq)] = None
+        replica = self._replica
+        assert replica is not None
+        for op_id in by_op:
+            op = replica.store.op(op_id)
+            if op is None:
+                continue
+            _epoch, candidates = replica.control.timeline.epoch_in_past(op)
+            payload = replica.opener.data(op, candidates)
+            if not isinstance(payload, p.DataPayload):
+                continue
+            chosen = [
+                (index, change)
+                for index, change in enumerate(payload.rows)
+                if (change.table, change.pk) in wanted
+            ]
+            _apply_op(connection, op, chosen, tables)
+
     # -- control ops by this node -------------------------------------------------------------
 
     def write(self, action):
@@ -430,6 +513,8 @@ class ThreadDatabase:
                 finally:
                     wrapper.capture = True
                 wrapper.wrote_ops = True
+                if self._replica is not None:
+                    self._tags_sync(self._replica)
                 self._known_n = self._replica.store.log_size() if self._replica else -1
         except WriteError as exc:
             self.invalidate()
@@ -438,6 +523,17 @@ class ThreadDatabase:
             self.invalidate()
             raise
         return result
+
+    def _tags_sync(self, replica: Replica) -> None:
+        """Record the row tags of members admitted since last time (``sereus_members``)."""
+        tags = replica.control.state.tags
+        if len(tags) == self._tags_known:
+            return
+        self.raw().executemany(
+            "INSERT OR IGNORE INTO sereus_members(tag, member) VALUES (?, ?)",
+            [(tag.hex(), member) for tag, member in tags.items()],
+        )
+        self._tags_known = len(tags)
 
     # -- remote ops -----------------------------------------------------------------------------
 
@@ -456,6 +552,7 @@ class ThreadDatabase:
                     wrapper.capture = True
                 if any(r.decided for r in results):
                     wrapper.wrote_ops = True
+                    self._tags_sync(replica)
                 self._known_n = replica.store.log_size()
         except Exception:
             self.invalidate()
@@ -474,7 +571,7 @@ class ThreadDatabase:
             self.thread,
             Keyring(self.thread, [member_key] if member_key else []),
             MemoryStore(),
-            validators=self._validators(),
+            rules=coltypes.row_rules,
         )
         log = connection.execute(
             "SELECT raw FROM sereus_ops WHERE place = 'log' ORDER BY n"
@@ -535,14 +632,14 @@ def _fingerprint() -> bytes:
     return _fingerprint_cache
 
 
-def _schema_update(connection: sqlite3.Connection, alias: str) -> None:
+def _schema_update(connection: sqlite3.Connection, alias: str) -> bool:
     """Create the sereus tables, migrate the replicated apps' tables and (re)install the capture
     triggers, unless the file already has this code's schema."""
     connection.executescript(schema.TABLES)
     fingerprint = _fingerprint()
     row = connection.execute("SELECT value FROM sereus_meta WHERE key = 'fingerprint'").fetchone()
     if row is not None and row[0] == fingerprint:
-        return
+        return False
     from django.core.management import call_command
 
     call_command("migrate", database=alias, interactive=False, verbosity=0)
@@ -553,6 +650,7 @@ def _schema_update(connection: sqlite3.Connection, alias: str) -> None:
     )
     if connection.in_transaction:
         connection.commit()
+    return True
 
 
 def _template_copy(path: Path) -> None:
@@ -634,30 +732,6 @@ def _size_estimate(change: p.RowChange) -> int:
             )
         )
     return size
-
-
-def _schema_validator(model):
-    """App rule (validation step 6) every replicated table gets: an insert carries every column
-    that has no default, and only columns the table has. Deterministic: every replica of the
-    same app version holds the same schema."""
-    columns = set(schema.columns(model))
-    required = {
-        f.column
-        for f in model._meta.local_concrete_fields
-        if not f.null and not f.has_default() and not f.primary_key
-    }
-
-    def validate(change: p.RowChange, role: str, action: str) -> str | None:
-        unknown = set(change.cols) - columns
-        if unknown:
-            return f"unknown columns {sorted(unknown)}"
-        if action == "insert":
-            missing = required - set(change.cols)
-            if missing:
-                return f"an insert without the required columns {sorted(missing)}"
-        return None
-
-    return validate
 
 
 class _Clock:
@@ -794,6 +868,21 @@ def _apply_op(connection: sqlite3.Connection, op: Op, changes, tables) -> None:
             rows[key] = current
 
 
+@functools.cache
+def _column_set(model) -> frozenset[str]:
+    return frozenset(schema.columns(model))
+
+
+@functools.cache
+def _fills(model) -> dict[str, Any]:
+    """A row's columns that a partial first write leaves unset, and what they hold."""
+    return {
+        field.column: coltypes.fill_value(field)
+        for field in model._meta.local_concrete_fields
+        if not field.primary_key
+    }
+
+
 def _apply(connection, model, change: p.RowChange, stamp: bytes, clock: _Clock, current):
     """Apply one row change against the row's clock and current values; returns the row's
     values afterwards (None: no row)."""
@@ -811,10 +900,11 @@ def _apply(connection, model, change: p.RowChange, stamp: bytes, clock: _Clock, 
             current = None
         clock.save(connection)
         return current
+    known = _column_set(model)
     winners = {
         column: value
         for column, value in change.cols.items()
-        if (previous := clock.of(column)) is None or stamp > previous
+        if column in known and ((previous := clock.of(column)) is None or stamp > previous)
     }
     if not winners:
         return current
@@ -831,6 +921,8 @@ def _apply(connection, model, change: p.RowChange, stamp: bytes, clock: _Clock, 
     elif alive:
         base = codec.decode(clock.tomb_row, max_size=MAX_OP_SIZE) if clock.tomb_row else {}
         row = {**base, **winners, pk_col: change.pk}
+        for column, value in _fills(model).items():
+            row.setdefault(column, value)  # never written: the same value on every replica
         names = ", ".join(f'"{c}"' for c in row)
         marks = ", ".join("?" * len(row))
         connection.execute(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', tuple(row.values()))

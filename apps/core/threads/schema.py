@@ -5,6 +5,8 @@
   about a row as an op's author saw it;
 - ``sereus_clock``: per row, the last-writer-wins stamps (a base stamp and per-column overrides),
   the tombstone stamp and the values of a deleted row (a later concurrent update brings it back);
+- ``sereus_members``: row tag -> member key, for every member ever admitted (who owns a row
+  is read from its id: ``apps.core.thread.rowid``), for reads that name authors;
 - ``sereus_pending``: the changes of the open transaction, written by the capture triggers and
   packed into an op when it commits;
 - ``sereus_meta``: the thread id and fingerprints of the installed schema.
@@ -54,6 +56,11 @@ CREATE TABLE IF NOT EXISTS sereus_rowevents (
     action TEXT NOT NULL,
     PRIMARY KEY (tbl, pk, hlc)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sereus_rowevents_op ON sereus_rowevents(device, seq);
+CREATE INDEX IF NOT EXISTS sereus_ops_undecided ON sereus_ops(device, seq)
+    WHERE status IN ('opaque', 'waiting') AND kind = 'data' AND place = 'log';
+CREATE INDEX IF NOT EXISTS sereus_ops_refusal ON sereus_ops(n)
+    WHERE refusal IS NOT NULL AND place = 'log';
 CREATE TABLE IF NOT EXISTS sereus_clock (
     tbl TEXT NOT NULL,
     pk NOT NULL,
@@ -62,6 +69,10 @@ CREATE TABLE IF NOT EXISTS sereus_clock (
     tomb BLOB,                     -- the latest delete's stamp
     tomb_row BLOB,                 -- CBOR {column: value} of the row when it was deleted
     PRIMARY KEY (tbl, pk)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sereus_members (
+    tag TEXT PRIMARY KEY,          -- a row tag in hex: the last 12 hex digits of the ids it owns
+    member BLOB NOT NULL           -- the member key that owns them
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sereus_pending (
     tbl TEXT NOT NULL,

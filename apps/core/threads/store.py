@@ -42,6 +42,9 @@ class SQLiteOpStore:
         # not come from this node's own write (those are in the app tables already).
         self.on_accepted = None
         self.on_rebuild = None
+        # Called with the (table, pk) of rows whose accepted changes were taken back (a forked
+        # device's ops refused): the database rebuilds just those rows.
+        self.on_rows_rebuild = None
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -267,3 +270,52 @@ class SQLiteOpStore:
         self.connection.execute("DELETE FROM sereus_rowevents")
         if self.on_rebuild:
             self.on_rebuild()
+
+    # -- held ops, undecided ops, forks ------------------------------------------------------
+
+    def drop(self, op_hash: bytes) -> None:
+        self.connection.execute(
+            "DELETE FROM sereus_ops WHERE hash = ? AND place != 'log'", (op_hash,)
+        )
+        self._cache.pop(op_hash, None)
+
+    def undecided_data(self) -> dict[bytes, int]:
+        return dict(
+            self.connection.execute(
+                "SELECT device, min(seq) FROM sereus_ops WHERE status IN ('opaque', 'waiting') "
+                "AND kind = 'data' AND place = 'log' GROUP BY device"
+            ).fetchall()
+        )
+
+    def has_waiting(self) -> bool:
+        return (
+            self.connection.execute(
+                "SELECT 1 FROM sereus_ops WHERE status IN ('opaque', 'waiting') "
+                "AND kind = 'data' AND place = 'log' AND status = 'waiting' LIMIT 1"
+            ).fetchone()
+            is not None
+        )
+
+    def statically_refused(self) -> Iterator[Op]:
+        for (raw,) in self.connection.execute(
+            "SELECT raw FROM sereus_ops WHERE refusal IS NOT NULL AND place = 'log' ORDER BY n"
+        ).fetchall():
+            yield op_decode(raw)
+
+    def refuse_data_from(self, device: bytes, seq: int, decision: Decision) -> None:
+        connection = self.connection
+        keys = connection.execute(
+            "SELECT DISTINCT tbl, pk FROM sereus_rowevents WHERE device = ? AND seq >= ?",
+            (device, seq),
+        ).fetchall()
+        connection.execute(
+            "DELETE FROM sereus_rowevents WHERE device = ? AND seq >= ?", (device, seq)
+        )
+        connection.execute(
+            "UPDATE sereus_ops SET status = ?, reason = ? WHERE device = ? AND seq >= ? "
+            "AND kind = 'data' AND place = 'log'",
+            (decision.status, decision.reason, device, seq),
+        )
+        self._decisions.clear()
+        if keys and self.on_rows_rebuild:
+            self.on_rows_rebuild([(tbl, pk) for tbl, pk in keys])

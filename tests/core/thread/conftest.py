@@ -10,7 +10,7 @@ import nacl.signing
 import nacl.utils
 import pytest
 
-from apps.core.thread import codec, crypto, keys
+from apps.core.thread import codec, crypto, keys, rowid
 from apps.core.thread.hlc import Stamp
 from apps.core.thread.op import KIND_KEYS, Op, op_seal
 from apps.core.thread.replica import Replica
@@ -30,6 +30,13 @@ class Party:
 
     def member(self, thread: bytes) -> bytes:
         return bytes(self.member_key(thread).verify_key)
+
+
+def rid(owner: ThreadWriter | bytes, name: str) -> str:
+    """A row id owned by ``owner`` (a writer, or a member key), as a thread op carries it: the
+    same name always gives the same id."""
+    member = owner if isinstance(owner, bytes) else owner.member
+    return rowid.row_id_for(member, name.encode()).hex
 
 
 def now_ms() -> int:

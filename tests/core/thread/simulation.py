@@ -11,11 +11,13 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+import nacl.signing
+
 from apps.core.thread import payloads as p
 from apps.core.thread.op import Op
 from apps.core.thread.replica import Replica
 from apps.core.thread.writer import ThreadWriter, WriteError, redemption_request
-from tests.core.thread.conftest import Party, now_ms
+from tests.core.thread.conftest import Party, now_ms, rid
 
 ROLES = ("admin", "writer", "reader")
 
@@ -26,12 +28,12 @@ class Simulation:
     max_members: int
     parties: list[Party] = field(default_factory=list)
     writers: list[ThreadWriter] = field(default_factory=list)
-    rows: int = 0
+    rows: list[str] = field(default_factory=list)  # ids of rows written so far
 
     @classmethod
     def run(cls, seed: int, *, members: int, steps: int) -> Simulation:
         sim = cls(rng=random.Random(seed), max_members=members)
-        owner = Party("p0")
+        owner = sim._party("p0")
         sim.parties.append(owner)
         sim.writers.append(
             ThreadWriter.create(master_secret=owner.master, device_key=owner.device, name="sim")
@@ -111,13 +113,14 @@ class Simulation:
         changes = []
         for _ in range(rng.randint(1, 3)):
             if self.rows and rng.random() < 0.5:
-                pk = f"r{rng.randrange(self.rows)}"
+                # Anyone's row: only its owner (or a role that changes any row) may.
+                pk = rng.choice(self.rows)
                 if rng.random() < 0.2:
                     changes.append(p.RowChange("notes", pk, p.DELETE, {}))
                     continue
             else:
-                pk = f"r{self.rows}"
-                self.rows += 1
+                pk = rid(writer, f"r{len(self.rows)}")
+                self.rows.append(pk)
             changes.append(
                 p.RowChange(
                     "notes",
@@ -139,7 +142,7 @@ class Simulation:
             self._sync(self.rng.choice(self.writers), self.rng.choice(self.writers))
 
     def _invite(self, writer: ThreadWriter) -> None:
-        party = Party(f"p{len(self.parties)}")
+        party = self._party(f"p{len(self.parties)}")
         role = self.rng.choice(ROLES)
         invite = writer.invite_create(role=role, expiry=now_ms() + 3_600_000, inviter="sim")
         writer.admit(
@@ -152,6 +155,14 @@ class Simulation:
         self._sync(writer, joined)
         self.parties.append(party)
         self.writers.append(joined)
+
+    def _party(self, name: str) -> Party:
+        """Keys from the simulation's generator: the same seed, the same people."""
+        return Party(
+            name,
+            master=self.rng.randbytes(32),
+            device=nacl.signing.SigningKey(self.rng.randbytes(32)),
+        )
 
     def _active(self, writer: ThreadWriter) -> int:
         return sum(s.active for s in writer.replica.control.state.members.values())

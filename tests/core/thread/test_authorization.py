@@ -8,7 +8,7 @@ import pytest
 from apps.core.thread import payloads as p
 from apps.core.thread.policy import ANY_TABLE, Policy, RoleRules
 from apps.core.thread.writer import ThreadWriter, WriteError
-from tests.core.thread.conftest import Party, auditor, forge, join, sync
+from tests.core.thread.conftest import Party, auditor, forge, join, rid, sync
 
 EVERYTHING = {ANY_TABLE: {"insert": "any", "update": "any", "delete": "any"}}
 
@@ -21,12 +21,14 @@ SAMPLE = Policy(
             invite=frozenset({"admin", "moderator", "writer", "reader"}),
             manage=True,
             tables=EVERYTHING,
+            rotate=True,
         ),
         "admin": RoleRules(
             rank=100,
             invite=frozenset({"moderator", "writer", "reader"}),
             manage=True,
             tables={"posts": {"insert": "any", "update": "any", "delete": "any"}},
+            rotate=True,
         ),
         "moderator": RoleRules(
             rank=60, tables={"posts": {"insert": "none", "update": "any", "delete": "any"}}
@@ -60,16 +62,17 @@ EXPECTED = {
 }
 
 
-def _change(case: str) -> p.RowChange:
+def _change(case: str, me: ThreadWriter, other: ThreadWriter) -> p.RowChange:
+    """The row change of ``case`` by ``me``; "other" rows are ``other``'s."""
     match case:
         case "insert":
-            return p.RowChange("posts", "new", p.UPSERT, {"text": "new post"})
+            return p.RowChange("posts", rid(me, "new"), p.UPSERT, {"text": "new post"})
         case "update own" | "update other":
-            pk = "own-u" if case.endswith("own") else "other-u"
-            return p.RowChange("posts", pk, p.UPSERT, {"text": "edited"})
+            owner = me if case.endswith("own") else other
+            return p.RowChange("posts", rid(owner, "u"), p.UPSERT, {"text": "edited"})
         case _:
-            pk = "own-d" if case.endswith("own") else "other-d"
-            return p.RowChange("posts", pk, p.DELETE, {})
+            owner = me if case.endswith("own") else other
+            return p.RowChange("posts", rid(owner, "d"), p.DELETE, {})
 
 
 def test_the_sample_policy_says_what_the_table_says():
@@ -89,9 +92,17 @@ def test_every_case_on_every_replica(role: str, hostile: bool):
     )
     b = join(owner, bob, role="writer")
     c = join(owner, carol, role="writer")
-    b.write_data([_change("update own"), p.RowChange("posts", "own-d", p.UPSERT, {"text": "x"})])
+    b.write_data(
+        [
+            p.RowChange("posts", rid(b, "u"), p.UPSERT, {"text": "x"}),
+            p.RowChange("posts", rid(b, "d"), p.UPSERT, {"text": "x"}),
+        ]
+    )
     c.write_data(
-        [_change("update other"), p.RowChange("posts", "other-d", p.UPSERT, {"text": "y"})]
+        [
+            p.RowChange("posts", rid(c, "u"), p.UPSERT, {"text": "y"}),
+            p.RowChange("posts", rid(c, "d"), p.UPSERT, {"text": "y"}),
+        ]
     )
     sync(b.replica, owner.replica)
     sync(c.replica, owner.replica)
@@ -102,7 +113,7 @@ def test_every_case_on_every_replica(role: str, hostile: bool):
     observers = [owner.replica, auditor(owner.thread, alice, carol)]
     sync(owner.replica, observers[1])
     for case in CASES:
-        change = _change(case)
+        change = _change(case, b, c)
         if hostile:
             # Straight to the others, never checked by the sender's own replica.
             op = forge(b, kind="data", payload=p.data_doc([change]))

@@ -115,12 +115,34 @@ def test_device_certificate_verifies_for_its_member_device_and_thread():
     with pytest.raises(CryptoError):
         keys.device_cert_verify(OTHER_THREAD, public(member), device, cert)
     # A certificate is not a revocation, and the other way round.
+    cert_op = b"\x07" * 32
     with pytest.raises(CryptoError):
-        keys.device_revoke_verify(THREAD, public(member), device, cert)
-    revoke = keys.device_revoke_sign(member, THREAD, device)
-    keys.device_revoke_verify(THREAD, public(member), device, revoke)
+        keys.device_revoke_verify(THREAD, public(member), device, cert_op, cert)
+    revoke = keys.device_revoke_sign(member, THREAD, device, cert_op)
+    keys.device_revoke_verify(THREAD, public(member), device, cert_op, revoke)
     with pytest.raises(CryptoError):
         keys.device_cert_verify(THREAD, public(member), device, revoke)
+    # A revocation names the certification it ends: it cannot be replayed against a later one.
+    with pytest.raises(CryptoError):
+        keys.device_revoke_verify(THREAD, public(member), device, b"\x08" * 32, revoke)
+
+
+def test_device_proof_is_the_devices_own_signature_for_one_member_and_thread():
+    member = public(keys.member_key(MASTER, THREAD))
+    device_key = signing_key(8)
+    proof = keys.device_proof_sign(device_key, THREAD, member)
+    keys.device_proof_verify(THREAD, member, public(device_key), proof)
+    for args in (
+        (OTHER_THREAD, member, public(device_key)),
+        (THREAD, public(keys.member_key(OTHER_MASTER, THREAD)), public(device_key)),
+        (THREAD, member, public(signing_key(9))),
+    ):
+        with pytest.raises(CryptoError):
+            keys.device_proof_verify(*args, proof)
+    # Signed by the member instead of the device: not a proof of holding the device key.
+    by_member = keys.device_proof_sign(keys.member_key(MASTER, THREAD), THREAD, member)
+    with pytest.raises(CryptoError):
+        keys.device_proof_verify(THREAD, member, public(device_key), by_member)
 
 
 def test_device_certificate_signed_by_the_device_itself_is_refused():
@@ -211,8 +233,19 @@ def test_control_only_epoch_keys_cannot_wrap_or_check():
     control_only = keys.EpochKeys(epoch=1, control=b"\x01" * 32, data=None)
     with pytest.raises(ValueError, match="secret"):
         control_only.wrap_key(THREAD)
-    with pytest.raises(ValueError, match="secret"):
+    with pytest.raises(ValueError, match="both keys"):
         control_only.check(THREAD)
+
+
+def test_the_check_value_commits_to_each_key_apart():
+    full = keys.EpochKeys.from_secret(THREAD, 2, b"\x44" * 32)
+    check = full.check(THREAD)
+    assert full.matches(check) == (True, True)
+    # A grant of the control key alone (a member without history) is checked on its own half.
+    assert keys.EpochKeys(2, full.control, None).matches(check) == (True, False)
+    other = keys.EpochKeys.from_secret(THREAD, 2, b"\x45" * 32)
+    assert other.matches(check) == (False, False)
+    assert keys.EpochKeys(2, full.control, other.data).matches(check) == (True, False)
 
 
 def test_epoch_secrets_are_random():

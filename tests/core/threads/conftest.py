@@ -70,7 +70,8 @@ def log_since(database: ThreadDatabase, n: int) -> list[tuple[Op, list[p.RowChan
         changes = None
         if op.kind == "data":
             candidates = replica.control.timeline.epoch_in_past(op)[1]
-            changes = replica.opener.data(op, candidates)
+            payload = replica.opener.data(op, candidates)
+            changes = payload.rows if isinstance(payload, p.DataPayload) else None
         out.append((op, changes))
     return out
 

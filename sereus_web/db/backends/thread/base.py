@@ -8,18 +8,46 @@ Overrides only what differs:
 - ``_commit`` packs the transaction's captured changes into an op inside the transaction, before
   committing, so a change never exists without its op;
 - a write statement outside any transaction (Django's autocommit) runs in an implicit atomic
-  block, so it is packed the same way;
+  block, so it is packed the same way (any statement that is not plainly a read, comments
+  before it skipped);
+- an insert binds a provisional row id to this node's member of the thread (``compiler``);
 - ``_rollback`` tells the thread's handle to reload, since its cached state may hold what was
   rolled back.
 """
 
 from __future__ import annotations
 
+import re
+
 from django.db.backends.sqlite3 import base as sqlite3_base
+from django.db.backends.sqlite3.operations import DatabaseOperations as SQLiteOperations
 
 from apps.core.thread import codec
 
-WRITE_VERBS = ("INSERT", "UPDATE", "DELETE", "REPLACE", "WITH")
+# Statements that only read, or control transactions themselves: everything else runs in a
+# transaction of its own when Django is in autocommit mode. Leading comments are skipped first
+# (a write hidden behind "-- note" or "/* */" must not commit without its op).
+READ_VERBS = (
+    "SELECT",
+    "EXPLAIN",
+    "PRAGMA",
+    "VALUES",
+    "BEGIN",
+    "COMMIT",
+    "END",
+    "ROLLBACK",
+    "SAVEPOINT",
+    "RELEASE",
+)
+_LEADING = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))*", re.DOTALL)
+
+
+def is_read_only(query: str) -> bool:
+    return query[_LEADING.match(query).end() :][:9].upper().startswith(READ_VERBS)
+
+
+class DatabaseOperations(SQLiteOperations):
+    compiler_module = "sereus_web.db.backends.thread.compiler"
 
 
 def _row(*values):
@@ -41,9 +69,7 @@ class ThreadCursorWrapper(sqlite3_base.SQLiteCursorWrapper):
     def _needs_transaction(self, query: str) -> bool:
         database = self.database
         return (
-            not database.in_atomic_block
-            and database.get_autocommit()
-            and query.lstrip()[:7].upper().startswith(WRITE_VERBS)
+            not database.in_atomic_block and database.get_autocommit() and not is_read_only(query)
         )
 
     def _in_transaction(self, run):
@@ -111,6 +137,8 @@ class ThreadCursorWrapper(sqlite3_base.SQLiteCursorWrapper):
 
 
 class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
+    ops_class = DatabaseOperations
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Capture is on except while this node applies other nodes' ops.

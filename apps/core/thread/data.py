@@ -1,0 +1,217 @@
+"""Deciding data ops (validation steps 3-6 of DESIGN §4), against a control resolution.
+
+Each data op is judged where it stands: its author's device and role in its causal past (plus
+the restrictions it did not see), the newest key epoch in its past, the policy in force in its
+past, and for each row change:
+
+- **who owns the row** is read from the row's id (``rowid``): ids carry their owner's tag. A
+  member inserts only ids with its own tag; anyone else's upsert of a row is an *update of
+  others' rows*, whatever the author's deps claim to have seen. Ids without a tag belong to
+  nobody: writing one needs both insert and update of others' rows.
+- **insert or update** of one's own row matters only when the policy scopes differ (an
+  insert-only table); it is then whether the author had already written the row in the op's
+  past. A replica that cannot read some of the author's earlier data ops (a member admitted
+  without history) leaves such an op opaque rather than guess.
+- **app rules** (``RowRules``): the database layer checks every value against its column's type
+  and nullability as the author's declared schema version has them; a node that does not know
+  that version waits (``waiting``: no effect, decided again after an upgrade).
+
+So a data op's decision depends on control state and on its author's own earlier ops only, never
+on another member's data ops: an equivocating device's ops can be refused without deciding
+anyone else's again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from apps.core.thread import payloads as p
+from apps.core.thread.control import ACCEPTED, ControlResolution
+from apps.core.thread.keyring import Opener, refused
+from apps.core.thread.op import Op
+from apps.core.thread.policy import Policy
+from apps.core.thread.rowid import member_tag, row_tag
+from apps.core.thread.store import Decision, OpStore, RowEvent, RowKey
+
+
+@dataclass(frozen=True)
+class Wait:
+    """An app rule's answer when this node cannot judge the row yet (unknown schema version)."""
+
+    reason: str
+
+
+# (change, "insert" | "update" | "delete" | "write", the op's schema versions) -> refusal.
+RowRules = Callable[[p.RowChange, str, Mapping[str, str]], "str | Wait | None"]
+
+
+class DataChecker:
+    """Decides data ops one at a time, in causal order (their own past decided first)."""
+
+    def __init__(
+        self,
+        control: ControlResolution,
+        opener: Opener,
+        store: OpStore,
+        rules: RowRules | None = None,
+        forks: Mapping[bytes, int] | None = None,
+        opaque: Mapping[bytes, int] | None = None,
+    ) -> None:
+        self.control = control
+        self.opener = opener
+        self.store = store
+        self.rules = rules
+        self.forks = forks if forks is not None else {}
+        # device -> lowest seq of a data op this replica could not read (no key).
+        self.opaque = opaque if opaque is not None else {}
+        self._restricted: tuple[int, set[bytes]] = (-1, set())
+        self._tags: dict[bytes, bytes] = {}
+
+    def _restricted_keys(self) -> set[bytes]:
+        """Members and devices that some restriction names (cached; restrictions only grow)."""
+        restrictions = self.control.restrictions
+        if self._restricted[0] != len(restrictions):
+            keys = {r.member for r in restrictions} | {r.device for r in restrictions if r.device}
+            self._restricted = (len(restrictions), keys)
+        return self._restricted[1]
+
+    def _tag(self, member: bytes) -> bytes:
+        tag = self._tags.get(member)
+        if tag is None:
+            tag = self._tags[member] = member_tag(member)
+        return tag
+
+    def check(self, op: Op, refusal: str | None) -> tuple[Decision, list[p.RowChange] | None]:
+        """Decide one data op; its causal past must have been decided already."""
+        if refusal is not None:
+            return refused(refusal), None
+        fork = self.forks.get(op.device)
+        if fork is not None and op.seq >= fork:
+            return refused("the device equivocated (signed two different ops at one place)"), None
+        tl, state = self.control.timeline, self.control.state
+        genesis = tl.genesis
+        if genesis is None or not op.in_past(genesis.device, genesis.seq):
+            return refused("the thread does not exist where this op stands"), None
+        member = tl.device_member_in_past(op.device, op)
+        if member is None:
+            return refused("the device is not certified for a member in the op's past"), None
+        roles = [tl.role_in_past(member, op)]
+        restricted = self._restricted_keys()
+        if member in restricted or op.device in restricted:
+            roles += [r.role for r in self.control.restrictions if r.applies(op, member)]
+        if any(role is None for role in roles):
+            return refused("the author is not a member where this op stands"), None
+        newest, candidates = tl.epoch_in_past(op)
+        if op.epoch < newest:
+            return refused(f"epoch {op.epoch} is older than epoch {newest} it has seen"), None
+        if not candidates:
+            return refused(f"no usable key epoch {op.epoch} in the op's causal past"), None
+        payload = self.opener.data(op, candidates)
+        if isinstance(payload, Decision):
+            return payload, None
+        policy = tl.policy_in_past(op) or state.policy
+        changes = payload.rows
+        keys: list[RowKey] = [(change.table, change.pk) for change in changes]
+        histories: dict[RowKey, list[RowEvent]] | None = None
+        actions: list[str] = []
+        for key, change in zip(keys, changes, strict=True):
+            outcome = self._judge(op, member, roles, policy, change)  # type: ignore[arg-type]
+            if outcome is _HISTORY:
+                if histories is None:
+                    histories = self.store.row_events_many(keys)
+                outcome = self._judge_by_history(op, member, roles, policy, change, histories[key])  # type: ignore[arg-type]
+            if isinstance(outcome, Decision):
+                return outcome, None
+            actions.append(outcome)
+            if self.rules is not None:
+                verdict = self.rules(change, outcome, payload.schema)
+                if isinstance(verdict, Wait):
+                    return Decision("waiting", verdict.reason), None
+                if verdict:
+                    return refused(f"{change.table}: {verdict}"), None
+        # One event per row per op: the row's state after the op (its last change of it).
+        last = {key: change.action for key, change in zip(keys, changes, strict=True)}
+        self.store.row_events_add_many(
+            [
+                (key, RowEvent(op.hlc, op.device, op.seq, member, action))
+                for key, action in last.items()
+            ]
+        )
+        return ACCEPTED, changes
+
+    def _allowed(
+        self, roles: list[str], policy: Policy, table: str, action: str, own: bool
+    ) -> bool:
+        return all(policy.allows_row(role, table, action, own=own) for role in roles)
+
+    def _judge(
+        self, op: Op, member: bytes, roles: list[str], policy: Policy, change: p.RowChange
+    ) -> str | Decision | object:
+        """The action a change counts as, a refusal, or ``_HISTORY`` when only the author's
+        own history of the row can tell (insert-only tables)."""
+        tag = row_tag(change.pk)
+        mine = tag is not None and tag == self._tag(member)
+        table = change.table
+        if change.action == p.DELETE:
+            if self._allowed(roles, policy, table, "delete", mine):
+                return "delete"
+            return _refusal(roles, policy, table, "delete", mine)
+        if tag is None:
+            # An id that names no owner: nobody owns the row, so writing it needs both.
+            for action in ("insert", "update"):
+                if not self._allowed(roles, policy, table, action, False):
+                    return _refusal(roles, policy, table, action, False)
+            return "write"
+        if not mine:
+            if self._allowed(roles, policy, table, "update", False):
+                return "update"
+            return _refusal(roles, policy, table, "update", False)
+        may_insert = self._allowed(roles, policy, table, "insert", True)
+        may_update = self._allowed(roles, policy, table, "update", True)
+        if may_insert and may_update:
+            return "upsert"
+        if not may_insert and not may_update:
+            return _refusal(roles, policy, table, "insert", True)
+        return _HISTORY
+
+    def _judge_by_history(
+        self,
+        op: Op,
+        member: bytes,
+        roles: list[str],
+        policy: Policy,
+        change: p.RowChange,
+        events: list[RowEvent],
+    ) -> str | Decision:
+        if self._history_unreadable(op, member):
+            return Decision("opaque", "this node cannot read the author's earlier writes")
+        existed = False
+        for event in reversed(events):
+            if event.member == member and op.in_past(event.device, event.seq):
+                existed = event.action == p.UPSERT
+                break
+        action = "update" if existed else "insert"
+        if self._allowed(roles, policy, change.table, action, True):
+            return action
+        return _refusal(roles, policy, change.table, action, True)
+
+    def _history_unreadable(self, op: Op, member: bytes) -> bool:
+        """Whether a data op of ``member`` in ``op``'s past is opaque on this replica."""
+        known = self.control.state.members.get(member)
+        for device in known.devices if known is not None else ():
+            seq = self.opaque.get(device)
+            if seq is not None and (
+                seq < op.seq if device == op.device else op.in_past(device, seq)
+            ):
+                return True
+        return False
+
+
+_HISTORY = object()
+
+
+def _refusal(roles: list[str], policy: Policy, table: str, action: str, own: bool) -> Decision:
+    role = next((r for r in roles if not policy.allows_row(r, table, action, own=own)), roles[0])
+    scope = "own" if own else "others'"
+    return refused(f"role {role} may not {action} {scope} rows of {table}")
