@@ -9,22 +9,79 @@ limits on sizes and counts (DESIGN §8, "size limits on every message"). A frame
   ``done`` ends the session with it. ``admitted`` answers a redeem; ``err`` ends anything.
 - ``blobget`` asks for chunks of a thread's blobs; ``chunk`` answers each (data, or null).
 - ``typing`` says the sender's member is typing in a thread (ephemeral, never stored).
+
+A version vector (``vv``, ``done``) states, per device, the last seq the sender holds and the hash
+of its op there (null where not stated), and the forks it knows: (device, first forked seq).
+Comparing head hashes is how two nodes find that a device signed two different ops at one seq
+(version 2 of the protocol; version 1 compared seqs only and never found out).
+
+Decoding is written by hand rather than left to a generic CBOR decoder, because a generic
+decoder builds the whole document before any limit can be checked: a 2 MB frame of a million
+one-item arrays took 5 s and 150 MB (measured with cbor2, version 1 of this module). Here, in
+one pass over the top-level map:
+
+1. the input's size is checked against ``MAX_FRAME``;
+2. the frame type is checked as soon as it is read: a known type, and the frame within that
+   type's own size limit (``FRAME_LIMITS``: a hello is tiny, an ``ops`` frame may be 4 MiB);
+3. each field after the type (always, from our encoder) is read against its schema at once,
+   counts checked before anything is built; a field before it, or one the type does not have,
+   is stepped over without building anything (counting CBOR items: at most ``MAX_ITEMS`` in a
+   frame, enough for the largest vector, far below a million) and read afterwards if it belongs;
+4. ops and vector entries, which a frame holds by the hundreds or thousands, are read by a short
+   path for the heads our encoder writes, and by the general one otherwise.
+
+So an ``ops`` frame allocates its byte strings and little else, and no frame allocates more than
+a small multiple of its size. Errors keep the words of a generic decoder where they apply ("not
+valid CBOR: ...").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
-from apps.core.thread import codec
+import cbor2
 
-VERSION = 1
+from apps.core.thread import codec
+from apps.core.thread.op import MAX_OP_SIZE
+
+VERSION = 2
 MAX_FRAME = 4 * 1024 * 1024  # an op is at most 1 MiB; a frame carries a batch of them
 MAX_OPS_PER_FRAME = 256
+MAX_OP = MAX_OP_SIZE  # each op in an ``ops`` frame (DESIGN §4: an op is at most 1 MiB)
 BATCH_BYTES = 2 * 1024 * 1024  # the ops put in one frame, at most
-MAX_VV = 4096
+MAX_VV = 4096  # devices in a version vector, and forks listed with it
 MAX_CHUNKS_ASKED = 16  # chunk hashes in one blob request
 MAX_CHUNK = 1024 * 1024 + 16  # a blob chunk: 1 MiB of plaintext and its tag
+MAX_DETAIL = 500  # characters of an error's detail kept
+# The first frame of an inbound stream (hello, redeem, blobget, typing) is small: read with this
+# limit before the peer has shown anything (``FrameChannel.read_first``).
+FIRST_FRAME = 4096
+MAX_FIELDS = 16  # fields in a frame's map (the largest frame has 9)
+MAX_FIELD_NAME = 32  # bytes
+# The most CBOR items (heads) a frame may hold: a vector of MAX_VV [device, seq, hash] entries
+# and MAX_VV [device, seq] forks, plus the map around them.
+MAX_ITEMS = MAX_VV * 4 + MAX_VV * 3 + 64
+# The largest encodings of vector entries, with the longest heads CBOR allows (a sender may use
+# non-canonical heads): [device, seq, hash] and [device, seq].
+_VV_ENTRY = 9 + (9 + 32) + 9 + (9 + 32)
+_FORK_ENTRY = 9 + (9 + 32) + 9
+VV_FRAME = 256 + MAX_VV * (_VV_ENTRY + _FORK_ENTRY)
+# Each frame type's size limit, checked before its fields are decoded.
+FRAME_LIMITS = {
+    "hello": FIRST_FRAME,
+    "redeem": FIRST_FRAME,
+    "blobget": FIRST_FRAME,
+    "typing": FIRST_FRAME,
+    "admitted": FIRST_FRAME,
+    "err": 8192,  # a detail of MAX_DETAIL characters is at most 2 000 bytes; longer ones are cut
+    "chunk": MAX_CHUNK + 256,
+    "vv": VV_FRAME,
+    "done": VV_FRAME,
+    "ops": MAX_FRAME,
+}
 ERROR_CODES = frozenset(
     {
         "refused",
@@ -39,6 +96,7 @@ ERROR_CODES = frozenset(
         "conflict",
     }
 )
+_MAX_SEQ = 2**63 - 1
 
 
 class FrameError(ValueError):
@@ -58,11 +116,17 @@ class Ops:
 @dataclass(frozen=True)
 class VersionVector:
     vv: dict[bytes, int]
+    # The hash of the sender's op at each device's last seq (devices left out: not stated).
+    heads: dict[bytes, bytes] = field(default_factory=dict)
+    # The forks the sender knows: device -> the first seq where it signed two different ops.
+    forks: dict[bytes, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Done:
     vv: dict[bytes, int]
+    heads: dict[bytes, bytes] = field(default_factory=dict)
+    forks: dict[bytes, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -79,6 +143,7 @@ class Redeem:
     device: bytes
     cert: bytes
     proof: bytes
+    device_proof: bytes  # the device's own signature: it holds the key it is admitted with
 
 
 @dataclass(frozen=True)
@@ -106,8 +171,13 @@ class Typing:
 Frame = Hello | Ops | VersionVector | Done | Error | Redeem | Admitted | BlobGet | Chunk | Typing
 
 
-def _vv_doc(vv: dict[bytes, int]) -> list[list[Any]]:
-    return [[device, seq] for device, seq in sorted(vv.items())]
+# -- encoding ------------------------------------------------------------------------------------
+
+
+def _vector_doc(frame: VersionVector | Done) -> tuple[list[list[Any]], list[list[Any]]]:
+    entries = [[device, seq, frame.heads.get(device)] for device, seq in sorted(frame.vv.items())]
+    forks = [[device, seq] for device, seq in sorted(frame.forks.items())]
+    return entries, forks
 
 
 def encode(frame: Frame) -> bytes:
@@ -117,11 +187,13 @@ def encode(frame: Frame) -> bytes:
         case Ops():
             doc = {"t": "ops", "ops": frame.ops}
         case VersionVector():
-            doc = {"t": "vv", "vv": _vv_doc(frame.vv)}
+            entries, forks = _vector_doc(frame)
+            doc = {"t": "vv", "vv": entries, "forks": forks}
         case Done():
-            doc = {"t": "done", "vv": _vv_doc(frame.vv)}
+            entries, forks = _vector_doc(frame)
+            doc = {"t": "done", "vv": entries, "forks": forks}
         case Error():
-            doc = {"t": "err", "code": frame.code, "detail": frame.detail[:500]}
+            doc = {"t": "err", "code": frame.code, "detail": frame.detail[:MAX_DETAIL]}
         case Redeem():
             doc = {
                 "t": "redeem",
@@ -132,6 +204,7 @@ def encode(frame: Frame) -> bytes:
                 "device": frame.device,
                 "cert": frame.cert,
                 "proof": frame.proof,
+                "device_proof": frame.device_proof,
             }
         case Admitted():
             doc = {"t": "admitted"}
@@ -146,105 +219,384 @@ def encode(frame: Frame) -> bytes:
     return codec.encode(doc)
 
 
-def _fields(doc: dict[str, Any], *names: str) -> None:
-    if set(doc) != {"t", *names}:
-        raise FrameError(f"frame {doc.get('t')!r}: fields {sorted(map(str, doc))}")
+# -- reading CBOR by hand --------------------------------------------------------------------------
+
+_UINT, _NEGINT, _BYTES, _TEXT, _ARRAY, _MAP, _TAG, _SIMPLE = range(8)
+_NULL = 22  # the simple value null (major type 7)
 
 
-def _bytes(value: Any, size: int, what: str) -> bytes:
-    if type(value) is not bytes or len(value) != size:
+class _Reader:
+    """A cursor over a frame's bytes that reads CBOR heads and strings, and nothing else: callers
+    decide what each item must be, so nothing is built that the schema does not want."""
+
+    __slots__ = ("data", "end", "items", "pos", "raw")
+
+    def __init__(self, data: bytes | bytearray) -> None:
+        self.raw = data  # for ``startswith`` at an offset (no slice made)
+        self.data = memoryview(data)
+        self.pos = 0
+        self.end = len(data)
+        self.items = 0  # heads read so far, against MAX_ITEMS
+
+    def head(self) -> tuple[int, int]:
+        """The next item's major type and argument (a length, a count or a value)."""
+        if self.pos >= self.end:
+            raise FrameError("not valid CBOR: the frame ends inside an item")
+        self.items += 1
+        if self.items > MAX_ITEMS:
+            raise FrameError(f"more than {MAX_ITEMS} CBOR items in one frame")
+        initial = self.data[self.pos]
+        self.pos += 1
+        major, info = initial >> 5, initial & 0x1F
+        if info < 24:
+            argument = info
+        elif info <= 27:
+            size = 1 << (info - 24)
+            if self.pos + size > self.end:
+                raise FrameError("not valid CBOR: the frame ends inside an item")
+            argument = int.from_bytes(self.data[self.pos : self.pos + size], "big")
+            self.pos += size
+        elif info == 31:
+            raise FrameError("not valid CBOR: indefinite lengths are not allowed")
+        else:
+            raise FrameError(f"not valid CBOR: reserved additional information {info}")
+        if major == _TAG:
+            raise FrameError(f"not valid CBOR: semantic tag {argument} is not allowed")
+        return major, argument
+
+    def take(self, size: int) -> memoryview:
+        """The next ``size`` bytes (a string's content), without copying them."""
+        if size > self.end - self.pos:
+            raise FrameError("not valid CBOR: the frame ends inside a string")
+        start = self.pos
+        self.pos += size
+        return self.data[start : self.pos]
+
+    def skip(self) -> None:
+        """Step over one item, nested ones included, building nothing. Counts are checked
+        against what is left of the item budget before anything inside is read."""
+        pending = 1
+        while pending:
+            pending -= 1
+            major, argument = self.head()
+            if major in (_BYTES, _TEXT):
+                self.take(argument)
+            elif major in (_ARRAY, _MAP):
+                pending += argument * (2 if major == _MAP else 1)
+                if pending > MAX_ITEMS - self.items:
+                    raise FrameError(f"more than {MAX_ITEMS} CBOR items in one frame")
+
+    def text(self, argument: int, what: str) -> str:
+        try:
+            return str(self.take(argument), "utf-8")
+        except UnicodeDecodeError as exc:
+            raise FrameError(f"not valid CBOR: {what} is not UTF-8") from exc
+
+    def at(self, pos: int) -> _Reader:
+        """Go to a field's value found by ``_fields``."""
+        self.pos = pos
+        return self
+
+
+def _describe(reader: _Reader, pos: int) -> str:
+    """A short rendering of the item at ``pos`` for an error message (small items only)."""
+    start = reader.pos = pos
+    reader.skip()
+    if reader.pos - start > 64:
+        return "a value"
+    return repr(cbor2.loads(bytes(reader.data[start : reader.pos])))
+
+
+# -- reading fields --------------------------------------------------------------------------------
+
+
+def _bytes(reader: _Reader, size: int, what: str) -> bytes:
+    major, length = reader.head()
+    if major != _BYTES or length != size:
         raise FrameError(f"{what}: expected {size} bytes")
+    return bytes(reader.take(length))
+
+
+def _seq(reader: _Reader, what: str) -> int:
+    major, value = reader.head()
+    if major != _UINT or not 0 < value <= _MAX_SEQ:
+        raise FrameError(f"{what}: seq must be a positive integer")
     return value
 
 
-def _version(doc: dict[str, Any]) -> None:
-    if type(doc.get("v")) is not int or doc["v"] != VERSION:
-        raise FrameError(f"protocol version {doc.get('v')!r} is not spoken here")
+def _array(reader: _Reader, what: str, high: int, low: int = 0) -> int:
+    major, count = reader.head()
+    if major != _ARRAY or not low <= count <= high:
+        raise FrameError(what)
+    return count
 
 
-def _vv(value: Any) -> dict[bytes, int]:
-    if type(value) is not list or len(value) > MAX_VV:
-        raise FrameError(f"vv: expected a list of at most {MAX_VV} entries")
-    vv: dict[bytes, int] = {}
-    for entry in value:
-        if type(entry) is not list or len(entry) != 2:
-            raise FrameError("vv: entries are [device, seq]")
-        device = _bytes(entry[0], 32, "vv device")
-        if device in vv:
+def _text(reader: _Reader, what: str) -> str | None:
+    """A text string's value; None for anything else."""
+    start = reader.pos
+    major, size = reader.head()
+    if major != _TEXT:
+        reader.pos = start
+        reader.skip()
+        return None
+    return reader.text(size, what)
+
+
+def _version(reader: _Reader) -> int:
+    start = reader.pos
+    major, value = reader.head()
+    if major != _UINT or value != VERSION:
+        raise FrameError(f"protocol version {_describe(reader, start)} is not spoken here")
+    return value
+
+
+# Ops are read by a short path, inline, for heads of byte strings as our encoder writes them
+# (0x40-0x57 hold the length, 0x58-0x5a are followed by it in 1, 2 or 4 bytes): a catch-up reads
+# thousands a second. Any other head (or one within 5 bytes of the end) takes the general path,
+# which says what is wrong with it.
+
+
+def _ops(reader: _Reader) -> list[bytes]:
+    what = f"ops: expected a list of at most {MAX_OPS_PER_FRAME}"
+    count = _array(reader, what, MAX_OPS_PER_FRAME)
+    raw, data, end, pos = reader.raw, reader.data, reader.end, reader.pos
+    ops: list[bytes] = []
+    for _ in range(count):
+        initial = raw[pos] if pos + 5 <= end else -1
+        if 0x40 <= initial < 0x58:
+            size, pos = initial - 0x40, pos + 1
+        elif initial == 0x58:
+            size, pos = raw[pos + 1], pos + 2
+        elif initial == 0x59:
+            size, pos = raw[pos + 1] << 8 | raw[pos + 2], pos + 3
+        elif initial == 0x5A:
+            size = raw[pos + 1] << 24 | raw[pos + 2] << 16 | raw[pos + 3] << 8 | raw[pos + 4]
+            pos += 5
+        else:
+            reader.pos = pos
+            major, size = reader.head()
+            if major != _BYTES:
+                raise FrameError("ops: each op is bytes")
+            pos = reader.pos
+        if size > MAX_OP:
+            raise FrameError(f"ops: an op of {size} bytes (the limit is {MAX_OP})")
+        if size > end - pos:
+            raise FrameError("not valid CBOR: the frame ends inside a string")
+        ops.append(bytes(data[pos : pos + size]))
+        pos += size
+    reader.pos = pos
+    reader.items += count
+    return ops
+
+
+# Vector entries as our encoder writes them (canonical heads): read by a short path, since a
+# vector may hold thousands; any other encoding takes the general one.
+_ENTRY_OPEN = b"\x83\x58\x20"  # a 3-item array, then a 32-byte string (the device)
+_FORK_OPEN = b"\x82\x58\x20"  # a 2-item array, then the device
+_HASH_OPEN = b"\x58\x20"  # a 32-byte string
+
+
+def _entry_device(reader: _Reader, opening: bytes, what: str) -> bytes:
+    """The device that opens a vector entry ``[device, ...]`` of ``len(opening)`` items."""
+    pos = reader.pos
+    if reader.raw.startswith(opening, pos) and pos + 35 <= reader.end:
+        reader.pos = pos + 35
+        reader.items += 2
+        return bytes(reader.data[pos + 3 : pos + 35])
+    items = opening[0] & 0x1F
+    names = "device, seq, hash" if items == 3 else "device, seq"
+    _array(reader, f"{what}: entries are [{names}]", items, items)
+    return _bytes(reader, 32, f"{what} device")
+
+
+def _entry_hash(reader: _Reader) -> bytes | None:
+    pos = reader.pos
+    if reader.raw.startswith(_HASH_OPEN, pos) and pos + 34 <= reader.end:
+        reader.pos = pos + 34
+        reader.items += 1
+        return bytes(reader.data[pos + 2 : pos + 34])
+    major, size = reader.head()
+    if major == _BYTES and size == 32:
+        return bytes(reader.take(size))
+    if (major, size) != (_SIMPLE, _NULL):
+        raise FrameError("vv hash: expected 32 bytes or null")
+    return None
+
+
+def _vector(reader: _Reader) -> tuple[dict[bytes, int], dict[bytes, bytes]]:
+    what = f"vv: expected a list of at most {MAX_VV} entries"
+    seqs: dict[bytes, int] = {}
+    heads: dict[bytes, bytes] = {}
+    for _ in range(_array(reader, what, MAX_VV)):
+        device = _entry_device(reader, _ENTRY_OPEN, "vv")
+        if device in seqs:
             raise FrameError("vv: a device appears twice")
-        if type(entry[1]) is not int or not 0 < entry[1] < 2**63:
-            raise FrameError("vv: seq must be a positive integer")
-        vv[device] = entry[1]
-    return vv
+        seqs[device] = _seq(reader, "vv")
+        digest = _entry_hash(reader)
+        if digest is not None:
+            heads[device] = digest
+    return seqs, heads
 
 
-def decode(data: bytes) -> Frame:
-    try:
-        # Not canonical: nothing is signed over a frame, and every field is checked below.
-        doc = codec.decode(data, max_size=MAX_FRAME, canonical=False, plain=False)
-    except codec.DecodeError as exc:
-        raise FrameError(str(exc)) from exc
-    if type(doc) is not dict or type(doc.get("t")) is not str:
+def _forks(reader: _Reader) -> dict[bytes, int]:
+    what = f"forks: expected a list of at most {MAX_VV} entries"
+    forks: dict[bytes, int] = {}
+    for _ in range(_array(reader, what, MAX_VV)):
+        device = _entry_device(reader, _FORK_OPEN, "forks")
+        if device in forks:
+            raise FrameError("forks: a device appears twice")
+        forks[device] = _seq(reader, "forks")
+    return forks
+
+
+def _chunks(reader: _Reader) -> list[bytes]:
+    what = f"chunks: expected a list of 1 to {MAX_CHUNKS_ASKED} hashes"
+    return [_bytes(reader, 32, "chunk") for _ in range(_array(reader, what, MAX_CHUNKS_ASKED, 1))]
+
+
+def _data(reader: _Reader) -> bytes | None:
+    major, size = reader.head()
+    if (major, size) == (_SIMPLE, _NULL):
+        return None
+    if major != _BYTES or size > MAX_CHUNK:
+        raise FrameError(f"chunk data: bytes, at most {MAX_CHUNK}, or null")
+    return bytes(reader.take(size))
+
+
+def _key(name: str, size: int) -> Callable[[_Reader], bytes]:
+    return partial(_bytes, size=size, what=name)
+
+
+# How to read each field, by name (a name means the same in every frame that has it).
+_READERS: dict[str, Callable[[_Reader], Any]] = {
+    "v": _version,
+    "thread": _key("thread", 32),
+    "invite": _key("invite", 32),
+    "member": _key("member", 32),
+    "device": _key("device", 32),
+    "hash": _key("hash", 32),
+    "cert": _key("cert", 64),
+    "proof": _key("proof", 64),
+    "device_proof": _key("device_proof", 64),
+    "ops": _ops,
+    "vv": _vector,
+    "forks": _forks,
+    "code": partial(_text, what="the error code"),
+    "detail": partial(_text, what="the error detail"),
+    "chunks": _chunks,
+    "data": _data,
+}
+FIELDS = {
+    "hello": ("v", "thread"),
+    "ops": ("ops",),
+    "vv": ("vv", "forks"),
+    "done": ("vv", "forks"),
+    "err": ("code", "detail"),
+    "redeem": ("v", "thread", "invite", "member", "device", "cert", "proof", "device_proof"),
+    "admitted": (),
+    "blobget": ("v", "thread", "chunks"),
+    "typing": ("v", "thread"),
+    "chunk": ("hash", "data"),
+}
+
+
+# -- frames ----------------------------------------------------------------------------------------
+
+
+def _name(reader: _Reader) -> str:
+    major, size = reader.head()
+    if major != _TEXT or size > MAX_FIELD_NAME:
+        raise FrameError("a frame's field names are short text strings")
+    return reader.text(size, "a field name")
+
+
+def _kind(reader: _Reader, size: int) -> str:
+    """The frame type, checked at once: known, and the frame within its type's size limit."""
+    major, length = reader.head()
+    if major != _TEXT or length > MAX_FIELD_NAME:
         raise FrameError("a frame is a map with a type")
-    kind = doc["t"]
-    if kind == "hello":
-        _fields(doc, "v", "thread")
-        _version(doc)
-        return Hello(_bytes(doc["thread"], 32, "thread"))
-    if kind == "ops":
-        _fields(doc, "ops")
-        ops = doc["ops"]
-        if type(ops) is not list or len(ops) > MAX_OPS_PER_FRAME:
-            raise FrameError(f"ops: expected a list of at most {MAX_OPS_PER_FRAME}")
-        if any(type(op) is not bytes for op in ops):
-            raise FrameError("ops: each op is bytes")
-        return Ops(ops)
-    if kind == "vv":
-        _fields(doc, "vv")
-        return VersionVector(_vv(doc["vv"]))
-    if kind == "done":
-        _fields(doc, "vv")
-        return Done(_vv(doc["vv"]))
-    if kind == "err":
-        _fields(doc, "code", "detail")
-        if (
-            type(doc["code"]) is not str
-            or doc["code"] not in ERROR_CODES
-            or type(doc["detail"]) is not str
-        ):
-            raise FrameError("err: unknown code")
-        return Error(doc["code"], doc["detail"][:500])
-    if kind == "redeem":
-        _fields(doc, "v", "thread", "invite", "member", "device", "cert", "proof")
-        _version(doc)
-        return Redeem(
-            _bytes(doc["thread"], 32, "thread"),
-            _bytes(doc["invite"], 32, "invite"),
-            _bytes(doc["member"], 32, "member"),
-            _bytes(doc["device"], 32, "device"),
-            _bytes(doc["cert"], 64, "cert"),
-            _bytes(doc["proof"], 64, "proof"),
-        )
-    if kind == "admitted":
-        _fields(doc)
-        return Admitted()
-    if kind == "blobget":
-        _fields(doc, "v", "thread", "chunks")
-        _version(doc)
-        chunks = doc["chunks"]
-        if type(chunks) is not list or not 0 < len(chunks) <= MAX_CHUNKS_ASKED:
-            raise FrameError(f"chunks: expected a list of 1 to {MAX_CHUNKS_ASKED} hashes")
-        return BlobGet(
-            _bytes(doc["thread"], 32, "thread"), [_bytes(c, 32, "chunk") for c in chunks]
-        )
-    if kind == "typing":
-        _fields(doc, "v", "thread")
-        _version(doc)
-        return Typing(_bytes(doc["thread"], 32, "thread"))
-    if kind == "chunk":
-        _fields(doc, "hash", "data")
-        data = doc["data"]
-        if data is not None and (type(data) is not bytes or len(data) > MAX_CHUNK):
-            raise FrameError(f"chunk data: bytes, at most {MAX_CHUNK}, or null")
-        return Chunk(_bytes(doc["hash"], 32, "hash"), data)
-    raise FrameError(f"unknown frame type {kind!r}")
+    kind = reader.text(length, "the frame type")
+    if kind not in FIELDS:
+        raise FrameError(f"unknown frame type {kind!r}")
+    if size > FRAME_LIMITS[kind]:
+        raise FrameError(f"a {kind!r} frame of {size} bytes (the limit is {FRAME_LIMITS[kind]})")
+    return kind
+
+
+def _fields(reader: _Reader, size: int) -> tuple[str, dict[str, Any]]:
+    """The frame type and its fields' values, in one pass over the map.
+
+    A field that comes after the type (always, in canonical CBOR) is read against its schema
+    right away; one before it, or one the type does not have, is stepped over (counted, nothing
+    built) and read afterwards if it belongs."""
+    major, count = reader.head()
+    if major != _MAP:
+        raise FrameError("a frame is a map with a type")
+    if count > MAX_FIELDS:
+        raise FrameError(f"a frame has at most {MAX_FIELDS} fields")
+    kind: str | None = None
+    values: dict[str, Any] = {}
+    later: dict[str, int] = {}
+    for _ in range(count):
+        name = _name(reader)
+        if name in values or name in later or (name == "t" and kind is not None):
+            raise FrameError(f"not valid CBOR: the field {name!r} appears twice")
+        if name == "t":
+            kind = _kind(reader, size)
+        elif kind is not None and name in FIELDS[kind]:
+            values[name] = _READERS[name](reader)
+        else:
+            later[name] = reader.pos
+            reader.skip()
+    if reader.pos != reader.end:
+        raise FrameError(f"not valid CBOR: {reader.end - reader.pos} bytes after the frame")
+    if kind is None:
+        raise FrameError("a frame is a map with a type")
+    if set(values) | set(later) != set(FIELDS[kind]):
+        raise FrameError(f"frame {kind!r}: fields {sorted(['t', *values, *later])}")
+    reader.items = 0  # fields read again are counted by their own schema
+    for name, pos in later.items():
+        values[name] = _READERS[name](reader.at(pos))
+    return kind, values
+
+
+def _frame(kind: str, values: dict[str, Any]) -> Frame:
+    """The frame of a type whose fields were read and checked."""
+    match kind:
+        case "hello":
+            return Hello(values["thread"])
+        case "typing":
+            return Typing(values["thread"])
+        case "ops":
+            return Ops(values["ops"])
+        case "vv" | "done":
+            seqs, heads = values["vv"]
+            return (VersionVector if kind == "vv" else Done)(seqs, heads, values["forks"])
+        case "err":
+            code, detail = values["code"], values["detail"]
+            if code not in ERROR_CODES:
+                raise FrameError("err: unknown code")
+            if detail is None:
+                raise FrameError("err: the detail is text")
+            return Error(code, detail[:MAX_DETAIL])
+        case "redeem":
+            names = ("thread", "invite", "member", "device", "cert", "proof", "device_proof")
+            return Redeem(*(values[name] for name in names))
+        case "admitted":
+            return Admitted()
+        case "blobget":
+            return BlobGet(values["thread"], values["chunks"])
+        case "chunk":
+            return Chunk(values["hash"], values["data"])
+    raise AssertionError(kind)
+
+
+def decode(data: bytes | bytearray) -> Frame:
+    """The frame in ``data`` (one whole CBOR document), or ``FrameError`` saying why not.
+
+    Not canonical CBOR necessarily: nothing is signed over a frame, and every field is checked.
+    """
+    if len(data) > MAX_FRAME:
+        raise FrameError(f"{len(data)} bytes, more than the limit of {MAX_FRAME}")
+    kind, values = _fields(_Reader(data), len(data))
+    return _frame(kind, values)

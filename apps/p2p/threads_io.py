@@ -4,11 +4,17 @@ The libp2p host runs in its own (trio) thread and calls these through ``SereusNo
 small pool of worker threads, so the event loop never waits on the database. Writes go through
 the thread services; reads of a replica's in-memory state hold the thread database's lock, since
 another worker thread may be ingesting into it.
+
+A sync flight (``flight``) carries, besides the ops the peer lacks by its version vector, the ops
+that show it a fork it does not know (``fork_news``): this node's op at a device's head when the
+peer holds another op at that same seq, and this node's evidence of each fork the peer does not
+list. Those come from the replica's head hashes and fork records, in memory: an ordinary session,
+where nothing forked, costs no extra query.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
@@ -17,12 +23,15 @@ from django.db import connections
 
 from apps.core.models import Thread
 from apps.core.thread.op import Op
-from apps.core.thread.replica import Replica, Verified
+from apps.core.thread.payloads import Keys
+from apps.core.thread.replica import ForkEvidence, Replica, Verified
 from apps.core.threads import services
 from apps.core.threads.database import ThreadDatabase, ThreadDatabaseError
 from apps.core.threads.registry import thread_database
 
 MAX_ADDRS = 16
+EVIDENCE_PER_SLOT = 2  # conflicting ops sent per slot of a fork: two already prove it
+NO_FORK = 2**63  # past any seq: "no fork known" in comparisons
 
 Access = Literal["full", "until", "none"]
 
@@ -150,7 +159,10 @@ def _departure(replica: Replica, device: bytes) -> Op | None:
     return removals[-1] if removals else None
 
 
-def _allowed(grant: Access, removal: Op | None, device: bytes, seq: int) -> bool:
+def allowed(grant: Access, removal: Op | None, device: bytes, seq: int) -> bool:
+    """Whether a device with this access may have op (device, seq): everything for an active
+    member's device; for a departed one, what is in its departure's causal past and the
+    departure itself."""
     if grant == "full":
         return True
     return (
@@ -206,7 +218,7 @@ def ops_page(
             break
         cursor[device] = seq
         # Past a removal nothing of any device goes (the past is closed under "earlier").
-        if _allowed(grant, removal, device, seq):
+        if allowed(grant, removal, device, seq):
             out.append(raw)
             size += len(raw)
     return out, cursor
@@ -215,11 +227,17 @@ def ops_page(
 @dataclass(frozen=True)
 class Flight:
     """What to send a peer whose version vector is known: the first page of ops it lacks (the
-    cursor continues with ``ops_page``) and this node's vector."""
+    cursor continues with ``ops_page``), the ops that show it forks it does not know (``news``,
+    sent after the pages), and this node's vector: per device its last seq (``mine``) and the
+    hash of the op there (``heads``), and the forks it knows (device -> first forked seq)."""
 
     page: list[bytes]
     cursor: dict[bytes, int]
     mine: dict[bytes, int]
+    heads: dict[bytes, bytes] = field(default_factory=dict)
+    forks: dict[bytes, int] = field(default_factory=dict)
+    news: list[bytes] = field(default_factory=list)
+    start: dict[bytes, int] = field(default_factory=dict)  # the vector the pages start from
 
 
 def flight(
@@ -230,15 +248,90 @@ def flight(
     *,
     limit_bytes: int,
     limit_ops: int,
+    their_heads: dict[bytes, bytes] | None = None,
+    their_forks: dict[bytes, int] | None = None,
+    sent: dict[bytes, int] | None = None,
 ) -> Flight:
-    """``ops_page`` and ``version_vector`` in one call (one trip to a worker thread)."""
+    """This node's vector, the ops that show the peer a fork (``fork_news``, only when the
+    peer's forks are known: its vector came in this session) and the first page of
+    ``ops_page``, in one call (one trip to a worker thread).
+
+    ``sent``: per device, the last op this session sent the peer already, where the peer's
+    vector has not moved since; it is not sent again (the peer could not take it: it holds
+    another op at one of those places, or has dropped it for now)."""
+    try:
+        with _replica(thread) as (_database, replica):
+            mine = replica.version_vector()
+            heads = dict(replica.head_hashes)
+            forks = dict(replica.forks)
+            news = []
+            if their_vv is not None and their_forks is not None:
+                news = fork_news(replica, their_vv, their_heads or {}, their_forks, grant, removal)
+    finally:
+        _recycle()
     page: list[bytes] = []
     cursor: dict[bytes, int] = {}
+    after: dict[bytes, int] = {}
     if their_vv is not None:
+        after = dict(their_vv)
+        for device, seq in (sent or {}).items():
+            after[device] = max(after.get(device, 0), seq)
         page, cursor = ops_page(
-            thread, their_vv, grant, removal, limit_bytes=limit_bytes, limit_ops=limit_ops
+            thread, after, grant, removal, limit_bytes=limit_bytes, limit_ops=limit_ops
         )
-    return Flight(page, cursor, version_vector(thread))
+    news = _capped(news, limit_ops, limit_bytes)
+    return Flight(page, cursor, mine, heads, forks, news, after)
+
+
+def _capped(raws: list[bytes], limit_ops: int, limit_bytes: int) -> list[bytes]:
+    """The first ops of ``raws`` within the limits of one page (at least one)."""
+    size = 0
+    for count, raw in enumerate(raws):
+        size += len(raw)
+        if count >= limit_ops or (count and size > limit_bytes):
+            return raws[:count]
+    return raws
+
+
+def fork_news(
+    replica: Replica,
+    their_vv: dict[bytes, int],
+    their_heads: dict[bytes, bytes],
+    their_forks: dict[bytes, int],
+    grant: Access,
+    removal: Op | None,
+) -> list[bytes]:
+    """The ops that show a peer the forks it does not know, by its vector, in (device, seq)
+    order: for a device whose head is at the same seq on both sides with different hashes,
+    this node's op there (the peer's replica then holds two ops at one place: a fork); and for
+    each fork this node knows that the peer does not list (or lists only at a later seq), the
+    conflicting ops it holds. Nothing is read from the store unless something forked."""
+    found: dict[bytes, Op] = {}
+    for device, theirs in their_heads.items():
+        seq = their_vv.get(device)
+        if seq is None or replica.heads.get(device) != seq:
+            continue
+        ours = replica.head_hashes.get(device)
+        if ours is None or ours == theirs or their_forks.get(device, NO_FORK) <= seq:
+            continue  # the same op, or a fork the peer knows already
+        op = replica.store.op((device, seq))
+        if op is not None:
+            found[op.hash] = op
+    if replica.forks:
+        for evidence in replica.fork_evidence():
+            if their_forks.get(evidence.device, NO_FORK) > evidence.seq:
+                found.update((op.hash, op) for op in _proof(evidence))
+    ordered = sorted(found.values(), key=lambda op: (op.device, op.seq, op.hash))
+    return [op.raw for op in ordered if allowed(grant, removal, op.device, op.seq)]
+
+
+def _proof(evidence: ForkEvidence) -> Iterable[Op]:
+    """Enough of a fork's evidence for any replica to see it: up to two ops at the forked seq
+    (two different ops at one place) and up to two at the next (an op whose ``prev`` is not the
+    op this replica holds before it)."""
+    for seq in (evidence.seq, evidence.seq + 1):
+        at = sorted((op for op in evidence.ops if op.seq == seq), key=lambda op: op.hash)
+        yield from at[:EVIDENCE_PER_SLOT]
 
 
 def opening(
@@ -267,7 +360,18 @@ class Ingested:
     refused: int
     pending: int
     malformed: int
-    other: int  # duplicates, dropped (too much waiting), ops of another thread
+    other: int  # duplicates, forks, dropped (too much waiting); everything when the thread is gone
+    foreign: int = 0  # ops of another thread
+    unknown: int = 0  # ops of a device not certified in their causal past: not kept
+    held: int = 0  # stamped too far ahead of this node's clock: not kept (an honest fast clock)
+
+    @property
+    def junk(self) -> int:
+        """Ops no honest peer sends: they do not verify, or belong to no device or thread here."""
+        return self.malformed + self.foreign + self.unknown
+
+
+_COUNTED = ("accepted", "refused", "pending", "malformed", "foreign", "unknown", "held")
 
 
 def ingest(thread: bytes, raws: list[bytes] | Verified) -> Ingested:
@@ -279,11 +383,26 @@ def ingest(thread: bytes, raws: list[bytes] | Verified) -> Ingested:
         results = services.thread_ingest(thread=row, raws=raws)
     finally:
         _recycle()
-    counts = {"accepted": 0, "refused": 0, "pending": 0, "malformed": 0}
+    counts = dict.fromkeys(_COUNTED, 0)
     for result in results:
         if result.status in counts:
             counts[result.status] += 1
     return Ingested(**counts, other=len(results) - sum(counts.values()))
+
+
+def keys_sealed_to(thread: bytes, member: bytes) -> list[bytes]:
+    """The newest accepted keys op sealed to ``member`` (its box also grants the older keys a
+    newcomer may have), to send a joining node before the log."""
+    try:
+        with _replica(thread) as (_database, replica):
+            control = replica.control
+            for op in reversed(control.order):
+                action = control.actions.get(op.hash)
+                if isinstance(action, Keys) and member in action.seals:
+                    return [op.raw]
+    finally:
+        _recycle()
+    return []
 
 
 def version_vector(thread: bytes) -> dict[bytes, int]:

@@ -1,5 +1,11 @@
 """Frames on a libp2p stream: a varint length, then the frame; every read bounded in size and
-time, and paid for from the peer's byte bucket (``limits``)."""
+time, and paid for from the peer's byte bucket (``limits``).
+
+The first frame of an inbound stream (hello, redeem, blobget, typing: all small) is read with a
+small size limit and a short wait (``read_first``): before it, the peer has shown nothing, so a
+stream that announces megabytes or sends nothing for seconds is ended early instead of holding
+a session slot and a 4 MiB buffer for 30 s.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ from apps.p2p import frames
 from apps.p2p.limits import PeerLimits
 
 IDLE_TIMEOUT = 30.0  # the longest wait for the next frame (or for a frame to be taken)
+FIRST_IDLE = 5.0  # the wait for the first frame of an inbound stream (sent right after opening)
 CLOSE_TIMEOUT = 2.0
 READ_CHUNK = 1 << 20
 
@@ -68,7 +75,18 @@ class FrameChannel:
         self.bytes_in = 0
         self.bytes_out = 0
 
-    async def read(self, *, idle: float | None = None) -> frames.Frame:
+    async def read_first(
+        self, *, idle: float = FIRST_IDLE, max_frame: int = frames.FIRST_FRAME
+    ) -> frames.Frame:
+        """The first frame of an inbound stream, under the first-read limits."""
+        return await self.read(idle=idle, max_frame=max_frame)
+
+    async def read(
+        self, *, idle: float | None = None, max_frame: int | None = None
+    ) -> frames.Frame:
+        """The next frame: at most ``max_frame`` bytes (the channel's limit by default), which
+        must start within ``idle`` seconds and arrive within as many."""
+        limit = self.max_frame if max_frame is None else max_frame
         with trio.fail_after(self.idle if idle is None else idle):
             try:
                 first = await self.stream.read(1)
@@ -80,8 +98,8 @@ class FrameChannel:
                 size = await decode_uvarint_from_stream(_Prefixed(first, self.stream))
             except ParseError as exc:
                 raise PeerFault(f"bad frame length: {exc}") from exc
-            if size > self.max_frame:
-                raise PeerFault(f"a frame of {size} bytes (the limit is {self.max_frame})")
+            if size > limit:
+                raise PeerFault(f"a frame of {size} bytes (the limit is {limit})")
             data = bytearray()
             while len(data) < size:
                 chunk = await self.stream.read(min(size - len(data), READ_CHUNK))
@@ -93,7 +111,7 @@ class FrameChannel:
         if delay:
             await trio.sleep(delay)
         try:
-            frame = frames.decode(bytes(data))
+            frame = frames.decode(data)
         except frames.FrameError as exc:
             raise PeerFault(str(exc)) from exc
         if isinstance(frame, frames.Error):

@@ -1,5 +1,6 @@
 """What the p2p layer reads from and writes to this node's threads: who may receive what, the
-missing ops page by page in admission order, ingesting a peer's ops, and who to sync with."""
+missing ops page by page in admission order, the ops that show a peer a fork it does not know,
+ingesting a peer's ops, and who to sync with."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from tests.core.threads.conftest import (
     new_thread,
     other_node,
 )
+from tests.integration.hostile_ops import junk_ops
 from tests.replicated_app.models import Note
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -131,8 +133,10 @@ def test_a_removed_members_device_gets_what_led_to_its_removal(thread, tdb, bob)
 
 
 def test_a_revoked_device_of_a_member_still_in_the_thread_gets_nothing(thread, tdb):
-    second = bytes(nacl.signing.SigningKey.generate().verify_key)
-    services.device_certify(thread=thread, device_id=second.hex())
+    second_key = nacl.signing.SigningKey.generate()
+    second = bytes(second_key.verify_key)
+    proof = keys.device_proof_sign(second_key, thread.thread, bytes.fromhex(thread.member_id))
+    services.device_certify(thread=thread, device_id=second.hex(), device_proof=proof.hex())
     assert threads_io.access(thread.thread, second) == ("full", None)
     services.device_revoke(thread=thread, device_id=second.hex())
     assert threads_io.access(thread.thread, second) == ("none", None)
@@ -350,8 +354,23 @@ def test_ops_of_another_thread_are_not_ingested_into_this_one(thread, tdb, nodes
     elsewhere = new_thread(nodes_dir, f"elsewhere_{uuid.uuid4().hex[:8]}")
     raws = [op.raw for op in log(elsewhere.database)]
     before = log_size(tdb)
-    assert threads_io.ingest(thread.thread, raws) == Ingested(0, 0, 0, 0, other=len(raws))
+    assert threads_io.ingest(thread.thread, raws) == Ingested(0, 0, 0, 0, 0, foreign=len(raws))
     assert log_size(tdb) == before
+
+
+def test_ops_of_devices_nobody_certified_are_counted_unknown_and_not_kept(thread, tdb):
+    deps = threads_io.version_vector(thread.thread)
+    junk = junk_ops(thread.thread, deps, 5)
+    before = log_size(tdb)
+    outcome = threads_io.ingest(thread.thread, [op.raw for op in junk])
+    assert (outcome.unknown, outcome.junk, outcome.accepted + outcome.refused) == (5, 5, 0)
+    assert log_size(tdb) == before
+    assert threads_io.version_vector(thread.thread) == deps
+
+
+def test_junk_is_what_no_honest_peer_sends():
+    counts = Ingested(1, 2, 3, malformed=4, other=5, foreign=6, unknown=7, held=8)
+    assert counts.junk == 4 + 6 + 7, "malformed, foreign and unknown; not held (a fast clock)"
 
 
 # -- thread_info and version_vector ----------------------------------------------------------------
@@ -404,8 +423,10 @@ def test_thread_info_gives_a_removed_members_device_its_removal(thread, tdb, bob
 
 
 def test_thread_info_leaves_out_a_revoked_device_of_a_current_member(thread, tdb):
-    second = bytes(nacl.signing.SigningKey.generate().verify_key)
-    services.device_certify(thread=thread, device_id=second.hex())
+    second_key = nacl.signing.SigningKey.generate()
+    second = bytes(second_key.verify_key)
+    proof = keys.device_proof_sign(second_key, thread.thread, bytes.fromhex(thread.member_id))
+    services.device_certify(thread=thread, device_id=second.hex(), device_proof=proof.hex())
     assert threads_io.thread_info(thread.thread, device_of(tdb)).peers == (Peer(second, ()),)
     services.device_revoke(thread=thread, device_id=second.hex())
     assert threads_io.thread_info(thread.thread, device_of(tdb)).peers == ()
@@ -433,3 +454,128 @@ def test_version_vector_is_the_last_seq_of_each_device(thread, tdb, bob):
     mine = write_note(tdb, "one more")
     assert threads_io.version_vector(thread.thread) == expected | {device_of(tdb): mine.seq}
     assert mine.seq == expected[device_of(tdb)] + 1
+
+
+# -- forks: head hashes and fork evidence in a flight ---------------------------------------------
+
+
+def forged_note(database: ThreadDatabase, title: str, **changes) -> Op:
+    """A note signed by ``database``'s device and not written there (``forge``): with
+    ``seq`` set to a place it has, a second op at that place."""
+    with database.lock:
+        writer = database.writer()
+        cols = {"title": title, "body": "", "pinned": 0, "stars": 0, "created": "2026-01-01"}
+        change = p.RowChange(NOTE, uuid.uuid4().hex, p.UPSERT, cols)
+        return forge(writer, kind="data", payload=p.data_doc([change]), **changes)
+
+
+@pytest.fixture
+def equivocation(tdb, bob) -> tuple[Op, Op]:
+    """Bob's node writes a note; this node gets it. Bob's device also signed another op at the
+    same place, which this node does not have (yet)."""
+    mine = write_note(bob.database, "the one this node has")
+    theirs = forged_note(bob.database, "the other one", seq=mine.seq)
+    assert theirs.id == mine.id
+    assert theirs.hash != mine.hash
+    assert threads_io.ingest(tdb.thread, [mine.raw]).accepted == 1
+    return mine, theirs
+
+
+def flight_for(thread, vv, heads=None, forks=None, **kwargs) -> threads_io.Flight:
+    return threads_io.flight(
+        thread,
+        vv,
+        "full",
+        None,
+        limit_ops=UNLIMITED,
+        limit_bytes=UNLIMITED,
+        their_heads=heads,
+        their_forks=forks,
+        **kwargs,
+    )
+
+
+def test_a_flight_states_the_hash_of_each_head_and_the_forks(thread, tdb, bob):
+    write_note(bob.database, "bob's")
+    exchange(bob.database, tdb)
+    mine = write_note(tdb, "mine")
+    flight = flight_for(thread.thread, {}, {}, {})
+    heads = {op.device: op for op in log(tdb)}  # the log is in order: the last one wins
+    assert flight.mine == {device: op.seq for device, op in heads.items()}
+    assert flight.heads == {device: op.hash for device, op in heads.items()}
+    assert flight.heads[device_of(tdb)] == mine.hash
+    assert (flight.forks, flight.news) == ({}, [])
+
+
+def test_an_ordinary_flight_carries_no_fork_news(thread, tdb, bob, busy):
+    after, missing = busy
+    same = flight_for(thread.thread, {}, {}, {})
+    flight = flight_for(thread.thread, after, same.heads, {})
+    assert flight.page == missing
+    assert flight.news == []
+    assert flight_for(thread.thread, after).news == [], "peer's forks unknown: no news"
+
+
+def test_a_peer_with_another_op_at_a_head_gets_this_nodes_op_there(thread, tdb, bob, equivocation):
+    mine, theirs = equivocation
+    bob_device = device_of(bob.database)
+    vv = threads_io.version_vector(thread.thread)
+    heads = {bob_device: theirs.hash}
+    assert flight_for(thread.thread, vv, heads, {}).news == [mine.raw]
+    # Not when the peer holds the same op, knows the fork already, or is elsewhere in the chain.
+    assert flight_for(thread.thread, vv, {bob_device: mine.hash}, {}).news == []
+    assert flight_for(thread.thread, vv, heads, {bob_device: mine.seq}).news == []
+    assert flight_for(thread.thread, vv, heads, {bob_device: mine.seq - 1}).news == []
+    behind = vv | {bob_device: mine.seq - 1}
+    assert flight_for(thread.thread, behind, heads, {}).news == []
+
+
+def test_a_peer_that_does_not_list_a_fork_gets_its_evidence(thread, tdb, bob, equivocation):
+    mine, theirs = equivocation
+    bob_device = device_of(bob.database)
+    outcome = threads_io.ingest(thread.thread, [theirs.raw])
+    assert (outcome.accepted, outcome.other) == (0, 1), "a fork: kept as evidence"
+    with tdb.lock:
+        assert tdb.replica().forks == {bob_device: mine.seq}
+
+    vv = threads_io.version_vector(thread.thread)
+    flight = flight_for(thread.thread, vv, {}, {})
+    assert flight.forks == {bob_device: mine.seq}
+    assert sorted(flight.news) == sorted([mine.raw, theirs.raw])
+    later = flight_for(thread.thread, vv, {}, {bob_device: mine.seq + 3}).news
+    assert sorted(later) == sorted([mine.raw, theirs.raw]), "it knows only a later fork"
+    assert flight_for(thread.thread, vv, {}, {bob_device: mine.seq}).news == []
+    assert flight_for(thread.thread, vv, {}, {bob_device: 1}).news == []
+    # A departed device gets evidence only from its departure's past (here: none).
+    departed = threads_io.flight(
+        thread.thread, vv, "until", log(tdb)[0], limit_ops=9, limit_bytes=UNLIMITED, their_forks={}
+    )
+    assert departed.news == []
+
+
+def test_the_evidence_makes_another_replica_record_the_fork(
+    thread, tdb, bob, another, equivocation
+):
+    """Replicas holding one of the two ops (the author's, another member's) record the fork from
+    the evidence sent."""
+    mine, theirs = equivocation
+    threads_io.ingest(thread.thread, [theirs.raw])
+    news = flight_for(thread.thread, threads_io.version_vector(thread.thread), {}, {}).news
+    carol = another("carol")
+    admit(tdb, carol, "writer")  # her node gets this node's log: it holds ``mine``
+    for holder in (bob.database, carol.database):
+        holder.ingest(news)
+        with holder.lock:
+            assert holder.replica().forks == {device_of(bob.database): mine.seq}
+
+
+def test_what_a_session_sent_is_not_sent_again(thread, tdb, busy):
+    after, missing = busy
+    by_raw = {op.raw: op for op in log(tdb)}
+    first = by_raw[missing[3]]
+    sent = {first.device: first.seq}
+    again = flight_for(thread.thread, after, sent=sent)
+    skipped = {raw for raw in missing if by_raw[raw].device == first.device}
+    skipped = {raw for raw in skipped if by_raw[raw].seq <= first.seq}
+    assert again.page == [raw for raw in missing if raw not in skipped]
+    assert again.start == after | sent

@@ -1,5 +1,7 @@
 """A bare libp2p peer that speaks the Sereus protocols by hand, for tests: a stranger asking for a
-thread, a removed member trying its luck, or a flooder sending junk.
+thread, a removed member trying its luck, a member pushing junk or equivocating ops (with the
+member's own device key), a stream whose first frame is too big or never comes, or a flooder
+sending junk.
 
 It runs its own host (the node's real configuration, ``apps.p2p.host.host_build``) in a trio
 thread, in the test process or as ``python -m tests.support.rogue flood ...`` in a process of
@@ -21,6 +23,7 @@ import multiaddr
 import nacl.signing
 import trio
 from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamError
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.utils import encode_uvarint, encode_varint_prefixed
@@ -30,11 +33,12 @@ from apps.p2p import frames
 from apps.p2p.bridge import TrioThread
 from apps.p2p.host import host_build, quiet_libp2p_logs
 from apps.p2p.limits import PeerLimits
-from apps.p2p.protocols import INVITE_PROTOCOL, SYNC_PROTOCOL
-from apps.p2p.wire import FrameChannel, PeerRefused
+from apps.p2p.protocols import BLOB_PROTOCOL, INVITE_PROTOCOL, LIVE_PROTOCOL, SYNC_PROTOCOL
+from apps.p2p.wire import FrameChannel, PeerRefused, StreamEnded
 
 TIMEOUT = 10.0
 PING_PROTOCOL = TProtocol("/ipfs/ping/1.0.0")
+PROTOCOLS = (SYNC_PROTOCOL, INVITE_PROTOCOL, BLOB_PROTOCOL, LIVE_PROTOCOL)
 MAX_FLIGHTS = 12
 
 
@@ -42,7 +46,25 @@ MAX_FLIGHTS = 12
 class SyncOutcome:
     received: list[bytes] = field(default_factory=list)
     refused: str | None = None  # the error code, if the node refused
+    ended: bool = False  # the node ended the stream before the session did
     their_vv: dict[bytes, int] = field(default_factory=dict)
+
+
+def batches(ops: list[bytes]) -> list[list[bytes]]:
+    """``ops`` cut into the frames a node would send: at most 256 ops and about 2 MiB each."""
+    out: list[list[bytes]] = []
+    size = 0
+    for op in ops:
+        if (
+            not out
+            or len(out[-1]) >= frames.MAX_OPS_PER_FRAME
+            or size + len(op) > frames.BATCH_BYTES
+        ):
+            out.append([])
+            size = 0
+        out[-1].append(op)
+        size += len(op)
+    return out
 
 
 class RoguePeer:
@@ -79,15 +101,16 @@ class RoguePeer:
     async def sync(
         self, peer_id: str, thread: bytes, vv: dict[bytes, int], ops: list[bytes]
     ) -> SyncOutcome:
-        """One sync session as initiator: send ``ops`` and ``vv``, take whatever comes back."""
+        """One sync session as initiator: send ``ops`` (in frames of at most 256 ops and 2 MiB,
+        as a node would) and ``vv``, take whatever comes back."""
         with trio.fail_after(TIMEOUT):
             stream = await self.host.new_stream(ID.from_base58(peer_id), [SYNC_PROTOCOL])
         channel = FrameChannel(stream, peer_id, PeerLimits())
         outcome = SyncOutcome()
         try:
             await channel.send(frames.Hello(thread))
-            if ops:
-                await channel.send(frames.Ops(ops))
+            for batch in batches(ops):
+                await channel.send(frames.Ops(batch))
             await channel.send(frames.VersionVector(vv))
             for _ in range(MAX_FLIGHTS):
                 frame = await channel.read()
@@ -102,9 +125,35 @@ class RoguePeer:
                     break
         except PeerRefused as exc:
             outcome.refused = exc.code
+        except (StreamEnded, StreamError):  # the node cut the session (perhaps mid-send)
+            outcome.ended = True
         finally:
             await channel.close()
         return outcome
+
+    async def first_frames(self, peer_id: str, data: bytes) -> dict[str, float]:
+        """Open a stream of each Sereus protocol at once, write ``data`` on it (a first frame,
+        or nothing) and wait for the node to end it: seconds until it did, by protocol."""
+        ended: dict[str, float] = {}
+
+        async def probe(protocol: TProtocol) -> None:
+            with trio.fail_after(TIMEOUT):
+                stream = await self.host.new_stream(ID.from_base58(peer_id), [protocol])
+            started = time.monotonic()
+            if data:
+                await stream.write(data)
+            with trio.fail_after(3 * TIMEOUT):
+                try:
+                    while await stream.read(1 << 16):
+                        pass  # whatever the node answers, until it ends the stream
+                except Exception:  # noqa: S110 - an ended or reset stream: what we wait for
+                    pass
+            ended[protocol] = time.monotonic() - started
+
+        async with trio.open_nursery() as nursery:
+            for protocol in PROTOCOLS:
+                nursery.start_soon(probe, protocol)
+        return ended
 
     async def ping(self, peer_id: str, count: int) -> list[float]:
         """Round trips of 32 bytes on one libp2p ping stream, in seconds."""
@@ -134,7 +183,9 @@ class RoguePeer:
         device = bytes(self.key.verify_key)
         try:
             await channel.send(
-                frames.Redeem(thread, os.urandom(32), os.urandom(32), device, bytes(64), bytes(64))
+                frames.Redeem(
+                    thread, os.urandom(32), os.urandom(32), device, bytes(64), bytes(64), bytes(64)
+                )
             )
             await channel.read()
         except PeerRefused as exc:

@@ -6,6 +6,9 @@ else gets the refusal a stranger gets, and learns nothing), then answers each ha
 ``chunk``: the ciphertext, or null when it does not have it. Several requests may follow on one
 stream. The asking node keeps a chunk only if it matches its hash (``apps.core.blobs``), so a
 member node can refuse to help but cannot make another node keep anything false.
+
+A request is small (``blobget``: at most 16 hashes), so the answering node reads each one with
+the first-frame size limit, and waits for the first one only briefly (``read_first``).
 """
 
 from __future__ import annotations
@@ -31,12 +34,17 @@ NOT_HERE = "no such thread here"
 async def respond(node: SereusNode, stream: INetStream, device: bytes) -> None:
     channel = node.channel(stream, device)
     allowed: set[bytes] = set()
+    first = True
     try:
         while True:
             try:
-                frame = await channel.read()
+                if first:
+                    frame = await channel.read_first()
+                else:
+                    frame = await channel.read(max_frame=frames.FIRST_FRAME)
             except StreamEnded:
                 return
+            first = False
             if not isinstance(frame, frames.BlobGet):
                 raise PeerFault(f"a blob session asks with blobget, not {type(frame).__name__}")
             if frame.thread not in allowed:

@@ -1,10 +1,11 @@
 """``/sereus/live/1.0.0``: ephemeral signals between member nodes (a member is typing).
 
 Nothing of it is stored or replicated: a signal that is lost is simply not shown. The sender
-opens a stream, sends one ``typing`` frame for a thread and closes. The receiver takes it only
-from an active member device of that thread (anyone else gets the stranger's refusal), at most
-one per device and thread per ``MIN_INTERVAL`` (more are dropped quietly), and tells the open
-pages of the thread which member is typing.
+opens a stream, sends one ``typing`` frame for a thread and closes; the receiver reads it under
+the first-frame limits (4 KiB, 5 s). The receiver takes it only from an active member device of
+that thread (anyone else gets the stranger's refusal), at most one per device and thread per
+``MIN_INTERVAL`` (more are dropped quietly), and tells the open pages of the thread which member
+is typing.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ READ_TIMEOUT = 5.0
 async def respond(node: SereusNode, stream: INetStream, device: bytes) -> None:
     channel = node.channel(stream, device)
     try:
-        frame = await channel.read(idle=READ_TIMEOUT)
+        frame = await channel.read_first(idle=READ_TIMEOUT)
         if not isinstance(frame, frames.Typing):
             raise PeerFault(f"a live stream carries typing, not {type(frame).__name__}")
         key = (frame.thread, device)

@@ -1,18 +1,42 @@
 """``/sereus/sync/1.0.0``: two devices of a thread bring each other's logs up to date.
 
-A session starts with ``hello(thread)`` from the initiator. The responder checks, by the
-Noise-authenticated peer id, that the initiator is a certified device of the thread (or a removed
-member's device, which may learn of its removal and nothing after it) and otherwise answers
-``err refused``, the same answer as for a thread it does not have: a stranger learns nothing, not
-even whether the thread exists here.
+A session starts with ``hello(thread)`` from the initiator (carrying the frame version, 2). The
+responder checks, by the Noise-authenticated peer id, that the initiator is a certified device
+of the thread (or a removed member's device, which may learn of its removal and nothing after
+it) and otherwise answers ``err refused``, the same answer as for a thread it does not have: a
+stranger learns nothing, not even whether the thread exists here. The hello is read with the
+small first-frame limits (4 KiB, 5 s): before it the peer has shown nothing.
 
 Then the two sides take turns sending **flights**: the ops the other lacks by its last version
 vector (``ops`` frames, in admission order, which is causal order, at most 256 ops / 2 MiB each),
-then ``vv`` with their own vector. Whoever receives a flight, has nothing the other lacks, and
-lacks nothing the other has, ends the session with ``done(vv)``. The initiator's first flight
+then ``vv`` with their own vector. Whoever receives a flight, has nothing to send, and lacks
+nothing the other has, ends the session with ``done(vv)``. The initiator's first flight
 already carries the ops the responder lacked at their last session (a push costs one round
 trip); without that knowledge it is just the vector. The cost follows what is missing: the ops
 come from the (device, seq) index, page by page, while the receiver ingests the previous pages.
+
+**Equivocation.** A vector says, per device, the last seq and the hash of the op there, and
+lists the forks the sender knows (device, first forked seq). Comparing seqs alone, two nodes
+holding different ops at one (device, seq) would never notice and would stay divergent. So a
+side that sees the peer's head at its own head's seq with another hash sends its own op there
+in its next flight (the peer's replica then holds two ops at one place and records the fork;
+the peer does the same for us), and a side that knows a fork the peer does not list sends its
+evidence; a session does not end with ``done`` while the peer lacks a fork this side knows
+(``threads_io.fork_news``). When nothing forked this costs nothing: head hashes are kept in
+memory by the replica.
+
+**Termination.** Within a session nothing is sent twice (a page cursor and the fork evidence
+sent are remembered): ops the peer could not take (it holds another branch of a forked device,
+or dropped them for now) are not offered again, and a flight computed from this side's vector
+that brings nothing means the peer has nothing more for us, so the session ends even if its
+vector still shows ops this side cannot take.
+
+**Junk.** Ops no honest peer sends (malformed, of another thread, of a device not certified in
+their causal past, or from a departed member's device beyond its departure, which are dropped
+unseen) are counted; more than ``MAX_JUNK`` in a session is a ``PeerFault``, which ends it and
+strikes the peer. A departed member's device may send only what is in its departure's causal
+past (or the departure itself): anything it signed after learning it was gone never enters the
+log.
 
 A stream may carry one session after another: after ``done`` the initiator may send the next
 ``hello`` (a push then skips opening a stream, which costs more than the push itself). The
@@ -22,12 +46,14 @@ well before that.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import trio
 from libp2p.abc import INetStream
 
+from apps.core.thread.op import Op
 from apps.core.thread.replica import Verified, verified
 from apps.p2p import frames, threads_io
 from apps.p2p.bridge import unwrap
@@ -42,8 +68,12 @@ MAX_FLIGHTS = 12  # an honest session needs 2-4; a session that does not settle 
 INGEST_QUEUE = 4  # frames received ahead of the database (back-pressure beyond that)
 INGEST_BATCH = 1024  # ops per database transaction while catching up
 STREAM_IDLE = 30.0  # how long a responder keeps an idle stream open for the next session
+# Junk ops a peer may send in one session before it is cut: an honest node sends none, but a
+# few may come of a version difference; a flood of them is an attack (and each costs a check).
+MAX_JUNK = 64
 NOT_HERE = "this node has nothing for you under that thread id"
 LIMITS = {"limit_bytes": frames.BATCH_BYTES, "limit_ops": frames.MAX_OPS_PER_FRAME}
+Vector = frames.VersionVector | frames.Done
 
 
 async def send_ops(
@@ -51,17 +81,19 @@ async def send_ops(
     channel: FrameChannel,
     thread: bytes,
     grant: threads_io.Access,
-    removal,
+    removal: Op | None,
     flight: threads_io.Flight,
-) -> int:
+) -> tuple[int, dict[bytes, int]]:
     """Send the flight's first page and every page after it (``ops_page`` from its cursor),
-    reading the next page from the database while the current one is on the wire."""
-    if not flight.page:
-        return 0
+    reading the next page from the database while the current one is on the wire, then the
+    flight's fork evidence (after the pages: its causal past is in them or at the peer).
+    Returns how many ops went and the cursor past the last page."""
     pages_send, pages_recv = trio.open_memory_channel[list[bytes]](1)
     sent = 0
+    cursor = flight.cursor
 
-    async def produce(page: list[bytes], cursor: dict[bytes, int]) -> None:
+    async def produce(page: list[bytes]) -> None:
+        nonlocal cursor
         async with pages_send:
             while page:
                 await pages_send.send(page)
@@ -70,12 +102,15 @@ async def send_ops(
                 )
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(produce, flight.page, flight.cursor)
+        nursery.start_soon(produce, flight.page)
         async with pages_recv:
             async for ops in pages_recv:
                 await channel.send(frames.Ops(ops))
                 sent += len(ops)
-    return sent
+    if flight.news:
+        await channel.send(frames.Ops(flight.news))
+        sent += len(flight.news)
+    return sent, cursor
 
 
 async def receive_ops(
@@ -125,6 +160,38 @@ def covers(mine: dict[bytes, int], theirs: dict[bytes, int]) -> bool:
     return all(mine.get(device, 0) >= seq for device, seq in theirs.items())
 
 
+def lacks(mine: threads_io.Flight, theirs: Vector) -> bool:
+    """Whether this side lacks something the peer has: a fork it does not know (or knows only
+    at a later seq), or an op it could still take. A device's ops from its first forked seq on
+    are refused everywhere and the branches differ from replica to replica: not lacked."""
+    if any(
+        mine.forks.get(device, threads_io.NO_FORK) > seq for device, seq in theirs.forks.items()
+    ):
+        return True
+    for device, seq in theirs.vv.items():
+        fork = mine.forks.get(device)
+        wanted = seq if fork is None else min(seq, fork - 1)
+        if mine.mine.get(device, 0) < wanted:
+            return True
+    return False
+
+
+def admissible(
+    checked: Verified, grant: threads_io.Access, removal: Op | None
+) -> tuple[Verified, int]:
+    """The ops a device with this access may send, and how many others were dropped: all from
+    an active member's device; from a departed member's device, what led up to its departure
+    (what it signed after learning it was gone never enters the log)."""
+    if grant == "full":
+        return checked, 0
+    kept = tuple(
+        item
+        for item in checked.items
+        if not isinstance(item, Op) or threads_io.allowed(grant, removal, item.device, item.seq)
+    )
+    return Verified(kept), len(checked.items) - len(kept)
+
+
 class _Session:
     def __init__(
         self,
@@ -133,7 +200,7 @@ class _Session:
         thread: bytes,
         device: bytes,
         grant: threads_io.Access,
-        removal,
+        removal: Op | None,
     ) -> None:
         self.node = node
         self.channel = channel
@@ -143,38 +210,92 @@ class _Session:
         self.removal = removal
         self.sent = 0
         self.received = 0
+        self.junk = 0
+        # What this session sent, not sent again: per device the seqs last sent (from, to], and
+        # the fork evidence.
+        self.ranges: dict[bytes, tuple[int, int]] = {}
+        self.news_sent: set[bytes] = set()
+        self.vv_sent = False  # the peer's flights are computed from our vector from then on
 
     async def send_flight(self, flight: threads_io.Flight) -> None:
         """The flight's ops, then our vector."""
-        self.sent += await send_ops(
-            self.node, self.channel, self.thread, self.grant, self.removal, flight
+        news = [raw for raw in flight.news if raw not in self.news_sent]
+        self.news_sent.update(news)
+        sent, cursor = await send_ops(
+            self.node,
+            self.channel,
+            self.thread,
+            self.grant,
+            self.removal,
+            dataclasses.replace(flight, news=news),
         )
-        await self.channel.send(frames.VersionVector(flight.mine))
+        self.sent += sent
+        for device, seq in cursor.items():
+            start = flight.start.get(device, 0)
+            if seq > start:
+                self.ranges[device] = (start, seq)
+        await self.channel.send(frames.VersionVector(flight.mine, flight.heads, flight.forks))
+        self.vv_sent = True
 
-    async def receive_flight(self) -> tuple[bool, dict[bytes, int]]:
-        """Ingest the peer's ops as they come, until its ``vv`` (False) or ``done`` (True)."""
-
-        async def apply(checked: Verified) -> None:
-            await self.node.ingest(self.thread, self.device, checked)
-
-        frame, received = await receive_ops(self.node, self.channel, apply)
+    async def receive_flight(self) -> tuple[Vector, int]:
+        """Ingest the peer's ops as they come, until its ``vv`` or ``done``; returns that frame
+        and how many ops came before it."""
+        frame, received = await receive_ops(self.node, self.channel, self.apply)
         if not isinstance(frame, frames.VersionVector | frames.Done):
             raise PeerFault(f"unexpected {type(frame).__name__} frame in a sync")
         self.received += received
         self.node.vv_seen(self.thread, self.device, frame.vv)
-        return isinstance(frame, frames.Done), frame.vv
+        return frame, received
+
+    async def apply(self, checked: Verified) -> None:
+        """Ingest checked ops the peer's access allows; count the junk and cut a peer that
+        sends too much of it."""
+        kept, dropped = admissible(checked, self.grant, self.removal)
+        if kept.items:
+            outcome = await self.node.db(threads_io.ingest, self.thread, kept)
+            self.node.stats["ops_received"] += outcome.accepted + outcome.refused
+            dropped += outcome.junk
+        self.junk += dropped
+        if self.junk > MAX_JUNK:
+            raise PeerFault(
+                f"{self.junk} junk ops in one session (malformed, foreign, of no device of the "
+                f"thread, or past a departure); the limit is {MAX_JUNK}"
+            )
+
+    async def next_flight(self, theirs: Vector) -> threads_io.Flight:
+        # Ops sent already are not offered again while the peer's vector has not moved past
+        # where they started: it could not take them. (A vector lower than where they started,
+        # a first flight from a stale memory of the peer, gets them again from its real place.)
+        sent = {
+            device: end
+            for device, (start, end) in self.ranges.items()
+            if theirs.vv.get(device, 0) >= start
+        }
+        return await self.node.db(
+            threads_io.flight,
+            self.thread,
+            theirs.vv,
+            self.grant,
+            self.removal,
+            their_heads=theirs.heads,
+            their_forks=theirs.forks,
+            sent=sent,
+            **LIMITS,
+        )
 
     async def turns(self) -> None:
         """Receive a flight, answer with ours or end, until one side ends."""
         for _ in range(MAX_FLIGHTS):
-            done, their_vv = await self.receive_flight()
-            if done:
+            informed = self.vv_sent
+            theirs, received = await self.receive_flight()
+            if isinstance(theirs, frames.Done):
                 return
-            flight = await self.node.db(
-                threads_io.flight, self.thread, their_vv, self.grant, self.removal, **LIMITS
-            )
-            if not flight.page and covers(flight.mine, their_vv):
-                await self.channel.send(frames.Done(flight.mine))
+            flight = await self.next_flight(theirs)
+            nothing_new = not flight.page and not set(flight.news) - self.news_sent
+            # A flight computed from our vector that brought nothing: the peer has nothing more
+            # for us, whatever its vector shows that we cannot take.
+            if nothing_new and (not lacks(flight, theirs) or (informed and not received)):
+                await self.channel.send(frames.Done(flight.mine, flight.heads, flight.forks))
                 return
             await self.send_flight(flight)
         raise PeerFault(f"the session did not settle in {MAX_FLIGHTS} flights")
@@ -216,7 +337,7 @@ async def _next_hello(channel: FrameChannel) -> frames.Frame | None:
     or left it idle for ``STREAM_IDLE`` seconds."""
     with trio.move_on_after(STREAM_IDLE):
         try:
-            return await channel.read(idle=STREAM_IDLE + 1)
+            return await channel.read(idle=STREAM_IDLE + 1, max_frame=frames.FIRST_FRAME)
         except StreamEnded:
             return None
     return None
@@ -226,7 +347,7 @@ async def respond(node: SereusNode, stream: INetStream, device: bytes) -> None:
     """Serve the sync sessions ``device`` opens on this stream (limits checked by the node)."""
     channel = node.channel(stream, device)
     try:
-        hello: frames.Frame | None = await channel.read()
+        hello: frames.Frame | None = await channel.read_first()
         while hello is not None:
             if not isinstance(hello, frames.Hello):
                 raise PeerFault(f"a sync starts with hello, not {type(hello).__name__}")
