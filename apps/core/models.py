@@ -1,4 +1,5 @@
-"""Node-local models (the ``default`` database): the node's owner and the one-time claim token."""
+"""Node-local models (the ``default`` database): the node's owner, the one-time claim token, and
+this node's index of its threads (including threads it is still joining)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,12 @@ class Thread(models.Model):
         LEFT = "left", "left"
         REMOVED = "removed", "removed from the thread"
         DAMAGED = "damaged", "database damaged"
+        # Redeeming an invite was interrupted after the redeem reached (or may have reached)
+        # the inviter: this node tries again in the background with ``join_link``.
+        JOINING = "joining", "joining"
+        # The inviter refused the redemption for good (expired, revoked, used by someone
+        # else...): ``problem`` says why.
+        NOT_ADMITTED = "not_admitted", "not admitted"
 
     id = models.CharField(primary_key=True, max_length=64, help_text="The thread id, hex.")
     name = models.CharField(max_length=200)
@@ -60,6 +67,9 @@ class Thread(models.Model):
     role = models.CharField(max_length=64, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
     problem = models.TextField(blank=True)
+    # While joining: the invite link being redeemed (it holds the invite secret, so it is
+    # cleared as soon as the join ends, either way).
+    join_link = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

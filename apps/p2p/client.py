@@ -69,9 +69,12 @@ class NetworkClient:
             try:
                 future.result(timeout=REDEEM_WAIT)
             except TimeoutError as exc:
+                # The redemption goes on in the p2p thread (a running coroutine cannot be
+                # cancelled from here), and the inviter may have admitted this node already:
+                # the thread stays joining, and the p2p node finishes the join.
                 future.cancel()
                 raise services.ThreadServiceError(
-                    "unreachable", "redeeming the invite took too long; try again"
+                    "interrupted", "redeeming the invite is taking long; this node goes on trying"
                 ) from exc
             return
         if not settings.SEREUS.scale_out:
@@ -87,12 +90,17 @@ class NetworkClient:
                 "device": request.device,
                 "device_cert": request.device_cert,
                 "proof": request.proof,
+                "device_proof": request.device_proof,
             },
             timeout=REDEEM_WAIT,
         )
         if reply is None:
+            # The worker may be redeeming still (or may not run): the thread stays joining, and
+            # the worker finishes the join once it can.
             raise services.ThreadServiceError(
-                "unreachable", "the p2p worker does not answer (is runworker sereus-p2p running?)"
+                "interrupted",
+                "the p2p worker does not answer (is runworker sereus-p2p running?); "
+                "the join goes on when it does",
             )
         if reply.get("error"):
             raise services.ThreadServiceError(str(reply["error"]), str(reply.get("detail", "")))

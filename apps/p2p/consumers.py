@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["P2P_CHANNEL", "SCOPE_SERVICE_KEY", "P2PConsumer"]
 
 SCOPE_SERVICE_KEY = "sereus.p2p_service"
-REQUEST_FIELDS = ("invite", "member", "device", "device_cert", "proof")
+REQUEST_FIELDS = ("invite", "member", "device", "device_cert", "proof", "device_proof")
 
 
 class P2PConsumer(AsyncConsumer):

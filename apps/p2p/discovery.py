@@ -5,8 +5,10 @@ Three ways, tried by ``reach`` when the addresses a device wrote in the thread d
 - **Kademlia DHT** (py-libp2p ``kad_dht``, server mode, on by default): finds a known peer id's
   current addresses through the member devices this node is connected to. It is fenced to member
   devices of this node's threads: a stranger's DHT requests are reset, strangers never enter the
-  routing table and are never queried, and they are dropped from answers. So the DHT reveals no
-  one's contacts to strangers and sends no traffic to peers nobody here was given.
+  routing table and are never queried, and they are dropped from answers; only connected members
+  are asked (so the library never dials for it). So the DHT reveals no one's contacts to
+  strangers and sends no traffic to peers nobody here was given. The addresses it finds are
+  dialed under the same rule as the ones written in threads (``addresses``).
 - **Circuit relay v2**: a node with ``SEREUS_RELAY=on`` relays for member devices of its threads
   (for nobody else). Every node reserves a slot at up to ``MAX_RESERVATIONS`` relaying members it
   is connected to, so that others can reach it through them; when a device cannot be dialed, it is
@@ -141,7 +143,10 @@ class Discovery:
         query = dht.peer_routing._query_peer_for_closest
 
         async def query_members(peer: ID, key: bytes) -> list[ID]:
-            if not self.allowed(peer):
+            # Connected members only: asking one that is not connected would make the library
+            # dial it at whatever addresses its peerstore holds (from identify or other DHT
+            # answers), past the checks of ``addresses``.
+            if not self.allowed(peer) or not self._connected(peer):
                 return []
             return [found for found in await query(peer, key) if self.allowed(found)]
 
@@ -257,7 +262,8 @@ class Discovery:
                 direct = text.split("/p2p/")[0]
                 if not self._connected(peer_id):
                     self.configured.pop(peer_id, None)
-                    if not await self.node.dial_addrs(peer_id, [direct]):
+                    # The operator's own setting: any address it names is dialed.
+                    if not await self.node.dial_addrs(peer_id, [direct], checked=False):
                         continue
                 if (
                     peer_id not in self.configured

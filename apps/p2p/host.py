@@ -4,7 +4,7 @@ TCP only, Noise only, Yamux only: py-libp2p's defaults would also accept plainte
 mplex, and QUIC loses data in 0.8.1. The identity is the node's device key, so the Noise
 handshake authenticates every peer as a device key: that is what thread membership is checked
 against. No bootstrap list, no mDNS, no UPnP, no auto-connector: this host dials only the
-addresses the node hands it.
+addresses the node hands it (after ``addresses`` checked them).
 """
 
 from __future__ import annotations
@@ -105,20 +105,6 @@ def _interface_ips(family: str) -> list[str]:
                 continue  # needs a zone to dial; useless to a peer elsewhere
             ips.append(str(ip))
     return sorted(ips)
-
-
-def dialable(addr: str) -> multiaddr.Multiaddr | None:
-    """A peer-supplied address we are willing to dial: TCP over IPv4/IPv6/DNS, nothing else."""
-    try:
-        ma = multiaddr.Multiaddr(addr)
-    except Exception:  # a peer's bad address is skipped, not an error here
-        return None
-    names = [p.name for p in ma.protocols()]
-    if len(names) < 2 or names[0] not in ("ip4", "ip6", "dns", "dns4", "dns6") or names[1] != "tcp":
-        return None
-    if any(n not in ("ip4", "ip6", "dns", "dns4", "dns6", "tcp", "p2p") for n in names):
-        return None
-    return ma
 
 
 def quiet_libp2p_logs() -> None:

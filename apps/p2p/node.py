@@ -12,9 +12,14 @@ only through ``threads_io`` and the thread services, in a few worker threads (``
 - **Anti-entropy**: a session with every member device on (re)connect and every
   ``sync_interval`` seconds repairs whatever a push missed.
 - **Dialing**: known addresses first, then the DHT, then a circuit through a member that offers a
-  relay (``discovery``); failures back off per peer, from 1 s up to 5 minutes.
+  relay (``discovery``); failures back off per peer, from 1 s up to 5 minutes. Addresses that
+  members (or the DHT, or an invite link) supply are dialed only if ``addresses`` allows them (no
+  probing of private ranges this node is not on). A connection that stops answering is closed
+  and redialed (``keepalive``).
 - **Limits**: per-peer stream and byte buckets, strikes and bans (``limits``); strangers (peers
-  that are not devices of any thread here) share one small budget.
+  that are not devices of any thread here) share one small budget, and a small pool of the
+  inbound session slots, so they cannot crowd out the members (``slots``).
+- **Joins**: a join whose admission answer was lost is retried in the background (``joins``).
 """
 
 from __future__ import annotations
@@ -43,13 +48,17 @@ from apps.core.identity import peer_id_from_public_key
 from apps.core.thread.invite import Invite
 from apps.core.thread.writer import RedemptionRequest
 from apps.p2p import threads_io
+from apps.p2p.addresses import dial_targets, own_ranges
 from apps.p2p.bridge import unwrap
-from apps.p2p.host import announce_addresses, device_of, dialable, host_build, peer_id_of
+from apps.p2p.host import announce_addresses, device_of, host_build, peer_id_of
+from apps.p2p.joins import Joins
+from apps.p2p.keepalive import Keepalive
 from apps.p2p.limits import PeerLimits
 from apps.p2p.protocols import blob as blob_protocol
 from apps.p2p.protocols import invite as invite_protocol
 from apps.p2p.protocols import live as live_protocol
 from apps.p2p.protocols import sync
+from apps.p2p.slots import Pool, SessionSlots
 from apps.p2p.state import P2PState, state_load, state_save
 from apps.p2p.wire import FrameChannel, PeerFault, PeerRefused
 
@@ -64,8 +73,6 @@ BACKOFF_FIRST, BACKOFF_MAX = 1.0, 300.0
 DB_THREADS = 4
 CPU_THREADS = 2
 OUTBOUND_SESSIONS = 16
-INBOUND_SESSIONS = 256  # streams at once, idle ones kept for the next session included
-INBOUND_PER_PEER = 4
 STREAM_REUSE = 20.0  # below the responder's STREAM_IDLE, so a kept stream is still open
 SESSION_RETRIES = (0.2, 1.0, 5.0)  # seconds before trying a failed session again
 BLOB_RETRIES = (1.0, 5.0, 20.0)  # rounds over the member devices before a fetch gives up
@@ -139,6 +146,7 @@ class SereusNode:
         self.host: IHost | None = None
         self.addrs: tuple[str, ...] = ()  # announced: bound (wildcards expanded) + configured
         self.bound_addrs: tuple[str, ...] = ()
+        self.own_ranges = own_ranges(())  # local ranges this node is on (``addresses``)
         self.started_at: float | None = None
         self.threads: dict[bytes, ThreadView] = {}
         self.peers: dict[bytes, PeerRecord] = {}
@@ -149,13 +157,14 @@ class SereusNode:
         self._again: set[tuple[bytes, bytes]] = set()
         self._dialing: dict[bytes, trio.Event] = {}
         self._idle_streams: dict[bytes, tuple[INetStream, float]] = {}
-        self._inbound: dict[str, int] = {}
-        self._inbound_total = 0
+        self.slots = SessionSlots()
         self._db_limiter = trio.CapacityLimiter(DB_THREADS)
         self._cpu_limiter = trio.CapacityLimiter(CPU_THREADS)
         self._outbound = trio.CapacityLimiter(OUTBOUND_SESSIONS)
         self._nursery: trio.Nursery | None = None
         self.discovery: Any = None  # apps.p2p.discovery.Discovery, when started
+        self.keepalive = Keepalive(self)
+        self.joins = Joins(self)
         self._blob_wants: dict[bytes, set[bytes]] = {}
         self.blob_progress: Callable[[bytes], None] = lambda thread: None
         # (thread, member) of a typing signal from a peer: set to tell the open pages.
@@ -186,6 +195,7 @@ class SereusNode:
             await self.host.get_network().auto_connector.stop()
             bound = self.host.get_addrs()
             self.bound_addrs = tuple(announce_addresses(bound))
+            self.own_ranges = own_ranges(self.bound_addrs)
             self.addrs = tuple(announce_addresses(bound, self.settings.announce))
             from apps.p2p.discovery import Discovery
 
@@ -200,6 +210,8 @@ class SereusNode:
                 self.peer_id,
                 ", ".join(str(a) for a in bound),
             )
+            await nursery.start(self.keepalive.run)
+            await nursery.start(self.joins.run)
             nursery.start_soon(self._pusher)
             nursery.start_soon(self._maintain)
             task_status.started()
@@ -221,7 +233,8 @@ class SereusNode:
         self._dirty_event.set()
 
     async def redeem(self, invite: Invite, request: RedemptionRequest) -> None:
-        await invite_protocol.redeem(self, invite, request)
+        with self.joins.redeeming(invite.thread):
+            await invite_protocol.redeem(self, invite, request)
 
     def typing_send(self, thread: bytes) -> None:
         """Tell the connected member devices of ``thread`` that this member is typing (best
@@ -263,24 +276,18 @@ class SereusNode:
         """Run CPU work that releases the GIL (signature checks) beside the event loop."""
         return await trio.to_thread.run_sync(partial(fn, *args), limiter=self._cpu_limiter)
 
-    async def ingest(
-        self, thread: bytes, device: bytes, raws: list[bytes] | threads_io.Verified
-    ) -> None:
-        outcome = await self.db(threads_io.ingest, thread, raws)
-        self.stats["ops_received"] += outcome.accepted + outcome.refused
-        if outcome.malformed:
-            # A device of the thread sent ops that do not even verify: a broken or hostile node.
-            if self.limits.strike(str(peer_id_of(device)), "malformed ops"):
-                await self._ban(device)
-            raise PeerFault(f"{outcome.malformed} malformed ops")
-
     # -- what the protocols use -----------------------------------------------------------------
 
     def channel(self, stream: INetStream, device: bytes) -> FrameChannel:
         return FrameChannel(stream, str(peer_id_of(device)), self.limits)
 
     async def open_stream(self, device: bytes, protocol: TProtocol) -> INetStream:
+        """A stream over the connection to ``device``. Without one it fails: py-libp2p would
+        dial whatever addresses identify or the DHT left in its peerstore, unchecked; this node
+        dials only through ``dial_addrs``."""
         assert self.host is not None
+        if not self.connected(device):
+            raise ConnectionError(f"not connected to {peer_id_of(device)}")
         with trio.fail_after(STREAM_TIMEOUT):
             return await self.host.new_stream(peer_id_of(device), [protocol])
 
@@ -301,6 +308,12 @@ class SereusNode:
         if old is not None:
             self._nursery_reset(old[0])
         self._idle_streams[device] = (stream, time.monotonic())
+
+    def idle_stream_drop(self, device: bytes) -> None:
+        """Forget the stream kept for the next session with ``device`` (its connection died)."""
+        idle = self._idle_streams.pop(device, None)
+        if idle is not None:
+            self._nursery_reset(idle[0])
 
     def _nursery_reset(self, stream: INetStream) -> None:
         async def reset() -> None:
@@ -344,15 +357,17 @@ class SereusNode:
             return self.limits.allow_stream(peer)
         return self.limits.allow_stranger_stream(peer)
 
-    async def _admit_stream(self, stream: INetStream) -> tuple[bytes, str] | None:
+    async def _admit_stream(self, stream: INetStream) -> tuple[bytes, str, Pool] | None:
+        """A slot for a new inbound stream (``slots``: strangers have a small pool of their
+        own), or the stream is reset."""
         peer_id = stream.muxed_conn.peer_id
         device = device_of(peer_id)
+        pool: Pool = "member" if device is not None and device in self.peers else "stranger"
         if (
             device is None
             or self.limits.banned(str(peer_id))
             or not self._allow(peer_id, device)
-            or self._inbound_total >= INBOUND_SESSIONS
-            or self._inbound.get(str(peer_id), 0) >= INBOUND_PER_PEER
+            or not self.slots.take(str(peer_id), pool)
         ):
             self.stats["refused_streams"] += 1
             with trio.move_on_after(1):
@@ -360,15 +375,13 @@ class SereusNode:
             if device is not None and self.limits.banned(str(peer_id)):
                 await self._ban(device)
             return None
-        return device, str(peer_id)
+        return device, str(peer_id), pool
 
     async def _serve(self, stream: INetStream, handler) -> None:
         admitted = await self._admit_stream(stream)
         if admitted is None:
             return
-        device, peer = admitted
-        self._inbound[peer] = self._inbound.get(peer, 0) + 1
-        self._inbound_total += 1
+        device, peer, pool = admitted
         try:
             await handler(self, stream, device)
         except Exception as error:  # whatever happened, it ends this stream only
@@ -381,10 +394,7 @@ class SereusNode:
             else:
                 logger.debug("session with %s ended: %r", peer, exc)
         finally:
-            self._inbound[peer] -= 1
-            if not self._inbound[peer]:
-                del self._inbound[peer]
-            self._inbound_total -= 1
+            self.slots.give(peer, pool)
             with trio.move_on_after(1):
                 with contextlib.suppress(Exception):  # already closed
                     await stream.reset()
@@ -483,8 +493,11 @@ class SereusNode:
                 self._want(thread, record.device, again=False)
 
     def connected(self, device: bytes) -> bool:
+        """Whether a live connection to ``device`` is open (the swarm lists a closed one until
+        its clean-up has run)."""
         assert self.host is not None
-        return bool(self.host.get_network().get_connections(peer_id_of(device)))
+        conns = self.host.get_network().get_connections(peer_id_of(device))
+        return any(not conn.is_closed for conn in conns)
 
     # -- blobs ----------------------------------------------------------------------------------
 
@@ -599,6 +612,10 @@ class SereusNode:
                         await self._ban(device)
                     return "refused"
                 logger.debug("sync with %s failed: %r", peer_id_of(device), exc)
+                if isinstance(exc, trio.TooSlowError):
+                    # A connection that went silent still looks connected: check it now rather
+                    # than at the next keepalive round.
+                    self.keepalive.check(device)
                 return "failed"
         self.synced(thread, device, sent, received)
         return "done"
@@ -674,13 +691,25 @@ class SereusNode:
         return await self.discovery.reach(record)
 
     async def dial_addrs(
-        self, peer_id: ID, addrs: list[str], record: PeerRecord | None = None
+        self,
+        peer_id: ID,
+        addrs: list[str],
+        record: PeerRecord | None = None,
+        *,
+        checked: bool = True,
     ) -> bool:
+        """Dial ``peer_id`` at the first of ``addrs`` that answers. Peer-supplied addresses
+        (``checked``, the default) go through ``addresses.dial_targets`` first: only TCP, and
+        local ranges only where this node is itself."""
         assert self.host is not None
-        usable = [ma for ma in (dialable(a) for a in addrs) if ma is not None]
+        usable, refused = await dial_targets(addrs, self.own_ranges if checked else None)
+        if refused:
+            logger.debug("not dialing %s at %s", peer_id, ", ".join(refused[:MAX_DIAL_ADDRS]))
         if not usable:
             if record is not None:
-                record.last_error = "no address to dial"
+                record.last_error = (
+                    "no address this node may dial" if refused else "no address to dial"
+                )
             return False
         network = self.host.get_network()
         failure: Exception | None = None
@@ -756,6 +785,9 @@ class SereusNode:
             ],
             "threads": threads,
             "limited": self.limits.summary(),
+            "inbound": self.slots.summary(),
+            "keepalive": self.keepalive.status(),
+            "joins": self.joins.status(),
             "stats": dict(self.stats),
             "relay": self.settings.relay,
             "mdns": self.settings.mdns,

@@ -3,6 +3,10 @@
 Each writes through ops: a control op, validated by this node's replica like any other, in one
 transaction of the thread's database; then this node's index of the thread (``Thread`` and the
 member, device and invite rows) is brought up to date.
+
+Invites: the admitting node checks a redemption before writing anything (``redemption``), and
+admits the same newcomer again without a write; the joining node keeps a join whose answer was
+lost in the joining state and the p2p node finishes it in the background (``joining``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from apps.core.thread.invite import Invite, InviteError, invite_parse
 from apps.core.thread.policy import PolicyError, policy_template
 from apps.core.thread.replica import IngestResult, Verified
 from apps.core.thread.writer import RedemptionRequest, ThreadWriter, WriteError, redemption_request
+from apps.core.threads import joining
 from apps.core.threads.database import NodeKeys, ThreadDatabase, WriteRefused
+from apps.core.threads.redemption import NOT_HERE, RedemptionRefused, redemption_check
 from apps.core.threads.registry import thread_database
 from apps.core.threads.signals import thread_added
 
@@ -49,7 +55,9 @@ class Network(Protocol):
     def redeem(self, invite: Invite, request: RedemptionRequest) -> None:
         """Dial a member listed in ``invite``, redeem it with ``request`` and receive the
         thread's log into this node's thread database (``join_receive``); raise
-        ``ThreadServiceError`` (unreachable, expired, used, revoked, ...) if that fails."""
+        ``ThreadServiceError`` (unreachable, expired, used, revoked, ...) if that fails, with
+        the code ``interrupted`` when it failed after the redeem was sent (the inviter may
+        have admitted this node)."""
         ...
 
     def typing(self, thread: bytes) -> None:
@@ -144,6 +152,11 @@ def thread_create(*, name: str, app: str = "default") -> Thread:
 
 
 def thread_leave(*, thread: Thread) -> None:
+    """Leave a thread (a leave op); for a thread this node is only joining, or was not
+    admitted to, stop there: nothing to write, nobody to tell."""
+    if thread.state in (Thread.State.JOINING, Thread.State.NOT_ADMITTED):
+        Thread.objects.filter(pk=thread.pk).update(state=Thread.State.LEFT, join_link="")
+        return
     _write(thread, lambda writer: writer.control(p.Leave()))
     Thread.objects.filter(pk=thread.pk).update(state=Thread.State.LEFT)
 
@@ -224,33 +237,87 @@ def invite_redeem_local(*, link: str) -> tuple[Invite, RedemptionRequest]:
 
 
 def invite_redeem(*, link: str) -> Thread:
-    """Join a thread with an invite link: the local half here, the admission over the network."""
+    """Join a thread with an invite link: the local half here, the admission over the network.
+
+    Returns the thread, active; or, when the answer was lost after the redeem was sent, in the
+    joining state (the p2p node redeems again in the background until it is admitted or
+    refused for good, see ``joining``)."""
     invite, request = invite_redeem_local(link=link)
     if network is None:
         raise ThreadServiceError(
             "unreachable",
             "this node cannot reach the inviter: its peer-to-peer host is not running",
         )
-    network.redeem(invite, request)
+    previous = joining.join_begin(invite=invite, link=link.strip())
+    try:
+        network.redeem(invite, request)
+    except ThreadServiceError as exc:
+        if exc.code == joining.INTERRUPTED:
+            joining.join_failed(thread=invite.thread, code=exc.code, reason=f"{exc}; trying again")
+            return Thread.objects.get(pk=_hex(invite.thread))
+        if previous is not None and previous.state == Thread.State.JOINING:
+            # An earlier attempt may have been admitted: a refusal now ends that join too,
+            # anything else leaves it to the background attempts.
+            joining.join_failed(thread=invite.thread, code=exc.code, reason=str(exc))
+        else:
+            joining.join_undo(thread=invite.thread, previous=previous)
+        raise
+    except BaseException:
+        joining.join_undo(thread=invite.thread, previous=previous)
+        raise
     return thread_join(invite=invite)
 
 
-# What the admitting node says when it cannot admit, by the replica's refusal reason.
+# What the admitting node says when its replica refuses an admission the check let through
+# (a concurrent change), by the refusal reason.
 _ADMIT_REFUSALS = (
-    ("unknown invite", "unknown"),
     ("revoked", "revoked"),
     ("already used", "used"),
     ("expired", "expired"),
+    ("lost its force", "revoked"),
 )
 
 
 def invite_admit(*, thread: Thread, request: RedemptionRequest) -> list[bytes]:
     """The admitting node's half: redeem the invite for the newcomer (one use only) and start a
-    key epoch that includes them. Returns the ops to send back with the rest of the log."""
+    key epoch that includes them. Returns the ops written (none when this newcomer was admitted
+    before: the log it is sent again holds them).
+
+    The request is checked against the current control state first (``redemption``): a refusal
+    writes nothing, so it costs no reload of the thread's replica. "No such invite" is one
+    answer (``NOT_HERE``) whether the thread is unknown, not active or the invite unknown."""
+    if thread.state != Thread.State.ACTIVE:
+        raise ThreadServiceError("unknown", NOT_HERE)
+    database = thread_database(thread.thread)
+    with database.lock:
+        control = database.replica().control
+        if control.opaque:
+            # Some control op is unreadable here: who may be admitted cannot be known, and this
+            # node never acts on a member list it cannot read (issue 9).
+            raise ThreadServiceError(
+                "unavailable",
+                "this node cannot read all of the thread's membership changes right now; "
+                "another member's node can admit you",
+            )
+        state = control.state
+        try:
+            verdict = redemption_check(
+                thread.thread,
+                state,
+                request,
+                admitter=bytes.fromhex(thread.member_id),
+                now_ms=_now_ms(),
+            )
+        except RedemptionRefused as exc:
+            raise ThreadServiceError(exc.code, str(exc)) from exc
+    if verdict == "again":
+        return []
     try:
         ops = _write(thread, lambda writer: writer.admit(request))
     except ThreadServiceError as exc:
         text = str(exc)
+        if "unknown invite" in text:
+            raise ThreadServiceError("unknown", NOT_HERE) from exc
         code = next((c for needle, c in _ADMIT_REFUSALS if needle in text), exc.code)
         raise ThreadServiceError(code, text) from exc
     return [op.raw for op in ops]
@@ -286,6 +353,7 @@ def thread_join(*, invite: Invite, raws: Iterable[bytes] = ()) -> Thread:
             "role": role,
             "state": Thread.State.ACTIVE,
             "problem": "",
+            "join_link": "",
         },
     )
     index_refresh(thread=thread)
@@ -307,14 +375,25 @@ def member_remove(*, thread: Thread, member_id: str) -> None:
     _write(thread, lambda writer: writer.remove_member(member))
 
 
-def device_certify(*, thread: Thread, device_id: str) -> None:
-    """Admit another device of this party (e.g. its second node) to act for it in the thread."""
+def device_certify(*, thread: Thread, device_id: str, device_proof: str) -> None:
+    """Admit another device of this party (e.g. its second node) to act for it in the thread.
+    ``device_proof``: that device's signature saying it acts for this member in this thread
+    (``keys.device_proof_sign``; the other node prints it with ``manage.py device_proof``), so
+    nobody can claim a device key that is not theirs."""
     device = _key(device_id, "the device id")
+    try:
+        proof = bytes.fromhex(device_proof)
+    except ValueError:
+        proof = b""
+    if len(proof) != 64:
+        raise ThreadServiceError("invalid", "the device's proof must be 128 hexadecimal characters")
 
     def certify(writer: ThreadWriter):
         cert = keys.device_cert_sign(writer.member_key, writer.thread, device)
         return writer.control(
-            p.CertifyDevice(member=writer.member, device=device, device_cert=cert)
+            p.CertifyDevice(
+                member=writer.member, device=device, device_cert=cert, device_proof=proof
+            )
         )
 
     _write(thread, certify)
