@@ -34,6 +34,8 @@ v1 = (
             name="thread_invite_qr",
         ),
         path(THREAD + "ops/", threads.OpLogApi.as_view(), name="thread_ops"),
+        path(THREAD + "writes/", threads.WriteListApi.as_view(), name="thread_writes"),
+        path(THREAD + "writes/<str:op>/", threads.WriteDetailApi.as_view(), name="thread_write"),
         path(THREAD + "messages/", messaging.MessageListApi.as_view(), name="messages"),
         path(THREAD + "receipt/", messaging.ReceiptApi.as_view(), name="messages_receipt"),
         path(

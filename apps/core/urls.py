@@ -26,6 +26,7 @@ urlpatterns = [
     path("node/threads/join/", threads.thread_join, name="thread_join"),
     path("node/threads/<str:thread_id>/", threads.thread_detail, name="thread"),
     path("node/threads/<str:thread_id>/leave/", threads.thread_leave, name="thread_leave"),
+    path("node/threads/<str:thread_id>/writes/", threads.thread_writes, name="thread_writes"),
     path("node/threads/<str:thread_id>/invite/", threads.invite_create, name="thread_invite"),
     path(
         "node/threads/<str:thread_id>/invites/<str:invite_id>/",

@@ -1,7 +1,12 @@
 """The messaging API (owner only): a conversation's messages, newest page first; send, edit and
-delete one's own. Errors are ``{"error": code, "detail": message}`` as everywhere in the API."""
+delete one's own. Errors are ``{"error": code, "detail": message}`` as everywhere in the API.
+
+Every write answers with the ``write`` it made (its op and state): a success means this node
+signed, stored and accepted it, and the thread can still refuse it (``WRITES_TAKEN``)."""
 
 from __future__ import annotations
+
+import uuid
 
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -12,10 +17,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.models import Thread
-from apps.core.threads.apis import ServiceFailed, _call
+from apps.core.threads import writes
+from apps.core.threads.apis import WRITES_TAKEN, ServiceFailed, WriteRefOutput, _call, write_ref
+from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
 from apps.messaging import attachments, selectors, services
 from apps.messaging.models import MAX_TEXT
+
+MESSAGE, RECEIPT = "messaging_message", "messaging_receipt"
 
 
 def _conversation(thread_id: str) -> Thread:
@@ -59,6 +68,14 @@ class MessageOutput(serializers.Serializer):
     )
 
 
+class MessageWrittenOutput(MessageOutput):
+    write = WriteRefOutput(
+        allow_null=True,
+        help_text="The write this request made (or, if it wrote nothing, the "
+        "one that made the message as it is).",
+    )
+
+
 class MessageInput(serializers.Serializer):
     text = serializers.CharField(max_length=MAX_TEXT, required=False, allow_blank=True, default="")
     reply_to = serializers.UUIDField(required=False, allow_null=True)
@@ -82,6 +99,23 @@ def _view(thread: Thread, message_id: str) -> dict:
     if found is None:
         raise ServiceFailed(ThreadServiceError("not_found", "no such message"))
     return MessageOutput(found).data
+
+
+def _head(thread: Thread) -> int:
+    """Where this node's chain stands before a request writes (what it writes comes after)."""
+    if thread.state != Thread.State.ACTIVE:
+        return 0  # nothing will be written (the service refuses, or writes nothing)
+    return writes.writes_head(thread_database(thread.thread))
+
+
+def _written(
+    thread: Thread, head: int, table: str, pk: str | None = None, *, first: bool = False
+) -> dict | None:
+    """The write a request made to the row (see ``writes.write_of_row``), as ``{op, state}``."""
+    if thread.state != Thread.State.ACTIVE:
+        return None
+    database = thread_database(thread.thread)
+    return write_ref(writes.write_of_row(database, table=table, pk=pk, after=head, first=first))
 
 
 class MessageListApi(APIView):
@@ -112,7 +146,10 @@ class MessageListApi(APIView):
         return Response(MessageOutput(page, many=True).data)
 
     @extend_schema(
-        request=MessageInput, responses={201: MessageOutput}, operation_id="messages_send"
+        request=MessageInput,
+        responses={201: MessageWrittenOutput},
+        operation_id="messages_send",
+        description="Post a message. " + WRITES_TAKEN,
     )
     def post(self, request: Request, thread_id: str) -> Response:
         thread = _conversation(thread_id)
@@ -121,28 +158,50 @@ class MessageListApi(APIView):
             payload = {**payload.dict(), "files": request.FILES.getlist("files")}
         data = MessageInput(data=payload)
         data.is_valid(raise_exception=True)
+        head = _head(thread)
         message = _call(services.message_send, thread=thread, **data.validated_data)
-        return Response(_view(thread, message.id.hex), status=status.HTTP_201_CREATED)
+        body = _view(thread, message.id.hex)
+        body["write"] = _written(thread, head, MESSAGE, message.id.hex, first=True)
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class DeletedOutput(serializers.Serializer):
+    write = WriteRefOutput(allow_null=True, help_text="The write that deleted it.")
 
 
 class MessageDetailApi(APIView):
-    @extend_schema(request=MessageEditInput, responses=MessageOutput, operation_id="messages_edit")
+    @extend_schema(
+        request=MessageEditInput,
+        responses=MessageWrittenOutput,
+        operation_id="messages_edit",
+        description="Edit one's own message. " + WRITES_TAKEN,
+    )
     def patch(self, request: Request, thread_id: str, message_id: str) -> Response:
         thread = _conversation(thread_id)
         data = MessageEditInput(data=request.data)
         data.is_valid(raise_exception=True)
+        head = _head(thread)
         message = _call(
             services.message_edit,
             thread=thread,
             message_id=message_id,
             text=data.validated_data["text"],
         )
-        return Response(_view(thread, message.id.hex))
+        body = _view(thread, message.id.hex)
+        body["write"] = _written(thread, head, MESSAGE, message.id.hex)
+        return Response(body)
 
-    @extend_schema(responses={204: None}, operation_id="messages_delete")
+    @extend_schema(
+        responses={200: DeletedOutput},
+        operation_id="messages_delete",
+        description="Delete one's own message (and one's reactions to it). " + WRITES_TAKEN,
+    )
     def delete(self, request: Request, thread_id: str, message_id: str) -> Response:
-        _call(services.message_delete, thread=_conversation(thread_id), message_id=message_id)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        thread = _conversation(thread_id)
+        head = _head(thread)
+        _call(services.message_delete, thread=thread, message_id=message_id)
+        pk = uuid.UUID(message_id).hex  # valid: the service found the message
+        return Response({"write": _written(thread, head, MESSAGE, pk)})
 
 
 class ReceiptInput(serializers.Serializer):
@@ -153,17 +212,25 @@ class ReceiptInput(serializers.Serializer):
 
 class ReceiptOutput(serializers.Serializer):
     written = serializers.BooleanField(help_text="False when it was not newer than before.")
+    write = WriteRefOutput(allow_null=True, help_text="The write it made; null if none.")
 
 
 class ReceiptApi(APIView):
-    @extend_schema(request=ReceiptInput, responses=ReceiptOutput, operation_id="messages_read")
+    @extend_schema(
+        request=ReceiptInput,
+        responses=ReceiptOutput,
+        operation_id="messages_read",
+        description="Say how far this member has read (receipts only move forward). "
+        + WRITES_TAKEN,
+    )
     def put(self, request: Request, thread_id: str) -> Response:
-        """Say how far this member has read (receipts only move forward)."""
         thread = _conversation(thread_id)
         data = ReceiptInput(data=request.data)
         data.is_valid(raise_exception=True)
+        head = _head(thread)
         written = _call(services.receipt_mark, thread=thread, up_to=data.validated_data["up_to"])
-        return Response({"written": written})
+        write = _written(thread, head, RECEIPT) if written else None
+        return Response({"written": written, "write": write})
 
 
 class AttachmentApi(APIView):

@@ -28,6 +28,7 @@ class ConversationConsumer(ThreadLiveConsumer):
     # Renders are a few kB (only what changed): a short pause between them is enough.
     coalesce_seconds = 0.1
     _shown: dict[str, str] | None = None  # message id -> its html, as last sent
+    _undelivered = ""  # the refused-writes section, as last sent
     _read_later: asyncio.Task | None = None
     _typing_sent = 0.0
     _typing_clear: asyncio.Task | None = None
@@ -91,9 +92,14 @@ class ConversationConsumer(ThreadLiveConsumer):
             )
             for message in context["page"]
         }
+        # The section of refused writes changes when a removal (or the like) arrives: the
+        # message it takes from the list shows up there, with its text.
+        undelivered = render_to_string("messaging/_undelivered.html", {**context, "oob": True})
+        extra = "" if undelivered == self._undelivered else undelivered
+        self._undelivered = undelivered
         before, self._shown = self._shown, shown
         if not before or not shown or not _appended_only(list(before), list(shown)):
-            return render_to_string("messaging/_messages.html", {**context, "oob": True})
+            return extra + render_to_string("messaging/_messages.html", {**context, "oob": True})
         parts = [
             format_html('<li id="m-{}" hx-swap-oob="delete"></li>', gone)
             for gone in before
@@ -108,7 +114,7 @@ class ConversationConsumer(ThreadLiveConsumer):
                 if message.id in added
             )
             parts.append(f'<ol hx-swap-oob="beforeend:#messages">{items}</ol>')
-        return "".join(parts)
+        return extra + "".join(parts)
 
     async def rendered(self) -> None:
         # The page is open on its newest messages: they are read. Said once things are quiet,

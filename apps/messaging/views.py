@@ -13,7 +13,7 @@ from uuid6 import uuid7
 
 from apps.core.models import Thread
 from apps.core.threads.services import ThreadServiceError
-from apps.messaging import attachments, selectors, services
+from apps.messaging import attachments, selectors, services, undelivered
 from apps.messaging.forms import (
     ConversationForm,
     MessageEditForm,
@@ -67,6 +67,8 @@ def page_context(thread: Thread, *, before: str | None = None, query: str = "") 
         "older": shown[-1].cursor if len(page) > selectors.PAGE and not query else None,
         "reactions": services.REACTIONS,
         "can_post": thread.role in ("owner", "admin", "writer"),
+        # What the conversation refused of this member's writes, with the text they wrote.
+        "undelivered": undelivered.refused(thread),
     }
 
 

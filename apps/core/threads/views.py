@@ -9,12 +9,18 @@ import segno
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.models import Thread
-from apps.core.threads import selectors, services
+from apps.core.threads import selectors, services, writes
 from apps.core.threads.forms import InviteForm, JoinForm, RoleForm, ThreadCreateForm
+from apps.core.threads.pages import links
+from apps.core.threads.registry import thread_database
+
+# The states of a thread this node was in (so it may have written there) with a database to read.
+WROTE_IN = (Thread.State.ACTIVE, Thread.State.REMOVED, Thread.State.LEFT)
 
 
 def _thread(thread_id: str) -> Thread:
@@ -53,7 +59,14 @@ def thread_join(request: HttpRequest) -> HttpResponse:
         except services.ThreadServiceError as exc:
             form.add_error("link", str(exc))
         else:
-            messages.success(request, f"You joined {thread.name}.")
+            if thread.state == Thread.State.JOINING:
+                messages.info(
+                    request,
+                    f"Joining {thread.name}: the inviter's node did not finish answering. "
+                    "This node keeps trying in the background.",
+                )
+            else:
+                messages.success(request, f"You joined {thread.name}.")
             return redirect("core:thread", thread_id=thread.id)
     return render(request, "core/thread_join.html", {"form": form})
 
@@ -62,6 +75,9 @@ def thread_detail(request: HttpRequest, thread_id: str) -> HttpResponse:
     thread = _thread(thread_id)
     live = selectors.thread_live(thread)
     context: dict = {"thread": thread, "live": live}
+    if thread.state in WROTE_IN:
+        # Also (above all) when this node was removed: what it wrote meanwhile was refused.
+        context["refused_writes"] = writes.writes_count(thread_database(thread.thread))
     if thread.state == Thread.State.ACTIVE:
         context.update(
             invite_form=InviteForm(roles=[r for r in live.roles if r != "owner"]),
@@ -71,6 +87,37 @@ def thread_detail(request: HttpRequest, thread_id: str) -> HttpResponse:
     if created and created.get("thread") == thread.id:
         context["new_invite"] = {"link": created["link"], "qr": _qr(created["link"])}
     return render(request, "core/thread.html", context)
+
+
+WRITE_FILTERS = (("refused", "Not accepted"), ("accepted", "Accepted"), ("", "All"))
+
+
+def thread_writes(request: HttpRequest, thread_id: str) -> HttpResponse:
+    """This node's writes in the thread and what became of each; the refused ones first."""
+    thread = _thread(thread_id)
+    if thread.state not in WROTE_IN:
+        raise Http404("this node has no writes in this thread")
+    state = request.GET.get("state", "refused")
+    state = state if state in writes.STATES else None
+    try:
+        before = int(request.GET["before"]) if request.GET.get("before") else None
+    except ValueError:
+        raise Http404("no such page") from None
+    page = writes.writes_list(thread_database(thread.thread), state=state, before=before)
+    app_url = links([thread])[0].url  # where the thread's app shows it (if it has a page)
+    removed = thread.state == Thread.State.REMOVED
+    context = {
+        "thread": thread,
+        "state": state or "",
+        "filters": WRITE_FILTERS,
+        "writes": [
+            (write, writes.write_summary(write), writes.refusal_text(write.refusal, removed))
+            for write in page.writes
+        ],
+        "older": page.next,
+        "app_url": app_url if app_url != reverse("core:thread", args=[thread.id]) else None,
+    }
+    return render(request, "core/thread_writes.html", context)
 
 
 def _act(request: HttpRequest, thread: Thread, action, success: str) -> HttpResponse:
@@ -148,7 +195,10 @@ def thread_leave(request: HttpRequest, thread_id: str) -> HttpResponse:
     except services.ThreadServiceError as exc:
         messages.error(request, str(exc))
         return redirect("core:thread", thread_id=thread.id)
-    messages.success(request, f"You left {thread.name}.")
+    if thread.state in (Thread.State.JOINING, Thread.State.NOT_ADMITTED):
+        messages.success(request, f"This node stopped joining {thread.name}.")
+    else:
+        messages.success(request, f"You left {thread.name}.")
     return redirect("core:threads")
 
 
