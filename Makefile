@@ -21,6 +21,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	scripts/ensure-chromium
+	scripts/ensure-test-tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	# The whole suite takes ~8 min; a hang must fail the run long before CI's limit.

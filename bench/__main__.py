@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ["thread_validation", "thread_writes", "p2p_sync", "messaging"]
+BENCHMARKS = ["thread_validation", "thread_writes", "p2p_sync", "messaging", "faults"]
 
 
 def main() -> None:
