@@ -10,7 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ["thread_validation", "thread_writes", "p2p_sync", "messaging", "faults"]
+BENCHMARKS = [
+    "thread_validation",
+    "thread_writes",
+    "p2p_sync",
+    "messaging",
+    "adversary",
+    "faults",
+]
 
 
 def main() -> None:

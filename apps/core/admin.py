@@ -248,6 +248,13 @@ class ThreadInviteAdmin(ServiceAdminMixin, admin.ModelAdmin):
 
 
 class DeviceForm(forms.ModelForm):
+    device_proof = forms.CharField(
+        max_length=128,
+        help_text="That node's proof that it acts for you in this thread: run "
+        "`python manage.py device_proof <thread id> <your member id>` on it and paste what it "
+        "prints.",
+    )
+
     class Meta:
         model = ThreadDevice
         fields = ["thread", "device_id"]
@@ -269,7 +276,11 @@ class ThreadDeviceAdmin(ServiceAdminMixin, admin.ModelAdmin):
             return
         if self._run(
             request,
-            lambda: services.device_certify(thread=obj.thread, device_id=obj.device_id),
+            lambda: services.device_certify(
+                thread=obj.thread,
+                device_id=obj.device_id,
+                device_proof=form.cleaned_data["device_proof"],
+            ),
         ):
             obj.pk = ThreadDevice.objects.get(thread=obj.thread, device_id=obj.device_id).pk
 

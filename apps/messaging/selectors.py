@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.db import connections
 from django.utils.safestring import SafeString
 
@@ -342,6 +343,13 @@ def _attachment_view(thread: Thread, row: tuple) -> AttachmentView:
         # Columns hold what the sender's op said: check types as well as values.
         if type(size) is not int or not 0 <= size <= len(view.chunks) * blobs.CHUNK:
             raise ValueError("a size its chunks cannot hold")
+        # A hostile member can describe a file of any size: nothing larger than this node
+        # accepts is fetched (the limit holds on fetch, not only on send).
+        limit = settings.SEREUS.max_attachment_bytes
+        if size > limit or len(view.chunks) > -(-limit // blobs.CHUNK) + 1:
+            view.damaged = "it is larger than this node accepts"
+            view.chunks = []
+            return view
         view.size = size
     except (ValueError, TypeError):
         view.damaged = "its description is malformed"

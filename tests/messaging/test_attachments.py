@@ -16,6 +16,7 @@ from PIL import Image
 
 from apps.core import blobs
 from apps.core import services as node_services
+from apps.core.threads import services as threads_services
 from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
 from apps.messaging import selectors, services
@@ -221,3 +222,35 @@ def test_a_chunk_damaged_on_disk_is_fetched_again_not_served(chat, browser, data
     assert not path.exists()
     (again,) = selectors.messages(chat)[0].attachments
     assert (again.complete, again.percent) == (False, 50)
+
+
+def test_a_description_larger_than_this_node_accepts_is_never_fetched(
+    chat, browser, tmp_path, settings, monkeypatch
+):
+    """A hostile member describes a file of 15 000 chunks: its size is consistent, but nobody
+    fetches more than their own node accepts (the limit holds on fetch too)."""
+    chat_db = thread_database(chat.thread)
+    bob = other_node(tmp_path, chat.thread, "bob")
+    admit(chat_db, bob, "writer")
+    message = Message.objects.using(bob.alias).create(text="a huge file")
+    count = 15_000
+    Attachment.objects.using(bob.alias).create(
+        message=message.id,
+        name="huge.bin",
+        mime="application/octet-stream",
+        size=count * blobs.CHUNK,
+        key="11" * 32,
+        chunks="22" * 32 * count,
+    )
+    exchange(bob.database, chat_db)
+    wanted = []
+    monkeypatch.setattr(
+        threads_services,
+        "network",
+        type("Net", (), {"blobs_want": lambda self, t, chunks: wanted.extend(chunks)})(),
+    )
+    (attachment,) = selectors.messages(chat)[0].attachments
+    assert attachment.damaged == "it is larger than this node accepts"
+    page = browser.get(reverse("messaging:conversation", args=[chat.id]))
+    assert page.status_code == 200
+    assert wanted == []

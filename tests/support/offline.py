@@ -6,12 +6,15 @@ hostile removed member would send."""
 from __future__ import annotations
 
 import time
-import uuid
 
 from apps.core.thread import payloads as p
+from apps.core.thread.rowid import row_id_new
+from apps.core.threads import coltypes
 from apps.core.threads.context import thread_context
 from apps.core.threads.registry import thread_database
 from tests.replicated_app.models import Note
+
+NOTE = "replicated_app_note"
 
 
 def notes_write(thread_hex: str, count: int, prefix: str = "offline") -> None:
@@ -27,7 +30,7 @@ def late_note_forge(thread_hex: str) -> str:
     from tests.core.thread.conftest import forge
 
     database = thread_database(bytes.fromhex(thread_hex))
-    note_id = uuid.uuid4().hex
+    note_id = database.row_id_new().hex
     with database.lock:
         writer = database.writer()
         change = p.RowChange(
@@ -55,7 +58,8 @@ def late_note_forge(thread_hex: str) -> str:
             for epoch_keys in replica.keyring.by_keys_op.get(event.op.hash, ())
             if epoch_keys.data is not None
         )
-        op = forge(writer, kind="data", payload=p.data_doc([change]), epoch=epoch, key=key)
+        payload = p.data_doc([change], coltypes.schema_of({NOTE}))
+        op = forge(writer, kind="data", payload=payload, epoch=epoch, key=key)
     return op.raw.hex()
 
 
@@ -74,14 +78,15 @@ def notes_bulk(thread_hex: str, count: int, per_transaction: int = 5000) -> None
 
     database = thread_database(bytes.fromhex(thread_hex))
     created = timezone.now().isoformat()
+    schema = coltypes.schema_of({NOTE})
 
     def batch(start: int, size: int):
         def write(writer):
             for i in range(start, start + size):
-                note_id = uuid.uuid4().hex
+                note_id = row_id_new(writer.member).hex
                 cols = {"id": note_id, "title": f"bulk {i}", "body": "", "pinned": False}
                 cols |= {"stars": 0, "created": created}
-                writer.write_data([p.RowChange("replicated_app_note", note_id, p.UPSERT, cols)])
+                writer.write_data([p.RowChange(NOTE, note_id, p.UPSERT, cols)], schema)
 
         return write
 

@@ -106,10 +106,29 @@ class ThreadListApi(APIView):
         return Response(ThreadOutput(thread).data, status=status.HTTP_201_CREATED)
 
 
+class KeyProblemOutput(serializers.Serializer):
+    keys_op = serializers.CharField(help_text="The keys op that sealed this node a wrong key.")
+    device = serializers.CharField(help_text="The device that signed it (hex).")
+    member = serializers.CharField(help_text="The member that device acts for (hex).")
+
+
+class ThreadDetailWithKeysOutput(ThreadDetailOutput):
+    key_problems = KeyProblemOutput(
+        many=True,
+        help_text="Rotations that gave this node a key that does not match the epoch's check "
+        "(a hostile or broken rotator): their ops stay unreadable here until another member "
+        "rotates the keys.",
+    )
+
+
 class ThreadDetailApi(APIView):
-    @extend_schema(responses=ThreadDetailOutput, operation_id="threads_retrieve")
+    @extend_schema(responses=ThreadDetailWithKeysOutput, operation_id="threads_retrieve")
     def get(self, request: Request, thread_id: str) -> Response:
-        return Response(ThreadDetailOutput(_thread(thread_id)).data)
+        thread = _thread(thread_id)
+        data = dict(ThreadDetailOutput(thread).data)
+        problems = selectors.key_problems(thread) if thread.state == Thread.State.ACTIVE else []
+        data["key_problems"] = KeyProblemOutput(problems, many=True).data
+        return Response(data)
 
 
 class MemberOutput(serializers.Serializer):

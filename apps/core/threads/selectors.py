@@ -164,3 +164,30 @@ def thread_sync_states(status: Mapping[str, Any]) -> list[ThreadSync]:
 
 def _unix_time(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, tz=UTC)
+
+
+@dataclass(frozen=True)
+class KeyProblem:
+    """A keys op whose sealed box for this node's member did not hold its epoch's key: the
+    rotator (its signing device, and the member it acts for) gave this node no working key."""
+
+    keys_op: str  # hex
+    device: str  # hex: the device that signed it
+    member: str  # hex: the member that device acts for ("" if unknown)
+
+
+def key_problems(thread: Thread) -> list[KeyProblem]:
+    """Bad seals this node found in the thread (issue 9: an inconsistent rotation is detectable
+    and attributable: the keys op is signed by its author's device)."""
+    database = thread_database(thread.thread)
+    with database.lock:
+        replica = database.replica()
+        devices = replica.control.state.devices
+        return [
+            KeyProblem(
+                bad.keys_op.hex(),
+                bad.device.hex(),
+                devices[bad.device].member.hex() if bad.device in devices else "",
+            )
+            for bad in replica.keyring.bad_seals
+        ]

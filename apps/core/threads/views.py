@@ -79,6 +79,7 @@ def thread_detail(request: HttpRequest, thread_id: str) -> HttpResponse:
         # Also (above all) when this node was removed: what it wrote meanwhile was refused.
         context["refused_writes"] = writes.writes_count(thread_database(thread.thread))
     if thread.state == Thread.State.ACTIVE:
+        context["key_problems"] = selectors.key_problems(thread)
         context.update(
             invite_form=InviteForm(roles=[r for r in live.roles if r != "owner"]),
             invites=thread.invites.filter(status="open").exclude(link=""),

@@ -4,13 +4,17 @@ the thread data admin writes rows through the capture like any ORM write."""
 from __future__ import annotations
 
 import re
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
+from apps.core import identity
 from apps.core import services as node_services
-from apps.core.models import Thread, ThreadInvite, ThreadMember
+from apps.core.models import Thread, ThreadDevice, ThreadInvite, ThreadMember
+from apps.core.thread import keys
 from apps.core.thread.invite import invite_parse
 from apps.core.thread.keys import member_key
 from apps.core.threads import services
@@ -133,3 +137,37 @@ def test_the_thread_data_admin_writes_through_the_capture(owner_browser, thread)
     )
     ((op, changes),) = log_since(database, before)
     assert changes[0].action == "delete"
+
+
+def test_another_device_is_certified_in_the_admin_only_with_its_own_proof(
+    owner_browser, thread, tmp_path, settings
+):
+    """The other node prints its proof (``manage.py device_proof``); the admin form takes it.
+    A proof that is not that device's own signature is refused by the thread's rules."""
+    other_dir = tmp_path / "laptop"
+    other_dir.mkdir(mode=0o700)
+    laptop = identity.device_key_ensure(other_dir).signing_key
+    device = bytes(laptop.verify_key).hex()
+    member = bytes.fromhex(thread.member_id)
+    url = reverse("admin:core_threaddevice_add")
+    forged = keys.device_proof_sign(
+        member_key(thread_database(thread.thread).node.master_secret, thread.thread),
+        thread.thread,
+        member,
+    ).hex()
+    fields = {"thread": thread.pk, "device_id": device}
+    refused = owner_browser.post(url, {**fields, "device_proof": forged}, follow=True)
+    assert b"did not prove it holds its key" in refused.content
+    assert not ThreadDevice.objects.filter(device_id=device).exists()
+
+    settings.DATA_DIR = other_dir
+    printed = StringIO()
+    call_command("device_proof", thread.id, thread.member_id, stdout=printed)
+    proof = printed.getvalue().strip()
+    keys.device_proof_verify(
+        thread.thread, member, laptop.verify_key.encode(), bytes.fromhex(proof)
+    )
+    settings.DATA_DIR = tmp_path / "data"
+    response = owner_browser.post(url, {**fields, "device_proof": proof})
+    assert response.status_code == 302
+    assert ThreadDevice.objects.filter(device_id=device).exists()
