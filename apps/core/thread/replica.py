@@ -693,6 +693,10 @@ class Replica:
         for device, seq in batch.forked:
             self._refuse_from(device, seq)
         batch.forked = []
+        if batch.learned_old_keys and not self._anything_unread():
+            # Keys for epochs this replica already reads (a rotation grants recent keys again
+            # to everyone): nothing to decide again.
+            batch.learned_old_keys = False
         if batch.control or control_forked or batch.learned_old_keys:
             batch.control_changed = True
             single = batch.control[0] if len(batch.control) == 1 else None
@@ -721,6 +725,7 @@ class Replica:
                 or [op.hash for op, _ in self.control.timeline.policy_events] != policies
             )
         batch.control = []
+        batch.learned_old_keys = False  # handled: the next round of this batch starts clean
         if rebuilt:
             self._redecide_data()
             batch.data = []
@@ -730,6 +735,15 @@ class Replica:
             self._decide(op)
         batch.data = []
         return False
+
+    def _anything_unread(self) -> bool:
+        """Whether some op here waits for a key: a control or data op decided opaque, or a
+        device's first op whose certification could not be read."""
+        return bool(
+            self.undecided
+            or self._awaiting_keys
+            or any(d.status == "opaque" for d in self.control.decisions.values())
+        )
 
     def _decide(self, op: Op) -> None:
         decision, changes = self._data.check(op, self.store.refusal(op.hash))
