@@ -4,15 +4,22 @@ function of the op set)."""
 
 from __future__ import annotations
 
+import functools
+import itertools
 import random
+import types
 
+import nacl.bindings
+import nacl.signing
 import nacl.utils
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from apps.core.thread import crypto, hlc
 from apps.core.thread.lww import materialize
 from apps.core.thread.op import Op
 from apps.core.thread.replica import Replica
+from tests.core.thread import conftest as thread_conftest
 from tests.core.thread.simulation import Simulation
 
 SEED = 2026
@@ -60,9 +67,17 @@ def test_random_histories_converge_in_any_order(seed: int, members: int, steps: 
 
 
 def test_one_large_history_converges_over_100_permutations(monkeypatch):
-    # Nonces and epoch secrets from a seeded generator too: the same history every run.
+    # Keys, nonces, epoch secrets, sealed boxes and the clock from seeded generators too: the same
+    # history, and so the same order of ops and the same fold restarts, every run (concurrent ops
+    # are ordered by hash, so one random byte anywhere changes which removals reach back).
     seeded = random.Random(5)
     monkeypatch.setattr(nacl.utils, "random", lambda size: seeded.randbytes(size))
+    monkeypatch.setattr(nacl.signing, "random", lambda size: seeded.randbytes(size))
+    monkeypatch.setattr(crypto, "seal", functools.partial(_seeded_seal, seeded))
+    ticks = itertools.count(1_790_000_000_000 * 1_000_000, 1_000_000)
+    fake_time = types.SimpleNamespace(time_ns=lambda: next(ticks))
+    monkeypatch.setattr(hlc, "time", fake_time)
+    monkeypatch.setattr(thread_conftest, "time", fake_time)
     sim = Simulation.run(SEED, members=6, steps=300)
     ops = sim.all_ops()
     rng = random.Random(11)
@@ -79,3 +94,16 @@ def test_one_large_history_converges_over_100_permutations(monkeypatch):
     assert first.control.restarts >= 1
     for _ in range(100):
         assert fingerprint(deliver(sim, ops, rng, duplicates=True)) == reference
+
+
+def _seeded_seal(rng: random.Random, recipient_ed25519_public: bytes, plaintext: bytes) -> bytes:
+    """A sealed box as libsodium makes it (ephemeral key, then the box under the nonce
+    BLAKE2b(ephemeral || recipient)), with the ephemeral key from ``rng``: the real one opens it,
+    and the same seed gives the same bytes."""
+    recipient = nacl.bindings.crypto_sign_ed25519_pk_to_curve25519(recipient_ed25519_public)
+    ephemeral_secret = rng.randbytes(32)
+    ephemeral = nacl.bindings.crypto_scalarmult_base(ephemeral_secret)
+    nonce = nacl.bindings.crypto_generichash_blake2b_salt_personal(
+        ephemeral + recipient, digest_size=24
+    )
+    return ephemeral + nacl.bindings.crypto_box(plaintext, nonce, recipient, ephemeral_secret)
