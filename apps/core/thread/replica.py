@@ -30,14 +30,15 @@ device's own ops (data decisions never depend on another member's data ops).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
-from apps.core.thread import codec, crypto
+from apps.core.thread import crypto
 from apps.core.thread import payloads as p
+from apps.core.thread.admission import Admission
+from apps.core.thread.batch import Batch, IngestResult, unknown_result
+from apps.core.thread.forks import ForkEvidence, Forks
 from apps.core.thread.hlc import Stamp, wall_millis
 from apps.core.thread.op import (
-    KIND_CONTROL,
     KIND_DATA,
     KIND_KEYS,
     Op,
@@ -53,26 +54,9 @@ from apps.core.thread.resolve import (
     Opener,
     RowRules,
     control_resolve,
-    genesis_action,
 )
 from apps.core.thread.state import Snapshot
 from apps.core.thread.store import Decision, MemoryStore, OpStore
-
-IngestStatus = Literal[
-    "accepted",
-    "refused",
-    "opaque",
-    "waiting",  # its app's schema version is unknown here: decided after an upgrade
-    "pending",
-    "duplicate",
-    "malformed",
-    "fork",
-    "foreign",
-    "dropped",  # would wait for its past, but too much already waits: fetch it again later
-    "unknown",  # its device is not certified in its causal past: not kept, never forwarded
-    "held",  # stamped too far ahead of this node's clock: not kept, taken once time catches up
-    "admitted",  # internal: in the DAG, decided when the batch settles
-]
 
 # How far ahead of this node's clock an op's stamp may be. Covers honest clock skew (the fault
 # tests run nodes ±5 minutes apart) with room to spare; a stamp beyond it waits for time.
@@ -82,18 +66,6 @@ MAX_AHEAD_MS = 15 * 60 * 1000
 MAX_PENDING_BYTES = 32 * 1024 * 1024
 MAX_PENDING_NEW_DEVICES = 4096
 MAX_PENDING_NEW_DEVICE_BYTES = 8 * 1024 * 1024
-MAX_AWAITING_KEYS = 1024  # first ops of devices (a thread has at most 1 024 devices)
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    status: IngestStatus
-    reason: str = ""
-    op: Op | None = None
-    # Every op the ingest call admitted (the op itself and pending ops it released), in order.
-    decided: tuple[Op, ...] = ()
-    # True when earlier decisions changed (a control op reordered things).
-    rebuilt: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,35 +92,6 @@ def verified(raws: Iterable[bytes]) -> Verified:
     return Verified(tuple(items))
 
 
-@dataclass(frozen=True)
-class ForkEvidence:
-    device: bytes
-    seq: int
-    ops: tuple[Op, ...]
-
-
-@dataclass
-class _Batch:
-    """What one ingest call admitted, to be decided together."""
-
-    admitted: list[Op] = field(default_factory=list)
-    control: list[Op] = field(default_factory=list)
-    data: list[Op] = field(default_factory=list)
-    learned_old_keys: bool = False
-    # (device, seq) of forks found in this batch
-    forked: list[tuple[bytes, int]] = field(default_factory=list)
-    # First ops of new devices, waiting for the batch's control ops to be decided.
-    deferred: list[Op] = field(default_factory=list)
-    # Ops turned away at admission (their device is not certified in their past).
-    unknown: set[bytes] = field(default_factory=set)
-    # Whether control ops were decided since ops waiting for keys were last tried.
-    control_changed: bool = False
-
-    @property
-    def unsettled(self) -> bool:
-        return bool(self.control)
-
-
 class _StoreMapping(Mapping):
     """A read-only mapping view of the store, for callers used to dictionaries."""
 
@@ -168,7 +111,7 @@ class _StoreMapping(Mapping):
         return sum(1 for _ in self._keys())
 
 
-class Replica:
+class Replica(Admission, Forks):
     MAX_PENDING_BYTES = MAX_PENDING_BYTES
 
     def __init__(
@@ -367,7 +310,7 @@ class Replica:
     def _ingest(
         self, items: Iterable[Op | IngestResult], *, signed_here: bool = False
     ) -> list[IngestResult]:
-        batch = _Batch()
+        batch = Batch()
         results = [
             item if isinstance(item, IngestResult) else self._take(item, batch, signed_here)
             for item in items
@@ -393,7 +336,7 @@ class Replica:
             if result.status == "admitted":
                 assert result.op is not None
                 if result.op.hash in batch.unknown:
-                    result = _unknown(result.op)
+                    result = unknown_result(result.op)
                 elif result.op.hash in self._awaiting_keys:
                     result = IngestResult(
                         "pending",
@@ -413,7 +356,7 @@ class Replica:
             final.append(result)
         return final
 
-    def _take(self, op: Op, batch: _Batch, signed_here: bool = False) -> IngestResult:
+    def _take(self, op: Op, batch: Batch, signed_here: bool = False) -> IngestResult:
         """Steps 1-4 for one op: admitted (with anything it releases), pending, or turned away."""
         if op.thread != self.thread:
             return IngestResult("foreign", "the op belongs to another thread", op)
@@ -476,7 +419,7 @@ class Replica:
         # everywhere, and which branch a replica holds of them is arbitrary.
         return None
 
-    def _admit_and_release(self, first: Op, batch: _Batch) -> IngestResult | None:
+    def _admit_and_release(self, first: Op, batch: Batch) -> IngestResult | None:
         """Admit ``first`` and every pending op it completes; the fork result if ``first`` forks."""
         queue = [first]
         outcome = None
@@ -543,128 +486,7 @@ class Replica:
                     self._waiting.setdefault(missing, []).append(waiter_hash)
         return released
 
-    def _await_keys(self, op: Op) -> None:
-        """A device's first op whose certification is in control ops this replica cannot read
-        yet (a newcomer catching up gets the older keys later in the log): held, bounded."""
-        if len(self._awaiting_keys) >= MAX_AWAITING_KEYS:
-            oldest = next(iter(self._awaiting_keys))
-            self._forget_waiting(self._awaiting_keys.pop(oldest))
-        self._awaiting_keys[op.hash] = op
-
-    def discard(self, op: Op) -> None:
-        """Forget an op held outside the log: the writer's own op that could not go in (it
-        must not come in later, after the writer signed another op at its place)."""
-        self._awaiting_keys.pop(op.hash, None)
-        self._forget_waiting(op)
-
-    def _forget_waiting(self, op: Op) -> None:
-        """An op that will never be admitted (its device is not certified): not kept."""
-        if self.pending.pop(op.hash, None) is not None:
-            self.pending_bytes -= len(op.raw)
-        self._unpend_new(op)
-        self.store.drop(op.hash)
-
-    def _unpend_new(self, op: Op) -> None:
-        if op.hash in self._new_pending:
-            self._new_pending.discard(op.hash)
-            self._new_pending_bytes -= len(op.raw)
-
-    def _certified(self, op: Op, batch: _Batch) -> str:
-        """Whether a device's first op may enter the log: "yes", "no", or "later" (the batch's
-        control ops are not decided yet).
-
-        The rule is a function of the op's causal past only, so every replica decides it alike
-        and no honest op ever depends on an op another honest replica turned away: the device
-        must be certified by the control ops of the op's past, resolved on their own.
-        """
-        if not self.heads:
-            # The log is empty: only the thread's create op can start it.
-            valid = op.seq == 1 and not op.deps and op.kind == KIND_CONTROL and op.epoch == 0
-            return "yes" if valid and not isinstance(genesis_action(self.thread, op), str) else "no"
-        if batch.unsettled:
-            return "later"
-        control = self.control
-        # Fast path: the op's past holds every control op (the usual case: a device writes
-        # once it has caught up), so the replica's own resolution is the past's.
-        covered = not self.forks and all(
-            op.in_past(device, seq) for device, seq in self._control_heads.items()
-        )
-        if self._unreadable_control(op):
-            # Some control op of its past cannot be read here: whether the device is certified
-            # cannot be known (and must not be guessed: a replica never acts on control state
-            # it cannot read). It waits for the keys.
-            return "keys"
-        if covered:
-            member = control.timeline.device_member_in_past(op.device, op)
-            return "yes" if member is not None else "no"
-        if not self._claimed(op.device):
-            return "no"  # no control op names this device: no fold needed
-        past = [c for c in self._control_ops if op.in_past(c.device, c.seq)]
-        resolution = control_resolve(
-            self.thread,
-            past,
-            opener=self.opener,
-            refusals={
-                c.hash: reason for c in past if (reason := self.store.refusal(c.hash)) is not None
-            },
-            forks={},
-        )
-        member = resolution.timeline.device_member_in_past(op.device, op)
-        return "yes" if member is not None else "no"
-
-    def _claimed(self, device: bytes) -> bool:
-        """Whether some control op this replica can read names ``device`` for admission or
-        certification, whoever wrote it and whatever was decided of it: every device that is
-        certified in some op's past is among them, and a stranger's junk key never is."""
-        ops, scanned = self._control_ops, self._claims_scanned
-        keys_known = sum(len(found) for found in self.keyring.by_keys_op.values())
-        if keys_known != self._claims_keys:
-            # New keys: control ops that did not open before may now.
-            pending, self._claims_unread = self._claims_unread, []
-            self._claims_keys = keys_known
-        else:
-            pending = []
-        for op in [*pending, *ops[scanned:]]:
-            if op.kind == KIND_KEYS:
-                epoch = self.opener.keys(op)
-                if not isinstance(epoch, Decision):
-                    self._epoch_keys_ops.setdefault(epoch.epoch, []).append(op.hash)
-                continue
-            action = self._any_key_control(op)
-            if action is None:
-                self._claims_unread.append(op)
-            elif isinstance(action, p.AddMember | p.RedeemInvite | p.CertifyDevice):
-                self._claims.add(action.device)
-        self._claims_scanned = len(ops)
-        return device in self._claims
-
-    def _any_key_control(self, op: Op) -> p.Control | None:
-        """A control op's action, opened with any control key of its epoch number this replica
-        holds (None: none opens it, or it does not parse)."""
-        if op.seq == 1 and op.epoch == 0 and not op.deps:
-            action = genesis_action(self.thread, op)
-            return None if isinstance(action, str) else action
-        for keys_op in self._epoch_keys_ops.get(op.epoch, ()):
-            for epoch_keys in self.keyring.by_keys_op.get(keys_op, ()):
-                try:
-                    plain = crypto.aead_decrypt(epoch_keys.control, op.body, op.header_bytes())
-                    return p.control_parse(codec.decode(plain, max_size=1 << 20, canonical=False))
-                except (crypto.CryptoError, codec.DecodeError, p.PayloadError):
-                    continue
-        return None
-
-    def _unreadable_control(self, op: Op) -> bool:
-        """Whether a control op in ``op``'s past is opaque here (no key for it yet)."""
-        decisions = self.control.decisions
-        seen = (id(decisions), len(decisions))
-        if self._opaque_seen != seen:
-            self._opaque_control = [
-                c for c in self._control_ops if decisions.get(c.hash, _NONE).status == "opaque"
-            ]
-            self._opaque_seen = seen
-        return any(op.in_past(c.device, c.seq) for c in self._opaque_control)
-
-    def _admit(self, op: Op, batch: _Batch) -> None:
+    def _admit(self, op: Op, batch: Batch) -> None:
         """Put an op whose past is complete into the DAG; it is decided when the batch settles."""
         self.store.admit(op)
         self.heads[op.device] = op.seq
@@ -683,7 +505,7 @@ class Replica:
             batch.control.append(op)
             batch.learned_old_keys |= bool(self.keyring.learn(op) - {op.hash})
 
-    def _settle(self, batch: _Batch) -> bool:
+    def _settle(self, batch: Batch) -> bool:
         """Decide what the batch admitted; True if earlier decisions changed (rebuilt)."""
         before = self.control
         restrictions = len(before.restrictions)
@@ -812,86 +634,8 @@ class Replica:
             return
         self.keyring.members[member] = member_key
         self.keyring.forget_opened()
-        batch = _Batch()
+        batch = Batch()
         for op in self._control_ops:
             batch.learned_old_keys |= bool(self.keyring.learn(op))
         if batch.learned_old_keys:
             self._settle(batch)
-
-    # -- forks -------------------------------------------------------------------------------
-
-    def _fork(self, op: Op, seq: int, known: Op, batch: _Batch) -> IngestResult:
-        previous = self.forks.get(op.device)
-        if previous is not None and previous <= seq:
-            # The device is known to have equivocated at or before this place: its later ops
-            # (either branch) change nothing and are not kept.
-            return IngestResult("fork", "the device had already equivocated", op)
-        # The evidence is the two ops at the lowest forked slot (or an op whose prev contradicts
-        # the op held there): older evidence of the device is no longer needed.
-        for old in self.evidence.get(op.device, []):
-            if old is not known and self.store.op(old.id) is not old:
-                self.store.drop(old.hash)
-        self.store.keep(op, place="evidence")
-        self.evidence[op.device] = [known, op]
-        self.forks[op.device] = seq
-        batch.forked.append((op.device, seq))
-        # Static rules skip references into a forked chain (which branch a replica holds is
-        # arbitrary): ops refused by them may pass now. Only ops already refused can change.
-        for refused_op in self.store.statically_refused():
-            self.store.set_refusal(refused_op.hash, self._static_check(refused_op))
-        return IngestResult(
-            "fork", f"device {op.device.hex()[:8]} signed two different ops at {seq}", op
-        )
-
-    def _has_control_from(self, device: bytes, seq: int) -> bool:
-        return any(op.device == device and op.seq >= seq for op in self._control_ops)
-
-    def _refuse_from(self, device: bytes, seq: int) -> None:
-        """A device forked at ``seq``: its data ops from there on are refused, and the rows they
-        had changed are rebuilt from the other ops' changes (nobody else's decision depends on
-        them)."""
-        self.store.refuse_data_from(
-            device, seq, Decision("refused", "the device equivocated (signed two different ops)")
-        )
-
-    def _forked(self, device: bytes, seq: int) -> bool:
-        fork = self.forks.get(device)
-        return fork is not None and seq >= fork
-
-    # -- static rules ---------------------------------------------------------------------------
-
-    def _static_check(self, op: Op) -> str | None:
-        """Rules that need only the op and its direct references (validation step 2 and 3's
-        groundwork): stamps grow, deps grow along the chain and are causally closed."""
-        before = self.store.op((op.device, op.seq - 1)) if op.seq > 1 else None
-        full_closure = before is None or self.store.refusal(before.hash) is not None
-        if before is not None and not self._forked(op.device, before.seq):
-            if op.hlc <= before.hlc:
-                return "its clock stamp is not after the device's previous op"
-            for device, seq in before.deps:
-                if op.deps_map.get(device, 0) < seq:
-                    return "its deps go back behind the device's previous op"
-        for device, seq in op.deps:
-            if self._forked(device, seq):
-                continue
-            ref = self.store.op((device, seq))
-            assert ref is not None  # admitted ops have their past
-            if op.hlc <= ref.hlc:
-                return "its clock stamp is not after an op it depends on"
-            if full_closure or before.deps_map.get(device, 0) < seq:  # type: ignore[union-attr]
-                for ref_device, ref_seq in ref.deps:
-                    if ref_device == op.device:
-                        if ref_seq >= op.seq:
-                            return "it depends on an op that depends on its own future"
-                    elif op.deps_map.get(ref_device, 0) < ref_seq and not self._forked(
-                        ref_device, ref_seq
-                    ):
-                        return "its deps are not causally closed"
-        return None
-
-
-_NONE = Decision("none")
-
-
-def _unknown(op: Op) -> IngestResult:
-    return IngestResult("unknown", "its device is not certified in its causal past: not kept", op)

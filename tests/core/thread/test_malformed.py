@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from apps.core.thread import codec, crypto
 from apps.core.thread import payloads as p
+from apps.core.thread.batch import IngestResult, IngestStatus
 from apps.core.thread.hlc import MAX_MILLIS, HybridClock, Stamp
 from apps.core.thread.op import (
     FIELDS,
@@ -32,7 +33,7 @@ from apps.core.thread.op import (
     op_sign,
 )
 from apps.core.thread.policy import default_policy
-from apps.core.thread.replica import IngestResult, IngestStatus, Replica
+from apps.core.thread.replica import Replica
 from apps.core.thread.writer import ThreadWriter, redemption_request
 from tests.core.thread.conftest import rid
 
