@@ -1,5 +1,6 @@
-"""ASGI entry point: Django over HTTP, Channels consumers over WebSocket, and the channel-layer
-workers (``sereus-p2p``) that runnode runs in-process or ``runworker`` runs on their own."""
+"""ASGI entry point: Django over HTTP, Channels consumers over WebSocket (the core's and the
+apps', listed in ``app_routes``), and the channel-layer workers (``sereus-p2p``) that runnode runs
+in-process or ``runworker`` runs on their own."""
 
 import os
 
@@ -13,9 +14,8 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from apps.core import routing as core_routing  # noqa: E402
-from apps.messaging import routing as messaging_routing  # noqa: E402
 from apps.p2p.consumers import P2P_CHANNEL, P2PConsumer  # noqa: E402
+from sereus_web.app_routes import WEBSOCKET_URLS, patterns_collect  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
@@ -24,9 +24,7 @@ application = ProtocolTypeRouter(
         # browser sends the session cookie along, so without this any site could talk to the node.
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(
-                URLRouter(
-                    core_routing.websocket_urlpatterns + messaging_routing.websocket_urlpatterns
-                )
+                URLRouter(patterns_collect(WEBSOCKET_URLS, "websocket_urlpatterns"))
             )
         ),
         "channel": ChannelNameRouter({P2P_CHANNEL: P2PConsumer.as_asgi()}),

@@ -12,5 +12,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("node/threads/<str:thread_id>/data/", thread_data_select, name="thread_data_select"),
     path("node/thread-data/", thread_data_site.urls),
-    path("api/", include("apps.core.api_urls")),
+    path("api/", include("sereus_web.api_urls")),
 ]

@@ -1,0 +1,21 @@
+"""The one place that names the apps whose routes the project serves: the core imports no app.
+
+``API_URLS`` lists modules that define ``api_urlpatterns`` (paths under ``/api/v1/``, named in
+the ``api`` namespace: ``sereus_web.api_urls``); ``WEBSOCKET_URLS`` lists modules that define
+``websocket_urlpatterns`` (Channels paths, behind the origin check and session auth:
+``sereus_web.asgi``). The core comes first, then each app; a new app adds its modules here (and
+its pages to ``sereus_web.urls``). Dotted names, as in ``INSTALLED_APPS``: the URLconf imports
+only the API modules, the ASGI router only the websocket ones (their consumers need Django set
+up first); a listed module without its list fails loudly, it is never skipped.
+"""
+
+from importlib import import_module
+from typing import Any
+
+API_URLS = ("apps.core.api_urls", "apps.messaging.api_urls")
+WEBSOCKET_URLS = ("apps.core.routing", "apps.messaging.routing")
+
+
+def patterns_collect(modules: tuple[str, ...], attribute: str) -> list[Any]:
+    """The ``attribute`` list of each of ``modules``, joined in their order."""
+    return [pattern for name in modules for pattern in getattr(import_module(name), attribute)]
