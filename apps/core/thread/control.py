@@ -44,6 +44,7 @@ MAX_DEVICES = 1024
 MAX_MEMBER_DEVICES = 16
 
 ACCEPTED = Decision("accepted")
+EQUIVOCATED = "the device equivocated (signed two different ops at one place)"
 
 
 def concurrent(a: Op, b: Op) -> bool:
@@ -240,7 +241,7 @@ class _Fold:
             return refused(self.refusals[op.hash])
         fork = self.forks.get(op.device)
         if fork is not None and op.seq >= fork:
-            return refused("the device equivocated (signed two different ops at one place)")
+            return refused(EQUIVOCATED)
         if not self.state.created:
             return self._genesis(op)
         if op.seq == 1 and op.epoch == 0 and not op.deps and op.kind == KIND_CONTROL:
@@ -619,7 +620,16 @@ def control_resolve(
     forks: Mapping[bytes, int],
 ) -> ControlResolution:
     by_device: dict[bytes, list[Op]] = {}
+    equivocated: list[Op] = []
     for op in control_ops:
+        fork = forks.get(op.device)
+        if fork is not None and op.seq >= fork:
+            # Which branch of a forked device a replica holds past the fork is arbitrary: such
+            # ops are refused and kept out of the order, so they cannot shape it either (an op
+            # whose deps reach into the branch would otherwise be ordered after it on some
+            # replicas only, and a removal's restart go differently there).
+            equivocated.append(op)
+            continue
         by_device.setdefault(op.device, []).append(op)
     for chain in by_device.values():
         chain.sort(key=lambda o: o.seq)
@@ -635,6 +645,8 @@ def control_resolve(
             continue
         violation = _first_violation(fold, {r.op.hash for r in forced} | banned)
         if violation is None:
+            for op in equivocated:
+                fold.decisions[op.hash] = refused(EQUIVOCATED)
             return ControlResolution(
                 state=fold.state,
                 order=fold.order,

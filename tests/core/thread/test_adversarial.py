@@ -108,3 +108,13 @@ def test_one_long_history_uses_every_attack():
     sim = Adversary.run(9, honest=4, hostile=2, steps=260)
     assert set(sim.attacks) == set(ATTACKS)
     check(sim, random.Random(9), replicas=3)
+
+
+def test_a_forked_branch_that_only_some_replicas_hold_does_not_shape_the_control_order():
+    # Found by ``python -m bench adversary``: a device forked at its first op, the replicas
+    # held different branches past the fork, and an op whose deps reached into one branch was
+    # ordered after it only where that branch was held; a removal's restart then went
+    # differently and the replicas gave other reasons for the same refusals.
+    sim = Adversary.run(2050636977, honest=2, hostile=2, steps=130)
+    assert sim.attacks["equivocate"]
+    check(sim, random.Random(2050636977), replicas=5)
