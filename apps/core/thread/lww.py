@@ -5,7 +5,7 @@ leaves a row tombstone. A row exists when some upsert is later than its latest t
 shows every cell's latest value: an update concurrent with a delete, and later than it, brings the
 whole row back (an insert always writes every column, so every cell has a value). The result
 depends on the set of changes only, not on their order. The thread database backend does the same
-in SQL (``apps/core/threads/database.py``); this is the reference it is tested against.
+in SQL (``apps/core/threads/rows.py``); this is the reference it is tested against.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""One thread's database in this process: schema, capture packing, remote apply, rebuild.
+"""One thread's database in this process: opening it, its replica, local writes and remote ops,
+each in one transaction of the file, and the rebuild check.
 
 The SQLite file is the truth: the op log (``sereus_ops``), the row index, the clock table and the
 app tables, always changed together in one transaction. The ``Replica`` held here is a cache of
@@ -11,14 +12,16 @@ wrote to it, or a transaction of ours rolled back.
   A write the policy refuses raises ``WriteRefused`` and the transaction rolls back.
 - **Remote ops** go through ``ingest``: validated by the replica, accepted row changes applied with
   capture off, per column last-writer-wins by (stamp, device), deletes as tombstones.
+
+The parts with no state of their own are modules beside this one: ``template`` (a file's schema
+and the template new files are copied from), ``packing`` (captured changes into row changes and
+op-sized chunks), ``rows`` (row changes into the tables, with their clocks) and ``integrity``
+(the live tables against the log).
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
-import shutil
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -32,23 +35,19 @@ from django.db import DatabaseError, connections, transaction
 
 from apps.core import identity
 from apps.core.replicated import replicated_tables
-from apps.core.thread import codec, keys, rowid
+from apps.core.thread import keys, rowid
 from apps.core.thread import payloads as p
 from apps.core.thread.lww import materialize
-from apps.core.thread.op import MAX_OP_SIZE, Op
+from apps.core.thread.op import Op
 from apps.core.thread.replica import IngestResult, Replica, Verified
 from apps.core.thread.resolve import Keyring
 from apps.core.thread.writer import ThreadWriter, WriteError
-from apps.core.threads import coltypes, schema
+from apps.core.threads import coltypes, integrity, packing, rows
 from apps.core.threads.registry import alias_register, handle_register, thread_path
-from apps.core.threads.store import SQLiteOpStore, stamp_bytes
+from apps.core.threads.store import SQLiteOpStore
+from apps.core.threads.template import schema_update, template_copy
 
 logger = logging.getLogger(__name__)
-
-# An op carries at most 10 000 row changes (DESIGN §4); a larger transaction becomes several
-# ops, chained in the same transaction. The byte budget leaves room for the op's header.
-ROWS_PER_OP = 10_000
-BYTES_PER_OP = MAX_OP_SIZE - 64 * 1024
 
 
 class ThreadDatabaseError(DatabaseError):
@@ -61,19 +60,6 @@ class ThreadCorrupt(ThreadDatabaseError):
 
 class WriteRefused(ThreadDatabaseError):
     """A local write that the thread's rules refuse (role, keys); nothing of it was kept."""
-
-
-@dataclass(frozen=True)
-class RebuildReport:
-    ops: int
-    rows: int
-    matches: bool
-    differences: list[str]
-    repaired: bool = False
-
-
-def _cbor_row(*values: Any) -> bytes:
-    return codec.encode(list(values))
 
 
 @dataclass(frozen=True)
@@ -162,14 +148,14 @@ class ThreadDatabase:
                 return
             existed = self.path.exists()
             if not existed:
-                _template_copy(self.path)
+                template_copy(self.path)
             wrapper = self.wrapper
             try:
                 wrapper.ensure_connection()
                 connection = wrapper.connection
                 if existed:
                     self._check_integrity(connection)
-                upgraded = _schema_update(connection, self.alias) and existed
+                upgraded = schema_update(connection, self.alias) and existed
             except ThreadCorrupt as exc:
                 self._report_damage(exc)
                 raise
@@ -307,22 +293,10 @@ class ThreadDatabase:
 
     def pack(self, connection: sqlite3.Connection) -> list[Op]:
         """Turn the transaction's captured changes into ops (called at commit, inside it)."""
-        pending = connection.execute(
-            "SELECT tbl, pk, mask, existed, old FROM sereus_pending ORDER BY rowid"
-        ).fetchall()
-        if not pending:
+        merged = packing.pending_take(connection)
+        if not merged:
             return []
-        merged: dict[tuple[str, Any], list[Any]] = {}
-        for table, pk, mask, existed, old in pending:
-            entry = merged.get((table, pk))
-            if entry is None:
-                merged[(table, pk)] = [mask, existed, old]
-            else:
-                entry[0] = -1 if -1 in (entry[0], mask) else entry[0] | mask
-                if old is not None:
-                    entry[2] = old
-        connection.execute("DELETE FROM sereus_pending")
-        changes, tombs = self._changes_of(connection, merged)
+        changes, tombs = packing.changes_of(connection, merged)
         if not changes:
             return []
         with self.lock, self._pin():
@@ -334,7 +308,7 @@ class ThreadDatabase:
                     writer.write_data(
                         chunk, schema=coltypes.schema_of({change.table for change in chunk})
                     )
-                    for chunk in _chunks(changes)
+                    for chunk in packing.chunks(changes)
                 ]
             except WriteError as exc:
                 self.invalidate()
@@ -357,47 +331,6 @@ class ThreadDatabase:
                     "model's default, or make it with apps.core.thread.rowid.row_id_for)"
                 )
 
-    def _changes_of(
-        self, connection: sqlite3.Connection, merged: dict[tuple[str, Any], list[Any]]
-    ) -> tuple[list[p.RowChange], dict[tuple[str, Any], bytes]]:
-        tables = replicated_tables()
-        by_table: dict[str, list[Any]] = {}
-        for table, pk in merged:
-            by_table.setdefault(table, []).append(pk)
-        current: dict[tuple[str, Any], tuple[Any, ...]] = {}
-        for table, pks in by_table.items():
-            model = tables[table]
-            cols = schema.columns(model)
-            pk_col = model._meta.pk.column
-            select = ", ".join(f'+"{c}"' for c in cols)  # unary +: raw stored values
-            for start in range(0, len(pks), 500):
-                batch = pks[start : start + 500]
-                marks = ",".join("?" * len(batch))
-                for row in connection.execute(
-                    f'SELECT {select} FROM "{table}" WHERE "{pk_col}" IN ({marks})', batch
-                ):
-                    current[(table, row[cols.index(pk_col)])] = row
-        changes: list[p.RowChange] = []
-        tombs: dict[tuple[str, Any], bytes] = {}
-        for (table, pk), (mask, existed, old) in merged.items():
-            cols = schema.columns(tables[table])
-            row = current.get((table, pk))
-            if row is not None:
-                if mask == -1 or not existed:
-                    chosen = range(len(cols))
-                else:
-                    chosen = [i for i in range(len(cols)) if mask & (1 << i)]
-                values = {cols[i]: row[i] for i in chosen}
-                if values:
-                    changes.append(p.RowChange(table, pk, p.UPSERT, values))
-            elif existed:
-                changes.append(p.RowChange(table, pk, p.DELETE, {}))
-                if old is not None:
-                    tombs[(table, pk)] = codec.encode(
-                        dict(zip(cols, codec.decode(old, max_size=MAX_OP_SIZE), strict=False))
-                    )
-        return changes, tombs
-
     # -- accepted changes ---------------------------------------------------------------------
 
     def _accepted(self, op: Op, changes: list[p.RowChange]) -> None:
@@ -417,39 +350,9 @@ class ThreadDatabase:
                     change.table,
                 )
         if self._packing:
-            self._stamp_local(connection, op, known, tables)
+            rows.stamps_record(connection, op, known, tables, self._tombs)
         else:
-            _apply_op(connection, op, known, tables)
-
-    def _stamp_local(self, connection, op: Op, changes, tables) -> None:
-        """Record our own write's stamps: the rows are already in the tables."""
-        full, partial, deletes = [], [], []
-        for index, change in changes:
-            stamp = stamp_bytes(op.hlc, op.device, index)
-            if change.action == p.DELETE:
-                deletes.append(
-                    (change.table, change.pk, stamp, self._tombs.get((change.table, change.pk)))
-                )
-            elif set(change.cols) >= set(schema.columns(tables[change.table])):
-                full.append((change.table, change.pk, stamp))
-            else:
-                partial.append((change, stamp))
-        # An insert (or a save of every column) replaces the row's clock outright; a delete
-        # keeps the column stamps and adds the tombstone: neither needs the old clock.
-        connection.executemany(
-            "INSERT INTO sereus_clock(tbl, pk, stamp) VALUES (?, ?, ?) "
-            "ON CONFLICT(tbl, pk) DO UPDATE SET stamp = excluded.stamp, cols = NULL",
-            full,
-        )
-        connection.executemany(
-            "INSERT INTO sereus_clock(tbl, pk, tomb, tomb_row) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(tbl, pk) DO UPDATE SET tomb = excluded.tomb, tomb_row = excluded.tomb_row",
-            deletes,
-        )
-        for change, stamp in partial:
-            clock = _Clock.load(connection, change.table, change.pk)
-            clock.set(change.cols, stamp, schema.columns(tables[change.table]))
-            clock.save(connection)
+            rows.op_apply(connection, op, known, tables)
 
     def _rebuild_tables(self) -> None:
         """Every data op is about to be decided again: start the app tables from empty."""
@@ -492,7 +395,7 @@ class ThreadDatabase:
                 for index, change in enumerate(payload.rows)
                 if (change.table, change.pk) in wanted
             ]
-            _apply_op(connection, op, chosen, tables)
+            rows.op_apply(connection, op, chosen, tables)
 
     # -- control ops by this node -------------------------------------------------------------
 
@@ -561,7 +464,7 @@ class ThreadDatabase:
 
     # -- integrity --------------------------------------------------------------------------------
 
-    def rebuild_check(self, *, repair: bool = False) -> RebuildReport:
+    def rebuild_check(self, *, repair: bool = False) -> integrity.RebuildReport:
         """Replay the op log into a fresh replica and compare its rows with the live tables."""
         from apps.core.thread.store import MemoryStore
 
@@ -579,8 +482,8 @@ class ThreadDatabase:
         for start in range(0, len(log), 512):
             fresh.ingest_many(raw for (raw,) in log[start : start + 512])
         expected = materialize(fresh.accepted_data())
-        live = self._live_rows(connection)
-        differences = _diff(expected, live)
+        live = integrity.live_rows(connection)
+        differences = integrity.rows_diff(expected, live)
         found = list(differences)
         if differences and repair:
             with transaction.atomic(using=self.alias), self.lock:
@@ -589,347 +492,12 @@ class ThreadDatabase:
                     self.replica()._redecide_data()
                 finally:
                     self.wrapper.capture = True
-            live = self._live_rows(self.raw())
-            differences = _diff(expected, live)
-        return RebuildReport(
+            live = integrity.live_rows(self.raw())
+            differences = integrity.rows_diff(expected, live)
+        return integrity.RebuildReport(
             ops=len(log),
             rows=sum(len(rows) for rows in expected.values()),
             matches=not differences,
             differences=(differences or found)[:20],
             repaired=bool(found) and not differences,
         )
-
-    def _live_rows(self, connection: sqlite3.Connection) -> dict[str, dict[Any, dict[str, Any]]]:
-        live: dict[str, dict[Any, dict[str, Any]]] = {}
-        for table, model in replicated_tables().items():
-            cols = schema.columns(model)
-            pk_index = cols.index(model._meta.pk.column)
-            select = ", ".join(f'+"{c}"' for c in cols)
-            rows = {}
-            for row in connection.execute(f'SELECT {select} FROM "{table}"'):
-                rows[row[pk_index]] = dict(zip(cols, row, strict=True))
-            if rows:
-                live[table] = rows
-        return live
-
-
-_schema_lock = threading.Lock()
-_fingerprint_cache: bytes | None = None
-
-
-def _fingerprint() -> bytes:
-    """What the thread schema is made of in this code: changes exactly when it needs updating."""
-    global _fingerprint_cache
-    if _fingerprint_cache is None:
-        from django.apps import apps
-        from django.db.migrations.loader import MigrationLoader
-
-        replicated = {a.label for a in apps.get_app_configs() if getattr(a, "replicated", False)}
-        loader = MigrationLoader(None, ignore_no_migrations=True)
-        leaves = sorted(f"{a}.{n}" for a, n in loader.graph.leaf_nodes() if a in replicated)
-        material = [str(schema.SCHEMA_VERSION), *leaves, *schema.all_trigger_sql()]
-        _fingerprint_cache = hashlib.blake2b("\n".join(material).encode(), digest_size=16).digest()
-    return _fingerprint_cache
-
-
-def _schema_update(connection: sqlite3.Connection, alias: str) -> bool:
-    """Create the sereus tables, migrate the replicated apps' tables and (re)install the capture
-    triggers, unless the file already has this code's schema."""
-    connection.executescript(schema.TABLES)
-    fingerprint = _fingerprint()
-    row = connection.execute("SELECT value FROM sereus_meta WHERE key = 'fingerprint'").fetchone()
-    if row is not None and row[0] == fingerprint:
-        return False
-    from django.core.management import call_command
-
-    call_command("migrate", database=alias, interactive=False, verbosity=0)
-    for sql in schema.all_trigger_sql():
-        connection.execute(sql)
-    connection.execute(
-        "INSERT OR REPLACE INTO sereus_meta(key, value) VALUES ('fingerprint', ?)", (fingerprint,)
-    )
-    if connection.in_transaction:
-        connection.commit()
-    return True
-
-
-def _template_copy(path: Path) -> None:
-    """Start a new thread file as a copy of the schema template (built on first need)."""
-    template = path.parent / f".template-{_fingerprint().hex()}.sqlite3"
-    with _schema_lock:
-        if not template.exists():
-            building = template.with_suffix(".building")
-            building.unlink(missing_ok=True)
-            # Plain sqlite3: the template is only migrated, never written through, and the
-            # router lets migrations of replicated apps run on "thread_" aliases.
-            alias = f"thread_template_{_fingerprint().hex()}"
-            from apps.core.threads.registry import alias_register
-
-            alias_register(
-                b"\0" * 32, alias=alias, path=building, engine="django.db.backends.sqlite3"
-            )
-            wrapper = connections[alias]
-            try:
-                wrapper.ensure_connection()
-                _schema_update(wrapper.connection, alias)
-            finally:
-                wrapper.close()
-                del connections[alias]
-                del connections.settings[alias]
-            building.replace(template)
-    shutil.copyfile(template, path)
-    path.chmod(0o600)
-
-
-def _diff(expected: dict, live: dict) -> list[str]:
-    out = []
-    for table in sorted(set(expected) | set(live)):
-        want, have = expected.get(table, {}), live.get(table, {})
-        for pk in sorted(set(want) | set(have), key=repr):
-            if pk not in have:
-                out.append(f"{table} {pk!r}: missing from the live table")
-            elif pk not in want:
-                out.append(f"{table} {pk!r}: in the live table but not in the log")
-            else:
-                for column, value in want[pk].items():
-                    if have[pk].get(column) != value:
-                        out.append(
-                            f"{table} {pk!r}.{column}: log says {value!r}, table has "
-                            f"{have[pk].get(column)!r}"
-                        )
-    return out
-
-
-def _chunks(changes: list[p.RowChange]) -> Iterable[list[p.RowChange]]:
-    chunk: list[p.RowChange] = []
-    size = 0
-    for change in changes:
-        cost = _size_estimate(change)
-        if chunk and (len(chunk) >= ROWS_PER_OP or size + cost > BYTES_PER_OP):
-            yield chunk
-            chunk, size = [], 0
-        chunk.append(change)
-        size += cost
-    if chunk:
-        yield chunk
-
-
-def _size_estimate(change: p.RowChange) -> int:
-    """An upper bound of a change's encoded size, without encoding it."""
-    size = (
-        64 + len(change.table) + 16 + (len(change.pk) if isinstance(change.pk, str | bytes) else 9)
-    )
-    for column, value in change.cols.items():
-        size += (
-            len(column)
-            + 12
-            + (
-                len(value) * 4
-                if isinstance(value, str)
-                else len(value)
-                if isinstance(value, bytes)
-                else 0
-            )
-        )
-    return size
-
-
-class _Clock:
-    """The last-writer-wins record of one row (``sereus_clock``)."""
-
-    __slots__ = ("cols", "exists", "pk", "stamp", "table", "tomb", "tomb_row")
-
-    def __init__(self, table: str, pk: Any) -> None:
-        self.table, self.pk = table, pk
-        self.stamp: bytes | None = None
-        self.cols: dict[str, bytes] = {}
-        self.tomb: bytes | None = None
-        self.tomb_row: bytes | None = None
-        self.exists = False
-
-    @classmethod
-    def load(cls, connection: sqlite3.Connection, table: str, pk: Any) -> _Clock:
-        row = connection.execute(
-            "SELECT stamp, cols, tomb, tomb_row FROM sereus_clock WHERE tbl = ? AND pk = ?",
-            (table, pk),
-        ).fetchone()
-        return cls(table, pk) if row is None else cls.from_row(table, pk, *row)
-
-    @classmethod
-    def from_row(cls, table, pk, stamp, cols, tomb, tomb_row) -> _Clock:
-        clock = cls(table, pk)
-        clock.exists = True
-        clock.stamp, clock.tomb, clock.tomb_row = stamp, tomb, tomb_row
-        clock.cols = codec.decode(cols, max_size=MAX_OP_SIZE) if cols else {}
-        return clock
-
-    def of(self, column: str) -> bytes | None:
-        return self.cols.get(column, self.stamp)
-
-    def newest(self) -> bytes | None:
-        stamps = [s for s in (self.stamp, *self.cols.values()) if s is not None]
-        return max(stamps) if stamps else None
-
-    def set(self, values: dict[str, Any], stamp: bytes, all_columns: list[str]) -> None:
-        if set(values) >= set(all_columns):
-            self.stamp, self.cols = stamp, {}
-        else:
-            for column in values:
-                self.cols[column] = stamp
-
-    def save(self, connection: sqlite3.Connection) -> None:
-        connection.execute(
-            "INSERT OR REPLACE INTO sereus_clock(tbl, pk, stamp, cols, tomb, tomb_row) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                self.table,
-                self.pk,
-                self.stamp,
-                codec.encode(self.cols) if self.cols else None,
-                self.tomb,
-                self.tomb_row,
-            ),
-        )
-
-
-def _apply_op(connection: sqlite3.Connection, op: Op, changes, tables) -> None:
-    """Apply another node's accepted op: per-column last-writer-wins, row by row, with the rows'
-    clocks and current values fetched in one query per table."""
-    by_table: dict[str, list] = {}
-    for _index, change in changes:
-        by_table.setdefault(change.table, []).append(change.pk)
-    clocks: dict[tuple[str, Any], _Clock] = {}
-    rows: dict[tuple[str, Any], tuple] = {}
-    for table, pks in by_table.items():
-        model = tables[table]
-        columns = schema.columns(model)
-        pk_col = model._meta.pk.column
-        pk_index = columns.index(pk_col)
-        select = ", ".join(f'+"{c}"' for c in columns)
-        for start in range(0, len(pks), 500):
-            batch = pks[start : start + 500]
-            marks = ",".join("?" * len(batch))
-            for pk, stamp, cols, tomb, tomb_row in connection.execute(
-                "SELECT pk, stamp, cols, tomb, tomb_row FROM sereus_clock "
-                f"WHERE tbl = ? AND pk IN ({marks})",
-                (table, *batch),
-            ):
-                clocks[(table, pk)] = _Clock.from_row(table, pk, stamp, cols, tomb, tomb_row)
-            for row in connection.execute(
-                f'SELECT {select} FROM "{table}" WHERE "{pk_col}" IN ({marks})', batch
-            ):
-                rows[(table, row[pk_index])] = row
-    # The common case when catching up: a new row, written whole, once in the op. Those are
-    # inserted with one statement per table; everything else goes row by row.
-    seen: dict[tuple[str, Any], int] = {}
-    for _index, change in changes:
-        key = (change.table, change.pk)
-        seen[key] = seen.get(key, 0) + 1
-    fresh: dict[str, list[tuple]] = {}
-    fresh_clocks: list[tuple] = []
-    rest = []
-    for index, change in changes:
-        key = (change.table, change.pk)
-        columns = schema.columns(tables[change.table])
-        if (
-            change.action == p.UPSERT
-            and seen[key] == 1
-            and key not in clocks
-            and key not in rows
-            and set(change.cols) >= set(columns)
-        ):
-            fresh.setdefault(change.table, []).append(tuple(change.cols[c] for c in columns))
-            fresh_clocks.append((change.table, change.pk, stamp_bytes(op.hlc, op.device, index)))
-        else:
-            rest.append((index, change))
-    for table, values in fresh.items():
-        columns = schema.columns(tables[table])
-        names = ", ".join(f'"{c}"' for c in columns)
-        marks = ", ".join("?" * len(columns))
-        connection.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', values)
-    connection.executemany(
-        "INSERT INTO sereus_clock(tbl, pk, stamp) VALUES (?, ?, ?)", fresh_clocks
-    )
-    for index, change in rest:
-        key = (change.table, change.pk)
-        clock = clocks.get(key) or _Clock(change.table, change.pk)
-        clocks[key] = clock
-        current = _apply(
-            connection,
-            tables[change.table],
-            change,
-            stamp_bytes(op.hlc, op.device, index),
-            clock,
-            rows.get(key),
-        )
-        if current is None:
-            rows.pop(key, None)
-        else:
-            rows[key] = current
-
-
-@functools.cache
-def _column_set(model) -> frozenset[str]:
-    return frozenset(schema.columns(model))
-
-
-@functools.cache
-def _fills(model) -> dict[str, Any]:
-    """A row's columns that a partial first write leaves unset, and what they hold."""
-    return {
-        field.column: coltypes.fill_value(field)
-        for field in model._meta.local_concrete_fields
-        if not field.primary_key
-    }
-
-
-def _apply(connection, model, change: p.RowChange, stamp: bytes, clock: _Clock, current):
-    """Apply one row change against the row's clock and current values; returns the row's
-    values afterwards (None: no row)."""
-    table = model._meta.db_table
-    pk_col = model._meta.pk.column
-    all_columns = schema.columns(model)
-    if change.action == p.DELETE:
-        if clock.tomb is not None and clock.tomb >= stamp:
-            return current
-        clock.tomb = stamp
-        newest = clock.newest()
-        if current is not None and (newest is None or newest < stamp):
-            clock.tomb_row = codec.encode(dict(zip(all_columns, current, strict=True)))
-            connection.execute(f'DELETE FROM "{table}" WHERE "{pk_col}" = ?', (change.pk,))
-            current = None
-        clock.save(connection)
-        return current
-    known = _column_set(model)
-    winners = {
-        column: value
-        for column, value in change.cols.items()
-        if column in known and ((previous := clock.of(column)) is None or stamp > previous)
-    }
-    if not winners:
-        return current
-    clock.set(winners, stamp, all_columns)
-    alive = clock.tomb is None or clock.newest() > clock.tomb
-    if current is not None:
-        assignments = ", ".join(f'"{c}" = ?' for c in winners)
-        connection.execute(
-            f'UPDATE "{table}" SET {assignments} WHERE "{pk_col}" = ?',
-            (*winners.values(), change.pk),
-        )
-        values = dict(zip(all_columns, current, strict=True)) | winners
-        current = tuple(values[c] for c in all_columns)
-    elif alive:
-        base = codec.decode(clock.tomb_row, max_size=MAX_OP_SIZE) if clock.tomb_row else {}
-        row = {**base, **winners, pk_col: change.pk}
-        for column, value in _fills(model).items():
-            row.setdefault(column, value)  # never written: the same value on every replica
-        names = ", ".join(f'"{c}"' for c in row)
-        marks = ", ".join("?" * len(row))
-        connection.execute(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', tuple(row.values()))
-        clock.tomb_row = None
-        current = tuple(row.get(c) for c in all_columns)
-    else:
-        base = codec.decode(clock.tomb_row, max_size=MAX_OP_SIZE) if clock.tomb_row else {}
-        clock.tomb_row = codec.encode({**base, **winners})
-    clock.save(connection)
-    return current

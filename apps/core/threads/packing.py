@@ -1,0 +1,122 @@
+"""A local transaction into ops: the changes the capture triggers noted (``sereus_pending``)
+become row changes, cut into chunks that each fit in one op.
+
+The thread database calls these at commit, inside the transaction (``ThreadDatabase.pack``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from typing import Any
+
+from apps.core.replicated import replicated_tables
+from apps.core.thread import codec
+from apps.core.thread import payloads as p
+from apps.core.thread.op import MAX_OP_SIZE
+from apps.core.threads import schema
+
+# An op carries at most 10 000 row changes (DESIGN §4); a larger transaction becomes several
+# ops, chained in the same transaction. The byte budget leaves room for the op's header.
+ROWS_PER_OP = 10_000
+BYTES_PER_OP = MAX_OP_SIZE - 64 * 1024
+
+
+def pending_take(connection: sqlite3.Connection) -> dict[tuple[str, Any], list[Any]]:
+    """The transaction's captured changes, one entry per row: [column mask (-1: every column),
+    whether the row existed before, its values before]; they are cleared from the table."""
+    pending = connection.execute(
+        "SELECT tbl, pk, mask, existed, old FROM sereus_pending ORDER BY rowid"
+    ).fetchall()
+    if not pending:
+        return {}
+    merged: dict[tuple[str, Any], list[Any]] = {}
+    for table, pk, mask, existed, old in pending:
+        entry = merged.get((table, pk))
+        if entry is None:
+            merged[(table, pk)] = [mask, existed, old]
+        else:
+            entry[0] = -1 if -1 in (entry[0], mask) else entry[0] | mask
+            if old is not None:
+                entry[2] = old
+    connection.execute("DELETE FROM sereus_pending")
+    return merged
+
+
+def changes_of(
+    connection: sqlite3.Connection, merged: dict[tuple[str, Any], list[Any]]
+) -> tuple[list[p.RowChange], dict[tuple[str, Any], bytes]]:
+    """The row changes of the captured rows, as they stand now (the columns that changed, or
+    the whole row if it is new), and the old values of the deleted ones (their tombstones)."""
+    tables = replicated_tables()
+    by_table: dict[str, list[Any]] = {}
+    for table, pk in merged:
+        by_table.setdefault(table, []).append(pk)
+    current: dict[tuple[str, Any], tuple[Any, ...]] = {}
+    for table, pks in by_table.items():
+        model = tables[table]
+        cols = schema.columns(model)
+        pk_col = model._meta.pk.column
+        select = ", ".join(f'+"{c}"' for c in cols)  # unary +: raw stored values
+        for start in range(0, len(pks), 500):
+            batch = pks[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            for row in connection.execute(
+                f'SELECT {select} FROM "{table}" WHERE "{pk_col}" IN ({marks})', batch
+            ):
+                current[(table, row[cols.index(pk_col)])] = row
+    changes: list[p.RowChange] = []
+    tombs: dict[tuple[str, Any], bytes] = {}
+    for (table, pk), (mask, existed, old) in merged.items():
+        cols = schema.columns(tables[table])
+        row = current.get((table, pk))
+        if row is not None:
+            if mask == -1 or not existed:
+                chosen = range(len(cols))
+            else:
+                chosen = [i for i in range(len(cols)) if mask & (1 << i)]
+            values = {cols[i]: row[i] for i in chosen}
+            if values:
+                changes.append(p.RowChange(table, pk, p.UPSERT, values))
+        elif existed:
+            changes.append(p.RowChange(table, pk, p.DELETE, {}))
+            if old is not None:
+                tombs[(table, pk)] = codec.encode(
+                    dict(zip(cols, codec.decode(old, max_size=MAX_OP_SIZE), strict=False))
+                )
+    return changes, tombs
+
+
+def chunks(changes: list[p.RowChange]) -> Iterable[list[p.RowChange]]:
+    """The changes in order, cut where an op would exceed its row count or byte budget."""
+    chunk: list[p.RowChange] = []
+    size = 0
+    for change in changes:
+        cost = _size_estimate(change)
+        if chunk and (len(chunk) >= ROWS_PER_OP or size + cost > BYTES_PER_OP):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(change)
+        size += cost
+    if chunk:
+        yield chunk
+
+
+def _size_estimate(change: p.RowChange) -> int:
+    """An upper bound of a change's encoded size, without encoding it."""
+    size = (
+        64 + len(change.table) + 16 + (len(change.pk) if isinstance(change.pk, str | bytes) else 9)
+    )
+    for column, value in change.cols.items():
+        size += (
+            len(column)
+            + 12
+            + (
+                len(value) * 4
+                if isinstance(value, str)
+                else len(value)
+                if isinstance(value, bytes)
+                else 0
+            )
+        )
+    return size
