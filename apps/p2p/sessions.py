@@ -1,0 +1,200 @@
+"""Sync sessions with member devices: push and anti-entropy, and what the sync protocol needs
+from the node between sessions.
+
+- ``_want`` starts a loop of sessions with a device about a thread, coalesced: while one runs,
+  further wants only mark it to run once more (``_again``); a session that failed on the way is
+  retried shortly (``SESSION_RETRIES``) rather than left to anti-entropy.
+- ``_pusher`` wants a session with each member device that may lack something of a thread
+  written to (``notify``); ``_maintain`` refreshes the threads about every ``MAINTAIN_INTERVAL``,
+  wants a session with the member devices not connected each time and with all of them every
+  ``sync_interval``.
+- Between sessions the node remembers each device's version vector per thread (``vv_seen``) and
+  keeps the stream of a session that ended well for the next one (``sync_stream_give``).
+
+A mixin of ``SereusNode``, whose state it uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from typing import Literal
+
+import trio
+from libp2p.abc import INetStream
+
+from apps.p2p import threads_io
+from apps.p2p.bridge import unwrap
+from apps.p2p.host import peer_id_of
+from apps.p2p.protocols import sync
+from apps.p2p.wire import PeerFault, PeerRefused
+
+logger = logging.getLogger(__name__)
+
+MAINTAIN_INTERVAL = 30.0
+STREAM_REUSE = 20.0  # below the responder's STREAM_IDLE, so a kept stream is still open
+SESSION_RETRIES = (0.2, 1.0, 5.0)  # seconds before trying a failed session again
+SessionOutcome = Literal["done", "refused", "failed", "unreachable"]
+
+
+class SyncSessions:
+    """Starting, repeating and pacing sync sessions, and the state they leave behind."""
+
+    async def sync_stream_take(self, device: bytes) -> tuple[INetStream, bool]:
+        """A sync stream to ``device``: the idle one from the last session if it is fresh
+        enough (True), else a new one (False)."""
+        idle = self._idle_streams.pop(device, None)
+        if idle is not None:
+            stream, since = idle
+            if time.monotonic() - since < STREAM_REUSE:
+                return stream, True
+            self._nursery_reset(stream)
+        return await self.open_stream(device, sync.PROTOCOL), False
+
+    def sync_stream_give(self, device: bytes, stream: INetStream) -> None:
+        """Keep a stream whose session ended well, for the next session with ``device``."""
+        old = self._idle_streams.get(device)
+        if old is not None:
+            self._nursery_reset(old[0])
+        self._idle_streams[device] = (stream, time.monotonic())
+
+    def idle_stream_drop(self, device: bytes) -> None:
+        """Forget the stream kept for the next session with ``device`` (its connection died)."""
+        idle = self._idle_streams.pop(device, None)
+        if idle is not None:
+            self._nursery_reset(idle[0])
+
+    def _nursery_reset(self, stream: INetStream) -> None:
+        async def reset() -> None:
+            with trio.move_on_after(1), contextlib.suppress(Exception):
+                await stream.reset()
+
+        assert self._nursery is not None
+        self._nursery.start_soon(reset)
+
+    def known_vv(self, thread: bytes, device: bytes) -> dict[bytes, int] | None:
+        return self._known_vv.get((thread, device))
+
+    def vv_seen(self, thread: bytes, device: bytes, vv: dict[bytes, int]) -> None:
+        known = self._known_vv.setdefault((thread, device), {})
+        for dev, seq in vv.items():
+            if seq > known.get(dev, 0):
+                known[dev] = seq
+
+    def synced(self, thread: bytes, device: bytes, sent: int, received: int) -> None:
+        now = time.time()
+        self.stats["sessions"] += 1
+        self.stats["ops_sent"] += sent
+        view = self.threads.get(thread)
+        if view is not None:
+            view.synced_with[device] = now
+        peer = self.peers.get(device)
+        if peer is not None:
+            peer.last_sync = now
+
+    def _has_all_it_may(self, thread: bytes, peer: threads_io.Peer) -> bool:
+        """Whether ``peer`` is known to hold everything it may receive of ``thread``: all this
+        node has, or, for a departed member's device, its departure."""
+        known = self._known_vv.get((thread, peer.device))
+        if known is None:
+            return False
+        if peer.until is not None:
+            device, seq = peer.until.id
+            return known.get(device, 0) >= seq
+        view = self.threads.get(thread)
+        return view is not None and sync.covers(known, view.info.vv)
+
+    def _want(self, thread: bytes, device: bytes, *, again: bool = True) -> None:
+        key = (thread, device)
+        if key in self._sessions:
+            if again:
+                self._again.add(key)
+            return
+        assert self._nursery is not None
+        self._sessions.add(key)
+        self._nursery.start_soon(self._session_loop, thread, device)
+
+    async def _session_loop(self, thread: bytes, device: bytes) -> None:
+        """Sessions with ``device`` about ``thread`` until nothing is left to say. A session
+        that failed on the way (the peer busy, a stream reset) is tried again shortly: a push
+        must not wait for the next anti-entropy round."""
+        key = (thread, device)
+        retries = 0
+        try:
+            while True:
+                self._again.discard(key)
+                outcome = await self._sync_once(thread, device)
+                if outcome == "failed" and retries < len(SESSION_RETRIES):
+                    await trio.sleep(SESSION_RETRIES[retries])
+                    retries += 1
+                    continue
+                if outcome != "done" or key not in self._again:
+                    return
+                retries = 0
+        finally:
+            self._sessions.discard(key)
+            self._again.discard(key)
+
+    async def _sync_once(self, thread: bytes, device: bytes) -> SessionOutcome:
+        if not await self.ensure_connected(device):
+            return "unreachable"  # dialing backs off on its own; anti-entropy comes back
+        async with self._outbound:
+            try:
+                sent, received = await sync.initiate(self, thread, device)
+            except Exception as error:
+                exc = unwrap(error)
+                if isinstance(exc, PeerRefused):
+                    logger.debug(
+                        "sync %s with %s refused: %s", thread.hex()[:8], device.hex()[:8], exc
+                    )
+                    return "failed" if exc.code == "busy" else "refused"
+                if isinstance(exc, PeerFault):
+                    logger.info("sync with %s: %s", peer_id_of(device), exc)
+                    if self.limits.strike(str(peer_id_of(device)), str(exc)):
+                        await self._ban(device)
+                    return "refused"
+                logger.debug("sync with %s failed: %r", peer_id_of(device), exc)
+                if isinstance(exc, trio.TooSlowError):
+                    # A connection that went silent still looks connected: check it now rather
+                    # than at the next keepalive round.
+                    self.keepalive.check(device)
+                return "failed"
+        self.synced(thread, device, sent, received)
+        return "done"
+
+    async def _pusher(self) -> None:
+        while True:
+            await self._dirty_event.wait()
+            self._dirty_event = trio.Event()
+            dirty, self._dirty = self._dirty, set()
+            for thread in dirty:
+                view = await self._thread_refresh(thread)
+                if view is None:
+                    continue
+                for peer in view.info.peers:
+                    if self._has_all_it_may(thread, peer):
+                        continue  # it probably just sent us what we are announcing
+                    self._want(thread, peer.device)
+
+    async def _maintain(self) -> None:
+        """Anti-entropy: refresh the threads, then a session with every member device."""
+        last_round = 0.0
+        while True:
+            try:
+                await self._threads_refresh()
+            except Exception:
+                logger.exception("refreshing the threads failed")
+            now = time.monotonic()
+            full_round = now - last_round >= self.settings.sync_interval
+            if full_round:
+                last_round = now
+            for thread, view in list(self.threads.items()):
+                for peer in view.info.peers:
+                    if peer.until is not None and self._has_all_it_may(thread, peer):
+                        continue  # a departed member's device that knows it departed
+                    if full_round or not self.connected(peer.device):
+                        self._want(thread, peer.device, again=False)
+            delay = min(MAINTAIN_INTERVAL, self.settings.sync_interval)
+            await trio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
