@@ -142,19 +142,26 @@ class Opener:
     def has_key(self, event: KeysEvent, *, data: bool) -> bool:
         return bool(self._keys_for(event, data=data))
 
-    def _open(self, op: Op, candidates: list[KeysEvent], *, data: bool) -> bytes | Decision:
+    def _open(
+        self, op: Op, candidates: list[KeysEvent], *, data: bool
+    ) -> tuple[bytes, KeysEvent] | Decision:
+        """The body's plaintext and the keys event whose key opened it."""
         aad = op.header_bytes()
-        have_key = False
+        missing = False
         for event in candidates:
-            for key in dict.fromkeys(self._keys_for(event, data=data)):
-                have_key = True
+            keys_ = self._keys_for(event, data=data)
+            missing |= not keys_
+            for key in dict.fromkeys(keys_):
                 try:
-                    return crypto.aead_decrypt(key, op.body, aad)
+                    return crypto.aead_decrypt(key, op.body, aad), event
                 except crypto.CryptoError:
                     continue
-        if not have_key:
+        if missing:
+            # Concurrent rotations can share an epoch number: the body may be sealed with the
+            # key of one whose key this node does not hold (yet). Refusing now would refuse
+            # what a replica holding that key accepts.
             return Decision("opaque", f"no key for epoch {op.epoch} on this node")
-        # The key matches the epoch's public check: every replica holding it fails alike.
+        # The keys match the epoch's public checks: every replica holding them fails alike.
         return refused(f"the body does not open with the key of epoch {op.epoch}")
 
     def _cached(self, op: Op, candidates: list[KeysEvent], cache: dict) -> object | None:
@@ -169,15 +176,18 @@ class Opener:
         hit = self._cached(op, candidates, cache)
         if hit is not None:
             return hit
-        plain = self._open(op, candidates, data=data)
-        if isinstance(plain, Decision):
-            return plain
+        opened = self._open(op, candidates, data=data)
+        if isinstance(opened, Decision):
+            return opened
+        plain, event = opened
         try:
             result: object = parse(codec.decode(plain, max_size=MAX_PAYLOAD, canonical=False))
         except (codec.DecodeError, p.PayloadError) as exc:
             result = refused(f"{what} payload: {exc}")
-        for event in candidates:
-            self._remember(cache, (op.hash, event.op.hash), result)
+        # Only under the keys event whose key opened it: the candidates can change (a keys op
+        # refused once the control order is known), and a later lookup with the others alone
+        # must not find what only this key opened.
+        self._remember(cache, (op.hash, event.op.hash), result)
         return result
 
     def _remember(self, cache: dict, key: tuple[bytes, bytes], value: object) -> None:

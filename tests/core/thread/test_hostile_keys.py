@@ -225,3 +225,26 @@ def test_a_removed_members_invites_lose_their_force(
 @pytest.fixture
 def dave() -> Party:
     return Party("dave")
+
+
+def test_a_body_opened_with_one_epochs_key_is_not_remembered_for_another(thread: ThreadWriter):
+    # Concurrent rotations can share an epoch number, and which of them count for an op can
+    # change once the control order is known (one refused after all): a body that only the
+    # key of the refused one opens must not stay open through the other (``python -m bench
+    # adversary`` found replicas accepting and refusing the same op that way).
+    replica = thread.replica
+    op = thread.write_data([p.RowChange("notes", rid(thread, "a"), p.UPSERT, {"text": "hi"})])
+    (real,) = [e for e in replica.control.timeline.keys_events if e.epoch == op.epoch]
+    other_keys = keys.EpochKeys.from_secret(thread.thread, op.epoch, nacl.utils.random(32))
+    other_op = next(o for o in replica.admitted if o.hash not in (real.op.hash, op.hash))
+    other = type(real)(other_op, op.epoch, other_keys.check(thread.thread), real.sealed)
+    replica.keyring.by_keys_op[other_op.hash] = [other_keys]
+    opener = replica.opener
+    opener._data.clear()
+    assert isinstance(opener.data(op, [other, real]), p.DataPayload)
+    decision = opener.data(op, [other])
+    assert decision.status == "refused"
+    assert decision.reason == f"the body does not open with the key of epoch {op.epoch}"
+    # And with a candidate whose key this node lacks, nothing is decided yet.
+    del replica.keyring.by_keys_op[other_op.hash]
+    assert opener.data(op, [other]).status == "opaque"
