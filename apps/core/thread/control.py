@@ -14,6 +14,10 @@ When such a restriction is placed after an op it restricts, the fold restarts wi
 restriction in force from the start; every restart adds a restriction or drops one that turned
 out refused, so it ends.
 
+An invite admits as many redemptions as its cap says (one unless it says otherwise; ADR 14): the
+first ones in control order, so every replica admits the same members; the rest are refused as
+"used up". An invite for several people may grant only a role the policy marks ``open``.
+
 Limits every replica applies alike (issue 9): at most ``MAX_DEVICES`` devices per thread and
 ``MAX_MEMBER_DEVICES`` per member, ever (version vectors and ``deps`` name every device, and
 peers refuse ops with more than 4 096 of them); row tags unique among members; a device is
@@ -32,6 +36,7 @@ from dataclasses import dataclass
 
 from apps.core.thread import codec, crypto, invite, keys
 from apps.core.thread import payloads as p
+from apps.core.thread.appspec import MAX_APPS, AppSpec, compose, spec_problem
 from apps.core.thread.keyring import MAX_PAYLOAD, KeysEvent, Opener, refused
 from apps.core.thread.op import KIND_CONTROL, KIND_KEYS, Op
 from apps.core.thread.policy import OWNER, Policy
@@ -280,7 +285,9 @@ class _Fold:
             return refused(action)
         st = self.state
         st.created, st.policy, st.owner = True, action.policy, action.owner
+        st.base_policy = action.policy
         st.name, st.app = action.name, action.app
+        st.apps[action.app] = None
         st.members[action.owner] = MemberState(role=OWNER, devices={op.device})
         st.devices[op.device] = DeviceState(member=action.owner, certified_by=op.hash)
         st.tags[member_tag(action.owner)] = action.owner
@@ -414,6 +421,8 @@ class _Fold:
             case p.CreateInvite():
                 if not all(pol.may_invite(r, action.role) for r in roles):
                     return f"this role may not invite at role {action.role!r}"
+                if action.uses != 1 and action.role not in pol.open_roles():
+                    return f"the policy lets no invite for several people grant {action.role!r}"
                 if action.invite in st.invites:
                     return "this invite key was used before"
                 st.invites[action.invite] = invite_state(action, author)
@@ -436,17 +445,56 @@ class _Fold:
                 if not all(r == OWNER for r in roles):
                     return "only the owner changes the policy"
                 held = {m.role for m in st.members.values() if m.active}
-                if not held <= action.policy.roles.keys():
+                if not held <= self._composed(action.policy, st.apps).roles.keys():
                     return "the new policy drops a role that members hold"
-                st.policy = action.policy
-                tl.policy(op, action.policy)
+                st.base_policy = action.policy
+                self._recompose(op)
                 return None
             case p.SetMeta():
                 if not all(pol.roles[r].manage for r in roles):
                     return "only roles that manage the thread rename it"
                 st.name = action.name
                 return None
+            case p.EnableApp():
+                return self._enable(op, roles, action.spec)
+            case p.DisableApp():
+                if not all(pol.roles[r].manage for r in roles):
+                    return "only roles that manage the thread disable apps"
+                if action.app not in st.apps:
+                    return f"the {action.app} app is not enabled in this thread"
+                if action.app == st.app:
+                    return "the app the thread was created for cannot be disabled"
+                del st.apps[action.app]
+                self._recompose(op)
+                return None
         return "unknown control action"
+
+    def _enable(self, op: Op, roles: list[str], spec: AppSpec) -> str | None:
+        st = self.state
+        if not all(st.policy.roles[r].manage for r in roles):
+            return "only roles that manage the thread enable apps"
+        if spec.app in st.apps:
+            return f"the {spec.app} app is already enabled"
+        if len(st.apps) >= MAX_APPS:
+            return f"a thread has at most {MAX_APPS} apps"
+        problem = spec_problem(spec, st.policy, st.app_tables)
+        if problem is not None:
+            return problem
+        st.apps[spec.app] = spec
+        for table in spec.tables:
+            st.app_tables[table] = spec.app
+        self._recompose(op)
+        return None
+
+    def _composed(self, base: Policy, apps: Mapping[str, AppSpec | None]) -> Policy:
+        specs = [spec for spec in apps.values() if spec is not None]
+        return compose(base, specs, self.state.app_tables)
+
+    def _recompose(self, op: Op) -> None:
+        """The policy in force changed (its base, or the enabled apps): from ``op`` on."""
+        st = self.state
+        st.policy = self._composed(st.base_policy, st.apps)
+        self.timeline.policy(op, st.policy)
 
     def _certify(self, op: Op, author: bytes, action: p.CertifyDevice) -> str | None:
         st = self.state
@@ -512,6 +560,8 @@ class _Fold:
                 return "the invite was revoked"
             if inv.status == "redeemed":
                 return "the invite was already used"
+            if inv.status == "used up":
+                return "the invite was used up"
             if op.hlc.millis >= inv.expiry:
                 return "the invite had expired"
             role = inv.role
@@ -520,6 +570,8 @@ class _Fold:
                 for creator_role in self._creator_roles(op, inv.creator)
             ):
                 return "the invite lost its force: its creator may no longer invite at its role"
+            if inv.uses != 1 and role not in pol.open_roles():
+                return "the policy no longer lets an invite for several people grant its role"
             if not self.opener.verified(
                 lambda: invite.redemption_proof_verify(
                     self.thread, action.invite, action.member, action.device, action.proof
@@ -552,8 +604,7 @@ class _Fold:
         if room is not None:
             return room
         if isinstance(action, p.RedeemInvite):
-            inv = st.invites[action.invite]
-            inv.status, inv.redeemed_by = "redeemed", action.member
+            st.invites[action.invite].redeem(action.member)
         self._admit(op, action.member, role, action.device)
         return None
 
@@ -589,7 +640,13 @@ class _Fold:
 def invite_state(action: p.CreateInvite, creator: bytes):
     from apps.core.thread.state import InviteState
 
-    return InviteState(role=action.role, expiry=action.expiry, creator=creator)
+    return InviteState(
+        role=action.role,
+        expiry=action.expiry,
+        creator=creator,
+        uses=action.uses,
+        label=action.label,
+    )
 
 
 def genesis_action(thread: bytes, op: Op) -> p.Create | str:

@@ -116,6 +116,9 @@ class DataChecker:
         histories: dict[RowKey, list[RowEvent]] | None = None
         actions: list[str] = []
         for key, change in zip(keys, changes, strict=True):
+            app = policy.foreign.get(change.table)
+            if app is not None:
+                return refused(f"{change.table}: the {app} app is not enabled in this thread"), None
             outcome = self._judge(op, member, roles, policy, change)  # type: ignore[arg-type]
             if outcome is _HISTORY:
                 if histories is None:
@@ -212,6 +215,8 @@ _HISTORY = object()
 
 
 def _refusal(roles: list[str], policy: Policy, table: str, action: str, own: bool) -> Decision:
+    if not policy.knows(table):
+        return refused(f"this thread has no table {table} (no app of the thread declares it)")
     role = next((r for r in roles if not policy.allows_row(r, table, action, own=own)), roles[0])
     scope = "own" if own else "others'"
     return refused(f"role {role} may not {action} {scope} rows of {table}")

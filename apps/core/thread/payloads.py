@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from apps.core.thread.appspec import AppSpec, AppSpecError
 from apps.core.thread.policy import NAME_RE, TABLE_RE, Policy, PolicyError
 
 MAX_ROWS = 10_000
@@ -134,6 +135,10 @@ class CreateInvite:
     invite: bytes
     role: str
     expiry: int
+    # How many redemptions the invite admits (None: no cap). Both are left out of the document
+    # when they have their default, so a single-use invite is written as it always was.
+    uses: int | None = 1
+    label: str = ""  # a note the members see ("shop followers"); the link does not carry it
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,16 @@ class SetMeta:
     name: str
 
 
+@dataclass(frozen=True)
+class EnableApp:
+    spec: AppSpec  # what the app adds to the policy: carried in the op, never read locally
+
+
+@dataclass(frozen=True)
+class DisableApp:
+    app: str
+
+
 Control = (
     Create
     | AddMember
@@ -171,7 +186,36 @@ Control = (
     | SetAddresses
     | SetPolicy
     | SetMeta
+    | EnableApp
+    | DisableApp
 )
+
+
+_INVITE_OPTIONAL = frozenset({"uses", "label"})
+MAX_INVITE_USES = 1_000_000
+MAX_INVITE_LABEL = 80
+
+
+def _invite_uses(value: Any) -> int | None:
+    """A multi-use invite's cap. One use is written by leaving ``uses`` out: one meaning, one
+    encoding."""
+    if value is None:
+        return None
+    if type(value) is not int or not 2 <= value <= MAX_INVITE_USES:
+        raise PayloadError(
+            f"uses: expected 2 to {MAX_INVITE_USES} uses, or null for no cap "
+            "(a single-use invite leaves it out)"
+        )
+    return value
+
+
+def _invite_label(value: Any) -> str:
+    label = _text(value, "label", MAX_INVITE_LABEL)
+    if not label or not label.isprintable() or label != label.strip():
+        raise PayloadError(
+            "label: expected printable text without surrounding spaces (no label: leave it out)"
+        )
+    return label
 
 
 def _policy(doc: Any) -> Policy:
@@ -251,10 +295,16 @@ def control_parse(doc: Any) -> Control:
             _key(d["device"], "device"), None if sig is None else _sig(sig, "member_sig")
         )
     if kind == "create_invite":
-        d = _fields(doc, what, {"type", "invite", "role", "expiry"})
+        d = _fields(doc, what, {"type", "invite", "role", "expiry"}, _INVITE_OPTIONAL)
         if type(d["expiry"]) is not int or not 0 < d["expiry"] < 2**48:
             raise PayloadError("expiry: expected milliseconds since the epoch")
-        return CreateInvite(_key(d["invite"], "invite"), _role(d["role"]), d["expiry"])
+        return CreateInvite(
+            _key(d["invite"], "invite"),
+            _role(d["role"]),
+            d["expiry"],
+            _invite_uses(d["uses"]) if "uses" in d else 1,
+            _invite_label(d["label"]) if "label" in d else "",
+        )
     if kind == "revoke_invite":
         d = _fields(doc, what, {"type", "invite"})
         return RevokeInvite(_key(d["invite"], "invite"))
@@ -270,6 +320,18 @@ def control_parse(doc: Any) -> Control:
     if kind == "set_meta":
         d = _fields(doc, what, {"type", "name"})
         return SetMeta(_text(d["name"], "name", 200))
+    if kind == "enable_app":
+        d = _fields(doc, what, {"type", "app", "spec"})
+        try:
+            return EnableApp(AppSpec.from_doc(d["app"], d["spec"]))
+        except AppSpecError as exc:
+            raise PayloadError(str(exc)) from exc
+    if kind == "disable_app":
+        d = _fields(doc, what, {"type", "app"})
+        app = _text(d["app"], "app", 64)
+        if not NAME_RE.match(app):
+            raise PayloadError("app: expected an app name")
+        return DisableApp(app)
     raise PayloadError(f"control: unknown type {kind!r}")
 
 
@@ -328,12 +390,17 @@ def control_doc(action: Control) -> dict[str, Any]:
                 "member_sig": action.member_sig,
             }
         case CreateInvite():
-            return {
+            doc = {
                 "type": "create_invite",
                 "invite": action.invite,
                 "role": action.role,
                 "expiry": action.expiry,
             }
+            if action.uses != 1:
+                doc["uses"] = action.uses
+            if action.label:
+                doc["label"] = action.label
+            return doc
         case RevokeInvite():
             return {"type": "revoke_invite", "invite": action.invite}
         case SetAddresses():
@@ -342,6 +409,10 @@ def control_doc(action: Control) -> dict[str, Any]:
             return {"type": "set_policy", "policy": action.policy.to_doc()}
         case SetMeta():
             return {"type": "set_meta", "name": action.name}
+        case EnableApp():
+            return {"type": "enable_app", "app": action.spec.app, "spec": action.spec.to_doc()}
+        case DisableApp():
+            return {"type": "disable_app", "app": action.app}
     raise TypeError(f"not a control action: {action!r}")
 
 

@@ -4,6 +4,7 @@ Each role has a **rank** (who outranks whom), the roles it may **invite** or add
 it may **manage** members of strictly lower rank (remove, change role, revoke devices), whether it
 reads **history** from before it joined, whether it may **rotate** the thread's keys (start a
 new epoch sealed to every member: needed after a member leaves, before anyone can write again),
+whether a multi-use invite may grant it (**open**: a link many people may use),
 and per table, for insert, update and delete, a scope:
 ``any`` row, ``own`` rows (rows the member inserted) or ``none``. The table ``*`` applies to tables
 not named. Built-in roles: owner, admin, writer, reader; apps add their own.
@@ -16,6 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from apps.core.thread.named import NAME_RE, Named
+
 ACTIONS = ("insert", "update", "delete")
 SCOPES = frozenset({"any", "own", "none"})
 OWNER, ADMIN, WRITER, READER = "owner", "admin", "writer", "reader"
@@ -23,8 +26,6 @@ BUILTIN_ROLES = (OWNER, ADMIN, WRITER, READER)
 ANY_TABLE = "*"
 MAX_ROLES = 32
 MAX_TABLES = 256
-# \Z, not $: "$" also matches before a trailing newline.
-NAME_RE = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
 TABLE_RE = re.compile(r"\A(\*|[a-z][a-z0-9_]{0,127})\Z")
 
 
@@ -40,6 +41,7 @@ class RoleRules:
     history: bool = True
     tables: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     rotate: bool = False
+    open: bool = False  # a multi-use invite may grant this role
 
     def scope(self, table: str, action: str) -> str:
         rules = self.tables.get(table)
@@ -51,6 +53,12 @@ class RoleRules:
 @dataclass(frozen=True)
 class Policy:
     roles: Mapping[str, RoleRules]
+    # Derived from the thread's enabled apps (``appspec.compose``), never in a policy document:
+    # tables judged in order, close tables -> (target, scope column), and tables of apps the
+    # thread declared but has not enabled now -> their app.
+    ordered: frozenset[str] = frozenset()
+    closes: Mapping[str, Any] = field(default_factory=dict)
+    foreign: Mapping[str, str] = field(default_factory=dict)
 
     def rank(self, role: str | None) -> int:
         rules = self.roles.get(role) if role is not None else None
@@ -63,6 +71,10 @@ class Policy:
         scope = rules.scope(table, action)
         return scope == "any" or (scope == "own" and own)
 
+    def knows(self, table: str) -> bool:
+        """Whether some role has rules for ``table`` (by name or through ``*``)."""
+        return any(table in r.tables or ANY_TABLE in r.tables for r in self.roles.values())
+
     def may_invite(self, role: str, invited_role: str) -> bool:
         """Admit a member (by invite or directly) at ``invited_role``: never above one's own."""
         rules = self.roles.get(role)
@@ -73,6 +85,10 @@ class Policy:
             and invited_role != OWNER
             and self.rank(invited_role) <= rules.rank
         )
+
+    def open_roles(self) -> list[str]:
+        """The roles a multi-use invite may grant (besides ``may_invite`` for its creator)."""
+        return [name for name, r in self.roles.items() if r.open and name != OWNER]
 
     def may_manage(self, role: str, target_role: str) -> bool:
         """Remove, re-role or revoke the devices of a member: only of strictly lower rank."""
@@ -91,6 +107,8 @@ class Policy:
                     "rotate": r.rotate,
                     "tables": {t: dict(a) for t, a in r.tables.items()},
                 }
+                # ``open`` only when true: a policy without open roles is written as before.
+                | ({"open": True} if r.open else {})
                 for name, r in self.roles.items()
             },
         }
@@ -127,9 +145,14 @@ ROLE_FIELDS = frozenset({"rank", "invite", "manage", "history", "rotate", "table
 
 
 def _role_from_doc(name: str, raw: Any) -> RoleRules:
-    if type(raw) is not dict or raw.keys() != ROLE_FIELDS:
+    if type(raw) is not dict or raw.keys() - {"open"} != ROLE_FIELDS:
         raise PolicyError(
-            f"policy: role {name!r} needs rank, invite, manage, history, rotate, tables"
+            f"policy: role {name!r} needs rank, invite, manage, history, rotate, tables "
+            "(and may say open)"
+        )
+    if "open" in raw and raw["open"] is not True:
+        raise PolicyError(
+            f"policy: role {name!r} open is true when present (not open: leave it out)"
         )
     rank, invite, tables = raw["rank"], raw["invite"], raw["tables"]
     if type(rank) is not int or not 0 <= rank <= 1_000_000:
@@ -161,6 +184,7 @@ def _role_from_doc(name: str, raw: Any) -> RoleRules:
         history=raw["history"],
         tables=parsed,
         rotate=raw["rotate"],
+        open="open" in raw,
     )
 
 
@@ -187,28 +211,25 @@ def default_policy() -> Policy:
                 rotate=True,
             ),
             WRITER: RoleRules(rank=50, invite=frozenset({READER}), tables=OWN_ROWS, rotate=True),
-            READER: RoleRules(rank=10, history=False),
+            # A link anyone may pass on ("open invite") can make readers, nobody more.
+            READER: RoleRules(rank=10, history=False, open=True),
         }
     )
 
 
-_TEMPLATES: dict[str, Callable[[], Policy]] = {"default": default_policy}
+_TEMPLATES: Named[Policy] = Named(lambda app: PolicyError(f"no policy template for app {app!r}"))
+_TEMPLATES.register("default", default_policy)
 
 
 def policy_template_register(app: str, factory: Callable[[], Policy]) -> None:
     """Apps register the policy their threads start with (in ``AppConfig.ready``)."""
-    if not NAME_RE.match(app):
-        raise ValueError(f"bad app name {app!r}")
-    _TEMPLATES[app] = factory
+    _TEMPLATES.register(app, factory)
 
 
 def policy_templates() -> list[str]:
     """The apps a thread can be created for."""
-    return sorted(_TEMPLATES)
+    return _TEMPLATES.names()
 
 
 def policy_template(app: str) -> Policy:
-    try:
-        return _TEMPLATES[app]()
-    except KeyError:
-        raise PolicyError(f"no policy template for app {app!r}") from None
+    return _TEMPLATES.make(app)

@@ -9,10 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from apps.core.thread.appspec import AppSpec
 from apps.core.thread.policy import Policy, default_policy
 
 OpId = tuple[bytes, int]
-InviteStatus = Literal["open", "revoked", "redeemed"]
+# "redeemed": a single-use invite was used; "used up": a multi-use invite reached its cap.
+InviteStatus = Literal["open", "revoked", "redeemed", "used up"]
 
 
 @dataclass
@@ -35,7 +37,22 @@ class InviteState:
     expiry: int
     creator: bytes  # member
     status: InviteStatus = "open"
-    redeemed_by: bytes | None = None  # member
+    uses: int | None = 1  # how many redemptions it admits; None: no cap
+    label: str = ""
+    used: int = 0  # accepted redemptions
+    redeemers: set[bytes] = field(default_factory=set)  # the members it admitted
+
+    @property
+    def redeemed_by(self) -> bytes | None:
+        """The member a single-use invite admitted."""
+        return next(iter(self.redeemers), None) if self.uses == 1 else None
+
+    def redeem(self, member: bytes) -> None:
+        """Count an accepted redemption; the invite is spent when it reaches its cap."""
+        self.used += 1
+        self.redeemers.add(member)
+        if self.uses is not None and self.used >= self.uses:
+            self.status = "redeemed" if self.uses == 1 else "used up"
 
 
 @dataclass
@@ -54,6 +71,13 @@ class ThreadState:
     addresses: dict[bytes, tuple[str, ...]] = field(default_factory=dict)
     # Row tag -> member, for every member ever admitted: row ids name their owner by tag.
     tags: dict[bytes, bytes] = field(default_factory=dict)
+    # The policy of the create op or the last set_policy; ``policy`` is it composed with the
+    # enabled apps (appspec.compose).
+    base_policy: Policy = field(default_factory=default_policy)
+    # Enabled apps in enable order, the creating app first (its rules are the base policy's,
+    # so it has no spec), and every table an app ever declared -> that app.
+    apps: dict[str, AppSpec | None] = field(default_factory=dict)
+    app_tables: dict[str, str] = field(default_factory=dict)
 
     def device_member(self, device: bytes) -> bytes | None:
         """The active member an active device acts for, if any."""
@@ -77,10 +101,17 @@ class ThreadState:
             members=tuple(sorted((m, s.role) for m, s in self.members.items() if s.active)),
             devices=tuple(sorted((d, s.member) for d, s in self.devices.items() if s.active)),
             invites=tuple(
-                sorted((i, s.role, s.status, s.redeemed_by or b"") for i, s in self.invites.items())
+                sorted(
+                    (i, s.role, s.status, s.used, tuple(sorted(s.redeemers)))
+                    for i, s in self.invites.items()
+                )
             ),
             epochs=tuple(sorted((n, h) for n, by_op in self.epochs.items() for h in by_op)),
             addresses=tuple(sorted(self.addresses.items())),
+            apps=tuple(
+                (app, repr(spec.to_doc()) if spec is not None else "")
+                for app, spec in self.apps.items()
+            ),
         )
 
 
@@ -95,9 +126,11 @@ class Snapshot:
     policy: str
     members: tuple[tuple[bytes, str], ...]
     devices: tuple[tuple[bytes, bytes], ...]
-    invites: tuple[tuple[bytes, str, str, bytes], ...]
+    # (invite, role, status, accepted redemptions, the members it admitted)
+    invites: tuple[tuple[bytes, str, str, int, tuple[bytes, ...]], ...]
     epochs: tuple[tuple[int, bytes], ...]
     addresses: tuple[tuple[bytes, tuple[str, ...]], ...]
+    apps: tuple[tuple[str, str], ...] = ()  # enabled apps in enable order, with their specs
 
     @property
     def roles(self) -> dict[bytes, str]:

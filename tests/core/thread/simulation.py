@@ -14,12 +14,19 @@ from dataclasses import dataclass, field
 import nacl.signing
 
 from apps.core.thread import payloads as p
+from apps.core.thread.appspec import AppSpec
 from apps.core.thread.op import Op
 from apps.core.thread.replica import Replica
 from apps.core.thread.writer import ThreadWriter, WriteError, redemption_request
 from tests.core.thread.conftest import Party, now_ms, rid
 
 ROLES = ("admin", "writer", "reader")
+# A second app that members enable and disable while others write to it.
+TASKS = AppSpec(
+    app="tasks",
+    tables=frozenset({"tasks_item"}),
+    rules={role: {"tasks_item": {"insert": "any", "update": "own"}} for role in ROLES},
+)
 
 
 @dataclass
@@ -84,6 +91,8 @@ class Simulation:
                 writer.control(
                     p.SetAddresses(addrs=(f"/ip4/10.0.0.{rng.randrange(250)}/tcp/4001",))
                 )
+            elif roll < 0.82:
+                self._toggle_app(writer)
             elif roll < 0.90:
                 self._conflict()
             else:
@@ -108,9 +117,21 @@ class Simulation:
             except WriteError:
                 pass
 
+    def _toggle_app(self, writer: ThreadWriter) -> None:
+        """Enable or disable the tasks app, as this member's replica sees it: concurrent
+        toggles and writes that did not see them are the cases to decide alike."""
+        if "tasks" in writer.replica.control.state.apps:
+            writer.control(p.DisableApp("tasks"))
+        else:
+            writer.control(p.EnableApp(TASKS))
+
     def _write(self, writer: ThreadWriter) -> None:
         rng = self.rng
         changes = []
+        if rng.random() < 0.2:
+            # A row of the second app, whether or not this member saw it enabled.
+            pk = rid(writer, f"task{len(self.rows)}")
+            changes.append(p.RowChange("tasks_item", pk, p.UPSERT, {"text": "t"}))
         for _ in range(rng.randint(1, 3)):
             if self.rows and rng.random() < 0.5:
                 # Anyone's row: only its owner (or a role that changes any row) may.

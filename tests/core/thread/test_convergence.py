@@ -91,6 +91,9 @@ def test_one_large_history_converges_over_100_permutations(monkeypatch):
     assert {status for status, _ in decisions.values()} >= {"accepted", "refused"}
     assert snapshot.current_epoch >= 5
     assert rows.get("notes")
+    # A second app was enabled and disabled while members wrote to it.
+    assert rows.get("tasks_item")
+    assert any("tasks app is not enabled" in reason for _, reason in decisions.values())
     assert first.control.restarts >= 1
     for _ in range(100):
         assert fingerprint(deliver(sim, ops, rng, duplicates=True)) == reference

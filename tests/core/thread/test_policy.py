@@ -382,8 +382,9 @@ def test_role_rules_scope_defaults_to_none():
 
 @pytest.fixture
 def templates(monkeypatch: pytest.MonkeyPatch) -> dict:
-    registry = dict(policy_module._TEMPLATES)
-    monkeypatch.setattr(policy_module, "_TEMPLATES", registry)
+    # Registrations made by a test stay in it.
+    registry = dict(policy_module._TEMPLATES._factories)
+    monkeypatch.setattr(policy_module._TEMPLATES, "_factories", registry)
     return registry
 
 
