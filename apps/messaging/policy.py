@@ -28,7 +28,9 @@ def messaging_policy() -> Policy:
             OWNER: RoleRules(rank=1000, invite=staff, manage=True, tables=_POSTER, rotate=True),
             ADMIN: RoleRules(rank=100, invite=staff, manage=True, tables=_POSTER, rotate=True),
             # Writers rotate too: after someone leaves, whoever writes next starts a new epoch.
-            WRITER: RoleRules(rank=50, tables=_POSTER, rotate=True),
-            READER: RoleRules(rank=10, tables=_READER),
+            # A group's link (a multi-use invite) makes writers: people join a chat to talk. A
+            # writer edits and deletes only its own posts and manages nobody.
+            WRITER: RoleRules(rank=50, tables=_POSTER, rotate=True, open=True),
+            READER: RoleRules(rank=10, tables=_READER, open=True),
         }
     )

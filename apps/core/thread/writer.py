@@ -297,8 +297,16 @@ class ThreadWriter:
     # -- members and invites --------------------------------------------------------------------
 
     def invite_create(
-        self, *, role: str, expiry: int, inviter: str, addrs: Iterable[str] = ()
+        self,
+        *,
+        role: str,
+        expiry: int,
+        inviter: str,
+        addrs: Iterable[str] = (),
+        uses: int | None = 1,
+        label: str = "",
     ) -> Invite:
+        """A new invite: ``uses`` redemptions (None: no cap), each a newcomer of its own."""
         invite = Invite(
             thread=self.thread,
             role=role,
@@ -308,7 +316,11 @@ class ThreadWriter:
             addrs=tuple(addrs),
             name=self.replica.control.state.name,
         )
-        self.control(p.CreateInvite(invite=invite.public_key, role=role, expiry=expiry))
+        self.control(
+            p.CreateInvite(
+                invite=invite.public_key, role=role, expiry=expiry, uses=uses, label=label
+            )
+        )
         return invite
 
     def admit(self, request: RedemptionRequest) -> list[Op]:
