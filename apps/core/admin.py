@@ -82,7 +82,7 @@ class DeviceInline(ReadOnlyInline):
 
 class InviteInline(ReadOnlyInline):
     model = ThreadInvite
-    fields = ["invite_id", "role", "status", "expires_at"]
+    fields = ["invite_id", "label", "role", "status", "uses", "used", "expires_at"]
 
 
 class ThreadCreateForm(forms.ModelForm):
@@ -185,18 +185,41 @@ class InviteForm(forms.ModelForm):
     expires_in_hours = forms.IntegerField(
         min_value=1, max_value=services.MAX_INVITE_DAYS * 24, initial=24
     )
+    uses = forms.IntegerField(
+        min_value=1,
+        max_value=services.MAX_INVITE_USES,
+        required=False,
+        initial=1,
+        help_text="How many people may join with the link (empty: one).",
+    )
+    anyone = forms.BooleanField(
+        required=False,
+        label="Anyone with the link",
+        help_text="No cap: anyone who has the link may join until it expires or is revoked.",
+    )
 
     class Meta:
         model = ThreadInvite
-        fields = ["thread", "role"]
+        fields = ["thread", "role", "uses", "label"]
 
 
 @admin.register(ThreadInvite)
 class ThreadInviteAdmin(ServiceAdminMixin, admin.ModelAdmin):
-    list_display = ["invite_id", "thread", "role", "status", "expires_at"]
+    list_display = ["invite_id", "thread", "label", "role", "status", "uses", "used", "expires_at"]
     list_filter = ["status", "role", "thread"]
     actions = ["revoke"]
-    readonly_fields = ["thread", "invite_id", "role", "status", "expires_at", "link", "qr_code"]
+    readonly_fields = [
+        "thread",
+        "invite_id",
+        "label",
+        "role",
+        "status",
+        "uses",
+        "used",
+        "expires_at",
+        "link",
+        "qr_code",
+    ]
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
@@ -204,7 +227,9 @@ class ThreadInviteAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
-        return ["thread", "role", "expires_in_hours"] if obj is None else self.readonly_fields
+        if obj is None:
+            return ["thread", "role", "uses", "anyone", "label", "expires_in_hours"]
+        return self.readonly_fields
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj is not None else []
@@ -226,6 +251,8 @@ class ThreadInviteAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 thread=obj.thread,
                 role=form.cleaned_data["role"],
                 expires_in=timedelta(hours=form.cleaned_data["expires_in_hours"]),
+                uses=None if form.cleaned_data["anyone"] else form.cleaned_data["uses"] or 1,
+                label=form.cleaned_data["label"],
             )
 
         if self._run(request, create):

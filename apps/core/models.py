@@ -131,6 +131,9 @@ class ThreadInvite(models.Model):
     status = models.CharField(max_length=16)
     link = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    uses = models.PositiveIntegerField(null=True, default=1, help_text="None: no cap.")
+    used = models.PositiveIntegerField(default=0)
+    label = models.CharField(max_length=80, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -140,3 +143,11 @@ class ThreadInvite(models.Model):
 
     def __str__(self) -> str:
         return f"invite {self.invite_id[:12]} ({self.role}, {self.status})"
+
+    @property
+    def reach(self) -> str:
+        """Who may use it and how many did, in words for its page."""
+        if self.uses == 1:
+            return "for one person"
+        who = "anyone with the link" if self.uses is None else f"up to {self.uses} people"
+        return f"for {who}, {self.used} joined so far"

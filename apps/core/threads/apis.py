@@ -183,13 +183,36 @@ class InviteCreateInput(serializers.Serializer):
         max_value=services.MAX_INVITE_DAYS * 86400,
         help_text="Seconds the invite stays valid.",
     )
+    uses = serializers.IntegerField(
+        min_value=1,
+        max_value=services.MAX_INVITE_USES,
+        allow_null=True,
+        default=1,
+        help_text="How many people may join with the link: 1 (the default), up to "
+        f"{services.MAX_INVITE_USES}, or null for anyone who has it until it expires or is "
+        "revoked. More than 1 only at a role the thread's policy opens to such links (in the "
+        "built-in threads: reader; in conversations also writer).",
+    )
+    label = serializers.CharField(
+        max_length=services.MAX_INVITE_LABEL,
+        allow_blank=True,
+        default="",
+        help_text="A note for the thread's members (e.g. shop followers); not in the link.",
+    )
 
 
 class InviteOutput(serializers.Serializer):
     id = serializers.CharField(source="invite_id")
     role = serializers.CharField()
     expires_at = serializers.DateTimeField()
-    status = serializers.CharField()
+    status = serializers.CharField(
+        help_text="open, revoked, redeemed (a single-use invite was used) or used up."
+    )
+    uses = serializers.IntegerField(
+        allow_null=True, help_text="How many people may join with it; null: no cap."
+    )
+    used = serializers.IntegerField(help_text="How many people joined with it so far.")
+    label = serializers.CharField()
     link = serializers.CharField(help_text="sereus:invite/... to send out of band.")
     qr_svg_url = serializers.SerializerMethodField()
 
@@ -198,6 +221,16 @@ class InviteOutput(serializers.Serializer):
 
 
 class InviteCreateApi(APIView):
+    @extend_schema(
+        responses=InviteOutput(many=True),
+        operation_id="thread_invites_list",
+        description="The invites this node made in the thread, newest first, with how many "
+        "people joined with each.",
+    )
+    def get(self, request: Request, thread_id: str) -> Response:
+        invites = _thread(thread_id).invites.exclude(link="")
+        return Response(InviteOutput(invites, many=True).data)
+
     @extend_schema(
         request=InviteCreateInput,
         responses={201: InviteOutput},
@@ -212,6 +245,8 @@ class InviteCreateApi(APIView):
             thread=thread,
             role=data.validated_data["role"],
             expires_in=timedelta(seconds=data.validated_data["expires_in"]),
+            uses=data.validated_data["uses"],
+            label=data.validated_data["label"],
         )
         return Response(InviteOutput(created.record).data, status=status.HTTP_201_CREATED)
 

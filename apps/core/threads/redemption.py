@@ -16,8 +16,9 @@ The answers, in the order they are checked:
 - the same newcomer (invite, member and device) was admitted already, by this node or another:
   ``again``, nothing to write; the caller answers "admitted" and sends the log once more, so a
   joiner whose answer was lost can always finish its join;
-- revoked, used by someone else, expired by this node's clock, its creator no longer allowed to
-  invite at its role: ``revoked`` / ``used`` / ``expired``;
+- revoked, used by someone else (a multi-use invite: used up), expired by this node's clock, its
+  creator no longer allowed to invite at its role, or (a multi-use invite) its role no longer
+  open to such invites: ``revoked`` / ``used`` / ``expired``;
 - this node's member may not admit at the invite's role: ``forbidden``;
 - the member or the device is in the thread already: ``conflict``; keys or certificate invalid:
   ``forbidden``.
@@ -25,6 +26,7 @@ The answers, in the order they are checked:
 
 from __future__ import annotations
 
+import threading
 from typing import Literal
 
 from apps.core.thread import crypto, keys
@@ -33,6 +35,7 @@ from apps.core.thread.state import ThreadState
 from apps.core.thread.writer import RedemptionRequest
 
 NOT_HERE = "this node knows no such invite"
+USED_UP = "this invite was used up"
 
 Verdict = Literal["admit", "again"]
 
@@ -80,16 +83,14 @@ def redemption_check(
         request.proof,
     ):
         raise not_here()
-    if (
-        invite.status == "redeemed"
-        and invite.redeemed_by == request.member
-        and state.device_member(request.device) == request.member
-    ):
+    if request.member in invite.redeemers and state.device_member(request.device) == request.member:
         return "again"
     if invite.status == "revoked":
         raise RedemptionRefused("revoked", "the invite was revoked")
     if invite.status == "redeemed":
         raise RedemptionRefused("used", "the invite was already used")
+    if invite.status == "used up":
+        raise RedemptionRefused("used", USED_UP)
     if now_ms >= invite.expiry:
         raise RedemptionRefused("expired", "the invite has expired")
     policy = state.policy
@@ -97,6 +98,12 @@ def redemption_check(
     if creator_role is None or not policy.may_invite(creator_role, invite.role):
         raise RedemptionRefused(
             "revoked", "the invite lost its force: its creator may no longer invite at its role"
+        )
+    if invite.uses != 1 and invite.role not in policy.open_roles():
+        raise RedemptionRefused(
+            "revoked",
+            "the invite lost its force: the thread no longer lets a link for several people "
+            f"make anyone {invite.role}",
         )
     my_role = state.role_of(admitter)
     if my_role is None or not policy.may_invite(my_role, invite.role):
@@ -114,3 +121,16 @@ def redemption_check(
     ):
         raise RedemptionRefused("forbidden", "the newcomer's device certificate does not verify")
     return "admit"
+
+
+_admission_locks: dict[bytes, threading.Lock] = {}
+_admission_locks_guard = threading.Lock()
+
+
+def admission_lock(thread: bytes) -> threading.Lock:
+    """Held around checking and writing an admission to ``thread`` (one at a time per thread on
+    this node): newcomers racing for an invite's last uses are each checked against the
+    admissions before them, so the ones too late are told "used up" with nothing written. (Only
+    threads this node is active in get here, so the locks are few.)"""
+    with _admission_locks_guard:
+        return _admission_locks.setdefault(thread, threading.Lock())

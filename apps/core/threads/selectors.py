@@ -94,6 +94,12 @@ def thread_roles(thread: Thread) -> list[str]:
     return sorted(policy.roles, key=lambda role: -policy.rank(role))
 
 
+def thread_open_roles(thread: Thread) -> list[str]:
+    """The roles a link for several people may grant in the thread, highest rank first."""
+    policy = thread_database(thread.thread).replica().control.state.policy
+    return sorted(policy.open_roles(), key=lambda role: -policy.rank(role))
+
+
 _OP_COLUMNS = "n, hash, device, seq, kind, status, reason"
 
 

@@ -29,12 +29,19 @@ from apps.core.thread.replica import IngestResult, Verified
 from apps.core.thread.writer import RedemptionRequest, ThreadWriter, WriteError, redemption_request
 from apps.core.threads import joining
 from apps.core.threads.database import NodeKeys, ThreadDatabase, WriteRefused
-from apps.core.threads.redemption import NOT_HERE, RedemptionRefused, redemption_check
+from apps.core.threads.redemption import (
+    NOT_HERE,
+    RedemptionRefused,
+    admission_lock,
+    redemption_check,
+)
 from apps.core.threads.registry import thread_database
 from apps.core.threads.signals import thread_added
 
 MAX_INVITE_DAYS = 30
 MAX_INVITE_ADDRS = 8
+MAX_INVITE_USES = p.MAX_INVITE_USES
+MAX_INVITE_LABEL = p.MAX_INVITE_LABEL
 
 
 class ThreadServiceError(Exception):
@@ -182,20 +189,59 @@ class CreatedInvite:
         return self.invite.link()
 
 
+def _invite_terms(thread: Thread, role: str, uses: int | None, label: str) -> str:
+    """Check how many people an invite is for and its label; the label as it will be kept."""
+    if uses is not None and not 1 <= uses <= MAX_INVITE_USES:
+        raise ThreadServiceError(
+            "invalid", f"an invite is for 1 to {MAX_INVITE_USES:,} people, or for anyone"
+        )
+    label = " ".join(label.split())
+    if len(label) > MAX_INVITE_LABEL or not label.isprintable():
+        raise ThreadServiceError(
+            "invalid", f"an invite's label is plain text of at most {MAX_INVITE_LABEL} characters"
+        )
+    if uses != 1:
+        database = _database(thread)
+        with database.lock:
+            open_roles = database.replica().control.state.policy.open_roles()
+        if role not in open_roles:
+            allowed = " or ".join(open_roles) or "no role at all"
+            raise ThreadServiceError(
+                "invalid",
+                f"a link for more than one person cannot make anyone {role} in this thread "
+                f"(it can make: {allowed}); make it for one person instead",
+            )
+    return label
+
+
 def invite_create(
-    *, thread: Thread, role: str, expires_in: timedelta, addrs: tuple[str, ...] = ()
+    *,
+    thread: Thread,
+    role: str,
+    expires_in: timedelta,
+    addrs: tuple[str, ...] = (),
+    uses: int | None = 1,
+    label: str = "",
 ) -> CreatedInvite:
+    """A new invite of ``thread``: for one person (``uses`` 1), up to ``uses`` people, or anyone
+    with the link (None); a multi-use invite only at a role the thread's policy keeps open."""
     if not timedelta(minutes=1) <= expires_in <= timedelta(days=MAX_INVITE_DAYS):
         raise ThreadServiceError(
             "invalid", f"an invite lasts from one minute to {MAX_INVITE_DAYS} days"
         )
+    label = _invite_terms(thread, role, uses, label)
     expiry = _now_ms() + int(expires_in.total_seconds() * 1000)
     if not addrs and network is not None:
         addrs = network.addresses()[:MAX_INVITE_ADDRS]
     invite = _write(
         thread,
         lambda writer: writer.invite_create(
-            role=role, expiry=expiry, inviter=node_info().peer_id, addrs=addrs
+            role=role,
+            expiry=expiry,
+            inviter=node_info().peer_id,
+            addrs=addrs,
+            uses=uses,
+            label=label,
         ),
     )
     record, _ = ThreadInvite.objects.update_or_create(
@@ -206,6 +252,9 @@ def invite_create(
             "expires_at": datetime.fromtimestamp(expiry / 1000, UTC),
             "status": "open",
             "link": invite.link(),
+            "uses": uses,
+            "used": 0,
+            "label": label,
         },
     )
     return CreatedInvite(invite, record)
@@ -273,21 +322,29 @@ def invite_redeem(*, link: str) -> Thread:
 _ADMIT_REFUSALS = (
     ("revoked", "revoked"),
     ("already used", "used"),
+    ("used up", "used"),
+    ("no longer lets", "revoked"),
     ("expired", "expired"),
     ("lost its force", "revoked"),
 )
 
 
 def invite_admit(*, thread: Thread, request: RedemptionRequest) -> list[bytes]:
-    """The admitting node's half: redeem the invite for the newcomer (one use only) and start a
-    key epoch that includes them. Returns the ops written (none when this newcomer was admitted
-    before: the log it is sent again holds them).
+    """The admitting node's half: redeem the invite for the newcomer (one of its uses) and start
+    a key epoch that includes them. Returns the ops written (none when this newcomer was
+    admitted before: the log it is sent again holds them).
 
     The request is checked against the current control state first (``redemption``): a refusal
     writes nothing, so it costs no reload of the thread's replica. "No such invite" is one
-    answer (``NOT_HERE``) whether the thread is unknown, not active or the invite unknown."""
+    answer (``NOT_HERE``) whether the thread is unknown, not active or the invite unknown.
+    Admissions to one thread are checked and written one at a time (``admission_lock``)."""
     if thread.state != Thread.State.ACTIVE:
         raise ThreadServiceError("unknown", NOT_HERE)
+    with admission_lock(thread.thread):
+        return _admit(thread, request)
+
+
+def _admit(thread: Thread, request: RedemptionRequest) -> list[bytes]:
     database = thread_database(thread.thread)
     with database.lock:
         control = database.replica().control
@@ -461,5 +518,8 @@ def index_refresh(*, thread: Thread) -> None:
                     "role": invite.role,
                     "expires_at": datetime.fromtimestamp(invite.expiry / 1000, UTC),
                     "status": invite.status,
+                    "uses": invite.uses,
+                    "used": invite.used,
+                    "label": invite.label,
                 },
             )

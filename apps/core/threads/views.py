@@ -81,12 +81,20 @@ def thread_detail(request: HttpRequest, thread_id: str) -> HttpResponse:
     if thread.state == Thread.State.ACTIVE:
         context["key_problems"] = selectors.key_problems(thread)
         context.update(
-            invite_form=InviteForm(roles=[r for r in live.roles if r != "owner"]),
+            invite_form=InviteForm(
+                roles=[r for r in live.roles if r != "owner"],
+                open_roles=selectors.thread_open_roles(thread),
+            ),
             invites=thread.invites.filter(status="open").exclude(link=""),
         )
     created = request.session.pop("sereus_new_invite", None)
     if created and created.get("thread") == thread.id:
-        context["new_invite"] = {"link": created["link"], "qr": _qr(created["link"])}
+        context["new_invite"] = {
+            "link": created["link"],
+            "qr": _qr(created["link"]),
+            "uses": created.get("uses", 1),
+            "label": created.get("label", ""),
+        }
     return render(request, "core/thread.html", context)
 
 
@@ -163,17 +171,29 @@ def invite_create(request: HttpRequest, thread_id: str) -> HttpResponse:
     thread = _thread(thread_id)
     form = InviteForm(request.POST, roles=selectors.thread_roles(thread))
     if not form.is_valid():
-        messages.error(request, "Choose a role and how long the invite is valid.")
+        if form.has_error("up_to"):
+            messages.error(request, f"Up to how many people: {' '.join(form.errors['up_to'])}")
+        else:
+            messages.error(request, "Choose a role, who may use the link and how long it is valid.")
         return redirect("core:thread", thread_id=thread.id)
     try:
         created = services.invite_create(
-            thread=thread, role=form.cleaned_data["role"], expires_in=form.expiry()
+            thread=thread,
+            role=form.cleaned_data["role"],
+            expires_in=form.expiry(),
+            uses=form.uses(),
+            label=form.cleaned_data["label"],
         )
     except services.ThreadServiceError as exc:
         messages.error(request, str(exc))
     else:
         # Shown once on the next page (a redirect keeps the secret out of the browser history).
-        request.session["sereus_new_invite"] = {"thread": thread.id, "link": created.link}
+        request.session["sereus_new_invite"] = {
+            "thread": thread.id,
+            "link": created.link,
+            "uses": created.record.uses,
+            "label": created.record.label,
+        }
     return redirect("core:thread", thread_id=thread.id)
 
 

@@ -16,6 +16,7 @@ from apps.core import identity
 from apps.core.models import Thread
 from apps.core.thread import payloads as p
 from apps.core.thread.op import Op
+from apps.core.thread.replica import Replica
 from apps.core.thread.writer import redemption_request
 from apps.core.threads import services
 from apps.core.threads.database import NodeKeys, ThreadDatabase
@@ -151,3 +152,16 @@ def dump(alias: str, table: str) -> list[tuple]:
     with connections[alias].cursor() as cursor:
         cursor.execute(f'SELECT * FROM "{table}" ORDER BY id')  # noqa: S608 - a test table name
         return cursor.fetchall()
+
+
+def reloads_counted(monkeypatch) -> list[int]:
+    """Count every reload of a replica from the log from here on (one entry each)."""
+    reloads: list[int] = []
+    reload = Replica.reload
+
+    def counted(self) -> None:
+        reloads.append(1)
+        reload(self)
+
+    monkeypatch.setattr(Replica, "reload", counted)
+    return reloads

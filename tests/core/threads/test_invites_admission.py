@@ -14,12 +14,11 @@ import pytest
 from apps.core.models import Thread
 from apps.core.thread import payloads as p
 from apps.core.thread.invite import Invite
-from apps.core.thread.replica import Replica
 from apps.core.thread.writer import RedemptionRequest, redemption_request
 from apps.core.threads import services
 from apps.core.threads.database import ThreadDatabase
 from apps.core.threads.redemption import NOT_HERE
-from tests.core.threads.conftest import OtherNode, log_size, other_node
+from tests.core.threads.conftest import OtherNode, log_size, other_node, reloads_counted
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -69,14 +68,7 @@ def test_a_refused_redemption_against_a_long_thread_writes_and_reloads_nothing(
     late = request_of(invite, joiners("late"))
     tdb.replica()  # the cache is warm, as on a running node
     size = log_size(tdb)
-    reloads: list[int] = []
-    reload = Replica.reload
-
-    def counted(self) -> None:
-        reloads.append(1)
-        reload(self)
-
-    monkeypatch.setattr(Replica, "reload", counted)
+    reloads = reloads_counted(monkeypatch)
     timings = []
     for _ in range(20):
         started = time.perf_counter()
