@@ -13,6 +13,7 @@ from pathlib import Path
 BENCHMARKS = [
     "thread_validation",
     "thread_writes",
+    "ordered",
     "p2p_sync",
     "messaging",
     "adversary",
