@@ -8,6 +8,7 @@ from django.urls import path
 
 from apps.core.apis import NodeApi
 from apps.core.threads import apis as threads
+from apps.core.threads import app_apis
 from apps.p2p.apis import NetworkApi
 
 # The prefix of everything about one thread; apps put their thread routes under it too.
@@ -38,5 +39,7 @@ api_urlpatterns = [
     path(THREAD + "ops/", threads.OpLogApi.as_view(), name="thread_ops"),
     path(THREAD + "writes/", threads.WriteListApi.as_view(), name="thread_writes"),
     path(THREAD + "writes/<str:op>/", threads.WriteDetailApi.as_view(), name="thread_write"),
+    path(THREAD + "apps/", app_apis.ThreadAppListApi.as_view(), name="thread_apps"),
+    path(THREAD + "apps/<str:app>/", app_apis.ThreadAppDetailApi.as_view(), name="thread_app"),
     path("invites/redeem/", threads.InviteRedeemApi.as_view(), name="invites_redeem"),
 ]

@@ -18,4 +18,4 @@ class MessagingConfig(AppConfig):
         from apps.core.threads.pages import ThreadPage, register
         from apps.messaging.selectors import unread
 
-        register(APP, ThreadPage("messaging:conversation", unread=unread))
+        register(APP, ThreadPage("messaging:conversation", unread=unread, label="Conversation"))

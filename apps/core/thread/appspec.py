@@ -56,10 +56,10 @@ class AppRole:
     open: bool = False  # whether a multi-use invite may grant it
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Closing:
     """A close table's target: the ordered table whose scopes its rows close, and the target's
-    column that names a row's scope."""
+    column that names a row's scope (a close row's own column ``scope`` names the value)."""
 
     target: str
     scope: str

@@ -32,7 +32,7 @@ from apps.core.thread.keyring import Opener, refused
 from apps.core.thread.op import Op
 from apps.core.thread.policy import Policy
 from apps.core.thread.rowid import member_tag, row_tag
-from apps.core.thread.store import Decision, OpStore, RowEvent, RowKey
+from apps.core.thread.store import Decision, OpStore, RowEvent, RowKey, row_events_of
 
 
 @dataclass(frozen=True)
@@ -133,14 +133,7 @@ class DataChecker:
                     return Decision("waiting", verdict.reason), None
                 if verdict:
                     return refused(f"{change.table}: {verdict}"), None
-        # One event per row per op: the row's state after the op (its last change of it).
-        last = {key: change.action for key, change in zip(keys, changes, strict=True)}
-        self.store.row_events_add_many(
-            [
-                (key, RowEvent(op.hlc, op.device, op.seq, member, action))
-                for key, action in last.items()
-            ]
-        )
+        self.store.row_events_add_many(row_events_of(op, changes, member))
         return ACCEPTED, changes
 
     def _allowed(

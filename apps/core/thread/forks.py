@@ -57,6 +57,13 @@ class Forks:
         self.store.refuse_data_from(
             device, seq, Decision("refused", "the device equivocated (signed two different ops)")
         )
+        self._unjudge(  # type: ignore[attr-defined]
+            [
+                op.hash
+                for op in self.store.admitted(data_only=True)  # type: ignore[attr-defined]
+                if op.device == device and op.seq >= seq
+            ]
+        )
 
     def _forked(self, device: bytes, seq: int) -> bool:
         fork = self.forks.get(device)

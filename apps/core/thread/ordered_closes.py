@@ -13,9 +13,9 @@ not reopen the scope.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
+from apps.core.thread.appspec import Closing
 from apps.core.thread.hlc import Stamp
 from apps.core.thread.ordered_view import CLOSED, ReadKey, State, View
 from apps.core.thread.payloads import UPSERT, RowChange
@@ -40,15 +40,6 @@ class OrderedOp(Protocol):
     def seq(self) -> int: ...
 
     def in_past(self, device: bytes, seq: int) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Closing:
-    """Rows of ``target`` belong to scopes (the value of its column ``scope``), and a close row
-    (column ``scope`` of the close table) closes one."""
-
-    target: str
-    scope: str
 
 
 def _scopes(cols: Mapping[str, Any], current: State, column: str) -> tuple[Any, ...]:

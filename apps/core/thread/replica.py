@@ -47,6 +47,9 @@ from apps.core.thread.op import (
     op_decode,
     op_verify,
 )
+from apps.core.thread.ordered import Validator
+from apps.core.thread.ordered_data import OrderedData, ordered_validators
+from apps.core.thread.ordering import Ordering
 from apps.core.thread.resolve import (
     ControlResolution,
     DataChecker,
@@ -111,7 +114,7 @@ class _StoreMapping(Mapping):
         return sum(1 for _ in self._keys())
 
 
-class Replica(Admission, Forks):
+class Replica(Admission, Forks, Ordering):
     MAX_PENDING_BYTES = MAX_PENDING_BYTES
 
     def __init__(
@@ -121,6 +124,7 @@ class Replica(Admission, Forks):
         store: OpStore | None = None,
         rules: RowRules | None = None,
         wall: Callable[[], int] = wall_millis,
+        validators: Mapping[str, Validator] | None = None,
     ) -> None:
         """``rules``: the app rules of row changes (see ``data.RowRules``); ``wall``: this
         node's clock in milliseconds, read only to hold ops stamped in its future."""
@@ -128,6 +132,9 @@ class Replica(Admission, Forks):
         self.keyring = keyring
         self.store: OpStore = store if store is not None else MemoryStore()
         self.rules = rules
+        # The rules of ordered tables: this node's apps' (``validators_register``) by default.
+        self.ordered = OrderedData(ordered_validators() if validators is None else validators)
+        self._ordered_stale = False
         self.wall = wall
         self.heads: dict[bytes, int] = {}
         # The hash of each device's op at its head: peers compare them to find equivocation.
@@ -214,6 +221,12 @@ class Replica(Admission, Forks):
         )
         self.undecided = self.store.undecided_data()
         self._data = self._data_checker()
+        # The ordered judge lives in memory: with ordered tables in the thread, the next data
+        # op is decided after everything is decided again (which builds the judge).
+        self.ordered.reset()
+        self._ordered_stale = any(
+            policy.ordered for _, policy in self.control.timeline.policy_events
+        )
 
     def _data_checker(self) -> DataChecker:
         return DataChecker(
@@ -548,7 +561,7 @@ class Replica(Admission, Forks):
             )
         batch.control = []
         batch.learned_old_keys = False  # handled: the next round of this batch starts clean
-        if rebuilt:
+        if rebuilt or (self._ordered_stale and batch.data):
             self._redecide_data()
             batch.data = []
             return True
@@ -566,14 +579,6 @@ class Replica(Admission, Forks):
             or self._awaiting_keys
             or any(d.status == "opaque" for d in self.control.decisions.values())
         )
-
-    def _decide(self, op: Op) -> None:
-        decision, changes = self._data.check(op, self.store.refusal(op.hash))
-        if decision.status in ("opaque", "waiting"):
-            known = self.undecided.get(op.device)
-            if known is None or op.seq < known:
-                self.undecided[op.device] = op.seq
-        self.store.decide(op, decision, changes)
 
     def _restricts_any_data(self, restriction) -> bool:
         """Whether some admitted data op is concurrent with ``restriction`` and by whom it
@@ -613,6 +618,7 @@ class Replica(Admission, Forks):
         return control
 
     def _redecide_data(self) -> None:
+        self._ordered_reset()
         self.store.row_events_clear()
         self.undecided.clear()
         self._data = self._data_checker()

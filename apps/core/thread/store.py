@@ -36,6 +36,14 @@ class RowEvent:
     action: str  # upsert | delete
 
 
+def row_events_of(op: Op, changes: list[RowChange], member: bytes) -> list[tuple[RowKey, RowEvent]]:
+    """One event per row an accepted op changed: the row's state after the op."""
+    last = {(change.table, change.pk): change.action for change in changes}
+    return [
+        (key, RowEvent(op.hlc, op.device, op.seq, member, action)) for key, action in last.items()
+    ]
+
+
 class OpStore(Protocol):
     def op(self, op_id: OpId) -> Op | None:
         """The admitted op at (device, seq)."""
@@ -104,6 +112,13 @@ class OpStore(Protocol):
     def refuse_data_from(self, device: bytes, seq: int, decision: Decision) -> None:
         """Refuse every data op of ``device`` from ``seq`` on, forgetting the row changes of
         those that were accepted (and, in a database, the rows they made)."""
+
+    def redecide(
+        self, op: Op, decision: Decision, changes: list[RowChange] | None, member: bytes
+    ) -> None:
+        """Change a data op's decision after the fact (an ordered row a late row turned over):
+        accepted, its row changes count (and, in a database, apply); otherwise the changes it
+        made are forgotten and, in a database, the rows it touched are rebuilt."""
 
 
 class MemoryStore:
@@ -234,6 +249,15 @@ class MemoryStore:
         for op in self._log:
             if op.hash in self._refusals:
                 yield op
+
+    def redecide(
+        self, op: Op, decision: Decision, changes: list[RowChange] | None, member: bytes
+    ) -> None:
+        for key, events in list(self._rows.items()):
+            self._rows[key] = [e for e in events if (e.device, e.seq) != (op.device, op.seq)]
+        if decision.status == "accepted" and changes is not None:
+            self.row_events_add_many(row_events_of(op, changes, member))
+        self.decide(op, decision, changes if decision.status == "accepted" else None)
 
     def refuse_data_from(self, device: bytes, seq: int, decision: Decision) -> None:
         for op in self._log:

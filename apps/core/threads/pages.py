@@ -19,6 +19,15 @@ logger = logging.getLogger(__name__)
 class ThreadPage:
     url_name: str  # takes the thread id
     unread: Callable[[Thread], int] | None = None
+    label: str = ""  # the app's tab in a thread ("Conversation", "Checklist")
+
+
+@dataclass(frozen=True)
+class Tab:
+    app: str
+    label: str
+    url: str
+    current: bool
 
 
 @dataclass(frozen=True)
@@ -47,4 +56,28 @@ def links(threads: Iterable[Thread]) -> list[ThreadLink]:
             except Exception:  # one damaged thread must not take the dashboard down
                 logger.exception("counting unread items of thread %s failed", thread.id[:12])
         found.append(ThreadLink(thread, reverse(url_name, args=[thread.id]), unread))
+    return found
+
+
+SETTINGS_TAB = "thread"  # the core's own page of a thread: people, invites, devices
+
+
+def tabs(thread: Thread, current: str) -> list[Tab]:
+    """The tabs of a thread's pages: each enabled app that has a page here, in the order the
+    thread enabled them, then the thread's people and settings."""
+    from apps.core.threads.registry import thread_database
+
+    try:
+        enabled = list(thread_database(thread.thread).replica().control.state.apps)
+    except Exception:  # a damaged thread still shows its settings page
+        logger.exception("reading the apps of thread %s failed", thread.id[:12])
+        enabled = [thread.app]
+    found = []
+    for app in enabled:
+        page = _pages.get(app)
+        if page is not None:
+            url = reverse(page.url_name, args=[thread.id])
+            found.append(Tab(app, page.label or app.capitalize(), url, app == current))
+    url = reverse("core:thread", args=[thread.id])
+    found.append(Tab(SETTINGS_TAB, "People and settings", url, current == SETTINGS_TAB))
     return found

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from apps.core.thread.hlc import Stamp
 from apps.core.thread.op import KIND_DATA, Op, OpId, op_decode
 from apps.core.thread.payloads import RowChange
-from apps.core.thread.store import Decision, RowEvent, RowKey
+from apps.core.thread.store import Decision, RowEvent, RowKey, row_events_of
 
 CACHE_OPS = 4096
 
@@ -301,6 +301,25 @@ class SQLiteOpStore:
             "SELECT raw FROM sereus_ops WHERE refusal IS NOT NULL AND place = 'log' ORDER BY n"
         ).fetchall():
             yield op_decode(raw)
+
+    def redecide(
+        self, op: Op, decision: Decision, changes: list[RowChange] | None, member: bytes
+    ) -> None:
+        connection = self.connection
+        keys = connection.execute(
+            "SELECT DISTINCT tbl, pk FROM sereus_rowevents WHERE device = ? AND seq = ?",
+            (op.device, op.seq),
+        ).fetchall()
+        connection.execute(
+            "DELETE FROM sereus_rowevents WHERE device = ? AND seq = ?", (op.device, op.seq)
+        )
+        if decision.status == "accepted" and changes is not None:
+            self.row_events_add_many(row_events_of(op, changes, member))
+            self.decide(op, decision, changes)  # applies them (column clocks order them)
+            return
+        self.decide(op, decision, None)
+        if keys and self.on_rows_rebuild:
+            self.on_rows_rebuild([(tbl, pk) for tbl, pk in keys])
 
     def refuse_data_from(self, device: bytes, seq: int, decision: Decision) -> None:
         connection = self.connection

@@ -14,19 +14,47 @@ from dataclasses import dataclass, field
 import nacl.signing
 
 from apps.core.thread import payloads as p
-from apps.core.thread.appspec import AppSpec
+from apps.core.thread.appspec import AppSpec, Closing
 from apps.core.thread.op import Op
+from apps.core.thread.ordered_data import validators_register
 from apps.core.thread.replica import Replica
 from apps.core.thread.writer import ThreadWriter, WriteError, redemption_request
 from tests.core.thread.conftest import Party, now_ms, rid
 
 ROLES = ("admin", "writer", "reader")
 # A second app that members enable and disable while others write to it.
+# Its items are ordered: one claimer per item, judged in the thread's order; a close row closes
+# a list, refusing every item row of it its closer had not seen.
 TASKS = AppSpec(
     app="tasks",
-    tables=frozenset({"tasks_item"}),
-    rules={role: {"tasks_item": {"insert": "any", "update": "own"}} for role in ROLES},
+    tables=frozenset({"tasks_item", "tasks_close"}),
+    rules={
+        role: {
+            "tasks_item": {"insert": "any", "update": "any"},
+            "tasks_close": {"insert": "any"},
+        }
+        for role in ("owner", *ROLES)
+    },
+    ordered=frozenset({"tasks_item", "tasks_close"}),
+    closes={"tasks_close": Closing(target="tasks_item", scope="list")},
 )
+
+
+def claim_rule(view, change, author) -> str | None:
+    """One claimer per item, and only for oneself."""
+    if change.action != p.UPSERT or "claimed_by" not in change.cols:
+        return None
+    claimer = change.cols["claimed_by"]
+    if claimer != author.member.hex():
+        return "a member claims items only for themself"
+    current = view.get(change.table, change.pk)
+    held = current.get("claimed_by") if current else None
+    if held and held != claimer:
+        return "the item is already claimed"
+    return None
+
+
+validators_register("tasks", lambda: {"tasks_item": claim_rule})
 
 
 @dataclass
@@ -36,6 +64,7 @@ class Simulation:
     parties: list[Party] = field(default_factory=list)
     writers: list[ThreadWriter] = field(default_factory=list)
     rows: list[str] = field(default_factory=list)  # ids of rows written so far
+    tasks: list[str] = field(default_factory=list)  # ids of the tasks app's items
 
     @classmethod
     def run(cls, seed: int, *, members: int, steps: int) -> Simulation:
@@ -128,10 +157,22 @@ class Simulation:
     def _write(self, writer: ThreadWriter) -> None:
         rng = self.rng
         changes = []
-        if rng.random() < 0.2:
-            # A row of the second app, whether or not this member saw it enabled.
-            pk = rid(writer, f"task{len(self.rows)}")
-            changes.append(p.RowChange("tasks_item", pk, p.UPSERT, {"text": "t"}))
+        if rng.random() < 0.3:
+            # A row of the second app, whether or not this member saw it enabled: a new item,
+            # a claim of anyone's item (concurrent claims race), or a list closed.
+            roll = rng.random()
+            if self.tasks and roll < 0.5:
+                cols = {"claimed_by": writer.member.hex()}
+                changes.append(p.RowChange("tasks_item", rng.choice(self.tasks), p.UPSERT, cols))
+            elif roll < 0.6:
+                close = rid(writer, f"close{len(self.tasks)}")
+                cols = {"scope": f"l{rng.randrange(3)}"}
+                changes.append(p.RowChange("tasks_close", close, p.UPSERT, cols))
+            else:
+                pk = rid(writer, f"task{len(self.tasks)}")
+                self.tasks.append(pk)
+                cols = {"text": "t", "list": f"l{rng.randrange(3)}"}
+                changes.append(p.RowChange("tasks_item", pk, p.UPSERT, cols))
         for _ in range(rng.randint(1, 3)):
             if self.rows and rng.random() < 0.5:
                 # Anyone's row: only its owner (or a role that changes any row) may.
