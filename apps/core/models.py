@@ -61,6 +61,8 @@ class Thread(models.Model):
     id = models.CharField(primary_key=True, max_length=64, help_text="The thread id, hex.")
     name = models.CharField(max_length=200)
     app = models.CharField(max_length=64, default="default")
+    # The apps the thread has enabled, its own first (the thread database's control state).
+    apps = models.JSONField(default=list, blank=True)
     member_id = models.CharField(
         max_length=64, help_text="This party's member key in the thread, hex."
     )

@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from apps.core import views
+from apps.core.threads import app_views
 from apps.core.threads import views as threads
 
 app_name = "core"
@@ -26,6 +27,7 @@ urlpatterns = [
     path("node/threads/join/", threads.thread_join, name="thread_join"),
     path("node/threads/<str:thread_id>/", threads.thread_detail, name="thread"),
     path("node/threads/<str:thread_id>/leave/", threads.thread_leave, name="thread_leave"),
+    path("node/threads/<str:thread_id>/apps/", app_views.thread_app_toggle, name="thread_apps"),
     path("node/threads/<str:thread_id>/writes/", threads.thread_writes, name="thread_writes"),
     path("node/threads/<str:thread_id>/invite/", threads.invite_create, name="thread_invite"),
     path(

@@ -35,6 +35,20 @@ class ThreadLink:
     thread: Thread
     url: str
     unread: int
+    apps: tuple[str, ...] = ()  # the labels of the thread's apps, its own first
+
+
+def app_label(app: str) -> str | None:
+    """An app in words ("Conversation", "Checklist"); None for a plain thread's own app."""
+    page = _pages.get(app)
+    if page is not None and page.label:
+        return page.label
+    return None if app == "default" else app.replace("_", " ").capitalize()
+
+
+def app_labels(thread: Thread) -> tuple[str, ...]:
+    """What a thread holds, in words: its apps' labels, its own first."""
+    return tuple(label for app in thread.apps or [thread.app] if (label := app_label(app)))
 
 
 _pages: dict[str, ThreadPage] = {}
@@ -55,7 +69,8 @@ def links(threads: Iterable[Thread]) -> list[ThreadLink]:
                 unread = page.unread(thread)
             except Exception:  # one damaged thread must not take the dashboard down
                 logger.exception("counting unread items of thread %s failed", thread.id[:12])
-        found.append(ThreadLink(thread, reverse(url_name, args=[thread.id]), unread))
+        url = reverse(url_name, args=[thread.id])
+        found.append(ThreadLink(thread, url, unread, app_labels(thread)))
     return found
 
 

@@ -100,6 +100,13 @@ def thread_open_roles(thread: Thread) -> list[str]:
     return sorted(policy.open_roles(), key=lambda role: -policy.rank(role))
 
 
+def thread_manages(thread: Thread) -> bool:
+    """Whether this node's role manages the thread (adds and removes apps, among others)."""
+    state = thread_database(thread.thread).replica().control.state
+    rules = state.policy.roles.get(thread.role) if thread.role else None
+    return bool(rules and rules.manage)
+
+
 _OP_COLUMNS = "n, hash, device, seq, kind, status, reason"
 
 

@@ -487,6 +487,7 @@ def index_refresh(*, thread: Thread) -> None:
     with transaction.atomic():
         thread.name = state.name or thread.name
         thread.role = my_role or ""
+        thread.apps = list(state.apps)
         if my_role is None and thread.state == Thread.State.ACTIVE and state.created:
             thread.state = Thread.State.REMOVED
         thread.save()

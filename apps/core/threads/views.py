@@ -14,9 +14,9 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.models import Thread
-from apps.core.threads import selectors, services, writes
+from apps.core.threads import selectors, services, thread_apps, writes
 from apps.core.threads.forms import InviteForm, JoinForm, RoleForm, ThreadCreateForm
-from apps.core.threads.pages import links
+from apps.core.threads.pages import SETTINGS_TAB, app_label, app_labels, links, tabs
 from apps.core.threads.registry import thread_database
 
 # The states of a thread this node was in (so it may have written there) with a database to read.
@@ -46,7 +46,7 @@ def thread_list(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Thread {thread.name} created.")
             return redirect("core:thread", thread_id=thread.id)
-    threads = services.thread_list()
+    threads = [(thread, app_labels(thread)) for thread in services.thread_list()]
     return render(request, "core/threads.html", {"threads": threads, "form": form})
 
 
@@ -74,12 +74,19 @@ def thread_join(request: HttpRequest) -> HttpResponse:
 def thread_detail(request: HttpRequest, thread_id: str) -> HttpResponse:
     thread = _thread(thread_id)
     live = selectors.thread_live(thread)
-    context: dict = {"thread": thread, "live": live}
+    context: dict = {"thread": thread, "live": live, "labels": app_labels(thread)}
     if thread.state in WROTE_IN:
         # Also (above all) when this node was removed: what it wrote meanwhile was refused.
         context["refused_writes"] = writes.writes_count(thread_database(thread.thread))
     if thread.state == Thread.State.ACTIVE:
         context["key_problems"] = selectors.key_problems(thread)
+        context["tabs"] = tabs(thread, SETTINGS_TAB)
+        context["apps"] = [
+            (app, app_label(app.app) or "Plain thread")
+            for app in thread_apps.thread_apps_list(thread=thread)
+            if app.installed
+        ]
+        context["manages"] = selectors.thread_manages(thread)
         context.update(
             invite_form=InviteForm(
                 roles=[r for r in live.roles if r != "owner"],
