@@ -68,14 +68,20 @@ class OrderedData:
         self._made_for: tuple[frozenset[str], tuple] | None = None
         self.tables: frozenset[str] = frozenset()
         self._close_tables: frozenset[str] = frozenset()
+        self._seen: tuple[Timeline, int] | None = None
 
     def reset(self) -> None:
         """Every data op is about to be decided again."""
         self.judge = None
+        self._seen = None
 
     def prepare(self, timeline: Timeline) -> None:
         """Know the thread's ordered tables: every table an enabled app ever declared ordered
         (an app disabled later keeps its old rows judged as they were)."""
+        seen = len(timeline.policy_events)
+        if self.judge is not None and self._seen == (timeline, seen):
+            return  # no policy changed since (the usual case: asked for every data op)
+        self._seen = (timeline, seen)
         ordered: set[str] = set()
         closes: dict[str, Closing] = {}
         for _op, policy in timeline.policy_events:
