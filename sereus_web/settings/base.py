@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "apps.core",
     "apps.p2p",
     "apps.messaging",
+    "apps.checklist",
     "apps.website",
     "django.contrib.admin",
     "django.contrib.auth",
