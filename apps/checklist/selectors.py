@@ -1,0 +1,186 @@
+"""Reads of a thread's checklist: its lists and items as this node's replica has them, who holds
+each item (by name), how many admins approved it as it stands, and what the thread refused of
+this node's writes. Who added an item is the member its id names, never a column."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.apps import apps as django_apps
+
+from apps.checklist import rules
+from apps.checklist.models import Approval, Close, Item, Plan
+from apps.checklist.policy import APP
+from apps.checklist.refusals import RefusedWrite, refused_writes
+from apps.core.models import Thread, ThreadMember
+from apps.core.thread.rowid import row_tag
+from apps.core.threads.context import thread_context
+from apps.core.threads.registry import thread_database
+from apps.core.threads.selectors import thread_find as core_thread_find
+
+OPEN, CLAIMED, DONE, APPROVED = "open", "claimed", "done", "approved"
+
+
+@dataclass
+class ItemView:
+    id: str  # hex
+    text: str
+    list: str
+    claimed_by: str  # member hex, or ""
+    claimed_by_name: str
+    done: bool
+    done_by: str
+    done_by_name: str
+    added_by: str  # member hex ("" if its id names nobody this node knows)
+    added_by_name: str
+    mine: bool  # this member added it
+    approvers: list[str]  # names of the admins whose approvals match it as it stands
+    approved_by_me: bool
+    closed: bool  # its list is closed
+    refused: list[RefusedWrite] = field(default_factory=list)
+
+    @property
+    def approvals(self) -> int:
+        return len(self.approvers)
+
+    @property
+    def approved(self) -> bool:
+        return self.approvals >= rules.APPROVALS_NEEDED
+
+    @property
+    def state(self) -> str:
+        if self.approved:
+            return APPROVED
+        if self.done:
+            return DONE
+        return CLAIMED if self.claimed_by else OPEN
+
+
+@dataclass
+class ListView:
+    name: str
+    items: list[ItemView]
+    closed: bool
+    planned_at: datetime | None  # a close planned by a member (the earliest)
+
+
+def thread_find(thread_id: str) -> Thread | None:
+    """A thread this node has (and did not leave) that may hold a checklist."""
+    thread = core_thread_find(thread_id)
+    return None if thread is None or thread.state == Thread.State.LEFT else thread
+
+
+def enabled(thread: Thread) -> bool:
+    try:
+        state = thread_database(thread.thread).replica().control.state
+    except Exception:  # a damaged thread: nothing to enable or show
+        return False
+    return APP in state.apps
+
+
+def member_names(thread: Thread) -> dict[str, str]:
+    """Member (hex) -> how the page names them: "you", the name they gave themselves in the
+    conversation, else "member N" in this node's order of the members (never a key)."""
+    names: dict[str, str] = {}
+    if django_apps.is_installed("apps.messaging"):
+        from apps.messaging.selectors import member_names as profiles
+
+        names.update(profiles(thread))
+    members = ThreadMember.objects.filter(thread=thread).values_list("member_id", flat=True)
+    for number, member in enumerate(members, start=1):
+        names.setdefault(member, f"member {number}")
+    names[thread.member_id] = "you"
+    return names
+
+
+def _owners(thread: Thread) -> dict[str, str]:
+    """Row tag (hex) -> member (hex), for the members this node knows."""
+    rows = thread_database(thread.thread).raw().execute("SELECT tag, member FROM sereus_members")
+    return {tag: bytes(member).hex() for tag, member in rows}
+
+
+def _row(item: Item) -> dict:
+    return {"text": item.text, "done": item.done, "claimed_by": item.claimed_by}
+
+
+def items(thread: Thread, *, item_id: str | None = None) -> list[ItemView]:
+    """The checklist's items, by list name and then in the order they were added."""
+    with thread_context(thread.thread):
+        query = Item.objects.order_by("list", "id")
+        if item_id is not None:
+            query = query.filter(pk=item_id)
+        found = list(query)
+        approvals: dict[str, list[dict]] = {}
+        for approval in Approval.objects.filter(item__in=[i.id for i in found]):
+            pk = approval.item.hex
+            signer, digest = bytes(approval.signer), bytes(approval.digest)
+            approvals.setdefault(pk, []).append({"item": pk, "digest": digest, "signer": signer})
+        closed = set(Close.objects.values_list("scope", flat=True))
+    names, owners, me = member_names(thread), _owners(thread), thread.member_id
+    refused: dict[str, list[RefusedWrite]] = {}
+    for write in refused_writes(thread):
+        if write.item is not None:
+            refused.setdefault(write.item, []).append(write)
+    views = []
+    for item in found:
+        pk = item.id.hex
+        tag = row_tag(pk)
+        added_by = owners.get(tag.hex(), "") if tag else ""
+        signers = sorted(s.hex() for s in rules.signers_of(pk, _row(item), approvals.get(pk, ())))
+        views.append(
+            ItemView(
+                id=pk,
+                text=item.text,
+                list=item.list,
+                claimed_by=item.claimed_by,
+                claimed_by_name=names.get(item.claimed_by, "a former member"),
+                done=item.done,
+                done_by=item.done_by,
+                done_by_name=names.get(item.done_by, "a former member"),
+                added_by=added_by,
+                added_by_name=names.get(added_by, "a former member"),
+                mine=added_by == me,
+                approvers=[names.get(s, "a former member") for s in signers],
+                approved_by_me=me in signers,
+                closed=item.list in closed,
+                refused=refused.get(pk, []),
+            )
+        )
+    return views
+
+
+def item(thread: Thread, item_id: str) -> ItemView | None:
+    try:
+        pk = uuid.UUID(hex=item_id).hex
+    except ValueError:
+        return None
+    found = items(thread, item_id=pk)
+    return found[0] if found else None
+
+
+def closed_lists(thread: Thread) -> set[str]:
+    with thread_context(thread.thread):
+        return set(Close.objects.values_list("scope", flat=True))
+
+
+def plans(thread: Thread) -> dict[str, datetime]:
+    """List -> the earliest close planned for it (by any member whose node will write it)."""
+    with thread_context(thread.thread):
+        found: dict[str, datetime] = {}
+        for name, at in Plan.objects.order_by("at").values_list("list", "at"):
+            found.setdefault(name, at)
+        return found
+
+
+def lists(thread: Thread) -> list[ListView]:
+    """The items grouped by list (lists in name order), with each list's state."""
+    grouped: dict[str, list[ItemView]] = {}
+    for view in items(thread):
+        grouped.setdefault(view.list, []).append(view)
+    closed, planned = closed_lists(thread), plans(thread)
+    return [
+        ListView(name, views, name in closed, None if name in closed else planned.get(name))
+        for name, views in sorted(grouped.items())
+    ]
