@@ -13,7 +13,7 @@ from importlib import import_module
 from typing import Any
 
 API_URLS = ("apps.core.api_urls", "apps.messaging.api_urls", "apps.checklist.api_urls")
-WEBSOCKET_URLS = ("apps.core.routing", "apps.messaging.routing")
+WEBSOCKET_URLS = ("apps.core.routing", "apps.messaging.routing", "apps.checklist.routing")
 
 
 def patterns_collect(modules: tuple[str, ...], attribute: str) -> list[Any]:

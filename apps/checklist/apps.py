@@ -14,6 +14,8 @@ class ChecklistConfig(AppConfig):
         from apps.checklist.policy import APP, checklist_spec
         from apps.core.thread.appspec import thread_app_register
         from apps.core.thread.ordered_data import validators_register
+        from apps.core.threads.pages import ThreadPage, register
 
         thread_app_register(APP, checklist_spec)
         validators_register(APP, rules.validators)
+        register(APP, ThreadPage("checklist:checklist", label="Checklist"))

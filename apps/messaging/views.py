@@ -4,6 +4,7 @@ works without JavaScript, the live socket only saves the reload."""
 
 from __future__ import annotations
 
+from django.apps import apps as django_apps
 from django.contrib import messages as flash
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -12,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from uuid6 import uuid7
 
 from apps.core.models import Thread
+from apps.core.threads.pages import tabs
 from apps.core.threads.services import ThreadServiceError
 from apps.messaging import attachments, selectors, services, undelivered
 from apps.messaging.forms import (
@@ -21,6 +23,7 @@ from apps.messaging.forms import (
     NameForm,
     ReactionForm,
 )
+from apps.messaging.policy import APP
 
 
 def _conversation(thread_id: str) -> Thread:
@@ -93,7 +96,14 @@ def conversation(request: HttpRequest, thread_id: str) -> HttpResponse:
     if before is None and not query:
         services.conversation_read(thread=thread)  # the newest messages are on screen
     editing = request.GET.get("edit")
+    thread_tabs = tabs(thread, APP)
     context.update(
+        tabs=thread_tabs,
+        # The owner and admins may add a checklist to the conversation (its page enables it).
+        checklist_addable=django_apps.is_installed("apps.checklist")
+        and thread.state == Thread.State.ACTIVE
+        and thread.role in ("owner", "admin")
+        and not any(tab.app == "checklist" for tab in thread_tabs),
         form=form,
         name_form=NameForm(),
         editing=editing,
