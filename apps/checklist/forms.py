@@ -15,11 +15,10 @@ class ItemForm(forms.Form):
         help_text="Items are grouped by list; a new name starts a new list.",
     )
 
-    def __init__(self, *args, lists: list[str] = (), **kwargs) -> None:
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # The lists already there, offered as the member types (a <datalist>).
+        # The lists already there, offered as the member types (the page's <datalist>).
         self.fields["list_name"].widget.attrs["list"] = "checklist-lists"
-        self.lists = lists
 
 
 class ItemEditForm(forms.Form):

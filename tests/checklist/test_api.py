@@ -13,14 +13,11 @@ from django.test import Client
 from django.utils import timezone
 
 from apps.checklist import rules, services
-from apps.checklist.models import Approval
 from apps.checklist.refusals import WHAT
 from apps.core.background import EmbeddedTaskWorker
-from apps.core.threads import services as threads
 from apps.core.threads.registry import thread_database
 from apps.messaging import services as messaging
-from tests.checklist.support import Shared, carols_checklist
-from tests.core.threads.conftest import admit, exchange, other_node
+from tests.checklist.support import Member, carols_checklist, member_join
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -125,23 +122,16 @@ def test_bad_input_and_unknown_items_are_plain_errors(api, chat):
 
 
 def test_two_admins_approve_an_item_as_it_stands(api, chat, tmp_path):
-    mine = thread_database(chat.thread)
-    bob = other_node(tmp_path, chat.thread, "bob")
-    admit(mine, bob, "admin")
+    bob = member_join(chat, tmp_path, "Bob", "admin")
     item = post(api, url(chat), {"text": "Pay the electricity bill"}).json()
     approved = post(api, url(chat, f"{item['id']}/approve/")).json()
     assert (approved["approvals"], approved["approved"], approved["state"]) == (1, False, "open")
     assert approved["write"]["state"] == "accepted"
     assert post(api, url(chat, f"{item['id']}/approve/")).json()["write"] is None  # once
     # Bob, an admin on his own node, approves the same content; his op reaches this node.
-    exchange(mine, bob.database)
-    row = {"text": item["text"], "done": False, "claimed_by": ""}
-    member_key = bob.database.writer().member_key
-    Approval.objects.using(bob.alias).create(**rules.approval_values(member_key, item["id"], row))
-    threads.thread_ingest(
-        thread=chat,
-        raws=[raw for (raw,) in bob.database.raw().execute("SELECT raw FROM sereus_ops")],
-    )
+    bob.receive()
+    bob.approve(item["id"])
+    bob.send()
     both = api.get(url(chat, f"{item['id']}/")).json()
     assert (both["approvals"], both["approved"], both["state"]) == (2, True, "approved")
     # Change it: the approvals were for the old content and stop counting.
@@ -202,7 +192,7 @@ def test_a_plan_whose_task_was_lost_is_made_good_when_the_checklist_is_read(api,
 
 
 @pytest.fixture
-def shared(api, tmp_path) -> Shared:
+def shared(api, tmp_path) -> Member:
     return carols_checklist(tmp_path)
 
 
@@ -210,7 +200,7 @@ def test_a_members_refusals_are_403_or_409_with_the_reason(api, shared):
     thread = shared.thread
     pk = shared.add("Water the plants")
     shared.claim(pk)
-    shared.to_bob()
+    shared.send()
     held = post(api, url(thread, f"{pk}/claim/"))
     assert held.status_code == 409
     assert held.json() == {"error": "refused", "detail": "someone else claimed it first"}
@@ -231,13 +221,13 @@ def test_a_members_refusals_are_403_or_409_with_the_reason(api, shared):
     assert enable.status_code == 409  # already on (and a writer could not turn it on)
     # Nothing of the refused writes was kept: no op, nothing listed as refused.
     assert api.get(url(thread, "refused/")).json() == []
-    assert api.get(url(thread, f"{pk}/")).json()["claimed_by"] == shared.carol
+    assert api.get(url(thread, f"{pk}/")).json()["claimed_by"] == shared.member
 
 
 def test_a_claim_turned_over_by_an_earlier_one_from_another_node_shows_why(api, shared):
     thread = shared.thread
     pk = shared.add("Take out the bins")
-    shared.to_bob()
+    shared.send()
     shared.claim(pk)  # Carol claims first, on her node; Bob's node has not heard of it
     time.sleep(0.005)
     mine = post(api, url(thread, f"{pk}/claim/"))
@@ -247,10 +237,10 @@ def test_a_claim_turned_over_by_an_earlier_one_from_another_node_shows_why(api, 
         "accepted",
     )
     op = mine.json()["write"]["op"]
-    shared.to_bob()  # Carol's claim arrives: it orders first, and wins on every replica
+    shared.send()  # Carol's claim arrives: it orders first, and wins on every replica
     item = api.get(url(thread, f"{pk}/")).json()
     assert (item["claimed_by"], item["claimed_by_name"], item["state"]) == (
-        shared.carol,
+        shared.member,
         "Carol",
         "claimed",
     )
@@ -266,7 +256,7 @@ def test_a_claim_turned_over_by_an_earlier_one_from_another_node_shows_why(api, 
     assert write["state"] == "refused"
     assert write["reason"] == f"checklist_item: {rules.ALREADY_CLAIMED}"
     # Carol's node decides the same once Bob's claim reaches it.
-    shared.to_carol()
+    shared.receive()
     carols = thread_database(thread.thread).replica().decision(bytes.fromhex(op))
     assert carols.status == "refused"
     listed = api.get(url(thread, "refused/")).json()

@@ -14,7 +14,7 @@ from apps.checklist import selectors, services
 from apps.core.threads.services import thread_create
 from apps.messaging import services as messaging
 from apps.p2p.client import live_group
-from tests.checklist.support import Shared, carols_checklist
+from tests.checklist.support import Member, carols_checklist
 from tests.support.sockets import logged_in_cookies, socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -97,10 +97,10 @@ def test_add_claim_done_approve_and_close_through_the_page(browser):
 
 
 def test_a_refused_action_says_why_in_plain_words(browser, tmp_path):
-    shared: Shared = carols_checklist(tmp_path)
+    shared: Member = carols_checklist(tmp_path)
     pk = shared.add("Water the plants")
     shared.claim(pk)
-    shared.to_bob()
+    shared.send()
     thread = shared.thread
     claimed = browser.post(reverse("checklist:action", args=[thread.id, pk, "claim"]), follow=True)
     text = visible(claimed.content.decode())
@@ -115,11 +115,11 @@ def test_a_refused_action_says_why_in_plain_words(browser, tmp_path):
 def test_a_claim_turned_over_shows_on_the_page(browser, tmp_path):
     shared = carols_checklist(tmp_path)
     pk = shared.add("Take out the bins")
-    shared.to_bob()
+    shared.send()
     shared.claim(pk)
     browser.post(reverse("checklist:action", args=[shared.thread.id, pk, "claim"]))
     assert "You have it" in visible(browser.get(page_of(shared.thread)).content.decode())
-    shared.to_bob()
+    shared.send()
     text = visible(browser.get(page_of(shared.thread)).content.decode())
     assert "Carol has it" in text
     assert "Your claim was refused: someone else claimed it first." in text
