@@ -98,6 +98,10 @@ def _write(thread: Thread, action):
             _decided_first(database)
             return action()
     except WriteRefused as exc:
+        # The rollback made the replica reload: decide again now, so that the next write of
+        # any app in the thread does not meet the core bug above.
+        with transaction.atomic(using=database.alias):
+            _decided_first(database)
         reason = str(exc).removeprefix("refused: ")
         code = "forbidden" if writes.refusal_kind(reason) in _POLICY_KINDS else "refused"
         raise ThreadServiceError(code, refusals.plain(reason, thread)) from exc
@@ -233,6 +237,8 @@ def closes_due(*, thread: Thread, now: datetime | None = None) -> list[str]:
     restart of the node is made good then)."""
     if thread.state != Thread.State.ACTIVE or not selectors.enabled(thread):
         return []
+    if thread.role not in ("owner", "admin"):
+        return []  # demoted since: the plans stay, shown, and do nothing
     now = now or timezone.now()
     closed = selectors.closed_lists(thread)
     due = sorted({plan.list for plan in _my_plans(thread) if plan.at <= now})
@@ -243,6 +249,6 @@ def closes_due(*, thread: Thread, now: datetime | None = None) -> list[str]:
         try:
             list_close(thread=thread, list_name=name)
         except ThreadServiceError:
-            continue  # no longer allowed (demoted): the plan stays, shown, and does nothing
+            continue  # refused after all: the plan stays, shown
         done.append(name)
     return done

@@ -39,9 +39,11 @@ def _back(thread: Thread, anchor: str = "") -> HttpResponse:
 def actions(thread: Thread, item: ItemView) -> list[str]:
     """What this member may do with an item, as the rules will judge it (the page offers only
     these; the replica decides anyway)."""
-    if thread.state != Thread.State.ACTIVE or thread.role not in WRITERS or item.closed:
+    if thread.state != Thread.State.ACTIVE or thread.role not in WRITERS:
         return []
     me, admin = thread.member_id, thread.role in ADMINS
+    if item.closed:  # nothing changes it any more; admins may still sign it off
+        return ["approve"] if admin and not item.approved_by_me else []
     holds = item.claimed_by == me
     found = []
     if not item.claimed_by:

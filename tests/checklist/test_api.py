@@ -298,3 +298,14 @@ def test_core_a_message_after_a_reload_in_a_thread_with_a_checklist_keeps_every_
     thread_database(chat.thread).invalidate()
     messaging.message_send(thread=chat, text="second")
     assert thread_database(chat.thread).rebuild_check().matches
+
+
+def test_a_refused_write_leaves_the_next_message_in_the_thread_safe(api, chat):
+    """A refused write rolls back and makes the replica reload; the checklist decides again
+    right away, so the next write of another app does not meet the core bug above."""
+    messaging.message_send(thread=chat, text="first")
+    item = post(api, url(chat), {"text": "Bread", "list": "Shopping"}).json()
+    post(api, url(chat, "close/"), {"list": "Shopping"})
+    assert post(api, url(chat, f"{item['id']}/claim/")).status_code == 409
+    messaging.message_send(thread=chat, text="second")
+    assert thread_database(chat.thread).rebuild_check().matches
