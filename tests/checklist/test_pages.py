@@ -8,6 +8,7 @@ import re
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.test import Client
 from django.urls import reverse
 
 from apps.checklist import selectors, services
@@ -56,6 +57,9 @@ def test_a_thread_without_the_checklist_offers_to_add_it(browser):
     assert "No checklist here yet" in page
     assert "Add a checklist" in page
     assert browser.get(reverse("checklist:checklist", args=["0" * 64])).status_code == 404
+    # The owner's alone, like every page and the API.
+    assert Client().get(page_of(thread)).status_code == 302
+    assert Client().get(f"/api/v1/threads/{thread.id}/checklist/").status_code in (401, 403)
 
 
 def test_add_claim_done_approve_and_close_through_the_page(browser):
