@@ -69,25 +69,6 @@ def _writable(thread: Thread) -> None:
         )
 
 
-def _decided_first(database) -> None:
-    """Work-around for a core bug (to go when it is fixed): after the replica of a thread with
-    ordered tables reloads (a restart, a rolled-back write), the first data op it settles makes
-    it decide every data op again; when that op is this node's own, being packed, the app
-    tables are emptied and the accepted rows only stamped, not applied again, so every row of
-    the thread vanishes from this node's tables (the log keeps them; ``thread_rebuild
-    --repair`` restores them). Deciding again here, before the write and with capture off, as
-    ``ThreadDatabase.rebuild_check(repair=True)`` does, leaves nothing for the pack to do."""
-    with database.lock:
-        replica = database.replica()
-        if not getattr(replica, "_ordered_stale", False):
-            return
-        database.wrapper.capture = False
-        try:
-            replica._redecide_data()
-        finally:
-            database.wrapper.capture = True
-
-
 def _write(thread: Thread, action):
     """Run ``action()`` in one transaction of the thread (one op). A refusal of this node's
     replica becomes an error with the reason in plain words; nothing of the write is kept."""
@@ -95,13 +76,8 @@ def _write(thread: Thread, action):
     database = thread_database(thread.thread)
     try:
         with thread_context(thread.thread), transaction.atomic(using=database.alias):
-            _decided_first(database)
             return action()
     except WriteRefused as exc:
-        # The rollback made the replica reload: decide again now, so that the next write of
-        # any app in the thread does not meet the core bug above.
-        with transaction.atomic(using=database.alias):
-            _decided_first(database)
         reason = str(exc).removeprefix("refused: ")
         code = "forbidden" if writes.refusal_kind(reason) in _POLICY_KINDS else "refused"
         raise ThreadServiceError(code, refusals.plain(reason, thread)) from exc

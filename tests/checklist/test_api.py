@@ -278,8 +278,8 @@ def test_the_schema_documents_the_checklist_api(api):
 
 def test_a_write_after_the_replica_reloads_keeps_every_row(api, chat):
     """After a reload (a restart, a rolled-back write), a thread with ordered tables decides
-    everything again at its next data op: the checklist's writes do that first (a work-around
-    in ``services._decided_first``), so no row vanishes from this node's tables."""
+    everything again at its next data op, this node's own write included: no row vanishes from
+    this node's tables (they are rebuilt by applying every accepted op, not only stamped)."""
     first = post(api, url(chat), {"text": "Book the van"}).json()
     thread_database(chat.thread).invalidate()
     second = post(api, url(chat), {"text": "Buy boxes"}).json()
@@ -287,12 +287,6 @@ def test_a_write_after_the_replica_reloads_keeps_every_row(api, chat):
     assert thread_database(chat.thread).rebuild_check().matches
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: after a reload, a thread with ordered tables empties its app tables at "
-    "the next local write of another app (Replica._settle decides all data again while "
-    "ThreadDatabase._accepted only stamps rows during a pack)",
-)
 def test_core_a_message_after_a_reload_in_a_thread_with_a_checklist_keeps_every_row(api, chat):
     messaging.message_send(thread=chat, text="first")
     thread_database(chat.thread).invalidate()
@@ -301,8 +295,8 @@ def test_core_a_message_after_a_reload_in_a_thread_with_a_checklist_keeps_every_
 
 
 def test_a_refused_write_leaves_the_next_message_in_the_thread_safe(api, chat):
-    """A refused write rolls back and makes the replica reload; the checklist decides again
-    right away, so the next write of another app does not meet the core bug above."""
+    """A refused write rolls back and makes the replica reload; the next write of another app
+    keeps every row."""
     messaging.message_send(thread=chat, text="first")
     item = post(api, url(chat), {"text": "Bread", "list": "Shopping"}).json()
     post(api, url(chat, "close/"), {"list": "Shopping"})

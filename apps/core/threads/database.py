@@ -104,6 +104,10 @@ class ThreadDatabase:
         self._writer: ThreadWriter | None = None
         self._known_n = -1
         self._packing = False
+        # Whether the app tables were emptied while packing (every data op decided again, as a
+        # thread with ordered tables does after a reload): the rows are then rebuilt by applying
+        # every accepted op, this write's own included, not by stamping rows already there.
+        self._rebuilt_in_pack = False
         self._tombs: dict[tuple[str, Any], bytes] = {}
         self._pinned = threading.local()
         self._member_public: bytes | None = None
@@ -302,7 +306,7 @@ class ThreadDatabase:
         with self.lock, self._pin():
             writer = self.writer()
             self._check_new_ids(merged, writer.member)
-            self._packing, self._tombs = True, tombs
+            self._packing, self._tombs, self._rebuilt_in_pack = True, tombs, False
             try:
                 written = [
                     writer.write_data(
@@ -314,7 +318,7 @@ class ThreadDatabase:
                 self.invalidate()
                 raise WriteRefused(str(exc).removeprefix("this node refused its own op: ")) from exc
             finally:
-                self._packing, self._tombs = False, {}
+                self._packing, self._tombs, self._rebuilt_in_pack = False, {}, False
             # The log grew by exactly our ops (we hold the write lock): no need to ask the file.
             self._known_n += len(written)
             return written
@@ -349,7 +353,7 @@ class ThreadDatabase:
                     op.hash.hex()[:12],
                     change.table,
                 )
-        if self._packing:
+        if self._packing and not self._rebuilt_in_pack:
             rows.stamps_record(connection, op, known, tables, self._tombs)
         else:
             rows.op_apply(connection, op, known, tables)
@@ -357,6 +361,7 @@ class ThreadDatabase:
     def _rebuild_tables(self) -> None:
         """Every data op is about to be decided again: start the app tables from empty."""
         connection = self.raw()
+        self._rebuilt_in_pack = self._packing
         for table in replicated_tables():
             connection.execute(f'DELETE FROM "{table}"')
         connection.execute("DELETE FROM sereus_clock")
