@@ -73,8 +73,9 @@ class ItemOutput(serializers.Serializer):
     added_by = serializers.CharField(help_text="The member who added it (hex), from its id.")
     approvals = serializers.IntegerField(help_text="Admins whose approvals match it as it stands.")
     approved = serializers.BooleanField(help_text="Two admins approved it as it stands.")
-    state = serializers.ChoiceField(
-        [selectors.OPEN, selectors.CLAIMED, selectors.DONE, selectors.APPROVED]
+    state = serializers.CharField(
+        help_text=f"{selectors.OPEN}, {selectors.CLAIMED}, {selectors.DONE} or "
+        f"{selectors.APPROVED} (approved outranks done, done outranks claimed)."
     )
     closed = serializers.BooleanField(help_text="Its list is closed: nobody changes it any more.")
     refused = RefusedOutput(
