@@ -197,7 +197,7 @@ def list_close_plan(*, thread: Thread, list_name: str, at: datetime) -> Plan | N
     plan = _write(thread, lambda: Plan.objects.create(list=name, at=at))
     from apps.checklist.tasks import closes_due
 
-    transaction.on_commit(lambda: closes_due.apply_async(args=[thread.id], eta=at))
+    closes_due.apply_async(args=[thread.id], eta=at)  # the plan is in: queue its close
     return plan
 
 
