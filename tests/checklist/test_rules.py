@@ -6,7 +6,6 @@ rule that read the clock or anything else of the node would fail these tests."""
 
 from __future__ import annotations
 
-import gc
 import random
 from dataclasses import dataclass
 
@@ -64,18 +63,6 @@ class Group:
                 replica.ingest(op.raw)
             made.append(replica)
         return made
-
-
-@pytest.fixture(autouse=True)
-def no_gc_in_validators():
-    """Strict mode watches every call made while a validator runs, garbage collection's
-    callbacks included: one that reads the clock (hypothesis installs one when it has run in
-    this process) would be taken for the validator's doing. Collection is paused meanwhile."""
-    enabled = gc.isenabled()
-    gc.disable()
-    yield
-    if enabled:
-        gc.enable()
 
 
 @pytest.fixture
