@@ -1,11 +1,17 @@
 """The test suite: a throwaway data dir per run, fast password hashing, the test client's host."""
 
+import atexit
 import os
+import shutil
 import tempfile
 
 # Each test run gets its own data dir unless the caller chose one (node processes started by
-# integration tests get theirs through SEREUS_DATA_DIR).
-os.environ.setdefault("SEREUS_DATA_DIR", tempfile.mkdtemp(prefix="sereus-test-"))
+# integration tests get theirs through SEREUS_DATA_DIR). Made only when needed, and removed
+# when the process ends: a run starts many processes, and /tmp filled with their dirs.
+if "SEREUS_DATA_DIR" not in os.environ:
+    _run_dir = tempfile.mkdtemp(prefix="sereus-test-")
+    os.environ["SEREUS_DATA_DIR"] = _run_dir
+    atexit.register(shutil.rmtree, _run_dir, ignore_errors=True)
 
 from .base import *  # noqa: F403
 from .base import ALLOWED_HOSTS, DATABASES, INSTALLED_APPS
