@@ -76,8 +76,11 @@ def test_the_invite_protocol_tells_a_stranger_nothing(peers, tmp_path):
     members = b.api.get(f"/api/v1/threads/{theirs}/members/")
     a_member = next(m["id"] for m in members if not m["me"])
     b.api.delete(f"/api/v1/threads/{theirs}/members/{a_member}/")
+    # Setup, not the property under test: when B's push of the removal does not get through,
+    # A hears of it at the next anti-entropy round (about every 30 s), so wait for more than one.
     wait_for(
         lambda: a.api.get(f"/api/v1/threads/{theirs}/")["state"] == "removed",
+        timeout=90,
         what="A to learn it was removed from B's thread",
     )
     rogue = RoguePeer().start()
