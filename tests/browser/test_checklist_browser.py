@@ -16,7 +16,7 @@ import pytest
 
 from apps.checklist import selectors
 from apps.messaging import services as messaging
-from tests.browser.test_pwa_browser import CHROMIUM
+from tests.browser.test_pwa_browser import NEEDS_CHROMIUM
 from tests.browser.test_undelivered_browser import (  # noqa: F401 - fixtures
     DESKTOP,
     PHONE,
@@ -32,9 +32,7 @@ from tests.core.threads.conftest import node, thread_databases_allowed  # noqa: 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)"
-    ),
+    NEEDS_CHROMIUM,
 ]
 
 SHOTS = Path(tempfile.gettempdir()) / "sereus-checklist"

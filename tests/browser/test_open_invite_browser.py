@@ -14,7 +14,7 @@ import pytest
 
 from apps.core.thread.invite import invite_parse
 from apps.core.threads import services
-from tests.browser.test_pwa_browser import CHROMIUM
+from tests.browser.test_pwa_browser import NEEDS_CHROMIUM
 from tests.browser.test_undelivered_browser import (  # noqa: F401 - fixtures
     DESKTOP,
     PHONE,
@@ -30,9 +30,7 @@ from tests.core.threads.test_invites_open import newcomer
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)"
-    ),
+    NEEDS_CHROMIUM,
 ]
 
 SHOTS = Path(tempfile.gettempdir()) / "sereus-open-invites"

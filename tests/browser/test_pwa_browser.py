@@ -15,12 +15,15 @@ from tests.support.nodes import NodeProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 
+# Browser tests run on Debian's Chromium only (never a downloaded browser).
+NEEDS_CHROMIUM = pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)"
+)
+
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)"
-    ),
+    NEEDS_CHROMIUM,
 ]
 
 # The flags Chromium needs on this closed network (no background calls to Google's services).

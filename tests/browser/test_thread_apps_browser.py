@@ -14,7 +14,7 @@ from apps.core.thread import appspec
 from apps.core.thread.appspec import AppSpec
 from apps.core.threads.registry import thread_database
 from tests.browser.test_open_invite_browser import thread_page
-from tests.browser.test_pwa_browser import CHROMIUM
+from tests.browser.test_pwa_browser import NEEDS_CHROMIUM
 from tests.browser.test_undelivered_browser import (  # noqa: F401 - fixtures
     DESKTOP,
     PHONE,
@@ -28,9 +28,7 @@ from tests.core.threads.conftest import node, thread, thread_databases_allowed  
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="Debian's chromium is not installed (make test installs it)"
-    ),
+    NEEDS_CHROMIUM,
 ]
 
 SHOTS = Path(tempfile.gettempdir()) / "sereus-thread-apps"
