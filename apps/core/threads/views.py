@@ -35,6 +35,22 @@ def _qr(link: str) -> str:
     return mark_safe(segno.make(link, error="m").svg_inline(scale=4, title="Invite QR code"))  # noqa: S308
 
 
+def _share(thread: Thread, link: str, uses: int | None, label: str) -> dict:
+    """What the share sheet shows of an invite link: the link, its QR code and how to pass it on."""
+    if uses == 1:
+        about = (
+            "Send this link (or show the QR code) to the person you invite, by a channel you "
+            "trust. It works once."
+        )
+    else:
+        reach = f"up to {uses} people can" if uses else "anyone who has this link can"
+        about = (
+            f"{f'“{label}”: ' if label else ''}{reach} join with this link, until it expires or "
+            "you revoke it. Share it only as widely as you mean to."
+        )
+    return {"link": link, "qr": _qr(link), "about": about, "title": f"Join {thread.name}"}
+
+
 @require_http_methods(["GET", "POST"])
 def thread_list(request: HttpRequest) -> HttpResponse:
     form = ThreadCreateForm(request.POST or None)
@@ -96,12 +112,9 @@ def thread_detail(request: HttpRequest, thread_id: str) -> HttpResponse:
         )
     created = request.session.pop("sereus_new_invite", None)
     if created and created.get("thread") == thread.id:
-        context["new_invite"] = {
-            "link": created["link"],
-            "qr": _qr(created["link"]),
-            "uses": created.get("uses", 1),
-            "label": created.get("label", ""),
-        }
+        context["new_invite"] = _share(
+            thread, created["link"], created.get("uses", 1), created.get("label", "")
+        )
     return render(request, "core/thread.html", context)
 
 
