@@ -455,6 +455,11 @@ class _Fold:
                     return "only roles that manage the thread rename it"
                 st.name = action.name
                 return None
+            case p.SetName():
+                if action.member != author:
+                    return "a member names only itself"
+                st.names[author] = action.name
+                return None
             case p.EnableApp():
                 return self._enable(op, roles, action.spec)
             case p.DisableApp():

@@ -7,6 +7,7 @@ raises ``PayloadError`` naming the field; nothing else escapes. Limits follow DE
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,6 +163,14 @@ class SetMeta:
 
 
 @dataclass(frozen=True)
+class SetName:
+    """The name a member gives itself in the thread (ADR 16); ``member`` must be its author."""
+
+    member: bytes
+    name: str
+
+
+@dataclass(frozen=True)
 class EnableApp:
     spec: AppSpec  # what the app adds to the policy: carried in the op, never read locally
 
@@ -186,6 +195,7 @@ Control = (
     | SetAddresses
     | SetPolicy
     | SetMeta
+    | SetName
     | EnableApp
     | DisableApp
 )
@@ -216,6 +226,35 @@ def _invite_label(value: Any) -> str:
             "label: expected printable text without surrounding spaces (no label: leave it out)"
         )
     return label
+
+
+MAX_MEMBER_NAME = 80
+# What a member's name may not hold, as a fixed list (not the Unicode database's idea of
+# "printable", which changes between Python versions: every replica must decide alike): control
+# characters, line breaks, invisible spaces and the marks that reorder text (bidi overrides and
+# isolates), with which a name could pass for another or spill into the text around it. The
+# joiners U+200C and U+200D stay allowed: scripts and emoji need them.
+_NAME_FORBIDDEN = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060-\u206f"
+    "\ud800-\udfff\ufeff\ufff9-\ufffb]"
+)
+
+
+def name_normalize(text: str) -> str:
+    """A name as it is written into a thread: runs of white space made one space, none around."""
+    return " ".join(text.split())
+
+
+def name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot be a member's name in a thread, in words for people; None if it can.
+    One meaning, one encoding: the name must already be normalized (``name_normalize``)."""
+    if type(name) is not str or not 0 < len(name) <= MAX_MEMBER_NAME:
+        return f"a name has 1 to {MAX_MEMBER_NAME} characters"
+    if _NAME_FORBIDDEN.search(name):
+        return "a name cannot hold control characters, line breaks or text-direction marks"
+    if name != name_normalize(name):
+        return "a name has single spaces between words and none around it"
+    return None
 
 
 def _policy(doc: Any) -> Policy:
@@ -320,6 +359,12 @@ def control_parse(doc: Any) -> Control:
     if kind == "set_meta":
         d = _fields(doc, what, {"type", "name"})
         return SetMeta(_text(d["name"], "name", 200))
+    if kind == "set_name":
+        d = _fields(doc, what, {"type", "member", "name"})
+        problem = name_problem(d["name"])
+        if problem is not None:
+            raise PayloadError(f"name: {problem}")
+        return SetName(_key(d["member"], "member"), d["name"])
     if kind == "enable_app":
         d = _fields(doc, what, {"type", "app", "spec"})
         try:
@@ -409,6 +454,8 @@ def control_doc(action: Control) -> dict[str, Any]:
             return {"type": "set_policy", "policy": action.policy.to_doc()}
         case SetMeta():
             return {"type": "set_meta", "name": action.name}
+        case SetName():
+            return {"type": "set_name", "member": action.member, "name": action.name}
         case EnableApp():
             return {"type": "enable_app", "app": action.spec.app, "spec": action.spec.to_doc()}
         case DisableApp():

@@ -78,6 +78,9 @@ class ThreadState:
     # so it has no spec), and every table an app ever declared -> that app.
     apps: dict[str, AppSpec | None] = field(default_factory=dict)
     app_tables: dict[str, str] = field(default_factory=dict)
+    # Member -> the name it gave itself (set_name, the newest in control order); kept after the
+    # member leaves, for what it wrote.
+    names: dict[bytes, str] = field(default_factory=dict)
 
     def device_member(self, device: bytes) -> bytes | None:
         """The active member an active device acts for, if any."""
@@ -112,6 +115,7 @@ class ThreadState:
                 (app, repr(spec.to_doc()) if spec is not None else "")
                 for app, spec in self.apps.items()
             ),
+            names=tuple(sorted(self.names.items())),
         )
 
 
@@ -131,6 +135,7 @@ class Snapshot:
     epochs: tuple[tuple[int, bytes], ...]
     addresses: tuple[tuple[bytes, tuple[str, ...]], ...]
     apps: tuple[tuple[str, str], ...] = ()  # enabled apps in enable order, with their specs
+    names: tuple[tuple[bytes, str], ...] = ()  # member -> the name it gave itself
 
     @property
     def roles(self) -> dict[bytes, str]:

@@ -397,3 +397,7 @@ class ThreadWriter:
         if self._may_rotate():
             ops.append(self.rotate())
         return ops
+
+    def set_name(self, name: str) -> Op:
+        """Give this member ``name`` in the thread (normalized as every replica expects)."""
+        return self.control(p.SetName(member=self.member, name=p.name_normalize(name)))

@@ -251,6 +251,7 @@ control_payloads = st.fixed_dictionaries(
                 "set_addresses",
                 "set_policy",
                 "set_meta",
+                "set_name",
                 "nonsense",
             ]
         )
