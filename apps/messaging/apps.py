@@ -10,10 +10,10 @@ class MessagingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from apps.core.thread.policy import policy_template_register
+        from apps.core.thread.policy import WRITER, policy_template_register
         from apps.messaging.policy import APP, messaging_policy
 
-        policy_template_register(APP, messaging_policy)
+        policy_template_register(APP, messaging_policy, member=WRITER)
 
         from apps.core.threads.pages import ThreadPage, register
         from apps.messaging.selectors import unread

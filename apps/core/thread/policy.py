@@ -13,7 +13,7 @@ not named. Built-in roles: owner, admin, writer, reader; apps add their own.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,12 +218,22 @@ def default_policy() -> Policy:
 
 
 _TEMPLATES: Named[Policy] = Named(lambda app: PolicyError(f"no policy template for app {app!r}"))
-_TEMPLATES.register("default", default_policy)
+# The role of an ordinary member of each app's threads: what an invite offers unless its maker
+# says otherwise. Not in the thread's policy (nothing replicas judge depends on it).
+_MEMBER_ROLES: dict[str, str] = {}
 
 
-def policy_template_register(app: str, factory: Callable[[], Policy]) -> None:
-    """Apps register the policy their threads start with (in ``AppConfig.ready``)."""
+def policy_template_register(
+    app: str, factory: Callable[[], Policy], *, member: str | None = None
+) -> None:
+    """Apps register the policy their threads start with (in ``AppConfig.ready``), and the role
+    an ordinary member of such a thread has (``member``; see ``member_role``)."""
     _TEMPLATES.register(app, factory)
+    if member is not None:
+        _MEMBER_ROLES[app] = member
+
+
+policy_template_register("default", default_policy, member=WRITER)
 
 
 def policy_templates() -> list[str]:
@@ -233,3 +243,22 @@ def policy_templates() -> list[str]:
 
 def policy_template(app: str) -> Policy:
     return _TEMPLATES.make(app)
+
+
+def member_role(app: str, policy: Policy, offered: Iterable[str]) -> str | None:
+    """The role to offer first when inviting into a thread of ``app`` whose policy is ``policy``,
+    among the ``offered`` roles: the app's ordinary member role; where the app names none (or
+    it is not offered), the least of the offered roles that may write something (a member
+    takes part), else the least offered role. None when nothing is offered."""
+    offered = sorted((r for r in offered if r in policy.roles), key=policy.rank)
+    declared = _MEMBER_ROLES.get(app)
+    if declared in offered:
+        return declared
+    writers = [
+        r
+        for r in offered
+        if any(
+            policy.roles[r].scope(t, a) != "none" for t in policy.roles[r].tables for a in ACTIONS
+        )
+    ]
+    return (writers or offered or [None])[0]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import segno
 from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -27,6 +26,9 @@ from rest_framework.views import APIView
 
 from apps.core.models import Thread, ThreadInvite, ThreadMember
 from apps.core.threads import selectors, services, writes
+from apps.core.threads.invite_roles import invite_role_default
+from apps.core.threads.names import thread_names
+from apps.core.threads.qr import qr_svg
 from apps.core.threads.registry import thread_database
 
 STATUS_OF = {
@@ -133,9 +135,17 @@ class ThreadDetailApi(APIView):
 
 class MemberOutput(serializers.Serializer):
     id = serializers.CharField(source="member_id", help_text="The member key, hex.")
+    name = serializers.SerializerMethodField(
+        help_text="What this node shows for the member: the name only this node gives it, "
+        "else the name it gave itself in the thread, else two words made from its key."
+    )
     role = serializers.CharField()
     me = serializers.BooleanField(source="is_me")
     devices = serializers.SerializerMethodField()
+
+    def get_name(self, member: ThreadMember) -> str:
+        names = self.context.get("names") or thread_names(member.thread)
+        return names[member.member_id]
 
     def get_devices(self, member: ThreadMember) -> list[str]:
         return [d.device_id for d in member.thread.devices.all() if d.member_id == member.member_id]
@@ -150,7 +160,8 @@ class MemberListApi(APIView):
     def get(self, request: Request, thread_id: str) -> Response:
         thread = _thread(thread_id)
         members = thread.members.select_related("thread").prefetch_related("thread__devices")
-        return Response(MemberOutput(members, many=True).data)
+        names = thread_names(thread)
+        return Response(MemberOutput(members, many=True, context={"names": names}).data)
 
 
 class MemberDetailApi(APIView):
@@ -177,7 +188,13 @@ class MemberDetailApi(APIView):
 
 
 class InviteCreateInput(serializers.Serializer):
-    role = serializers.RegexField(r"\A[a-z][a-z0-9_]{0,63}\Z")
+    role = serializers.RegexField(
+        r"\A[a-z][a-z0-9_]{0,63}\Z",
+        required=False,
+        help_text="The role the newcomer gets. Left out: the thread's ordinary member role (in "
+        "the built-in threads and conversations: writer; for a link for several people, a role "
+        "such a link may grant), never admin unless asked for.",
+    )
     expires_in = serializers.IntegerField(
         min_value=60,
         max_value=services.MAX_INVITE_DAYS * 86400,
@@ -240,12 +257,20 @@ class InviteCreateApi(APIView):
         thread = _thread(thread_id)
         data = InviteCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
+        uses = data.validated_data["uses"]
+        role = data.validated_data.get("role") or invite_role_default(thread, uses=uses)
+        if role is None:
+            raise ServiceFailed(
+                services.ThreadServiceError(
+                    "forbidden", "Your role in this thread does not let you invite anyone."
+                )
+            )
         created = _call(
             services.invite_create,
             thread=thread,
-            role=data.validated_data["role"],
+            role=role,
             expires_in=timedelta(seconds=data.validated_data["expires_in"]),
-            uses=data.validated_data["uses"],
+            uses=uses,
             label=data.validated_data["label"],
         )
         return Response(InviteOutput(created.record).data, status=status.HTTP_201_CREATED)
@@ -271,8 +296,7 @@ class InviteQrApi(APIView):
             raise ServiceFailed(
                 services.ThreadServiceError("not_found", "no invite made by this node with this id")
             )
-        svg = segno.make(invite.link, error="m").svg_inline(scale=4, title="Invite QR code")
-        response = HttpResponse(svg, content_type="image/svg+xml")
+        response = HttpResponse(qr_svg(invite.link), content_type="image/svg+xml")
         response["Cache-Control"] = "no-store"  # it holds the invite secret
         return response
 

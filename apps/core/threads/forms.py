@@ -9,6 +9,7 @@ from django import forms
 
 from apps.core.thread.payloads import MAX_INVITE_LABEL, MAX_INVITE_USES
 from apps.core.thread.policy import OWNER, policy_templates
+from apps.core.threads.invite_words import role_words
 
 EXPIRY_CHOICES = [
     ("3600", "1 hour"),
@@ -44,6 +45,14 @@ WHO_CHOICES = [
 
 
 class InviteForm(forms.Form):
+    # First: with a name on each, the open invites are told apart (and the right one revoked).
+    label = forms.CharField(
+        max_length=MAX_INVITE_LABEL,
+        required=False,
+        label="Who is it for?",
+        help_text="For example “Sam” or “Book club”, so you can tell your invites apart. "
+        "The thread's members see it; it is not in the link.",
+    )
     role = forms.ChoiceField(choices=())
     who = forms.ChoiceField(
         choices=WHO_CHOICES,
@@ -59,19 +68,21 @@ class InviteForm(forms.Form):
         label="Up to how many people",
         help_text="For a link for a number of people.",
     )
-    label = forms.CharField(
-        max_length=MAX_INVITE_LABEL,
-        required=False,
-        label="Label (optional)",
-        help_text="A note for the thread's members, like “shop followers”. It is not in the link.",
-    )
     expires_in = forms.ChoiceField(choices=EXPIRY_CHOICES, initial="86400", label="Valid for")
 
     def __init__(
-        self, *args: Any, roles: list[str], open_roles: list[str] | None = None, **kwargs: Any
+        self,
+        *args: Any,
+        roles: list[str],
+        open_roles: list[str] | None = None,
+        role: str | None = None,
+        **kwargs: Any,
     ) -> None:
+        """``roles``: those this member may invite at; ``role``: the one offered first (the
+        thread's ordinary member role, never admin by default)."""
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = [(r, r) for r in roles]
+        self.fields["role"].choices = [(r, role_words(r).capitalize()) for r in roles]
+        self.fields["role"].initial = role
         if open_roles is not None:
             self.fields["who"].help_text = (
                 f"A link for more than one person can make someone {' or '.join(open_roles)}."

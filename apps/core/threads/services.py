@@ -29,6 +29,7 @@ from apps.core.thread.replica import IngestResult, Verified
 from apps.core.thread.writer import RedemptionRequest, ThreadWriter, WriteError, redemption_request
 from apps.core.threads import joining
 from apps.core.threads.database import NodeKeys, ThreadDatabase, WriteRefused
+from apps.core.threads.invite_words import refusal_words
 from apps.core.threads.redemption import (
     NOT_HERE,
     RedemptionRefused,
@@ -276,7 +277,9 @@ def invite_redeem_local(*, link: str) -> tuple[Invite, RedemptionRequest]:
         raise ThreadServiceError(exc.code, str(exc)) from exc
     existing = Thread.objects.filter(pk=_hex(invite.thread)).first()
     if existing is not None and existing.state == Thread.State.ACTIVE:
-        raise ThreadServiceError("conflict", f"this node is already in the thread {existing}")
+        raise ThreadServiceError(
+            "conflict", f"You are already in {existing.name}: there is no need to join it again."
+        )
     node = NodeKeys.of_this_node()
     if node.master_secret is None:
         raise ThreadServiceError("unavailable", "this node has no usable master secret")
@@ -300,17 +303,21 @@ def invite_redeem(*, link: str) -> Thread:
     previous = joining.join_begin(invite=invite, link=link.strip())
     try:
         network.redeem(invite, request)
-    except ThreadServiceError as exc:
-        if exc.code == joining.INTERRUPTED:
-            joining.join_failed(thread=invite.thread, code=exc.code, reason=f"{exc}; trying again")
+    except ThreadServiceError as failure:
+        if failure.code == joining.INTERRUPTED:
+            joining.join_failed(
+                thread=invite.thread, code=failure.code, reason=f"{failure}; trying again"
+            )
             return Thread.objects.get(pk=_hex(invite.thread))
+        # Said in this node's words, whatever the inviter's node sent with its answer.
+        exc = ThreadServiceError(failure.code, refusal_words(failure.code, str(failure)))
         if previous is not None and previous.state == Thread.State.JOINING:
             # An earlier attempt may have been admitted: a refusal now ends that join too,
             # anything else leaves it to the background attempts.
             joining.join_failed(thread=invite.thread, code=exc.code, reason=str(exc))
         else:
             joining.join_undo(thread=invite.thread, previous=previous)
-        raise
+        raise exc from failure
     except BaseException:
         joining.join_undo(thread=invite.thread, previous=previous)
         raise

@@ -5,7 +5,6 @@ Thin: forms validate, services write; a service's refusal is shown as a message 
 
 from __future__ import annotations
 
-import segno
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -16,7 +15,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apps.core.models import Thread
 from apps.core.threads import selectors, services, thread_apps, writes
 from apps.core.threads.forms import InviteForm, JoinForm, RoleForm, ThreadCreateForm
+from apps.core.threads.invite_roles import invite_role_default, invite_roles
+from apps.core.threads.invite_words import invite_lines
 from apps.core.threads.pages import SETTINGS_TAB, app_label, app_labels, links, tabs
+from apps.core.threads.qr import qr_svg
 from apps.core.threads.registry import thread_database
 
 # The states of a thread this node was in (so it may have written there) with a database to read.
@@ -31,8 +33,7 @@ def _thread(thread_id: str) -> Thread:
 
 
 def _qr(link: str) -> str:
-    # segno's inline SVG holds no script or style attribute, so it passes the page's CSP.
-    return mark_safe(segno.make(link, error="m").svg_inline(scale=4, title="Invite QR code"))  # noqa: S308
+    return mark_safe(qr_svg(link))  # noqa: S308 - segno's SVG: no script, the link escaped
 
 
 def _share(thread: Thread, link: str, uses: int | None, label: str) -> dict:
@@ -105,10 +106,11 @@ def thread_detail(request: HttpRequest, thread_id: str) -> HttpResponse:
         context["manages"] = selectors.thread_manages(thread)
         context.update(
             invite_form=InviteForm(
-                roles=[r for r in live.roles if r != "owner"],
+                roles=invite_roles(thread),
                 open_roles=selectors.thread_open_roles(thread),
+                role=invite_role_default(thread),
             ),
-            invites=thread.invites.filter(status="open").exclude(link=""),
+            invites=invite_lines(thread.invites.filter(status="open").exclude(link="")),
         )
     created = request.session.pop("sereus_new_invite", None)
     if created and created.get("thread") == thread.id:
@@ -189,7 +191,7 @@ def member_remove(request: HttpRequest, thread_id: str, member_id: str) -> HttpR
 @require_POST
 def invite_create(request: HttpRequest, thread_id: str) -> HttpResponse:
     thread = _thread(thread_id)
-    form = InviteForm(request.POST, roles=selectors.thread_roles(thread))
+    form = InviteForm(request.POST, roles=invite_roles(thread))
     if not form.is_valid():
         if form.has_error("up_to"):
             messages.error(request, f"Up to how many people: {' '.join(form.errors['up_to'])}")
@@ -247,6 +249,11 @@ def invite_qr(request: HttpRequest, thread_id: str, invite_id: str) -> HttpRespo
     invite = _thread(thread_id).invites.filter(invite_id=invite_id.lower()).exclude(link="").first()
     if invite is None:
         raise Http404("no invite made by this node with this id")
-    response = render(request, "core/invite_qr.html", {"invite": invite, "qr": _qr(invite.link)})
+    context = {
+        "invite": invite,
+        "line": invite_lines([invite])[0],
+        "share": _share(invite.thread, invite.link, invite.uses, invite.label),
+    }
+    response = render(request, "core/invite_qr.html", context)
     response["Cache-Control"] = "no-store"
     return response

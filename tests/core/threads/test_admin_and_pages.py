@@ -102,7 +102,7 @@ def test_thread_pages_create_invite_and_change_roles(owner_browser, node):
     response = owner_browser.post(reverse("core:threads"), {"name": "Garden", "app": "default"})
     thread = Thread.objects.get(name="Garden")
     assert response["Location"] == reverse("core:thread", args=[thread.id])
-    page = owner_browser.get(response["Location"])
+    page = owner_browser.get(response["Location"], follow=True)
     assert b"Garden" in page.content
     response = owner_browser.post(
         reverse("core:thread_invite", args=[thread.id]), {"role": "writer", "expires_in": "3600"}

@@ -163,7 +163,7 @@ def test_the_invites_api_makes_open_invites_and_counts_their_uses(api, thread): 
 
 
 def test_the_thread_page_makes_a_link_for_several_people(owner_browser, thread):  # noqa: F811
-    page_url = reverse("core:thread", args=[thread.id])
+    page_url = reverse("core:thread_people", args=[thread.id])
     invite_url = reverse("core:thread_invite", args=[thread.id])
     form = owner_browser.get(page_url).content.decode()
     for words in (
@@ -172,7 +172,7 @@ def test_the_thread_page_makes_a_link_for_several_people(owner_browser, thread):
         "Up to a number of people",
         "Anyone with the link",
         "A link for more than one person can make someone reader.",
-        "Label (optional)",
+        "Who is it for?",
     ):
         assert words in form
 
@@ -183,12 +183,13 @@ def test_the_thread_page_makes_a_link_for_several_people(owner_browser, thread):
 
     page = create({"role": "reader", "who": "some", "up_to": "10", "label": "shop followers"})
     assert "up to 10 people can join with this link" in page
-    assert "“shop followers”: reader, for up to 10 people, 0 joined so far" in page
+    assert "shop followers</strong>" in page
+    assert "joins as reader (reads only) · 10 of 10 places left · expires in 59 minutes" in page
     record = ThreadInvite.objects.get(label="shop followers")
     assert (record.uses, record.used) == (10, 0)
     page = create({"role": "reader", "who": "anyone", "up_to": "1"})  # the number is ignored
     assert "anyone who has this link can join" in page
-    assert "reader, for anyone with the link, 0 joined so far" in page
+    assert "joins as reader (reads only) · for anyone with the link, 0 joined so far" in page
     assert ThreadInvite.objects.get(uses=None).used == 0
 
     page = create({"role": "writer", "who": "anyone"})
