@@ -8,15 +8,14 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.apps import apps as django_apps
-
 from apps.checklist import rules
 from apps.checklist.models import Approval, Close, Item, Plan
 from apps.checklist.policy import APP
 from apps.checklist.refusals import RefusedWrite, refused_writes
-from apps.core.models import Thread, ThreadMember
+from apps.core.models import Thread
 from apps.core.thread.rowid import row_tag
 from apps.core.threads.context import thread_context
+from apps.core.threads.names import Names, thread_names
 from apps.core.threads.registry import thread_database
 from apps.core.threads.selectors import thread_find as core_thread_find
 
@@ -80,19 +79,10 @@ def enabled(thread: Thread) -> bool:
     return APP in state.apps
 
 
-def member_names(thread: Thread) -> dict[str, str]:
-    """Member (hex) -> how the page names them: "you", the name they gave themselves in the
-    conversation, else "member N" in this node's order of the members (never a key)."""
-    names: dict[str, str] = {}
-    if django_apps.is_installed("apps.messaging"):
-        from apps.messaging.selectors import member_names as profiles
-
-        names.update(profiles(thread))
-    members = ThreadMember.objects.filter(thread=thread).values_list("member_id", flat=True)
-    for number, member in enumerate(members, start=1):
-        names.setdefault(member, f"member {number}")
-    names[thread.member_id] = "you"
-    return names
+def member_names(thread: Thread) -> Names:
+    """Member (hex) -> how the page names them: "you", else the node's name for them (ADR 16:
+    never a key)."""
+    return thread_names(thread, me_as="you")
 
 
 def _owners(thread: Thread) -> dict[str, str]:

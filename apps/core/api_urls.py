@@ -8,7 +8,7 @@ from django.urls import path
 
 from apps.core.apis import NodeApi
 from apps.core.threads import apis as threads
-from apps.core.threads import app_apis
+from apps.core.threads import app_apis, naming_apis
 from apps.p2p.apis import NetworkApi
 
 # The prefix of everything about one thread; apps put their thread routes under it too.
@@ -16,6 +16,7 @@ THREAD = "threads/<str:thread_id>/"
 
 api_urlpatterns = [
     path("node/", NodeApi.as_view(), name="node"),
+    path("node/name/", naming_apis.DisplayNameApi.as_view(), name="node_name"),
     path("network/", NetworkApi.as_view(), name="network"),
     path("threads/", threads.ThreadListApi.as_view(), name="threads"),
     path(THREAD, threads.ThreadDetailApi.as_view(), name="thread"),
@@ -25,6 +26,12 @@ api_urlpatterns = [
         threads.MemberDetailApi.as_view(),
         name="thread_member",
     ),
+    path(
+        THREAD + "members/<str:member_id>/contact-name/",
+        naming_apis.ContactNameApi.as_view(),
+        name="thread_member_contact_name",
+    ),
+    path(THREAD + "my-name/", naming_apis.MyNameApi.as_view(), name="thread_my_name"),
     path(THREAD + "invites/", threads.InviteCreateApi.as_view(), name="thread_invites"),
     path(
         THREAD + "invites/<str:invite_id>/",

@@ -9,6 +9,11 @@ class CoreConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from apps.core.threads.naming import on_thread_added
+        from apps.core.threads.signals import thread_added
+
+        # This member's name goes into every thread this node creates or joins.
+        thread_added.connect(on_thread_added, dispatch_uid="core-name-thread-added")
         if not settings.SEREUS.scale_out:
             from apps.core.background import queue_dirs_prepare
 

@@ -127,3 +127,14 @@ class RevealPhraseForm(forms.Form):
         if not self.user.check_password(password):
             raise forms.ValidationError("That is not your password.")
         return password
+
+
+class DisplayNameForm(forms.Form):
+    """The name this person goes by in every thread (``naming.display_name_set``)."""
+
+    name = forms.CharField(
+        max_length=200,  # the service says what a name may be, in words
+        label="Your name",
+        help_text="The other members of your threads see it. A thread can have its own.",
+        widget=forms.TextInput(attrs={"autocomplete": "name"}),
+    )

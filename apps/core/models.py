@@ -19,6 +19,9 @@ class Node(models.Model):
     # The recovery phrase is shown exactly once; a node whose owner was created headlessly
     # (node_token, node_restore) offers it on the settings page until then.
     recovery_phrase_shown = models.BooleanField(default=False)
+    # The name this person goes by in their threads, unless a thread has its own (``my_name``):
+    # written into each thread as the member's set_name op ("" until it is set).
+    display_name = models.CharField(max_length=80, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -72,6 +75,8 @@ class Thread(models.Model):
     # While joining: the invite link being redeemed (it holds the invite secret, so it is
     # cleared as soon as the join ends, either way).
     join_link = models.TextField(blank=True)
+    # The name this member goes by in this thread only ("": the node's display name).
+    my_name = models.CharField(max_length=80, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -120,6 +125,23 @@ class ThreadDevice(models.Model):
 
     def __str__(self) -> str:
         return self.device_id[:12]
+
+
+class ContactName(models.Model):
+    """A name this node gives another member of a thread, that only this node shows (it never
+    goes into the thread): it wins over the name the member gave itself."""
+
+    thread = models.ForeignKey(Thread, on_delete=models.CASCADE, related_name="contact_names")
+    member_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=80)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["thread", "member_id"], name="contact_name_once")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class ThreadInvite(models.Model):

@@ -2,7 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from apps.core import views
-from apps.core.threads import app_views
+from apps.core.threads import app_views, naming_views
 from apps.core.threads import views as threads
 
 app_name = "core"
@@ -23,6 +23,7 @@ urlpatterns = [
     path("node/settings/recovery/", views.recovery_reveal, name="recovery_reveal"),
     path("node/settings/tokens/new/", views.api_token_create, name="token_create"),
     path("node/settings/tokens/revoke/", views.api_tokens_revoke, name="tokens_revoke"),
+    path("node/settings/name/", naming_views.display_name, name="display_name"),
     path("node/threads/", threads.thread_list, name="threads"),
     path("node/threads/join/", threads.thread_join, name="thread_join"),
     path("node/threads/<str:thread_id>/", threads.thread_detail, name="thread"),
@@ -39,6 +40,12 @@ urlpatterns = [
         "node/threads/<str:thread_id>/invites/<str:invite_id>/revoke/",
         threads.invite_revoke,
         name="thread_invite_revoke",
+    ),
+    path("node/threads/<str:thread_id>/my-name/", naming_views.my_name, name="thread_my_name"),
+    path(
+        "node/threads/<str:thread_id>/members/<str:member_id>/",
+        naming_views.member,
+        name="thread_member",
     ),
     path(
         "node/threads/<str:thread_id>/members/<str:member_id>/role/",

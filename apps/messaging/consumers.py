@@ -59,7 +59,7 @@ class ConversationConsumer(ThreadLiveConsumer):
         if thread is None or not isinstance(member, str) or member == thread.member_id:
             return
         names = await database_sync_to_async(selectors.member_names)(thread)
-        who = names.get(member) or member[:8]
+        who = names[member]
         await self.send(text_data=_typing_html(f"{who} is typing…"))
         if self._typing_clear is not None:
             self._typing_clear.cancel()

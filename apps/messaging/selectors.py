@@ -17,6 +17,7 @@ from django.utils.safestring import SafeString
 from apps.core import blobs
 from apps.core.models import Thread
 from apps.core.thread.rowid import member_tag
+from apps.core.threads.names import Names, thread_names
 from apps.core.threads.registry import thread_database
 from apps.core.threads.store import stamp_parse
 from apps.messaging import text
@@ -127,17 +128,11 @@ SELECT m.id, m.text, m.reply_to, e.member, e.hlc,
 """.replace("OWNER_OF_M", OWNER.format(alias="o", row="m"))
 
 
-def member_names(thread: Thread) -> dict[str, str]:
-    """Member (hex) → the name of the newest profile row that member owns."""
-    with _cursor(thread) as cursor:
-        cursor.execute(
-            "SELECT o.member, p.name FROM messaging_profile p JOIN "  # noqa: S608 - fixed names
-            + OWNER.format(alias="o", row="p")
-            + " JOIN sereus_rowevents e"
-            " ON e.tbl = 'messaging_profile' AND e.pk = p.id AND e.action = 'upsert'"
-            " ORDER BY e.hlc"
-        )
-        return {bytes(member).hex(): name for member, name in cursor.fetchall()}
+def member_names(thread: Thread) -> Names:
+    """Member (hex) → the name this node shows for them: the core's one rule for every page
+    (``apps.core.threads.names``; the conversation's old ``messaging_profile`` rows are no
+    longer read, ADR 16)."""
+    return thread_names(thread)
 
 
 def messages(thread: Thread, *, before: str | None = None, limit: int = PAGE) -> list[MessageView]:
@@ -174,7 +169,7 @@ def _views(thread: Thread, query: str, params: list) -> list[MessageView]:
                 html=text.render(body),
                 reply_to=reply_to,
                 author=author,
-                author_name=names.get(author) or author[:8],
+                author_name=names[author],
                 mine=author == me,
                 created_at=_when(bytes(hlc)),
                 edited_at=_when(bytes(edited)) if edited is not None else None,
@@ -187,11 +182,11 @@ def _views(thread: Thread, query: str, params: list) -> list[MessageView]:
     return page
 
 
-def _add_receipts(thread: Thread, page: list[MessageView], names: dict[str, str]) -> None:
+def _add_receipts(thread: Thread, page: list[MessageView], names: Names) -> None:
     read = receipts(thread)
     for view in page:
         view.read_by = sorted(
-            names.get(member) or member[:8]
+            names[member]
             for member, up_to in read.items()
             if member != view.author and up_to >= view.cursor
         )
@@ -225,7 +220,6 @@ _TABLES = {
     "receipt": "messaging_receipt",
     "message": "messaging_message",
     "reaction": "messaging_reaction",
-    "profile": "messaging_profile",
 }
 
 

@@ -18,6 +18,7 @@ from django.db import transaction
 from apps.core import blobs
 from apps.core.models import Thread
 from apps.core.thread.rowid import row_id_for
+from apps.core.threads import naming
 from apps.core.threads import services as threads
 from apps.core.threads.context import thread_context
 from apps.core.threads.database import WriteRefused
@@ -30,7 +31,6 @@ from apps.messaging.models import (
     MAX_TEXT,
     Attachment,
     Message,
-    Profile,
     Reaction,
     Receipt,
 )
@@ -232,11 +232,11 @@ def _own_row_save(thread: Thread, model, kind: str, **fields) -> None:
 
 
 def profile_set(*, thread: Thread, name: str) -> None:
-    """The name this member shows in the conversation."""
-    name = name.strip()
-    if not name or len(name) > MAX_NAME:
+    """The name this member goes by in the conversation: the thread's own name for it, written
+    as the core's set_name (ADR 16; no longer a ``messaging_profile`` row)."""
+    if not name.strip():
         raise ThreadServiceError("invalid", f"a name has 1 to {MAX_NAME} characters")
-    _own_row_save(thread, Profile, "profile", name=name)
+    naming.my_name_set(thread=thread, name=name)
 
 
 def receipt_mark(*, thread: Thread, up_to: str) -> bool:

@@ -10,6 +10,7 @@ from django.urls import reverse
 from apps.core import services as node_services
 from apps.core.thread import payloads as p
 from apps.core.threads.database import WriteRefused
+from apps.core.threads.names import fallback_name
 from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
 from apps.messaging import selectors, services
@@ -66,7 +67,8 @@ def test_my_message_shows_who_read_it(chat, bob):
     exchange(bob.database, thread_database(chat.thread))
     (view,) = selectors.messages(chat)
     assert view.id == message.id.hex
-    assert view.read_by == [bob.database.writer().member.hex()[:8]]  # Bob has no name yet
+    # Bob has no name yet: two words of his key, never the key itself.
+    assert view.read_by == [fallback_name(bob.database.writer().member)]
     assert view.read_by[0] != "you"
 
 

@@ -30,7 +30,7 @@ def bob(chat_db, tmp_path):
     """Another member's node (a writer) that has the whole log and told its name."""
     bob = other_node(tmp_path, chat_db.thread, "bob")
     admit(chat_db, bob, "writer")
-    Profile.objects.using(bob.alias).create(name="Bob")
+    bob.database.write(lambda writer: writer.set_name("Bob"))
     exchange(bob.database, chat_db)
     return bob
 
@@ -140,7 +140,7 @@ def test_a_reader_reads_but_cannot_post(chat, chat_db, tmp_path):
     admit(chat_db, carol, "reader")
     with pytest.raises(WriteRefused, match="reader may not insert"):
         Message.objects.using(carol.alias).create(text="let me in")
-    Profile.objects.using(carol.alias).create(name="Carol")  # saying who one is is allowed
+    carol.database.write(lambda writer: writer.set_name("Carol"))  # saying who one is is allowed
 
 
 def test_deleting_ones_own_message_removes_it_everywhere(chat, chat_db, bob):
@@ -169,10 +169,13 @@ def test_a_reaction_toggles_and_counts_one_per_member(chat, chat_db, bob):
         services.reaction_toggle(thread=chat, message_id=message.id, emoji="<b>")
 
 
-def test_ones_name_is_one_row_changed_in_place(chat, chat_db, bob):
+def test_ones_name_in_a_conversation_is_ones_name_in_its_thread(chat, chat_db, bob):
     services.profile_set(thread=chat, name="Alice B.")
     assert selectors.member_names(chat)[chat.member_id] == "Alice B."
-    assert Profile.objects.using(chat_db.alias).count() == 2  # Alice's and Bob's
+    exchange(chat_db, bob.database)
+    names = bob.database.replica().control.state.names
+    assert names[bytes.fromhex(chat.member_id)] == "Alice B."
+    assert not Profile.objects.using(chat_db.alias).exists()  # the old table is not written
     with pytest.raises(ThreadServiceError, match="1 to 80"):
         services.profile_set(thread=chat, name=" ")
 

@@ -24,7 +24,7 @@ from apps.core.threads import services as threads
 from apps.core.threads.database import NodeKeys, ThreadDatabase
 from apps.core.threads.registry import thread_database
 from apps.messaging import services
-from apps.messaging.models import Message, Profile
+from apps.messaging.models import Message
 from tests.core.threads.conftest import OtherNode, exchange
 
 
@@ -73,7 +73,7 @@ def carols_conversation(tmp_path: Path, name: str = "Book club") -> Conversation
         ),
     )
     carol.database.ingest(op.raw for op in writer.replica.admitted)
-    Profile.objects.using(carol.alias).create(name="Carol")
+    carol.database.write(lambda writer: writer.set_name("Carol"))
     Message.objects.using(carol.alias).create(text="Welcome to the book club!")
     expiry = time.time_ns() // 1_000_000 + 3_600_000
     invite = carol.database.write(

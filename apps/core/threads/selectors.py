@@ -10,6 +10,7 @@ from typing import Any
 
 from apps.core.models import Thread, ThreadDevice, ThreadMember
 from apps.core.thread.op import op_decode
+from apps.core.threads.names import NamedDevice, Person, thread_names
 from apps.core.threads.registry import thread_database
 
 THREAD_ID = re.compile(r"\A[0-9a-fA-F]{64}\Z")
@@ -39,6 +40,9 @@ class ThreadLive:
     members: list[ThreadMember]
     devices: list[ThreadDevice]
     activity: list[LoggedOp]  # newest first
+    # The members and devices as pages name them (``names``): no key in sight.
+    people: list[Person] = field(default_factory=list)
+    named_devices: list[NamedDevice] = field(default_factory=list)
 
     @property
     def this_device(self) -> str | None:
@@ -137,12 +141,17 @@ def thread_live(thread: Thread) -> ThreadLive:
     """Everything the live parts of the thread page show, read now (lists, not querysets, so a
     socket can render them outside the thread that read them)."""
     active = thread.state == Thread.State.ACTIVE
+    members = list(thread.members.all()) if active else []
+    devices = list(thread.devices.all()) if active else []
+    names = thread_names(thread) if active else None
     return ThreadLive(
         thread=thread,
         roles=thread_roles(thread) if active else [],
-        members=list(thread.members.all()) if active else [],
-        devices=list(thread.devices.all()) if active else [],
+        members=members,
+        devices=devices,
         activity=thread_activity(thread.thread) if active else [],
+        people=names.people((m.member_id, m.role) for m in members) if names else [],
+        named_devices=names.devices(d.device_id for d in devices) if names else [],
     )
 
 
