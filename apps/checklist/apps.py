@@ -10,7 +10,7 @@ class ChecklistConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from apps.checklist import rules
+        from apps.checklist import home, rules
         from apps.checklist.policy import APP, checklist_spec
         from apps.core.thread.appspec import thread_app_register
         from apps.core.thread.ordered_data import validators_register
@@ -18,4 +18,4 @@ class ChecklistConfig(AppConfig):
 
         thread_app_register(APP, checklist_spec)
         validators_register(APP, rules.validators)
-        register(APP, ThreadPage("checklist:checklist", label="Checklist"))
+        register(APP, ThreadPage("checklist:checklist", label="Checklist", waiting=home.waiting))

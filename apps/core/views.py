@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -17,6 +18,7 @@ from apps.core import identity, selectors, services
 from apps.core.forms import ClaimForm, PassphraseForm, RevealPhraseForm
 from apps.core.models import Thread
 from apps.core.threads import pages
+from apps.core.threads.qr import qr_svg
 
 CLAIM_SESSION_KEY = "sereus_claim_token"
 
@@ -74,16 +76,47 @@ def claim(request: HttpRequest) -> HttpResponse:
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
+    """Home: the person's threads, those with something new or waiting first; a first-run path
+    when there are none. The node's own status is on the Network page."""
     return render(
         request,
         "core/dashboard.html",
         {
-            "info": selectors.node_info(),
             "recovery_pending": selectors.recovery_phrase_pending(),
-            "scale_out": settings.SEREUS.scale_out,
-            "threads": pages.links(Thread.objects.filter(state=Thread.State.ACTIVE)),
+            "threads": pages.activity(Thread.objects.filter(state=Thread.State.ACTIVE)),
+            "joining": Thread.objects.filter(state=Thread.State.JOINING).count(),
         },
     )
+
+
+def network(request: HttpRequest) -> HttpResponse:
+    """How this node reaches the others: the p2p worker, connections and sync, live."""
+    return render(
+        request,
+        "core/network.html",
+        {
+            "info": selectors.node_info(),
+            "config": settings.SEREUS,
+            "scale_out": settings.SEREUS.scale_out,
+        },
+    )
+
+
+def ui_gallery(request: HttpRequest) -> HttpResponse:
+    """Every component of the design system with sample content (docs/ui.md's screenshots)."""
+    link = "sereus:invite/sample-link-not-an-invite-0000000000000000000000000000000000000000"
+    samples = [
+        ("Book club", "book-club", "Sam: see you at 8", 3),
+        ("Amira", "amira", "You: thanks!", 0),
+        ("Moving day", "moving-day", "Checklist", 0),
+    ]
+    share = {
+        "link": link,
+        "qr": mark_safe(qr_svg(link)),  # noqa: S308 - segno's SVG: no script, the text escaped
+        "about": "Send this link (or show the QR code) to the person you invite. It works once.",
+        "title": "Join Book club",
+    }
+    return render(request, "core/ui_gallery.html", {"samples": samples, "share": share})
 
 
 def _settings_page(

@@ -16,6 +16,16 @@ class MessagingConfig(AppConfig):
         policy_template_register(APP, messaging_policy, member=WRITER)
 
         from apps.core.threads.pages import ThreadPage, register
+        from apps.messaging import home
         from apps.messaging.selectors import unread
 
-        register(APP, ThreadPage("messaging:conversation", unread=unread, label="Conversation"))
+        register(
+            APP,
+            ThreadPage(
+                "messaging:conversation",
+                unread=unread,
+                label="Conversation",
+                waiting=home.waiting,
+                latest=home.latest,
+            ),
+        )

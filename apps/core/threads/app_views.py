@@ -28,4 +28,4 @@ def thread_app_toggle(request: HttpRequest, thread_id: str) -> HttpResponse:
     else:
         done = "added to" if turn_on else "turned off in"
         messages.success(request, f"{app_label(app) or app} {done} this thread.")
-    return redirect("core:thread", thread_id=thread.id)
+    return redirect("core:thread_people", thread_id=thread.id)

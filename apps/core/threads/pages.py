@@ -1,12 +1,14 @@
-"""Where each app's threads open, and how many unread items they hold: the dashboard lists every
-thread without knowing the apps. Apps register in ``AppConfig.ready``; a thread of an app with
-no page opens on the thread page."""
+"""Where each app's threads open, what is new in them and what waits for this member: Home lists
+every thread without knowing the apps. Apps register in ``AppConfig.ready``; a thread of an app
+with no page opens on its People page."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
 
 from django.urls import reverse
 
@@ -16,10 +18,27 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Latest:
+    """The newest thing in a thread, for its line on Home ("Sam: see you at 8")."""
+
+    text: str
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class ThreadPage:
     url_name: str  # takes the thread id
     unread: Callable[[Thread], int] | None = None
     label: str = ""  # the app's tab in a thread ("Conversation", "Checklist")
+    # What waits for this member in the thread, each a few words ("2 items for you to do").
+    waiting: Callable[[Thread], list[str]] | None = None
+    latest: Callable[[Thread], Latest | None] | None = None
+
+
+@dataclass(frozen=True)
+class Waiting:
+    text: str
+    url: str  # the app's page in the thread
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,8 @@ class ThreadLink:
     url: str
     unread: int
     apps: tuple[str, ...] = ()  # the labels of the thread's apps, its own first
+    latest: Latest | None = None
+    waiting: tuple[Waiting, ...] = ()
 
 
 def app_label(app: str) -> str | None:
@@ -58,28 +79,67 @@ def register(app: str, page: ThreadPage) -> None:
     _pages[app] = page
 
 
+T = TypeVar("T")
+
+
+def _ask(hook: Callable[[Thread], T] | None, thread: Thread, default: T) -> T:
+    """An app's answer about one of its threads; a damaged thread must not take Home down."""
+    if hook is None or thread.state != Thread.State.ACTIVE:
+        return default
+    try:
+        return hook(thread)
+    except Exception:
+        logger.exception("asking an app about thread %s failed", thread.id[:12])
+        return default
+
+
+def _link(thread: Thread, *, details: bool) -> ThreadLink:
+    page = _pages.get(thread.app)
+    url = reverse(page.url_name if page else "core:thread_people", args=[thread.id])
+    unread = _ask(page and page.unread, thread, 0)
+    if not details:
+        return ThreadLink(thread, url, unread, app_labels(thread))
+    waiting = []
+    for app in thread.apps or [thread.app]:
+        other = _pages.get(app)
+        if other is not None and other.waiting is not None:
+            app_url = reverse(other.url_name, args=[thread.id])
+            waiting += [Waiting(text, app_url) for text in _ask(other.waiting, thread, [])]
+    latest = _ask(page and page.latest, thread, None)
+    return ThreadLink(thread, url, unread, app_labels(thread), latest, tuple(waiting))
+
+
+def open_url(thread: Thread) -> str:
+    """Where opening a thread goes: its app, or its People page while it has no app to show
+    (no page, still joining, damaged, left)."""
+    page = _pages.get(thread.app)
+    if page is None or thread.state not in (Thread.State.ACTIVE, Thread.State.REMOVED):
+        return reverse("core:thread_people", args=[thread.id])
+    return reverse(page.url_name, args=[thread.id])
+
+
 def links(threads: Iterable[Thread]) -> list[ThreadLink]:
-    found = []
-    for thread in threads:
-        page = _pages.get(thread.app)
-        url_name = page.url_name if page else "core:thread"
-        unread = 0
-        if page and page.unread and thread.state == Thread.State.ACTIVE:
-            try:
-                unread = page.unread(thread)
-            except Exception:  # one damaged thread must not take the dashboard down
-                logger.exception("counting unread items of thread %s failed", thread.id[:12])
-        url = reverse(url_name, args=[thread.id])
-        found.append(ThreadLink(thread, url, unread, app_labels(thread)))
-    return found
+    return [_link(thread, details=False) for thread in threads]
 
 
-SETTINGS_TAB = "thread"  # the core's own page of a thread: people, invites, devices
+def activity(threads: Iterable[Thread]) -> list[ThreadLink]:
+    """The threads as Home lists them: those with unread items first, then those where
+    something else waits for this member, then the rest; the newest activity first in each."""
+    found = [_link(thread, details=True) for thread in threads]
+
+    def newest(link: ThreadLink) -> float:
+        at = link.latest.at if link.latest else None
+        return -(at or link.thread.created_at).timestamp()
+
+    return sorted(found, key=lambda link: (not link.unread, not link.waiting, newest(link)))
+
+
+SETTINGS_TAB = "thread"  # the core's own page of a thread: people, invites, roles, apps
 
 
 def tabs(thread: Thread, current: str) -> list[Tab]:
     """The tabs of a thread's pages: each enabled app that has a page here, in the order the
-    thread enabled them, then the thread's people and settings."""
+    thread enabled them, then the thread's People (members, invites, roles, apps)."""
     from apps.core.threads.registry import thread_database
 
     try:
@@ -93,6 +153,6 @@ def tabs(thread: Thread, current: str) -> list[Tab]:
         if page is not None:
             url = reverse(page.url_name, args=[thread.id])
             found.append(Tab(app, page.label or app.capitalize(), url, app == current))
-    url = reverse("core:thread", args=[thread.id])
-    found.append(Tab(SETTINGS_TAB, "People and settings", url, current == SETTINGS_TAB))
+    url = reverse("core:thread_people", args=[thread.id])
+    found.append(Tab(SETTINGS_TAB, "People", url, current == SETTINGS_TAB))
     return found

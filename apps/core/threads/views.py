@@ -17,9 +17,10 @@ from apps.core.threads import selectors, services, thread_apps, writes
 from apps.core.threads.forms import InviteForm, JoinForm, RoleForm, ThreadCreateForm
 from apps.core.threads.invite_roles import invite_role_default, invite_roles
 from apps.core.threads.invite_words import invite_lines
-from apps.core.threads.pages import SETTINGS_TAB, app_label, app_labels, links, tabs
+from apps.core.threads.pages import SETTINGS_TAB, app_label, app_labels, links, open_url, tabs
 from apps.core.threads.qr import qr_svg
 from apps.core.threads.registry import thread_database
+from apps.core.threads.roles_words import roles_in_words
 
 # The states of a thread this node was in (so it may have written there) with a database to read.
 WROTE_IN = (Thread.State.ACTIVE, Thread.State.REMOVED, Thread.State.LEFT)
@@ -88,7 +89,14 @@ def thread_join(request: HttpRequest) -> HttpResponse:
     return render(request, "core/thread_join.html", {"form": form})
 
 
+def thread_open(request: HttpRequest, thread_id: str) -> HttpResponse:
+    """Opening a thread opens its app (the conversation, the checklist...); People is a tab."""
+    return redirect(open_url(_thread(thread_id)))
+
+
 def thread_detail(request: HttpRequest, thread_id: str) -> HttpResponse:
+    """A thread's People tab: members, invites, roles in words, apps; the technical view
+    (sync, devices, op log) behind a disclosure for those who manage the thread."""
     thread = _thread(thread_id)
     live = selectors.thread_live(thread)
     context: dict = {"thread": thread, "live": live, "labels": app_labels(thread)}
@@ -104,6 +112,7 @@ def thread_detail(request: HttpRequest, thread_id: str) -> HttpResponse:
             if app.installed
         ]
         context["manages"] = selectors.thread_manages(thread)
+        context["roles"] = roles_in_words(thread)
         context.update(
             invite_form=InviteForm(
                 roles=invite_roles(thread),
@@ -146,7 +155,7 @@ def thread_writes(request: HttpRequest, thread_id: str) -> HttpResponse:
             for write in page.writes
         ],
         "older": page.next,
-        "app_url": app_url if app_url != reverse("core:thread", args=[thread.id]) else None,
+        "app_url": app_url if app_url != reverse("core:thread_people", args=[thread.id]) else None,
     }
     return render(request, "core/thread_writes.html", context)
 
@@ -158,7 +167,7 @@ def _act(request: HttpRequest, thread: Thread, action, success: str) -> HttpResp
         messages.error(request, str(exc))
     else:
         messages.success(request, success)
-    return redirect("core:thread", thread_id=thread.id)
+    return redirect("core:thread_people", thread_id=thread.id)
 
 
 @require_POST
@@ -167,7 +176,7 @@ def member_role(request: HttpRequest, thread_id: str, member_id: str) -> HttpRes
     form = RoleForm(request.POST, roles=selectors.thread_roles(thread))
     if not form.is_valid():
         messages.error(request, "Choose one of the thread's roles.")
-        return redirect("core:thread", thread_id=thread.id)
+        return redirect("core:thread_people", thread_id=thread.id)
     role = form.cleaned_data["role"]
     return _act(
         request,
@@ -197,7 +206,7 @@ def invite_create(request: HttpRequest, thread_id: str) -> HttpResponse:
             messages.error(request, f"Up to how many people: {' '.join(form.errors['up_to'])}")
         else:
             messages.error(request, "Choose a role, who may use the link and how long it is valid.")
-        return redirect("core:thread", thread_id=thread.id)
+        return redirect("core:thread_people", thread_id=thread.id)
     try:
         created = services.invite_create(
             thread=thread,
@@ -216,7 +225,7 @@ def invite_create(request: HttpRequest, thread_id: str) -> HttpResponse:
             "uses": created.record.uses,
             "label": created.record.label,
         }
-    return redirect("core:thread", thread_id=thread.id)
+    return redirect("core:thread_people", thread_id=thread.id)
 
 
 @require_POST
@@ -237,7 +246,7 @@ def thread_leave(request: HttpRequest, thread_id: str) -> HttpResponse:
         services.thread_leave(thread=thread)
     except services.ThreadServiceError as exc:
         messages.error(request, str(exc))
-        return redirect("core:thread", thread_id=thread.id)
+        return redirect("core:thread_people", thread_id=thread.id)
     if thread.state in (Thread.State.JOINING, Thread.State.NOT_ADMITTED):
         messages.success(request, f"This node stopped joining {thread.name}.")
     else:
