@@ -14,7 +14,7 @@ from django.test import Client
 from apps.core import services as node_services
 from apps.core.models import Thread
 from apps.core.thread.invite import Invite
-from apps.core.threads import joining, services
+from apps.core.threads import invite_words, joining, services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -92,7 +92,7 @@ def test_a_refusal_for_good_ends_a_join_with_the_reason_and_forgets_the_link(net
     thread = Thread.objects.get(pk=invite.thread.hex())
     assert (thread.state, thread.problem, thread.join_link) == (
         Thread.State.NOT_ADMITTED,
-        "the invite was revoked",
+        invite_words.REVOKED,  # said in this node's words, not the inviter's
         "",
     )
     assert joining.joins_pending() == []
@@ -138,7 +138,8 @@ def test_the_api_and_the_pages_show_a_join_under_way_and_its_reason(network):
     assert detail["state"] == "joining"
     page = client.get("/node/threads/").content.decode()
     assert "still joining" in page
-    thread_page = client.get(f"/node/threads/{invite.thread.hex()}/").content.decode()
+    thread_page = client.get(f"/node/threads/{invite.thread.hex()}/", follow=True)
+    thread_page = thread_page.content.decode()
     assert "still joining this thread" in thread_page
     joining.join_failed(thread=invite.thread, code="expired", reason="the invite has expired")
     assert "not admitted: the invite has expired" in client.get("/node/threads/").content.decode()
