@@ -40,6 +40,7 @@ from apps.core.thread.appspec import MAX_APPS, AppSpec, compose, spec_problem
 from apps.core.thread.keyring import MAX_PAYLOAD, KeysEvent, Opener, refused
 from apps.core.thread.op import KIND_CONTROL, KIND_KEYS, Op
 from apps.core.thread.policy import OWNER, Policy
+from apps.core.thread.rejoin import rejoin_problem
 from apps.core.thread.rowid import member_tag
 from apps.core.thread.state import DeviceState, MemberState, ThreadState
 from apps.core.thread.store import Decision
@@ -89,6 +90,9 @@ class Timeline:
         self.genesis: Op | None = None
         # Members that were ever removed: only they can make a keys op unusable.
         self.ever_removed: set[bytes] = set()
+        # Invite key -> the op that made it (a member who left comes back only with an
+        # invite made since: ``rejoin``).
+        self.invites_made: dict[bytes, Op] = {}
 
     def member(self, op: Op, member: bytes, role: str | None) -> None:
         self.member_events.setdefault(member, []).append((op, role))
@@ -426,6 +430,7 @@ class _Fold:
                 if action.invite in st.invites:
                     return "this invite key was used before"
                 st.invites[action.invite] = invite_state(action, author)
+                tl.invites_made[action.invite] = op
                 return None
             case p.RevokeInvite():
                 inv = st.invites.get(action.invite)
@@ -594,6 +599,10 @@ class _Fold:
             return f"this role may not admit members at role {role!r}"
         if st.role_of(action.member) is not None:
             return "already a member"
+        invite_key = action.invite if isinstance(action, p.RedeemInvite) else None
+        problem = rejoin_problem(self.timeline, action.member, op, invite_key)
+        if problem is not None:
+            return problem
         if st.device_member(action.device) is not None:
             return "the device is already certified"
         if not (crypto.public_key_valid(action.member) and crypto.public_key_valid(action.device)):

@@ -21,7 +21,9 @@ The answers, in the order they are checked:
   open to such invites: ``revoked`` / ``used`` / ``expired``;
 - this node's member may not admit at the invite's role: ``forbidden``;
 - the member or the device is in the thread already: ``conflict``; keys or certificate invalid:
-  ``forbidden``.
+  ``forbidden``;
+- the member was in the thread and left (or was removed) after the invite was made: ``used``
+  (coming back takes an invite made since, ``thread.rejoin``).
 """
 
 from __future__ import annotations
@@ -30,12 +32,18 @@ import threading
 from typing import Literal
 
 from apps.core.thread import crypto, keys
+from apps.core.thread.control import Timeline
 from apps.core.thread.invite import redemption_proof_verify
+from apps.core.thread.rejoin import rejoin_problem
 from apps.core.thread.state import ThreadState
 from apps.core.thread.writer import RedemptionRequest
 
 NOT_HERE = "this node knows no such invite"
 USED_UP = "this invite was used up"
+MADE_BEFORE = (
+    "you left this thread (or were removed) after this invite was made: ask a member for a "
+    "new invite"
+)
 
 Verdict = Literal["admit", "again"]
 
@@ -68,9 +76,11 @@ def redemption_check(
     *,
     admitter: bytes,
     now_ms: int,
+    timeline: Timeline,
 ) -> Verdict:
     """Whether this node (whose member is ``admitter``) admits ``request`` now: ``admit``
-    (write it), ``again`` (admitted already: nothing to write), or ``RedemptionRefused``."""
+    (write it), ``again`` (admitted already: nothing to write), or ``RedemptionRefused``.
+    ``state`` and ``timeline`` are the thread's control state and its history."""
     invite = state.invites.get(request.invite)
     if invite is None:
         raise not_here()
@@ -112,6 +122,8 @@ def redemption_check(
         )
     if state.role_of(request.member) is not None:
         raise RedemptionRefused("conflict", "already a member")
+    if rejoin_problem(timeline, request.member, None, request.invite) is not None:
+        raise RedemptionRefused("used", MADE_BEFORE)
     if state.device_member(request.device) is not None:
         raise RedemptionRefused("conflict", "the device is already certified")
     if not (crypto.public_key_valid(request.member) and crypto.public_key_valid(request.device)):
