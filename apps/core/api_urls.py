@@ -9,6 +9,7 @@ from django.urls import path
 from apps.core.apis import NodeApi
 from apps.core.threads import apis as threads
 from apps.core.threads import app_apis, naming_apis
+from apps.core.threads.leave_api import ThreadLeaveApi
 from apps.p2p.apis import NetworkApi
 
 # The prefix of everything about one thread; apps put their thread routes under it too.
@@ -20,6 +21,7 @@ api_urlpatterns = [
     path("network/", NetworkApi.as_view(), name="network"),
     path("threads/", threads.ThreadListApi.as_view(), name="threads"),
     path(THREAD, threads.ThreadDetailApi.as_view(), name="thread"),
+    path(THREAD + "leave/", ThreadLeaveApi.as_view(), name="thread_leave"),
     path(THREAD + "members/", threads.MemberListApi.as_view(), name="thread_members"),
     path(
         THREAD + "members/<str:member_id>/",

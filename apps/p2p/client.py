@@ -105,6 +105,20 @@ class NetworkClient:
         if reply.get("error"):
             raise services.ThreadServiceError(str(reply["error"]), str(reply.get("detail", "")))
 
+    def leave_deliver(self, thread: bytes, timeout: float) -> bool:
+        local = _local
+        if local is None:
+            # Scale-out: the write's p2p.push already reached the worker, which delivers the
+            # leave like any push; this process cannot tell when it arrives.
+            return False
+        bridge, node = local
+        future = bridge.submit(node.leave_deliver, thread, timeout)
+        try:
+            return bool(future.result(timeout=timeout + 2))
+        except Exception:  # the leave is written either way; the p2p node goes on trying
+            logger.warning("pushing the leave of %s failed", thread.hex()[:12], exc_info=True)
+            return False
+
     def blobs_want(self, thread: bytes, chunks: list[bytes]) -> None:
         if not chunks:
             return

@@ -152,6 +152,8 @@ class SereusNode(SyncSessions, Dialing, InboundStreams, BlobFetching):
         self._dirty_event = trio.Event()
         self._sessions: set[tuple[bytes, bytes]] = set()
         self._again: set[tuple[bytes, bytes]] = set()
+        # Threads this node left, set once a member device holds the leave (``sessions``).
+        self._leave_events: dict[bytes, trio.Event] = {}
         self._dialing: dict[bytes, trio.Event] = {}
         self._idle_streams: dict[bytes, tuple[INetStream, float]] = {}
         self.slots = SessionSlots()
@@ -292,7 +294,7 @@ class SereusNode(SyncSessions, Dialing, InboundStreams, BlobFetching):
 
     async def _thread_refresh(self, thread: bytes) -> ThreadView | None:
         info = await self.db(threads_io.thread_info, thread, self.device)
-        if info is None or not info.member:
+        if info is None or not (info.member or info.leaving is not None):
             self.threads.pop(thread, None)
             self._peers_rebuild()
             return None
@@ -301,7 +303,7 @@ class SereusNode(SyncSessions, Dialing, InboundStreams, BlobFetching):
             view = self.threads[thread] = ThreadView(info)
         view.info = info
         self._peers_rebuild()
-        if info.my_addrs != self.addrs[: threads_io.MAX_ADDRS] and self.addrs:
+        if info.member and info.my_addrs != self.addrs[: threads_io.MAX_ADDRS] and self.addrs:
             await self.db(threads_io.addresses_publish, thread, list(self.addrs))
         return view
 
@@ -358,6 +360,8 @@ class SereusNode(SyncSessions, Dialing, InboundStreams, BlobFetching):
         now = time.time()
         threads = []
         for thread, view in self.threads.items():
+            if view.info.leaving is not None:
+                continue  # left: only its leave is still on its way
             mine = view.info.vv
             behind = 0
             peers = []

@@ -10,6 +10,8 @@ from the node between sessions.
   ``sync_interval``.
 - Between sessions the node remembers each device's version vector per thread (``vv_seen``) and
   keeps the stream of a session that ended well for the next one (``sync_stream_give``).
+- A thread this node left is synced until a member device is known to hold the leave
+  (``leave_deliver``, ``core.threads.leaving``): that device's vector after a session says so.
 
 A mixin of ``SereusNode``, whose state it uses.
 """
@@ -20,16 +22,20 @@ import contextlib
 import logging
 import random
 import time
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import trio
 from libp2p.abc import INetStream
 
+from apps.core.threads import leaving
 from apps.p2p import threads_io
 from apps.p2p.bridge import unwrap
 from apps.p2p.host import peer_id_of
 from apps.p2p.protocols import sync
 from apps.p2p.wire import PeerFault, PeerRefused
+
+if TYPE_CHECKING:
+    from apps.p2p.node import ThreadView
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +99,42 @@ class SyncSessions:
         peer = self.peers.get(device)
         if peer is not None:
             peer.last_sync = now
+        if view is not None and view.info.leaving is not None and self._leave_held(view, device):
+            assert self._nursery is not None
+            self._nursery.start_soon(self._leave_done, thread)
+
+    def _leave_held(self, view: ThreadView, device: bytes) -> bool:
+        return any(
+            peer.device == device and self._has_all_it_may(view.info.thread, peer)
+            for peer in view.info.peers
+        )
+
+    async def _leave_done(self, thread: bytes) -> None:
+        """A member device holds this node's leave of ``thread``: the node is done with it."""
+        await self.db(leaving.leave_delivered, thread)
+        if self.threads.pop(thread, None) is not None:
+            self._peers_rebuild()
+        self._leave_events.pop(thread, trio.Event()).set()
+
+    async def leave_deliver(self, thread: bytes, timeout: float) -> bool:
+        """Push this node's leave of ``thread`` to the member devices at once; True when one of
+        them holds it within ``timeout`` seconds. Otherwise the thread stays leaving and every
+        contact with a member device (a reconnect, an anti-entropy round) tries again."""
+        done = self._leave_events.setdefault(thread, trio.Event())
+        with trio.move_on_after(timeout):
+            view = await self._thread_refresh(thread)
+            if view is None or view.info.leaving is None:
+                return not await self.db(leaving.leave_pending, thread)
+            if not view.info.peers or any(
+                self._has_all_it_may(thread, peer) for peer in view.info.peers
+            ):
+                await self._leave_done(thread)  # nobody left to tell, or told already
+                return True
+            for peer in view.info.peers:
+                self._want(thread, peer.device)
+            await done.wait()
+            return True
+        return False
 
     def _has_all_it_may(self, thread: bytes, peer: threads_io.Peer) -> bool:
         """Whether ``peer`` is known to hold everything it may receive of ``thread``: all this

@@ -10,6 +10,10 @@ that show it a fork it does not know (``fork_news``): this node's op at a device
 peer holds another op at that same seq, and this node's evidence of each fork the peer does not
 list. Those come from the replica's head hashes and fork records, in memory: an ordinary session,
 where nothing forked, costs no extra query.
+
+A thread this node left is still synced for one thing, its leave, until another member's device
+holds it (``core.threads.leaving``): the member devices get what led up to the leave (access
+``leaving``, like a departed device's ``until``), and nothing they send is taken in.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from apps.core.models import Thread
 from apps.core.thread.op import Op
 from apps.core.thread.payloads import Keys
 from apps.core.thread.replica import ForkEvidence, Replica, Verified
-from apps.core.threads import services
+from apps.core.threads import leaving, services
 from apps.core.threads.database import ThreadDatabase, ThreadDatabaseError
 from apps.core.threads.registry import thread_database
 
@@ -33,7 +37,10 @@ MAX_ADDRS = 16
 EVIDENCE_PER_SLOT = 2  # conflicting ops sent per slot of a fork: two already prove it
 NO_FORK = 2**63  # past any seq: "no fork known" in comparisons
 
-Access = Literal["full", "until", "none"]
+# full: an active member's device; until: a departed one's (what led up to its departure);
+# leaving: a member device of a thread this node left (what led up to this node's leave, and
+# nothing is taken from it); none.
+Access = Literal["full", "until", "leaving", "none"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,9 @@ class ThreadInfo:
     peers: tuple[Peer, ...]  # the other active member devices
     vv: dict[bytes, int] = field(default_factory=dict)
     my_addrs: tuple[str, ...] = ()
+    # For a thread this node left: its leave, which the peers are still to get (each peer's
+    # ``until``).
+    leaving: Op | None = None
 
 
 def _recycle() -> None:
@@ -74,11 +84,36 @@ def _replica(thread: bytes) -> Iterator[tuple[ThreadDatabase, Replica]]:
 
 
 def thread_ids() -> list[bytes]:
+    """The threads this node syncs: the ones it is in, and the ones it left while its leave has
+    not reached another member's device yet."""
     try:
         active = Thread.objects.filter(state=Thread.State.ACTIVE)
-        return [bytes.fromhex(pk) for pk in active.values_list("pk", flat=True)]
+        ids = [bytes.fromhex(pk) for pk in active.values_list("pk", flat=True)]
+        return ids + leaving.leaves_pending()
     finally:
         _recycle()
+
+
+def _leave(thread: bytes) -> Op | None:
+    """This node's leave of ``thread`` while it has to reach another member's device."""
+    member = leaving.leave_pending(thread)
+    if member is None:
+        return None
+    with _replica(thread) as (_database, replica):
+        return leaving.leave_op(replica, member)
+
+
+def _leaving_info(thread: bytes, my_device: bytes, leave: Op) -> ThreadInfo:
+    """A thread this node left: the member devices (as this node last knew them), each to get
+    the leave."""
+    with _replica(thread) as (_database, replica):
+        state = replica.control.state
+        peers = tuple(
+            Peer(device, tuple(state.addresses.get(device, ()))[:MAX_ADDRS], leave)
+            for device in sorted(state.devices)
+            if device != my_device and state.device_member(device) is not None
+        )
+        return ThreadInfo(thread, False, peers, replica.version_vector(), leaving=leave)
 
 
 def thread_info(thread: bytes, my_device: bytes) -> ThreadInfo | None:
@@ -86,7 +121,8 @@ def thread_info(thread: bytes, my_device: bytes) -> ThreadInfo | None:
     node is not in)."""
     try:
         if not _active(thread):
-            return None
+            leave = _leave(thread)
+            return None if leave is None else _leaving_info(thread, my_device, leave)
         with _replica(thread) as (_database, replica):
             state = replica.control.state
             peers = []
@@ -120,7 +156,13 @@ def access(thread: bytes, device: bytes) -> tuple[Access, Op | None]:
     """
     try:
         if not _active(thread):
-            return "none", None
+            leave = _leave(thread)
+            if leave is None:
+                return "none", None
+            with _replica(thread) as (_database, replica):
+                if replica.control.state.device_member(device) is None:
+                    return "none", None
+            return "leaving", leave
         with _replica(thread) as (_database, replica):
             if replica.control.state.device_member(device) is not None:
                 return "full", None
@@ -162,11 +204,11 @@ def _departure(replica: Replica, device: bytes) -> Op | None:
 def allowed(grant: Access, removal: Op | None, device: bytes, seq: int) -> bool:
     """Whether a device with this access may have op (device, seq): everything for an active
     member's device; for a departed one, what is in its departure's causal past and the
-    departure itself."""
+    departure itself (for a member device of a thread this node left: its leave's)."""
     if grant == "full":
         return True
     return (
-        grant == "until"
+        grant in ("until", "leaving")
         and removal is not None
         and (removal.in_past(device, seq) or (device, seq) == removal.id)
     )

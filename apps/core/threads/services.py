@@ -27,7 +27,7 @@ from apps.core.thread.invite import Invite, InviteError, invite_parse
 from apps.core.thread.policy import PolicyError, policy_template
 from apps.core.thread.replica import IngestResult, Verified
 from apps.core.thread.writer import RedemptionRequest, ThreadWriter, WriteError, redemption_request
-from apps.core.threads import joining
+from apps.core.threads import joining, leaving
 from apps.core.threads.database import NodeKeys, ThreadDatabase, WriteRefused
 from apps.core.threads.invite_words import refusal_words
 from apps.core.threads.redemption import (
@@ -43,6 +43,7 @@ MAX_INVITE_DAYS = 30
 MAX_INVITE_ADDRS = 8
 MAX_INVITE_USES = p.MAX_INVITE_USES
 MAX_INVITE_LABEL = p.MAX_INVITE_LABEL
+LEAVE_WAIT = 5.0  # seconds a leave waits for another member's device to take it
 
 
 class ThreadServiceError(Exception):
@@ -76,6 +77,12 @@ class Network(Protocol):
     def blobs_want(self, thread: bytes, chunks: list[bytes]) -> None:
         """Fetch these chunks of ``thread`` from member nodes that have them, in the background
         (``apps.core.blobs``); open pages of the thread are told as they arrive."""
+        ...
+
+    def leave_deliver(self, thread: bytes, timeout: float) -> bool:
+        """Push this node's leave of ``thread`` to the other members' devices and wait up to
+        ``timeout`` seconds until one of them holds it (``leaving.leave_delivered``); False
+        when none did by then (the p2p node goes on at every contact)."""
         ...
 
 
@@ -159,21 +166,47 @@ def thread_create(*, name: str, app: str = "default") -> Thread:
     return thread
 
 
-def thread_leave(*, thread: Thread) -> None:
-    """Leave a thread (a leave op); for a thread this node is only joining, or was not
-    admitted to, stop there: nothing to write, nobody to tell."""
+def thread_leave(*, thread: Thread, wait: float = LEAVE_WAIT) -> bool:
+    """Leave a thread: a leave op, pushed to the other members' devices; the thread is left
+    here at once. Returns whether another member's device holds the leave within ``wait``
+    seconds; if not, the thread stays leaving (``leaving``) and the p2p node delivers the
+    leave at its next contact with any of them. For a thread this node is only joining, or was
+    not admitted to, nothing is written: nobody to tell (True)."""
     if thread.state in (Thread.State.JOINING, Thread.State.NOT_ADMITTED):
-        Thread.objects.filter(pk=thread.pk).update(state=Thread.State.LEFT, join_link="")
-        return
-    _write(thread, lambda writer: writer.control(p.Leave()))
-    Thread.objects.filter(pk=thread.pk).update(state=Thread.State.LEFT)
+        Thread.objects.filter(pk=thread.pk).update(
+            state=Thread.State.LEFT, join_link="", problem=""
+        )
+        return True
+    if thread.state in (Thread.State.LEFT, Thread.State.REMOVED):
+        raise ThreadServiceError("conflict", f"you are not a member of {thread} any more")
+    if thread.role == "owner":
+        raise ThreadServiceError(
+            "forbidden",
+            "the owner cannot leave the thread: make another member the owner first",
+        )
+    # Left in this node's index with the write (not "removed" for a moment in between).
+    thread.state, thread.problem = Thread.State.LEFT, leaving.LEAVE_PENDING
+    try:
+        _write(thread, lambda writer: writer.control(p.Leave()))
+    except ThreadServiceError:
+        thread.state, thread.problem = Thread.State.ACTIVE, ""
+        raise
+    if network is None or wait <= 0:
+        return False
+    return network.leave_deliver(thread.thread, wait)
 
 
 def thread_ingest(*, thread: Thread, raws: list[bytes] | Verified) -> list[IngestResult]:
     """Ops from another node (sync, push, a joining node's log)."""
-    results = _database(thread).ingest(raws)
+    database = _database(thread)
+    results = database.ingest(raws)
     if any(r.op is not None and r.op.kind != "data" for r in results if r.status != "duplicate"):
         index_refresh(thread=thread)
+        # A member may have left: this node may be one that starts a new epoch without it.
+        if thread.state == Thread.State.ACTIVE and leaving.rotate_after_leave(
+            database, bytes.fromhex(thread.member_id)
+        ):
+            index_refresh(thread=thread)
     return results
 
 
@@ -371,6 +404,7 @@ def _admit(thread: Thread, request: RedemptionRequest) -> list[bytes]:
                 request,
                 admitter=bytes.fromhex(thread.member_id),
                 now_ms=_now_ms(),
+                timeline=control.timeline,
             )
         except RedemptionRefused as exc:
             raise ThreadServiceError(exc.code, str(exc)) from exc

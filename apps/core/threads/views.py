@@ -239,19 +239,34 @@ def invite_revoke(request: HttpRequest, thread_id: str, invite_id: str) -> HttpR
     )
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 def thread_leave(request: HttpRequest, thread_id: str) -> HttpResponse:
+    """Leaving a thread: a page that says what it means (GET), then the leave (POST)."""
     thread = _thread(thread_id)
-    try:
-        services.thread_leave(thread=thread)
-    except services.ThreadServiceError as exc:
-        messages.error(request, str(exc))
-        return redirect("core:thread_people", thread_id=thread.id)
-    if thread.state in (Thread.State.JOINING, Thread.State.NOT_ADMITTED):
-        messages.success(request, f"This node stopped joining {thread.name}.")
-    else:
-        messages.success(request, f"You left {thread.name}.")
-    return redirect("core:threads")
+    joining = thread.state in (Thread.State.JOINING, Thread.State.NOT_ADMITTED)
+    context = {
+        "thread": thread,
+        "joining": joining,
+        "gone": thread.state in (Thread.State.LEFT, Thread.State.REMOVED),
+        "owner": thread.role == "owner",
+    }
+    if request.method == "POST":
+        try:
+            told = services.thread_leave(thread=thread)
+        except services.ThreadServiceError as exc:
+            return render(request, "core/thread_leave_confirm.html", {**context, "error": exc})
+        if joining:
+            messages.success(request, f"This node stopped joining {thread.name}.")
+        elif told:
+            messages.success(request, f"You left {thread.name}. The other members know.")
+        else:
+            messages.success(
+                request,
+                f"You left {thread.name}. The other members' nodes could not be reached just "
+                "now: this node tells them as soon as it reaches one.",
+            )
+        return redirect("core:threads")
+    return render(request, "core/thread_leave_confirm.html", context)
 
 
 def invite_qr(request: HttpRequest, thread_id: str, invite_id: str) -> HttpResponse:

@@ -38,6 +38,10 @@ strikes the peer. A departed member's device may send only what is in its depart
 past (or the departure itself): anything it signed after learning it was gone never enters the
 log.
 
+**Leaving.** A node that left a thread syncs it with the member devices only until one of them
+holds its leave: it sends them what led up to the leave and takes nothing from them (access
+``leaving``; ``core.threads.leaving``).
+
 A stream may carry one session after another: after ``done`` the initiator may send the next
 ``hello`` (a push then skips opening a stream, which costs more than the push itself). The
 responder waits ``STREAM_IDLE`` seconds for it, then closes; the initiator stops reusing a stream
@@ -181,9 +185,12 @@ def admissible(
 ) -> tuple[Verified, int]:
     """The ops a device with this access may send, and how many others were dropped: all from
     an active member's device; from a departed member's device, what led up to its departure
-    (what it signed after learning it was gone never enters the log)."""
+    (what it signed after learning it was gone never enters the log). In a thread this node
+    left, nothing is taken, and nothing counts against the peer (it has not heard yet)."""
     if grant == "full":
         return checked, 0
+    if grant == "leaving":
+        return Verified(()), 0
     kept = tuple(
         item
         for item in checked.items
