@@ -1,7 +1,8 @@
 """Views of the public website and of the PWA files. All are public: no login, no private data.
 
 The pages are static prose in templates; the only data here is the list of example uses (for the
-index, the per-use pages and their 404) and what the manifest and the service worker need.
+index, the per-use pages and their 404, each "available now" exactly when this node has the app
+that does it) and what the manifest and the service worker need.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.staticfiles import finders
@@ -29,12 +31,23 @@ import sereus_web
 
 @dataclass(frozen=True)
 class Use:
-    """One example use of Sereus Fabric; its page is ``website/uses/<slug>.html``."""
+    """One example use of Sereus Fabric; its page is ``website/uses/<slug>.html``. ``app`` is the
+    label of the Django app that does it: the site calls the use available only while that app
+    is installed, so it stays true as apps land (and if one is taken out)."""
 
     slug: str
     title: str
     summary: str
     replaces: str
+    app: str
+
+    @property
+    def available(self) -> bool:
+        return app_installed(self.app)
+
+
+def app_installed(label: str) -> bool:
+    return any(config.label == label for config in django_apps.get_app_configs())
 
 
 USES: dict[str, Use] = {
@@ -45,6 +58,7 @@ USES: dict[str, Use] = {
             "Secure messaging",
             "One-to-one and group chats where the conversation lives on the members' own devices.",
             "messenger apps run by one company",
+            "messaging",
         ),
         Use(
             "social-media",
@@ -52,6 +66,7 @@ USES: dict[str, Use] = {
             "Publish to the people who chose to follow you, and read your feed in the order you "
             "pick.",
             "ad-funded timelines and their ranking algorithms",
+            "timeline",
         ),
         Use(
             "classifieds",
@@ -59,6 +74,7 @@ USES: dict[str, Use] = {
             "List things for sale, make offers and settle with escrow and shipping, without a "
             "marketplace taking a cut.",
             "online marketplaces and auction sites",
+            "classifieds",
         ),
         Use(
             "distributed-storage",
@@ -66,6 +82,7 @@ USES: dict[str, Use] = {
             "Keep encrypted copies of your files on your own machines and on those of people you "
             "trust.",
             "cloud backup and file-sharing services",
+            "storage",
         ),
         Use(
             "medical-records",
@@ -73,6 +90,7 @@ USES: dict[str, Use] = {
             "A health record the patient holds, with access for care providers granted by a QR "
             "code and revoked at any time.",
             "patient portals, one per clinic",
+            "medical_records",
         ),
         Use(
             "community-voting",
@@ -80,6 +98,7 @@ USES: dict[str, Use] = {
             "Polls and elections where every member's node checks one ballot per voter and "
             "counts the result itself.",
             "poll websites and trusted vote counters",
+            "voting",
         ),
         Use(
             "digital-currency",
@@ -87,6 +106,7 @@ USES: dict[str, Use] = {
             "Credit between people who trust each other, kept as two-party tallies both sides "
             "sign.",
             "banks and payment platforms",
+            "currency",
         ),
     )
 }
@@ -98,6 +118,7 @@ PRECACHE_STATIC = (
     "vendor/htmx/htmx.min.js",
     "vendor/htmx/ext/ws.js",
     "js/sw-register.js",
+    "js/ui.js",
     "icons/icon-192.png",
     "icons/icon-512.png",
     "icons/maskable-192.png",
@@ -120,11 +141,25 @@ def public_page(template_name: str) -> Callable[..., HttpResponse]:
     return login_not_required(TemplateView.as_view(template_name=template_name))
 
 
-home = public_page("website/home.html")
 threads = public_page("website/threads.html")
 run = public_page("website/run.html")
 api = public_page("website/api.html")
 offline = public_page("website/offline.html")
+
+
+def _status() -> dict:
+    """What the pages say works: the uses whose app this node has, and those still planned."""
+    return {
+        "available": [use for use in USES.values() if use.available],
+        "planned": [use for use in USES.values() if not use.available],
+        "checklist": app_installed("checklist"),
+    }
+
+
+@login_not_required
+@require_safe
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "website/home.html", _status())
 
 
 @login_not_required
