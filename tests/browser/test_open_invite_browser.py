@@ -42,7 +42,7 @@ def thread_page(browser, live_server, session: str, thread_id: str, viewport: di
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.goto(f"{live_server.url}/node/threads/{thread_id}/")
+    page.goto(f"{live_server.url}/node/threads/{thread_id}/people/")
     return context, page, errors
 
 
@@ -58,13 +58,13 @@ def test_a_link_for_up_to_25_people_with_a_label(
     viewport = PHONE if size == "phone" else DESKTOP
     context, page, errors = thread_page(chromium, live_server, session_cookie, thread.id, viewport)
 
-    page.get_by_label("Role").select_option("reader")
+    page.get_by_label("Role", exact=True).select_option("reader")
     who = page.get_by_role("group", name="How many people may use this link")
     assert who.get_by_role("radio", name="One person").is_checked()
     several = who.get_by_role("radio", name="Up to a number of people")
     several.check()
     page.get_by_label("Up to how many people").fill("25")
-    page.get_by_label("Label (optional)").fill("shop followers")
+    page.get_by_label("Who is it for?").fill("shop followers")
     box = who.get_by_text("Anyone with the link").bounding_box()
     assert box is not None
     assert box["height"] >= 40  # a finger can hit each choice
@@ -75,10 +75,10 @@ def test_a_link_for_up_to_25_people_with_a_label(
     card = page.locator("section.invite-new")
     card.get_by_text("up to 25 people can join with this link").wait_for()
     assert "shop followers" in card.inner_text()
-    link = invite_parse(card.locator("pre").inner_text())
+    link = invite_parse(card.get_by_label("The invite link").input_value())
     assert link.thread == thread.thread
     listed = page.get_by_role("listitem").filter(has_text="shop followers")
-    assert "reader, for up to 25 people, 0 joined so far" in listed.inner_text()
+    assert "joins as reader (reads only) · 25 of 25 places left" in listed.inner_text()
     page.screenshot(path=str(SHOTS / f"created-{size}.png"), full_page=True)
 
     # Two people join with it; the list says so (and the link is not shown again).
@@ -88,11 +88,11 @@ def test_a_link_for_up_to_25_people_with_a_label(
     page.reload()
     assert page.locator("section.invite-new").count() == 0
     listed = page.get_by_role("listitem").filter(has_text="shop followers")
-    assert "reader, for up to 25 people, 2 joined so far" in listed.inner_text()
+    assert "joins as reader (reads only) · 23 of 25 places left" in listed.inner_text()
     _looks_right(page, errors, viewport["width"])
     page.screenshot(path=str(SHOTS / f"used-{size}.png"), full_page=True)
-    listed.get_by_role("link", name="link and QR").click()
-    page.get_by_text("for up to 25 people, 2 joined so far").wait_for()
+    listed.get_by_role("link", name="Link and QR code").click()
+    page.get_by_text("23 of 25 places left").wait_for()
     _looks_right(page, errors, viewport["width"])
     record.refresh_from_db()
     assert (record.uses, record.used) == (25, 2)
@@ -106,7 +106,7 @@ def test_a_role_no_link_for_several_people_may_grant_is_refused_in_plain_words(
     session_cookie,  # noqa: F811
 ) -> None:
     context, page, errors = thread_page(chromium, live_server, session_cookie, thread.id, PHONE)
-    page.get_by_label("Role").select_option("writer")
+    page.get_by_label("Role", exact=True).select_option("writer")
     page.get_by_role("radio", name="Anyone with the link").check()
     with page.expect_navigation():
         page.get_by_role("button", name="Create invite").click()
