@@ -1,6 +1,6 @@
 """Passing an invite on from a phone, in a real browser (Debian's Chromium through Playwright) at a
-phone's size (390×844, three device pixels to a CSS pixel, as phones have) and a desktop's
-(1280×800), against this test's node served by Django's live server.
+phone's size (390x844, three device pixels to a CSS pixel, as phones have) and a desktop's
+(1280x800), against this test's node served by Django's live server.
 
 The QR code is read the way a person's camera would: from a screenshot of the page, by a
 maintained decoder (zxing-cpp), once on the new-invite card of the thread page and once on the
@@ -49,7 +49,8 @@ def scanned(page, name: str) -> list[str]:
     shot = page.screenshot()
     (SHOTS / f"{name}.png").write_bytes(shot)
     image = Image.open(io.BytesIO(shot)).convert("L")
-    return [code.text for code in zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)]
+    codes = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
+    return [code.text for code in codes]
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -86,7 +87,8 @@ def test_the_invite_qr_code_scans_and_the_link_copies(
     # The QR code fits the screen, and is large enough for a camera.
     box = card.locator(".share-qr svg").bounding_box()
     assert box is not None
-    assert 200 <= box["width"] <= viewport["width"] and box["height"] == box["width"]
+    assert 200 <= box["width"] <= viewport["width"]
+    assert box["height"] == box["width"]
     card.get_by_role("button", name="Copy link").click()
     card.get_by_text("Copied.").wait_for()
     assert page.evaluate("() => navigator.clipboard.readText()") == link
