@@ -18,6 +18,7 @@ BENCHMARKS = [
     "messaging",
     "adversary",
     "faults",
+    "tti",
 ]
 
 

@@ -4,9 +4,9 @@ settings (like ``tests.support.offline``): many messages quickly, for benchmarks
 
 from __future__ import annotations
 
-import uuid
-
 from apps.core.thread import payloads as p
+from apps.core.thread.rowid import row_id_new
+from apps.core.threads.coltypes import schema_of
 from apps.core.threads.registry import thread_database
 
 TABLE = "messaging_message"
@@ -18,13 +18,18 @@ def messages_bulk(
     """``count`` messages by this node's member, one op each (as ``message_send`` writes them),
     many ops to a transaction: one commit per message would cost an fsync each."""
     database = thread_database(bytes.fromhex(thread_hex))
+    member = database.member_public()
+    assert member is not None, "this node is not a member of the thread"
+    schema = schema_of({TABLE})  # the messaging schema version every op declares
 
     def batch(start: int, size: int):
         def write(writer):
             for i in range(start, start + size):
-                message_id = uuid.uuid4().hex
+                # The id names its author, as every replica checks (apps.core.thread.rowid).
+                message_id = row_id_new(member).hex
                 cols = {"id": message_id, "text": f"{prefix} message {i}", "reply_to": None}
-                writer.write_data([p.RowChange(TABLE, message_id, p.UPSERT, cols)])
+                change = p.RowChange(TABLE, message_id, p.UPSERT, cols)
+                writer.write_data([change], schema=schema)
 
         return write
 
