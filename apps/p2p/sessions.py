@@ -160,8 +160,9 @@ class SyncSessions:
 
     async def _session_loop(self, thread: bytes, device: bytes) -> None:
         """Sessions with ``device`` about ``thread`` until nothing is left to say. A session
-        that failed on the way (the peer busy, a stream reset) is tried again shortly: a push
-        must not wait for the next anti-entropy round."""
+        that failed on the way (the peer busy, a stream reset), or did not get through while
+        something new was written, is tried again shortly: a push must not wait for the next
+        anti-entropy round."""
         key = (thread, device)
         retries = 0
         try:
@@ -172,8 +173,17 @@ class SyncSessions:
                     await trio.sleep(SESSION_RETRIES[retries])
                     retries += 1
                     continue
-                if outcome != "done" or key not in self._again:
+                if key not in self._again:
                     return
+                if outcome != "done":
+                    # Something was written while this session went wrong (the peer refused
+                    # it while it was still joining, say): not pushed yet. Once more shortly,
+                    # as after a failure, rather than at the next anti-entropy round.
+                    if retries >= len(SESSION_RETRIES):
+                        return
+                    await trio.sleep(SESSION_RETRIES[retries])
+                    retries += 1
+                    continue
                 retries = 0
         finally:
             self._sessions.discard(key)

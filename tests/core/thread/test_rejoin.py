@@ -4,6 +4,7 @@ after leaving counts. Every replica decides alike, whatever order the ops arrive
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -13,7 +14,12 @@ from apps.core.thread.op import Op
 from apps.core.thread.policy import READER
 from apps.core.thread.rejoin import NOT_SEEN, OLD_INVITE
 from apps.core.thread.replica import Replica
-from apps.core.thread.writer import ThreadWriter, WriteError, redemption_request
+from apps.core.thread.writer import (
+    RedemptionRequest,
+    ThreadWriter,
+    WriteError,
+    redemption_request,
+)
 from tests.core.thread.conftest import Party, auditor, forge, join, now_ms, rid, sync
 from tests.core.thread.test_convergence import fingerprint
 
@@ -125,56 +131,44 @@ def test_nothing_a_leaver_signs_after_leaving_counts(
         note(c, "the honest writer refuses too")
 
 
+def joined_and_left(thread: ThreadWriter, party: Party, invite) -> RedemptionRequest:
+    """``party`` joins with ``invite``, then leaves; its redemption request."""
+    request = redemption_request(invite, master_secret=party.master, device_key=party.device)
+    thread.admit(request)
+    writer = ThreadWriter.for_member(
+        Replica.for_members(thread.thread), master_secret=party.master, device_key=party.device
+    )
+    sync(thread.replica, writer.replica)
+    writer.control(p.Leave())
+    sync(writer.replica, thread.replica)
+    assert thread.replica.control.state.role_of(request.member) is None
+    return request
+
+
 def test_the_invite_a_leaver_joined_with_does_not_bring_it_back(
     thread: ThreadWriter, alice: Party, carol: Party
 ):
     invite = thread.invite_create(role="writer", expiry=now_ms() + HOUR_MS, inviter="peer")
-    request = redemption_request(invite, master_secret=carol.master, device_key=carol.device)
-    thread.admit(request)
-    c = ThreadWriter.for_member(
-        Replica.for_members(thread.thread), master_secret=carol.master, device_key=carol.device
-    )
-    sync(thread.replica, c.replica)
-    c.control(p.Leave())
-    sync(c.replica, thread.replica)
+    request = joined_and_left(thread, carol, invite)
     with pytest.raises(WriteError, match="already used"):
         thread.admit(request)
-    assert thread.replica.control.state.role_of(c.member) is None
+    assert thread.replica.control.state.role_of(request.member) is None
 
 
 def test_an_open_link_made_before_the_leave_does_not_bring_the_leaver_back(
     thread: ThreadWriter, alice: Party, carol: Party
 ):
     link = thread.invite_create(role=READER, expiry=now_ms() + HOUR_MS, inviter="peer", uses=None)
-    request = redemption_request(link, master_secret=carol.master, device_key=carol.device)
-    thread.admit(request)
-    c = ThreadWriter.for_member(
-        Replica.for_members(thread.thread), master_secret=carol.master, device_key=carol.device
-    )
-    sync(thread.replica, c.replica)
-    c.control(p.Leave())
-    sync(c.replica, thread.replica)
+    request = joined_and_left(thread, carol, link)
     with pytest.raises(WriteError, match="made before this member left"):
         thread.admit(request)
     # A modified admitting node writes the redemption anyway: every replica refuses it.
-    redeem = forge(
-        thread,
-        kind="control",
-        payload=p.control_doc(
-            p.RedeemInvite(
-                invite=request.invite,
-                member=request.member,
-                device=request.device,
-                device_cert=request.device_cert,
-                proof=request.proof,
-                device_proof=request.device_proof,
-            )
-        ),
-    )
+    action = p.RedeemInvite(**dataclasses.asdict(request))
+    redeem = forge(thread, kind="control", payload=p.control_doc(action))
     thread.replica.ingest(redeem.raw)
     assert thread.replica.decision(redeem.hash).reason == OLD_INVITE
-    replica = every_order([alice, carol], everything(thread.replica, c.replica))
-    assert replica.control.state.role_of(c.member) is None
+    replica = every_order([alice, carol], everything(thread.replica))
+    assert replica.control.state.role_of(request.member) is None
     # Another person still joins with the same link.
     dave = Party("dave")
     thread.admit(redemption_request(link, master_secret=dave.master, device_key=dave.device))
