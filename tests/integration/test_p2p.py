@@ -14,6 +14,7 @@ import pytest
 
 from apps.core import identity
 from apps.core.thread.op import op_decode
+from apps.core.threads import invite_words
 from tests.support.api import ApiError, wait_for
 from tests.support.nodes import REPO, manage
 from tests.support.p2p import Peer, converged
@@ -189,12 +190,19 @@ def test_redeeming_says_clearly_why_an_invite_does_not_work(peers, tmp_path):
             peer.redeem(link)
         return failure.value.status, failure.value.body["error"]
 
+    def said(peer: Peer, link: str) -> str:
+        with pytest.raises(ApiError) as failure:
+            peer.redeem(link)
+        return failure.value.body["detail"]
+
     link = a.invite(thread)
     b.redeem(link)
     assert refused(c, link) == (409, "used")
+    assert said(c, link) == invite_words.USED  # in plain words, the joining node's own
     revoked = a.invite_create(thread)
     a.api.delete(f"/api/v1/threads/{thread}/invites/{revoked['id']}/")
     assert refused(c, revoked["link"]) == (410, "revoked")
+    assert said(c, revoked["link"]) == invite_words.REVOKED
     assert refused(c, "sereus:invite/broken") == (400, "malformed")
     offline = a.invite(thread)
     a.stop()
