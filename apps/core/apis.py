@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.node_addresses import http_text, running_config
 from apps.core.selectors import node_info
 
 
@@ -17,6 +18,12 @@ class NodeOutputSerializer(serializers.Serializer):
     data_dir_free_bytes = serializers.IntegerField(
         help_text="Free space on the disk that holds the data directory, in bytes."
     )
+    http = serializers.CharField(
+        help_text="Where the web UI and this API listen, host:port (the port really bound)."
+    )
+    p2p_listen = serializers.CharField(
+        help_text="The p2p listen multiaddr (with the port really bound once the host runs)."
+    )
 
 
 class NodeApi(APIView):
@@ -25,12 +32,15 @@ class NodeApi(APIView):
     @extend_schema(responses=NodeOutputSerializer, operation_id="node_retrieve")
     def get(self, request: Request) -> Response:
         info = node_info()
+        config = running_config()
         return Response(
             NodeOutputSerializer(
                 {
                     "peer_id": info.peer_id,
                     "version": info.version,
                     "data_dir_free_bytes": info.data_dir_free_bytes,
+                    "http": http_text(config.http),
+                    "p2p_listen": config.p2p_listen,
                 }
             ).data
         )

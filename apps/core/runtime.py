@@ -3,7 +3,9 @@
 Everything shares daphne's Twisted/asyncio event loop: the p2p worker is a task on it, the
 embedded Celery worker a thread beside it. Twisted turns SIGINT/SIGTERM into a reactor stop;
 "before shutdown" triggers then stop the p2p worker and the task worker, and daphne cancels open
-connections, so the process exits 0 with everything closed.
+connections, so the process exits 0 with everything closed. A port it cannot listen on (web or
+p2p), or another p2p host on this data dir, stops everything the same way and ``run`` raises
+``ListenError`` or ``DataDirBusy``: the command exits non-zero.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from django.conf import settings
 from twisted.internet import defer, reactor
 
 from apps.core.background import EmbeddedTaskWorker
+from apps.core.datadir_lock import DataDirBusy
+from apps.core.listen_errors import ListenError, http_listen_error
 from apps.p2p import client
 from apps.p2p.consumers import P2P_CHANNEL
 from apps.p2p.worker import P2PWorker
@@ -30,17 +34,29 @@ logger = logging.getLogger(__name__)
 
 
 class _NodeServer(Server):
-    """daphne's Server, telling us the address it actually listens on (port 0 picks one)."""
+    """daphne's Server, telling us the address it actually listens on (port 0 picks one), and
+    keeping the reason it could not listen (daphne only logs it and stops)."""
 
-    def __init__(self, *args: Any, on_listening: Callable[[str, int], None], **kwargs: Any):
+    def __init__(
+        self, *args: Any, bind: HttpBind, on_listening: Callable[[str, int], None], **kwargs: Any
+    ):
         super().__init__(*args, **kwargs)
+        self._bind = bind
         self._on_listening = on_listening
+        self.listen_failure: ListenError | None = None
 
     def listen_success(self, port: Any) -> None:
         super().listen_success(port)
         if self.listening_addresses:
             host, port_number = self.listening_addresses[-1]
             self._on_listening(host, port_number)
+
+    def listen_error(self, failure: Any) -> None:
+        error = getattr(failure.value, "socketError", None)
+        self.listen_failure = http_listen_error(
+            self._bind, error if isinstance(error, OSError) else None
+        )
+        self.stop()
 
 
 class NodeRuntime:
@@ -57,6 +73,7 @@ class NodeRuntime:
         self.in_process = not settings.SEREUS.scale_out
         self._p2p_task: asyncio.Task[None] | None = None
         self._tasks_worker: EmbeddedTaskWorker | None = None
+        self.failure: ListenError | DataDirBusy | None = None
 
     def run(self) -> None:
         """Serve until SIGINT/SIGTERM; returns after a clean shutdown."""
@@ -64,6 +81,7 @@ class NodeRuntime:
             application=get_default_application(),
             endpoints=[self.bind.endpoint()],
             signal_handlers=True,
+            bind=self.bind,
             on_listening=self.on_listening,
             # Generous for a slow phone on a bad network, bounded so idle sockets are reclaimed.
             http_timeout=120,
@@ -73,11 +91,16 @@ class NodeRuntime:
         )
         if self.in_process:
             self._tasks_worker = EmbeddedTaskWorker()
-            self._tasks_worker.start()
+            # Started once the reactor runs, which it does only when daphne could listen.
+            reactor.callWhenRunning(self._tasks_worker.start)
             reactor.callWhenRunning(self._p2p_start)
             reactor.addSystemEventTrigger("before", "shutdown", self._background_stop)
         server.run()
+        if server.listen_failure is not None:
+            raise server.listen_failure  # nothing else was started
         logger.info("Sereus node stopped")
+        if self.failure is not None:
+            raise self.failure
 
     def _p2p_start(self) -> None:
         # Pages are told of new ops on this loop, where the in-memory channel layer lives.
@@ -92,12 +115,19 @@ class NodeRuntime:
         self._p2p_task = asyncio.ensure_future(worker.arun())
         self._p2p_task.add_done_callback(self._p2p_done)
 
-    @staticmethod
-    def _p2p_done(task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            # The web UI stays up so the owner can see what is wrong (the dashboard reports
-            # the worker as not answering).
-            logger.error("the p2p worker failed", exc_info=task.exception())
+    def _p2p_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        if isinstance(error, ListenError | DataDirBusy):
+            # Its port is taken, or another process runs this node's p2p host: stop the
+            # whole node, and say why.
+            self.failure = error
+            reactor.stop()
+            return
+        # Otherwise the web UI stays up so the owner can see what is wrong (the dashboard
+        # reports the worker as not answering).
+        logger.error("the p2p worker failed", exc_info=error)
 
     def _background_stop(self) -> defer.Deferred[None]:
         return defer.Deferred.fromFuture(asyncio.ensure_future(self._background_stop_async()))

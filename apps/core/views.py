@@ -17,6 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from apps.core import identity, selectors, services
 from apps.core.forms import ClaimForm, PassphraseForm, RevealPhraseForm
 from apps.core.models import Thread
+from apps.core.node_addresses import running_config
 from apps.core.threads import pages
 from apps.core.threads.qr import qr_svg
 
@@ -96,7 +97,7 @@ def network(request: HttpRequest) -> HttpResponse:
         "core/network.html",
         {
             "info": selectors.node_info(),
-            "config": settings.SEREUS,
+            "config": running_config(),
             "scale_out": settings.SEREUS.scale_out,
         },
     )
@@ -131,7 +132,7 @@ def _settings_page(
             "sealed": sealed,
             "passphrase_form": passphrase_form or PassphraseForm(sealed=sealed),
             "recovery_pending": selectors.recovery_phrase_pending(),
-            "config": settings.SEREUS,
+            "config": running_config(),
         },
         status=status,
     )

@@ -47,6 +47,7 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
 from apps.core.identity import peer_id_from_public_key
+from apps.core.listen_errors import p2p_listen_error
 from apps.core.thread.invite import Invite
 from apps.core.thread.writer import RedemptionRequest
 from apps.p2p import threads_io
@@ -193,6 +194,11 @@ class SereusNode(SyncSessions, Dialing, InboundStreams, BlobFetching):
             # connections; this node dials only whom it decides to.
             await self.host.get_network().auto_connector.stop()
             bound = self.host.get_addrs()
+            if not bound:
+                # libp2p logs a failed listen and runs on without it: a node nobody can reach
+                # would look alive. Stop, and say why (probing the port for the reason).
+                parts = str(listen).split("/")
+                raise p2p_listen_error(str(listen), _bind_error(parts[1], parts[2], int(parts[4])))
             self.bound_addrs = tuple(announce_addresses(bound))
             self.own_ranges = own_ranges(self.bound_addrs)
             self.addrs = tuple(announce_addresses(bound, self.settings.announce))
@@ -427,10 +433,14 @@ def _port_of(bound: list[multiaddr.Multiaddr]) -> int | None:
 
 
 def _port_free(family: str, host: str, port: int) -> bool:
+    return _bind_error(family, host, port) is None
+
+
+def _bind_error(family: str, host: str, port: int) -> OSError | None:
     with socket.socket(socket.AF_INET6 if family == "ip6" else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
-        except OSError:
-            return False
-    return True
+        except OSError as error:
+            return error
+    return None

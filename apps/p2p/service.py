@@ -16,12 +16,16 @@ from typing import Any, Literal
 
 from django.conf import settings
 
+from apps.core.datadir_lock import P2P, DataDirLock
 from apps.core.identity import device_key_ensure
+from apps.core.listen_errors import ListenError
+from apps.core.node_addresses import p2p_note
 from apps.core.thread.invite import Invite
 from apps.core.thread.writer import RedemptionRequest
 from apps.core.threads.services import ThreadServiceError
 from apps.p2p import client
 from apps.p2p.bridge import BridgeStopped, TrioThread
+from apps.p2p.state import state_load
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +43,7 @@ class P2PService:
     error: str | None = None
     _bridge: TrioThread | None = field(default=None, repr=False)
     _node: Any = field(default=None, repr=False)
+    _lock: DataDirLock | None = field(default=None, repr=False)
 
     async def start(self) -> None:
         from apps.p2p.host import quiet_libp2p_logs  # libp2p costs ~1 s to import: only here
@@ -65,14 +70,23 @@ class P2PService:
         node.typing = client.pages_typing
         bridge = TrioThread()
         loop = asyncio.get_running_loop()
+        # One p2p host per identity: a second one (another runnode, a stray runworker) on this
+        # data dir would answer for the same peer id.
+        self._lock = DataDirLock.acquire(self.data_dir, P2P)
         try:
             await loop.run_in_executor(None, lambda: bridge.start(node.run))
+        except ListenError:
+            # Told where to listen and cannot: the process stops and says why.
+            self._lock.release()
+            raise
         except Exception as exc:
-            # The web UI stays up and says why (a busy port, say); the worker keeps answering.
+            # The web UI stays up and says why; the worker keeps answering.
             self.error = f"the p2p host did not start: {exc}"
             logger.error("%s", self.error)
             return
         self._bridge, self._node = bridge, node
+        # Where it really listens (port 0 picks one), for the pages of every process.
+        self._lock.note(**p2p_note(self.listen, state_load(self.data_dir).port))
         client.local_set(bridge, node)
         self.started_at = datetime.now(UTC)
         logger.info(
@@ -88,6 +102,9 @@ class P2PService:
         client.local_clear()
         if bridge is not None:
             await asyncio.get_running_loop().run_in_executor(None, bridge.stop)
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
         if self.started_at is not None:
             self.started_at = None
             logger.info("p2p worker stopped")

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.test import Client
 
 from apps.core import identity, services
@@ -16,7 +17,10 @@ def test_node_endpoint_with_token(owner, data_dir: Path):
     response = Client().get("/api/v1/node/", HTTP_AUTHORIZATION=f"Token {token}")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"peer_id", "version", "data_dir_free_bytes"}
+    assert set(body) == {"peer_id", "version", "data_dir_free_bytes", "http", "p2p_listen"}
+    # No node runs here: the addresses are the configured ones (test_datadir_lock has a
+    # running one's).
+    assert body["p2p_listen"] == settings.SEREUS.p2p_listen
     assert body["peer_id"] == identity.device_key_ensure(data_dir).peer_id
     free = shutil.disk_usage(data_dir).free
     assert abs(body["data_dir_free_bytes"] - free) < 64 * 2**20
@@ -50,7 +54,7 @@ def test_schema_is_public_and_documents_the_node_endpoint():
     assert schema["openapi"].startswith("3.")
     node = schema["paths"]["/api/v1/node/"]["get"]
     props = schema["components"]["schemas"]["NodeOutput"]["properties"]
-    assert set(props) == {"peer_id", "version", "data_dir_free_bytes"}
+    assert set(props) == {"peer_id", "version", "data_dir_free_bytes", "http", "p2p_listen"}
     assert node["operationId"] == "node_retrieve"
     assert "tokenAuth" in schema["components"]["securitySchemes"] or any(
         "knox" in k.lower() or "token" in k.lower() for k in schema["components"]["securitySchemes"]

@@ -1,10 +1,12 @@
 """runnode as a real process: serves the public site, the PWA files and the API schema; stops
-cleanly on SIGTERM; keeps its identity across restarts; its claim link works over HTTP."""
+cleanly on SIGTERM; keeps its identity across restarts; its claim link works over HTTP; one node
+per data dir; a port in use stops it with a clear message and a non-zero status."""
 
 from __future__ import annotations
 
 import json
 import re
+import socket
 import urllib.error
 import urllib.request
 from http.cookiejar import CookieJar
@@ -13,7 +15,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from apps.core import identity
+from apps.core import datadir_lock, identity
 from tests.conftest import OWNER_PASSWORD
 from tests.support.nodes import NodeProcess, manage
 
@@ -113,7 +115,7 @@ def test_claim_link_printed_at_first_start_works_once_over_http(node: NodeProces
         page = response.read().decode()
     assert len(re.findall(r"<li>[a-z]+</li>", page)) == 24
     with opener.open(node.url + "/node/", timeout=10) as response:
-        assert node.peer_id in response.read().decode()
+        assert response.url == node.url + "/node/"  # logged in: not sent to the login page
 
     # Used: the link now leads to the login page.
     with urllib.request.urlopen(node.claim_url, timeout=10) as response:
@@ -125,3 +127,55 @@ def test_bad_flags_are_refused_with_a_clear_message(tmp_path: Path):
     result = manage(tmp_path / "n", "runnode", "--http", "nowhere")
     assert result.returncode != 0
     assert "--http='nowhere'" in result.stderr
+
+
+def test_one_node_per_data_dir_and_the_api_gives_the_addresses_it_bound(
+    node: NodeProcess, tmp_path: Path
+):
+    data_dir = tmp_path / "node"
+    second = manage(data_dir, "runnode", "--http", "127.0.0.1:0")
+    assert second.returncode != 0
+    assert (
+        f"Another node is already running on this data directory ({data_dir}, pid "
+        f"{node.proc.pid}). Stop it first, or use --data-dir for a second node."
+    ) in second.stderr
+    assert "Traceback" not in second.stderr
+    # Nor may a restore replace the identity of the running node.
+    restore = manage(data_dir, "node_restore", stdin="not a phrase")
+    assert restore.returncode != 0
+    assert "Another node is already running" in restore.stderr
+
+    # The first node serves on, and says where it listens: the ports it was given (0) were
+    # chosen when it started.
+    token = manage(data_dir, "node_token").stdout.strip()
+    status, _, body = _get(node.url + "/api/v1/node/", Authorization=f"Token {token}")
+    assert status == 200
+    addresses = json.loads(body)
+    assert "http://" + addresses["http"] == node.url
+    host, port = re.fullmatch(r"/ip4/(127\.0\.0\.1)/tcp/(\d+)", addresses["p2p_listen"]).groups()
+    assert int(port) != 0
+    socket.create_connection((host, int(port)), timeout=5).close()  # the p2p host is there
+    assert node.stop() == 0
+
+
+@pytest.mark.parametrize("which", ["http", "p2p"])
+def test_a_port_in_use_stops_the_node_with_a_clear_message(which: str, tmp_path: Path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        http, p2p = "127.0.0.1:0", "/ip4/127.0.0.1/tcp/0"
+        if which == "http":
+            http = f"127.0.0.1:{port}"
+            advice = f"Choose another with --http 127.0.0.1:{port + 1}."
+        else:
+            p2p = f"/ip4/127.0.0.1/tcp/{port}"
+            advice = f"Choose another p2p port with --p2p-listen /ip4/127.0.0.1/tcp/{port + 1}"
+        result = manage(tmp_path / "n", "runnode", "--http", http, "--p2p-listen", p2p)
+    assert result.returncode != 0
+    assert f"Port {port} on 127.0.0.1 is already in use by another program. " in result.stderr
+    assert advice in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    # Stopped, everything: the data dir is free for the next start.
+    assert datadir_lock.record(tmp_path / "n") is None
+    assert datadir_lock.record(tmp_path / "n", datadir_lock.P2P) is None

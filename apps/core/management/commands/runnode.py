@@ -2,7 +2,8 @@
 
 Migrates, creates the device key on first start, prints the one-time claim link while the node
 has no owner, then serves the web UI with daphne and (in default mode) runs the p2p worker and
-the background-task worker in the same process. Stops cleanly on SIGINT/SIGTERM.
+the background-task worker in the same process. Stops cleanly on SIGINT/SIGTERM. Refuses to run
+beside another node on the same data dir, and exits non-zero when a port is taken.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from kombu.exceptions import OperationalError
 
 import sereus_web
 from apps.core import identity, services
+from apps.core.datadir_lock import NODE, DataDirBusy, DataDirLock
+from apps.core.listen_errors import ListenError
+from apps.core.node_addresses import http_note, p2p_note
 from apps.core.tasks import sessions_clear_expired
 from sereus_web.config import HttpBind, parse_http, parse_p2p_listen
 
@@ -59,6 +63,14 @@ class Command(BaseCommand):
         bind = bind or settings.SEREUS.http
         p2p_listen = p2p_listen or settings.SEREUS.p2p_listen
         data_dir = Path(settings.DATA_DIR)
+        try:
+            # Before anything writes: a second node on this data dir would act as the same one.
+            # Held until the process ends.
+            lock = DataDirLock.acquire(data_dir, NODE)
+        except DataDirBusy as exc:
+            raise CommandError(str(exc)) from exc
+        if not settings.SEREUS.scale_out:
+            lock.note(**p2p_note(p2p_listen, None))
 
         call_command("migrate", interactive=False, verbosity=0)
         if settings.STATIC_ROOT and not settings.WHITENOISE_USE_FINDERS:
@@ -93,6 +105,7 @@ class Command(BaseCommand):
             )
 
         def on_listening(host: str, port: int) -> None:
+            lock.note(**http_note(host, port))
             base = f"http://{HttpBind(host=host, port=port).url_host()}:{port}"
             self._out(f"  web:      {base}/")
             if claim_token is not None:
@@ -104,7 +117,12 @@ class Command(BaseCommand):
 
         from apps.core.runtime import NodeRuntime  # imports twisted: only when serving
 
-        NodeRuntime(bind=bind, p2p_listen=p2p_listen, on_listening=on_listening).run()
+        try:
+            NodeRuntime(bind=bind, p2p_listen=p2p_listen, on_listening=on_listening).run()
+        except (ListenError, DataDirBusy) as exc:
+            raise CommandError(str(exc)) from exc
+        finally:
+            lock.release()
 
     def _out(self, line: str) -> None:
         self.stdout.write(line)

@@ -4,10 +4,14 @@ tables from the log when they differ."""
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from apps.core import datadir_lock
 from apps.core.models import Thread
 from apps.core.threads.database import ThreadDatabaseError
 from apps.core.threads.registry import thread_database
@@ -30,8 +34,18 @@ class Command(BaseCommand):
                 f"no thread with id {prefix!r}" if not matches else f"{prefix!r} is ambiguous"
             )
         thread = bytes.fromhex(matches[0])
+        # Checking reads only and may run beside the node; repairing rewrites tables the
+        # running node writes too, so it needs the node stopped.
+        guard = (
+            datadir_lock.held(Path(settings.DATA_DIR), datadir_lock.NODE, datadir_lock.P2P)
+            if options["repair"]
+            else contextlib.nullcontext()
+        )
         try:
-            report = thread_database(thread).rebuild_check(repair=options["repair"])
+            with guard:
+                report = thread_database(thread).rebuild_check(repair=options["repair"])
+        except datadir_lock.DataDirBusy as exc:
+            raise CommandError(f"{exc} (--repair needs the node stopped)") from exc
         except ThreadDatabaseError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"thread {matches[0]}: {report.ops} ops, {report.rows} rows")
