@@ -29,6 +29,9 @@ logger = logging.getLogger(__name__)
 
 P2P_CHANNEL = "sereus-p2p"
 REDEEM_WAIT = 120.0  # dial, admission and the log of a big thread
+# A worker answers a status request within its own 3 s cap on the host's answer; more is margin
+# for a loaded machine and Redis.
+WORKER_CHECK_WAIT = 6.0
 MAX_FETCH_MESSAGE = 256  # chunk hashes per p2p.fetch message
 
 _local_lock = threading.Lock()
@@ -81,6 +84,7 @@ class NetworkClient:
             raise services.ThreadServiceError(
                 "unreachable", "this node cannot reach the inviter: its p2p host is not running"
             )
+        _worker_check()
         reply = _request(
             {
                 "type": "p2p.redeem",
@@ -144,6 +148,24 @@ class NetworkClient:
         if settings.SEREUS.scale_out:
             layer = get_channel_layer()
             async_to_sync(layer.send)(P2P_CHANNEL, {"type": "p2p.typing", "thread": thread.hex()})
+
+
+def _worker_check() -> None:
+    """Fail in seconds, not after ``REDEEM_WAIT``, when no p2p worker would take the redeem
+    (a request on the channel waits there for a worker that may never come)."""
+    reply = status(timeout=WORKER_CHECK_WAIT)
+    if reply is None:
+        raise services.ThreadServiceError(
+            "unreachable",
+            "This node's peer-to-peer worker is not running, so it cannot reach the inviter. "
+            "Start it with: python manage.py runworker sereus-p2p",
+        )
+    if not reply.get("running"):
+        raise services.ThreadServiceError(
+            "unreachable",
+            "This node's peer-to-peer worker runs but could not start its network connection, "
+            "so it cannot reach the inviter. Its log says why.",
+        )
 
 
 def status(*, timeout: float) -> dict[str, Any] | None:
