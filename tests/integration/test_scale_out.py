@@ -11,10 +11,14 @@ from pathlib import Path
 import pytest
 
 from apps.core import datadir_lock
-from tests.integration.test_p2p import REDIS_URL, redis_available, start
+from tests.integration.test_p2p import (  # noqa: F401 - peers is a fixture
+    REDIS_URL,
+    peers,
+    redis_available,
+    start,
+)
 from tests.support.api import ApiError
 from tests.support.nodes import REPO, node_env
-from tests.support.p2p import Peer
 
 pytestmark = [
     pytest.mark.slow,
@@ -22,15 +26,10 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def peers():
-    started: list[Peer] = []
-    yield started
-    for peer in started:
-        peer.kill()
-
-
-def test_join_through_a_node_whose_p2p_worker_is_down_fails_fast(peers, tmp_path: Path):
+def test_join_through_a_node_whose_p2p_worker_is_down_fails_fast(
+    peers,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+):
     a = start(peers, tmp_path / "a")
     b = start(peers, tmp_path / "b", redis_url=REDIS_URL)
     assert b.worker is not None
