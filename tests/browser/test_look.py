@@ -323,6 +323,7 @@ PAGES: dict[str, Page] = {
     "join": Page("core:thread_join"),
     "settings": Page("core:settings"),
     "network": Page("core:network"),
+    "ui-gallery": Page("core:ui_gallery"),  # every component of the design system
     "login": Page("core:login", owner=False),
     "claim": Page("core:claim", owner=False),  # looked at in ``site``, before the claim
     "site-home": Page("website:home", owner=False),
