@@ -1,25 +1,35 @@
 # Two commands: `make run` (set up and run a node) and `make test` (set up and run the suite).
 # Everything installs into .venv; nothing else on the machine is needed for `make run`.
+# `make run` installs what the node needs and nothing more; the test and lint tools come with
+# `make test` (and lint, format, bench). Each set has its own stamp, redone when the pins change.
 
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 ARGS ?=
 
 .PHONY: run test lint format bench venv clean-venv
 
-$(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
-	touch $(STAMP)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 
-venv: $(STAMP)
+$(RUN_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e .
+	touch $(RUN_STAMP)
 
-run: $(STAMP)
+$(DEV_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e ".[dev]"
+	touch $(RUN_STAMP) $(DEV_STAMP)
+
+venv: $(DEV_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/python manage.py runnode $(ARGS)
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	scripts/ensure-chromium
 	scripts/ensure-test-tools
 	$(BIN)/ruff check .
@@ -27,15 +37,15 @@ test: $(STAMP)
 	# The whole suite takes ~8 min; a hang must fail the run long before CI's limit.
 	timeout --kill-after=60 1800 $(BIN)/pytest $(ARGS)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m bench $(ARGS)
 
 clean-venv:
