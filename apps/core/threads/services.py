@@ -333,6 +333,10 @@ def invite_redeem(*, link: str) -> Thread:
             "unreachable",
             "this node cannot reach the inviter: its peer-to-peer host is not running",
         )
+    if leaving.leave_pending(invite.thread) is not None:
+        # Coming back before the others heard that this node left: they would still count it
+        # a member ("already a member"). Tell them first.
+        network.leave_deliver(invite.thread, LEAVE_WAIT)
     previous = joining.join_begin(invite=invite, link=link.strip())
     try:
         network.redeem(invite, request)

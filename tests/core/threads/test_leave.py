@@ -184,6 +184,30 @@ def test_a_member_who_left_comes_back_only_with_a_new_invite(club: OtherNode):
     assert thread.thread not in leaving.leaves_pending()
 
 
+def test_coming_back_before_the_others_heard_of_the_leave_tells_them_first(
+    club: OtherNode, monkeypatch
+):
+    thread = join_here(club, invite_from(club.database))
+    services.thread_leave(thread=thread, wait=0)
+    calls: list[str] = []
+
+    class Network:
+        def leave_deliver(self, thread: bytes, timeout: float) -> bool:
+            calls.append("leave")
+            return True
+
+        def redeem(self, invite: Invite, request) -> None:
+            calls.append("redeem")
+            raise services.ThreadServiceError("unreachable", "the inviter is offline")
+
+    monkeypatch.setattr(services, "network", Network())
+    with pytest.raises(services.ThreadServiceError):
+        services.invite_redeem(link=invite_from(club.database).link())
+    assert calls == ["leave", "redeem"]
+    thread.refresh_from_db()
+    assert (thread.state, thread.problem) == (Thread.State.LEFT, leaving.LEAVE_PENDING)
+
+
 def test_an_open_link_made_before_the_leave_does_not_bring_the_leaver_back(club: OtherNode):
     link = invite_from(club.database, "reader", uses=None)  # for anyone who has it
     thread = join_here(club, link)
