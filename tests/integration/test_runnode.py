@@ -17,6 +17,7 @@ import pytest
 
 from apps.core import datadir_lock, identity
 from tests.conftest import OWNER_PASSWORD
+from tests.support.api import Api
 from tests.support.nodes import NodeProcess, manage
 
 pytestmark = pytest.mark.slow
@@ -155,6 +156,16 @@ def test_one_node_per_data_dir_and_the_api_gives_the_addresses_it_bound(
     host, port = re.fullmatch(r"/ip4/(127\.0\.0\.1)/tcp/(\d+)", addresses["p2p_listen"]).groups()
     assert int(port) != 0
     socket.create_connection((host, int(port)), timeout=5).close()  # the p2p host is there
+
+    # Checking a thread reads only and may run beside the node; repairing it may not.
+    thread = Api(node.url, token).post("/api/v1/threads/", {"name": "Checked"})["id"]
+    check = manage(data_dir, "thread_rebuild", thread)
+    assert check.returncode == 0, check.stderr
+    assert "matches the live tables" in check.stdout
+    repair = manage(data_dir, "thread_rebuild", thread, "--repair")
+    assert repair.returncode != 0
+    assert "Another node is already running" in repair.stderr
+    assert "--repair needs the node stopped" in repair.stderr
     assert node.stop() == 0
 
 
