@@ -182,6 +182,9 @@ def look(page, name: str, width: str) -> dict[str, list[str]]:
     """Every check on the page as it is now; a full-page screenshot to look at."""
     found = page.evaluate(FINDINGS)
     found["axe"] = page.evaluate(AXE_RUN)
+    # From the top: a page scrolled down (a conversation opens at its newest message) would
+    # show its sticky header in the middle of a full-page picture.
+    page.evaluate("() => window.scrollTo(0, 0)")
     page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
     return found
 
