@@ -75,7 +75,7 @@ def test_home_lists_unread_conversations_first_with_a_preview(browser, tmp_path)
     Message.objects.using(bob.alias).create(text="are you there?")
     exchange(bob.database, thread_database(busy.thread))
     # Quiet has the newest message, but it is this member's own: nothing unread there.
-    messaging.message_send(thread=quiet, text="a note to myself " + "long " * 30)
+    messaging.message_send(thread=quiet, text="a note to **myself** " + "long " * 30)
 
     html = page(browser, "core:dashboard")
     assert rows(html) == ["Busy", "Quiet"]
