@@ -27,12 +27,44 @@ class MultipleFileField(forms.FileField):
         return [super().clean(data, initial)] if data else []
 
 
+def thousands(number: int) -> str:
+    """9120 as "9 120" (a no-break space: the number never wraps in the middle)."""
+    return f"{number:,}".replace(",", "\u00a0")
+
+
+# The page's script says the same while one types ({length} is filled in there).
+TOO_LONG = (
+    "This message is {length} characters; the limit is {limit}."
+    " Send the rest as a second message or attach it as a file."
+)
+
+
+def too_long(length: int | None = None) -> str:
+    """What a message too long is told; without a length, with ``{length}`` left to fill in."""
+    shown = "{length}" if length is None else thousands(length)
+    return TOO_LONG.format(length=shown, limit=thousands(MAX_TEXT))
+
+
+class MessageText(forms.CharField):
+    """A message's text, its length checked on the server only: a ``maxlength`` attribute would
+    make the browser cut a long paste without a word, and the person would send half of it."""
+
+    def to_python(self, value: object) -> str:
+        # Browsers send a textarea's line breaks as CR LF: count them as the one character
+        # a person sees (and the page's counter counts).
+        return super().to_python(value).replace("\r\n", "\n")
+
+    def validate(self, value: str) -> None:
+        super().validate(value)
+        if len(value) > MAX_TEXT:  # counted as sent: without the blanks around it
+            raise forms.ValidationError(too_long(len(value)), code="max_length")
+
+
 class MessageForm(forms.Form):
-    text = forms.CharField(
-        max_length=MAX_TEXT,
+    text = MessageText(
         required=False,
         label="Message",
-        widget=forms.Textarea(attrs={"rows": 2, "placeholder": "Write a message (Markdown)"}),
+        widget=forms.Textarea(attrs={"rows": 1, "placeholder": "Write a message"}),
     )
     reply_to = forms.UUIDField(required=False, widget=forms.HiddenInput)
     # Chosen when the form is drawn: the same message sent twice (a retry, the offline outbox
@@ -42,13 +74,15 @@ class MessageForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if not (data.get("text") or "").strip() and not data.get("files"):
+        # Only when the text itself is fine: a text refused as too long is not "no text".
+        empty = not (data.get("text") or "").strip() and not data.get("files")
+        if empty and "text" not in self.errors:
             raise forms.ValidationError("Write a message or attach a file.")
         return data
 
 
 class MessageEditForm(forms.Form):
-    text = forms.CharField(max_length=MAX_TEXT, label="Message", widget=forms.Textarea({"rows": 3}))
+    text = MessageText(label="Message", widget=forms.Textarea({"rows": 3}))
 
 
 class NameForm(forms.Form):

@@ -4,6 +4,8 @@ works without JavaScript, the live socket only saves the reload."""
 
 from __future__ import annotations
 
+import uuid
+
 from django.apps import apps as django_apps
 from django.contrib import messages as flash
 from django.http import Http404, HttpRequest, HttpResponse
@@ -16,13 +18,16 @@ from apps.core.models import Thread
 from apps.core.threads.pages import tabs
 from apps.core.threads.services import ThreadServiceError
 from apps.messaging import attachments, selectors, services, undelivered
+from apps.messaging import shown as chat
 from apps.messaging.forms import (
     ConversationForm,
     MessageEditForm,
     MessageForm,
     NameForm,
     ReactionForm,
+    too_long,
 )
+from apps.messaging.models import MAX_TEXT
 from apps.messaging.policy import APP
 
 
@@ -62,11 +67,15 @@ def page_context(thread: Thread, *, before: str | None = None, query: str = "") 
         raise Http404("no such page") from None
     shown = page[: selectors.PAGE]
     attachments.fetch_missing(thread, shown)
+    ordered = list(reversed(shown))  # oldest at the top, as a conversation reads
+    chat.annotate(thread, ordered)
     return {
         "query": query,
         "before": before,
         "thread": thread,
-        "page": list(reversed(shown)),  # oldest at the top, as a conversation reads
+        # Links on the page are absolute: it is also drawn at other addresses (a refused edit).
+        "base": reverse("messaging:conversation", args=[thread.id]),
+        "page": ordered,
         "older": shown[-1].cursor if len(page) > selectors.PAGE and not query else None,
         "reactions": services.REACTIONS,
         "can_post": thread.role in ("owner", "admin", "writer"),
@@ -75,28 +84,34 @@ def page_context(thread: Thread, *, before: str | None = None, query: str = "") 
     }
 
 
-@require_http_methods(["GET", "POST"])
-def conversation(request: HttpRequest, thread_id: str) -> HttpResponse:
-    thread = _conversation(thread_id)
-    form = MessageForm(
-        request.POST or None,
-        request.FILES or None,
-        initial={"reply_to": request.GET.get("reply"), "id": uuid7()},
-    )
-    if request.method == "POST" and form.is_valid():
-        try:
-            services.message_send(thread=thread, **form.cleaned_data)
-        except ThreadServiceError as exc:
-            form.add_error(None, str(exc))
-        else:
-            return _back(thread)
+def _message_id(value: object) -> str | None:
+    """A message id from the address (as the page writes it), or None when it is not one."""
+    try:
+        return uuid.UUID(str(value)).hex if value else None
+    except ValueError:
+        return None
+
+
+def _page(
+    request: HttpRequest,
+    thread: Thread,
+    form: MessageForm,
+    *,
+    editing: str | None = None,
+    edit_form: MessageEditForm | None = None,
+) -> HttpResponse:
     before = request.GET.get("before") or None
     query = request.GET.get("q", "").strip()[:200]
     context = page_context(thread, before=before, query=query)
     if before is None and not query:
         services.conversation_read(thread=thread)  # the newest messages are on screen
-    editing = request.GET.get("edit")
+    editing = editing or _message_id(request.GET.get("edit"))
+    replying = _message_id(form["reply_to"].value())
     thread_tabs = tabs(thread, APP)
+    if edit_form is None:
+        edit_form = MessageEditForm(
+            initial={"text": next((m.text for m in context["page"] if m.id == editing), "")}
+        )
     context.update(
         tabs=thread_tabs,
         # The owner and admins may add a checklist to the conversation (its page enables it).
@@ -107,13 +122,33 @@ def conversation(request: HttpRequest, thread_id: str) -> HttpResponse:
         form=form,
         name_form=NameForm(),
         editing=editing,
-        reply_to=request.GET.get("reply"),
-        edit_form=MessageEditForm(
-            initial={"text": next((m.text for m in context["page"] if m.id == editing), "")}
-        ),
+        # A delete asks first: the message is drawn with a confirmation in place of its menu.
+        deleting=_message_id(request.GET.get("delete")),
+        reply_quote=chat.quotes(thread, [], [replying])[replying] if replying else None,
+        edit_form=edit_form,
+        text_limit=MAX_TEXT,
+        too_long=too_long(),
     )
-    status = 400 if form.errors else 200
+    status = 400 if form.errors or edit_form.errors else 200
     return render(request, "messaging/conversation.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+def conversation(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _conversation(thread_id)
+    form = MessageForm(
+        request.POST or None,
+        request.FILES or None,
+        initial={"reply_to": _message_id(request.GET.get("reply")), "id": uuid7()},
+    )
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.message_send(thread=thread, **form.cleaned_data)
+        except ThreadServiceError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return _back(thread)
+    return _page(request, thread, form)
 
 
 def _act(request: HttpRequest, thread: Thread, action) -> HttpResponse:
@@ -129,8 +164,10 @@ def message_edit(request: HttpRequest, thread_id: str, message_id: str) -> HttpR
     thread = _conversation(thread_id)
     form = MessageEditForm(request.POST)
     if not form.is_valid():
-        flash.error(request, "; ".join(e for errors in form.errors.values() for e in errors))
-        return _back(thread)
+        # The page again, the edit open with what was typed and why it is refused: a redirect
+        # would lose the text.
+        blank = MessageForm(initial={"id": uuid7()})
+        return _page(request, thread, blank, editing=_message_id(message_id), edit_form=form)
     return _act(
         request,
         thread,

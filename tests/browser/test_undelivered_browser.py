@@ -118,6 +118,7 @@ def test_a_message_sent_while_cut_off_shows_as_not_accepted_with_its_text(
     assert page.get_by_role("region", name="Not accepted by the conversation").count() == 0
     # And he corrects his earlier message: also taken.
     hello = page.locator("li.message.mine", has_text="glad to be here")
+    hello.locator("summary").click()  # the message's menu
     with page.expect_navigation():
         hello.get_by_role("link", name="edit").click()
     hello.get_by_label("Message").fill("Hello Carol, so glad to be here!")
