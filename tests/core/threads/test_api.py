@@ -13,6 +13,7 @@ from apps.core.models import Thread
 from apps.core.thread.invite import Invite, invite_parse
 from apps.core.thread.keys import member_key
 from apps.core.threads import services
+from apps.core.threads.names import fallback_name
 from apps.core.threads.registry import thread_database
 from tests.core.threads.conftest import admit, new_thread, other_node
 
@@ -43,7 +44,13 @@ def test_create_list_and_read_a_thread(api: Client):
     assert detail["state"] == "active"
     members = api.get(f"/api/v1/threads/{body['id']}/members/").json()
     assert members == [
-        {"id": thread.member_id, "role": "owner", "me": True, "devices": [members[0]["devices"][0]]}
+        {
+            "id": thread.member_id,
+            "name": fallback_name(bytes.fromhex(thread.member_id)),  # unnamed: never hex
+            "role": "owner",
+            "me": True,
+            "devices": [members[0]["devices"][0]],
+        }
     ]
 
 
