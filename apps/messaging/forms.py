@@ -84,6 +84,11 @@ class MessageForm(forms.Form):
 class MessageEditForm(forms.Form):
     text = MessageText(label="Message", widget=forms.Textarea({"rows": 3}))
 
+    def __init__(self, *args, **kwargs) -> None:
+        # Drawn on the page beside the composer: ids of its own (``id_edit_text``).
+        kwargs.setdefault("auto_id", "id_edit_%s")
+        super().__init__(*args, **kwargs)
+
 
 class NameForm(forms.Form):
     name = forms.CharField(max_length=MAX_NAME, label="Your name here")

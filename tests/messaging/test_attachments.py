@@ -15,7 +15,6 @@ from django.urls import reverse
 from PIL import Image
 
 from apps.core import blobs
-from apps.core import services as node_services
 from apps.core.threads import services as threads_services
 from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
@@ -30,16 +29,6 @@ def _png(width: int = 800, height: int = 600) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (width, height), (200, 30, 30)).save(out, format="PNG")
     return out.getvalue()
-
-
-@pytest.fixture
-def browser(chat) -> Client:
-    user = node_services.owner_claim(
-        token=node_services.claim_token_issue(), username="alice", password="pw " * 6
-    ).user
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _get(browser: Client, chat, attachment_id: str, thumb: bool = False):

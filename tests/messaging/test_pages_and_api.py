@@ -12,7 +12,6 @@ from channels.layers import get_channel_layer
 from django.test import Client
 from django.urls import reverse
 
-from apps.core import services as node_services
 from apps.core.threads.registry import thread_database
 from apps.core.threads.services import thread_create
 from apps.messaging import selectors, services
@@ -22,19 +21,6 @@ from tests.core.threads.conftest import admit, exchange, other_node
 from tests.support.sockets import logged_in_cookies, socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def owner_user(chat):
-    token = node_services.claim_token_issue()
-    return node_services.owner_claim(token=token, username="alice", password="pw " * 6).user
-
-
-@pytest.fixture
-def browser(owner_user) -> Client:
-    client = Client()
-    client.force_login(owner_user)
-    return client
 
 
 def _url(chat, name="messaging:conversation", *args) -> str:

@@ -16,15 +16,7 @@ from apps.core.threads.services import ThreadServiceError
 from apps.messaging import selectors, services
 from apps.messaging.models import Message, Receipt
 from tests.core.thread.conftest import forge
-from tests.core.threads.conftest import admit, exchange, log_size, other_node
-
-
-@pytest.fixture
-def bob(chat, tmp_path):
-    chat_db = thread_database(chat.thread)
-    bob = other_node(tmp_path, chat.thread, "bob")
-    admit(chat_db, bob, "writer")
-    return bob
+from tests.core.threads.conftest import exchange, log_size
 
 
 def _bob_says(bob, chat, text: str) -> None:
