@@ -38,8 +38,10 @@ def _conversation(thread_id: str) -> Thread:
     return thread
 
 
-def _back(thread: Thread) -> HttpResponse:
-    return redirect(reverse("messaging:conversation", args=[thread.id]) + "#compose")
+def _back(thread: Thread, anchor: str = "end") -> HttpResponse:
+    """Back to the conversation: at its end (under the newest message, where the composer is),
+    or at the message just acted on (``m-<id>``), also for a browser without the page's script."""
+    return redirect(reverse("messaging:conversation", args=[thread.id]) + "#" + anchor)
 
 
 @require_http_methods(["GET", "POST"])
@@ -151,12 +153,18 @@ def conversation(request: HttpRequest, thread_id: str) -> HttpResponse:
     return _page(request, thread, form)
 
 
-def _act(request: HttpRequest, thread: Thread, action) -> HttpResponse:
+def _at(message_id: str) -> str:
+    """The anchor of a message on the page, to come back to it."""
+    pk = _message_id(message_id)
+    return f"m-{pk}" if pk else "end"
+
+
+def _act(request: HttpRequest, thread: Thread, action, anchor: str = "end") -> HttpResponse:
     try:
         action()
     except ThreadServiceError as exc:
         flash.error(request, str(exc))
-    return _back(thread)
+    return _back(thread, anchor)
 
 
 @require_POST
@@ -174,6 +182,7 @@ def message_edit(request: HttpRequest, thread_id: str, message_id: str) -> HttpR
         lambda: services.message_edit(
             thread=thread, message_id=message_id, text=form.cleaned_data["text"]
         ),
+        _at(message_id),
     )
 
 
@@ -194,6 +203,7 @@ def message_react(request: HttpRequest, thread_id: str, message_id: str) -> Http
         request,
         thread,
         lambda: services.reaction_toggle(thread=thread, message_id=message_id, emoji=emoji),
+        _at(message_id),
     )
 
 

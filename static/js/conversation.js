@@ -86,7 +86,7 @@
     }
     var hash = decodeURIComponent(location.hash.slice(1));
     var target = hash ? document.getElementById(hash) : null;
-    if (hash === "compose") {
+    if (hash === "end" || hash === "compose") {
       // Back from sending: the node's redirect names the composer (for pages without this
       // script), and the browser's own jump to it, which may come later, would scroll past the
       // newest message: back to it once the page has loaded.

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 
 from apps.messaging import selectors, services
 from apps.messaging.models import Message
@@ -181,17 +182,18 @@ def test_a_long_conversation_behaves_like_a_chat(
     assert item.get_by_role("button", name="React 👍").is_hidden()
     item.locator("summary").click()
     assert item.get_by_role("button", name="React 👍").is_visible()
-    assert item.get_by_role("link", name="reply").is_visible()
+    assert item.get_by_role("link", name="reply", exact=True).is_visible()
     assert item.get_by_role("link", name="edit").count() == 0  # not mine
     _looks_right(page, errors, width)
     page.screenshot(path=str(SHOTS / f"menu-{size}.png"))
+    reacted = "#" + item.get_attribute("id")
     with page.expect_navigation():
         item.get_by_role("button", name="React 👍").click()
-    item = page.locator("#messages > li.message", has_text="Bob, round 19, message 4")
+    item = page.locator(reacted)
     chip = item.locator("button.chip")
     assert chip.inner_text() == "👍 1"
     assert chip.get_attribute("aria-pressed") == "true"
-    assert comes_into_view(page, newest(page))  # back at the newest message
+    assert comes_into_view(page, reacted + " .bubble")  # back at the message
     with page.expect_navigation():
         chip.click()
     item = page.locator("#messages > li.message", has_text="Bob, round 19, message 4")
@@ -199,7 +201,7 @@ def test_a_long_conversation_behaves_like_a_chat(
 
     # Replying from the menu needs no reload; Enter sends (on a phone, the Send button).
     item.locator("summary").click()
-    item.get_by_role("link", name="reply").click()
+    item.get_by_role("link", name="reply", exact=True).click()
     replying = page.locator("#replying")
     assert replying.is_visible()
     bob = item.locator(".author").inner_text()
@@ -220,6 +222,9 @@ def test_a_long_conversation_behaves_like_a_chat(
     assert composer_pinned(page, height), page.locator("#compose").bounding_box()
     _looks_right(page, errors, width)
     page.screenshot(path=str(SHOTS / f"replied-{size}-full.png"), full_page=True)
+    page.emulate_media(color_scheme="dark")
+    _looks_right(page, errors, width)
+    page.screenshot(path=str(SHOTS / f"dark-{size}.png"))
     context.close()
 
 
@@ -257,4 +262,50 @@ def test_shift_enter_is_a_new_line_and_a_long_paste_is_kept_whole(
     ]
     assert comes_into_view(page, newest(page))
     page.screenshot(path=str(SHOTS / "too-long-desktop.png"))
+    context.close()
+
+
+def test_without_javascript_it_is_a_page_of_forms(
+    chromium,  # noqa: F811
+    live_server,
+    session_cookie,  # noqa: F811
+    family,
+) -> None:
+    context = chromium.new_context(viewport=PHONE, java_script_enabled=False)
+    context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": session_cookie, "url": live_server.url}]
+    )
+    page = context.new_page()
+    page.goto(f"{live_server.url}/node/messages/{family.id}/")
+    # The browser's own file field shows what was chosen; the composer is still pinned.
+    assert page.locator("#id_files").is_visible()
+    assert composer_pinned(page, PHONE["height"])
+    # Reply from the message's menu (a <details>, no script), send with the button.
+    item = page.locator("#messages > li.message", has_text="On my way to get it!")
+    item.locator("summary").click()
+    with page.expect_navigation():
+        item.get_by_role("link", name="reply", exact=True).click()
+    assert "On my way to get it!" in page.locator("#replying").inner_text()
+    page.get_by_label("Message", exact=True).fill("See you there")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Send").click()
+    sent = page.locator("#messages > li.message:last-child")
+    assert "See you there" in sent.locator(".body").inner_text()
+    assert "On my way to get it!" in sent.locator(".quote").inner_text()
+    # Back under the newest message (the node's redirect names the conversation's end).
+    assert composer_pinned(page, PHONE["height"])
+    newest_box = page.locator(newest(page)).bounding_box()
+    dock = page.locator("#dock").bounding_box()
+    assert newest_box is not None
+    assert dock is not None
+    assert newest_box["y"] >= 0
+    assert newest_box["y"] + newest_box["height"] <= dock["y"] + 1
+    page.screenshot(path=str(SHOTS / "no-script-phone.png"))
+    # A delete asks first, in the page.
+    sent.locator("summary").click()
+    with page.expect_navigation():
+        sent.get_by_role("link", name="delete").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Delete").click()
+    assert page.locator("#messages").get_by_text("See you there").count() == 0
     context.close()
