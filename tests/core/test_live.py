@@ -135,7 +135,9 @@ async def test_re_rendered_member_forms_carry_a_working_csrf_token(thread, owner
     await database_sync_to_async(services.index_refresh)(thread=thread)
     browser = Client(enforce_csrf_checks=True)
     await database_sync_to_async(browser.force_login)(owner)
-    page = await database_sync_to_async(browser.get)(reverse("core:thread", args=[thread.id]))
+    page = await database_sync_to_async(browser.get)(
+        reverse("core:thread_people", args=[thread.id])
+    )
     assert page.status_code == 200
 
     communicator = await _open(thread, session_cookies(browser))
@@ -183,7 +185,7 @@ async def test_the_page_shows_the_threads_state_from_the_running_worker(
     communicator = socket(f"/ws/threads/{thread.id}/", cookies=owner_cookies)
     assert (await communicator.connect())[0]
     # A thread with only this node's device in it: nobody to be behind or out of touch with.
-    html = await _next_with(communicator, "no other member device")
+    html = await _next_with(communicator, "only your devices so far")
     assert 'id="thread-sync" hx-swap-oob="true"' in html
     assert "0 of 0 member devices connected" in html
     await communicator.disconnect()
@@ -192,7 +194,7 @@ async def test_the_page_shows_the_threads_state_from_the_running_worker(
 def test_the_thread_page_renders_the_live_parts_without_javascript(thread, owner):
     browser = Client()
     browser.force_login(owner)
-    html = browser.get(reverse("core:thread", args=[thread.id])).content.decode()
+    html = browser.get(reverse("core:thread_people", args=[thread.id])).content.decode()
     assert f'ws-connect="/ws/threads/{thread.id}/"' in html
     assert "vendor/htmx/ext/ws.js" in html
     assert "checking…" in html
@@ -276,7 +278,7 @@ def test_the_dashboard_shows_addresses_peers_sync_and_limits(thread):
     assert "dial failed: OSError" in html
     sync = html[html.index('id="p2p-sync"') :]
     assert "Test thread" in sync
-    assert "behind by 5 ops" in sync
+    assert "5 changes still to fetch" in sync
     assert "1 of 2" in sync
     limited = html[html.index('id="p2p-limited"') :]
     assert "PeerBB" in limited
@@ -293,10 +295,10 @@ def test_the_dashboard_copes_with_a_stopped_worker(db):
 @pytest.mark.parametrize(
     ("behind", "connected", "expected"),
     [
-        (5, True, "behind by 5 ops"),
-        (1, False, "behind by 1 op"),
-        (0, True, "in sync"),
-        (0, False, "no member device reachable"),
+        (5, True, "5 changes still to fetch"),
+        (1, False, "1 change still to fetch"),
+        (0, True, "up to date"),
+        (0, False, "no other member's device reachable now"),
     ],
 )
 def test_the_thread_sync_state(thread, behind, connected, expected):

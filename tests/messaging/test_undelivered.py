@@ -104,7 +104,7 @@ def test_writes_acknowledged_before_the_removal_arrived_are_shown_refused(browse
     assert not HEX_ID.search(text)
 
     # The thread page counts them and links to the list, which says what each one was.
-    thread_page = browser.get(reverse("core:thread", args=[chat.id])).content.decode()
+    thread_page = browser.get(reverse("core:thread_people", args=[chat.id])).content.decode()
     assert "2 changes you wrote were not accepted by the thread" in thread_page
     list_url = reverse("core:thread_writes", args=[chat.id])
     assert f'href="{list_url}?state=refused"' in thread_page

@@ -58,7 +58,7 @@ def test_a_rotation_that_seals_this_node_a_wrong_key_is_shown_with_its_sender(
     assert problem["keys_op"] == rotation.hash.hex()
     assert problem["device"] == writer.device.hex()
     assert problem["member"] == writer.member.hex()
-    page = api.get(f"/node/threads/{thread.id}/").content.decode()
+    page = api.get(f"/node/threads/{thread.id}/people/").content.decode()
     assert "gave this node a key that does not work" in page
 
     # A control op under that key is unreadable here: this node admits nobody meanwhile.

@@ -96,8 +96,8 @@ def test_the_schema_documents_the_apps_api(api: Client):
 
 def test_the_thread_page_adds_and_turns_off_apps_in_plain_words(api: Client):
     thread_id = post(api, "/api/v1/threads/", {"name": "Book club"}).json()["id"]
-    page = api.get(f"/node/threads/{thread_id}/").content.decode()
-    assert "<h2>Apps</h2>" in page
+    page = api.get(f"/node/threads/{thread_id}/people/").content.decode()
+    assert '<h2 id="apps-h">Apps</h2>' in page
     assert "Add Notes" in page
     added = api.post(f"/node/threads/{thread_id}/apps/", {"app": "notes", "action": "enable"})
     assert added.status_code == 302
@@ -107,9 +107,9 @@ def test_the_thread_page_adds_and_turns_off_apps_in_plain_words(api: Client):
     assert "Notes · you are" in page
     listed = api.get("/node/threads/").content.decode()
     assert "Notes · owner" in listed
-    assert "Notes · owner" in api.get("/node/").content.decode()
+    assert '<span class="row-sub">Notes</span>' in api.get("/node/").content.decode()
     api.post(f"/node/threads/{thread_id}/apps/", {"app": "notes", "action": "disable"})
-    page = api.get(f"/node/threads/{thread_id}/").content.decode()
+    page = api.get(f"/node/threads/{thread_id}/people/").content.decode()
     assert "Notes turned off in this thread." in page
     assert "Add Notes" in page
     failed = api.post(f"/node/threads/{thread_id}/apps/", {"app": "nosuch", "action": "enable"})
