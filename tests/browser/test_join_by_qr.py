@@ -69,7 +69,8 @@ def test_joining_by_scanning_the_invite_qr_code(peers, tmp_path) -> None:  # noq
             scan = page.get_by_role("button", name="Scan a QR code")
             scan.wait_for()  # shown only where a camera can be used
             scan.click()
-            page.wait_for_url(f"**/node/threads/{thread}/", timeout=30_000)
+            # Joining lands in the conversation itself.
+            page.wait_for_url(f"**/node/messages/{thread}/", timeout=30_000)
             assert not person.errors, person.errors
         finally:
             browser.close()

@@ -215,7 +215,7 @@ def test_two_nodes_converse_live_in_browsers(peers, browser) -> None:
     page.wait_for_url(f"**/node/threads/{thread_id}/people/")
     page.select_option("select[name=role]", "writer")
     page.get_by_role("button", name="Create invite").click()
-    link = page.locator(".invite-new pre").inner_text().strip()
+    link = page.locator(".invite-new textarea.share-link").input_value().strip()
     assert link.startswith("sereus:invite/"), link
 
     # Bob joins on his node with the link, opens the conversation there and sets his name.
@@ -223,7 +223,7 @@ def test_two_nodes_converse_live_in_browsers(peers, browser) -> None:
     page.goto(bob.url + "/node/threads/join/")
     page.fill("textarea[name=link]", link)
     page.get_by_role("button", name="Join").click()
-    page.wait_for_url(f"**/node/threads/{thread_id}/")
+    page.wait_for_url(f"**/node/messages/{thread_id}/")  # joining lands in the conversation
     page.goto(bob.url + "/node/messages/")
     page.get_by_role("link", name="Book club").click()
     page.wait_for_url(f"**/node/messages/{thread_id}/")

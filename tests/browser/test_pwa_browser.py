@@ -84,18 +84,23 @@ def test_public_site_login_service_worker_and_manifest(node: NodeProcess, contex
     page.get_by_role("button", name="Create my account").click()
     assert page.locator("ol.phrase li").count() == 24
 
-    # Log out, and log in again through the login page.
+    # Log out (under Settings), and log in again through the login page.
+    page.goto(node.url + "/node/settings/")
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url("**/login/")
     page.fill("#id_username", "alice")
     page.fill("#id_password", OWNER_PASSWORD)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url("**/node/")
-    assert node.peer_id in page.locator("#peer-id").inner_text()
 
-    # The dashboard's WebSocket passes the origin check and shows the p2p worker live.
+    # The Network page's WebSocket passes the origin check and shows the p2p worker live; the
+    # peer id and the worker's mode are in its technical details.
+    page.goto(node.url + "/node/settings/network/")
     page.locator("#p2p-status .status-ok").wait_for(timeout=10_000)
-    assert "in-process" in page.locator("#p2p-status").inner_text()
+    for summary in page.locator("summary", has_text="Technical details").all():
+        summary.click()
+    assert node.peer_id in page.locator("#peer-id").inner_text()
+    assert "in-process" in page.locator("#p2p-technical").inner_text()
 
     # The service worker registers for the whole site and takes control.
     scope = page.evaluate("async () => (await navigator.serviceWorker.ready).scope", [])
