@@ -92,15 +92,19 @@ def test_running_config_has_the_bound_addresses_while_the_node_runs(settings, da
     assert running_config() == asked
 
 
-def test_settings_page_has_the_port_the_node_listens_on(owner_client: Client, data_dir: Path):
+@pytest.mark.parametrize("page", ["core:settings", "core:network"])
+def test_settings_pages_have_the_port_the_node_listens_on(
+    page: str, owner_client: Client, data_dir: Path
+):
     lock = DataDirLock.acquire(data_dir, NODE)
     try:
         lock.note(**http_note("127.0.0.1", 43217))
-        response = owner_client.get(reverse("core:settings"))
+        response = owner_client.get(reverse(page))
     finally:
         lock.release()
     # What the page is given (where the template shows it is the template's business).
     assert response.context["config"].http == HttpBind("127.0.0.1", 43217)
+    assert "127.0.0.1:43217" in response.content.decode()
 
 
 def test_node_api_gives_the_bound_addresses(owner_client: Client, data_dir: Path):
