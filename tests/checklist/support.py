@@ -14,7 +14,6 @@ from apps.core.models import Thread
 from apps.core.thread import payloads as p
 from apps.core.threads import services as threads
 from apps.core.threads.registry import thread_database
-from apps.messaging.models import Profile
 from tests.core.threads.conftest import OtherNode, admit, exchange, other_node
 from tests.support.cut_off import carols_conversation
 
@@ -70,7 +69,7 @@ def member_join(thread: Thread, tmp_path: Path, name: str, role: str) -> Member:
     themself; both nodes then have everything."""
     joined = Member(other_node(tmp_path, thread.thread, name.lower()), thread)
     admit(thread_database(thread.thread), joined.node, role)
-    Profile.objects.using(joined.alias).create(name=name)
+    joined.node.database.write(lambda writer: writer.set_name(name))  # its member name (ADR 16)
     joined.send()
     return joined
 
