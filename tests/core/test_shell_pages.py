@@ -12,6 +12,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from apps.checklist import selectors as checklist_selectors
 from apps.checklist import services as checklist
 from apps.core import selectors as node_selectors
 from apps.core import services as node_services
@@ -98,7 +99,7 @@ def test_home_says_what_a_checklist_has_waiting_for_me(browser, tmp_path):
     carol.add("Buy paint")
     carol.add("Call the landlord")
     carol.send()
-    item = next(i for i in checklist_items(thread) if i.text == "Buy paint")
+    item = next(i for i in checklist_selectors.items(thread) if i.text == "Buy paint")
     checklist.item_claim(thread=thread, item_id=item.id)
 
     html = page(browser, "core:dashboard")
@@ -106,12 +107,6 @@ def test_home_says_what_a_checklist_has_waiting_for_me(browser, tmp_path):
     assert reverse("checklist:checklist", args=[thread.id]) in html
     checklist.item_done(thread=thread, item_id=item.id)
     assert "for you to do" not in text_of(page(browser, "core:dashboard"))
-
-
-def checklist_items(thread):
-    from apps.checklist import selectors
-
-    return selectors.items(thread)
 
 
 def test_opening_a_thread_opens_its_app_and_people_is_a_tab(browser):
@@ -174,3 +169,16 @@ def test_main_navigation_is_four_places_in_words(browser):
     nav = re.findall(r'<ul class="nav-links">.*?</ul>', html, flags=re.S)[0]
     assert re.findall(r">([^<>]+)</a>", nav) == ["Home", "Chats", "Threads", "Settings"]
     assert 'aria-current="page">Home' in nav
+
+
+def test_home_asks_an_admin_to_approve_done_work(browser):
+    chat = messaging.conversation_create(name="Flat share")
+    checklist.checklist_enable(thread=chat)
+    item = checklist.item_add(thread=chat, text="Pay the bill")
+    checklist.item_claim(thread=chat, item_id=item.id)
+    checklist.item_done(thread=chat, item_id=item.id)
+    said = text_of(page(browser, "core:dashboard"))
+    assert "1 checklist item to approve" in said
+    assert "for you to do" not in said  # done: nothing left to do
+    checklist.item_approve(thread=chat, item_id=item.id)
+    assert "to approve" not in text_of(page(browser, "core:dashboard"))  # approved by me
