@@ -138,6 +138,20 @@ class ThreadDatabase:
         finally:
             self._pinned.connection = None
 
+    @contextmanager
+    def _uncaptured(self):
+        """Rows this node applies from the log (a reload, a rebuild, its own op's decision) are
+        not this node's new writes: keep the capture triggers quiet meanwhile. Without this, a
+        reload that rebuilt the tables inside a local write left every rebuilt row pending, and
+        the next write packed them as changes of other members' rows (refused)."""
+        wrapper = self.wrapper
+        before = wrapper.capture
+        wrapper.capture = False
+        try:
+            yield
+        finally:
+            wrapper.capture = before
+
     def open(self) -> None:
         """Check the file and bring its schema up to date, once per process.
 
@@ -270,7 +284,8 @@ class ThreadDatabase:
             )
         size = self._replica.store.log_size()
         if size != self._known_n:
-            self._replica.reload()
+            with self._uncaptured():
+                self._replica.reload()
             self._known_n = size
         return self._replica
 
@@ -303,7 +318,7 @@ class ThreadDatabase:
         changes, tombs = packing.changes_of(connection, merged)
         if not changes:
             return []
-        with self.lock, self._pin():
+        with self.lock, self._pin(), self._uncaptured():
             writer = self.writer()
             self._check_new_ids(merged, writer.member)
             self._packing, self._tombs, self._rebuilt_in_pack = True, tombs, False
