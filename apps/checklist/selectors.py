@@ -95,6 +95,14 @@ def _row(item: Item) -> dict:
     return {"text": item.text, "done": item.done, "claimed_by": item.claimed_by}
 
 
+def _name(names: dict[str, str], member: str) -> str:
+    """A member as this node names them; "" for nobody (an unclaimed item), never a made-up
+    "former member" for an empty column."""
+    if not member:
+        return ""
+    return names.get(member, "a former member")
+
+
 def items(thread: Thread, *, item_id: str | None = None) -> list[ItemView]:
     """The checklist's items, by list name and then in the order they were added."""
     with thread_context(thread.thread):
@@ -125,14 +133,14 @@ def items(thread: Thread, *, item_id: str | None = None) -> list[ItemView]:
                 text=item.text,
                 list=item.list,
                 claimed_by=item.claimed_by,
-                claimed_by_name=names.get(item.claimed_by, "a former member"),
+                claimed_by_name=_name(names, item.claimed_by),
                 done=item.done,
                 done_by=item.done_by,
-                done_by_name=names.get(item.done_by, "a former member"),
+                done_by_name=_name(names, item.done_by),
                 added_by=added_by,
-                added_by_name=names.get(added_by, "a former member"),
+                added_by_name=_name(names, added_by),
                 mine=added_by == me,
-                approvers=[names.get(s, "a former member") for s in signers],
+                approvers=[_name(names, s) for s in signers],
                 approved_by_me=me in signers,
                 closed=item.list in closed,
                 refused=refused.get(pk, []),

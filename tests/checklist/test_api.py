@@ -61,10 +61,13 @@ def test_add_claim_done_and_the_answers_say_what_was_written(api, chat):
     added = post(api, url(chat), {"text": "  Buy milk ", "list": "Shopping"})
     assert added.status_code == 201
     item = added.json()
-    assert {k: item[k] for k in ("text", "list", "claimed_by", "done", "state")} == {
+    assert {
+        k: item[k] for k in ("text", "list", "claimed_by", "claimed_by_name", "done", "state")
+    } == {
         "text": "Buy milk",
         "list": "Shopping",
         "claimed_by": "",
+        "claimed_by_name": "",  # nobody, not "a former member"
         "done": False,
         "state": "open",
     }
