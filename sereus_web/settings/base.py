@@ -61,6 +61,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.core.middleware.LoginRequiredMiddleware",  # Django's, DRF views exempt
+    "apps.core.timezones.BrowserTimeZoneMiddleware",  # times in the reader's zone
     "apps.core.threads.admin_site.ThreadContextMiddleware",
 ]
 

@@ -8,6 +8,17 @@
   "use strict";
   document.documentElement.classList.add("js");
 
+  // Where this person is: the node renders times and day separators in this zone (the cookie
+  // is read by apps.core.timezones; the first page after a move may still show the old zone).
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (zone && document.cookie.indexOf("sereus_tz=" + encodeURIComponent(zone)) === -1) {
+      document.cookie = "sereus_tz=" + encodeURIComponent(zone) +
+        "; path=/; max-age=31536000; samesite=strict" +
+        (location.protocol === "https:" ? "; secure" : "");
+    }
+  } catch (error) { /* no Intl: times stay in UTC */ }
+
   document.addEventListener("click", function (event) {
     var close = event.target.closest && event.target.closest("button.toast-close");
     if (close) {

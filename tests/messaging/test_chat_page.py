@@ -10,6 +10,7 @@ import re
 import uuid
 from datetime import date
 from html.parser import HTMLParser
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client
@@ -302,3 +303,27 @@ def test_day_labels(day, label):
 )
 def test_first_line(text, line):
     assert shown.first_line(text) == line
+
+
+@pytest.mark.parametrize("zone", ["Asia/Kathmandu", "America/St_Johns"])
+def test_times_show_in_the_time_zone_the_browser_reported(browser, chat, zone):
+    services.message_send(thread=chat, text="what time is it where you are?")
+    sent = selectors.messages(chat)[-1].created_at
+    browser.cookies["sereus_tz"] = zone
+    html, _ = _page(browser, _url(chat))
+    local = sent.astimezone(ZoneInfo(zone)).strftime("%H:%M")
+    assert re.findall(r"<time [^>]*>(\d\d:\d\d)</time>", html)[-1] == local
+    # The node's own zone (UTC) differs by a fraction of an hour: a wrong zone cannot pass.
+    assert local != sent.astimezone(ZoneInfo("UTC")).strftime("%H:%M")
+
+
+@pytest.mark.parametrize(
+    "cookie", ["../../etc/passwd", "Nowhere/Land", "x" * 200, "/etc/localtime"]
+)
+def test_an_unknown_time_zone_from_the_browser_is_ignored(browser, chat, cookie):
+    services.message_send(thread=chat, text="still here")
+    sent = selectors.messages(chat)[-1].created_at
+    browser.cookies["sereus_tz"] = cookie
+    html, _ = _page(browser, _url(chat))
+    utc = sent.astimezone(ZoneInfo("UTC")).strftime("%H:%M")
+    assert re.findall(r"<time [^>]*>(\d\d:\d\d)</time>", html)[-1] == utc

@@ -11,9 +11,11 @@ from channels.db import database_sync_to_async
 from django.http import HttpRequest
 from django.middleware.csrf import CsrfViewMiddleware, get_token
 from django.template.loader import render_to_string
+from django.utils import timezone
 
 from apps.core.consumers import OwnerStatusSocket
 from apps.core.threads.selectors import thread_find, thread_live, thread_sync_states
+from apps.core.timezones import zone_of_cookies
 from apps.p2p.client import live_group
 
 logger = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ class ThreadLiveConsumer(OwnerStatusSocket):
         while self._changed:
             self._changed = False
             try:
-                html = await database_sync_to_async(self.live_html)()
+                html = await database_sync_to_async(self._live_html_in_zone)()
                 if html:  # nothing that shows changed: nothing to send
                     await self.send(text_data=html)
                 await self.rendered()
@@ -95,6 +97,14 @@ class ThreadLiveConsumer(OwnerStatusSocket):
 
     async def rendered(self) -> None:
         """Called after each render was sent (subclasses do what may wait until then)."""
+
+    def _live_html_in_zone(self) -> str:
+        # Times as the page showed them: in the time zone its browser reported.
+        zone = zone_of_cookies(self.scope.get("cookies"))
+        if zone is None:
+            return self.live_html()
+        with timezone.override(zone):
+            return self.live_html()
 
     def live_html(self) -> str:
         """What a change re-renders (subclasses for app pages render their own parts)."""
