@@ -11,11 +11,19 @@ class ChecklistConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.checklist import home, rules
-        from apps.checklist.policy import APP, checklist_spec
+        from apps.checklist.policy import APP, ROLE_WORDS, checklist_spec
         from apps.core.thread.appspec import thread_app_register
         from apps.core.thread.ordered_data import validators_register
         from apps.core.threads.pages import ThreadPage, register
 
         thread_app_register(APP, checklist_spec)
         validators_register(APP, rules.validators)
-        register(APP, ThreadPage("checklist:checklist", label="Checklist", waiting=home.waiting))
+        register(
+            APP,
+            ThreadPage(
+                "checklist:checklist",
+                label="Checklist",
+                waiting=home.waiting,
+                roles=ROLE_WORDS,
+            ),
+        )

@@ -20,6 +20,16 @@ _OWN = {"insert": "any", "update": "own", "delete": "own"}
 _MANAGER = {ITEM: _ANY, APPROVAL: _ONCE, CLOSE: _ONCE, PLAN: _OWN}
 
 
+# What each role does with the checklist, for the People page (the rules above and the
+# validators of ``rules.py``).
+_MANAGES = "can add, claim and finish checklist items, approve finished ones and close lists"
+ROLE_WORDS = {
+    OWNER: _MANAGES,
+    ADMIN: _MANAGES,
+    WRITER: "can add checklist items, take them on and mark their own done",
+}
+
+
 def checklist_spec() -> AppSpec:
     return AppSpec(
         app=APP,

@@ -17,6 +17,7 @@ class MessagingConfig(AppConfig):
 
         from apps.core.threads.pages import ThreadPage, register
         from apps.messaging import home
+        from apps.messaging.policy import ROLE_WORDS
         from apps.messaging.selectors import unread
 
         register(
@@ -27,5 +28,6 @@ class MessagingConfig(AppConfig):
                 label="Conversation",
                 waiting=home.waiting,
                 latest=home.latest,
+                roles=ROLE_WORDS,
             ),
         )

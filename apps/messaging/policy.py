@@ -21,6 +21,11 @@ _READER = {
 }
 
 
+# What each role does in a conversation, for the People page (matches the rules below).
+_POSTS = "can post, react and send files, and edit or delete their own messages"
+ROLE_WORDS = {OWNER: _POSTS, ADMIN: _POSTS, WRITER: _POSTS, READER: "can read the conversation"}
+
+
 def messaging_policy() -> Policy:
     staff = frozenset({ADMIN, WRITER, READER})
     return Policy(

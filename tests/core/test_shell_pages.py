@@ -128,15 +128,33 @@ def test_people_tab_says_what_roles_can_do_and_keeps_details_for_owners(browser)
     chat = messaging.conversation_create(name="Family")
     html = page(browser, "core:thread_people", chat.id)
     said = text_of(html)
+    # Each app says what its roles do in it; the core adds inviting and managing.
+    posts = "post, react and send files, and edit or delete their own messages"
     assert (
-        "Admin Can post, can invite people as admin, writer or reader, can manage members." in said
+        f"Admin Can {posts}; can invite people as admin, writer or reader; can manage members."
+        in said
     )
-    assert "Writer Can post." in said
-    assert "Reader Can read." in said
+    assert f"Writer Can {posts}." in said
+    assert "Reader Can read the conversation." in said
     assert "You own this thread, so you cannot leave it." in said
     assert "Technical details" in html
     assert chat.id in html
     assert not HEX_ID.search(said), HEX_ID.search(said)
+
+
+def test_roles_in_words_come_from_each_app_of_the_thread(browser):
+    from apps.core.threads.thread_apps import app_enable
+
+    chat = messaging.conversation_create(name="Flat")
+    app_enable(thread=chat, app="checklist")
+    chat.refresh_from_db()
+    said = text_of(page(browser, "core:thread_people", chat.id))
+    roles = said.split("What each role can do here", 1)[1]
+    writer = roles.split("Writer", 1)[1].split("Reader", 1)[0]
+    assert "can add checklist items, take them on and mark their own done" in writer
+    # The checklist's table rights let a writer delete any item only where its validator
+    # allows: the words must not promise more.
+    assert "delete what others posted" not in said
 
 
 def test_a_writer_sees_no_technical_details_and_can_leave(browser, tmp_path):

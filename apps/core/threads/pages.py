@@ -5,8 +5,8 @@ with no page opens on its People page."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
@@ -33,6 +33,10 @@ class ThreadPage:
     # What waits for this member in the thread, each a few words ("2 items for you to do").
     waiting: Callable[[Thread], list[str]] | None = None
     latest: Callable[[Thread], Latest | None] | None = None
+    # What each of the app's roles can do in it, in a person's words ("can post and react"):
+    # the policy alone cannot say it, since an app's validators refine what a role's table
+    # rights allow (a checklist writer "deletes any item" only where the validator lets it).
+    roles: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,15 @@ def app_labels(thread: Thread) -> tuple[str, ...]:
 
 
 _pages: dict[str, ThreadPage] = {}
+
+
+def role_phrases(thread: Thread, role: str) -> list[str] | None:
+    """What ``role`` can do in each of the thread's apps, in the apps' words; None when no app
+    of the thread describes its roles (a plain thread: the policy is all there is to say)."""
+    pages = [page for app in thread.apps or [thread.app] if (page := _pages.get(app))]
+    if not any(page.roles for page in pages):
+        return None
+    return [phrase for page in pages if (phrase := page.roles.get(role))]
 
 
 def register(app: str, page: ThreadPage) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from apps.core.models import Thread
 from apps.core.thread.policy import ANY_TABLE, OWNER, Policy, RoleRules
+from apps.core.threads.pages import role_phrases
 from apps.core.threads.registry import thread_database
 
 
@@ -31,19 +32,23 @@ def _joined(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
-def _can(policy: Policy, role: str, tables: set[str], widest: set[str]) -> tuple[str, ...]:
+def _can(
+    policy: Policy, role: str, tables: set[str], widest: set[str], apps: list[str] | None
+) -> tuple[str, ...]:
     rules = policy.roles[role]
     writes = _writes(rules, tables)
     said = []
+    if apps is not None:  # the thread's apps say what the role does in them
+        said += apps or ["can read"]
     # "Posting" is writing what the thread's top role writes; a role that may only write a
     # few of those tables (a reader's read receipts, say) reads.
-    if widest and writes >= widest:
+    elif widest and writes >= widest:
         said.append("can post")
     elif widest and len(writes) * 2 >= len(widest):
         said.append("can post some things")
     else:
         said.append("can read")
-    if any(rules.scope(table, "delete") == "any" for table in writes):
+    if apps is None and any(rules.scope(table, "delete") == "any" for table in writes):
         said.append("can delete what others posted")
     invites = [
         r for r in sorted(rules.invite, key=policy.rank, reverse=True) if policy.may_invite(role, r)
@@ -68,7 +73,12 @@ def roles_in_words(thread: Thread, policy: Policy | None = None) -> list[RoleWor
     widest = _writes(policy.roles[top], tables)
     counts = Counter(thread.members.values_list("role", flat=True))
     return [
-        RoleWords(role, role_label(role), _can(policy, role, tables, widest), counts[role])
+        RoleWords(
+            role,
+            role_label(role),
+            _can(policy, role, tables, widest, role_phrases(thread, role)),
+            counts[role],
+        )
         for role in sorted(policy.roles, key=policy.rank, reverse=True)
         if role != OWNER or counts[role]
     ]
