@@ -1,13 +1,68 @@
 from django import forms
 
+from apps.core.thread.payloads import MAX_INVITE_LABEL
 from apps.messaging.models import MAX_NAME, MAX_TEXT
+
+MAX_CONVERSATION_NAME = 200
 
 
 class ConversationForm(forms.Form):
-    name = forms.CharField(max_length=200, label="Conversation name")
+    name = forms.CharField(max_length=MAX_CONVERSATION_NAME, label="Conversation name")
     my_name = forms.CharField(
         max_length=MAX_NAME, required=False, label="Your name in it", help_text="Members see it."
     )
+
+
+class PlainName(forms.CharField):
+    """A name on one line, its blanks collapsed; its length checked on the server only, so a
+    long paste is told, not cut by the browser without a word (no ``maxlength``)."""
+
+    def __init__(self, *, limit: int, what: str, **kwargs) -> None:
+        self.limit, self.what = limit, what
+        kwargs.setdefault("error_messages", {"required": f"Write {what}."})
+        super().__init__(**kwargs)
+
+    def to_python(self, value: object) -> str:
+        return " ".join(super().to_python(value).split())
+
+    def validate(self, value: str) -> None:
+        super().validate(value)
+        if len(value) > self.limit:
+            raise forms.ValidationError(
+                f"{self.what.capitalize()} has at most {self.limit} characters; "
+                f"this one has {len(value)}.",
+                code="max_length",
+            )
+        if not value.isprintable():
+            raise forms.ValidationError(
+                f"{self.what.capitalize()} is plain text: letters, digits, signs and spaces.",
+                code="invalid",
+            )
+
+
+class InviteSomeoneForm(forms.Form):
+    """Invite one person to a new conversation: who they are, and what the conversation is
+    called ("Chat with Sam" when left empty)."""
+
+    label = PlainName(
+        limit=MAX_INVITE_LABEL,
+        what="their name",
+        label="Their name",
+        help_text="For example “Sam”. It names the invite, so you can tell your invites apart.",
+    )
+    name = PlainName(
+        limit=MAX_CONVERSATION_NAME,
+        what="a conversation's name",
+        required=False,
+        label="Conversation name",
+        help_text="Left empty: “Chat with …” and their name. Everyone in it sees it.",
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not data.get("name") and data.get("label"):
+            data["name"] = f"Chat with {data['label']}"
+        return data
 
 
 class MultipleFileInput(forms.ClearableFileInput):

@@ -5,22 +5,29 @@ works without JavaScript, the live socket only saves the reload."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django.apps import apps as django_apps
 from django.contrib import messages as flash
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 from uuid6 import uuid7
 
 from apps.core.models import Thread
+from apps.core.threads import services as threads
+from apps.core.threads.invite_roles import invite_role_default
+from apps.core.threads.invite_words import expires_words
 from apps.core.threads.pages import tabs
+from apps.core.threads.qr import qr_svg
 from apps.core.threads.services import ThreadServiceError
-from apps.messaging import attachments, selectors, services, undelivered
+from apps.messaging import attachments, chat_list, selectors, services, undelivered
 from apps.messaging import shown as chat
 from apps.messaging.forms import (
     ConversationForm,
+    InviteSomeoneForm,
     MessageEditForm,
     MessageForm,
     NameForm,
@@ -46,6 +53,8 @@ def _back(thread: Thread, anchor: str = "end") -> HttpResponse:
 
 @require_http_methods(["GET", "POST"])
 def conversation_list(request: HttpRequest) -> HttpResponse:
+    """Chats: every conversation as a line (unread first, then the newest), and the form that
+    starts a new one (``#start``: Home's first-run path links to it)."""
     form = ConversationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -54,8 +63,75 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
             form.add_error(None, str(exc))
         else:
             return redirect("messaging:conversation", thread_id=thread.id)
-    conversations = [(thread, selectors.unread(thread)) for thread in selectors.conversations()]
-    return render(request, "messaging/list.html", {"conversations": conversations, "form": form})
+    status = 400 if form.errors else 200
+    context = {"chats": chat_list.chats(), "form": form}
+    return render(request, "messaging/list.html", context, status=status)
+
+
+# How long the link of "Invite someone" works: long enough to be answered by someone who
+# reads their messages once a day or so; it works once.
+INVITE_FOR = timedelta(days=7)
+
+
+@require_http_methods(["GET", "POST"])
+def invite_someone(request: HttpRequest) -> HttpResponse:
+    """Invite one person to chat in one step: a new conversation and an invite for them at the
+    conversation's ordinary member role, then the link to send them (``invited``)."""
+    form = InviteSomeoneForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        thread = None
+        try:
+            thread = services.conversation_create(name=form.cleaned_data["name"])
+            created = threads.invite_create(
+                thread=thread,
+                role=invite_role_default(thread) or "",
+                expires_in=INVITE_FOR,
+                uses=1,
+                label=form.cleaned_data["label"],
+            )
+        except ThreadServiceError as exc:
+            if thread is None:
+                form.add_error(None, f"The conversation could not be started: {exc}.")
+            else:  # the conversation is there; its People tab makes invites too
+                flash.error(request, f"The invite could not be made: {exc}.")
+                return redirect("core:thread_people", thread_id=thread.id)
+        else:
+            args = [thread.id, created.record.invite_id]
+            return redirect(reverse("messaging:invited", args=args))
+    status = 400 if form.errors else 200
+    return render(request, "messaging/invite_someone.html", {"form": form}, status=status)
+
+
+def invited(request: HttpRequest, thread_id: str, invite_id: str) -> HttpResponse:
+    """The invite just made, to pass on: its link, Copy, Share and QR code, what to do with it,
+    and the way into the conversation. Drawn again on a reload, while the invite is open."""
+    thread = _conversation(thread_id)
+    invite = thread.invites.filter(invite_id=invite_id.lower()).exclude(link="").first()
+    if invite is None:
+        raise Http404("no invite made by this node with this id")
+    who = invite.label or "the person you invite"
+    expires = expires_words(invite.expires_at)
+    closed = {
+        "redeemed": f"{who} joined with it",
+        "used up": "it has been used",
+        "revoked": "it was revoked",
+    }.get(invite.status, "it has expired" if expires == "expired" else "")
+    share = {
+        "link": invite.link,
+        "qr": mark_safe(qr_svg(invite.link)),  # noqa: S308 - segno's SVG: no script, escaped
+        "title": f"Join {thread.name}",
+    }
+    context = {
+        "thread": thread,
+        "invite": invite,
+        "who": who,
+        "expires": expires,
+        "closed": closed,
+        "share": share,
+    }
+    response = render(request, "messaging/invited.html", context)
+    response["Cache-Control"] = "no-store"  # the page holds the invite's secret
+    return response
 
 
 def page_context(thread: Thread, *, before: str | None = None, query: str = "") -> dict:
