@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 from apps.core.models import Thread
 from apps.core.threads.pages import Latest
 from apps.messaging import selectors
+from apps.messaging.text import first_line
 
 PREVIEW = 80  # characters of the newest message on Home
 
 
-# Markdown's marks of emphasis and code, and a quote's or list item's lead: a preview is plain.
-MARKS = re.compile(r"(?<!\w)[*_`~]+|[*_`~]+(?!\w)")
-LEAD = re.compile(r"\A(?:>+|[-+]|\d+[.)])\s+")
-
-
 def _preview(text: str) -> str:
     """The first line with words in it, as it reads, cut to ``PREVIEW`` characters."""
-    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    line = " ".join(MARKS.sub("", LEAD.sub("", line)).split())
-    return line if len(line) <= PREVIEW else line[: PREVIEW - 1].rstrip() + "…"
+    return first_line(text, PREVIEW)
 
 
 def latest(thread: Thread) -> Latest | None:

@@ -21,6 +21,7 @@ from django.utils import dateformat, timezone
 from apps.core.models import Thread
 from apps.core.threads.registry import thread_database
 from apps.messaging import selectors
+from apps.messaging.text import first_line as text_first_line
 
 QUOTE_CHARS = 100
 DELETED = "a deleted message"
@@ -41,15 +42,8 @@ class Quote:
 
 
 def first_line(text: str, limit: int = QUOTE_CHARS) -> str:
-    """The first line with words in it, without the Markdown marks that start a line (a quote,
-    a list item), cut to ``limit`` characters."""
-    for raw in text.splitlines():
-        line = raw.strip().lstrip(">").strip()
-        for mark in ("- ", "* ", "+ "):
-            line = line.removeprefix(mark)
-        if line:
-            return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
-    return ""
+    """What a reply's quote shows of the message it answers."""
+    return text_first_line(text, limit)
 
 
 def day_label(day: date, today: date) -> str:

@@ -31,3 +31,28 @@ def render(text: str) -> SafeString:
         link_rel="noopener noreferrer nofollow",
     )
     return mark_safe(clean)  # noqa: S308 - sanitized just above
+
+
+def _plain(children) -> str:
+    """An inline run as it reads: its words without emphasis, code or link marks."""
+    said = []
+    for child in children or ():
+        if child.type in ("text", "code_inline"):
+            said.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            said.append("\n")
+    return "".join(said)
+
+
+def first_line(text: str, limit: int) -> str:
+    """The first line with words in it, as a reader sees it (no Markdown marks: not those of
+    emphasis, nor a quote's or a list item's lead), cut to ``limit`` characters; for a quote
+    of a message or a preview of it."""
+    for token in _markdown.parse(text):
+        if token.type != "inline":
+            continue
+        for line in _plain(token.children).splitlines():
+            line = " ".join(line.split())
+            if line:
+                return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+    return ""

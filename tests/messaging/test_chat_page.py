@@ -299,6 +299,11 @@ def test_day_labels(day, label):
         ("- an item", "an item"),
         ("x" * 150, "x" * 99 + "…"),
         ("", ""),
+        # A quote shows what the reader saw, not the Markdown marks behind it.
+        ("Who is in for a **film night** on *Friday*?", "Who is in for a film night on Friday?"),
+        ("see `make run` and [the docs](https://example.org)", "see make run and the docs"),
+        ("1. first\n2. second", "first"),
+        ("snake_case_name stays", "snake_case_name stays"),
     ],
 )
 def test_first_line(text, line):
