@@ -55,7 +55,7 @@ class InviteSomeoneForm(forms.Form):
         what="a conversation's name",
         required=False,
         label="Conversation name",
-        help_text="Left empty: “Chat with …” and their name. Everyone in it sees it.",
+        help_text="Left empty, it is “Chat with” and their name. Everyone in it sees it.",
     )
 
     def clean(self) -> dict:

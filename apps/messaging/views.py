@@ -99,7 +99,8 @@ def invite_someone(request: HttpRequest) -> HttpResponse:
             args = [thread.id, created.record.invite_id]
             return redirect(reverse("messaging:invited", args=args))
     status = 400 if form.errors else 200
-    return render(request, "messaging/invite_someone.html", {"form": form}, status=status)
+    context = {"form": form, "days": INVITE_FOR.days}
+    return render(request, "messaging/invite_someone.html", context, status=status)
 
 
 def invited(request: HttpRequest, thread_id: str, invite_id: str) -> HttpResponse:
