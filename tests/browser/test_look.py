@@ -316,6 +316,13 @@ def _make_invite(page) -> None:
         page.locator("form[action$='/invite/'] [type=submit]").first.click()
 
 
+def _invite_someone(page) -> None:
+    """Invite someone to chat in one step: the page then shows the link to pass on."""
+    page.fill("input[name=label]", "Sam")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Make the invite").click()
+
+
 def _conversation(site: Site) -> list[str]:
     return [site.conversation]
 
@@ -328,6 +335,8 @@ PAGES: dict[str, Page] = {
     "checklist": Page("checklist:checklist", _conversation),
     "new-invite": Page("core:thread_people", _conversation, then=_make_invite),
     "invite-qr": Page("core:thread_invite_qr", lambda site: [site.conversation, site.invite]),
+    "invite-someone": Page("messaging:invite"),
+    "invited": Page("messaging:invite", then=_invite_someone),
     "join": Page("core:thread_join"),
     "settings": Page("core:settings"),
     "network": Page("core:network"),
