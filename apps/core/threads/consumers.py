@@ -14,7 +14,12 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from apps.core.consumers import OwnerStatusSocket
-from apps.core.threads.selectors import thread_find, thread_live, thread_sync_states
+from apps.core.threads.selectors import (
+    thread_find,
+    thread_live,
+    thread_manages,
+    thread_sync_states,
+)
 from apps.core.timezones import zone_of_cookies
 from apps.p2p.client import live_group
 
@@ -22,11 +27,9 @@ logger = logging.getLogger(__name__)
 
 CLOSE_NOT_FOUND = 4404
 COALESCE_SECONDS = 0.25
-LIVE_TEMPLATES = (
-    "core/_thread_activity.html",
-    "core/_thread_members.html",
-    "core/_thread_devices.html",
-)
+MEMBERS_TEMPLATE = "core/_thread_members.html"
+# The technical view's parts, on the page of those who manage the thread only.
+TECHNICAL_TEMPLATES = ("core/_thread_activity.html", "core/_thread_devices.html")
 
 
 class ThreadLiveConsumer(OwnerStatusSocket):
@@ -39,6 +42,9 @@ class ThreadLiveConsumer(OwnerStatusSocket):
     _group: str | None = None
     _renderer: asyncio.Future | None = None
     _changed = False
+    # Whether the page shows the technical view (sync, devices, activity): swapping in a part
+    # the page does not have is an error in the page (htmx's oobErrorNoTarget).
+    _technical = False
 
     async def refusal(self) -> int | None:
         code = await super().refusal()
@@ -56,9 +62,15 @@ class ThreadLiveConsumer(OwnerStatusSocket):
         """The thread this socket may follow, or None (a 4404 close)."""
         return thread_find(thread_id)
 
+    def _shows_technical(self) -> bool:
+        """As the page decided when it was rendered, a moment ago (core/thread.html)."""
+        thread = thread_find(self.thread_id)
+        return thread is not None and thread_manages(thread)
+
     async def opened(self) -> None:
         # The role and remove forms in re-rendered fragments need the page's CSRF token.
         self._csrf_token = await database_sync_to_async(csrf_token_for)(self.scope)
+        self._technical = await database_sync_to_async(self._shows_technical)()
         self._group = live_group(bytes.fromhex(self.thread_id))
         await self.channel_layer.group_add(self._group, self.channel_name)
         # Ops that came between the page's render and this socket would otherwise wait for
@@ -108,20 +120,24 @@ class ThreadLiveConsumer(OwnerStatusSocket):
 
     def live_html(self) -> str:
         """What a change re-renders (subclasses for app pages render their own parts)."""
-        return thread_live_html(self.thread_id, self._csrf_token)
+        return thread_live_html(self.thread_id, self._csrf_token, technical=self._technical)
 
     async def status_received(self, status: dict[str, Any]) -> None:
+        if not self._technical:
+            return  # the sync state is in the technical view
         html = await database_sync_to_async(thread_sync_html)(self.thread_id, status)
         await self.send(text_data=html)
 
 
-def thread_live_html(thread_id: str, csrf_token: str) -> str:
-    """The thread page's activity, members and devices, as out-of-band swaps."""
+def thread_live_html(thread_id: str, csrf_token: str, *, technical: bool = True) -> str:
+    """The thread page's members, and with ``technical`` its activity and devices, as
+    out-of-band swaps."""
     thread = thread_find(thread_id)
     if thread is None:
         return ""
     context = {"live": thread_live(thread), "csrf_token": csrf_token, "oob": True}
-    return "".join(render_to_string(name, context) for name in LIVE_TEMPLATES)
+    names = (MEMBERS_TEMPLATE, *TECHNICAL_TEMPLATES) if technical else (MEMBERS_TEMPLATE,)
+    return "".join(render_to_string(name, context) for name in names)
 
 
 def thread_sync_html(thread_id: str, status: dict[str, Any]) -> str:

@@ -43,6 +43,9 @@ class ThreadLive:
     # The members and devices as pages name them (``names``): no key in sight.
     people: list[Person] = field(default_factory=list)
     named_devices: list[NamedDevice] = field(default_factory=list)
+    # The members this node's member may give another role or remove (the policy's
+    # may_manage): the page offers those controls for them alone, as the others would refuse.
+    manageable: frozenset[str] = frozenset()
 
     @property
     def this_device(self) -> str | None:
@@ -144,6 +147,12 @@ def thread_live(thread: Thread) -> ThreadLive:
     members = list(thread.members.all()) if active else []
     devices = list(thread.devices.all()) if active else []
     names = thread_names(thread) if active else None
+    manageable: frozenset[str] = frozenset()
+    if active and thread.role:
+        policy = thread_database(thread.thread).replica().control.state.policy
+        manageable = frozenset(
+            m.member_id for m in members if policy.may_manage(thread.role, m.role)
+        )
     return ThreadLive(
         thread=thread,
         roles=thread_roles(thread) if active else [],
@@ -152,6 +161,7 @@ def thread_live(thread: Thread) -> ThreadLive:
         activity=thread_activity(thread.thread) if active else [],
         people=names.people((m.member_id, m.role) for m in members) if names else [],
         named_devices=names.devices(d.device_id for d in devices) if names else [],
+        manageable=manageable,
     )
 
 
