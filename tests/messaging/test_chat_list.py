@@ -113,13 +113,19 @@ def test_chats_unread_first_then_newest_with_the_newest_message(browser, tmp_pat
 
 
 def test_a_new_chat_from_the_form_and_its_refusal_keeps_what_was_typed(browser):
-    refused = browser.post(reverse("messaging:list"), {"name": "x" * 201, "my_name": "Mum"})
-    assert refused.status_code == 400
-    assert 'value="Mum"' in refused.content.decode()
-    assert not Thread.objects.exists()
     started = browser.post(reverse("messaging:list"), {"name": "Family"})
     family = Thread.objects.get(name="Family")
+    # No fragment on the form's address: the browser would carry it into the conversation.
     assert started["Location"] == reverse("messaging:conversation", args=[family.id])
+    assert not re.search(r'<form[^>]*action="[^"]*#', chats(browser))
+    refused = browser.post(reverse("messaging:list"), {"name": "x" * 201, "my_name": "Mum"})
+    assert refused.status_code == 400
+    html = refused.content.decode()
+    assert 'value="Mum"' in html
+    assert "errorlist" in html
+    # The refused form first, where it is seen, then the chats.
+    assert html.index('id="start"') < html.index('class="row-title">Family<')
+    assert list(Thread.objects.all()) == [family]
 
 
 def test_home_first_run_invite_someone_leads_to_the_invite_form(browser):
