@@ -99,7 +99,7 @@ def test_the_invite_qr_code_scans_and_the_link_copies(
     page.screenshot(path=str(SHOTS / f"created-{size}.png"), full_page=True)
 
     listed = page.locator("li.invite-line", has_text="Sam")
-    assert "joins as writer (reads and writes) · for one person · expires in 23 hours" in (
+    assert "joins as writer (reads and writes) · for one person · expires in 1 day" in (
         listed.inner_text()
     )
     listed.get_by_role("link", name="Link and QR code").click()

@@ -160,7 +160,7 @@ def test_inviting_someone_makes_a_conversation_and_an_invite_for_them(browser):
     assert qr_svg(invite.link) in html  # the QR code of this very link
     said = text_of(html)
     assert "Send Sam this invite" in said
-    assert "It works once and expires in 6 days" in said  # 6 days, 23 hours and more
+    assert "It works once and expires in 7 days" in said
     assert reverse("messaging:conversation", args=[thread.id]) in html
     assert "Open the conversation" in said
     readable(html.replace(invite.link, "the link"))

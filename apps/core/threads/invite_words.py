@@ -70,14 +70,21 @@ def role_words(role: str) -> str:
     return f"{name} ({words})" if words else name
 
 
+GRACE_SECONDS = 120
+
+
 def expires_words(expires_at: datetime, now: datetime | None = None) -> str:
-    """``expires in 6 days``, ``expires in 3 hours``, ``expired``: the largest whole unit."""
+    """``expires in 6 days``, ``expires in 3 hours``, ``expired``: the largest whole unit.
+
+    Counted with two minutes' grace: an invite made "for 7 days" and shown a few seconds later
+    says 7 days, not 6 (a day later it says 6)."""
     left = (expires_at - (now or timezone.now())).total_seconds()
     if left <= 0:
         return "expired"
     for seconds, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
-        if left >= seconds:
-            count = int(left // seconds)
+        counted = left + GRACE_SECONDS if seconds > 60 else left
+        if counted >= seconds:
+            count = int(counted // seconds)
             return f"expires in {count} {unit}{'' if count == 1 else 's'}"
     return "expires in less than a minute"
 

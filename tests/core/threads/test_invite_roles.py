@@ -83,6 +83,9 @@ def test_an_app_without_a_member_role_gets_the_least_role_that_writes():
 def test_invites_in_words():
     now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     assert expires_words(now + timedelta(days=6, hours=23), now) == "expires in 6 days"
+    # Just made for 7 days, or for 1 hour: said as chosen, not one unit less.
+    assert expires_words(now + timedelta(days=7, seconds=-5), now) == "expires in 7 days"
+    assert expires_words(now + timedelta(hours=1, seconds=-5), now) == "expires in 1 hour"
     assert expires_words(now + timedelta(hours=1), now) == "expires in 1 hour"
     assert expires_words(now + timedelta(seconds=30), now) == "expires in less than a minute"
     assert expires_words(now, now) == "expired"

@@ -184,7 +184,7 @@ def test_the_thread_page_makes_a_link_for_several_people(owner_browser, thread):
     page = create({"role": "reader", "who": "some", "up_to": "10", "label": "shop followers"})
     assert "up to 10 people can join with this link" in page
     assert "shop followers</strong>" in page
-    assert "joins as reader (reads only) · 10 of 10 places left · expires in 59 minutes" in page
+    assert "joins as reader (reads only) · 10 of 10 places left · expires in 1 hour" in page
     record = ThreadInvite.objects.get(label="shop followers")
     assert (record.uses, record.used) == (10, 0)
     page = create({"role": "reader", "who": "anyone", "up_to": "1"})  # the number is ignored
