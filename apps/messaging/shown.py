@@ -104,8 +104,10 @@ def quotes(
 
 
 def annotate(thread: Thread, page: Sequence[selectors.MessageView]) -> None:
-    """Set ``day`` (the separator's label on the first message of each day, else "") and
-    ``quote`` (a ``Quote`` on a reply, else None) on each message of ``page``, oldest first."""
+    """Set ``day`` (the separator's label on the first message of each day, else ""),
+    ``quote`` (a ``Quote`` on a reply, else None) and ``read_here`` (who has read up to this
+    message of mine and no further one: a reader's name shows once, at the newest of my
+    messages they have read, as chat apps mark it) on each message of ``page``, oldest first."""
     today = _local_day(timezone.now())
     found = quotes(thread, page)
     previous: date | None = None
@@ -114,3 +116,8 @@ def annotate(thread: Thread, page: Sequence[selectors.MessageView]) -> None:
         message.day = day_label(day, today) if day != previous else ""  # type: ignore[attr-defined]
         message.quote = found.get(message.reply_to) if message.reply_to else None  # type: ignore[attr-defined]
         previous = day
+    marked: set[str] = set()
+    for message in reversed(page):
+        here = [name for name in message.read_by if name not in marked] if message.mine else []
+        message.read_here = here  # type: ignore[attr-defined]
+        marked.update(here)

@@ -13,7 +13,7 @@ from apps.core.threads.database import WriteRefused
 from apps.core.threads.names import fallback_name
 from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
-from apps.messaging import selectors, services
+from apps.messaging import selectors, services, shown
 from apps.messaging.models import Message, Receipt
 from tests.core.thread.conftest import forge
 from tests.core.threads.conftest import exchange, log_size
@@ -139,3 +139,25 @@ def test_unread_badges_on_the_list_and_the_dashboard_clear_when_read(chat, bob):
     assert put.json() == {"written": False, "write": None}  # the page view already read it
     bad = browser.put(api + "receipt/", {"up_to": "nope"}, content_type="application/json")
     assert bad.status_code == 400
+
+
+def test_a_readers_name_shows_once_at_the_newest_of_my_messages_they_read(chat, bob):
+    services.message_send(thread=chat, text="first")
+    services.message_send(thread=chat, text="second")
+    exchange(thread_database(chat.thread), bob.database)
+    newest, oldest = selectors.messages(chat)
+    bob_name = fallback_name(bob.database.writer().member)
+
+    def marks() -> dict[str, list[str]]:
+        page = list(reversed(selectors.messages(chat)))  # oldest first, as the page shows them
+        shown.annotate(chat, page)
+        return {view.text: view.read_here for view in page}
+
+    assert marks() == {"first": [], "second": []}
+    Receipt.objects.using(bob.alias).create(read_up_to=oldest.cursor)
+    exchange(bob.database, thread_database(chat.thread))
+    assert marks() == {"first": [bob_name], "second": []}
+    Receipt.objects.using(bob.alias).update(read_up_to=newest.cursor)
+    exchange(bob.database, thread_database(chat.thread))
+    # Both are read by Bob: his name moves to the newest, not under each message.
+    assert marks() == {"first": [], "second": [bob_name]}
