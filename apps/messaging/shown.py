@@ -103,16 +103,30 @@ def quotes(
     return found
 
 
+RUN = timedelta(minutes=5)  # messages closer than this to the one before continue its run
+
+
 def annotate(thread: Thread, page: Sequence[selectors.MessageView]) -> None:
     """Set ``day`` (the separator's label on the first message of each day, else ""),
     ``quote`` (a ``Quote`` on a reply, else None) and ``read_here`` (who has read up to this
     message of mine and no further one: a reader's name shows once, at the newest of my
-    messages they have read, as chat apps mark it) on each message of ``page``, oldest first."""
+    messages they have read, as chat apps mark it) and ``continued`` (the same author's run goes
+    on: its name is not shown again) on each message of ``page``, oldest first."""
     today = _local_day(timezone.now())
     found = quotes(thread, page)
     previous: date | None = None
+    before: selectors.MessageView | None = None
     for message in page:
         day = _local_day(message.created_at)
+        # A run of one author's messages names them once, as chat apps do (for screen
+        # readers each still says who wrote it).
+        message.continued = (  # type: ignore[attr-defined]
+            before is not None
+            and before.author == message.author
+            and day == previous
+            and message.created_at - before.created_at < RUN
+        )
+        before = message
         message.day = day_label(day, today) if day != previous else ""  # type: ignore[attr-defined]
         message.quote = found.get(message.reply_to) if message.reply_to else None  # type: ignore[attr-defined]
         previous = day

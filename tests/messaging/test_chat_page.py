@@ -332,3 +332,16 @@ def test_an_unknown_time_zone_from_the_browser_is_ignored(browser, chat, cookie)
     html, _ = _page(browser, _url(chat))
     utc = sent.astimezone(ZoneInfo("UTC")).strftime("%H:%M")
     assert re.findall(r"<time [^>]*>(\d\d:\d\d)</time>", html)[-1] == utc
+
+
+def test_a_run_of_one_authors_messages_names_them_once(browser, chat, bob):
+    for text in ("one", "two", "three"):
+        _bob_says(bob, chat, text)
+    services.message_send(thread=chat, text="mine")
+    _bob_says(bob, chat, "four")
+    html, _ = _page(browser, _url(chat))
+    shown_names = re.findall(r'<strong class="author">([^<]*)</strong>', html)
+    # Bob's first three are one run; after my message his next one names him again.
+    assert len(shown_names) == 2, shown_names
+    # A screen reader still hears who wrote each one.
+    assert len(re.findall(r'<strong class="visually-hidden">[^<]*</strong>', html)) >= 3
