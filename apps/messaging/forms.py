@@ -145,9 +145,5 @@ class MessageEditForm(forms.Form):
         super().__init__(*args, **kwargs)
 
 
-class NameForm(forms.Form):
-    name = forms.CharField(max_length=MAX_NAME, label="Your name here")
-
-
 class ReactionForm(forms.Form):
     emoji = forms.CharField(max_length=16)

@@ -11,7 +11,6 @@ urlpatterns = [
     # Before the conversation's address, which would take "invite" for a thread id.
     path("node/messages/invite/", views.invite_someone, name="invite"),
     path("node/messages/<str:thread_id>/", views.conversation, name="conversation"),
-    path("node/messages/<str:thread_id>/name/", views.profile, name="profile"),
     path(
         "node/messages/<str:thread_id>/invited/<str:invite_id>/",
         views.invited,

@@ -20,6 +20,7 @@ from apps.core.models import Thread
 from apps.core.threads import services as threads
 from apps.core.threads.invite_roles import invite_role_default
 from apps.core.threads.invite_words import expires_words
+from apps.core.threads.naming import name_in
 from apps.core.threads.pages import tabs
 from apps.core.threads.qr import qr_svg
 from apps.core.threads.services import ThreadServiceError
@@ -30,7 +31,6 @@ from apps.messaging.forms import (
     InviteSomeoneForm,
     MessageEditForm,
     MessageForm,
-    NameForm,
     ReactionForm,
     too_long,
 )
@@ -199,7 +199,7 @@ def _page(
         and thread.role in ("owner", "admin")
         and not any(tab.app == "checklist" for tab in thread_tabs),
         form=form,
-        name_form=NameForm(),
+        my_name=name_in(thread),
         editing=editing,
         # A delete asks first: the message is drawn with a confirmation in place of its menu.
         deleting=_message_id(request.GET.get("delete")),
@@ -281,18 +281,6 @@ def message_react(request: HttpRequest, thread_id: str, message_id: str) -> Http
         thread,
         lambda: services.reaction_toggle(thread=thread, message_id=message_id, emoji=emoji),
         _at(message_id),
-    )
-
-
-@require_POST
-def profile(request: HttpRequest, thread_id: str) -> HttpResponse:
-    thread = _conversation(thread_id)
-    form = NameForm(request.POST)
-    if not form.is_valid():
-        flash.error(request, "A name has 1 to 80 characters.")
-        return _back(thread)
-    return _act(
-        request, thread, lambda: services.profile_set(thread=thread, name=form.cleaned_data["name"])
     )
 
 

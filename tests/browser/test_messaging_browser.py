@@ -228,9 +228,13 @@ def test_two_nodes_converse_live_in_browsers(peers, browser) -> None:
     page.get_by_role("link", name="Book club").click()
     page.wait_for_url(f"**/node/messages/{thread_id}/")
     assert "you are writer" in page.locator("main p.muted").first.inner_text()
-    page.fill("input[name=name]", "Bob")
+    # His name for this conversation, from the line under it to the People tab and back.
+    page.get_by_role("link", name="Choose a name").click()
+    page.get_by_label("Your name here").fill("Bob")
     with page.expect_navigation():
-        page.get_by_role("button", name="Set name").click()
+        page.get_by_role("button", name="Save name").click()
+    page.goto(f"{bob.url}/node/messages/{thread_id}/")
+    assert "The others see you as Bob." in page.locator("main").inner_text()
     live_ready(page)
     # Nothing below reloads Bob's page: a mark set now would be gone after a reload.
     page.evaluate("() => { window.__mark = 'still this page'; }")

@@ -7,10 +7,11 @@ Alice names herself on Home's first run, starts a conversation and invites Bob a
 its People tab: Bob's link with the Copy button (read back from the clipboard), Carol's with the
 Share button (a stand-in for the phone's share sheet records what it is given; where the browser
 has none, the button stays hidden). Each joins on their own Join page and lands in the
-conversation; Bob names himself in Settings, Carol in the conversation. Over 60 messages later
-(most posted over the API, to be quick) every node shows people by their names: message
-authors, the People tab, "read by" and "… is typing"; no hex id or peer id shows outside a
-details view; and the conversation opens at its newest message, above the pinned composer.
+conversation; Bob names himself in Settings, Carol for the conversation alone (its People
+tab). Over 60 messages later (most posted over the API, to be quick) every node shows people by
+their names: message authors, the People tab, "read by" and "… is typing"; no hex id or peer
+id shows outside a details view; and the conversation opens at its newest message, above the
+pinned composer.
 Screenshots are saved under /tmp/sereus-three/ to be looked at."""
 
 from __future__ import annotations
@@ -172,16 +173,17 @@ def test_three_people_see_names_and_the_newest_message(nodes: Nodes, browser) ->
     page.evaluate("() => sessionStorage.removeItem('share-sheet')")
 
     # Each joins on their own node and lands in the conversation; Bob names himself in Settings
-    # (his name for every thread), Carol in the conversation (its own name for her).
+    # (his name for every thread), Carol for the conversation alone (its People tab).
     join(bob, bob_link, chat)
     join(carol, carol_link, chat)
     bob.page.goto(bob.url + "/node/settings/")
     bob.page.get_by_role("textbox", name="Your name").fill("Bob")
     with bob.page.expect_navigation():
         bob.page.get_by_role("button", name="Save name").click()
+    carol.page.get_by_role("link", name="Choose a name").click()
     carol.page.get_by_label("Your name here").fill("Carol")
     with carol.page.expect_navigation():
-        carol.page.get_by_role("button", name="Set name").click()
+        carol.page.get_by_role("button", name="Save name").click()
 
     # Over 60 messages: most over the API, the three nodes at once; then one from each browser.
     def post(peer, author: str) -> None:

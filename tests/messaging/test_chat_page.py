@@ -112,7 +112,7 @@ def test_the_page_is_text_a_person_reads(browser, chat, bob):
     assert page.fields["id_id"]["type"] == "hidden"
     assert "id_reply_to" not in page.labels
     assert "id_id" not in page.labels
-    for field in ("id_text", "id_files", "q", "id_name"):
+    for field in ("id_text", "id_files", "q"):
         assert page.labels[field].strip()
     assert not re.search(r"\b[0-9a-f]{32,}\b", text)  # no hex ids to read
 
