@@ -31,7 +31,11 @@ def test_a_link_for_two_people_admits_two_nodes_and_tells_the_third_it_was_used_
     with pytest.raises(ApiError) as failure:
         d.redeem(link)
     assert failure.value.status == 409
-    assert failure.value.body == {"error": "used", "detail": "this invite was used up"}
+    assert failure.value.body == {
+        "error": "used",
+        "detail": "This invite has already been used by as many people as it was made for. "
+        "Ask the person who invited you for a new one.",
+    }
     assert thread not in [t["id"] for t in d.api.get("/api/v1/threads/")]
 
     (invite,) = [i for i in a.api.get(url) if i["id"] == created["id"]]
