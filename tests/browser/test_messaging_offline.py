@@ -64,6 +64,7 @@ def test_conversations_read_and_write_offline(peer, browser) -> None:  # noqa: F
     # Logging out: the kept pages and the outbox go with the session.
     kept = "async () => (await (await caches.open('sereus-pages')).keys()).map((r) => r.url)"
     assert conversation in page.evaluate(kept)
+    page.goto(f"{alice.url}/node/settings/")  # Log out is under Settings
     page.locator("form[action='/logout/'] button").click()
     page.wait_for_url("**/")
     assert page.evaluate("async () => await caches.has('sereus-pages')") is False
