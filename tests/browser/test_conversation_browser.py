@@ -1,6 +1,6 @@
 """A long conversation behaves like a chat in a real browser (Debian's Chromium through
 Playwright), at a phone's size and a desktop's, against this test's node served by Django's live
-server: with some 200 messages from Alice (this node) and Bob (a node of his own in this
+server: with some 80 messages from Alice (this node) and Bob (a node of his own in this
 process), the page opens at the newest message with the composer pinned to the bottom of the
 screen, and the composer stays there while one scrolls; a message arriving while one reads the
 newest stays in view, one arriving while one reads older ones brings a "New messages" button
@@ -41,7 +41,8 @@ pytestmark = [
 
 SHOTS = Path(tempfile.gettempdir()) / "sereus-conversation"
 DESKTOP = {"width": 1280, "height": 800}
-ROUNDS = 20  # of five messages from Bob and five from Alice: 200 in all
+ROUNDS = 8  # of five messages from Bob and five from Alice: 80 in all, more than a page
+BOBS_LAST = f"Bob, round {ROUNDS - 1}, message 4"
 ORIGINAL = (
     "Could someone pick up the cake from the bakery on Main Street before four o'clock, "
     "because I will be stuck at work until six at the earliest\nand the second line"
@@ -92,7 +93,7 @@ def newest(page) -> str:
 
 @pytest.fixture
 def family(node, tmp_path):  # noqa: F811
-    """Alice's conversation with Bob, 200 messages long, the newest a reply of Bob's."""
+    """Alice's conversation with Bob, 80 messages long, the newest a reply of Bob's."""
     chat = services.conversation_create(name="Family", my_name="Alice")
     bob = member_join(chat, tmp_path, "Bob", "writer")
     for round_ in range(ROUNDS):
@@ -178,7 +179,7 @@ def test_a_long_conversation_behaves_like_a_chat(
 
     # One menu per message instead of six buttons; reacting makes a chip, pressing it again
     # takes it back.
-    item = page.locator("#messages > li.message", has_text="Bob, round 19, message 4")
+    item = page.locator("#messages > li.message", has_text=BOBS_LAST)
     assert item.get_by_role("button", name="React 👍").is_hidden()
     item.locator("summary").click()
     assert item.get_by_role("button", name="React 👍").is_visible()
@@ -196,7 +197,7 @@ def test_a_long_conversation_behaves_like_a_chat(
     assert comes_into_view(page, reacted + " .bubble")  # back at the message
     with page.expect_navigation():
         chip.click()
-    item = page.locator("#messages > li.message", has_text="Bob, round 19, message 4")
+    item = page.locator("#messages > li.message", has_text=BOBS_LAST)
     assert item.locator("button.chip").count() == 0
 
     # Replying from the menu needs no reload; Enter sends (on a phone, the Send button).
@@ -208,7 +209,7 @@ def test_a_long_conversation_behaves_like_a_chat(
     bob = (item.locator("header strong").text_content() or "").strip()
     assert bob
     assert bob in replying.inner_text()
-    assert "Bob, round 19, message 4" in replying.inner_text()
+    assert BOBS_LAST in replying.inner_text()
     text = page.get_by_label("Message", exact=True)
     text.fill("Thanks Bob")
     with page.expect_navigation():
