@@ -13,24 +13,16 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.forms import DisplayNameForm
-from apps.core.models import Thread
 from apps.core.threads import naming
 from apps.core.threads.names import thread_names
-from apps.core.threads.selectors import thread_find
 from apps.core.threads.services import ThreadServiceError
+from apps.core.threads.views import _thread
 
 
 class ThreadNameForm(forms.Form):
     """A name in one thread; empty: the usual one (the display name, or the member's own)."""
 
     name = forms.CharField(max_length=200, required=False, label="Name")
-
-
-def _thread(thread_id: str) -> Thread:
-    thread = thread_find(thread_id)
-    if thread is None:
-        raise Http404("no such thread on this node")
-    return thread
 
 
 def _back(request: HttpRequest, default: str) -> HttpResponse:
