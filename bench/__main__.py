@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 
 BENCHMARKS = [
@@ -31,18 +32,35 @@ def main() -> None:
     import django
 
     django.setup()
-    results = {}
+    from bench import report
+
+    results: dict = {}
+    failed = []
     for name in args.names or BENCHMARKS:
         module = importlib.import_module(f"bench.{name}")
         print(f"== {name}", flush=True)
         started = time.perf_counter()
-        results[name] = module.run(quick=args.quick)
+        try:
+            results[name] = module.run(quick=args.quick)
+        except Exception:  # one broken benchmark must not hide the others' figures
+            traceback.print_exc()
+            failed.append(name)
+            results[name] = {"error": traceback.format_exc(limit=3)}
         print(f"   ({time.perf_counter() - started:.0f} s)\n", flush=True)
+    figures = report.collected()
+    if figures:
+        print("== summary (value, target, floor of the same run)")
+        for item in figures:
+            print(f"   {item.line()}")
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     (out / f"{stamp}.json").write_text(json.dumps(results, indent=2))
     print(f"results: bench/results/{stamp}.json")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
