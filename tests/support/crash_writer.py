@@ -1,6 +1,12 @@
 """A node process that writes notes to one thread as fast as it can, printing ``ack <id>`` once
 each write is committed; the crash test kills it with SIGKILL at random moments.
 
+Django is set up once, in a parent that never opens a database; each ``go`` line on its stdin
+forks a writer child (a real process with its own connections, killed like any other), which
+says ``ready <pid>`` once its database is open. When that child is gone the parent says
+``done <pid>``, so every ``ack`` of the child is read before the test checks the file. Starting
+a fresh interpreter for each of the 50 kills cost a second and a half each.
+
 Usage: python -m tests.support.crash_writer <thread-hex>  (SEREUS_DATA_DIR names the node)
 """
 
@@ -18,14 +24,28 @@ from apps.core.threads.context import thread_context  # noqa: E402
 from tests.replicated_app.models import Note  # noqa: E402
 
 
-def main() -> None:
-    thread = bytes.fromhex(sys.argv[1])
+def _write_forever(thread: bytes) -> None:
     with thread_context(thread):
         Note.objects.count()  # open the database before saying we are ready
-        print("ready", flush=True)
+        print(f"ready {os.getpid()}", flush=True)
         while True:
             note = Note.objects.create(id=uuid.uuid4(), title="crash test")
             print(f"ack {note.id.hex}", flush=True)
+
+
+def main() -> None:
+    thread = bytes.fromhex(sys.argv[1])
+    for line in sys.stdin:
+        if line.strip() != "go":
+            continue
+        child = os.fork()
+        if child == 0:
+            try:
+                _write_forever(thread)
+            finally:
+                os._exit(1)
+        os.waitpid(child, 0)
+        print(f"done {child}", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ the log is a valid chain that rebuilds the live table."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import sqlite3
@@ -27,20 +28,39 @@ KILLS = 50
 
 
 def _writer(data_dir: Path, thread: bytes) -> subprocess.Popen[str]:
+    """The writers' parent (``tests.support.crash_writer``): each ``go`` forks a writer."""
     env = node_env(data_dir, {"DJANGO_SETTINGS_MODULE": "sereus_web.settings.test"})
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "tests.support.crash_writer", thread.hex()],
         cwd=REPO,
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    line = process.stdout.readline()
-    if line.strip() != "ready":
-        process.kill()
-        raise AssertionError(f"the writer did not start: {line}{process.stderr.read()}")
-    return process
+
+
+def _kill_one(parent: subprocess.Popen[str], rng: random.Random) -> set[str]:
+    """Start a writer, SIGKILL it at a random moment; the ids it acknowledged."""
+    assert parent.stdin is not None
+    assert parent.stdout is not None
+    parent.stdin.write("go\n")
+    parent.stdin.flush()
+    line = parent.stdout.readline()
+    if not line.startswith("ready "):
+        parent.kill()
+        raise AssertionError(f"the writer did not start: {line}{parent.stderr.read()}")
+    pid = int(line.split()[1])
+    time.sleep(rng.uniform(0.0, 0.25))
+    os.kill(pid, signal.SIGKILL)
+    acked = set()
+    for line in parent.stdout:
+        if line.startswith("ack "):
+            acked.add(line.split()[1])
+        elif line.startswith("done "):
+            return acked
+    raise AssertionError(f"the writers' parent stopped: {parent.stderr.read()}")
 
 
 def _check(path: Path, thread: bytes, keys: NodeKeys, acked: set[str]) -> int:
@@ -95,12 +115,13 @@ def test_kill_9_at_random_moments_loses_no_acknowledged_write(
     rng = random.Random(99)
     acked: set[str] = set()
     ops = 0
-    for _ in range(KILLS):
-        process = _writer(data_dir, writer.thread)
-        time.sleep(rng.uniform(0.0, 0.25))
-        process.send_signal(signal.SIGKILL)
-        out, _err = process.communicate(timeout=30)
-        acked |= {line.split()[1] for line in out.splitlines() if line.startswith("ack ")}
-        ops = _check(path, writer.thread, keys, acked)
+    parent = _writer(data_dir, writer.thread)
+    try:
+        for _ in range(KILLS):
+            acked |= _kill_one(parent, rng)
+            ops = _check(path, writer.thread, keys, acked)
+    finally:
+        parent.kill()
+        parent.communicate(timeout=30)
     assert len(acked) > KILLS, "the writer got to write between kills"
     assert ops >= len(acked) + 2
