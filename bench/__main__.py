@@ -17,9 +17,11 @@ BENCHMARKS = [
     "ordered",
     "p2p_sync",
     "messaging",
+    "request_path",
     "adversary",
     "faults",
     "tti",
+    "control_scale",
 ]
 
 
