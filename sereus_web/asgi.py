@@ -4,11 +4,15 @@ in-process or ``runworker`` runs on their own."""
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sereus_web.settings.dev")
 # Django must be set up before anything imports models (consumers below do).
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from sereus_web.http_handler import NodeASGIHandler  # noqa: E402
+
+django_asgi_app = NodeASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -92,6 +92,10 @@ DATABASES = {
         else {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": DATA_DIR / "node.sqlite3",
+            # Kept open between requests (each request thread is reused, sereus_web.http_handler):
+            # opening and setting up a SQLite connection cost more than a small API request's
+            # queries. Django still closes one that errored or is in a leftover transaction.
+            "CONN_MAX_AGE": None,
             "OPTIONS": {
                 # WAL lets daphne, the p2p worker and Celery read while one of them writes;
                 # IMMEDIATE avoids the "database is locked" upgrade deadlock of deferred writes.

@@ -1,0 +1,105 @@
+"""Django over ASGI with one thread hop per request, on threads (and so database connections)
+that live on from one request to the next.
+
+Django's own ``ASGIHandler`` costs this node more than its views do (profiled with py-spy under
+daphne, a token-authenticated GET of ``/api/v1/node/``):
+
+- it starts a new thread for every request (a ``ThreadSensitiveContext`` with its own one-thread
+  executor, joined at the end), and since Django's database connections belong to a thread,
+  every request also opened, set up (PRAGMAs, SQL functions) and closed its SQLite connections;
+- it runs the middleware chain in async mode: our middleware is sync-only, so a request crossed
+  from the event loop to a thread for the middleware, back to the loop for the async view
+  handler and to the thread again for the (sync) view, each crossing a wakeup of the other side.
+
+Here a request takes an idle one-thread executor from a small pool (a new one only when every
+pooled one is busy) and gives it back when it ends, and the whole sync handler (middleware, view,
+the same code a WSGI server runs) runs on it in one call. Everything per request stays as it was:
+the request_started/request_finished signals (so ``close_old_connections`` still closes a
+connection that is broken, or kept past ``CONN_MAX_AGE``), every middleware (Host, CSRF, session,
+auth, CSP) and the view, in the same order.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.core.handlers.asgi import ASGIHandler
+from django.http import HttpRequest, HttpResponse
+
+# Idle request threads kept for the next requests. More than this many at once (long polls, a
+# burst of page loads) still get threads of their own; those end when their request does.
+IDLE_THREADS = 8
+
+
+class _RequestThread(ThreadPoolExecutor):
+    """A one-thread executor that knows whether it still runs something: a request cancelled
+    by its client's disconnect leaves its view running on the thread, which must then not be
+    handed to the next request (it would wait behind it)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1, thread_name_prefix="sereus-request")
+        self.pending = 0
+        self._count_lock = threading.Lock()  # counted on the loop's thread and on this one
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self._count_lock:
+            self.pending += 1
+        future = super().submit(fn, *args, **kwargs)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future) -> None:
+        with self._count_lock:
+            self.pending -= 1
+
+
+class _RequestThreads:
+    """One-thread executors, each used by one request at a time, reused by the next."""
+
+    def __init__(self, keep: int) -> None:
+        self._keep = keep
+        self._idle: list[_RequestThread] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> _RequestThread:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return _RequestThread()
+
+    def give(self, executor: _RequestThread) -> None:
+        with self._lock:
+            if executor.pending == 0 and len(self._idle) < self._keep:
+                self._idle.append(executor)
+                return
+        executor.shutdown(wait=False)
+
+
+class NodeASGIHandler(ASGIHandler):
+    """``ASGIHandler`` with the sync middleware chain run in one call on a pooled thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._threads = _RequestThreads(IDLE_THREADS)
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        # The chain as a WSGI server builds it: sync middleware calling the sync view directly
+        # (an async view, if one came, is still run by Django's own adapter).
+        super().load_middleware(is_async=False)
+
+    async def get_response_async(self, request: HttpRequest) -> HttpResponse:
+        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        executor = self._threads.take()
+        try:
+            # Every thread-sensitive call of this request (the handler, the signals, the
+            # response's close) runs on this executor's one thread, as Django's own context does.
+            async with ThreadSensitiveContext(executor=executor):
+                await self.handle(scope, receive, send)
+        finally:
+            self._threads.give(executor)
