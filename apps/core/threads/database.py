@@ -109,6 +109,9 @@ class ThreadDatabase:
         # every accepted op, this write's own included, not by stamping rows already there.
         self._rebuilt_in_pack = False
         self._tombs: dict[tuple[str, Any], bytes] = {}
+        # While ``ingest`` runs: other nodes' accepted ops, applied together when it ends (or
+        # before anything reads the app tables), one query per table instead of per op.
+        self._to_apply: list[tuple[Op, list[tuple[int, p.RowChange]]]] | None = None
         self._pinned = threading.local()
         self._member_public: bytes | None = None
         self._tags_known = -1
@@ -370,11 +373,23 @@ class ThreadDatabase:
                 )
         if self._packing and not self._rebuilt_in_pack:
             rows.stamps_record(connection, op, known, tables, self._tombs)
+        elif self._to_apply is not None:
+            self._to_apply.append((op, known))
         else:
             rows.op_apply(connection, op, known, tables)
 
+    def _apply_held(self) -> None:
+        """Apply the accepted ops held back by ``ingest`` (with the op log's writes first, so
+        whatever runs next reads a consistent file)."""
+        if self._replica is not None:
+            self._replica.store.flush()  # type: ignore[attr-defined]
+        if self._to_apply:
+            held, self._to_apply = self._to_apply, []
+            rows.ops_apply(self.raw(), held, replicated_tables())
+
     def _rebuild_tables(self) -> None:
         """Every data op is about to be decided again: start the app tables from empty."""
+        self._apply_held()
         connection = self.raw()
         self._rebuilt_in_pack = self._packing
         for table in replicated_tables():
@@ -384,6 +399,7 @@ class ThreadDatabase:
     def _rows_rebuild(self, keys_: list[tuple[str, Any]]) -> None:
         """Some accepted changes were taken back (a device equivocated): rebuild just the rows
         they touched from the accepted changes that remain (the row index lists them)."""
+        self._apply_held()
         connection = self.raw()
         tables = replicated_tables()
         wanted = {key for key in keys_ if key[0] in tables}
@@ -469,10 +485,14 @@ class ThreadDatabase:
             with transaction.atomic(using=self.alias), self.lock, self._pin():
                 replica = self.replica()
                 wrapper.capture = False
+                self._to_apply = []
                 try:
-                    results = replica.ingest_many(raws)
+                    with replica.store.batched():  # type: ignore[attr-defined]
+                        results = replica.ingest_many(raws)
+                    self._apply_held()
                 finally:
                     wrapper.capture = True
+                    self._to_apply = None
                 if any(r.decided for r in results):
                     wrapper.wrote_ops = True
                     self._tags_sync(replica)

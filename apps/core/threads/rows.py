@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from apps.core.thread import codec
@@ -109,19 +110,62 @@ def stamps_record(connection, op: Op, changes, tables, tombs: dict[tuple[str, An
 
 
 def op_apply(connection: sqlite3.Connection, op: Op, changes, tables) -> None:
-    """Apply another node's accepted op: per-column last-writer-wins, row by row, with the rows'
-    clocks and current values fetched in one query per table."""
-    by_table: dict[str, list] = {}
-    for _index, change in changes:
-        by_table.setdefault(change.table, []).append(change.pk)
+    """Apply another node's accepted op (see ``ops_apply``)."""
+    ops_apply(connection, [(op, changes)], tables)
+
+
+@dataclass(frozen=True)
+class _TableSql:
+    """A replicated table's column list and statements, made once per model."""
+
+    columns: tuple[str, ...]
+    column_set: frozenset[str]
+    pk_col: str
+    pk_index: int
+    select: str  # the row's columns, prefixed with + so that SQLite keeps to the pk index
+    insert: str  # every column
+
+
+@functools.cache
+def _sql(model) -> _TableSql:
+    columns = tuple(schema.columns(model))
+    pk_col = model._meta.pk.column
+    table = model._meta.db_table
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join("?" * len(columns))
+    return _TableSql(
+        columns=columns,
+        column_set=frozenset(columns),
+        pk_col=pk_col,
+        pk_index=columns.index(pk_col),
+        select=", ".join(f'+"{c}"' for c in columns),
+        insert=f'INSERT INTO "{table}" ({names}) VALUES ({marks})',
+    )
+
+
+def ops_apply(connection: sqlite3.Connection, items, tables) -> None:
+    """Apply other nodes' accepted ops, in order: ``items`` is ``[(op, [(index, change)])]``.
+
+    Per-column last-writer-wins, row by row, exactly as applying the ops one after another: the
+    rows' clocks and current values are fetched once for all the ops (one query per table and
+    500 rows), and kept up to date in memory as each change is applied. The common case when
+    catching up, a new row written whole once in all the ops, is inserted with one statement
+    per table."""
+    stamped = []  # (table, pk, change, stamp) in application order
+    by_table: dict[str, dict[Any, None]] = {}
+    seen: dict[tuple[str, Any], int] = {}
+    for op, changes in items:
+        head = stamp_bytes(op.hlc, op.device)
+        for index, change in changes:
+            key = (change.table, change.pk)
+            stamped.append((key, change, head + index.to_bytes(4, "big")))
+            by_table.setdefault(change.table, {})[change.pk] = None
+            seen[key] = seen.get(key, 0) + 1
     clocks: dict[tuple[str, Any], _Clock] = {}
     rows: dict[tuple[str, Any], tuple] = {}
-    for table, pks in by_table.items():
-        model = tables[table]
-        columns = schema.columns(model)
-        pk_col = model._meta.pk.column
-        pk_index = columns.index(pk_col)
-        select = ", ".join(f'+"{c}"' for c in columns)
+    for table, wanted in by_table.items():
+        sql = _sql(tables[table])
+        pks = list(wanted)
         for start in range(0, len(pks), 500):
             batch = pks[start : start + 500]
             marks = ",".join("?" * len(batch))
@@ -132,52 +176,37 @@ def op_apply(connection: sqlite3.Connection, op: Op, changes, tables) -> None:
             ):
                 clocks[(table, pk)] = _Clock.from_row(table, pk, stamp, cols, tomb, tomb_row)
             for row in connection.execute(
-                f'SELECT {select} FROM "{table}" WHERE "{pk_col}" IN ({marks})', batch
+                f'SELECT {sql.select} FROM "{table}" WHERE "{sql.pk_col}" IN ({marks})', batch
             ):
-                rows[(table, row[pk_index])] = row
-    # The common case when catching up: a new row, written whole, once in the op. Those are
-    # inserted with one statement per table; everything else goes row by row.
-    seen: dict[tuple[str, Any], int] = {}
-    for _index, change in changes:
-        key = (change.table, change.pk)
-        seen[key] = seen.get(key, 0) + 1
+                rows[(table, row[sql.pk_index])] = row
     fresh: dict[str, list[tuple]] = {}
     fresh_clocks: list[tuple] = []
     rest = []
-    for index, change in changes:
-        key = (change.table, change.pk)
-        columns = schema.columns(tables[change.table])
+    for key, change, stamp in stamped:
+        sql = _sql(tables[key[0]])
         if (
             change.action == p.UPSERT
             and seen[key] == 1
             and key not in clocks
             and key not in rows
-            and set(change.cols) >= set(columns)
+            and sql.column_set.issubset(change.cols)
         ):
-            fresh.setdefault(change.table, []).append(tuple(change.cols[c] for c in columns))
-            fresh_clocks.append((change.table, change.pk, stamp_bytes(op.hlc, op.device, index)))
+            cols = change.cols
+            fresh.setdefault(key[0], []).append(tuple([cols[c] for c in sql.columns]))
+            fresh_clocks.append((key[0], key[1], stamp))
         else:
-            rest.append((index, change))
+            rest.append((key, change, stamp))
     for table, values in fresh.items():
-        columns = schema.columns(tables[table])
-        names = ", ".join(f'"{c}"' for c in columns)
-        marks = ", ".join("?" * len(columns))
-        connection.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', values)
-    connection.executemany(
-        "INSERT INTO sereus_clock(tbl, pk, stamp) VALUES (?, ?, ?)", fresh_clocks
-    )
-    for index, change in rest:
-        key = (change.table, change.pk)
-        clock = clocks.get(key) or _Clock(change.table, change.pk)
-        clocks[key] = clock
-        current = _apply(
-            connection,
-            tables[change.table],
-            change,
-            stamp_bytes(op.hlc, op.device, index),
-            clock,
-            rows.get(key),
+        connection.executemany(_sql(tables[table]).insert, values)
+    if fresh_clocks:
+        connection.executemany(
+            "INSERT INTO sereus_clock(tbl, pk, stamp) VALUES (?, ?, ?)", fresh_clocks
         )
+    for key, change, stamp in rest:
+        clock = clocks.get(key)
+        if clock is None:
+            clock = clocks[key] = _Clock(*key)
+        current = _apply(connection, tables[key[0]], change, stamp, clock, rows.get(key))
         if current is None:
             rows.pop(key, None)
         else:

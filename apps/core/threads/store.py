@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from apps.core.thread.hlc import Stamp
 from apps.core.thread.op import KIND_DATA, Op, OpId, op_decode
@@ -16,6 +17,22 @@ from apps.core.thread.payloads import RowChange
 from apps.core.thread.store import Decision, RowEvent, RowKey, row_events_of
 
 CACHE_OPS = 4096
+
+# The writes a batch (``SQLiteOpStore.batched``) holds back, in the order they are flushed: each
+# decision and refusal names an op admitted before it (in the file, or earlier in the batch), and
+# row events touch no other table, so the order within each statement is all that matters.
+_ADMIT = (
+    "INSERT INTO sereus_ops(hash, device, seq, kind, raw, place) "
+    "VALUES (?, ?, ?, ?, ?, 'log') ON CONFLICT(hash) DO UPDATE SET place = 'log', "
+    "n = (SELECT max(n) + 1 FROM sereus_ops)"
+)
+_DECIDE = "UPDATE sereus_ops SET status = ?, reason = ? WHERE hash = ?"
+_REFUSAL = "UPDATE sereus_ops SET refusal = ? WHERE hash = ?"
+_ROW_EVENTS = (
+    "INSERT OR REPLACE INTO sereus_rowevents(tbl, pk, hlc, device, seq, member, action) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_HELD_BACK = (_ADMIT, _DECIDE, _REFUSAL, _ROW_EVENTS)
 
 
 def stamp_bytes(hlc: Stamp, device: bytes, index: int | None = None) -> bytes:
@@ -45,10 +62,49 @@ class SQLiteOpStore:
         # Called with the (table, pk) of rows whose accepted changes were taken back (a forked
         # device's ops refused): the database rebuilds just those rows.
         self.on_rows_rebuild = None
+        # Within ``batched``: the held-back writes, by statement.
+        self._held: dict[str, list[tuple]] | None = None
 
     @property
     def connection(self) -> sqlite3.Connection:
+        """The connection for a statement that reads or writes in order: what the batch held
+        back is written first, so every statement sees the store as if nothing was."""
+        if self._held:
+            self.flush()
         return self._connection()
+
+    @contextmanager
+    def batched(self) -> Iterator[None]:
+        """Hold back the writes of many ops (admission, decisions, refusals, row events) and
+        write them with one ``executemany`` per statement: when the block ends, or before any
+        other statement runs. On an exception they are dropped (the transaction they belong to
+        rolls back; its caller forgets the cache)."""
+        outer = self._held is not None
+        if not outer:
+            self._held = {sql: [] for sql in _HELD_BACK}
+        try:
+            yield
+            if not outer:
+                self.flush()
+        finally:
+            if not outer:
+                self._held = None
+
+    def flush(self) -> None:
+        held = self._held
+        if not held:
+            return
+        connection = self._connection()
+        for sql, rows in held.items():
+            if rows:
+                connection.executemany(sql, rows)
+                rows.clear()
+
+    def _write(self, sql: str, params: tuple) -> None:
+        if self._held is not None:
+            self._held[sql].append(params)
+        else:
+            self._connection().execute(sql, params)
 
     def _remember(self, op: Op, *, in_log: bool = False) -> Op:
         self._cache[op.hash] = op
@@ -100,12 +156,7 @@ class SQLiteOpStore:
 
     def admit(self, op: Op) -> None:
         # A pending op joining the log moves to the end: the log's order is admission order.
-        self.connection.execute(
-            "INSERT INTO sereus_ops(hash, device, seq, kind, raw, place) "
-            "VALUES (?, ?, ?, ?, ?, 'log') ON CONFLICT(hash) DO UPDATE SET place = 'log', "
-            "n = (SELECT max(n) + 1 FROM sereus_ops)",
-            (op.hash, op.device, op.seq, op.kind, op.raw),
-        )
+        self._write(_ADMIT, (op.hash, op.device, op.seq, op.kind, op.raw))
         self._remember(op, in_log=True)
         if op.hash not in self._refusals:
             # Admitted without a static refusal: there is none until set_refusal says so.
@@ -173,10 +224,7 @@ class SQLiteOpStore:
     # -- decisions ---------------------------------------------------------------------------
 
     def decide(self, op: Op, decision: Decision, changes: list[RowChange] | None) -> None:
-        self.connection.execute(
-            "UPDATE sereus_ops SET status = ?, reason = ? WHERE hash = ?",
-            (decision.status, decision.reason, op.hash),
-        )
+        self._write(_DECIDE, (decision.status, decision.reason, op.hash))
         self._known(self._decisions)[op.hash] = decision
         if changes is not None and decision.status == "accepted" and self.on_accepted:
             self.on_accepted(op, changes)
@@ -204,9 +252,7 @@ class SQLiteOpStore:
         return None if row is None else row[0]
 
     def set_refusal(self, op_hash: bytes, reason: str | None) -> None:
-        self.connection.execute(
-            "UPDATE sereus_ops SET refusal = ? WHERE hash = ?", (reason, op_hash)
-        )
+        self._write(_REFUSAL, (reason, op_hash))
         self._known(self._refusals)[op_hash] = reason
 
     # -- row index ---------------------------------------------------------------------------
@@ -242,29 +288,17 @@ class SQLiteOpStore:
         return found
 
     def row_events_add_many(self, events: list[tuple[RowKey, RowEvent]]) -> None:
-        self.connection.executemany(
-            "INSERT OR REPLACE INTO sereus_rowevents(tbl, pk, hlc, device, seq, member, action) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (key[0], key[1], stamp_bytes(e.hlc, e.device), e.device, e.seq, e.member, e.action)
-                for key, e in events
-            ],
-        )
+        rows = [
+            (key[0], key[1], stamp_bytes(e.hlc, e.device), e.device, e.seq, e.member, e.action)
+            for key, e in events
+        ]
+        if self._held is not None:
+            self._held[_ROW_EVENTS].extend(rows)
+        else:
+            self._connection().executemany(_ROW_EVENTS, rows)
 
     def row_event_add(self, key: RowKey, event: RowEvent) -> None:
-        self.connection.execute(
-            "INSERT OR REPLACE INTO sereus_rowevents(tbl, pk, hlc, device, seq, member, action) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                key[0],
-                key[1],
-                stamp_bytes(event.hlc, event.device),
-                event.device,
-                event.seq,
-                event.member,
-                event.action,
-            ),
-        )
+        self.row_events_add_many([(key, event)])
 
     def row_events_clear(self) -> None:
         self.connection.execute("DELETE FROM sereus_rowevents")
