@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from apps.core.thread import crypto
+from apps.core.thread import crypto, signatures
 from apps.core.thread import payloads as p
 from apps.core.thread.admission import Admission
 from apps.core.thread.batch import Batch, IngestResult, unknown_result
@@ -80,7 +80,17 @@ class Verified:
 
 
 def verified(raws: Iterable[bytes]) -> Verified:
-    """Steps 1 and 3a for a batch: shape, size and signature. Pure; no replica needed."""
+    """Steps 1 and 3a for a batch: shape, size and signature. Pure; no replica needed. A large
+    batch is checked in a helper process (``signatures``): the caller's thread only waits."""
+    raws = list(raws)
+    found = signatures.check(raws)
+    if found is not None:
+        return Verified(
+            tuple(
+                op_decode(raw) if problem is None else IngestResult("malformed", problem)
+                for raw, problem in zip(raws, found, strict=True)
+            )
+        )
     items: list[Op | IngestResult] = []
     for raw in raws:
         try:
@@ -534,25 +544,23 @@ class Replica(Admission, Forks, Ordering):
             batch.learned_old_keys = False
         if batch.control or control_forked or batch.learned_old_keys:
             batch.control_changed = True
-            single = batch.control[0] if len(batch.control) == 1 else None
-            if (
-                single is not None
-                and not batch.learned_old_keys
-                and not control_forked
-                and self.store.refusal(single.hash) is None
-                and before.extend(single)
-            ):
-                self.store.decide(single, before.decisions[single.hash], None)
+            extended = not batch.learned_old_keys and not control_forked
+            if extended:
+                extended = self._extend(before, batch.control)
+            if extended:
                 # A new restriction last in the order can only change data ops it did not
                 # see; usually there are none (the remover had seen everything).
-                added = before.restrictions[restrictions:]
+                added = before.restrictions.placed[restrictions:]
                 restrictions += sum(1 for r in added if not self._restricts_any_data(r))
             else:
                 self.control = self._resolve()
+                # Ops of this batch that ``_extend`` decided before it gave up are new here,
+                # not changed: only decisions from before the batch count.
+                new = {op.hash for op in batch.control}
                 rebuilt = any(
                     before.decisions.get(h) != d
                     for h, d in self.control.decisions.items()
-                    if h in before.decisions
+                    if h in before.decisions and h not in new
                 )
             rebuilt |= (
                 batch.learned_old_keys
@@ -571,6 +579,17 @@ class Replica(Admission, Forks, Ordering):
         batch.data = []
         return False
 
+    def _extend(self, control: ControlResolution, ops: list[Op]) -> bool:
+        """Add the batch's control ops to ``control`` one by one, without folding again: each
+        must come causally after every control op before it (the usual case: one writer, or a
+        peer's log in causal order). False when one does not (it may be ordered before ops
+        already folded): the caller then folds everything again."""
+        for op in ops:
+            if not control.extend(op, self.store.refusal(op.hash)):
+                return False
+            self.store.decide(op, control.decisions[op.hash], None)
+        return True
+
     def _anything_unread(self) -> bool:
         """Whether some op here waits for a key: a control or data op decided opaque, or a
         device's first op whose certification could not be read."""
@@ -583,15 +602,10 @@ class Replica(Admission, Forks, Ordering):
     def _restricts_any_data(self, restriction) -> bool:
         """Whether some admitted data op is concurrent with ``restriction`` and by whom it
         restricts (its member, or its one device)."""
-        timeline = self.control.timeline
         if restriction.device is not None:
             devices = {restriction.device}
         else:
-            devices = {
-                device
-                for device, events in timeline.device_events.items()
-                if any(member == restriction.member for _op, member in events)
-            }
+            devices = self.control.timeline.member_devices.get(restriction.member, set())
         op = restriction.op
         return any(
             self.store.data_after(

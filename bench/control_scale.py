@@ -1,0 +1,149 @@
+"""Control ops at scale (issue 20, item 5): a thread of N members and M role changes.
+
+The owner's node (a ``ThreadDatabase``, as a node runs it: SQLite store, one transaction per
+write) admits N members by invite (create invite, redeem, rotate: three ops each) and then
+makes M role changes, one transaction each; then a fresh replica (a new member's node, its own
+``ThreadDatabase``) takes the whole log in 256-op frames, as sync delivers it.
+
+Figures: the fresh replica's time for the large case (target <= 2 s), the owner's rate of
+writing role changes (target >= 1 000 ops/s), and how the per-op cost grows from the small case
+to the large one (target <= 1.3: linear). The small case of the same run is the floor.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import nacl.signing
+import nacl.utils
+
+from apps.core.thread import keys
+from apps.core.thread.writer import ThreadWriter, redemption_request
+from apps.core.threads.database import NodeKeys, ThreadDatabase
+from bench.report import figure
+
+FRAME = 256  # ops per sync frame
+ROLES = ("writer", "reader")
+SMALL, LARGE = (50, 2_000), (200, 10_000)
+QUICK = (10, 400), (40, 2_000)  # the same ratios, a fifth of the size
+
+
+def _node() -> NodeKeys:
+    return NodeKeys(nacl.signing.SigningKey.generate(), nacl.utils.random(32))
+
+
+def _database(folder: Path, thread: bytes, name: str, node: NodeKeys) -> ThreadDatabase:
+    return ThreadDatabase(
+        thread, path=folder / f"{name}.sqlite3", alias=f"thread_{thread.hex()}_{name}", node=node
+    )
+
+
+def _case(folder: Path, members: int, changes: int) -> dict[str, Any]:
+    owner = _node()
+    writer = ThreadWriter.create(
+        master_secret=owner.master_secret, device_key=owner.device, name="bench"
+    )
+    thread = writer.thread
+    name = f"{members}x{changes}"
+    source = _database(folder, thread, f"owner{name}", owner)
+    source.ingest(op.raw for op in writer.replica.admitted)
+    expiry = time.time_ns() // 1_000_000 + 3_600_000
+    parties = [_node() for _ in range(members)]
+    started = time.perf_counter()
+    for party in parties:
+        invite = source.write(
+            lambda w: w.invite_create(role="writer", expiry=expiry, inviter="bench")
+        )
+        request = redemption_request(
+            invite, master_secret=party.master_secret, device_key=party.device
+        )
+        source.write(lambda w, request=request: w.admit(request))
+    admit_s = time.perf_counter() - started
+    targets = [bytes(keys.member_key(p.master_secret, thread).verify_key) for p in parties]
+    started = time.perf_counter()
+    for i in range(changes):
+        target = targets[i % members]
+        role = ROLES[(i // members) % len(ROLES)]
+        source.write(lambda w, target=target, role=role: w.set_role(target, role))
+    write_s = time.perf_counter() - started
+    log = [
+        raw
+        for (raw,) in source.raw().execute(
+            "SELECT raw FROM sereus_ops WHERE place = 'log' ORDER BY n"
+        )
+    ]
+    fresh = _database(folder, thread, f"fresh{name}", parties[-1])
+    started = time.perf_counter()
+    for start in range(0, len(log), FRAME):
+        fresh.ingest(log[start : start + FRAME])
+    fresh_s = time.perf_counter() - started
+    mine, theirs = source.replica(), fresh.replica()
+    assert theirs.snapshot() == mine.snapshot(), "the fresh replica disagrees with the owner"
+    assert len(theirs.accepted_hashes()) == len(log)
+    print(
+        f"   {members} members, {changes} role changes ({len(log)} ops): admitting "
+        f"{3 * members / admit_s:.0f} ops/s, role changes written {changes / write_s:.0f} ops/s, "
+        f"fresh replica {fresh_s:.2f} s ({len(log) / fresh_s:.0f} ops/s)",
+        flush=True,
+    )
+    return {
+        "members": members,
+        "changes": changes,
+        "ops": len(log),
+        "write_ops_per_s": round(changes / write_s),
+        "fresh_s": round(fresh_s, 3),
+        "fresh_ops_per_s": round(len(log) / fresh_s),
+    }
+
+
+def run(*, quick: bool = False) -> dict[str, Any]:
+    folder = Path(tempfile.mkdtemp(prefix="sereus-bench-control-"))
+    small_case, large_case = QUICK if quick else (SMALL, LARGE)
+    small = _case(folder, *small_case)
+    large = _case(folder, *large_case)
+    per_op = (large["fresh_s"] / large["ops"]) / (small["fresh_s"] / small["ops"])
+    write_growth = small["write_ops_per_s"] / large["write_ops_per_s"]
+    floor = (
+        f"{small['ops']} ops: {small['fresh_s']:.2f} s, writing {small['write_ops_per_s']} ops/s"
+    )
+    return {
+        "small": small,
+        "large": large,
+        "figures": [
+            figure(
+                f"control: fresh replica, {large['members']} members + {large['changes']} "
+                "role changes",
+                large["fresh_s"],
+                "s",
+                target=2.0 * large["ops"] / 10_602,
+                higher=False,
+                floor=floor,
+            ),
+            figure(
+                "control: role changes written on the owner's node",
+                large["write_ops_per_s"],
+                "ops/s",
+                target=1_000,
+                floor=floor,
+            ),
+            figure(
+                "control: fresh replica per-op cost, large / small",
+                per_op,
+                "x",
+                target=1.3,
+                higher=False,
+                floor=floor,
+            ),
+            figure(
+                "control: writing per-op cost, large / small",
+                write_growth,
+                "x",
+                target=1.3,
+                higher=False,
+                floor=floor,
+            ),
+        ],
+    }
