@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from apps.core.thread import crypto, signatures
+from apps.core.thread import crypto
 from apps.core.thread import payloads as p
 from apps.core.thread.admission import Admission
 from apps.core.thread.batch import Batch, IngestResult, unknown_result
@@ -80,17 +80,7 @@ class Verified:
 
 
 def verified(raws: Iterable[bytes]) -> Verified:
-    """Steps 1 and 3a for a batch: shape, size and signature. Pure; no replica needed. A large
-    batch is checked in a helper process (``signatures``): the caller's thread only waits."""
-    raws = list(raws)
-    found = signatures.check(raws)
-    if found is not None:
-        return Verified(
-            tuple(
-                op_decode(raw) if problem is None else IngestResult("malformed", problem)
-                for raw, problem in zip(raws, found, strict=True)
-            )
-        )
+    """Steps 1 and 3a for a batch: shape, size and signature. Pure; no replica needed."""
     items: list[Op | IngestResult] = []
     for raw in raws:
         try:
