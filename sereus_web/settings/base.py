@@ -216,7 +216,7 @@ REST_FRAMEWORK = {
     # Token first: DRF takes the WWW-Authenticate header (and so 401 rather than 403 for a
     # missing or bad credential) from the first class.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "knox.auth.TokenAuthentication",
+        "apps.core.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.core.permissions.IsNodeOwner"],

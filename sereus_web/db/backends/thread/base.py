@@ -2,6 +2,7 @@
 
 Overrides only what differs:
 
+- a connection is kept between requests (``CONN_MAX_AGE`` None);
 - each connection runs in WAL mode with ``synchronous=FULL`` (an acknowledged write survives
   kill -9 and power loss), without enforced foreign keys (replicated rows arrive in any order),
   and with the ``sereus_capture()`` / ``sereus_row()`` functions the capture triggers call;
@@ -139,8 +140,12 @@ class ThreadCursorWrapper(sqlite3_base.SQLiteCursorWrapper):
 class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
     ops_class = DatabaseOperations
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, settings_dict, *args, **kwargs):
+        # Kept open from one request to the next (request threads are reused, see
+        # sereus_web.http_handler): opening one and setting it up (PRAGMAs, functions) cost a
+        # small request more than its queries. Django still closes a connection that errored
+        # or was left in a transaction; a thread's file is never replaced under a running node.
+        super().__init__({**settings_dict, "CONN_MAX_AGE": None}, *args, **kwargs)
         # Capture is on except while this node applies other nodes' ops.
         self.capture = True
         # Set when the open transaction added ops to the log: announced once it commits.
