@@ -22,12 +22,16 @@ TYPING_EVERY = 2.0  # seconds between typing signals this page passes on
 TYPING_SHOWN = 5.0  # seconds "… is typing" stays without a new signal
 MAX_INPUT = 4096  # what the page sends is small; anything bigger is not from it
 READ_AFTER = 1.0  # seconds of quiet on an open page before its newest messages count as read
+ITEM_OOB = ' hx-swap-oob="true"'  # what messaging/_message.html adds to its item for item_oob
 
 
 class ConversationConsumer(ThreadLiveConsumer):
     # Renders are a few kB (only what changed): a short pause between them is enough.
     coalesce_seconds = 0.1
     _shown: dict[str, str] | None = None  # message id -> its html, as last sent
+    # message id -> (what its html was drawn from, the html): a change re-renders only the
+    # messages it changed, not the page's fifty (rendering them was most of a change's cost).
+    _drawn: dict[str, tuple[str, str]] | None = None
     _undelivered = ""  # the refused-writes section, as last sent
     _read_later: asyncio.Task | None = None
     _typing_sent = 0.0
@@ -86,12 +90,7 @@ class ConversationConsumer(ThreadLiveConsumer):
         if thread is None:
             return ""
         context = {**page_context(thread), "csrf_token": self._csrf_token}
-        shown = {
-            message.id: render_to_string(
-                "messaging/_message.html", {**context, "message": message, "item_oob": True}
-            )
-            for message in context["page"]
-        }
+        shown = self._drawn_page(context)
         # The section of refused writes changes when a removal (or the like) arrives: the
         # message it takes from the list shows up there, with its text.
         undelivered = render_to_string("messaging/_undelivered.html", {**context, "oob": True})
@@ -108,13 +107,29 @@ class ConversationConsumer(ThreadLiveConsumer):
         parts += [html for key, html in shown.items() if key in before and before[key] != html]
         added = [key for key in shown if key not in before]
         if added:
-            items = "".join(
-                render_to_string("messaging/_message.html", {**context, "message": message})
-                for message in context["page"]
-                if message.id in added
-            )
+            # The same items without their own swap (the list's swap appends them): the one
+            # attribute the template adds for ``item_oob``, taken off its first tag.
+            items = "".join(shown[key].replace(ITEM_OOB, "", 1) for key in added)
             parts.append(f'<ol hx-swap-oob="beforeend:#messages">{items}</ol>')
         return extra + "".join(parts)
+
+    def _drawn_page(self, context: dict[str, Any]) -> dict[str, str]:
+        """Each message of the page as an out-of-band item, rendered again only when anything
+        it is drawn from changed: the message as shown (text, author, reactions, receipts,
+        attachments, its day and run, its quote) and what of the page it shows (the thread's
+        state, whether this member may post; the token and time zone are the socket's)."""
+        page_key = repr((context["thread"].state, context["can_post"], self._csrf_token))
+        before = self._drawn or {}
+        drawn: dict[str, tuple[str, str]] = {}
+        for message in context["page"]:
+            key = page_key + repr(vars(message))
+            kept = before.get(message.id)
+            if kept is None or kept[0] != key:
+                item = {**context, "message": message, "item_oob": True}
+                kept = (key, render_to_string("messaging/_message.html", item))
+            drawn[message.id] = kept
+        self._drawn = drawn
+        return {key: html for key, (_drawn_from, html) in drawn.items()}
 
     async def rendered(self) -> None:
         # The page is open on its newest messages: they are read. Said once things are quiet,
