@@ -36,6 +36,9 @@ MAX_FETCH_MESSAGE = 256  # chunk hashes per p2p.fetch message
 
 _local_lock = threading.Lock()
 _local: tuple[Any, Any] | None = None  # (TrioThread, SereusNode) of this process
+# Set by the p2p node around its own ingest of a peer's ops (in that worker thread): the ops
+# written then came from that peer, which ``notify`` tells the node (``SereusNode.notify``).
+received = threading.local()
 
 
 def local_set(bridge: Any, node: Any) -> None:
@@ -195,7 +198,7 @@ def notify(thread: bytes) -> None:
     """Ops were written to ``thread`` in this process: push them, tell open pages."""
     local = _local
     if local is not None:
-        local[0].call_soon(local[1].notify, thread)
+        local[0].call_soon(local[1].notify, thread, getattr(received, "source", None))
     scale_out = settings.SEREUS.scale_out
     if home_loop is None and not scale_out:
         return  # no web server in this process and no shared channel layer: nobody to tell

@@ -53,7 +53,9 @@ class Dialing:
             return self.connected(device)
         self._dialing[device] = trio.Event()
         try:
-            ok = await self.dial(record)
+            # The device may have connected to this node meanwhile (its ``_on_connected`` does
+            # not start a session while this one is dialing): that connection serves as well.
+            ok = await self.dial(record) or self.connected(device)
         finally:
             self._dialing.pop(device).set()
         if ok:

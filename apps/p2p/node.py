@@ -8,7 +8,8 @@ only through ``threads_io`` and the thread services, in a few worker threads (``
   its own addresses into each thread whenever they change.
 - **Push**: ``notify(thread)`` (a local write, or ops received from another peer) starts a sync
   session with every member device of the thread, coalesced: while a session with a device runs,
-  further writes only mark it to run once more (``sessions``).
+  further writes only mark it to run once more (``sessions``). A local write goes out before the
+  thread is refreshed; ops a peer pushed here itself are not passed on in a large thread.
 - **Anti-entropy**: a session with every member device on (re)connect and every
   ``sync_interval`` seconds repairs whatever a push missed (``sessions``).
 - **Dialing**: known addresses first, then the DHT, then a circuit through a member that offers a
@@ -149,8 +150,15 @@ class SereusNode(SyncSessions, Dialing, InboundStreams, BlobFetching):
         self.threads: dict[bytes, ThreadView] = {}
         self.peers: dict[bytes, PeerRecord] = {}
         self._known_vv: dict[tuple[bytes, bytes], dict[bytes, int]] = {}
+        # Threads written to: by this node, by peers that pushed their own ops, by others.
+        self._dirty_local: set[bytes] = set()
+        self._dirty_pushed: set[bytes] = set()
         self._dirty: set[bytes] = set()
         self._dirty_event = trio.Event()
+        # Threads to refresh shortly (``sessions._refresher``): whether to pass their new ops
+        # on to every member device, and the devices they were pushed to already.
+        self._to_refresh: dict[bytes, tuple[bool, set[bytes]]] = {}
+        self._refresh_event = trio.Event()
         self._sessions: set[tuple[bytes, bytes]] = set()
         self._again: set[tuple[bytes, bytes]] = set()
         # Threads this node left, set once a member device holds the leave (``sessions``).
@@ -218,6 +226,7 @@ class SereusNode(SyncSessions, Dialing, InboundStreams, BlobFetching):
             await nursery.start(self.keepalive.run)
             await nursery.start(self.joins.run)
             nursery.start_soon(self._pusher)
+            nursery.start_soon(self._refresher)
             nursery.start_soon(self._maintain)
             task_status.started()
 
@@ -232,9 +241,16 @@ class SereusNode(SyncSessions, Dialing, InboundStreams, BlobFetching):
 
     # -- what other threads call (through the bridge) ---------------------------------------
 
-    def notify(self, thread: bytes) -> None:
-        """Ops were written to ``thread`` (or it was joined): push, soon."""
-        self._dirty.add(thread)
+    def notify(self, thread: bytes, source: tuple[bytes, bool] | None = None) -> None:
+        """Ops were written to ``thread`` (or it was joined): push, soon. ``source``: they came
+        from that peer device, and (True) were its own new ops that it pushed here itself; None
+        for this node's own writes, which go out at once (``sessions``)."""
+        if source is None:
+            self._dirty_local.add(thread)
+        elif source[1]:
+            self._dirty_pushed.add(thread)
+        else:
+            self._dirty.add(thread)
         self._dirty_event.set()
 
     async def redeem(self, invite: Invite, request: RedemptionRequest) -> None:

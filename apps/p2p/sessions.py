@@ -4,10 +4,13 @@ from the node between sessions.
 - ``_want`` starts a loop of sessions with a device about a thread, coalesced: while one runs,
   further wants only mark it to run once more (``_again``); a session that failed on the way is
   retried shortly (``SESSION_RETRIES``) rather than left to anti-entropy.
-- ``_pusher`` wants a session with each member device that may lack something of a thread
-  written to (``notify``); ``_maintain`` refreshes the threads about every ``MAINTAIN_INTERVAL``,
-  wants a session with the member devices not connected each time and with all of them every
-  ``sync_interval``.
+- ``_pusher`` wants a session with each member device of a thread this node wrote to
+  (``notify``) at once, from what it last knew of the thread; ``_refresher`` then refreshes every
+  thread written to and wants a session with each member device that may lack something. Ops a
+  peer pushed here itself are not passed on to every member device of a large thread
+  (``RELAY_ALL_MAX``): their author does that. ``_maintain`` refreshes the threads about every
+  ``MAINTAIN_INTERVAL``, wants a session with the member devices not connected each time and
+  with all of them every ``sync_interval``.
 - Between sessions the node remembers each device's version vector per thread (``vv_seen``) and
   keeps the stream of a session that ended well for the next one (``sync_stream_give``).
 - A thread this node left is synced until a member device is known to hold the leave
@@ -40,6 +43,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAINTAIN_INTERVAL = 30.0
+# Up to this many other member devices, ops a peer pushed here are passed on to the others at
+# once (as insurance for a member its author cannot reach). Beyond it every receiver doing so
+# would cost sessions growing with the square of the members: the author's own push reaches
+# each member device it is connected to, and anti-entropy repairs the rest (DESIGN §8).
+RELAY_ALL_MAX = 8
+REFRESH_AFTER = 0.01  # seconds from a local write's push to the refresh of its thread
 STREAM_REUSE = 20.0  # below the responder's STREAM_IDLE, so a kept stream is still open
 SESSION_RETRIES = (0.2, 1.0, 5.0)  # seconds before trying a failed session again
 SessionOutcome = Literal["done", "refused", "failed", "unreachable"]
@@ -217,18 +226,60 @@ class SyncSessions:
         return "done"
 
     async def _pusher(self) -> None:
+        """This node's own writes go to the member devices it knows at once: nobody else has
+        them yet. Every thread written to is then refreshed (``_refresher``), for the sessions
+        with member devices that may lack something else: a database trip on a push's way
+        would delay it, and one in a worker thread beside it still competes with it for the
+        interpreter, so it comes a moment later."""
         while True:
             await self._dirty_event.wait()
             self._dirty_event = trio.Event()
+            local, self._dirty_local = self._dirty_local, set()
+            pushed, self._dirty_pushed = self._dirty_pushed, set()
             dirty, self._dirty = self._dirty, set()
-            for thread in dirty:
-                view = await self._thread_refresh(thread)
-                if view is None:
-                    continue
-                for peer in view.info.peers:
-                    if self._has_all_it_may(thread, peer):
-                        continue  # it probably just sent us what we are announcing
-                    self._want(thread, peer.device)
+            for thread in local | pushed | dirty:
+                relay, skip = self._to_refresh.get(thread, (False, set()))
+                if thread in local:
+                    skip |= self._push_now(thread)
+                self._to_refresh[thread] = (relay or thread not in pushed, skip)
+            self._refresh_event.set()
+
+    async def _refresher(self) -> None:
+        while True:
+            await self._refresh_event.wait()
+            await trio.sleep(REFRESH_AFTER)
+            self._refresh_event = trio.Event()
+            threads, self._to_refresh = self._to_refresh, {}
+            for thread, (relay, skip) in threads.items():
+                try:
+                    await self._push_checked(thread, relay=relay, skip=skip)
+                except Exception:  # the next write or anti-entropy round tries again
+                    logger.exception("refreshing thread %s failed", thread.hex()[:12])
+
+    async def _push_checked(self, thread: bytes, *, relay: bool, skip: set[bytes]) -> None:
+        """Refresh ``thread`` and want a session with each member device but ``skip`` that may
+        lack some of it; with ``relay`` False (ops a peer pushed here itself), in a large thread,
+        only with departed members' devices (the author reaches the others)."""
+        view = await self._thread_refresh(thread)
+        if view is None:
+            return
+        relay = relay or not _large(view)
+        for peer in view.info.peers:
+            if peer.device in skip or (not relay and peer.until is None):
+                continue
+            if self._has_all_it_may(thread, peer):
+                continue  # it probably just sent us what we are announcing
+            self._want(thread, peer.device)
+
+    def _push_now(self, thread: bytes) -> set[bytes]:
+        """Want a session with every active member device of ``thread`` as last known."""
+        view = self.threads.get(thread)
+        if view is None or not view.info.member:
+            return set()
+        devices = {peer.device for peer in view.info.peers if peer.until is None}
+        for device in devices:
+            self._want(thread, device)
+        return devices
 
     async def _maintain(self) -> None:
         """Anti-entropy: refresh the threads, then a session with every member device."""
@@ -250,3 +301,7 @@ class SyncSessions:
                         self._want(thread, peer.device, again=False)
             delay = min(MAINTAIN_INTERVAL, self.settings.sync_interval)
             await trio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
+
+
+def _large(view: ThreadView) -> bool:
+    return sum(1 for peer in view.info.peers if peer.until is None) > RELAY_ALL_MAX

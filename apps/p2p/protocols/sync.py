@@ -59,7 +59,7 @@ from libp2p.abc import INetStream
 
 from apps.core.thread.op import Op
 from apps.core.thread.replica import Verified, verified
-from apps.p2p import frames, threads_io
+from apps.p2p import client, frames, threads_io
 from apps.p2p.bridge import unwrap
 from apps.p2p.protocols import SYNC_PROTOCOL
 from apps.p2p.wire import FrameChannel, PeerFault, PeerRefused, StreamEnded
@@ -71,6 +71,7 @@ PROTOCOL = SYNC_PROTOCOL
 MAX_FLIGHTS = 12  # an honest session needs 2-4; a session that does not settle is cut
 INGEST_QUEUE = 4  # frames received ahead of the database (back-pressure beyond that)
 INGEST_BATCH = 1024  # ops per database transaction while catching up
+PUSH_BATCH = 16  # ops at most checked in the database thread with their ingest (``receive_ops``)
 STREAM_IDLE = 30.0  # how long a responder keeps an idle stream open for the next session
 # Junk ops a peer may send in one session before it is cut: an honest node sends none, but a
 # few may come of a version difference; a flood of them is an attack (and each costs a check).
@@ -101,6 +102,11 @@ async def send_ops(
         async with pages_send:
             while page:
                 await pages_send.send(page)
+                if covers(cursor, flight.mine):
+                    # Past everything this node held when the flight was made: no trip to the
+                    # database for an empty page (a push's one page is the whole flight). Ops
+                    # written since then go in the session their write starts.
+                    break
                 page, cursor = await node.db(
                     threads_io.ops_page, thread, cursor, grant, removal, **LIMITS
                 )
@@ -118,15 +124,19 @@ async def send_ops(
 
 
 async def receive_ops(
-    node: SereusNode, channel: FrameChannel, apply: Callable[[Verified], Awaitable[None]]
+    node: SereusNode,
+    channel: FrameChannel,
+    apply: Callable[[Verified | list[bytes]], Awaitable[None]],
 ) -> tuple[frames.Frame, int]:
     """Read ``ops`` frames and apply them until another frame comes; return it and the count.
 
     Three stages overlap: reading frames, checking signatures (C code, outside the GIL, in its
     own thread) and applying the checked ops (a database thread), with bounded queues between
-    them: a slow database slows the reading, and yamux's flow control slows the sender."""
+    them: a slow database slows the reading, and yamux's flow control slows the sender. A small
+    batch with nothing behind it (a push) goes to ``apply`` unchecked, to be checked in the same
+    worker thread trip as its ingest: one trip instead of two is what its latency is made of."""
     batches_send, batches_recv = trio.open_memory_channel[list[bytes]](INGEST_QUEUE)
-    checked_send, checked_recv = trio.open_memory_channel[Verified](1)
+    checked_send, checked_recv = trio.open_memory_channel[Verified | list[bytes]](1)
     received = 0
 
     async def check() -> None:
@@ -137,7 +147,10 @@ async def receive_ops(
                         batch = batch + batches_recv.receive_nowait()
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                await checked_send.send(await node.cpu(verified, batch))
+                if len(batch) <= PUSH_BATCH:
+                    await checked_send.send(batch)
+                else:
+                    await checked_send.send(await node.cpu(verified, batch))
 
     async def ingest() -> None:
         async with checked_recv:
@@ -199,6 +212,30 @@ def admissible(
     return Verified(kept), len(checked.items) - len(kept)
 
 
+def _ingest(
+    thread: bytes,
+    batch: Verified | list[bytes],
+    grant: threads_io.Access,
+    removal: Op | None,
+    device: bytes,
+    pushed: bool,
+) -> tuple[threads_io.Ingested | None, int]:
+    """In a worker thread: check ``batch`` if not yet, keep what ``device`` may send and ingest
+    it; returns the outcome (None if nothing was kept) and how many ops were dropped. The write
+    tells the node (``client.notify``) that the ops came from ``device``, and whether they are
+    its own, pushed by itself (the node then need not pass them on to every member)."""
+    checked = batch if isinstance(batch, Verified) else verified(batch)
+    kept, dropped = admissible(checked, grant, removal)
+    if not kept.items:
+        return None, dropped
+    own = pushed and all(isinstance(item, Op) and item.device == device for item in kept.items)
+    client.received.source = (device, own)
+    try:
+        return threads_io.ingest(thread, kept), dropped
+    finally:
+        client.received.source = None
+
+
 class _Session:
     def __init__(
         self,
@@ -223,6 +260,7 @@ class _Session:
         self.ranges: dict[bytes, tuple[int, int]] = {}
         self.news_sent: set[bytes] = set()
         self.vv_sent = False  # the peer's flights are computed from our vector from then on
+        self.pushed = False  # the peer started the session (a push, when it brings its own ops)
 
     async def send_flight(self, flight: threads_io.Flight) -> None:
         """The flight's ops, then our vector."""
@@ -254,12 +292,13 @@ class _Session:
         self.node.vv_seen(self.thread, self.device, frame.vv)
         return frame, received
 
-    async def apply(self, checked: Verified) -> None:
-        """Ingest checked ops the peer's access allows; count the junk and cut a peer that
-        sends too much of it."""
-        kept, dropped = admissible(checked, self.grant, self.removal)
-        if kept.items:
-            outcome = await self.node.db(threads_io.ingest, self.thread, kept)
+    async def apply(self, batch: Verified | list[bytes]) -> None:
+        """Ingest the ops (checked here if not yet) the peer's access allows; count the junk
+        and cut a peer that sends too much of it."""
+        outcome, dropped = await self.node.db(
+            _ingest, self.thread, batch, self.grant, self.removal, self.device, self.pushed
+        )
+        if outcome is not None:
             self.node.stats["ops_received"] += outcome.accepted + outcome.refused
             dropped += outcome.junk
         self.junk += dropped
@@ -309,18 +348,29 @@ class _Session:
 
 
 async def initiate(node: SereusNode, thread: bytes, device: bytes) -> tuple[int, int]:
-    """Sync ``thread`` with ``device`` (connected); returns (ops sent, ops received)."""
-    grant, removal, first = await node.db(
-        threads_io.opening, thread, device, node.known_vv(thread, device), **LIMITS
-    )
-    if first is None:
-        return 0, 0  # not a device of the thread (any more): nothing to say to it
+    """Sync ``thread`` with ``device`` (connected); returns (ops sent, ops received).
+
+    The hello goes out before this side reads its first flight from the database, so that the
+    peer checks the hello (its own database trip) meanwhile: a push waits for one trip, not
+    two in a row."""
+    opening: tuple[threads_io.Access, Op | None, threads_io.Flight | None] | None = None
     for attempt in range(2):
         stream, reused = await node.sync_stream_take(device)
         channel = node.channel(stream, device)
-        session = _Session(node, channel, thread, device, grant, removal)
+        session: _Session | None = None
         try:
             await channel.send(frames.Hello(thread))
+            if opening is None:
+                opening = await node.db(
+                    threads_io.opening, thread, device, node.known_vv(thread, device), **LIMITS
+                )
+            grant, removal, first = opening
+            if first is None:
+                # Not a device of the thread (any more): nothing to say to it. The stream,
+                # in the middle of a session, is not kept.
+                await channel.reset()
+                return 0, 0
+            session = _Session(node, channel, thread, device, grant, removal)
             await session.send_flight(first)
             await session.turns()
         except Exception as error:
@@ -330,7 +380,7 @@ async def initiate(node: SereusNode, thread: bytes, device: bytes) -> tuple[int,
                 not isinstance(exc, PeerFault | PeerRefused | trio.TooSlowError)
                 and reused
                 and attempt == 0
-                and session.received == 0
+                and (session is None or session.received == 0)
             ):
                 continue  # the idle stream had been closed meanwhile: once more on a new one
             raise exc from error
@@ -363,6 +413,7 @@ async def respond(node: SereusNode, stream: INetStream, device: bytes) -> None:
                 await channel.refuse("refused", NOT_HERE)
                 return
             session = _Session(node, channel, hello.thread, device, grant, removal)
+            session.pushed = True
             await session.turns()
             node.synced(hello.thread, device, session.sent, session.received)
             hello = await _next_hello(channel)
