@@ -16,6 +16,7 @@ BENCHMARKS = [
     "thread_writes",
     "ordered",
     "p2p_sync",
+    "fanout",
     "messaging",
     "request_path",
     "adversary",
