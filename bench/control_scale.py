@@ -7,11 +7,14 @@ makes M role changes, one transaction each; then a fresh replica (a new member's
 
 Figures: the fresh replica's time for the large case (target <= 2 s), the owner's rate of
 writing role changes (target >= 1 000 ops/s), and how the per-op cost grows from the small case
-to the large one (target <= 1.3: linear). The small case of the same run is the floor.
+to the large one (target <= 1.3: linear). The small case of the same run is the floor; so is
+plain SQLite committing one row per transaction with the same durability (one fsync each),
+which bounds any write of one op per transaction on this machine.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +42,24 @@ def _database(folder: Path, thread: bytes, name: str, node: NodeKeys) -> ThreadD
     return ThreadDatabase(
         thread, path=folder / f"{name}.sqlite3", alias=f"thread_{thread.hex()}_{name}", node=node
     )
+
+
+def _commit_floor(folder: Path, count: int) -> float:
+    """Single-row transactions per second on plain SQLite with the thread's durability (WAL,
+    synchronous=FULL: one fsync per commit): what no write of one op per transaction beats."""
+    connection = sqlite3.connect(folder / "floor.sqlite3", isolation_level=None)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=FULL")
+    connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)")
+    body = bytes(600)  # about the size of a role change op
+    started = time.perf_counter()
+    for _ in range(count):
+        connection.execute("BEGIN")
+        connection.execute("INSERT INTO t (body) VALUES (?)", (body,))
+        connection.execute("COMMIT")
+    rate = count / (time.perf_counter() - started)
+    connection.close()
+    return rate
 
 
 def _case(folder: Path, members: int, changes: int) -> dict[str, Any]:
@@ -104,6 +125,8 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     small_case, large_case = QUICK if quick else (SMALL, LARGE)
     small = _case(folder, *small_case)
     large = _case(folder, *large_case)
+    commits = _commit_floor(folder, 1_000 if quick else 5_000)
+    print(f"   plain SQLite, one row per transaction: {commits:.0f} commits/s", flush=True)
     per_op = (large["fresh_s"] / large["ops"]) / (small["fresh_s"] / small["ops"])
     write_growth = small["write_ops_per_s"] / large["write_ops_per_s"]
     floor = (
@@ -112,6 +135,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     return {
         "small": small,
         "large": large,
+        "plain_commits_per_s": round(commits),
         "figures": [
             figure(
                 f"control: fresh replica, {large['members']} members + {large['changes']} "
@@ -127,7 +151,13 @@ def run(*, quick: bool = False) -> dict[str, Any]:
                 large["write_ops_per_s"],
                 "ops/s",
                 target=1_000,
-                floor=floor,
+                floor=f"{floor}; plain SQLite one-row transactions {commits:.0f}/s",
+            ),
+            figure(
+                "control: role changes written, share of plain SQLite one-row commits",
+                large["write_ops_per_s"] / commits,
+                "x",
+                floor=f"plain SQLite one-row transactions {commits:.0f}/s (the fsync per commit)",
             ),
             figure(
                 "control: fresh replica per-op cost, large / small",

@@ -83,22 +83,33 @@ class ControlResolution:
     _opaque: tuple[int, bool] = field(default=(0, False), repr=False)
 
     def extend(self, op: Op, refusal: str | None = None) -> bool:
-        """Add a control op that comes causally after every control op so far, without folding
-        again: it is necessarily last in the control order and concurrent with none of them, so
-        the result is the full fold's. False (nothing done) when that does not hold.
+        """Add a control op without folding again, where the full fold would place it last:
+        it comes causally after every control op so far (the usual case: then it is concurrent
+        with none of them), or the fold would have picked each op it is concurrent with before
+        it (``_Fold.lands_last``). Then the result is the full fold's. False when that does not
+        hold, or when the op is a removal that an op placed before it escaped (the fold would
+        restart): this resolution must then be dropped and everything folded again.
         ``refusal``: why the op is refused whatever the fold says (its static checks)."""
         fold = self.fold
         if fold is None:
             return False
-        for device, chain in fold.by_device.items():
-            if chain and not (chain[-1] is op or op.in_past(device, chain[-1].seq)):
-                return False
+        after_all = all(
+            not chain or chain[-1] is op or op.in_past(device, chain[-1].seq)
+            for device, chain in fold.by_device.items()
+        )
+        if not after_all and not fold.lands_last(op):
+            return False
         if refusal is not None:
             fold.refusals[op.hash] = refusal
-        fold.by_device.setdefault(op.device, []).append(op)
-        fold.order.append(op)
-        fold.decisions[op.hash] = fold._apply(op)
-        return True
+        placed = len(fold.accepted_restrictions)
+        fold.place(op)
+        # Only an op concurrent with others can be escaped by one of them (placed before it,
+        # not seeing it); the earlier restrictions were checked when their fold ended.
+        return (
+            after_all
+            or len(fold.accepted_restrictions) == placed
+            or _first_violation(fold, set()) is None
+        )
 
     @property
     def opaque(self) -> bool:
@@ -138,11 +149,16 @@ class _Fold(ControlActions):
         self.actions: dict[bytes, p.Control | p.Keys] = {}
         self.restrictions = Restrictions(forced)
         self.accepted_restrictions = Restrictions()
+        # Whether this is the resolution's first pass (no restart): ``lands_last`` needs it.
+        self.first_pass = True
         self.order: list[Op] = []
+        # Each op's place in the order, and its author's rank when it was picked (``lands_last``).
+        self.position: dict[bytes, int] = {}
+        self.ranks: list[int] = []
 
     def _predecessors(self, op: Op) -> list[Op]:
         preds = []
-        own = self.by_device[op.device]
+        own = self.by_device.get(op.device, [])
         i = bisect.bisect_left(own, op.seq, key=lambda o: o.seq)
         if i > 0:
             preds.append(own[i - 1])
@@ -171,12 +187,46 @@ class _Fold(ControlActions):
         while ready:
             best = min(ready, key=lambda o: (-self._rank(o), o.hlc, o.hash))
             ready.remove(best)
-            self.order.append(best)
-            self.decisions[best.hash] = self._apply(best)
+            self.place(best, in_chain=True)
             for child in children.get(best.hash, ()):
                 waiting[child.hash] -= 1
                 if waiting[child.hash] == 0:
                     ready.append(child)
+
+    def place(self, op: Op, *, in_chain: bool = False) -> None:
+        """Put ``op`` next in the order and decide it."""
+        if not in_chain:
+            self.by_device.setdefault(op.device, []).append(op)
+        self.position[op.hash] = len(self.order)
+        self.ranks.append(self._rank(op))
+        self.order.append(op)
+        self.decisions[op.hash] = self._apply(op)
+
+    def lands_last(self, op: Op) -> bool:
+        """Whether a full fold would place ``op`` (new, concurrent with some ops folded) after
+        all of them: at every step since its past was placed, the op picked then beat it (its
+        author's rank then, its stamp, its hash), so its being ready changed nothing.
+
+        Its author's rank must be the same at each of those steps: no event since touched its
+        device, its member or the policy (else: False, and the caller folds again). Only for
+        a resolution that did not restart: with restarts, its earlier passes may order
+        differently once the op is among them."""
+        if not self.first_pass:
+            return False
+        chain = self.by_device.get(op.device)
+        if chain and not op.in_past(op.device, chain[-1].seq):
+            return False  # not the next op of its chain (a fork): the caller folds again
+        start = 1 + max((self.position[p.hash] for p in self._predecessors(op)), default=-1)
+        tl, device = self.timeline, self.state.devices.get(op.device)
+        histories = [tl.device_events.get(op.device), tl.policy_events]
+        if device is not None:
+            histories.append(tl.member_events.get(device.member))
+        for events in histories:
+            if events and self.position[events[-1][0].hash] >= start:
+                return False
+        key = (-self._rank(op), op.hlc, op.hash)
+        ranks, order = self.ranks, self.order
+        return all((-ranks[i], order[i].hlc, order[i].hash) < key for i in range(start, len(order)))
 
     # -- one op ---------------------------------------------------------------------------------
 
@@ -243,6 +293,7 @@ def control_resolve(
     banned: set[bytes] = set()
     for restarts in range(MAX_RESTARTS):
         fold = _Fold(thread, by_device, opener, refusals, forks, forced)
+        fold.first_pass = restarts == 0
         fold.run()
         dropped = [r for r in forced if fold.decisions[r.op.hash] != ACCEPTED]
         if dropped:

@@ -583,11 +583,7 @@ class Replica(Admission, Forks, Ordering):
     def _anything_unread(self) -> bool:
         """Whether some op here waits for a key: a control or data op decided opaque, or a
         device's first op whose certification could not be read."""
-        return bool(
-            self.undecided
-            or self._awaiting_keys
-            or any(d.status == "opaque" for d in self.control.decisions.values())
-        )
+        return bool(self.undecided or self._awaiting_keys or self.control.opaque)
 
     def _restricts_any_data(self, restriction) -> bool:
         """Whether some admitted data op is concurrent with ``restriction`` and by whom it

@@ -132,6 +132,14 @@ class Timeline:
             bisect.insort(self._epochs, event.epoch)
         self._keys_by_epoch.setdefault(event.epoch, []).append(event)
 
+    def newest_epoch(self) -> int:
+        """The highest epoch number of an accepted keys op (0: none yet)."""
+        return self._epochs[-1] if self._epochs else 0
+
+    def epoch_events(self, epoch: int) -> list[KeysEvent]:
+        """The accepted keys ops of one epoch (several when rotations were concurrent)."""
+        return self._keys_by_epoch.get(epoch, [])
+
     def role_in_past(self, member: bytes, op: Op) -> str | None:
         for event_op, role in reversed(self.member_events.get(member, ())):
             if event_op is op or op.in_past(event_op.device, event_op.seq):

@@ -185,13 +185,12 @@ class ThreadWriter:
     def _usable_epoch_and_op(self) -> tuple[int, keys.EpochKeys, bytes]:
         """The newest epoch this writer can use: sealed to no one removed, key in hand."""
         control = self.replica.control
-        state = control.state
-        events = control.timeline.keys_events
-        newest = max((e.epoch for e in events), default=0)
-        for event in sorted(events, key=lambda e: e.op.hash):
-            if event.epoch != newest:
-                continue
-            if any(state.role_of(m) is None for m in event.sealed):
+        state, timeline = control.state, control.timeline
+        newest = timeline.newest_epoch()
+        for event in sorted(timeline.epoch_events(newest), key=lambda e: e.op.hash):
+            # A member it was sealed to who is no longer one was removed (or left) since: only
+            # those need asking (a thread of 200 members and 10 000 role changes has none).
+            if any(state.role_of(m) is None for m in event.sealed & timeline.ever_removed):
                 continue
             for epoch_keys in self.replica.keyring.by_keys_op.get(event.op.hash, ()):
                 if epoch_keys.data is not None and epoch_keys.matches(event.check) == (
@@ -265,6 +264,8 @@ class ThreadWriter:
                     data = held.data if data_ok else None
                     known.append((event, keys.EpochKeys(event.epoch, held.control, data)))
                     break
+        # What every member gets again: the recent epochs (the filter once, not per member).
+        recent = [(e, k) for e, k in known if e.epoch > newest - REGRANT_EPOCHS]
         seals = {}
         for member, state in control.state.members.items():
             if not state.active:
@@ -276,9 +277,7 @@ class ThreadWriter:
                 ]
             else:
                 grants = [
-                    [e.epoch, e.op.hash, k.control, k.data]
-                    for e, k in known
-                    if e.epoch > newest - REGRANT_EPOCHS and member in e.sealed
+                    [e.epoch, e.op.hash, k.control, k.data] for e, k in recent if member in e.sealed
                 ]
             seals[member] = crypto.seal(member, codec.encode({"secret": secret, "old": grants}))
         payload = {"epoch": epoch, "check": epoch_keys.check(self.thread), "seal": seals}
