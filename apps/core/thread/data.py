@@ -67,6 +67,11 @@ class DataChecker:
         self.opaque = opaque if opaque is not None else {}
         self._restricted: tuple[int, set[bytes]] = (-1, set())
         self._tags: dict[bytes, bytes] = {}
+        # What ``_judge`` answered, by (policy, roles, table, action, whose row): a frozen
+        # policy's answer never changes, and a log holds few such combinations. The policies
+        # are kept so that the id in a key always names the same one.
+        self._judged: dict[tuple, object] = {}
+        self._policies: dict[int, Policy] = {}
 
     def _restricted_keys(self) -> set[bytes]:
         """Members and devices that some restriction names (cached; restrictions only grow)."""
@@ -147,13 +152,29 @@ class DataChecker:
         """The action a change counts as, a refusal, or ``_HISTORY`` when only the author's
         own history of the row can tell (insert-only tables)."""
         tag = row_tag(change.pk)
-        mine = tag is not None and tag == self._tag(member)
+        owner = None if tag is None else tag == self._tag(member)
+        key = (id(policy), tuple(roles), change.table, change.action, owner)
+        found = self._judged.get(key)
+        if found is None:
+            if len(self._judged) >= JUDGED_CACHE:
+                self._judged.clear()
+                self._policies.clear()
+            self._policies[id(policy)] = policy
+            found = self._judged[key] = self._judge_anew(roles, policy, change, owner)
+        return found
+
+    def _judge_anew(
+        self, roles: list[str], policy: Policy, change: p.RowChange, owner: bool | None
+    ) -> str | Decision | object:
+        """``_judge`` without the memory: ``owner`` is None for a row id that names nobody,
+        else whether it names the author."""
+        mine = owner is True
         table = change.table
         if change.action == p.DELETE:
             if self._allowed(roles, policy, table, "delete", mine):
                 return "delete"
             return _refusal(roles, policy, table, "delete", mine)
-        if tag is None:
+        if owner is None:
             # An id that names no owner: nobody owns the row, so writing it needs both.
             for action in ("insert", "update"):
                 if not self._allowed(roles, policy, table, action, False):
@@ -205,6 +226,7 @@ class DataChecker:
 
 
 _HISTORY = object()
+JUDGED_CACHE = 4096
 
 
 def _refusal(roles: list[str], policy: Policy, table: str, action: str, own: bool) -> Decision:

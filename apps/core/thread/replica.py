@@ -30,9 +30,10 @@ device's own ops (data decisions never depend on another member's data ops).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from apps.core.thread import crypto
+from apps.core.thread import crypto, signatures
 from apps.core.thread import payloads as p
 from apps.core.thread.admission import Admission
 from apps.core.thread.batch import Batch, IngestResult, unknown_result
@@ -80,7 +81,17 @@ class Verified:
 
 
 def verified(raws: Iterable[bytes]) -> Verified:
-    """Steps 1 and 3a for a batch: shape, size and signature. Pure; no replica needed."""
+    """Steps 1 and 3a for a batch: shape, size and signature. Pure; no replica needed. A large
+    batch is checked in a helper process (``signatures``): the caller's thread only waits."""
+    raws = list(raws)
+    found = signatures.check(raws)
+    if found is not None:
+        return Verified(
+            tuple(
+                op_decode(raw) if problem is None else IngestResult("malformed", problem)
+                for raw, problem in zip(raws, found, strict=True)
+            )
+        )
     items: list[Op | IngestResult] = []
     for raw in raws:
         try:
@@ -93,6 +104,21 @@ def verified(raws: Iterable[bytes]) -> Verified:
         else:
             items.append(op)
     return Verified(tuple(items))
+
+
+def verified_ahead(frames: Iterable[list[bytes]]) -> Iterator[Verified]:
+    """``verified`` of each frame, the next one checked (in another thread, which waits for the
+    helper process) while the caller ingests the current one: how a catch-up keeps both cores
+    busy."""
+    pending = iter(frames)
+    with ThreadPoolExecutor(1, thread_name_prefix="verified-ahead") as pool:
+        first = next(pending, None)
+        ahead = None if first is None else pool.submit(verified, first)
+        while ahead is not None:
+            checked = ahead.result()
+            following = next(pending, None)
+            ahead = None if following is None else pool.submit(verified, following)
+            yield checked
 
 
 class _StoreMapping(Mapping):

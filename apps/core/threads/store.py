@@ -21,10 +21,14 @@ CACHE_OPS = 4096
 # The writes a batch (``SQLiteOpStore.batched``) holds back, in the order they are flushed: each
 # decision and refusal names an op admitted before it (in the file, or earlier in the batch), and
 # row events touch no other table, so the order within each statement is all that matters.
+# An op decided in the batch that admits it has its decision (and static refusal) written with
+# it. A row already there is a pending op or fork evidence: never decided, so NULL (not decided
+# yet) leaves its columns as they are.
 _ADMIT = (
-    "INSERT INTO sereus_ops(hash, device, seq, kind, raw, place) "
-    "VALUES (?, ?, ?, ?, ?, 'log') ON CONFLICT(hash) DO UPDATE SET place = 'log', "
-    "n = (SELECT max(n) + 1 FROM sereus_ops)"
+    "INSERT INTO sereus_ops(hash, device, seq, kind, raw, place, status, reason, refusal) "
+    "VALUES (?, ?, ?, ?, ?, 'log', ?, ?, ?) ON CONFLICT(hash) DO UPDATE SET place = 'log', "
+    "n = (SELECT max(n) + 1 FROM sereus_ops), status = coalesce(excluded.status, status), "
+    "reason = coalesce(excluded.reason, reason), refusal = coalesce(excluded.refusal, refusal)"
 )
 _DECIDE = "UPDATE sereus_ops SET status = ?, reason = ? WHERE hash = ?"
 _REFUSAL = "UPDATE sereus_ops SET refusal = ? WHERE hash = ?"
@@ -53,8 +57,8 @@ class SQLiteOpStore:
         self._cache: OrderedDict[bytes, Op] = OrderedDict()
         self._slots: OrderedDict[OpId, Op] = OrderedDict()
         # Decisions and static refusals this process wrote (read back for every op it admits).
-        self._decisions: dict[bytes, Decision] = {}
-        self._refusals: dict[bytes, str | None] = {}
+        self._decisions: OrderedDict[bytes, Decision] = OrderedDict()
+        self._refusals: OrderedDict[bytes, str | None] = OrderedDict()
         # Set by the thread database: called with every accepted data op's changes that did
         # not come from this node's own write (those are in the app tables already).
         self.on_accepted = None
@@ -63,7 +67,10 @@ class SQLiteOpStore:
         # device's ops refused): the database rebuilds just those rows.
         self.on_rows_rebuild = None
         # Within ``batched``: the held-back writes, by statement.
-        self._held: dict[str, list[tuple]] | None = None
+        self._held: dict[str, list] | None = None
+        # The held-back admissions by op hash: [hash, device, seq, kind, raw, status, reason,
+        # refusal], completed in place by the decision and refusal that follow in the batch.
+        self._admitting: dict[bytes, list] = {}
 
     @property
     def connection(self) -> sqlite3.Connection:
@@ -89,12 +96,14 @@ class SQLiteOpStore:
         finally:
             if not outer:
                 self._held = None
+                self._admitting.clear()
 
     def flush(self) -> None:
         held = self._held
         if not held:
             return
         connection = self._connection()
+        self._admitting.clear()
         for sql, rows in held.items():
             if rows:
                 connection.executemany(sql, rows)
@@ -124,9 +133,11 @@ class SQLiteOpStore:
         self._refusals.clear()
 
     @staticmethod
-    def _known(cache: dict) -> dict:
-        if len(cache) > CACHE_OPS:
-            cache.clear()  # bounded: a cache miss only costs a query
+    def _known(cache: OrderedDict) -> OrderedDict:
+        # Bounded, dropping the oldest: a miss costs a query (and, within a batch, writing
+        # what it held back), so the ops of the batch being decided must stay.
+        while len(cache) >= CACHE_OPS:
+            cache.popitem(last=False)
         return cache
 
     def _decode(self, raw: bytes) -> Op:
@@ -156,7 +167,12 @@ class SQLiteOpStore:
 
     def admit(self, op: Op) -> None:
         # A pending op joining the log moves to the end: the log's order is admission order.
-        self._write(_ADMIT, (op.hash, op.device, op.seq, op.kind, op.raw))
+        row = [op.hash, op.device, op.seq, op.kind, op.raw, None, None, None]
+        if self._held is not None:
+            self._held[_ADMIT].append(row)
+            self._admitting[op.hash] = row
+        else:
+            self._connection().execute(_ADMIT, row)
         self._remember(op, in_log=True)
         if op.hash not in self._refusals:
             # Admitted without a static refusal: there is none until set_refusal says so.
@@ -224,7 +240,11 @@ class SQLiteOpStore:
     # -- decisions ---------------------------------------------------------------------------
 
     def decide(self, op: Op, decision: Decision, changes: list[RowChange] | None) -> None:
-        self._write(_DECIDE, (decision.status, decision.reason, op.hash))
+        row = self._admitting.get(op.hash)
+        if row is not None:
+            row[5], row[6] = decision.status, decision.reason
+        else:
+            self._write(_DECIDE, (decision.status, decision.reason, op.hash))
         self._known(self._decisions)[op.hash] = decision
         if changes is not None and decision.status == "accepted" and self.on_accepted:
             self.on_accepted(op, changes)
@@ -252,7 +272,11 @@ class SQLiteOpStore:
         return None if row is None else row[0]
 
     def set_refusal(self, op_hash: bytes, reason: str | None) -> None:
-        self._write(_REFUSAL, (reason, op_hash))
+        row = self._admitting.get(op_hash)
+        if row is not None:
+            row[7] = reason
+        else:
+            self._write(_REFUSAL, (reason, op_hash))
         self._known(self._refusals)[op_hash] = reason
 
     # -- row index ---------------------------------------------------------------------------
