@@ -9,7 +9,8 @@ the same run:
   and no socket.
 - sequential message POSTs through the messaging API on node A, each sent as soon as the previous
   one was answered, with node B a member of the conversation receiving them: messages/s
-  accepted on A (target >= 200/s), and until B lists the last one.
+  accepted on A (target >= 200/s), and until B lists the last one. Floor: one-row commits per
+  second of plain SQLite with the same durability on the same disk (each message is one).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import http.client
 import json
 import shutil
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -128,7 +130,25 @@ def _trivial_get(peer: Peer, count: int) -> dict[str, Any]:
     return result
 
 
-def _messages(alice: Peer, bob: Peer, count: int) -> dict[str, Any]:
+def _commit_floor(folder: Path, count: int) -> float:
+    """One-row commits per second of plain SQLite with a thread database's durability (WAL,
+    synchronous=FULL) on the same disk: every accepted message costs at least one."""
+    connection = sqlite3.connect(folder / "floor.sqlite3", isolation_level=None)
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, text TEXT)")
+        started = time.perf_counter()
+        for i in range(count):
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("INSERT INTO t (text) VALUES (?)", (f"message {i}",))
+            connection.execute("COMMIT")
+        return count / (time.perf_counter() - started)
+    finally:
+        connection.close()
+
+
+def _messages(alice: Peer, bob: Peer, count: int, commits_per_s: float) -> dict[str, Any]:
     from tests.support.messaging import conversation_create
 
     assert alice.token is not None
@@ -168,8 +188,9 @@ def _messages(alice: Peer, bob: Peer, count: int) -> dict[str, Any]:
             round(rate, 1),
             "messages/s",
             target=MESSAGES_TARGET,
-            floor=f"POST p50 {statistics.median(samples) * 1000:.2f} ms; all on Bob's node "
-            f"after {received_s:.2f} s ({count / received_s:.0f}/s)",
+            floor=f"plain SQLite one-row commits {commits_per_s:.0f}/s; POST p50 "
+            f"{statistics.median(samples) * 1000:.2f} ms; all on Bob's node after "
+            f"{received_s:.2f} s ({count / received_s:.0f}/s)",
         ),
     }
 
@@ -184,7 +205,9 @@ def run(*, quick: bool = False) -> dict[str, Any]:
             for future in [pool.submit(alice.start), pool.submit(bob.start)]:
                 future.result()
         result = {"trivial_get": _trivial_get(alice, gets)}
-        result["messages"] = _messages(alice, bob, messages)
+        commits_per_s = _commit_floor(folder, messages)
+        result["messages"] = _messages(alice, bob, messages, commits_per_s)
+        result["messages"]["plain_sqlite_commits_per_s"] = round(commits_per_s)
     finally:
         for peer in (alice, bob):
             if peer.process.proc is not None and peer.process.proc.poll() is None:
