@@ -61,6 +61,7 @@ from apps.p2p.inbound import InboundStreams
 from apps.p2p.joins import Joins
 from apps.p2p.keepalive import Keepalive
 from apps.p2p.limits import PeerLimits
+from apps.p2p.openings import Openings
 from apps.p2p.protocols import blob as blob_protocol
 from apps.p2p.protocols import invite as invite_protocol
 from apps.p2p.protocols import live as live_protocol
@@ -159,6 +160,7 @@ class SereusNode(SyncSessions, Dialing, InboundStreams, BlobFetching):
         # on to every member device, and the devices they were pushed to already.
         self._to_refresh: dict[bytes, tuple[bool, set[bytes]]] = {}
         self._refresh_event = trio.Event()
+        self.openings = Openings()
         self._sessions: set[tuple[bytes, bytes]] = set()
         self._again: set[tuple[bytes, bytes]] = set()
         # Threads this node left, set once a member device holds the leave (``sessions``).

@@ -272,11 +272,21 @@ class SyncSessions:
             self._want(thread, peer.device)
 
     def _push_now(self, thread: bytes) -> set[bytes]:
-        """Want a session with every active member device of ``thread`` as last known."""
+        """Want a session with every active member device of ``thread`` as last known, their
+        first flights read in one trip (``openings``) for the sessions that start now."""
         view = self.threads.get(thread)
         if view is None or not view.info.member:
             return set()
         devices = {peer.device for peer in view.info.peers if peer.until is None}
+        starting = [device for device in devices if (thread, device) not in self._sessions]
+        assert self._nursery is not None
+        self.openings.start(
+            self._nursery,
+            self.db,
+            thread,
+            [(device, self.known_vv(thread, device)) for device in starting],
+            sync.LIMITS,
+        )
         for device in devices:
             self._want(thread, device)
         return devices

@@ -266,6 +266,14 @@ class _Session:
         """The flight's ops, then our vector."""
         news = [raw for raw in flight.news if raw not in self.news_sent]
         self.news_sent.update(news)
+        vector = frames.VersionVector(flight.mine, flight.heads, flight.forks)
+        if flight.page and not news and covers(flight.cursor, flight.mine):
+            # One page is the whole flight (a push): it and the vector in one write.
+            await self.channel.send(frames.Ops(flight.page), vector)
+            self.sent += len(flight.page)
+            self._sent_to(flight, flight.cursor)
+            self.vv_sent = True
+            return
         sent, cursor = await send_ops(
             self.node,
             self.channel,
@@ -275,12 +283,16 @@ class _Session:
             dataclasses.replace(flight, news=news),
         )
         self.sent += sent
+        self._sent_to(flight, cursor)
+        await self.channel.send(vector)
+        self.vv_sent = True
+
+    def _sent_to(self, flight: threads_io.Flight, cursor: dict[bytes, int]) -> None:
+        """Remember the ops a flight sent, up to ``cursor``: not offered again."""
         for device, seq in cursor.items():
             start = flight.start.get(device, 0)
             if seq > start:
                 self.ranges[device] = (start, seq)
-        await self.channel.send(frames.VersionVector(flight.mine, flight.heads, flight.forks))
-        self.vv_sent = True
 
     async def receive_flight(self) -> tuple[Vector, int]:
         """Ingest the peer's ops as they come, until its ``vv`` or ``done``; returns that frame
@@ -360,6 +372,8 @@ async def initiate(node: SereusNode, thread: bytes, device: bytes) -> tuple[int,
         session: _Session | None = None
         try:
             await channel.send(frames.Hello(thread))
+            if opening is None:
+                opening = await node.openings.take(thread, device)
             if opening is None:
                 opening = await node.db(
                     threads_io.opening, thread, device, node.known_vv(thread, device), **LIMITS

@@ -1,0 +1,97 @@
+"""The first flights of a push to many member devices, read from the database in one trip.
+
+A session's opening (``threads_io.opening``: the device's access and the first flight, from the
+vector this node last saw from it) is a trip to a worker thread; a write to a thread of 50
+member devices made 50 of them, each reading the same ops. ``Openings`` reads them for all the
+devices of a push at once, one flight per distinct (access, last known vector): after a quiet
+moment every device holds the same, so one flight serves them all. Each session of the push
+takes its opening from the batch (``take``), waiting for it if it is still being read; a session
+that finds none, or whose batch failed, reads its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from apps.core.thread.op import Op
+from apps.p2p import threads_io
+
+Opening = tuple[threads_io.Access, Op | None, threads_io.Flight | None]
+Request = tuple[bytes, dict[bytes, int] | None]  # a device, its last known vector
+
+
+def openings_read(thread: bytes, requests: list[Request], **limits: int) -> list[Opening]:
+    """In a worker thread: the opening of a session with each device of ``requests``."""
+    flights: dict[Any, threads_io.Flight] = {}
+    out: list[Opening] = []
+    for device, known in requests:
+        grant, removal = threads_io.access(thread, device)
+        if grant == "none":
+            out.append((grant, removal, None))
+            continue
+        key = (
+            grant,
+            None if removal is None else removal.hash,
+            None if known is None else frozenset(known.items()),
+        )
+        flight = flights.get(key)
+        if flight is None:
+            flight = flights[key] = threads_io.flight(thread, known, grant, removal, **limits)
+        out.append((grant, removal, flight))
+    return out
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.ready = trio.Event()
+        self.result: dict[bytes, Opening] | None = None
+
+
+class Openings:
+    """Batches of openings being read, per (thread, device) until a session takes its own."""
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[bytes, bytes], _Batch] = {}
+
+    def start(
+        self,
+        nursery: trio.Nursery,
+        db: Callable[..., Awaitable[Any]],
+        thread: bytes,
+        requests: list[Request],
+        limits: dict[str, int],
+    ) -> None:
+        """Read the openings of ``requests`` in one trip, in the background."""
+        if len(requests) < 2:
+            return  # a session reads its own
+        batch = _Batch()
+        for device, _known in requests:
+            self._pending[(thread, device)] = batch
+
+        async def read() -> None:
+            try:
+                found = await db(openings_read, thread, requests, **limits)
+                batch.result = {device: o for (device, _k), o in zip(requests, found, strict=True)}
+            except Exception:  # each session reads its own instead
+                batch.result = None
+            finally:
+                batch.ready.set()
+                for device, _known in requests:
+                    if self._pending.get((thread, device)) is batch:
+                        del self._pending[(thread, device)]
+
+        nursery.start_soon(read)
+
+    async def take(self, thread: bytes, device: bytes) -> Opening | None:
+        """The opening read for this device's session by a batch, if one was (waiting for
+        it); None otherwise. Each opening is taken once."""
+        batch = self._pending.pop((thread, device), None)
+        if batch is None:
+            return None
+        await batch.ready.wait()
+        if batch.result is None:
+            return None
+        return batch.result.pop(device, None)
