@@ -29,6 +29,7 @@ from apps.core.threads.database import NodeKeys, ThreadDatabase
 from bench.report import figure
 
 FRAME = 256  # ops per sync frame
+ROUNDS = 2
 ROLES = ("writer", "reader")
 SMALL, LARGE = (50, 2_000), (200, 10_000)
 QUICK = (10, 400), (40, 2_000)  # the same ratios, a fifth of the size
@@ -44,13 +45,13 @@ def _database(folder: Path, thread: bytes, name: str, node: NodeKeys) -> ThreadD
     )
 
 
-def _commit_floor(folder: Path, count: int) -> float:
+def _commit_floor(path: Path, count: int) -> float:
     """Single-row transactions per second on plain SQLite with the thread's durability (WAL,
     synchronous=FULL: one fsync per commit): what no write of one op per transaction beats."""
-    connection = sqlite3.connect(folder / "floor.sqlite3", isolation_level=None)
+    connection = sqlite3.connect(path, isolation_level=None)
     connection.execute("PRAGMA journal_mode=WAL")
     connection.execute("PRAGMA synchronous=FULL")
-    connection.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)")
+    connection.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, body BLOB)")
     body = bytes(600)  # about the size of a role change op
     started = time.perf_counter()
     for _ in range(count):
@@ -84,30 +85,38 @@ def _case(folder: Path, members: int, changes: int) -> dict[str, Any]:
         source.write(lambda w, request=request: w.admit(request))
     admit_s = time.perf_counter() - started
     targets = [bytes(keys.member_key(p.master_secret, thread).verify_key) for p in parties]
+    # The commit floor just before and just after the writes (the machine is shared: the
+    # floor is only comparable measured alongside).
+    floor_path, floor_count = folder / f"floor{name}.sqlite3", max(500, changes // 5)
+    commits = _commit_floor(floor_path, floor_count)
     started = time.perf_counter()
     for i in range(changes):
         target = targets[i % members]
         role = ROLES[(i // members) % len(ROLES)]
         source.write(lambda w, target=target, role=role: w.set_role(target, role))
     write_s = time.perf_counter() - started
+    commits = (commits + _commit_floor(floor_path, floor_count)) / 2
     log = [
         raw
         for (raw,) in source.raw().execute(
             "SELECT raw FROM sereus_ops WHERE place = 'log' ORDER BY n"
         )
     ]
-    fresh = _database(folder, thread, f"fresh{name}", parties[-1])
-    started = time.perf_counter()
-    for start in range(0, len(log), FRAME):
-        fresh.ingest(log[start : start + FRAME])
-    fresh_s = time.perf_counter() - started
+    fresh_s = float("inf")
+    for round_ in range(ROUNDS):  # the best of a few: the machine is shared
+        fresh = _database(folder, thread, f"fresh{name}r{round_}", parties[-1])
+        started = time.perf_counter()
+        for start in range(0, len(log), FRAME):
+            fresh.ingest(log[start : start + FRAME])
+        fresh_s = min(fresh_s, time.perf_counter() - started)
     mine, theirs = source.replica(), fresh.replica()
     assert theirs.snapshot() == mine.snapshot(), "the fresh replica disagrees with the owner"
     assert len(theirs.accepted_hashes()) == len(log)
     print(
         f"   {members} members, {changes} role changes ({len(log)} ops): admitting "
-        f"{3 * members / admit_s:.0f} ops/s, role changes written {changes / write_s:.0f} ops/s, "
-        f"fresh replica {fresh_s:.2f} s ({len(log) / fresh_s:.0f} ops/s)",
+        f"{3 * members / admit_s:.0f} ops/s, role changes written {changes / write_s:.0f} ops/s "
+        f"(plain SQLite one-row commits {commits:.0f}/s), fresh replica {fresh_s:.2f} s "
+        f"({len(log) / fresh_s:.0f} ops/s)",
         flush=True,
     )
     return {
@@ -115,6 +124,7 @@ def _case(folder: Path, members: int, changes: int) -> dict[str, Any]:
         "changes": changes,
         "ops": len(log),
         "write_ops_per_s": round(changes / write_s),
+        "plain_commits_per_s": round(commits),
         "fresh_s": round(fresh_s, 3),
         "fresh_ops_per_s": round(len(log) / fresh_s),
     }
@@ -125,8 +135,7 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     small_case, large_case = QUICK if quick else (SMALL, LARGE)
     small = _case(folder, *small_case)
     large = _case(folder, *large_case)
-    commits = _commit_floor(folder, 1_000 if quick else 5_000)
-    print(f"   plain SQLite, one row per transaction: {commits:.0f} commits/s", flush=True)
+    commits = large["plain_commits_per_s"]
     per_op = (large["fresh_s"] / large["ops"]) / (small["fresh_s"] / small["ops"])
     write_growth = small["write_ops_per_s"] / large["write_ops_per_s"]
     floor = (
@@ -135,7 +144,6 @@ def run(*, quick: bool = False) -> dict[str, Any]:
     return {
         "small": small,
         "large": large,
-        "plain_commits_per_s": round(commits),
         "figures": [
             figure(
                 f"control: fresh replica, {large['members']} members + {large['changes']} "
