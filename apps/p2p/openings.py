@@ -44,10 +44,14 @@ def openings_read(thread: bytes, requests: list[Request], **limits: int) -> list
     return out
 
 
+MAX_AGE = 2.0  # seconds an opening read ahead stays good for a session that starts late
+
+
 class _Batch:
     def __init__(self) -> None:
         self.ready = trio.Event()
         self.result: dict[bytes, Opening] | None = None
+        self.read_at = 0.0
 
 
 class Openings:
@@ -78,20 +82,20 @@ class Openings:
             except Exception:  # each session reads its own instead
                 batch.result = None
             finally:
+                batch.read_at = trio.current_time()
                 batch.ready.set()
-                for device, _known in requests:
-                    if self._pending.get((thread, device)) is batch:
-                        del self._pending[(thread, device)]
 
         nursery.start_soon(read)
 
     async def take(self, thread: bytes, device: bytes) -> Opening | None:
         """The opening read for this device's session by a batch, if one was (waiting for
-        it); None otherwise. Each opening is taken once."""
+        it) and is still fresh (sessions beyond ``OUTBOUND_SESSIONS`` wait their turn); None
+        otherwise. Each opening is taken once; one never taken (its session did not get
+        through) is replaced by the next push's."""
         batch = self._pending.pop((thread, device), None)
         if batch is None:
             return None
         await batch.ready.wait()
-        if batch.result is None:
+        if batch.result is None or trio.current_time() - batch.read_at > MAX_AGE:
             return None
         return batch.result.pop(device, None)

@@ -1,0 +1,93 @@
+"""The first flights of a push to many member devices, read in one trip (``openings``): each
+device's opening is what ``threads_io.opening`` gives it alone, and devices in the same place
+share one flight."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import trio
+
+from apps.core.threads import services
+from apps.core.threads.database import ThreadDatabase
+from apps.p2p import threads_io
+from apps.p2p.openings import Openings, openings_read
+from tests.core.threads.conftest import OtherNode, admit, other_node
+from tests.p2p.test_threads_io import device_of, member_of, write_note
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LIMITS = {"limit_ops": 4, "limit_bytes": 10**9}
+
+
+@pytest.fixture
+def writers(tdb: ThreadDatabase, tmp_path_factory) -> tuple[OtherNode, OtherNode]:
+    """Bob and Carol, writers on nodes of their own, admitted by this node."""
+    folder = tmp_path_factory.getbasetemp() / "p2p-other-nodes"
+    folder.mkdir(exist_ok=True)
+    joined = []
+    for name in ("bob", "carol"):
+        joiner = other_node(folder, tdb.thread, f"{name}_{uuid.uuid4().hex[:8]}")
+        admit(tdb, joiner, "writer")
+        joined.append(joiner)
+    return joined[0], joined[1]
+
+
+def test_each_device_gets_the_opening_it_would_get_alone(thread, tdb, writers):
+    bob, carol = writers
+    known = threads_io.version_vector(thread.thread)
+    write_note(tdb, "news")
+    stranger = os.urandom(32)
+    requests = [
+        (device_of(bob.database), known),
+        (device_of(carol.database), dict(known)),
+        (stranger, known),
+        (device_of(bob.database), None),
+    ]
+
+    found = openings_read(thread.thread, requests, **LIMITS)
+
+    alone = [threads_io.opening(thread.thread, d, k, **LIMITS) for d, k in requests]
+    assert found == alone
+    assert found[0][2].page, "the note"
+    assert found[0][2] is found[1][2], "one flight for one place"
+    assert found[2] == ("none", None, None), "a stranger gets no flight"
+
+
+def test_a_removed_members_device_gets_its_own_flight(thread, tdb, writers):
+    bob, carol = writers
+    known = threads_io.version_vector(thread.thread)
+    services.member_remove(thread=thread, member_id=member_of(bob).hex())
+
+    requests = [(device_of(bob.database), known), (device_of(carol.database), known)]
+    found = openings_read(thread.thread, requests, **LIMITS)
+
+    assert found == [threads_io.opening(thread.thread, d, k, **LIMITS) for d, k in requests]
+    assert found[0][0] == "until"
+    assert found[1][0] == "full"
+    assert found[0][2] is not found[1][2]
+    assert len(found[0][2].page) < len(found[1][2].page), "not the new epoch's keys"
+
+
+def test_a_session_takes_its_opening_once_and_without_a_batch_none():
+    async def main() -> None:
+        calls = []
+
+        async def db(fn, thread, requests, **limits):
+            calls.append([device for device, _known in requests])
+            await trio.sleep(0.01)
+            return [("full", None, device) for device, _known in requests]
+
+        openings = Openings()
+        async with trio.open_nursery() as nursery:
+            openings.start(nursery, db, b"t", [(b"a", None), (b"b", None)], LIMITS)
+            openings.start(nursery, db, b"t", [(b"c", None)], LIMITS)  # one: read alone
+            assert await openings.take(b"t", b"a") == ("full", None, b"a")
+            assert await openings.take(b"t", b"a") is None, "taken once"
+            assert await openings.take(b"t", b"c") is None
+            assert await openings.take(b"t", b"b") == ("full", None, b"b")
+        assert calls == [[b"a", b"b"]]
+
+    trio.run(main)
