@@ -24,6 +24,7 @@ import nacl.signing
 import nacl.utils
 
 from apps.core.thread import keys
+from apps.core.thread.replica import Replica
 from apps.core.thread.writer import ThreadWriter, redemption_request
 from apps.core.threads.database import NodeKeys, ThreadDatabase
 from bench.report import figure
@@ -119,6 +120,7 @@ def _case(folder: Path, members: int, changes: int) -> dict[str, Any]:
         "_source": source,
         "_newcomer": parties[-1],
         "_fresh_s": [],
+        "_memory_s": [],
     }
 
 
@@ -133,15 +135,29 @@ def _fresh(folder: Path, case: dict[str, Any], round_: int) -> None:
     theirs = fresh.replica()
     assert theirs.snapshot() == source.replica().snapshot(), "the fresh replica disagrees"
     assert len(theirs.accepted_hashes()) == len(log)
+    # The same without SQLite (a replica over the in-memory store): the resolution's own share.
+    newcomer = case["_newcomer"]
+    member_key = keys.member_key(newcomer.master_secret, source.thread)
+    memory = Replica.for_members(source.thread, [member_key])
+    started = time.perf_counter()
+    for start in range(0, len(log), FRAME):
+        memory.ingest_many(log[start : start + FRAME])
+    case["_memory_s"].append(time.perf_counter() - started)
+    assert memory.snapshot() == theirs.snapshot()
 
 
 def _settled(case: dict[str, Any]) -> dict[str, Any]:
-    fresh_s = min(case["_fresh_s"])
+    fresh_s, memory_s = min(case["_fresh_s"]), min(case["_memory_s"])
     result = {k: v for k, v in case.items() if not k.startswith("_")}
-    result |= {"fresh_s": round(fresh_s, 3), "fresh_ops_per_s": round(case["ops"] / fresh_s)}
+    result |= {
+        "fresh_s": round(fresh_s, 3),
+        "fresh_ops_per_s": round(case["ops"] / fresh_s),
+        "memory_s": round(memory_s, 3),
+    }
     print(
         f"   {case['members']} members, {case['changes']} role changes: fresh replica "
-        f"{fresh_s:.2f} s ({case['ops'] / fresh_s:.0f} ops/s), best of {ROUNDS}",
+        f"{fresh_s:.2f} s ({case['ops'] / fresh_s:.0f} ops/s; in memory, no SQLite, "
+        f"{memory_s:.2f} s), best of {ROUNDS}",
         flush=True,
     )
     return result
@@ -200,6 +216,14 @@ def run(*, quick: bool = False) -> dict[str, Any]:
                 target=1.3,
                 higher=False,
                 floor=floor,
+            ),
+            figure(
+                "control: fresh in-memory replica (no SQLite) per-op cost, large / small",
+                (large["memory_s"] / large["ops"]) / (small["memory_s"] / small["ops"]),
+                "x",
+                target=1.3,
+                higher=False,
+                floor=f"{small['ops']} ops in memory: {small['memory_s']:.2f} s",
             ),
             figure(
                 "control: writing per-op cost, large / small (each over its commit floor)",

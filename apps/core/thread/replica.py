@@ -619,11 +619,16 @@ class Replica(Admission, Forks, Ordering):
         else:
             devices = self.control.timeline.member_devices.get(restriction.member, set())
         op = restriction.op
-        return any(
-            self.store.data_after(
-                device, op.deps_map.get(device, 0) if device != op.device else op.seq
-            )
+        seen = {
+            device: op.deps_map.get(device, 0) if device != op.device else op.seq
             for device in devices
+        }
+        # A device with nothing in the log past what the restriction saw (the usual case) has
+        # no such data op: no need to ask the store.
+        return any(
+            self.store.data_after(device, seq)
+            for device, seq in seen.items()
+            if self.heads.get(device, 0) > seq
         )
 
     def _resolve(self) -> ControlResolution:
