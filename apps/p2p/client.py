@@ -198,7 +198,10 @@ def notify(thread: bytes) -> None:
     """Ops were written to ``thread`` in this process: push them, tell open pages."""
     local = _local
     if local is not None:
-        local[0].call_soon(local[1].notify, thread, getattr(received, "source", None))
+        # The first write of an ingest is the peer's ops; any after it (in the same call) is
+        # this node's own.
+        source, received.source = getattr(received, "source", None), None
+        local[0].call_soon(local[1].notify, thread, source)
     scale_out = settings.SEREUS.scale_out
     if home_loop is None and not scale_out:
         return  # no web server in this process and no shared channel layer: nobody to tell

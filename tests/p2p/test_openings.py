@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import os
 import uuid
+from types import SimpleNamespace
 
 import pytest
 import trio
 
 from apps.core.threads import services
 from apps.core.threads.database import ThreadDatabase
-from apps.p2p import threads_io
+from apps.p2p import client, threads_io
 from apps.p2p.openings import Openings, openings_read
+from apps.p2p.protocols import sync
 from tests.core.threads.conftest import OtherNode, admit, other_node
 from tests.p2p.test_threads_io import device_of, member_of, write_note
 
@@ -91,3 +93,28 @@ def test_a_session_takes_its_opening_once_and_without_a_batch_none():
         assert calls == [[b"a", b"b"]]
 
     trio.run(main)
+
+
+class _Bridge:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def call_soon(self, fn, *args) -> bool:
+        self.calls.append(args)
+        return True
+
+
+@pytest.mark.parametrize("pushed", [True, False])
+def test_ops_a_peer_pushed_itself_are_told_as_its_own(thread, tdb, writers, monkeypatch, pushed):
+    bob, _carol = writers
+    op = write_note(bob.database, "from bob")
+    bridge = _Bridge()
+    monkeypatch.setattr(client, "_local", (bridge, SimpleNamespace(notify=None)))
+    bob_device = device_of(bob.database)
+
+    outcome, dropped = sync._ingest(thread.thread, [op.raw], "full", None, bob_device, pushed)
+
+    assert (outcome.accepted, dropped) == (1, 0)
+    assert bridge.calls == [(thread.thread, (bob_device, pushed))]
+    client.notify(thread.thread)  # a write of this node's own after it: no source
+    assert bridge.calls[-1] == (thread.thread, None)

@@ -223,12 +223,17 @@ def _ingest(
     """In a worker thread: check ``batch`` if not yet, keep what ``device`` may send and ingest
     it; returns the outcome (None if nothing was kept) and how many ops were dropped. The write
     tells the node (``client.notify``) that the ops came from ``device``, and whether they are
-    its own, pushed by itself (the node then need not pass them on to every member)."""
+    its own data ops, pushed by itself (the node then need not pass them on to every member).
+    Only data ops: taking in a control op may make this node write one of its own in the same
+    call (a new key epoch after a leave), which must go to everyone."""
     checked = batch if isinstance(batch, Verified) else verified(batch)
     kept, dropped = admissible(checked, grant, removal)
     if not kept.items:
         return None, dropped
-    own = pushed and all(isinstance(item, Op) and item.device == device for item in kept.items)
+    own = pushed and all(
+        isinstance(item, Op) and item.device == device and item.kind == "data"
+        for item in kept.items
+    )
     client.received.source = (device, own)
     try:
         return threads_io.ingest(thread, kept), dropped
