@@ -16,7 +16,8 @@ pooled one is busy) and gives it back when it ends, and the whole sync handler (
 the same code a WSGI server runs) runs on it in one call. Everything per request stays as it was:
 the request_started/request_finished signals (so ``close_old_connections`` still closes a
 connection that is broken, or kept past ``CONN_MAX_AGE``), every middleware (Host, CSRF, session,
-auth, CSP) and the view, in the same order.
+auth, CSP) and the view, in the same order. (How many thread-database connections a thread
+keeps open is bounded in their backend.)
 """
 
 from __future__ import annotations

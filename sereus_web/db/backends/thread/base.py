@@ -18,8 +18,10 @@ Overrides only what differs:
 
 from __future__ import annotations
 
+import itertools
 import re
 
+from django.db import connections
 from django.db.backends.sqlite3 import base as sqlite3_base
 from django.db.backends.sqlite3.operations import DatabaseOperations as SQLiteOperations
 
@@ -145,7 +147,9 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
         # sereus_web.http_handler): opening one and setting it up (PRAGMAs, functions) cost a
         # small request more than its queries. Django still closes a connection that errored
         # or was left in a transaction; a thread's file is never replaced under a running node.
+        # How many stay open per OS thread is bounded (``connections_trim``).
         super().__init__({**settings_dict, "CONN_MAX_AGE": None}, *args, **kwargs)
+        self.used = 0  # when this wrapper last handed out its connection (``_uses``)
         # Capture is on except while this node applies other nodes' ops.
         self.capture = True
         # Set when the open transaction added ops to the log: announced once it commits.
@@ -169,6 +173,15 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
         connection.create_function("sereus_capture", 0, lambda: self.capture)
         connection.create_function("sereus_row", -1, _row)
         return connection
+
+    def connect(self):
+        super().connect()
+        self.used = next(_uses)
+        connections_trim(KEPT_PER_THREAD)
+
+    def ensure_connection(self):
+        super().ensure_connection()
+        self.used = next(_uses)
 
     def create_cursor(self, name=None):
         return self.connection.cursor(factory=self._cursor_class)
@@ -195,3 +208,30 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
             return super()._rollback()
         finally:
             self.handle().invalidate()
+
+
+_uses = itertools.count(1)
+# Thread-database connections one OS thread keeps open: a request, a page's render or a sync
+# session uses one or a few; one more is opened by closing the one used longest ago.
+KEPT_PER_THREAD = 8
+
+
+def connections_trim(keep: int) -> None:
+    """Close this OS thread's thread-database connections but the ``keep`` used last.
+
+    Connections are kept between requests and threads live on (``sereus_web.http_handler``,
+    the sockets' and the p2p node's threads): without a bound a thread would hold a connection
+    (three file descriptors) to every thread database it ever opened, and a node of a few
+    hundred conversations would run out of descriptors. One in a transaction is never closed.
+    """
+    mine = [
+        wrapper
+        for wrapper in connections.all(initialized_only=True)
+        if isinstance(wrapper, DatabaseWrapper) and wrapper.connection is not None
+    ]
+    if len(mine) <= keep:
+        return
+    mine.sort(key=lambda wrapper: wrapper.used, reverse=True)
+    for wrapper in mine[keep:]:
+        if not wrapper.in_atomic_block and not wrapper.connection.in_transaction:
+            wrapper.close()
