@@ -93,6 +93,9 @@ class ControlResolution:
         fold = self.fold
         if fold is None:
             return False
+        fork = fold.forks.get(op.device)
+        if fork is not None and op.seq >= fork:
+            return False  # a full fold keeps it out of the order (``control_resolve``)
         after_all = all(
             not chain or chain[-1] is op or op.in_past(device, chain[-1].seq)
             for device, chain in fold.by_device.items()
