@@ -87,6 +87,17 @@ class Openings:
 
         nursery.start_soon(read)
 
+    def take_ready(self, thread: bytes, device: bytes) -> Opening | None:
+        """``take`` without waiting: the opening if its batch has been read, else None (and
+        the batch stays for ``take``)."""
+        batch = self._pending.get((thread, device))
+        if batch is None or not batch.ready.is_set():
+            return None
+        del self._pending[(thread, device)]
+        if batch.result is None or trio.current_time() - batch.read_at > MAX_AGE:
+            return None
+        return batch.result.pop(device, None)
+
     async def take(self, thread: bytes, device: bytes) -> Opening | None:
         """The opening read for this device's session by a batch, if one was (waiting for
         it) and is still fresh (sessions beyond ``OUTBOUND_SESSIONS`` wait their turn); None

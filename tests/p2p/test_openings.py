@@ -86,11 +86,16 @@ def test_a_session_takes_its_opening_once_and_without_a_batch_none():
         async with trio.open_nursery() as nursery:
             openings.start(nursery, db, b"t", [(b"a", None), (b"b", None)], LIMITS)
             openings.start(nursery, db, b"t", [(b"c", None)], LIMITS)  # one: read alone
+            assert openings.take_ready(b"t", b"a") is None, "not read yet: left for take"
             assert await openings.take(b"t", b"a") == ("full", None, b"a")
             assert await openings.take(b"t", b"a") is None, "taken once"
             assert await openings.take(b"t", b"c") is None
+            openings.start(nursery, db, b"t", [(b"d", None), (b"e", None)], LIMITS)
+            await trio.sleep(0.05)
+            assert openings.take_ready(b"t", b"d") == ("full", None, b"d")
+            assert await openings.take(b"t", b"e") == ("full", None, b"e")
             assert await openings.take(b"t", b"b") == ("full", None, b"b")
-        assert calls == [[b"a", b"b"]]
+        assert calls == [[b"a", b"b"], [b"d", b"e"]]
 
     trio.run(main)
 

@@ -267,18 +267,20 @@ class _Session:
         self.vv_sent = False  # the peer's flights are computed from our vector from then on
         self.pushed = False  # the peer started the session (a push, when it brings its own ops)
 
-    async def send_flight(self, flight: threads_io.Flight) -> None:
-        """The flight's ops, then our vector."""
+    async def send_flight(self, flight: threads_io.Flight, *before: frames.Frame) -> None:
+        """The flight's ops, then our vector (after the frames ``before``)."""
         news = [raw for raw in flight.news if raw not in self.news_sent]
         self.news_sent.update(news)
         vector = frames.VersionVector(flight.mine, flight.heads, flight.forks)
         if flight.page and not news and covers(flight.cursor, flight.mine):
             # One page is the whole flight (a push): it and the vector in one write.
-            await self.channel.send(frames.Ops(flight.page), vector)
+            await self.channel.send(*before, frames.Ops(flight.page), vector)
             self.sent += len(flight.page)
             self._sent_to(flight, flight.cursor)
             self.vv_sent = True
             return
+        if before:
+            await self.channel.send(*before)
         sent, cursor = await send_ops(
             self.node,
             self.channel,
@@ -369,15 +371,17 @@ async def initiate(node: SereusNode, thread: bytes, device: bytes) -> tuple[int,
 
     The hello goes out before this side reads its first flight from the database, so that the
     peer checks the hello (its own database trip) meanwhile: a push waits for one trip, not
-    two in a row."""
-    opening: tuple[threads_io.Access, Op | None, threads_io.Flight | None] | None = None
+    two in a row. When the flight was read ahead (``openings``), the hello goes with it."""
+    opening = node.openings.take_ready(thread, device)
     for attempt in range(2):
         stream, reused = await node.sync_stream_take(device)
         channel = node.channel(stream, device)
         session: _Session | None = None
         try:
-            await channel.send(frames.Hello(thread))
+            hello: tuple[frames.Frame, ...] = (frames.Hello(thread),)
             if opening is None:
+                await channel.send(*hello)
+                hello = ()
                 opening = await node.openings.take(thread, device)
             if opening is None:
                 opening = await node.db(
@@ -390,7 +394,7 @@ async def initiate(node: SereusNode, thread: bytes, device: bytes) -> tuple[int,
                 await channel.reset()
                 return 0, 0
             session = _Session(node, channel, thread, device, grant, removal)
-            await session.send_flight(first)
+            await session.send_flight(first, *hello)
             await session.turns()
         except Exception as error:
             await channel.reset()
