@@ -38,6 +38,7 @@ from apps.core.thread import payloads as p
 from apps.core.thread.admission import Admission
 from apps.core.thread.batch import Batch, IngestResult, unknown_result
 from apps.core.thread.forks import ForkEvidence, Forks
+from apps.core.thread.gcpause import gc_paused
 from apps.core.thread.hlc import Stamp, wall_millis
 from apps.core.thread.op import (
     KIND_DATA,
@@ -336,15 +337,16 @@ class Replica(Admission, Forks, Ordering):
     def ingest_many(self, raws: Iterable[bytes] | Verified) -> list[IngestResult]:
         """Ingest a batch (a sync frame, or one op); ``Verified`` ops skip the signature check
         they already passed."""
-        if isinstance(raws, Verified):
-            return self._ingest(raws.items, signed_here=True)
-        items: list[Op | IngestResult] = []
-        for raw in raws:
-            try:
-                items.append(op_decode(raw))
-            except OpShapeError as exc:
-                items.append(IngestResult("malformed", str(exc)))
-        return self._ingest(items)
+        with gc_paused():  # a frame's many short-lived objects: see ``gcpause``
+            if isinstance(raws, Verified):
+                return self._ingest(raws.items, signed_here=True)
+            items: list[Op | IngestResult] = []
+            for raw in raws:
+                try:
+                    items.append(op_decode(raw))
+                except OpShapeError as exc:
+                    items.append(IngestResult("malformed", str(exc)))
+            return self._ingest(items)
 
     def _ingest(
         self, items: Iterable[Op | IngestResult], *, signed_here: bool = False

@@ -37,6 +37,7 @@ from apps.core import identity
 from apps.core.replicated import replicated_tables
 from apps.core.thread import keys, rowid
 from apps.core.thread import payloads as p
+from apps.core.thread.gcpause import gc_paused
 from apps.core.thread.lww import materialize
 from apps.core.thread.op import Op
 from apps.core.thread.replica import IngestResult, Replica, Verified
@@ -482,7 +483,7 @@ class ThreadDatabase:
         wrapper = self.wrapper
         self.open()
         try:
-            with transaction.atomic(using=self.alias), self.lock, self._pin():
+            with transaction.atomic(using=self.alias), self.lock, self._pin(), gc_paused():
                 replica = self.replica()
                 wrapper.capture = False
                 self._to_apply = []
