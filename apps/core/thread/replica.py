@@ -356,6 +356,7 @@ class Replica(Admission, Forks, Ordering):
             item if isinstance(item, IngestResult) else self._take(item, batch, signed_here)
             for item in items
         ]
+        late: dict[bytes, IngestResult] = {}
         rebuilt = self._settle(batch)
         # First ops of devices certified by this batch's control ops: now they can be judged,
         # and what they release may certify more. Ops whose certification this replica could
@@ -369,14 +370,20 @@ class Replica(Admission, Forks, Ordering):
             if not work:
                 break
             for op in work:
-                self._admit_and_release(op, batch)
+                # A deferred first op can meet its twin meanwhile (both ops of a fork in one
+                # frame): it is then fork evidence, not in the log, and has no decision.
+                outcome = self._admit_and_release(op, batch)
+                if outcome is not None:
+                    late[op.hash] = outcome
             rebuilt |= self._settle(batch)
         decided = tuple(batch.admitted)
         final = []
         for result in results:
             if result.status == "admitted":
                 assert result.op is not None
-                if result.op.hash in batch.unknown:
+                if result.op.hash in late:
+                    result = late[result.op.hash]
+                elif result.op.hash in batch.unknown:
                     result = unknown_result(result.op)
                 elif result.op.hash in self._awaiting_keys:
                     result = IngestResult(
