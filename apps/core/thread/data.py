@@ -104,7 +104,7 @@ class DataChecker:
         roles = [tl.role_in_past(member, op)]
         restricted = self._restricted_keys()
         if member in restricted or op.device in restricted:
-            roles += [r.role for r in self.control.restrictions if r.applies(op, member)]
+            roles += self.control.restrictions.roles(op, member)
         if any(role is None for role in roles):
             return refused("the author is not a member where this op stands"), None
         newest, candidates = tl.epoch_in_past(op)

@@ -128,6 +128,8 @@ class MemoryStore:
         self._slots: dict[OpId, Op] = {}
         self._by_hash: dict[bytes, Op] = {}
         self._log: list[Op] = []
+        # Each device's highest data op seq in the log (the log only grows).
+        self._data_top: dict[bytes, int] = {}
         self._decisions: dict[bytes, Decision] = {}
         self._changes: dict[bytes, list[RowChange]] = {}
         self._refusals: dict[bytes, str] = {}
@@ -145,6 +147,8 @@ class MemoryStore:
         self._by_hash[op.hash] = op
         self._places.pop(op.hash, None)
         self._log.append(op)
+        if op.kind == KIND_DATA and op.seq > self._data_top.get(op.device, 0):
+            self._data_top[op.device] = op.seq
 
     def keep(self, op: Op, *, place: str = "pending") -> None:
         self._by_hash[op.hash] = op
@@ -172,9 +176,7 @@ class MemoryStore:
                 yield op
 
     def data_after(self, device: bytes, seq: int) -> bool:
-        return any(
-            op.device == device and op.seq > seq and op.kind == KIND_DATA for op in self._log
-        )
+        return self._data_top.get(device, 0) > seq
 
     def all_ops(self) -> Iterator[Op]:
         return iter(self._by_hash.values())

@@ -74,19 +74,19 @@ class Restrictions:
         return len(self.placed)
 
     def roles(self, op: Op, member: bytes) -> list[str | None]:
-        """The roles of every restriction ``op`` (by ``member``) did not see: it must be
-        allowed under each of them as well."""
+        """The roles of every restriction ``op`` (by ``member``) did not see, in the order they
+        were placed (a refusal names the first that forbids): it must be allowed under each of
+        them as well."""
         found = [
-            r.role
-            for r in self._by_member.get(member, ())
-            if r.op is not op and concurrent(op, r.op)
+            r for r in self._by_member.get(member, ()) if r.op is not op and concurrent(op, r.op)
         ]
-        found += [
-            r.role
-            for r in self._by_device.get(op.device, ())
-            if r.op is not op and concurrent(op, r.op)
+        by_device = [
+            r for r in self._by_device.get(op.device, ()) if r.op is not op and concurrent(op, r.op)
         ]
-        return found
+        if found and by_device:  # rare: both kinds concern this op; keep the placed order
+            chosen = {id(r) for r in found + by_device}
+            return [r.role for r in self.placed if id(r) in chosen]
+        return [r.role for r in found or by_device]
 
     def invite_roles(self, redemption: Op, creator: bytes) -> list[str | None]:
         """The roles of every restriction of an invite's creator the redemption did not see."""
