@@ -27,8 +27,8 @@ def openings_read(thread: bytes, requests: list[Request], **limits: int) -> list
     """In a worker thread: the opening of a session with each device of ``requests``."""
     flights: dict[Any, threads_io.Flight] = {}
     out: list[Opening] = []
-    for device, known in requests:
-        grant, removal = threads_io.access(thread, device)
+    grants = threads_io.accesses(thread, [device for device, _known in requests])
+    for (_device, known), (grant, removal) in zip(requests, grants, strict=True):
         if grant == "none":
             out.append((grant, removal, None))
             continue

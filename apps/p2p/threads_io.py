@@ -164,12 +164,31 @@ def access(thread: bytes, device: bytes) -> tuple[Access, Op | None]:
                     return "none", None
             return "leaving", leave
         with _replica(thread) as (_database, replica):
-            if replica.control.state.device_member(device) is not None:
-                return "full", None
-            departure = _departure(replica, device)
-            return ("until", departure) if departure is not None else ("none", None)
+            return _member_access(replica, device)
     except ThreadDatabaseError:
         return "none", None
+    finally:
+        _recycle()
+
+
+def _member_access(replica: Replica, device: bytes) -> tuple[Access, Op | None]:
+    """A device's access to an active thread."""
+    if replica.control.state.device_member(device) is not None:
+        return "full", None
+    departure = _departure(replica, device)
+    return ("until", departure) if departure is not None else ("none", None)
+
+
+def accesses(thread: bytes, devices: list[bytes]) -> list[tuple[Access, Op | None]]:
+    """``access`` of several devices of one thread (a push to many): whether the thread is
+    active is read once, and the replica looked at once, not once per device."""
+    try:
+        if not _active(thread):
+            return [access(thread, device) for device in devices]  # leaving: rare and small
+        with _replica(thread) as (_database, replica):
+            return [_member_access(replica, device) for device in devices]
+    except ThreadDatabaseError:
+        return [("none", None)] * len(devices)
     finally:
         _recycle()
 

@@ -132,6 +132,24 @@ def test_a_removed_members_device_gets_what_led_to_its_removal(thread, tdb, bob)
     assert threads_io.access(thread.thread, device_of(tdb)) == ("full", None)
 
 
+def test_a_push_reads_every_devices_access_at_once_as_one_by_one(thread, tdb, bob):
+    stranger = os.urandom(32)
+    devices = [device_of(tdb), device_of(bob.database), stranger]
+    assert threads_io.accesses(thread.thread, devices) == [
+        ("full", None),
+        ("full", None),
+        ("none", None),
+    ]
+    before = log_size(tdb)
+    services.member_remove(thread=thread, member_id=member_of(bob).hex())
+    removal, _rotation = (op for op, _changes in log_since(tdb, before))
+    together = threads_io.accesses(thread.thread, devices)
+    assert together == [threads_io.access(thread.thread, device) for device in devices]
+    assert together[1][0] == "until"
+    assert together[1][1].hash == removal.hash
+    assert threads_io.accesses(os.urandom(32), devices) == [("none", None)] * 3
+
+
 def test_a_revoked_device_of_a_member_still_in_the_thread_gets_nothing(thread, tdb):
     second_key = nacl.signing.SigningKey.generate()
     second = bytes(second_key.verify_key)
