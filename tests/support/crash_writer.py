@@ -24,13 +24,20 @@ from apps.core.threads.context import thread_context  # noqa: E402
 from tests.replicated_app.models import Note  # noqa: E402
 
 
+def _say(line: str) -> None:
+    # One write() per line, so a kill cannot cut one in two: an unbuffered print writes the
+    # text and its newline separately, and a kill between them glued the parent's next line
+    # ("done") to the half-written ack, which the test then never saw.
+    os.write(1, f"{line}\n".encode())
+
+
 def _write_forever(thread: bytes) -> None:
     with thread_context(thread):
         Note.objects.count()  # open the database before saying we are ready
-        print(f"ready {os.getpid()}", flush=True)
+        _say(f"ready {os.getpid()}")
         while True:
             note = Note.objects.create(id=uuid.uuid4(), title="crash test")
-            print(f"ack {note.id.hex}", flush=True)
+            _say(f"ack {note.id.hex}")
 
 
 def main() -> None:
@@ -45,7 +52,7 @@ def main() -> None:
             finally:
                 os._exit(1)
         os.waitpid(child, 0)
-        print(f"done {child}", flush=True)
+        _say(f"done {child}")
 
 
 if __name__ == "__main__":

@@ -5,11 +5,13 @@ the log is a valid chain that rebuilds the live table."""
 from __future__ import annotations
 
 import os
+import queue
 import random
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -41,26 +43,49 @@ def _writer(data_dir: Path, thread: bytes) -> subprocess.Popen[str]:
     )
 
 
-def _kill_one(parent: subprocess.Popen[str], rng: random.Random) -> set[str]:
+def _lines(parent: subprocess.Popen[str]) -> queue.Queue[str]:
+    """The parent's output lines, read by a thread: the test waits for each with a deadline
+    (a writer that stops answering fails the test instead of hanging the suite)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        assert parent.stdout is not None
+        for line in parent.stdout:
+            lines.put(line)
+        lines.put("")  # the parent ended
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _next(lines: queue.Queue[str]) -> str:
+    try:
+        return lines.get(timeout=60)
+    except queue.Empty:
+        raise AssertionError("the writers' parent said nothing for a minute") from None
+
+
+def _kill_one(
+    parent: subprocess.Popen[str], lines: queue.Queue[str], rng: random.Random
+) -> set[str]:
     """Start a writer, SIGKILL it at a random moment; the ids it acknowledged."""
     assert parent.stdin is not None
-    assert parent.stdout is not None
     parent.stdin.write("go\n")
     parent.stdin.flush()
-    line = parent.stdout.readline()
+    line = _next(lines)
     if not line.startswith("ready "):
         parent.kill()
-        raise AssertionError(f"the writer did not start: {line}{parent.stderr.read()}")
+        raise AssertionError(f"the writer did not start: {line}{parent.communicate()[1]}")
     pid = int(line.split()[1])
     time.sleep(rng.uniform(0.0, 0.25))
     os.kill(pid, signal.SIGKILL)
     acked = set()
-    for line in parent.stdout:
+    while line := _next(lines):
         if line.startswith("ack "):
             acked.add(line.split()[1])
         elif line.startswith("done "):
             return acked
-    raise AssertionError(f"the writers' parent stopped: {parent.stderr.read()}")
+    raise AssertionError(f"the writers' parent stopped: {parent.communicate()[1]}")
 
 
 def _check(path: Path, thread: bytes, keys: NodeKeys, acked: set[str]) -> int:
@@ -116,9 +141,10 @@ def test_kill_9_at_random_moments_loses_no_acknowledged_write(
     acked: set[str] = set()
     ops = 0
     parent = _writer(data_dir, writer.thread)
+    lines = _lines(parent)
     try:
         for _ in range(KILLS):
-            acked |= _kill_one(parent, rng)
+            acked |= _kill_one(parent, lines, rng)
             ops = _check(path, writer.thread, keys, acked)
     finally:
         parent.kill()
