@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import random
-import uuid
 
 import nacl.signing
 import pytest
@@ -16,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from apps.core.threads.database import NodeKeys, ThreadDatabase
-from tests.core.threads.conftest import OtherNode, admit, dump, new_thread, other_node
-from tests.core.threads.test_replication import NOTE, Actor, _deliver, _log
+from tests.core.threads.conftest import OtherNode, dump
+from tests.core.threads.test_replication import NOTE, _deliver, _log, two_writers
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,13 +52,7 @@ def test_large_frames_leave_the_file_one_op_at_a_time_leaves(
     thread_databases_allowed, tmp_path_factory, seed, steps, frame
 ):
     rng = random.Random(seed)
-    folder = tmp_path_factory.getbasetemp() / "batched"
-    folder.mkdir(exist_ok=True)
-    run = uuid.uuid4().hex[:8]
-    a = new_thread(folder, f"a{run}")
-    b = other_node(folder, a.database.thread, f"b{run}")
-    admit(a.database, b, rng.choice(["writer", "admin"]))
-    actors = [Actor(a.alias, rng), Actor(b.alias, rng)]
+    folder, run, a, b, actors = two_writers(tmp_path_factory, "batched", rng)
     for _ in range(2):
         for _ in range(steps):
             rng.choice(actors).act()

@@ -89,6 +89,19 @@ class Actor:
             pass  # a writer editing another member's row: refused, rolled back, nothing kept
 
 
+def two_writers(tmp_path_factory, folder_name: str, rng: random.Random):
+    """A's thread with B admitted as a writer or an admin, and an actor on each; returns the
+    folder, the run's name suffix, A, B and the actors."""
+    # One folder for every example: the thread-schema template is built once, as on a node.
+    folder = tmp_path_factory.getbasetemp() / folder_name
+    folder.mkdir(exist_ok=True)
+    run = uuid.uuid4().hex[:8]
+    a = new_thread(folder, f"a{run}")
+    b = other_node(folder, a.database.thread, f"b{run}")
+    admit(a.database, b, rng.choice(["writer", "admin"]))
+    return folder, run, a, b, [Actor(a.alias, rng), Actor(b.alias, rng)]
+
+
 @settings(
     max_examples=int(os.environ.get("HYPOTHESIS_MAX", 200)),
     deadline=None,
@@ -100,14 +113,7 @@ def test_two_nodes_end_with_identical_tables(
     thread_databases_allowed, tmp_path_factory, seed, rounds, steps
 ):
     rng = random.Random(seed)
-    # One folder for every example: the thread-schema template is built once, as on a node.
-    folder = tmp_path_factory.getbasetemp() / "two-nodes"
-    folder.mkdir(exist_ok=True)
-    run = uuid.uuid4().hex[:8]
-    a = new_thread(folder, f"a{run}")
-    b = other_node(folder, a.database.thread, f"b{run}")
-    admit(a.database, b, rng.choice(["writer", "admin"]))
-    actors = [Actor(a.alias, rng), Actor(b.alias, rng)]
+    _folder, _run, a, b, actors = two_writers(tmp_path_factory, "two-nodes", rng)
     for _ in range(rounds):
         for _ in range(steps):
             rng.choice(actors).act()
