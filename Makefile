@@ -27,9 +27,11 @@ $(DEV_STAMP): pyproject.toml constraints.txt | $(BIN)/python
 venv: $(DEV_STAMP)
 
 run: $(RUN_STAMP)
+	scripts/ensure-libsodium
 	$(BIN)/python manage.py runnode $(ARGS)
 
 test: $(DEV_STAMP)
+	scripts/ensure-libsodium
 	scripts/ensure-chromium
 	scripts/ensure-test-tools
 	$(BIN)/ruff check .

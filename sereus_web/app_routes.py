@@ -12,7 +12,12 @@ up first); a listed module without its list fails loudly, it is never skipped.
 from importlib import import_module
 from typing import Any
 
-API_URLS = ("apps.core.api_urls", "apps.messaging.api_urls", "apps.checklist.api_urls")
+API_URLS = (
+    "apps.core.api_urls",
+    "apps.messaging.api_urls",
+    "apps.checklist.api_urls",
+    "apps.voting.api_urls",
+)
 WEBSOCKET_URLS = ("apps.core.routing", "apps.messaging.routing", "apps.checklist.routing")
 
 

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "apps.p2p",
     "apps.messaging",
     "apps.checklist",
+    "apps.voting",
     "apps.website",
     "django.contrib.admin",
     "django.contrib.auth",
