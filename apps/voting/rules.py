@@ -17,7 +17,6 @@ clock, no network, nothing of this node. A refusal is a reason in plain words.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -143,8 +142,8 @@ def ballot_rule(view: View, change: RowChange, author: Author) -> str | None:
     dealings = _dealings(view, poll)
     if dealings is None:
         return "the poll's trustees have not all set up its key yet"
-    key, _ = _keys(poll_context(poll.pk), dealings)
     try:
+        key, _ = _keys(poll_context(poll.pk), dealings)
         crypto.ballot_check(
             ballot_context(poll.pk, author.member), key, len(poll.options), poll.exactly_one, sealed
         )
@@ -199,6 +198,11 @@ def dealing_rule(view: View, change: RowChange, author: Author) -> str | None:
         )
     except crypto.CryptoError as exc:
         return f"the key share is not valid: {exc}"
+    others = [row["dealing"] for row in view.rows(DEALING, poll=poll.pk)]
+    try:
+        crypto.poll_key([*others, dealing])  # refuses a dealing copied from another trustee
+    except crypto.CryptoError as exc:
+        return f"the key share is not valid: {exc}"
     return None
 
 
@@ -219,19 +223,16 @@ def partial_rule(view: View, change: RowChange, author: Author) -> str | None:
     dealings = _dealings(view, poll)
     if dealings is None:
         return "the poll's key was never set up"
-    _, publics = _keys(poll_context(poll.pk), dealings)
-    total = crypto.aggregate(counted_sealed(view, poll), len(poll.options))
+    partial = change.cols.get("partial") or b""
     try:
-        crypto.partial_check(
-            poll_context(poll.pk), total, publics[index - 1], change.cols.get("partial") or b""
-        )
+        _, publics = _keys(poll_context(poll.pk), dealings)
+        total = crypto.aggregate(counted_sealed(view, poll), len(poll.options))
+        if crypto.partial_index(partial) != index:
+            return "a trustee decrypts under its own number"
+        crypto.partial_check(poll_context(poll.pk), total, publics[index - 1], partial)
     except crypto.CryptoError as exc:
         return f"the partial decryption is not valid: {exc}"
     return None
-
-
-def trustee_numbers(poll: PollShape, members: Sequence[bytes]) -> Mapping[bytes, int]:
-    return {member: poll.trustees.index(member.hex()) + 1 for member in members}
 
 
 def validators() -> dict[str, Validator]:

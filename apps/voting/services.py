@@ -9,6 +9,7 @@ thread's policy), ``conflict`` (the poll is closed, ...) and ``refused`` (a rule
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
@@ -50,6 +51,7 @@ from apps.voting.shape import (
 from apps.voting.tally import METHODS, ballot_problem
 
 MAX_PLAN_DAYS = 366
+_duties_lock = threading.Lock()
 _POLICY_KINDS = frozenset({"role", "not_owner", "not_member", "not_admitted"})
 READER = "reader"
 
@@ -340,12 +342,15 @@ def duties(*, thread: Thread) -> list[str]:
     except Exception:
         return []
     done = []
-    for shape, index, closed in due:
-        try:
-            if _deal(thread, shape) or (closed and _decrypt(thread, shape, index)):
-                done.append(shape.pk)
-        except (ThreadServiceError, crypto.CryptoError):
-            continue  # the poll's page says what waits; tried again at the next change
+    # One run at a time in this process (a page read and the worker may both get here): the
+    # second finds the rows written and does nothing.
+    with _duties_lock:
+        for shape, index, closed in _due(thread) if due else ():
+            try:
+                if _deal(thread, shape) or (closed and _decrypt(thread, shape, index)):
+                    done.append(shape.pk)
+            except (ThreadServiceError, crypto.CryptoError):
+                continue  # the poll's page says what waits; tried again at the next change
     return done
 
 
