@@ -23,6 +23,7 @@ BENCHMARKS = [
     "faults",
     "tti",
     "control_scale",
+    "voting",
 ]
 
 
