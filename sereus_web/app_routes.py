@@ -18,7 +18,12 @@ API_URLS = (
     "apps.checklist.api_urls",
     "apps.voting.api_urls",
 )
-WEBSOCKET_URLS = ("apps.core.routing", "apps.messaging.routing", "apps.checklist.routing")
+WEBSOCKET_URLS = (
+    "apps.core.routing",
+    "apps.messaging.routing",
+    "apps.checklist.routing",
+    "apps.voting.routing",
+)
 
 
 def patterns_collect(modules: tuple[str, ...], attribute: str) -> list[Any]:

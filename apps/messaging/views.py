@@ -187,6 +187,11 @@ def _page(
     editing = editing or _message_id(request.GET.get("edit"))
     replying = _message_id(form["reply_to"].value())
     thread_tabs = tabs(thread, APP)
+    open_polls = []
+    if django_apps.is_installed("apps.voting"):  # a card of the thread's open polls
+        from apps.voting.views import thread_polls
+
+        open_polls = thread_polls(thread)
     if edit_form is None:
         edit_form = MessageEditForm(
             initial={"text": next((m.text for m in context["page"] if m.id == editing), "")}
@@ -198,6 +203,7 @@ def _page(
         and thread.state == Thread.State.ACTIVE
         and thread.role in ("owner", "admin")
         and not any(tab.app == "checklist" for tab in thread_tabs),
+        open_polls=open_polls,
         form=form,
         my_name=name_in(thread),
         editing=editing,
