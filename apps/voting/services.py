@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from apps.core.models import Thread
 from apps.core.thread import keys
+from apps.core.thread.rowid import is_owned_by
 from apps.core.threads import writes
 from apps.core.threads.context import thread_context
 from apps.core.threads.database import WriteRefused
@@ -318,14 +319,20 @@ def polls_due(*, thread: Thread, now: datetime | None = None) -> list[str]:
     if thread.state != Thread.State.ACTIVE or not selectors.enabled(thread):
         return []
     now = now or timezone.now()
+    me = _me(thread)
+    # One query for the polls whose end has passed; only this member's, not yet closed.
+    with thread_context(thread.thread):
+        ended = [p.id for p in Poll.objects.filter(ends_at__lte=now) if is_owned_by(p.id.hex, me)]
+        closed = set(Close.objects.filter(scope__in=ended).values_list("scope", flat=True))
     done = []
-    for poll in selectors.polls(thread):
-        if poll.mine and poll.state != selectors.CLOSED and poll.ends_at and poll.ends_at <= now:
-            try:
-                poll_close(thread=thread, poll_id=poll.id)
-            except ThreadServiceError:
-                continue
-            done.append(poll.id)
+    for pk in ended:
+        if pk in closed:
+            continue
+        try:
+            poll_close(thread=thread, poll_id=pk.hex)
+        except ThreadServiceError:
+            continue
+        done.append(pk.hex)
     return done
 
 

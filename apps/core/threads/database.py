@@ -286,11 +286,16 @@ class ThreadDatabase:
                 store,
                 rules=coltypes.row_rules,
             )
-        size = self._replica.store.log_size()
-        if size != self._known_n:
-            with self._uncaptured():
-                self._replica.reload()
-            self._known_n = size
+        if self._replica.store.log_size() != self._known_n:
+            # Another process (or a write of this one that another thread is finishing) grew
+            # the log. Reload under the lock: a reader thread reloading while a writer thread
+            # is between its op and its bookkeeping would reload a replica mid-write.
+            with self.lock:
+                size = self._replica.store.log_size()
+                if size != self._known_n:
+                    with self._uncaptured():
+                        self._replica.reload()
+                    self._known_n = size
         return self._replica
 
     def writer(self) -> ThreadWriter:
