@@ -121,8 +121,8 @@ def test_trustees_nodes_deal_and_decrypt_on_their_own_and_one_may_be_offline(
     assert opened["trustees"][0]["key_ready"]
     assert opened["state"] in ("waiting_key", "open")
 
-    # Only Alice's node is asked: reading the poll on Bob's or Carol's node would run their
-    # duties from the page and hide a worker that does not do its job.
+    # Only Alice's node is asked until the poll opens, so nothing but Bob's and Carol's nodes'
+    # own worker can have written their shares (their poll pages would run the duties too).
     ready = wait_for(
         lambda: (p := poll_on(cluster, "alice", thread, poll)) and p["state"] == "open" and p,
         timeout=60,
