@@ -22,31 +22,13 @@ from apps.checklist.policy import APPROVAL, ITEM
 from apps.checklist.refusals import WHAT, refused_writes
 from apps.core.models import Thread
 from apps.core.threads import writes
-from apps.core.threads.apis import STATUS_OF, WRITES_TAKEN, ServiceFailed, WriteRefOutput
+from apps.core.threads.apis import WRITES_TAKEN, WriteRefOutput
+from apps.core.threads.app_kit import AppFailed, api_call, api_thread
 from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
 
-STATUS = {**STATUS_OF, "not_enabled": 409, "refused": 409}
-
-
-class ChecklistFailed(ServiceFailed):
-    def __init__(self, error: ThreadServiceError) -> None:
-        super().__init__(error)
-        self.status_code = STATUS.get(error.code, 400)
-
-
-def _call(fn, **kwargs):
-    try:
-        return fn(**kwargs)
-    except ThreadServiceError as exc:
-        raise ChecklistFailed(exc) from exc
-
-
-def _thread(thread_id: str) -> Thread:
-    thread = selectors.thread_find(thread_id)
-    if thread is None:
-        raise ChecklistFailed(ThreadServiceError("not_found", "no such thread here"))
-    return thread
+ChecklistFailed = AppFailed
+_call, _thread = api_call, api_thread
 
 
 class RefusedOutput(serializers.Serializer):

@@ -14,10 +14,9 @@ from apps.checklist.policy import APP
 from apps.checklist.refusals import RefusedWrite, refused_writes
 from apps.core.models import Thread
 from apps.core.thread.rowid import row_tag
+from apps.core.threads.app_kit import app_enabled, app_thread_find, row_owners
 from apps.core.threads.context import thread_context
 from apps.core.threads.names import Names, thread_names
-from apps.core.threads.registry import thread_database
-from apps.core.threads.selectors import thread_find as core_thread_find
 
 OPEN, CLAIMED, DONE, APPROVED = "open", "claimed", "done", "approved"
 
@@ -65,30 +64,17 @@ class ListView:
     planned_at: datetime | None  # a close planned by a member (the earliest)
 
 
-def thread_find(thread_id: str) -> Thread | None:
-    """A thread this node has (and did not leave) that may hold a checklist."""
-    thread = core_thread_find(thread_id)
-    return None if thread is None or thread.state == Thread.State.LEFT else thread
+thread_find = app_thread_find  # a thread this node has and did not leave
 
 
 def enabled(thread: Thread) -> bool:
-    try:
-        state = thread_database(thread.thread).replica().control.state
-    except Exception:  # a damaged thread: nothing to enable or show
-        return False
-    return APP in state.apps
+    return app_enabled(thread, APP)
 
 
 def member_names(thread: Thread) -> Names:
     """Member (hex) -> how the page names them: "you", else the node's name for them (ADR 16:
     never a key)."""
     return thread_names(thread, me_as="you")
-
-
-def _owners(thread: Thread) -> dict[str, str]:
-    """Row tag (hex) -> member (hex), for the members this node knows."""
-    rows = thread_database(thread.thread).raw().execute("SELECT tag, member FROM sereus_members")
-    return {tag: bytes(member).hex() for tag, member in rows}
 
 
 def _row(item: Item) -> dict:
@@ -116,7 +102,7 @@ def items(thread: Thread, *, item_id: str | None = None) -> list[ItemView]:
             signer, digest = bytes(approval.signer), bytes(approval.digest)
             approvals.setdefault(pk, []).append({"item": pk, "digest": digest, "signer": signer})
         closed = set(Close.objects.values_list("scope", flat=True))
-    names, owners, me = member_names(thread), _owners(thread), thread.member_id
+    names, owners, me = member_names(thread), row_owners(thread), thread.member_id
     refused: dict[str, list[RefusedWrite]] = {}
     for write in refused_writes(thread):
         if write.item is not None:

@@ -15,25 +15,19 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from django.db import transaction
 from django.utils import timezone
 
 from apps.checklist import refusals, rules, selectors
 from apps.checklist.models import DEFAULT_LIST, MAX_LIST, MAX_TEXT, Approval, Close, Item, Plan
 from apps.checklist.policy import APP
 from apps.core.models import Thread
-from apps.core.thread import keys
 from apps.core.thread.rowid import is_owned_by
-from apps.core.threads import writes
+from apps.core.threads.app_kit import app_writable, app_write, member_key
 from apps.core.threads.context import thread_context
-from apps.core.threads.database import WriteRefused
-from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
 from apps.core.threads.thread_apps import app_enable
 
 MAX_PLAN_DAYS = 366
-# Refusals by the thread's policy (who may write a table at all), not by the checklist's rules.
-_POLICY_KINDS = frozenset({"role", "not_owner", "not_member", "not_admitted"})
 
 
 def checklist_enable(*, thread: Thread) -> None:
@@ -59,28 +53,23 @@ def _list(value: str) -> str:
     return value
 
 
+_NOT_ENABLED = "the checklist is not enabled in this thread: an owner or admin enables it first"
+
+
 def _writable(thread: Thread) -> None:
-    if thread.state != Thread.State.ACTIVE:
-        raise ThreadServiceError("forbidden", f"you can no longer write in {thread.name}")
-    if not selectors.enabled(thread):
-        raise ThreadServiceError(
-            "not_enabled",
-            "the checklist is not enabled in this thread: an owner or admin enables it first",
-        )
+    app_writable(thread, APP, _NOT_ENABLED)
 
 
 def _write(thread: Thread, action):
     """Run ``action()`` in one transaction of the thread (one op). A refusal of this node's
     replica becomes an error with the reason in plain words; nothing of the write is kept."""
-    _writable(thread)
-    database = thread_database(thread.thread)
-    try:
-        with thread_context(thread.thread), transaction.atomic(using=database.alias):
-            return action()
-    except WriteRefused as exc:
-        reason = str(exc).removeprefix("refused: ")
-        code = "forbidden" if writes.refusal_kind(reason) in _POLICY_KINDS else "refused"
-        raise ThreadServiceError(code, refusals.plain(reason, thread)) from exc
+    return app_write(
+        thread,
+        action,
+        app=APP,
+        not_enabled=_NOT_ENABLED,
+        plain=lambda reason: refusals.plain(reason, thread),
+    )
 
 
 def _item(thread: Thread, item_id: str | uuid.UUID) -> Item:
@@ -141,20 +130,11 @@ def item_done(*, thread: Thread, item_id: str | uuid.UUID, done: bool = True) ->
     return _save(thread, item, claimed_by=claimer, done=True, done_by=thread.member_id)
 
 
-def _member_key(thread: Thread):
-    secret = thread_database(thread.thread).node.master_secret
-    if secret is None:
-        raise ThreadServiceError(
-            "forbidden", "this node cannot sign: its master secret is locked (unlock it first)"
-        )
-    return keys.member_key(secret, thread.thread)
-
-
 def item_approve(*, thread: Thread, item_id: str | uuid.UUID) -> Item:
     """This admin's signature over the item as it stands (again: nothing new is written)."""
     item = _item(thread, item_id)
     row = {"text": item.text, "done": item.done, "claimed_by": item.claimed_by}
-    values = rules.approval_values(_member_key(thread), item.id.hex, row)
+    values = rules.approval_values(member_key(thread), item.id.hex, row)
     values["id"] = uuid.UUID(hex=values["id"])
     with thread_context(thread.thread):
         if Approval.objects.filter(pk=values["id"]).exists():

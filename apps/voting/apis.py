@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.models import Thread
-from apps.core.threads.apis import STATUS_OF, ServiceFailed
+from apps.core.threads.app_kit import AppFailed, api_call, api_thread
 from apps.core.threads.services import ThreadServiceError
 from apps.voting import selectors, services
 from apps.voting.models import MAX_DESCRIPTION, MAX_QUESTION
@@ -23,27 +23,8 @@ from apps.voting.shape import MAX_OPTIONS
 from apps.voting.tally import METHODS, TIE_BREAK
 from apps.voting.words import guarantees
 
-STATUS = {**STATUS_OF, "not_enabled": 409, "refused": 409, "conflict": 409}
-
-
-class VotingFailed(ServiceFailed):
-    def __init__(self, error: ThreadServiceError) -> None:
-        super().__init__(error)
-        self.status_code = STATUS.get(error.code, 400)
-
-
-def _call(fn, **kwargs):
-    try:
-        return fn(**kwargs)
-    except ThreadServiceError as exc:
-        raise VotingFailed(exc) from exc
-
-
-def _thread(thread_id: str) -> Thread:
-    thread = selectors.thread_find(thread_id)
-    if thread is None:
-        raise VotingFailed(ThreadServiceError("not_found", "no such thread here"))
-    return thread
+VotingFailed = AppFailed
+_call, _thread = api_call, api_thread
 
 
 class RoundOutput(serializers.Serializer):
@@ -96,7 +77,7 @@ class PollOutput(serializers.Serializer):
     ends_at = serializers.DateTimeField(allow_null=True)
     creator = serializers.CharField()
     creator_name = serializers.CharField()
-    state = serializers.ChoiceField([selectors.WAITING_KEY, selectors.OPEN, selectors.CLOSED])
+    state = serializers.ChoiceField(selectors.POLL_STATES)
     turnout = serializers.IntegerField()
     can_vote = serializers.BooleanField()
     voted = serializers.BooleanField()
@@ -245,6 +226,7 @@ class PollsApi(APIView):
         """The thread's polls, newest first."""
         thread = _thread(thread_id)
         services.polls_due(thread=thread)  # a planned close whose task was lost
+        services.duties(thread=thread)  # a trustee's part the worker has not done yet
         return Response([poll_body(p) for p in selectors.polls(thread)])
 
     @extend_schema(
@@ -269,6 +251,7 @@ class PollApi(APIView):
         """A poll: its state, turnout, voters and, where it may be seen, its result."""
         thread = _thread(thread_id)
         services.polls_due(thread=thread)
+        services.duties(thread=thread)
         return Response(_poll(thread, poll_id))
 
 

@@ -10,16 +10,16 @@ from datetime import datetime
 
 from apps.core.models import Thread
 from apps.core.thread.rowid import row_tag
+from apps.core.threads.app_kit import app_enabled, app_thread_find, row_owners
 from apps.core.threads.context import thread_context
 from apps.core.threads.names import Names, thread_names
-from apps.core.threads.registry import thread_database
-from apps.core.threads.selectors import thread_find as core_thread_find
 from apps.voting import results, rules
 from apps.voting.models import Ballot, Close, Dealing, Partial, Poll
 from apps.voting.policy import APP
 from apps.voting.shape import PollProblem, PollShape, ballot_read, poll_shape
 
 WAITING_KEY, OPEN, CLOSED = "waiting_key", "open", "closed"
+POLL_STATES = (WAITING_KEY, OPEN, CLOSED)
 
 
 @dataclass
@@ -58,26 +58,15 @@ class PollView:
         return self.my_ballot is not None
 
 
-def thread_find(thread_id: str) -> Thread | None:
-    thread = core_thread_find(thread_id)
-    return None if thread is None or thread.state == Thread.State.LEFT else thread
+thread_find = app_thread_find
 
 
 def enabled(thread: Thread) -> bool:
-    try:
-        state = thread_database(thread.thread).replica().control.state
-    except Exception:  # a damaged thread: nothing to enable or show
-        return False
-    return APP in state.apps
+    return app_enabled(thread, APP)
 
 
 def member_names(thread: Thread) -> Names:
     return thread_names(thread, me_as="you")
-
-
-def _owners(thread: Thread) -> dict[str, str]:
-    rows = thread_database(thread.thread).raw().execute("SELECT tag, member FROM sereus_members")
-    return {tag: bytes(member).hex() for tag, member in rows}
 
 
 def _name(names: Names, member: str) -> str:
@@ -102,7 +91,7 @@ def polls(thread: Thread, *, poll_id: str | None = None) -> list[PollView]:
         partials: dict[str, dict[str, bytes]] = {}
         for row in Partial.objects.filter(poll__in=ids):
             partials.setdefault(row.poll.hex, {})[row.id.hex] = bytes(row.partial)
-    names, owners, me = member_names(thread), _owners(thread), thread.member_id
+    names, owners, me = member_names(thread), row_owners(thread), thread.member_id
     views = []
     for poll in found:
         pk = poll.id.hex

@@ -15,15 +15,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from apps.core.models import Thread
-from apps.core.thread import keys
 from apps.core.thread.rowid import is_owned_by
-from apps.core.threads import writes
+from apps.core.threads.app_kit import app_writable, app_write, member_key
 from apps.core.threads.context import thread_context
-from apps.core.threads.database import WriteRefused
 from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
 from apps.core.threads.thread_apps import app_enable
@@ -53,7 +50,6 @@ from apps.voting.tally import METHODS, ballot_problem
 
 MAX_PLAN_DAYS = 366
 _duties_lock = threading.Lock()
-_POLICY_KINDS = frozenset({"role", "not_owner", "not_member", "not_admitted"})
 READER = "reader"
 
 
@@ -64,28 +60,16 @@ def voting_enable(*, thread: Thread) -> None:
     app_enable(thread=thread, app=APP)
 
 
+_NOT_ENABLED = "voting is not enabled in this thread: an owner or admin enables it first"
+
+
 def _writable(thread: Thread) -> None:
-    if thread.state != Thread.State.ACTIVE:
-        raise ThreadServiceError("forbidden", f"you can no longer write in {thread.name}")
-    if not selectors.enabled(thread):
-        raise ThreadServiceError(
-            "not_enabled",
-            "voting is not enabled in this thread: an owner or admin enables it first",
-        )
+    app_writable(thread, APP, _NOT_ENABLED)
 
 
 def _write(thread: Thread, action):
-    """Run ``action()`` in one transaction of the thread (one op); a refusal of this node's
-    replica becomes an error with the reason in plain words, and nothing is kept."""
-    _writable(thread)
-    database = thread_database(thread.thread)
-    try:
-        with thread_context(thread.thread), transaction.atomic(using=database.alias):
-            return action()
-    except WriteRefused as exc:
-        reason = str(exc).removeprefix("refused: ")
-        code = "forbidden" if writes.refusal_kind(reason) in _POLICY_KINDS else "refused"
-        raise ThreadServiceError(code, _plain(reason)) from exc
+    """One op of the thread; the replica's refusal as an error in words (``app_kit``)."""
+    return app_write(thread, action, app=APP, not_enabled=_NOT_ENABLED, plain=_plain)
 
 
 def _plain(reason: str) -> str:
@@ -223,15 +207,6 @@ def _poll(thread: Thread, poll_id: str | uuid.UUID) -> selectors.PollView:
 
 def _me(thread: Thread) -> bytes:
     return bytes.fromhex(thread.member_id)
-
-
-def _member_key(thread: Thread):
-    secret = thread_database(thread.thread).node.master_secret
-    if secret is None:
-        raise ThreadServiceError(
-            "forbidden", "this node cannot sign: its master secret is locked (unlock it first)"
-        )
-    return keys.member_key(secret, thread.thread)
 
 
 def _secret_choices(method: str, options: int, ballot: Mapping[str, Any]) -> list[int]:
@@ -414,7 +389,7 @@ def _decrypt(thread: Thread, shape: PollShape, index: int) -> bool:
     dealings = _dealings(thread, shape)
     context = poll_context(shape.pk)
     share = crypto.share_open(
-        context, shape.threshold, shape.trustee_keys(), dealings, index, _member_key(thread)
+        context, shape.threshold, shape.trustee_keys(), dealings, index, member_key(thread)
     )
     total = crypto.aggregate(sealed, len(shape.options))
     partial = crypto.partial_make(context, total, share, index)

@@ -220,32 +220,41 @@ def vote(request: HttpRequest, thread_id: str, poll_id: str) -> HttpResponse:
     return _to_poll(thread, found.id)
 
 
-@require_POST
-def withdraw(request: HttpRequest, thread_id: str, poll_id: str) -> HttpResponse:
+def _act(request: HttpRequest, thread_id: str, poll_id: str, service, failed: str, done: str):
+    """Run one action on a poll and come back to it with what happened, in words."""
     thread = _thread(thread_id)
     found = _poll(thread, poll_id)
     try:
-        services.ballot_withdraw(thread=thread, poll_id=found.id)
+        service(thread=thread, poll_id=found.id)
     except ThreadServiceError as exc:
-        flash.error(request, f"Your ballot was not withdrawn: {said(exc)}")
+        flash.error(request, f"{failed}: {said(exc)}")
     else:
-        flash.success(request, "Your ballot is withdrawn: it no longer counts.")
+        flash.success(request, done)
     return _to_poll(thread, found.id)
+
+
+@require_POST
+def withdraw(request: HttpRequest, thread_id: str, poll_id: str) -> HttpResponse:
+    return _act(
+        request,
+        thread_id,
+        poll_id,
+        services.ballot_withdraw,
+        "Your ballot was not withdrawn",
+        "Your ballot is withdrawn: it no longer counts.",
+    )
 
 
 @require_POST
 def close(request: HttpRequest, thread_id: str, poll_id: str) -> HttpResponse:
-    thread = _thread(thread_id)
-    found = _poll(thread, poll_id)
-    try:
-        services.poll_close(thread=thread, poll_id=found.id)
-    except ThreadServiceError as exc:
-        flash.error(request, f"The poll was not closed: {said(exc)}")
-    else:
-        flash.success(
-            request, "The poll is closed: the ballots your node had are the ones that count."
-        )
-    return _to_poll(thread, found.id)
+    return _act(
+        request,
+        thread_id,
+        poll_id,
+        services.poll_close,
+        "The poll was not closed",
+        "The poll is closed: the ballots your node had are the ones that count.",
+    )
 
 
 def thread_polls(thread: Thread) -> list[Shown]:

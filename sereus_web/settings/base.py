@@ -243,6 +243,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several outputs have a "state" of their own: each set of choices gets its own name.
+    "ENUM_NAME_OVERRIDES": {
+        "PollStateEnum": "apps.voting.selectors.POLL_STATES",
+        "WriteStateEnum": "apps.core.threads.writes.STATES",
+    },
 }
 
 # Argon2id cost for sealing the master secret with a passphrase ("moderate": ~256 MiB, ~0.5 s).

@@ -4,7 +4,6 @@ would."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from apps.checklist import rules
@@ -12,29 +11,12 @@ from apps.checklist.models import DEFAULT_LIST, Approval, Item
 from apps.checklist.policy import checklist_spec
 from apps.core.models import Thread
 from apps.core.thread import payloads as p
-from apps.core.threads import services as threads
-from apps.core.threads.registry import thread_database
-from tests.core.threads.conftest import OtherNode, admit, exchange, other_node
+from tests.support import members
 from tests.support.cut_off import carols_conversation
 
 
-@dataclass
-class Member:
-    """Another member of ``thread`` (this node's registry row of it), on a node of its own."""
-
-    node: OtherNode
-    thread: Thread
-
-    @property
-    def alias(self) -> str:
-        return self.node.alias
-
-    @property
-    def member(self) -> str:
-        """Its member key, hex."""
-        member = self.node.database.member_public()
-        assert member is not None
-        return member.hex()
+class Member(members.Member):
+    """Another member of ``thread``, on a node of its own, with its checklist."""
 
     def add(self, text: str, list_name: str = DEFAULT_LIST) -> str:
         return Item.objects.using(self.alias).create(text=text, list=list_name).id.hex
@@ -48,30 +30,9 @@ class Member:
         member_key = self.node.database.writer().member_key
         Approval.objects.using(self.alias).create(**rules.approval_values(member_key, pk, row))
 
-    def send(self) -> None:
-        """Its log reaches this node."""
-        raws = [
-            raw
-            for (raw,) in self.node.database.raw().execute(
-                "SELECT raw FROM sereus_ops WHERE place = 'log' ORDER BY n"
-            )
-        ]
-        threads.thread_ingest(thread=self.thread, raws=raws)
-        self.thread.refresh_from_db()
-
-    def receive(self) -> None:
-        """This node's log reaches it."""
-        exchange(thread_database(self.thread.thread), self.node.database)
-
 
 def member_join(thread: Thread, tmp_path: Path, name: str, role: str) -> Member:
-    """Someone joins this node's ``thread`` at ``role`` on a node of their own and names
-    themself; both nodes then have everything."""
-    joined = Member(other_node(tmp_path, thread.thread, name.lower()), thread)
-    admit(thread_database(thread.thread), joined.node, role)
-    joined.node.database.write(lambda writer: writer.set_name(name))  # its member name (ADR 16)
-    joined.send()
-    return joined
+    return members.member_join(thread, tmp_path, name, role, Member)
 
 
 def carols_checklist(tmp_path: Path) -> Member:

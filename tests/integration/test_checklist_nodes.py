@@ -12,13 +12,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
-from tests.support.api import Api, wait_for
-from tests.support.faults import Cluster, Plan, lab_open
-from tests.support.netns import netns_unavailable
+from tests.support.api import wait_for
+from tests.support.faults import Cluster
+from tests.support.quiet_cluster import node_api, quiet_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -27,29 +26,11 @@ NAMES = ["alice", "bob", "carol"]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[Cluster]:
-    reason = netns_unavailable()
-    if reason:
-        pytest.skip(f"network namespaces unavailable: {reason}")
-    plan = Plan(
-        seed=0, names=NAMES, duration=0, skews=dict.fromkeys(NAMES, 0), initial=NAMES, events=[]
-    )
-    folder: Path = tmp_path_factory.mktemp("checklist-nodes")
-    with lab_open() as lab:
-        made = Cluster(plan, lab, folder)
-        try:
-            made.start()
-            yield made
-        except Exception:
-            made.logs_write()
-            raise
-        finally:
-            made.close()
+    with quiet_cluster(NAMES, tmp_path_factory.mktemp("checklist-nodes")) as made:
+        yield made
 
 
-def api(cluster: Cluster, name: str) -> Api:
-    found = cluster.nodes[name].peer.api
-    assert found is not None
-    return found
+api = node_api
 
 
 def item_on(cluster: Cluster, name: str, thread: str, item: str) -> dict | None:

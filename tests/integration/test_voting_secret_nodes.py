@@ -12,14 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.api import Api, wait_for
-from tests.support.faults import Cluster, Plan, ThreadFile, lab_open
-from tests.support.netns import netns_unavailable
+from tests.support.api import wait_for
+from tests.support.faults import Cluster, ThreadFile
+from tests.support.quiet_cluster import node_api, quiet_cluster
 
 pytestmark = pytest.mark.slow
 
@@ -31,29 +30,11 @@ TOTALS = [1, 3, 1]  # per option, over the three ballots above
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[Cluster]:
-    reason = netns_unavailable()
-    if reason:
-        pytest.skip(f"network namespaces unavailable: {reason}")
-    plan = Plan(
-        seed=0, names=NAMES, duration=0, skews=dict.fromkeys(NAMES, 0), initial=NAMES, events=[]
-    )
-    folder: Path = tmp_path_factory.mktemp("voting-secret-nodes")
-    with lab_open() as lab:
-        made = Cluster(plan, lab, folder)
-        try:
-            made.start()
-            yield made
-        except Exception:
-            made.logs_write()
-            raise
-        finally:
-            made.close()
+    with quiet_cluster(NAMES, tmp_path_factory.mktemp("voting-secret-nodes")) as made:
+        yield made
 
 
-def api(cluster: Cluster, name: str) -> Api:
-    found = cluster.nodes[name].peer.api
-    assert found is not None
-    return found
+api = node_api
 
 
 def poll_on(cluster: Cluster, name: str, thread: str, poll: str) -> dict[str, Any] | None:

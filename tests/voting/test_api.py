@@ -21,7 +21,7 @@ from apps.voting import crypto, rules, services
 from apps.voting.models import Ballot, Close, Dealing, Partial, Poll
 from apps.voting.results import counted_hash
 from apps.voting.shape import ballot_context, poll_context
-from tests.checklist.support import Member, member_join
+from tests.voting.support import Member, member_join
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -19,7 +19,6 @@ from apps.messaging import services as messaging
 from apps.p2p.client import live_group
 from apps.voting import selectors, services
 from apps.voting.tally import TIE_BREAK
-from tests.checklist.conftest import browser, owner_user  # noqa: F401 - fixtures
 from tests.core.threads.conftest import node, thread_databases_allowed  # noqa: F401
 from tests.support.sockets import logged_in_cookies, socket
 from tests.voting.support import member_join, voting_conversation
@@ -55,7 +54,7 @@ def looks_right(html: str) -> str:
     return text
 
 
-def open_poll(browser, thread, **fields) -> str:  # noqa: F811
+def open_poll(browser, thread, **fields) -> str:
     data = {"question": "Where do we eat?", "options": "Pizza\nSushi\nTacos", "method": "single"}
     data.update(fields)
     data.setdefault("roles", services.default_roles(thread))
@@ -67,7 +66,7 @@ def open_poll(browser, thread, **fields) -> str:  # noqa: F811
     return poll_id
 
 
-def test_voting_is_enabled_from_the_polls_tab(browser):  # noqa: F811
+def test_voting_is_enabled_from_the_polls_tab(browser):
     chat = messaging.conversation_create(name="Flat share", my_name="Alice")
     page = looks_right(browser.get(polls_page(chat)).content.decode())
     assert "No polls here yet" in page
@@ -89,7 +88,7 @@ def test_voting_is_enabled_from_the_polls_tab(browser):  # noqa: F811
     assert Client().get(polls_page(chat)).status_code == 302  # the owner's alone
 
 
-def test_a_poll_opened_voted_on_and_closed_through_the_pages(browser, tmp_path):  # noqa: F811
+def test_a_poll_opened_voted_on_and_closed_through_the_pages(browser, tmp_path):
     chat = voting_conversation()
     bob = member_join(chat, tmp_path, "Bob", "writer")
     poll_id = open_poll(browser, chat, quorum="2", description="Friday night")
@@ -136,7 +135,7 @@ def test_a_poll_opened_voted_on_and_closed_through_the_pages(browser, tmp_path):
     assert "Your ballot was not cast: This poll is closed." in visible(again.content.decode())
 
 
-def test_a_refusal_and_an_empty_ballot_come_back_in_plain_words(browser, tmp_path):  # noqa: F811
+def test_a_refusal_and_an_empty_ballot_come_back_in_plain_words(browser, tmp_path):
     chat = voting_conversation()
     bob = member_join(chat, tmp_path, "Bob", "writer")
     bob.receive()
@@ -206,7 +205,7 @@ def bob_opens(bob) -> str:
     return row.id.hex
 
 
-def test_ranked_ballots_reorder_without_javascript_and_show_the_rounds(browser, tmp_path):  # noqa: F811
+def test_ranked_ballots_reorder_without_javascript_and_show_the_rounds(browser, tmp_path):
     chat = voting_conversation()
     bob = member_join(chat, tmp_path, "Bob", "writer")
     carol = member_join(chat, tmp_path, "Carol", "writer")
@@ -237,7 +236,7 @@ def test_ranked_ballots_reorder_without_javascript_and_show_the_rounds(browser, 
     assert text.count("Eliminated") == 1
 
 
-def test_score_and_approval_ballots_and_a_withdrawal(browser):  # noqa: F811
+def test_score_and_approval_ballots_and_a_withdrawal(browser):
     chat = voting_conversation()
     scored = open_poll(browser, chat, method="score", options="Red\nBlue")
     html = browser.get(poll_page(chat, scored)).content.decode()
@@ -257,7 +256,7 @@ def test_score_and_approval_ballots_and_a_withdrawal(browser):  # noqa: F811
     assert "Open 0 of 1 voted" in text
 
 
-def test_the_conversation_shows_its_open_polls(browser):  # noqa: F811
+def test_the_conversation_shows_its_open_polls(browser):
     chat = voting_conversation()
     conversation = reverse("messaging:conversation", args=[chat.id])
     assert "Open polls" not in browser.get(conversation).content.decode()
@@ -276,7 +275,7 @@ def test_the_conversation_shows_its_open_polls(browser):  # noqa: F811
 
 
 @pytest.mark.anyio
-async def test_the_open_pages_are_re_rendered_when_the_thread_changes(owner_user):  # noqa: F811
+async def test_the_open_pages_are_re_rendered_when_the_thread_changes(owner_user):
     chat = await database_sync_to_async(voting_conversation)()
     poll = await database_sync_to_async(services.poll_open)(
         thread=chat, question="Live?", options=["Yes", "No"]
@@ -306,3 +305,13 @@ async def test_the_open_pages_are_re_rendered_when_the_thread_changes(owner_user
     assert await closed.connect() == (False, 4404)
     anonymous = socket(f"/ws/voting/{chat.id}/", cookies=None)
     assert await anonymous.connect() == (False, 4403)
+
+
+def test_home_lists_the_polls_waiting_for_my_vote(browser):
+    chat = voting_conversation()
+    poll = services.poll_open(thread=chat, question="Paint the hall?", options=["Yes", "No"])
+    home = visible(browser.get(reverse("core:dashboard")).content.decode())
+    assert "1 poll waiting for your vote" in home
+    services.ballot_cast(thread=chat, poll_id=poll.id.hex, ballot={"choice": 0})
+    home = visible(browser.get(reverse("core:dashboard")).content.decode())
+    assert "waiting for your vote" not in home

@@ -68,6 +68,7 @@ def nav_section(context: template.Context) -> str:
         return "home"
     if match.app_name == "core" and match.url_name in SETTINGS_PAGES:
         return "settings"
-    if match.app_name in ("core", "checklist", "voting") and match.url_name not in ("login", "claim"):
+    threads = ("core", "checklist", "voting")
+    if match.app_name in threads and match.url_name not in ("login", "claim"):
         return "threads"
     return ""
