@@ -1,12 +1,13 @@
 """A connection that goes silent is noticed and redialed: two nodes in network namespaces with a
-router between them, the router dropping every packet between them for a minute (a cut path: no
-FIN, no RST, no ICMP), then forwarding again.
+router between them, the router dropping every packet between them for half a minute (a cut
+path: no FIN, no RST, no ICMP), then forwarding again.
 
 Without a keepalive the connection stays "connected" and every session on it waits out TCP's
-retransmission backoff, which after a minute of loss is itself about a minute and a half: sync
-comes back some 40 s or more after the path does. With it, each node notices within about 25 s,
-closes the connection and redials on a short schedule: a note written after the path is back
-reaches the other node within seconds.
+retransmission backoff: after 30 s of loss the next retry is some 20 s away (the retries of a
+doubling timeout from 0.2 s fall at about 25 s and 51 s), so sync comes back 20 s or more after
+the path does. With it, each node notices within about 21 s, closes the connection and redials
+on a short schedule (every 8 s at most): a note written after the path is back reaches the
+other node within seconds.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from tests.support.p2p import Peer, converged
 
 pytestmark = pytest.mark.slow
 
-OUTAGE = 60.0  # long enough for TCP's backoff to outlast the outage by far
-CATCH_UP = 20.0
+OUTAGE = 30.0  # TCP's next retry falls ~20 s after it: longer than CATCH_UP
+CATCH_UP = 15.0
 
 
 @pytest.fixture
