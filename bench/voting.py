@@ -108,7 +108,13 @@ def _between_nodes(folder: Path, count: int) -> dict[str, Any]:
         body = {"question": "Which day?", "options": OPTIONS, "method": "ranked"}
         poll_id = a.api.post(f"/api/v1/threads/{thread}/polls/", body)["id"]
         poll = f"/api/v1/threads/{thread}/polls/{poll_id}/"
-        wait_for(lambda: b.api.get(poll)["can_vote"], timeout=30, what="the poll on B")
+        # The list, not the poll: the poll's own URL answers 404 until the poll reaches B.
+        listed = f"/api/v1/threads/{thread}/polls/"
+        wait_for(
+            lambda: any(p["id"] == poll_id and p["can_vote"] for p in b.api.get(listed)),
+            timeout=30,
+            what="the poll on B",
+        )
         on_a, on_b = KeptAlive(a.process.url, a.token), KeptAlive(b.process.url, b.token)
         try:
             _casts(on_a, on_b, poll + "ballot/", poll, 20, 1)  # warm-up: sessions, caches
