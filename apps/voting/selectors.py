@@ -13,6 +13,7 @@ from apps.core.thread.rowid import row_tag
 from apps.core.threads.app_kit import app_enabled, app_thread_find, row_owners
 from apps.core.threads.context import thread_context
 from apps.core.threads.names import Names, thread_names
+from apps.core.threads.registry import thread_database
 from apps.voting import results, rules
 from apps.voting.models import Ballot, Close, Dealing, Partial, Poll
 from apps.voting.policy import APP
@@ -39,6 +40,10 @@ class PollView:
     dealt: list[str]  # names of trustees whose key shares are in
     decrypted: list[str]  # names of trustees whose partial decryptions are in
     result: results.PollResult | None  # None while hidden or not computable
+    # Members holding a voting role now who are not among the voters: they joined after the
+    # poll opened, or the creator's node left them out (a modified node can; the rules cannot
+    # see the member list, ADR 19). Shown, so that a poll cannot quietly leave people out.
+    left_out: int = 0
     names: Names = field(repr=False, default=None)  # type: ignore[assignment]
 
     @property
@@ -92,6 +97,7 @@ def polls(thread: Thread, *, poll_id: str | None = None) -> list[PollView]:
         for row in Partial.objects.filter(poll__in=ids):
             partials.setdefault(row.poll.hex, {})[row.id.hex] = bytes(row.partial)
     names, owners, me = member_names(thread), row_owners(thread), thread.member_id
+    roles_now = _roles_now(thread)
     views = []
     for poll in found:
         pk = poll.id.hex
@@ -133,10 +139,24 @@ def polls(thread: Thread, *, poll_id: str | None = None) -> list[PollView]:
                     _name(names, t) for t, k in zip(shape.trustees, decrypted, strict=True) if k
                 ],
                 result=result,
+                left_out=sum(
+                    1
+                    for member, role in roles_now.items()
+                    if role in shape.roles and member not in shape.electorate
+                ),
                 names=names,
             )
         )
     return views
+
+
+def _roles_now(thread: Thread) -> dict[str, str]:
+    """Member (hex) -> role, for the thread's members now."""
+    try:
+        state = thread_database(thread.thread).replica().control.state
+    except Exception:  # a damaged thread: no members to compare with
+        return {}
+    return {m.hex(): s.role for m, s in state.members.items() if s.active}
 
 
 def poll_row(poll: Poll) -> dict:

@@ -315,3 +315,13 @@ def test_home_lists_the_polls_waiting_for_my_vote(browser):
     services.ballot_cast(thread=chat, poll_id=poll.id.hex, ballot={"choice": 0})
     home = visible(browser.get(reverse("core:dashboard")).content.decode())
     assert "waiting for your vote" not in home
+
+
+def test_a_poll_page_says_who_holds_a_voting_role_but_is_not_among_its_voters(browser, tmp_path):
+    chat = voting_conversation()
+    poll = services.poll_open(thread=chat, question="Paint the hall?", options=["Yes", "No"])
+    page = looks_right(browser.get(poll_page(chat, poll.id.hex)).content.decode())
+    assert "not among this poll's voters" not in page
+    member_join(chat, tmp_path, "Bob", "writer")  # joins after the poll opened
+    page = looks_right(browser.get(poll_page(chat, poll.id.hex)).content.decode())
+    assert "One member who holds a voting role now is not among this poll's voters" in page
