@@ -110,6 +110,15 @@ def chunk_put(thread: bytes, chunk: bytes, data: bytes) -> None:
     os.replace(partial, path)
 
 
+def chunk_drop(thread: bytes, chunk: bytes) -> int:
+    """Forget a chunk this node holds (its file was deleted): 1 if it was here, else 0."""
+    try:
+        _path(thread, chunk).unlink()
+    except FileNotFoundError:
+        return 0
+    return 1
+
+
 def _nonce(index: int) -> bytes:
     return bytes(16) + index.to_bytes(8, "big")
 

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "apps.messaging",
     "apps.checklist",
     "apps.voting",
+    "apps.timeline",
     "apps.website",
     "django.contrib.admin",
     "django.contrib.auth",

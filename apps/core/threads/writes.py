@@ -353,3 +353,41 @@ def _noun(table: str, count: int) -> str:
         return f"{count} {model._meta.verbose_name_plural}"
     name = str(model._meta.verbose_name)
     return ("an " if name[:1] in "aeiou" else "a ") + name
+
+
+# -- a row's history ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RowVersion:
+    """One accepted write of a row, as its signed op says: who, when, what it set."""
+
+    at: datetime  # the op's hybrid-clock stamp
+    member: bytes  # the author's member key
+    action: Literal["insert", "update", "delete"]
+    values: dict[str, Any]  # the columns the op set (none for a delete)
+
+
+def row_history(database: ThreadDatabase, table: str, pk: str | int) -> list[RowVersion]:
+    """Every accepted write of one row, oldest first, read back from the signed ops (not from
+    columns anyone could fill in): an edit history no member can rewrite or hide."""
+    rows = (
+        database.raw()
+        .execute(
+            "SELECT o.raw, e.member FROM sereus_rowevents e"
+            " JOIN sereus_ops o ON o.device = e.device AND o.seq = e.seq AND o.place = 'log'"
+            " WHERE e.tbl = ? AND e.pk = ? ORDER BY e.hlc",
+            (table, pk),
+        )
+        .fetchall()
+    )
+    decoded = [(op_decode(raw), bytes(member)) for raw, member in rows]
+    keys = _data_keys(database, {op.epoch for op, _ in decoded})
+    found = []
+    for op, member in decoded:
+        changes = _open(op, keys.get(op.epoch, ())) or ()
+        for change in changes:
+            if change.table == table and str(change.row) == str(pk):
+                at = datetime.fromtimestamp(op.hlc.millis / 1000, tz=UTC)
+                found.append(RowVersion(at, member, change.action, change.values))
+    return found
