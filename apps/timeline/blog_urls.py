@@ -1,0 +1,14 @@
+"""URLs of the public blog; the pages link to each other relatively, as in the static export."""
+
+from django.urls import path
+
+from apps.timeline import blog_views
+
+app_name = "blog"
+
+urlpatterns = [
+    path("blog/", blog_views.index, name="index"),
+    path("blog/atom.xml", blog_views.feed, name="feed"),
+    path("blog/style.css", blog_views.stylesheet, name="stylesheet"),
+    path("blog/<slug:slug>/", blog_views.post, name="post"),
+]
