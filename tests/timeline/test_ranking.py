@@ -183,6 +183,11 @@ def test_a_post_given_twice_shows_once_in_its_latest_edit():
     for order in ([first, edited], [edited, first]):
         shown = rank(FeedRules("f"), order, NOW, (), ())
         assert [p.text for p in shown] == ["new"]
+    # Two copies alike but for their reaction counts: still the same one whatever the order.
+    twin = dataclasses.replace(first, reactions={"+1": 2})
+    assert rank(FeedRules("f"), [first, twin], NOW, (), ()) == rank(
+        FeedRules("f"), [twin, first], NOW, (), ()
+    )
 
 
 # --- rank: order ---
