@@ -17,6 +17,7 @@ API_URLS = (
     "apps.messaging.api_urls",
     "apps.checklist.api_urls",
     "apps.voting.api_urls",
+    "apps.timeline.api_urls",
 )
 WEBSOCKET_URLS = (
     "apps.core.routing",

@@ -32,7 +32,8 @@ def said(client: Client, name: str, **kwargs: str) -> str:
 
 def test_messaging_is_available_and_the_unbuilt_uses_are_planned(client: Client) -> None:
     assert USES["secure-messaging"].available
-    assert not USES["social-media"].available  # no timeline app yet
+    assert USES["social-media"].available  # the timeline app
+    assert not USES["distributed-storage"].available  # no storage app yet
     page = said(client, "website:use", slug="secure-messaging")
     assert "Available now" in page
     assert "Planned" not in page
