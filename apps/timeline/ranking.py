@@ -8,7 +8,6 @@ JSON, and recipe files, live in ``recipes.py``.
 from __future__ import annotations
 
 import functools
-import math
 import re
 import unicodedata
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -177,12 +176,9 @@ def _tag_key(value: Any) -> str:
 
 
 def _weight(value: Any, subject: str) -> float:
-    # Checked before float(): bools are not numbers here, and a huge int must not overflow.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RulesError(f"A weight is a number from -5 to 5, and the one for {subject} is not.")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise RulesError(f"A weight is a number from -5 to 5, and the one for {subject} is not.")
-    if not -WEIGHT_LIMIT <= value <= WEIGHT_LIMIT:
+    # Compared before float(), so a huge int cannot overflow; NaN and infinities fail the range.
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    if not number or not -WEIGHT_LIMIT <= value <= WEIGHT_LIMIT:
         raise RulesError(f"A weight is a number from -5 to 5, and the one for {subject} is not.")
     return float(value)
 
@@ -219,10 +215,8 @@ def _flag(value: Any, plain: str) -> bool:
 
 
 def _half_life(value: Any) -> float:
-    ok = not isinstance(value, bool) and isinstance(value, (int, float))
-    if ok and isinstance(value, float):
-        ok = math.isfinite(value)
-    if not ok or not MIN_HALF_LIFE <= value <= MAX_HALF_LIFE:
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    if not number or not MIN_HALF_LIFE <= value <= MAX_HALF_LIFE:
         raise RulesError("The half-life is a number of hours from 0.5 to 8760 (a year).")
     return float(value)
 
@@ -247,18 +241,40 @@ def _pattern(phrase: str) -> str:
     return rf"(?<!\w){body}(?!\w)"
 
 
+_WORD = re.compile(r"\w+")
+
+
+@dataclass(frozen=True)
+class _Word:
+    """A keyword or mute word, compiled. Each run of word characters in it must be one of the
+    text's words for it to match: a set lookup that spares most regex searches."""
+
+    needs: frozenset[str]
+    pattern: re.Pattern[str] | None  # None: a single word, which ``needs`` alone decides
+
+    @classmethod
+    def of(cls, word: str) -> _Word:
+        folded = _fold(word)
+        single = _WORD.fullmatch(folded) is not None
+        return cls(frozenset(_WORD.findall(folded)), None if single else re.compile(_pattern(word)))
+
+    def found(self, text: str, words: set[str]) -> bool:
+        if not self.needs <= words:
+            return False
+        return self.pattern is None or self.pattern.search(text) is not None
+
+
 @dataclass(frozen=True)
 class _Matcher:
-    mute: re.Pattern[str] | None
-    keywords: tuple[tuple[re.Pattern[str], float], ...]
+    mute: tuple[_Word, ...]
+    keywords: tuple[tuple[_Word, float], ...]
 
 
 @functools.lru_cache(maxsize=64)
 def _matcher(rules: FeedRules) -> _Matcher:
-    mute = "|".join(_pattern(w) for w in rules.mute_words)
     return _Matcher(
-        mute=re.compile(mute) if mute else None,
-        keywords=tuple((re.compile(_pattern(w)), x) for w, x in rules.keywords.items()),
+        mute=tuple(_Word.of(w) for w in rules.mute_words),
+        keywords=tuple((_Word.of(w), x) for w, x in rules.keywords.items()),
     )
 
 
@@ -266,12 +282,13 @@ def _log2_score(rules: FeedRules, matcher: _Matcher, post: PostView, now: dateti
     """log2 of the score (None if muted): ranking on it keeps order where the score would
     overflow or underflow a float."""
     text = _fold(f"{post.title}\n{post.text}")
-    if matcher.mute is not None and matcher.mute.search(text):
+    words = set(_WORD.findall(text))
+    if any(mute.found(text, words) for mute in matcher.mute):
         return None
     exponent = rules.timeline_weights.get(post.thread.lower(), 0.0)
     exponent += rules.author_weights.get(post.author.lower(), 0.0)
-    for pattern, weight in matcher.keywords:
-        if pattern.search(text):
+    for keyword, weight in matcher.keywords:
+        if keyword.found(text, words):
             exponent += weight
     post_tags = {tag.lower() for tag in post.tags}
     for tag, weight in rules.tags.items():

@@ -99,6 +99,11 @@ def test_keywords_match_whole_words_in_title_and_text_whatever_the_case():
     assert score(rules, post(4, text="Die STRASSE"), NOW) == 2.0  # Unicode case folding
     assert score(rules, post(5, text="New\n  York, again"), NOW) == 2.0  # phrase over spaces
     assert score(rules, post(6, text="(cat)"), NOW) == 2.0  # punctuation is a boundary
+    plus = FeedRules("f", keywords={"C++": 1}, mute_words=("#nsfw",))
+    assert score(plus, post(7, text="I like c++ a lot"), NOW) == 2.0
+    assert score(plus, post(8, text="c++x"), NOW) == 1.0
+    assert score(plus, post(9, text="oops #NSFW"), NOW) is None
+    assert score(plus, post(10, text="nsfw"), NOW) == 1.0
 
 
 def test_a_tag_weighs_by_the_posts_tags_not_its_text():
@@ -120,10 +125,13 @@ def test_mute_words_hide_whole_words_and_phrases():
 
 def test_huge_weights_neither_overflow_nor_tie():
     words = {f"w{i}": 5 for i in range(200)}
-    rules = FeedRules("f", keywords=words)
-    all_words = " ".join(words)
-    top, second = post(1, text=all_words), post(2, text=all_words, hours=1)
+    tags = {f"t{i}": 5 for i in range(200)}
+    rules = FeedRules("f", keywords=words, tags=tags)
+    all_words, all_tags = " ".join(words), tuple(tags)
+    top = post(1, text=all_words, tags=all_tags)  # 2 ** 2000 would overflow a float
+    second = post(2, text=all_words, tags=all_tags, hours=1)
     assert math.isfinite(score(rules, top, NOW))
+    assert score(rules, top, NOW) > 1e300
     assert feed(rules, [second, top]) == [1, 2]
     old = FeedRules("f", half_life_hours=0.5)
     assert score(old, post(3, hours=1e6), NOW) == 0.0
