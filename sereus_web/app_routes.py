@@ -18,12 +18,14 @@ API_URLS = (
     "apps.checklist.api_urls",
     "apps.voting.api_urls",
     "apps.timeline.api_urls",
+    "apps.timeline.feed_api_urls",
 )
 WEBSOCKET_URLS = (
     "apps.core.routing",
     "apps.messaging.routing",
     "apps.checklist.routing",
     "apps.voting.routing",
+    "apps.timeline.routing",
 )
 
 

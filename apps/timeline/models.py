@@ -62,3 +62,5 @@ class Attachment(ReplicatedModel):
     key = models.CharField(max_length=64)  # hex
     chunks = models.TextField()  # hex chunk hashes, concatenated
 
+
+from apps.timeline.feed_models import FeedConfig, FeedEntry  # noqa: E402,F401 - node-local

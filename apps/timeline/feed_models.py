@@ -1,0 +1,35 @@
+"""The feed's node-local state: an index of the newest posts of the timelines this node follows,
+and the follower's named feeds. Plain models in the node's own database: they are this node's
+reading habits and never replicate (``feed.py`` keeps them)."""
+
+from django.db import models
+
+
+class FeedEntry(models.Model):
+    """A post of a followed timeline among the newest ones over all of them (the hot set). What
+    it records never changes after the post is written (edits keep the post's author and time),
+    so an entry is written once and only dropped."""
+
+    thread = models.CharField(max_length=64)  # the timeline's thread id, hex
+    post = models.CharField(max_length=32)  # the post's row id, hex
+    created_at = models.DateTimeField(db_index=True)  # from the author's signed op
+    author = models.CharField(max_length=64)  # the author's member key, hex
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["thread", "post"], name="feed_entry_once"),
+        ]
+        indexes = [models.Index(fields=["thread", "created_at"], name="feed_entry_thread_time")]
+
+    def __str__(self) -> str:
+        return f"{self.thread[:12]}/{self.post[:12]}"
+
+
+class FeedConfig(models.Model):
+    """One row: this node's named feeds as JSON (``recipes.feeds_to_data``)."""
+
+    feeds = models.JSONField(default=list)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return "feeds"

@@ -1,0 +1,81 @@
+"""The feed index follows the threads: ops written to a timeline refresh its entries and a
+timeline joined is backfilled, by a small worker thread (``feed.index_batch``). Requests
+coalesce per thread, so a burst of frames is one run; the reading never happens inside whoever
+wrote the ops (a request, the p2p receive path)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+_pending: dict[bytes, bool] = {}  # thread -> a full refill wanted
+_lock = threading.Lock()
+_wake = threading.Event()
+_worker: threading.Thread | None = None
+_timelines: dict[bytes, bool] = {}  # thread -> it is a timeline (its registry row says)
+
+
+def connect() -> None:
+    """Connect the feed's receivers (from ``TimelineConfig.ready``; connecting twice is once)."""
+    from apps.core.threads.signals import ops_written, thread_added
+
+    ops_written.connect(on_ops_written, dispatch_uid="timeline-feed-ops")
+    thread_added.connect(on_thread_added, dispatch_uid="timeline-feed-added")
+
+
+def _is_timeline(thread: bytes) -> bool:
+    known = _timelines.get(thread)
+    if known is None:
+        from apps.core.models import Thread
+        from apps.timeline.policy import APP
+
+        app = Thread.objects.filter(pk=thread.hex()).values_list("app", flat=True).first()
+        if app is None:
+            return False  # no row yet (joining): ``thread_added`` comes when it exists
+        known = _timelines[thread] = app == APP
+    return known
+
+
+def on_ops_written(sender: Any, thread: bytes, alias: str, **kwargs: Any) -> None:
+    if _is_timeline(thread):
+        _queue(thread, full=False)
+
+
+def on_thread_added(sender: Any, thread: bytes, **kwargs: Any) -> None:
+    _timelines.pop(thread, None)
+    if _is_timeline(thread):
+        _queue(thread, full=True)  # a new follow: backfill
+
+
+def _queue(thread: bytes, *, full: bool) -> None:
+    global _worker
+    with _lock:
+        _pending[thread] = _pending.get(thread, False) or full
+        if _worker is None or not _worker.is_alive():
+            _worker = threading.Thread(target=_run, name="timeline-feed", daemon=True)
+            _worker.start()
+    _wake.set()
+
+
+def _run() -> None:
+    from django.db import close_old_connections
+
+    from apps.timeline import feed
+
+    while True:
+        _wake.wait(timeout=60)
+        _wake.clear()
+        with _lock:
+            batch = dict(_pending)
+            _pending.clear()
+        if not batch:
+            continue
+        try:
+            feed.index_batch(batch)
+        except Exception:
+            logger.exception("timeline feed: the index could not be brought up to date")
+        finally:
+            close_old_connections()
