@@ -15,3 +15,18 @@ class TimelineConfig(AppConfig):
         from apps.timeline.policy import APP, FOLLOWER, timeline_policy
 
         policy_template_register(APP, timeline_policy, member=FOLLOWER)
+
+        from apps.core.threads.pages import ThreadPage, register
+        from apps.timeline import home
+        from apps.timeline.policy import ROLE_WORDS
+
+        register(
+            APP,
+            ThreadPage(
+                "timeline:timeline",
+                label="Timeline",
+                waiting=home.waiting,
+                latest=home.latest,
+                roles=ROLE_WORDS,
+            ),
+        )

@@ -64,6 +64,8 @@ def nav_section(context: template.Context) -> str:
         return ""
     if match.app_name == "messaging":
         return "chats"
+    if match.app_name == "timeline":
+        return "feed"
     if match.app_name == "core" and match.url_name == "dashboard":
         return "home"
     if match.app_name == "core" and match.url_name in SETTINGS_PAGES:
