@@ -2,9 +2,10 @@
 rules, computed here and nowhere else.
 
 The index (``FeedEntry``) holds the ``HOT`` newest posts over all those timelines, and so every
-post newer than its oldest entry (the horizon); older posts are read from the thread databases
-when someone pages that far. A worker fed by ``ops_written`` keeps it filled
-(``feed_signals.py``); a timeline left is dropped from it.
+post newer than its oldest entry (the horizon), each as last read: pages of this hot set open
+no thread database. Older posts are read from the thread databases when someone pages that
+far. A worker fed by ``ops_written`` keeps it filled and fresh (``feed_signals.py``); a
+timeline left is dropped from it.
 
 Pages (``before``, the cursor a page returns for the next one):
 
@@ -17,6 +18,7 @@ Pages (``before``, the cursor a page returns for the next one):
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,8 +28,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Q
 
-from apps.core.models import Thread
-from apps.core.threads.registry import thread_database
+from apps.core.models import Thread, ThreadMember
 from apps.timeline import ranking, recipes, selectors
 from apps.timeline.feed_models import FeedConfig, FeedEntry
 from apps.timeline.policy import APP
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 HOT = 500
 FEED_GROUP = "timeline-feed"
 PAGE, MAX_LIMIT = 30, 100
-PUBLISHING_ROLES = ("owner", "admin", "writer")
+PUBLISHING_ROLES = ("owner", "admin", "writer")  # writer: a co-author
 READABLE = (Thread.State.ACTIVE, Thread.State.REMOVED)  # a banned follower keeps what it had
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -78,32 +79,56 @@ def _bound(millis: int) -> str:
     return max(0, millis).to_bytes(8, "big").hex()
 
 
+def _data(view: PostView) -> dict[str, Any]:
+    data = dataclasses.asdict(view)
+    for name in ("created_at", "edited_at"):
+        data[name] = data[name].isoformat() if data[name] is not None else None
+    return data
+
+
+def _view(data: Any) -> PostView | None:
+    try:  # None: the entry holds no post this code can read
+        edited = data["edited_at"]
+        return PostView(
+            **{
+                **data,
+                "created_at": datetime.fromisoformat(data["created_at"]),
+                "edited_at": datetime.fromisoformat(edited) if edited else None,
+                "tags": tuple(data["tags"]),
+            }
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def index_thread(thread: Thread, *, full: bool = True) -> int:
-    """Add the timeline's newest posts to the index (``full``: its ``HOT`` newest; otherwise
-    the new ones at its top), then keep the ``HOT`` newest over all. A timeline left is
-    forgotten instead. Returns how many entries were added."""
+    """Read the timeline's newest posts into the index again (edits, replies and reactions
+    change them) with any new ones (``full``: its ``HOT`` newest), then keep the ``HOT``
+    newest over all. A timeline left is forgotten instead. Returns how many were read."""
     if thread.app != APP or thread.state not in READABLE:
         index_forget(thread.id)
         return 0
+    # Its entries are its newest posts (the index holds everything above the horizon).
     known = set(FeedEntry.objects.filter(thread=thread.id).values_list("post", flat=True))
-    size = HOT if full else 16
+    size = HOT if full else len(known) + 16
     while True:
-        views = selectors.posts(thread, limit=size)
-        fresh = [v for v in views if v.id not in known]
-        # Not full: read deeper only while everything read is new (a burst of posts).
-        if full or len(fresh) < len(views) or len(views) < size or size >= HOT:
+        views = selectors.posts(thread, limit=min(size, HOT))
+        # Not full: read deeper while the new posts hide some known ones (a burst of posts).
+        if full or size >= HOT or len(views) < size or known <= {v.id for v in views}:
             break
-        size = min(HOT, size * 4)
+        size *= 4
+    rows = [
+        FeedEntry(
+            thread=thread.id, post=v.id, created_at=v.created_at, author=v.author, view=_data(v)
+        )
+        for v in views
+    ]
     with transaction.atomic():
         FeedEntry.objects.bulk_create(
-            [
-                FeedEntry(thread=thread.id, post=v.id, created_at=v.created_at, author=v.author)
-                for v in fresh
-            ],
-            ignore_conflicts=True,
+            rows, update_conflicts=True, unique_fields=["thread", "post"], update_fields=["view"]
         )
         _trim()
-    return len(fresh)
+    return len(rows)
 
 
 def _trim() -> None:
@@ -217,8 +242,7 @@ def _position(post: PostView) -> Position:
 
 
 def _later(post: PostView, pos: Position) -> bool:
-    """The post comes after ``pos`` in newest-first order (older, or as old with a larger key)."""
-    millis, thread, post_id = _position(post)
+    millis, thread, post_id = _position(post)  # after pos: older, or as old with a larger key
     return millis < pos[0] or (millis == pos[0] and (thread, post_id) > (pos[1], pos[2]))
 
 
@@ -253,25 +277,24 @@ def _sources(rules: ranking.FeedRules) -> list[Thread]:
 
 def _ensure_indexed(sources: list[Thread]) -> None:
     """Timelines this process has not seen indexed (say, followed before an upgrade)."""
-    for thread in sources:
-        if thread.id in _indexed:
-            continue
-        if not FeedEntry.objects.filter(thread=thread.id).exists():
+    unseen = [t for t in sources if t.id not in _indexed]
+    ids = [t.id for t in unseen]
+    indexed = set(FeedEntry.objects.filter(thread__in=ids).values_list("thread", flat=True))
+    for thread in unseen:
+        if thread.id not in indexed:
             index_thread(thread)
         _indexed.add(thread.id)
 
 
 def _publishers(threads: list[Thread]) -> set[str]:
-    """Everyone who posts in these timelines (owners, admins, co-authors), and me."""
-    found: set[str] = set()
-    for thread in threads:
-        found.add(thread.member_id)
-        database = thread_database(thread.thread)
-        with database.lock:
-            members = database.replica().control.state.members
-            found.update(
-                m.hex() for m, s in members.items() if s.active and s.role in PUBLISHING_ROLES
-            )
+    """Everyone who posts in these timelines (owners, admins, co-authors), and me: from this
+    node's index of their members (rewritten whenever a thread's members change)."""
+    found = {t.member_id for t in threads}
+    found.update(
+        ThreadMember.objects.filter(
+            thread__in=[t.id for t in threads], role__in=PUBLISHING_ROLES
+        ).values_list("member_id", flat=True)
+    )
     return found
 
 
@@ -284,22 +307,14 @@ def _read(thread: Thread, **kwargs: Any) -> list[PostView]:
 
 
 def _hot_views(threads: dict[str, Thread], entries: list[FeedEntry]) -> list[PostView]:
-    """The posts of index entries, read one timeline at a time (one page read each)."""
-    by_thread: dict[str, list[FeedEntry]] = {}
-    for entry in entries:
-        by_thread.setdefault(entry.thread, []).append(entry)
+    """The posts of index entries as last read; one the entry cannot give is read again."""
     views = []
-    for thread_id, group in by_thread.items():
-        thread = threads[thread_id]
-        wanted = {e.post for e in group}
-        newest = max(_millis(e.created_at) for e in group)
-        read = _read(thread, before=_bound(newest + 1), limit=len(group) + _SLACK)
-        found = [v for v in read if v.id in wanted]
-        for missing in wanted - {v.id for v in found}:  # the index and the thread disagree
-            view = selectors.post(thread, missing)
-            if view is not None:
-                found.append(view)
-        views.extend(found)
+    for entry in entries:
+        view = _view(entry.view)
+        if view is None:
+            view = selectors.post(threads[entry.thread], entry.post)
+        if view is not None:
+            views.append(view)
     return views
 
 
@@ -321,20 +336,13 @@ def _window(threads: dict[str, Thread], pos: Position, size: int) -> list[PostVi
         views = _hot_views(threads, hot)
     else:
         oldest = FeedEntry.objects.order_by("created_at").values_list("created_at", flat=True)
-        first = oldest.first()
-        horizon = None if first is None else _millis(first)
-        below = pos[0] + 1 if horizon is None else min(pos[0] + 1, horizon)
+        below = min([pos[0], *(_millis(t) - 1 for t in oldest[:1])]) + 1  # under the horizon
         views = []
         for thread in threads.values():
             read = _read(thread, before=_bound(below), limit=size + _SLACK)
             views.extend(v for v in read if _later(v, pos))
-    views.sort(key=_position_order)
+    views.sort(key=lambda p: (-_millis(p.created_at), p.thread, p.id))
     return views[:size]
-
-
-def _position_order(post: PostView) -> tuple[int, str, str]:
-    millis, thread, post_id = _position(post)
-    return (-millis, thread, post_id)
 
 
 def feed_page(
@@ -351,11 +359,12 @@ def feed_page(
     if not sources:
         return FeedPage([], None, names)
     _ensure_indexed(sources)
-    followed = {t.id for t in selectors.timelines()}
-    authors = _publishers(sources)
+    followed = selectors.timelines()
+    authors = _publishers(followed)
+    followed_ids = {t.id for t in followed}
 
     def ranked(views: list[PostView]) -> list[PostView]:
-        return ranking.rank(rules, views, now, authors, followed)
+        return ranking.rank(rules, views, now, authors, followed_ids)
 
     if rules.order == ranking.RANKED and kind in ("start", "rank"):
         offset = at or 0

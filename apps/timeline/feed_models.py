@@ -6,14 +6,16 @@ from django.db import models
 
 
 class FeedEntry(models.Model):
-    """A post of a followed timeline among the newest ones over all of them (the hot set). What
-    it records never changes after the post is written (edits keep the post's author and time),
-    so an entry is written once and only dropped."""
+    """A post of a followed timeline among the newest ones over all of them (the hot set). Its
+    thread, author and time never change (edits keep them); ``view`` is the post as last read
+    (edits, replies and reactions rewrite it), so a page of the hot set opens no thread
+    database: one page of a feed over many timelines would otherwise open one per timeline."""
 
     thread = models.CharField(max_length=64)  # the timeline's thread id, hex
     post = models.CharField(max_length=32)  # the post's row id, hex
     created_at = models.DateTimeField(db_index=True)  # from the author's signed op
     author = models.CharField(max_length=64)  # the author's member key, hex
+    view = models.JSONField(default=dict)  # the PostView's fields (``feed.py``)
 
     class Meta:
         constraints = [

@@ -23,7 +23,7 @@ from apps.core.thread.writer import ThreadWriter
 from apps.core.threads import services as threads
 from apps.core.threads.database import NodeKeys, ThreadDatabase
 from apps.p2p import client as p2p_client
-from apps.timeline import feed, feed_signals, recipes, services
+from apps.timeline import feed, feed_signals, recipes, selectors, services
 from apps.timeline.feed_models import FeedConfig, FeedEntry
 from apps.timeline.models import Post
 from apps.timeline.ranking import NEWEST, RANKED, FeedRules, RulesError
@@ -183,6 +183,32 @@ def test_a_mute_word_hides_and_a_weight_lifts(notes, tmp_path):
     lifted = replace(ranked, author_weights={carol.member: 3})
     feed.feeds_save([lifted])
     assert page_ids("close friends") == [hers, mine, muted]
+
+
+def test_a_page_of_the_index_opens_no_thread_database_and_shows_the_posts_as_they_are_now(
+    notes, photos, monkeypatch
+):
+    kept = write(notes, "First version")
+    gone = write(photos, "Soon deleted")
+    feed.index_now(notes)
+    feed.index_now(photos)
+    assert len(feed.feed_page(EVERYTHING).posts) == 2
+    services.post_edit(thread=notes, post_id=kept, text_="Second version")
+    services.reaction_set(thread=notes, target=kept, emoji="👍")
+    services.post_delete(thread=photos, post_id=gone)
+    feed.index_now(notes)
+    feed.index_now(photos)
+
+    def no_thread_database(*args, **kwargs):
+        raise AssertionError("a page of the index read a thread database")
+
+    monkeypatch.setattr(selectors, "posts", no_thread_database)
+    monkeypatch.setattr(selectors, "post", no_thread_database)
+    for name in (EVERYTHING, "Ranked"):
+        (shown,) = feed.feed_page(name).posts
+        assert (shown.id, shown.text, shown.reactions) == (kept, "Second version", {"👍": 1})
+        assert shown.edited_at is not None
+        assert shown.created_at < shown.edited_at
 
 
 def test_named_feeds_are_saved_and_read_back(node):
