@@ -16,6 +16,10 @@ class TimelineConfig(AppConfig):
 
         policy_template_register(APP, timeline_policy, member=FOLLOWER)
 
+        from apps.timeline import feed_signals
+
+        feed_signals.connect()  # the feed index follows the ops as they arrive
+
         from apps.core.threads.pages import ThreadPage, register
         from apps.timeline import home
         from apps.timeline.policy import ROLE_WORDS
