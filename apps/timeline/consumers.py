@@ -89,8 +89,9 @@ class FeedConsumer(OwnerStatusSocket):
         self._csrf_token = await database_sync_to_async(csrf_token_for)(self.scope)
         await self.channel_layer.group_add(FEED_GROUP, self.channel_name)
         self._joined = True
-        # The first render is the page as drawn: remembered, not sent, so the next differs.
-        self._shown = await database_sync_to_async(self._html)()
+        # Posts that came between the page's render and this socket would otherwise wait for
+        # the next change to show.
+        await self.feed_changed({})
 
     async def disconnect(self, code: int) -> None:
         await super().disconnect(code)

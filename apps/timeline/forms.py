@@ -125,6 +125,10 @@ class ShareForm(forms.Form):
 class FeedNameForm(forms.Form):
     name = PlainName(limit=MAX_FEED_NAME, what="a feed's name", label="New feed's name")
 
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("auto_id", "id_add_%s")  # beside the recipe form on the same page
+        super().__init__(*args, **kwargs)
+
 
 class RecipeForm(forms.Form):
     recipe = forms.FileField(label="Recipe file")
@@ -135,6 +139,10 @@ class RecipeForm(forms.Form):
         label="Name it (optional)",
         help_text="Left empty, it keeps the name in the file.",
     )
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("auto_id", "id_recipe_%s")
+        super().__init__(*args, **kwargs)
 
     def clean_recipe(self):
         upload = self.cleaned_data["recipe"]

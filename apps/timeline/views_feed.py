@@ -202,6 +202,17 @@ def rules_from_form(form: FeedRulesForm, old: FeedRules | None) -> FeedRules:
     )
 
 
+def _int(value: object, default: int) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return default
+
+
+def _to_feed(index: int) -> HttpResponse:
+    return redirect(reverse("timeline:rules") + f"?open={index}#feed-{index}")
+
+
 def _save(request: HttpRequest, feeds: list[FeedRules], done: str) -> bool:
     try:
         _feed().feeds_save(feeds)
@@ -223,6 +234,8 @@ def _rules_page(request: HttpRequest, forms: list[FeedRulesForm] | None = None, 
         "recipe_form": recipe or RecipeForm(),
         "can_add": len(feeds) < MAX_FEEDS,
         "can_remove": len(feeds) > 1,
+        # The feed just saved or added stays open (the first one when none is named).
+        "open_index": _int(request.GET.get("open"), 0),
     }
     return render(request, "timeline/rules.html", context, status=status)
 
@@ -247,7 +260,7 @@ def rules(request: HttpRequest) -> HttpResponse:
             form.add_error(None, said(exc))
         else:
             if _save(request, feeds, f"The feed “{feeds[index].name}” is saved."):
-                return redirect(reverse("timeline:rules") + f"#feed-{index}")
+                return _to_feed(index)
             return redirect("timeline:rules")
     forms = [form if i == index else rules_form(i, f) for i, f in enumerate(feeds)]
     return _rules_page(request, forms, status=400)
@@ -268,7 +281,7 @@ def feed_add(request: HttpRequest) -> HttpResponse:
                 form.add_error("name", said(exc))
             else:
                 if _save(request, [*feeds, new], f"The feed “{name}” is added."):
-                    return redirect(reverse("timeline:rules") + f"#feed-{len(feeds)}")
+                    return _to_feed(len(feeds))
                 return redirect("timeline:rules")
     return _rules_page(request, add=form, status=400)
 
@@ -326,7 +339,7 @@ def recipe_upload(request: HttpRequest) -> HttpResponse:
             elif len(feeds) >= MAX_FEEDS:
                 form.add_error(None, f"You have {MAX_FEEDS} feeds, the most there can be.")
             elif _save(request, [*feeds, new], f"The feed “{new.name}” is added from the recipe."):
-                return redirect(reverse("timeline:rules") + f"#feed-{len(feeds)}")
+                return _to_feed(len(feeds))
             else:
                 return redirect("timeline:rules")
     return _rules_page(request, recipe=form, status=400)

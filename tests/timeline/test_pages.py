@@ -97,7 +97,7 @@ def test_the_feed_starts_a_timeline_and_shows_its_posts_with_photos(browser):
     feed.index_now(thread)
     page = looks_right(browser.get(reverse("timeline:feed")))
     assert "First tomatoes of the year" in page
-    assert "Alice in Alice's notes" in page or "you in Alice's notes" in page
+    assert "You in Alice's notes" in page
     assert f'src="{thumb}"' in browser.get(reverse("timeline:feed")).content.decode()
     # The nav's Feed entry is the current place.
     nav = browser.get(reverse("timeline:feed")).content.decode()
