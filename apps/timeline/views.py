@@ -265,10 +265,12 @@ def react(request: HttpRequest, thread_id: str, post_id: str) -> HttpResponse:
     found = _post(thread, post_id)
     form = ReactionForm(request.POST)
     back = request.POST.get("back", "")
+    anchor = f"#p-{found.id}"
     if not form.is_valid():
         flash.error(request, "That reaction was not understood.")
     else:
         target = form.cleaned_data["target"].hex
+        anchor = anchor if target == found.id else f"#r-{target}"
         _act(
             request,
             lambda: services.reaction_set(
@@ -280,9 +282,9 @@ def react(request: HttpRequest, thread_id: str, post_id: str) -> HttpResponse:
             "Your reaction was not saved",
         )
     # Back to where the button was: the feed, the timeline or the post (only our own pages).
-    if back.startswith("/node/") and "//" not in back:
-        return redirect(back)
-    return redirect(post_url(thread.id, found.id))
+    if not (back.startswith("/node/") and "//" not in back and "#" not in back):
+        back = post_url(thread.id, found.id)
+    return redirect(back + anchor)
 
 
 @require_POST

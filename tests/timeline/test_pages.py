@@ -22,6 +22,7 @@ from apps.core.models import Thread
 from apps.p2p.client import live_group
 from apps.timeline import feed, selectors, services
 from apps.timeline.recipes import RECIPE_FORMAT
+from apps.timeline.views import PAGE
 from tests.support.sockets import logged_in_cookies, socket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -149,7 +150,7 @@ def test_a_post_page_replies_reactions_edit_history_and_delete(browser):
 
     react = reverse("timeline:react", args=[thread.id, post.id])
     done = browser.post(react, {"target": post.id, "emoji": "👍", "on": "1", "back": url})
-    assert (done.status_code, done["Location"]) == (302, url)
+    assert (done.status_code, done["Location"]) == (302, f"{url}#p-{post.id}")
     html = browser.get(url).content.decode()
     assert 'aria-pressed="true"' in html
     assert "👍 1" in visible(html)
@@ -322,6 +323,31 @@ def test_repost_to_my_other_timeline(browser):
     assert "Bring umbrellas" in page
 
 
+def test_older_posts_page_on_the_timeline_and_the_feed_and_home_shows_the_newest(browser):
+    thread = start(browser)
+    for n in range(PAGE + 2):
+        services.post_create(thread=thread, text_=f"Note number {n}")
+    html = browser.get(timeline_url(thread)).content.decode()
+    page = looks_right(browser.get(timeline_url(thread)))
+    assert "Note number 21" in page
+    assert "Note number 1 " not in page + " "
+    older = re.search(r'href="([^"]*\?before=[^"]+)">Older posts', html)[1]
+    page = looks_right(browser.get(entities.unescape(older)))
+    assert "Note number 0" in page
+    assert "Note number 1" in page
+    assert "Note number 21" not in page
+    assert "Newest posts" in page
+    feed.index_now(thread)
+    html = browser.get(reverse("timeline:feed")).content.decode()
+    assert "Note number 21" in visible(html)
+    older = re.search(r'href="([^"]*before=[^"]+)">Older posts', html)[1]
+    page = looks_right(browser.get(entities.unescape(older)))
+    assert "Note number 0" in page
+    assert "Note number 21" not in page
+    home = visible(browser.get(reverse("core:dashboard")).content.decode())
+    assert "You: Note number 21" in home
+
+
 def test_pages_of_what_is_not_there_are_404(browser):
     thread = start(browser)
     assert browser.get(post_url(thread, "0" * 32)).status_code == 404
@@ -345,8 +371,10 @@ async def test_the_open_feed_and_timeline_pages_are_re_rendered_live(owner_user)
     await database_sync_to_async(services.post_create)(thread=thread, text_="Live one")
     await database_sync_to_async(feed.index_now)(thread)
     await get_channel_layer().group_send(feed.FEED_GROUP, {"type": "feed.changed"})
-    html = await on_feed.receive_from(timeout=5)
+    html = await on_feed.receive_from(timeout=5)  # the page as it was when the socket opened
     assert html.startswith('<div id="feed-posts" hx-swap-oob="true">')
+    while "Live one" not in html:
+        html = await on_feed.receive_from(timeout=5)
     assert "Live one" in html
     assert "csrfmiddlewaretoken" in html
     await get_channel_layer().group_send(live_group(thread.thread), {"type": "thread.changed"})
