@@ -119,7 +119,7 @@ def timeline(request: HttpRequest, thread_id: str) -> HttpResponse:
 
 def _role_words(thread: Thread) -> str:
     words = {
-        "owner": "your timeline",
+        "owner": "you own it",
         "admin": "you manage it",
         "writer": "you are a co-author",
         FOLLOWER: "you follow it",
@@ -138,6 +138,7 @@ def post_context(thread: Thread, found: PostView) -> dict:
         "replies": threaded(thread, selectors.replies(thread, found.id)),
         "reactions": REACTIONS,
         "can_reply": can_reply(thread) and not found.deleted,
+        "can_edit": can_post(thread),  # the author's role still lets them change posts
         "back": post_url(thread.id, found.id),
     }
 
@@ -175,6 +176,9 @@ def post(request: HttpRequest, thread_id: str, post_id: str) -> HttpResponse:
                 reply_to=form.cleaned_data["reply_to"],
             )
         except ThreadServiceError as exc:
+            if not can_reply(thread):  # a forged form: no reply form to show it beside
+                flash.error(request, f"Your reply was not sent: {said(exc)}")
+                return redirect(post_url(thread.id, found.id))
             form.add_error(None, said(exc))
         else:
             return redirect(post_url(thread.id, found.id) + "#replies-end")

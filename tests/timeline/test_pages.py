@@ -119,6 +119,13 @@ def test_a_long_post_public_and_script_stays_text(browser):
     assert "<script>alert(1)</script>" not in html
     assert "A &lt;b&gt;title&lt;/b&gt;" in html
     assert "on the public blog" in visible(html)
+    # Long: the list shows its beginning and a link; its page shows all of it.
+    browser.post(timeline_url(thread), {"title": "Spring", "text": "sow " * 100 + "THE END"})
+    page = looks_right(browser.get(timeline_url(thread)))
+    assert "Read all of “Spring”" in page
+    assert "THE END" not in page
+    spring = selectors.posts(thread)[0]
+    assert "THE END" in looks_right(browser.get(post_url(thread, spring.id)))
     # Too long: refused in words, nothing stored.
     refused = browser.post(timeline_url(thread), {"text": "x" * 6000})
     assert refused.status_code == 400
@@ -127,7 +134,7 @@ def test_a_long_post_public_and_script_stays_text(browser):
     )
     empty = browser.post(timeline_url(thread), {"text": "  "})
     assert "Write something or add a photo." in visible(empty.content.decode())
-    assert len(selectors.posts(thread)) == 1
+    assert len(selectors.posts(thread)) == 2
 
 
 def test_a_post_page_replies_reactions_edit_history_and_delete(browser):
@@ -204,6 +211,18 @@ def test_a_follower_sees_no_compose_form_and_a_forged_post_is_refused(browser):
     # A follower still replies and reacts from the post's page.
     [post] = selectors.posts(thread)
     assert "Send reply" in looks_right(browser.get(post_url(thread, post.id)))
+    # A muted follower reads only: no reply form, no reaction buttons.
+    Thread.objects.filter(pk=thread.pk).update(role="reader")
+    page = looks_right(browser.get(post_url(thread, post.id)))
+    assert "You can read this timeline but not reply to it." in page
+    assert "timeline:react" not in page
+    assert "/react/" not in browser.get(post_url(thread, post.id)).content.decode()
+    refused = browser.post(post_url(thread, post.id), {"text": "Sneaky"})
+    assert (refused.status_code, refused["Location"]) == (302, post_url(thread, post.id))
+    page = visible(browser.get(post_url(thread, post.id)).content.decode())
+    assert "Your reply was not sent: You can read this timeline but not reply." in page
+    assert "Delete" not in page
+    assert selectors.replies(thread, post.id) == []
 
 
 def rules_data(browser: Client, index: int = 0, **changes: str) -> dict:
