@@ -107,9 +107,6 @@ class FeedConsumer(OwnerStatusSocket):
         if self._renderer is None or self._renderer.done():
             self._renderer = asyncio.ensure_future(self._render_changes())
 
-    async def thread_changed(self, message: dict[str, Any]) -> None:
-        await self.feed_changed(message)  # a reaction or reply count on the page
-
     async def _render_changes(self) -> None:
         while self._changed:
             self._changed = False

@@ -73,6 +73,10 @@ def test_the_feed_starts_a_timeline_and_shows_its_posts_with_photos(browser):
     page = looks_right(browser.get(reverse("timeline:feed")))
     assert "Nothing in this feed yet" in page
     assert "New timeline" in page
+    refused = browser.post(reverse("timeline:feed"), {"name": "  "})
+    assert refused.status_code == 400
+    assert "Write a timeline's name." in visible(refused.content.decode())
+    assert selectors.timelines() == []
     thread = start(browser)
     page = looks_right(browser.get(timeline_url(thread)))
     assert "is ready" in page  # the toast
