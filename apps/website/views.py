@@ -236,6 +236,14 @@ def precache_urls() -> list[str]:
     return pages + [static(path) for path in PRECACHE_STATIC]
 
 
+# Reading pages kept for offline reading too (no query string: not an older page or a form):
+# the feed, a timeline and a post with its replies.
+READ_PATTERNS = [
+    r"^/node/feed/$",
+    r"^/node/threads/[0-9a-f]{64}/timeline/(p/[0-9a-f]{32}/)?$",
+]
+
+
 @login_not_required
 @require_safe
 def service_worker(request: HttpRequest) -> HttpResponse:
@@ -250,6 +258,7 @@ def service_worker(request: HttpRequest) -> HttpResponse:
         "never_cache": json.dumps(list(NEVER_CACHE)),
         "kept_prefix": json.dumps(reverse("messaging:list")),
         "kept_pages": json.dumps(KEPT_PAGES),
+        "read_patterns": json.dumps(READ_PATTERNS if app_installed("timeline") else []),
     }
     # Rendered without the request: no context processors, nothing user-specific in the script.
     body = render_to_string("website/sw.js", context)

@@ -24,6 +24,8 @@ const NEVER_CACHE = {{ never_cache|safe }};
 const CACHE_PREFIX = "sereus-";
 const KEPT_PREFIX = {{ kept_prefix|safe }};
 const KEPT_PAGES = {{ kept_pages|safe }};
+const READ_PATTERNS = {{ read_patterns|safe }};
+const readPatterns = READ_PATTERNS.map((pattern) => new RegExp(pattern));
 const PAGES_CACHE = "sereus-pages";
 const OUTBOX_DB = "sereus-outbox";
 const OUTBOX_SYNC = "sereus-outbox";
@@ -91,6 +93,11 @@ function kept(url) {
   }
   const rest = url.pathname.slice(KEPT_PREFIX.length);
   return rest === "" || /^[0-9a-f]{64}\/$/.test(rest);
+}
+
+// Other pages kept for reading offline (a feed, a timeline, a post): never a form's target.
+function readable(url) {
+  return url.search === "" && readPatterns.some((pattern) => pattern.test(url.pathname));
 }
 
 async function keep(url, response) {
@@ -269,7 +276,7 @@ self.addEventListener("fetch", (event) => {
     return;
   }
   if (request.mode === "navigate") {
-    if (kept(url)) {
+    if (kept(url) || readable(url)) {
       event.respondWith(networkThenKeep(event));
       return;
     }

@@ -1,6 +1,6 @@
-"""The installed app offline (Chromium, a real node): the conversations last opened stay
-readable, a message written while the node cannot be reached waits in the service worker's
-outbox and is posted once when it can; logging out forgets all of it."""
+"""The installed app offline (Chromium, a real node): the conversations and timelines last
+opened stay readable, a message written while the node cannot be reached waits in the service
+worker's outbox and is posted once when it can; logging out forgets all of it."""
 
 from __future__ import annotations
 
@@ -60,6 +60,16 @@ def test_conversations_read_and_write_offline(peer, browser) -> None:  # noqa: F
     page.goto(conversation)
     page.reload()
     assert _texts(peer, thread) == ["written offline", "written online"]  # posted once
+
+    # A timeline read online stays readable offline too.
+    notes = peer.api.post("/api/v1/threads/", {"name": "Diary", "app": "timeline"})["id"]
+    peer.api.post(f"/api/v1/threads/{notes}/posts/", {"text": "a post read online"})
+    timeline = f"{alice.url}/node/threads/{notes}/timeline/"
+    page.goto(timeline)
+    alice.context.set_offline(True)
+    page.goto(timeline)
+    assert "a post read online" in page.content()
+    alice.context.set_offline(False)
 
     # Logging out: the kept pages and the outbox go with the session.
     kept = "async () => (await (await caches.open('sereus-pages')).keys()).map((r) => r.url)"

@@ -232,10 +232,20 @@ def test_vendored_htmx_matches_its_record() -> None:
     assert "BSD Zero Clause" in (VENDOR / "ext" / "LICENSE").read_text()
 
 
-def test_service_worker_keeps_only_the_conversations_for_offline(client: Client) -> None:
+def test_service_worker_keeps_only_the_conversations_and_timelines_for_offline(
+    client: Client,
+) -> None:
     script, constants = get_service_worker(client)
     assert constants["KEPT_PREFIX"] == "/node/messages/"
     assert 1 <= constants["KEPT_PAGES"] <= 10
+    patterns = [re.compile(p) for p in constants["READ_PATTERNS"]]  # type: ignore[attr-defined]
+    thread, post = "ab" * 32, "cd" * 16
+    for path in ("/node/feed/", f"/node/threads/{thread}/timeline/",
+                 f"/node/threads/{thread}/timeline/p/{post}/"):  # fmt: skip
+        assert any(p.match(path) for p in patterns), path
+    for path in ("/node/feed/rules/", f"/node/threads/{thread}/", "/node/settings/",
+                 f"/node/threads/{thread}/timeline/p/{post}/edit/"):  # fmt: skip
+        assert not any(p.match(path) for p in patterns), path
     # Not kept: the other node pages, whatever is under a private prefix.
     assert not str(constants["KEPT_PREFIX"]).startswith(tuple(constants["NEVER_CACHE"]))
     assert "Clear-Site-Data" in script  # the header comment says how it is forgotten
