@@ -24,6 +24,7 @@ BENCHMARKS = [
     "tti",
     "control_scale",
     "voting",
+    "timeline",
 ]
 
 
