@@ -27,14 +27,19 @@ def connect() -> None:
 
 
 def _is_timeline(thread: bytes) -> bool:
+    """Whether a thread is a timeline, from its replica's state in memory (no query). A receiver
+    of ``ops_written`` runs inside whoever wrote: it must never raise, whatever the thread."""
     known = _timelines.get(thread)
     if known is None:
-        from apps.core.models import Thread
+        from apps.core.threads.registry import thread_database
         from apps.timeline.policy import APP
 
-        app = Thread.objects.filter(pk=thread.hex()).values_list("app", flat=True).first()
-        if app is None:
-            return False  # no row yet (joining): ``thread_added`` comes when it exists
+        try:
+            app = thread_database(thread).replica().control.state.app
+        except Exception:  # a thread not open here, or damaged: not ours to index
+            return False
+        if not app:
+            return False  # not created yet (joining): ``thread_added`` comes when it is
         known = _timelines[thread] = app == APP
     return known
 

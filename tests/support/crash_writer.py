@@ -12,6 +12,7 @@ Usage: python -m tests.support.crash_writer <thread-hex>  (SEREUS_DATA_DIR names
 
 import os
 import sys
+import traceback
 import uuid
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "sereus_web.settings.test")
@@ -49,6 +50,8 @@ def main() -> None:
         if child == 0:
             try:
                 _write_forever(thread)
+            except BaseException:
+                traceback.print_exc()  # on stderr: a writer that dies by itself says why
             finally:
                 os._exit(1)
         os.waitpid(child, 0)

@@ -25,7 +25,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -287,10 +287,14 @@ class ThreadDatabase:
                 rules=coltypes.row_rules,
             )
         if self._replica.store.log_size() != self._known_n:
-            # Another process (or a write of this one that another thread is finishing) grew
-            # the log. Reload under the lock: a reader thread reloading while a writer thread
-            # is between its op and its bookkeeping would reload a replica mid-write.
-            with self.lock:
+            # Another process, or a write of this one that another thread has not committed
+            # yet, grew the log. Take the locks in the writers' order (the file's write lock,
+            # then this object's): a write in flight commits first, so a reader never reloads
+            # the replica from a file that lacks the ops a writer already holds in memory.
+            # Already in a transaction of this file (a writer, or a reader holding the write
+            # lock): nothing can be in flight; otherwise wait for one that is.
+            inside = self.raw().in_transaction
+            with nullcontext() if inside else transaction.atomic(using=self.alias), self.lock:
                 size = self._replica.store.log_size()
                 if size != self._known_n:
                     with self._uncaptured():
@@ -532,7 +536,10 @@ class ThreadDatabase:
         differences = integrity.rows_diff(expected, live)
         found = list(differences)
         if differences and repair:
-            with transaction.atomic(using=self.alias), self.lock:
+            # Already in a transaction of this file (a writer, or a reader holding the write
+            # lock): nothing can be in flight; otherwise wait for one that is.
+            inside = self.raw().in_transaction
+            with nullcontext() if inside else transaction.atomic(using=self.alias), self.lock:
                 self.wrapper.capture = False
                 try:
                     self.replica()._redecide_data()

@@ -78,7 +78,11 @@ def _kill_one(
         raise AssertionError(f"the writer did not start: {line}{parent.communicate()[1]}")
     pid = int(line.split()[1])
     time.sleep(rng.uniform(0.0, 0.25))
-    os.kill(pid, signal.SIGKILL)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        parent.kill()
+        raise AssertionError(f"the writer died by itself: {parent.communicate()[1]}") from None
     acked = set()
     while line := _next(lines):
         if line.startswith("ack "):

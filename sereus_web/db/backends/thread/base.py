@@ -19,6 +19,7 @@ Overrides only what differs:
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 
 from django.db import connections
@@ -26,6 +27,8 @@ from django.db.backends.sqlite3 import base as sqlite3_base
 from django.db.backends.sqlite3.operations import DatabaseOperations as SQLiteOperations
 
 from apps.core.thread import codec
+
+logger = logging.getLogger(__name__)
 
 # Statements that only read, or control transactions themselves: everything else runs in a
 # transaction of its own when Django is in autocommit mode. Leading comments are skipped first
@@ -199,7 +202,13 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
             self.wrote_ops = False
             from apps.core.threads.signals import ops_written
 
-            ops_written.send(sender=type(self), thread=self.thread, alias=self.alias)
+            # The ops are committed: a receiver that fails (an app's index, the p2p push) must
+            # not make the write look failed to whoever made it. Logged, not raised.
+            for receiver, error in ops_written.send_robust(
+                sender=type(self), thread=self.thread, alias=self.alias
+            ):
+                if isinstance(error, Exception):
+                    logger.error("ops_written: %r failed: %r", receiver, error)
         return result
 
     def _rollback(self):
