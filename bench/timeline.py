@@ -347,13 +347,21 @@ def _merge(folder: Path, quick: bool) -> dict[str, Any]:
 def run(*, quick: bool = False) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="sereus-bench-timeline-"))
     result: dict[str, Any] = {}
+    took: dict[str, float] = {}  # wall seconds of each part, set-up included
+    result["wall_s"] = took
     try:
+        began = time.perf_counter()
         result["merge"] = _merge(folder / "scale", quick)
+        took["merge"] = round(time.perf_counter() - began, 1)
         a, b, c = (Peer(folder / name) for name in "abc")
         _start(a, b, c)
         try:
+            began = time.perf_counter()
             result["publish"] = _publish(a, b, 100 if quick else 500)
+            took["publish"] = round(time.perf_counter() - began, 1)
+            began = time.perf_counter()
             result["first_sync"] = _first_sync(a, c, 2_000 if quick else SYNC_POSTS)
+            took["first_sync"] = round(time.perf_counter() - began, 1)
         finally:
             for peer in (a, b, c):
                 if peer.process.proc is not None and peer.process.proc.poll() is None:
