@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from apps.core.consumers import OwnerStatusSocket
 from apps.core.models import Thread
-from apps.core.threads.consumers import COALESCE_SECONDS, ThreadLiveConsumer, csrf_token_for
+from apps.core.threads.consumers import COALESCE_SECONDS, AppLiveConsumer, csrf_token_for
 from apps.core.timezones import zone_of_cookies
 from apps.timeline import selectors
 
@@ -34,9 +34,7 @@ def _in_zone(scope: dict[str, Any], render) -> str:
         return render()
 
 
-class TimelineConsumer(ThreadLiveConsumer):
-    _shown = ""
-
+class TimelineConsumer(AppLiveConsumer):
     def find(self, thread_id: str) -> Thread | None:
         return selectors.thread_find(thread_id)
 
@@ -45,19 +43,6 @@ class TimelineConsumer(ThreadLiveConsumer):
 
         context = {**timeline_context(thread), "oob": True, "csrf_token": self._csrf_token}
         return render_to_string("timeline/_posts.html", context)
-
-    def live_html(self) -> str:
-        thread = selectors.thread_find(self.thread_id)
-        if thread is None:
-            return ""
-        html = self.render(thread)
-        if html == self._shown:
-            return ""
-        self._shown = html
-        return html
-
-    async def status_received(self, status: dict[str, Any]) -> None:
-        return  # the timeline pages show no sync panel
 
 
 class PostConsumer(TimelineConsumer):

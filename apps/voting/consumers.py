@@ -6,18 +6,14 @@ what it shows changed."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.template.loader import render_to_string
 
 from apps.core.models import Thread
-from apps.core.threads.consumers import ThreadLiveConsumer
+from apps.core.threads.consumers import AppLiveConsumer
 from apps.voting import selectors
 
 
-class PollsConsumer(ThreadLiveConsumer):
-    _shown = ""
-
+class PollsConsumer(AppLiveConsumer):
     def find(self, thread_id: str) -> Thread | None:
         thread = selectors.thread_find(thread_id)
         return thread if thread is not None and selectors.enabled(thread) else None
@@ -26,19 +22,6 @@ class PollsConsumer(ThreadLiveConsumer):
         from apps.voting.views import list_context
 
         return render_to_string("voting/_polls.html", {**list_context(thread), "oob": True})
-
-    def live_html(self) -> str:
-        thread = selectors.thread_find(self.thread_id)
-        if thread is None:
-            return ""
-        html = self.render(thread)
-        if html == self._shown:
-            return ""
-        self._shown = html
-        return html
-
-    async def status_received(self, status: dict[str, Any]) -> None:
-        return  # the voting pages show no sync panel
 
 
 class PollConsumer(PollsConsumer):

@@ -129,6 +129,29 @@ class ThreadLiveConsumer(OwnerStatusSocket):
         await self.send(text_data=html)
 
 
+class AppLiveConsumer(ThreadLiveConsumer):
+    """An app page's live part: ``render(thread)`` re-rendered at each change and sent only
+    when it differs from what the page shows; app pages have no sync panel."""
+
+    _shown = ""
+
+    def render(self, thread) -> str:
+        raise NotImplementedError
+
+    def live_html(self) -> str:
+        thread = self.find(self.thread_id)
+        if thread is None:
+            return ""
+        html = self.render(thread)
+        if html == self._shown:
+            return ""
+        self._shown = html
+        return html
+
+    async def status_received(self, status: dict[str, Any]) -> None:
+        return
+
+
 def thread_live_html(thread_id: str, csrf_token: str, *, technical: bool = True) -> str:
     """The thread page's members, and with ``technical`` its activity and devices, as
     out-of-band swaps."""
