@@ -34,7 +34,7 @@ def _timeline(thread_id: str) -> Thread:
     return thread
 
 
-class AttachmentOutput(serializers.Serializer):
+class PostFileOutput(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
     mime = serializers.CharField()
@@ -42,7 +42,7 @@ class AttachmentOutput(serializers.Serializer):
     damaged = serializers.CharField(allow_null=True)
 
 
-class ReplyOutput(serializers.Serializer):
+class PostReplyOutput(serializers.Serializer):
     id = serializers.CharField()
     post = serializers.CharField(help_text="The post whose conversation it is in.")
     reply_to = serializers.CharField(allow_null=True, help_text="The reply it answers, if any.")
@@ -81,14 +81,14 @@ class PostOutput(serializers.Serializer):
     replies = serializers.IntegerField(help_text="How many replies it has.")
     reactions = serializers.DictField(child=serializers.IntegerField())
     cursor = serializers.CharField(help_text="Pass as ?before= for older posts.")
-    attachments = AttachmentOutput(many=True)
+    attachments = PostFileOutput(many=True)
 
 
 class PostDetailOutput(PostOutput):
-    conversation = ReplyOutput(many=True, help_text="Its replies, oldest first.")
+    conversation = PostReplyOutput(many=True, help_text="Its replies, oldest first.")
 
 
-class VersionOutput(serializers.Serializer):
+class PostVersionOutput(serializers.Serializer):
     at = serializers.DateTimeField()
     text = serializers.CharField()
     title = serializers.CharField()
@@ -131,7 +131,7 @@ def _detail(thread: Thread, post_id: str) -> dict[str, Any]:
     if post is None:
         raise AppFailed(ThreadServiceError("not_found", "no such post in this timeline"))
     body = _post_body(thread, post)
-    body["conversation"] = ReplyOutput(selectors.replies(thread, post.id), many=True).data
+    body["conversation"] = PostReplyOutput(selectors.replies(thread, post.id), many=True).data
     return body
 
 
@@ -265,13 +265,13 @@ class PostApi(APIView):
 
 
 class HistoryApi(APIView):
-    @extend_schema(responses=VersionOutput(many=True), operation_id="posts_history")
+    @extend_schema(responses=PostVersionOutput(many=True), operation_id="posts_history")
     def get(self, request: Request, thread_id: str, post_id: str) -> Response:
         """Every version of a post, oldest first, read back from its author's signed ops."""
         thread = _timeline(thread_id)
         if selectors.post(thread, post_id) is None:
             raise AppFailed(ThreadServiceError("not_found", "no such post in this timeline"))
-        return Response(VersionOutput(selectors.history(thread, post_id), many=True).data)
+        return Response(PostVersionOutput(selectors.history(thread, post_id), many=True).data)
 
 
 class ReactionApi(APIView):
