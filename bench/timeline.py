@@ -77,7 +77,12 @@ def posts_write(thread: Any, count: int, per_op: int, label: str = "") -> tuple[
 def sync_source(count: int) -> None:
     """A timeline of ``count`` posts on this (stopped) node; prints its id, its first post's
     and its last op's posts' as JSON."""
+    from apps.core.threads.signals import ops_written
     from apps.timeline import services
+
+    # Without the feed worker: in this one process its reads of the timeline stalled the
+    # writes for the database's whole busy timeout (30 s) again and again (2026-12-06).
+    ops_written.disconnect(dispatch_uid="timeline-feed-ops")
 
     thread = services.timeline_create(name="Ten thousand posts")
     first, last = posts_write(thread, count, 100)
