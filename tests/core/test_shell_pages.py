@@ -182,10 +182,10 @@ def test_settings_links_to_the_network_page_which_keeps_ids_in_details(browser):
     assert "Web address" in said
 
 
-def test_main_navigation_is_four_places_in_words(browser):
+def test_main_navigation_is_five_places_in_words(browser):
     html = page(browser, "core:dashboard")
     nav = re.findall(r'<ul class="nav-links">.*?</ul>', html, flags=re.S)[0]
-    assert re.findall(r">([^<>]+)</a>", nav) == ["Home", "Chats", "Threads", "Settings"]
+    assert re.findall(r">([^<>]+)</a>", nav) == ["Home", "Chats", "Feed", "Threads", "Settings"]
     assert 'aria-current="page">Home' in nav
 
 

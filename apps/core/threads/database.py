@@ -25,7 +25,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterable
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -286,21 +286,26 @@ class ThreadDatabase:
                 store,
                 rules=coltypes.row_rules,
             )
-        if self._replica.store.log_size() != self._known_n:
-            # Another process, or a write of this one that another thread has not committed
-            # yet, grew the log. Take the locks in the writers' order (the file's write lock,
-            # then this object's): a write in flight commits first, so a reader never reloads
-            # the replica from a file that lacks the ops a writer already holds in memory.
-            # Already in a transaction of this file (a writer, or a reader holding the write
-            # lock): nothing can be in flight; otherwise wait for one that is.
-            inside = self.raw().in_transaction
-            with nullcontext() if inside else transaction.atomic(using=self.alias), self.lock:
+        # Never wait for the lock here: a writer holds the file's write lock while it waits
+        # for this one, and a reader waiting the other way round would stall them both. A
+        # writer in its locked section reloads for itself if it must.
+        if self._stale(self._replica.store.log_size()) and self.lock.acquire(blocking=False):
+            try:
                 size = self._replica.store.log_size()
-                if size != self._known_n:
+                if self._stale(size):
                     with self._uncaptured():
                         self._replica.reload()
                     self._known_n = size
+            finally:
+                self.lock.release()
         return self._replica
+
+    def _stale(self, size: int) -> bool:
+        """Whether the file holds ops the replica in memory does not: another process wrote
+        (the log is longer than this process knows), or a rollback made the memory untrusted.
+        A shorter log is a write of this process that another thread has not committed yet:
+        its ops are in memory already, and reloading from the file would lose them."""
+        return self._known_n < 0 or size > self._known_n
 
     def writer(self) -> ThreadWriter:
         replica = self.replica()
@@ -536,10 +541,7 @@ class ThreadDatabase:
         differences = integrity.rows_diff(expected, live)
         found = list(differences)
         if differences and repair:
-            # Already in a transaction of this file (a writer, or a reader holding the write
-            # lock): nothing can be in flight; otherwise wait for one that is.
-            inside = self.raw().in_transaction
-            with nullcontext() if inside else transaction.atomic(using=self.alias), self.lock:
+            with transaction.atomic(using=self.alias), self.lock:
                 self.wrapper.capture = False
                 try:
                     self.replica()._redecide_data()
