@@ -80,8 +80,9 @@ def sync_source(count: int) -> None:
     from apps.core.threads.signals import ops_written
     from apps.timeline import services
 
-    # Without the feed worker: in this one process its reads of the timeline stalled the
-    # writes for the database's whole busy timeout (30 s) again and again (2026-12-06).
+    # Without the feed worker: this node is stopped and only makes the posts; its feed is not
+    # measured. (At ed13b0d the worker's reads also stalled these writes for the busy timeout:
+    # a reader waited for the file's write lock while holding the thread's lock; fixed since.)
     ops_written.disconnect(dispatch_uid="timeline-feed-ops")
 
     thread = services.timeline_create(name="Ten thousand posts")
