@@ -7,6 +7,7 @@ member do it (a follower posting, someone else's post), 409 for a deleted post."
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.http import HttpResponse
@@ -139,8 +140,12 @@ def _post_of_reply(thread: Thread, reply_id: str) -> str | None:
     from apps.core.threads.context import thread_context
     from apps.timeline.models import Reply
 
+    try:
+        pk = uuid.UUID(hex=str(reply_id))
+    except ValueError:
+        return None  # not an id at all: no such reply
     with thread_context(thread.thread):
-        found = Reply.objects.filter(pk=reply_id).values_list("post", flat=True).first()
+        found = Reply.objects.filter(pk=pk).values_list("post", flat=True).first()
     return found.hex if found else None
 
 

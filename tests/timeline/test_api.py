@@ -118,3 +118,19 @@ def test_a_follower_replies_but_cannot_post_and_reposts_need_a_followed_timeline
     assert "timelines you follow" in stranger.json()["detail"]
     with thread_context(notes.thread):
         assert Post.objects.count() == 2
+
+
+def test_malformed_ids_and_cursors_are_answered_in_words(api, notes):
+    for method, rest, body in [
+        ("post", "", {"text": "x", "reply_to": "not-an-id"}),
+        ("patch", "not-an-id/", {"text": "y"}),
+        ("delete", "not-an-id/", None),
+        ("get", "not-an-id/history/", None),
+    ]:
+        answer = getattr(api, method)(url(notes, rest), json.dumps(body) if body else None,
+                                      content_type="application/json")  # fmt: skip
+        assert answer.status_code == 404, (method, rest, answer.content)
+        assert answer.json()["error"] == "not_found"
+    cursor = api.get(url(notes) + "?before=zz")
+    assert cursor.status_code == 400
+    assert "cursor" in cursor.json()["detail"]
