@@ -12,7 +12,7 @@ import contextlib
 import json
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,14 +105,18 @@ def blog_index_html(posts: Iterable[PostView], *, base_url: str, title: str, aut
     )
 
 
-def blog_post_html(post: PostView, *, base_url: str, title: str, author: str) -> str:
-    """The page of one long post (``<base>/<slug>/``)."""
+def blog_post_html(
+    post: PostView, *, base_url: str, title: str, author: str, cover: str | None = None
+) -> str:
+    """The page of one long post (``<base>/<slug>/``); ``cover``: its cover image's file name
+    beside the page ("cover.jpg"), if it has one."""
     if not (publishable([post]) and has_page(post)):
         raise ValueError("Only a public long post with a slug has a page of its own.")
     return _render(
         "post.html",
         {
             "item": _item(post, ""),
+            "cover": cover,
             "updated": updated_at(post) if post.edited_at else None,
             "root": "../",
             "canonical": f"{base_url}{post.slug}/",
@@ -161,9 +165,16 @@ def atom_feed(posts: Iterable[PostView], *, base_url: str, title: str, author: s
 
 
 def blog_export(
-    directory: Path, posts: Iterable[PostView], *, base_url: str, title: str, author: str
+    directory: Path,
+    posts: Iterable[PostView],
+    *,
+    base_url: str,
+    title: str,
+    author: str,
+    covers: Mapping[str, tuple[str, bytes]] | None = None,
 ) -> list[Path]:
     """Write the blog into ``directory`` as static files; returns the files written.
+    ``covers``: a post's id -> its cover image's file name and bytes, written beside its page.
 
     Raises ``OSError`` when the folder cannot be made or written.
     """
@@ -180,7 +191,14 @@ def blog_export(
     for post in pages:
         target = directory / post.slug / "index.html"
         target.parent.mkdir(exist_ok=True)
-        written.append(_write(target, blog_post_html(post, **identity).encode()))
+        cover = (covers or {}).get(post.id)
+        for old in target.parent.glob("cover.*"):  # an earlier export's, maybe another type
+            if cover is None or old.name != cover[0]:
+                old.unlink()
+        if cover is not None:
+            written.append(_write(target.parent / cover[0], cover[1]))
+        html = blog_post_html(post, **identity, cover=cover[0] if cover else None)
+        written.append(_write(target, html.encode()))
     _remove_unpublished(directory, keep=set(slugs))
     _write(directory / EXPORT_MANIFEST, json.dumps({"slugs": slugs}).encode())
     return written
@@ -204,5 +222,7 @@ def _remove_unpublished(directory: Path, *, keep: set[str]) -> None:
         if not isinstance(slug, str) or slug in keep or not SLUG_RE.match(slug):
             continue
         (directory / slug / "index.html").unlink(missing_ok=True)
+        for cover in (directory / slug).glob("cover.*"):
+            cover.unlink()
         with contextlib.suppress(OSError):  # something else is in that folder: not ours
             (directory / slug).rmdir()

@@ -17,8 +17,10 @@ from django.urls import reverse
 from django.utils.cache import patch_cache_control
 from django.views.decorators.http import require_safe
 
+from apps.core.blobs import BlobError
 from apps.core.threads import naming
-from apps.timeline import blog, selectors
+from apps.timeline import blog, blog_covers, selectors
+from apps.timeline.post import PostView
 
 # Readers and feed pollers may keep a copy for a few minutes: a new post shows up soon enough,
 # and a busy feed reader does not make the node render the feed on every poll.
@@ -61,12 +63,35 @@ def index(request: HttpRequest) -> HttpResponse:
     return HttpResponse(html)
 
 
-@public
-def post(request: HttpRequest, slug: str) -> HttpResponse:
+def _page_post(slug: str) -> PostView:
     found = selectors.public_post(slug)
     if found is None or not blog.publishable([found]) or not blog.has_page(found):
         raise Http404("There is no public post at this address.")
-    return HttpResponse(blog.blog_post_html(found, **_identity(request)))
+    return found
+
+
+@public
+def post(request: HttpRequest, slug: str) -> HttpResponse:
+    found = _page_post(slug)
+    cover = blog_covers.cover_of(found)
+    html = blog.blog_post_html(found, **_identity(request), cover=cover.name if cover else None)
+    return HttpResponse(html)
+
+
+@public
+def cover(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    found = blog_covers.cover_of(_page_post(slug))
+    if found is None or found.name != name:
+        raise Http404("This post has no such picture.")
+    try:
+        data = blog_covers.cover_bytes(found)
+    except BlobError as error:
+        raise Http404("This picture cannot be opened here.") from error
+    response = HttpResponse(data, content_type=found.mime)
+    # The bytes are what the author uploaded: never sniffed, never run.
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
 
 
 @public

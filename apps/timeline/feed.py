@@ -20,18 +20,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import F, Q
 
 from apps.core.models import Thread, ThreadMember
+from apps.core.threads.changes import Mark, changes_since
+from apps.core.threads.registry import thread_database
 from apps.timeline import ranking, recipes, selectors
 from apps.timeline.feed_models import FeedConfig, FeedEntry
-from apps.timeline.policy import APP
+from apps.timeline.policy import APP, POST
 from apps.timeline.post import PostView
 
 logger = logging.getLogger(__name__)
@@ -106,8 +110,11 @@ def index_thread(thread: Thread, *, full: bool = True) -> int:
     change them) with any new ones (``full``: its ``HOT`` newest), then keep the ``HOT``
     newest over all. A timeline left is forgotten instead. Returns how many were read."""
     if thread.app != APP or thread.state not in READABLE:
+        _marks.pop(thread.id, None)
         index_forget(thread.id)
         return 0
+    # Where its log stands before the reading: whatever comes later is read by the next update.
+    mark = changes_since(thread_database(thread.thread), None).mark
     # Its entries are its newest posts (the index holds everything above the horizon).
     known = set(FeedEntry.objects.filter(thread=thread.id).values_list("post", flat=True))
     size = HOT if full else len(known) + 16
@@ -117,9 +124,49 @@ def index_thread(thread: Thread, *, full: bool = True) -> int:
         if full or size >= HOT or len(views) < size or known <= {v.id for v in views}:
             break
         size *= 4
+    _store(views)
+    _marks[thread.id] = (mark, time.monotonic())
+    return len(views)
+
+
+def index_update(thread: Thread) -> int:
+    """After new ops: read again only the posts they changed (a post, or one whose replies,
+    reactions or files they changed). Everything known is read again instead when that cannot
+    be told (``changes_since``), or when this timeline was last read whole ``REREAD_S`` ago.
+    Returns how many posts were read."""
+    known = _marks.get(thread.id)
+    if (
+        known is None
+        or thread.app != APP
+        or thread.state not in READABLE
+        or time.monotonic() - known[1] > REREAD_S
+    ):
+        return index_thread(thread, full=False)
+    changes = changes_since(thread_database(thread.thread), known[0])
+    if changes.rows is None:
+        return index_thread(thread, full=False)
+    touched: dict[str, list[str]] = {}
+    for table, pk in changes.rows:
+        touched.setdefault(table, []).append(str(pk))
+    posts = set(touched.pop(POST, []))
+    for table, ids in touched.items():
+        if not table.startswith("timeline_"):
+            continue
+        found, complete = selectors.targets_posts(thread, table, ids)
+        if not complete:  # a removed reaction or file: what it was on is not known any more
+            return index_thread(thread, full=False)
+        posts |= found
+    views = selectors.posts_by_ids(thread, sorted(posts))
+    if views:
+        _store(views)
+    _marks[thread.id] = (changes.mark, known[1])
+    return len(views)
+
+
+def _store(views: list[PostView]) -> None:
     rows = [
         FeedEntry(
-            thread=thread.id, post=v.id, created_at=v.created_at, author=v.author, view=_data(v)
+            thread=v.thread, post=v.id, created_at=v.created_at, author=v.author, view=_data(v)
         )
         for v in views
     ]
@@ -127,27 +174,102 @@ def index_thread(thread: Thread, *, full: bool = True) -> int:
         FeedEntry.objects.bulk_create(
             rows, update_conflicts=True, unique_fields=["thread", "post"], update_fields=["view"]
         )
-        _trim()
-    return len(rows)
+        cutoff = _trim()
+        generation = _changed()
+    _mirror_update(generation, views, cutoff=cutoff)
 
 
-def _trim() -> None:
+def _changed() -> int:
+    """The index changed: pages ranked from it before are stale (in any process). Returns the
+    new generation."""
+    table = FeedConfig._meta.db_table
+    with connection.cursor() as cursor:
+        # One statement (SQLite and PostgreSQL both return the row updated).
+        cursor.execute(
+            f"UPDATE {table} SET generation = generation + 1 WHERE id = 1 RETURNING generation"  # noqa: S608 - the model's own table
+        )
+        found = cursor.fetchone()
+    if found is not None:
+        return int(found[0])
+    FeedConfig.objects.get_or_create(pk=1)
+    FeedConfig.objects.filter(pk=1).update(generation=F("generation") + 1)
+    return _generation()
+
+
+def _generation() -> int:
+    found = FeedConfig.objects.filter(pk=1).values_list("generation", flat=True).first()
+    return found or 0
+
+
+def _trim() -> datetime | None:
+    """Keep the ``HOT`` newest; returns the time under which entries went, if any did."""
     # Entries as old as the cutoff stay: the horizon never falls inside one millisecond.
     newest = FeedEntry.objects.order_by("-created_at").values_list("created_at", flat=True)
     cutoff = list(newest[HOT - 1 : HOT])
     if cutoff:
         FeedEntry.objects.filter(created_at__lt=cutoff[0]).delete()
+        return cutoff[0]
+    return None
+
+
+# -- the index in memory -------------------------------------------------------------------------
+# The hot set's posts as objects, at one generation of the index: ranking a changed hot set then
+# costs no reading and decoding of it. This process's own index writes keep it current; a write
+# by another process (its generation is not the one this followed) makes it read again.
+
+_mirror: dict[tuple[str, str], PostView] = {}
+_mirror_at: list[int | None] = [None]  # the generation it holds (None: nothing yet)
+_mirror_lock = threading.Lock()
+
+
+def _mirror_update(
+    generation: int,
+    views: Iterable[PostView] = (),
+    *,
+    cutoff: datetime | None = None,
+    forget: str | None = None,
+) -> None:
+    with _mirror_lock:
+        if _mirror_at[0] != generation - 1:
+            _mirror_at[0] = None  # it missed a change: read again when next needed
+            return
+        for view in views:
+            _mirror[(view.thread, view.id)] = view
+        for key, view in list(_mirror.items()):
+            if (cutoff is not None and view.created_at < cutoff) or key[0] == forget:
+                del _mirror[key]
+        _mirror_at[0] = generation
+
+
+def _mirror_views(generation: int, threads: _Threads) -> tuple[list[PostView], int | None]:
+    """The hot set's posts of these timelines, and its horizon."""
+    with _mirror_lock:
+        if _mirror_at[0] != generation:
+            entries = list(FeedEntry.objects.values_list("thread", "post", "view"))
+            _mirror.clear()
+            _mirror.update({(e[0], e[1]): v for e in entries if (v := _view(e[2])) is not None})
+            _mirror_at[0] = generation
+        wanted = set(threads.ids)
+        views = [v for key, v in _mirror.items() if key[0] in wanted]
+    horizon = min((_millis(v.created_at) for v in views), default=None)
+    return views, horizon
 
 
 def index_forget(thread_id: str) -> int:
     """Empty a timeline's entries (it was left). Returns how many went."""
     if not FeedEntry.objects.filter(thread=thread_id).exists():
         return 0  # reads only: a write would wait for any open transaction
-    return FeedEntry.objects.filter(thread=thread_id).delete()[0]
+    with transaction.atomic():
+        gone = FeedEntry.objects.filter(thread=thread_id).delete()[0]
+        generation = _changed()
+    _mirror_update(generation, forget=thread_id)
+    return gone
 
 
 def _forget_left() -> None:
-    followed = {t.id for t in selectors.timelines()}
+    followed = set(
+        Thread.objects.filter(app=APP).exclude(state=Thread.State.LEFT).values_list("id", flat=True)
+    )
     indexed = set(FeedEntry.objects.values_list("thread", flat=True).distinct())
     for thread_id in indexed - followed:
         index_forget(thread_id)
@@ -156,6 +278,13 @@ def _forget_left() -> None:
 # -- keeping it up to date (``feed_signals`` runs this off the writers' threads) ------------------
 
 _indexed: set[str] = set()  # timelines indexed by this process (or found in the index)
+# Timeline -> where its log stood when the index last read it, and when it last read it whole.
+_marks: dict[str, tuple[Mark, float]] = {}
+REREAD_S = 30.0  # now and then read whole again: a fork or a rebuild shows in no new op
+# Timelines left are dropped from the index when one is joined, and every FORGET_S at most
+# otherwise (after each op it would cost more than indexing the op does).
+FORGET_S = 5.0
+_forgot_at = [0.0]
 
 
 def index_batch(batch: dict[bytes, bool]) -> None:
@@ -166,11 +295,16 @@ def index_batch(batch: dict[bytes, bool]) -> None:
         if thread is None:
             continue
         try:
-            index_thread(thread, full=full)
+            if full:
+                index_thread(thread)
+            else:
+                index_update(thread)
             _indexed.add(thread.id)
         except Exception:
             logger.exception("timeline feed: one timeline could not be indexed")
-    _forget_left()
+    if any(batch.values()) or time.monotonic() - _forgot_at[0] > FORGET_S:
+        _forget_left()
+        _forgot_at[0] = time.monotonic()
     _tell()
 
 
@@ -268,31 +402,60 @@ def _time_cursor(pos: Position) -> str:
     return f"t{pos[0]}" if pos[1] == _AFTER_ALL else f"t{pos[0]}:{pos[1]}/{pos[2]}"
 
 
-def _sources(rules: ranking.FeedRules) -> list[Thread]:
-    found = [t for t in selectors.timelines() if t.state in READABLE]
+class _Threads(dict[str, Thread]):
+    """A feed's timelines by id. Their registry rows are read only when a page needs one (a
+    post the index cannot give, a page past the index): most pages never do."""
+
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__()
+        self.ids = ids
+
+    def __missing__(self, key: str) -> Thread:
+        if key in self.ids:
+            self._load()
+            if dict.__contains__(self, key):
+                return dict.__getitem__(self, key)
+        raise KeyError(key)
+
+    def every(self) -> list[Thread]:
+        self._load()
+        return [self[i] for i in self.ids if i in self]  # one removed meanwhile is left out
+
+    def _load(self) -> None:
+        if len(self) < len(self.ids):
+            self.update({t.id: t for t in Thread.objects.filter(pk__in=self.ids)})
+
+
+def _sources(rules: ranking.FeedRules) -> tuple[_Threads, dict[str, str], set[str]]:
+    """The feed's timelines, their names, and every timeline this node has (not left)."""
+    rows = Thread.objects.filter(app=APP).exclude(state=Thread.State.LEFT)
+    found = list(rows.values_list("id", "name", "state"))
+    readable = [(i, n) for i, n, state in found if state in READABLE]
     if rules.timelines:
-        found = [t for t in found if t.id in rules.timelines]
-    return found
+        readable = [(i, n) for i, n in readable if i in rules.timelines]
+    readable.sort(key=lambda item: (item[1], item[0]))
+    return _Threads([i for i, _ in readable]), dict(readable), {i for i, _, _ in found}
 
 
-def _ensure_indexed(sources: list[Thread]) -> None:
+def _ensure_indexed(threads: _Threads) -> None:
     """Timelines this process has not seen indexed (say, followed before an upgrade)."""
-    unseen = [t for t in sources if t.id not in _indexed]
-    ids = [t.id for t in unseen]
+    ids = [i for i in threads.ids if i not in _indexed]
+    if not ids:
+        return
     indexed = set(FeedEntry.objects.filter(thread__in=ids).values_list("thread", flat=True))
-    for thread in unseen:
-        if thread.id not in indexed:
-            index_thread(thread)
-        _indexed.add(thread.id)
+    for thread_id in ids:
+        if thread_id not in indexed:
+            index_thread(threads[thread_id])
+        _indexed.add(thread_id)
 
 
-def _publishers(threads: list[Thread]) -> set[str]:
+def _publishers(thread_ids: set[str]) -> set[str]:
     """Everyone who posts in these timelines (owners, admins, co-authors), and me: from this
     node's index of their members (rewritten whenever a thread's members change)."""
-    found = {t.member_id for t in threads}
+    found = set(Thread.objects.filter(pk__in=thread_ids).values_list("member_id", flat=True))
     found.update(
         ThreadMember.objects.filter(
-            thread__in=[t.id for t in threads], role__in=PUBLISHING_ROLES
+            thread__in=list(thread_ids), role__in=PUBLISHING_ROLES
         ).values_list("member_id", flat=True)
     )
     return found
@@ -306,19 +469,22 @@ def _read(thread: Thread, **kwargs: Any) -> list[PostView]:
         return []
 
 
-def _hot_views(threads: dict[str, Thread], entries: list[FeedEntry]) -> list[PostView]:
+Hot = tuple[str, str, Any]  # an index entry's (thread, post, view)
+
+
+def _hot_views(threads: _Threads, entries: list[Hot]) -> list[PostView]:
     """The posts of index entries as last read; one the entry cannot give is read again."""
     views = []
-    for entry in entries:
-        view = _view(entry.view)
+    for thread_id, post_id, data in entries:
+        view = _view(data)
         if view is None:
-            view = selectors.post(threads[entry.thread], entry.post)
+            view = selectors.post(threads[thread_id], post_id)
         if view is not None:
             views.append(view)
     return views
 
 
-def _window(threads: dict[str, Thread], pos: Position, size: int) -> list[PostView]:
+def _window(threads: _Threads, pos: Position, size: int) -> list[PostView]:
     """The next ``size`` posts after ``pos`` over the timelines, newest first: from the index
     while it reaches, then from the thread databases below its horizon."""
     at = _time(pos[0])
@@ -328,9 +494,9 @@ def _window(threads: dict[str, Thread], pos: Position, size: int) -> list[PostVi
         | Q(created_at=at, thread=pos[1], post__gt=pos[2])
     )
     hot = list(
-        FeedEntry.objects.filter(older, thread__in=list(threads)).order_by(
-            "-created_at", "thread", "post"
-        )[:size]
+        FeedEntry.objects.filter(older, thread__in=threads.ids)
+        .order_by("-created_at", "thread", "post")
+        .values_list("thread", "post", "view")[:size]
     )
     if hot:
         views = _hot_views(threads, hot)
@@ -338,11 +504,53 @@ def _window(threads: dict[str, Thread], pos: Position, size: int) -> list[PostVi
         oldest = FeedEntry.objects.order_by("created_at").values_list("created_at", flat=True)
         below = min([pos[0], *(_millis(t) - 1 for t in oldest[:1])]) + 1  # under the horizon
         views = []
-        for thread in threads.values():
+        for thread in threads.every():
             read = _read(thread, before=_bound(below), limit=size + _SLACK)
             views.extend(v for v in read if _later(v, pos))
     views.sort(key=lambda p: (-_millis(p.created_at), p.thread, p.id))
     return views[:size]
+
+
+# Ranked hot sets by what they depend on: ranking the whole hot set is most of a ranked page's
+# cost, and the order stays right until the index changes (the generation says so). Recency
+# moves every post's score alike, so time changes the order only for posts dated in the future
+# (their age counts as zero): a ranked set is kept for a minute at most.
+_ranked: dict[tuple[Any, ...], tuple[list[PostView], int | None]] = {}
+_RANKED_KEPT = 8
+_ranked_lock = threading.Lock()
+_weights_memo: dict[ranking.FeedRules, dict[Any, float | None]] = {}
+
+
+def _ranked_hot(
+    rules: ranking.FeedRules,
+    threads: _Threads,
+    followed: set[str],
+    authors: set[str],
+    now: datetime,
+) -> tuple[list[PostView], int | None]:
+    """The hot set ranked, and the horizon (None: the index holds none of these timelines)."""
+    key = (
+        rules,
+        _generation(),
+        tuple(threads.ids),
+        frozenset(followed),
+        frozenset(authors),
+        int(now.timestamp()) // 60,
+    )
+    found = _ranked.get(key)
+    if found is None:
+        views, horizon = _mirror_views(key[1], threads)
+        memo = _weights_memo.setdefault(rules, {})
+        if len(memo) > 4 * HOT:
+            memo.clear()
+        found = (ranking.rank(rules, views, now, authors, followed, memo), horizon)
+        with _ranked_lock:
+            _ranked[key] = found
+            while len(_ranked) > _RANKED_KEPT:
+                _ranked.pop(next(iter(_ranked)))
+            while len(_weights_memo) > _RANKED_KEPT:
+                _weights_memo.pop(next(iter(_weights_memo)))
+    return found
 
 
 def feed_page(
@@ -353,28 +561,23 @@ def feed_page(
     kind, at = _cursor_parse(before)
     limit = max(1, min(int(limit), MAX_LIMIT))
     now = now or datetime.now(UTC)
-    sources = _sources(rules)
-    threads = {t.id: t for t in sources}
-    names = {t.id: t.name for t in sources}
-    if not sources:
+    threads, names, followed = _sources(rules)
+    if not threads.ids:
         return FeedPage([], None, names)
-    _ensure_indexed(sources)
-    followed = selectors.timelines()
-    authors = _publishers(followed)
-    followed_ids = {t.id for t in followed}
+    _ensure_indexed(threads)
+    # Who posts where matters only to the rule hiding replies to strangers: read it only then.
+    authors = _publishers(followed) if rules.hide_replies_to_unfollowed else set()
 
     def ranked(views: list[PostView]) -> list[PostView]:
-        return ranking.rank(rules, views, now, authors, followed_ids)
+        return ranking.rank(rules, views, now, authors, followed)
 
     if rules.order == ranking.RANKED and kind in ("start", "rank"):
         offset = at or 0
-        entries = list(FeedEntry.objects.filter(thread__in=list(threads)))
-        if entries:
-            everything = ranked(_hot_views(threads, entries))
+        everything, horizon = _ranked_hot(rules, threads, followed, authors, now)
+        if horizon is not None:
             shown = everything[offset : offset + limit]
             if offset + limit < len(everything):
                 return FeedPage(shown, f"r{offset + limit}", names)
-            horizon = min(_millis(e.created_at) for e in entries)
             return FeedPage(shown, _time_cursor((horizon, _AFTER_ALL, "")), names)
         kind, at = "time", _START
     pos: Position = at if kind == "time" else _START

@@ -28,9 +28,11 @@ class FeedEntry(models.Model):
 
 
 class FeedConfig(models.Model):
-    """One row: this node's named feeds as JSON (``recipes.feeds_to_data``)."""
+    """One row: this node's named feeds as JSON (``recipes.feeds_to_data``), and the index's
+    generation, counted up whenever the index changes (a ranked page is kept until then)."""
 
     feeds = models.JSONField(default=list)
+    generation = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

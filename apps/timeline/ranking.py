@@ -278,9 +278,9 @@ def _matcher(rules: FeedRules) -> _Matcher:
     )
 
 
-def _log2_score(rules: FeedRules, matcher: _Matcher, post: PostView, now: datetime) -> float | None:
-    """log2 of the score (None if muted): ranking on it keeps order where the score would
-    overflow or underflow a float."""
+def _applied(rules: FeedRules, matcher: _Matcher, post: PostView) -> float | None:
+    """The sum of the weights that apply to the post (None if a mute word hides it): all of
+    its score but its age, so it changes only when the post is edited."""
     text = _fold(f"{post.title}\n{post.text}")
     words = set(_WORD.findall(text))
     if any(mute.found(text, words) for mute in matcher.mute):
@@ -294,8 +294,20 @@ def _log2_score(rules: FeedRules, matcher: _Matcher, post: PostView, now: dateti
     for tag, weight in rules.tags.items():
         if tag in post_tags:
             exponent += weight
-    age_hours = max(0.0, (now - post.created_at).total_seconds() / 3600)
-    return exponent - age_hours / rules.half_life_hours
+    return exponent
+
+
+def _log2_score(rules: FeedRules, matcher: _Matcher, post: PostView, now: datetime) -> float | None:
+    """log2 of the score (None if muted): ranking on it keeps order where the score would
+    overflow or underflow a float."""
+    exponent = _applied(rules, matcher, post)
+    if exponent is None:
+        return None
+    return exponent - _age_hours(post, now) / rules.half_life_hours
+
+
+def _age_hours(post: PostView, now: datetime) -> float:
+    return max(0.0, (now - post.created_at).total_seconds() / 3600)
 
 
 def score(rules: FeedRules, post: PostView, now: datetime) -> float | None:
@@ -305,6 +317,9 @@ def score(rules: FeedRules, post: PostView, now: datetime) -> float | None:
     if log2 is None:
         return None
     return 2.0 ** min(log2, 1023.0)  # beyond this a float overflows; rank uses the log
+
+
+_UNSEEN: Any = object()
 
 
 def _one_per_key(posts: Iterable[PostView]) -> list[PostView]:
@@ -355,12 +370,14 @@ def rank(
     now: datetime,
     followed_authors: Collection[str],
     followed_timelines: Collection[str],
+    memo: dict[Any, float | None] | None = None,
 ) -> list[PostView]:
     """The feed: the posts these rules show, best first. Independent of the input's order.
 
     With ``rules.timelines`` empty every post given is a candidate (the caller passes the
     followed timelines, and its own if wanted); otherwise only those timelines that are also
     followed. ``followed_authors`` should hold this node's own key, so replies to me show.
+    ``memo``: the caller's memo of weights by post version, for these rules only.
     """
     matcher = _matcher(rules)
     authors = {a.lower() for a in followed_authors}
@@ -376,9 +393,16 @@ def rank(
             continue
         if rules.hide_replies_to_unfollowed and _hidden_reply(post, authors):
             continue
-        log2 = _log2_score(rules, matcher, post, now)
-        if log2 is not None:
-            scored.append((log2, post))
+        # A post's weights change only with an edit: a caller ranking the same posts again
+        # under the same rules passes a memo of them (keyed by the post's version).
+        version = (post.key, post.edited_at)
+        weights = memo.get(version, _UNSEEN) if memo is not None else _UNSEEN
+        if weights is _UNSEEN:
+            weights = _applied(rules, matcher, post)
+            if memo is not None:
+                memo[version] = weights
+        if weights is not None:
+            scored.append((weights - _age_hours(post, now) / rules.half_life_hours, post))
     # Stable sorts from the last tie-breaker to the first: a total, deterministic order.
     scored.sort(key=lambda item: item[1].key)
     scored.sort(key=lambda item: item[1].created_at, reverse=True)

@@ -217,6 +217,35 @@ def post(thread: Thread, post_id: str) -> PostView | None:
     return found[0] if found else None
 
 
+def posts_by_ids(thread: Thread, ids: list[str]) -> list[PostView]:
+    """These posts (row ids, hex), those that exist; in no particular order."""
+    if not ids:
+        return []
+    marks = ",".join("%s" for _ in ids)
+    return _post_views(thread, _fetch(thread, POST, f"p.id IN ({marks})", ids, limit=len(ids)))
+
+
+def targets_posts(thread: Thread, table: str, ids: list[str]) -> tuple[set[str], bool]:
+    """The posts whose views rows of ``table`` (replies, reactions, files) change: the post
+    they are on, or the post of the reply they are on. The flag: every row was found (a
+    removed reaction is gone, and with it what it was on)."""
+    if not ids:
+        return set(), True
+    column = "post" if table == REPLY else "target"
+    with _cursor(thread) as cursor:
+        marks = ",".join("%s" for _ in ids)
+        cursor.execute(f"SELECT id, {column} FROM {table} WHERE id IN ({marks})", ids)  # noqa: S608 - names from this module
+        found = dict(cursor.fetchall())
+        targets = {str(t) for t in found.values()}
+        complete = len(found) == len(set(ids))
+        if table == REPLY or not targets:
+            return targets, complete
+        marks = ",".join("%s" for _ in targets)
+        cursor.execute(f"SELECT id, post FROM {REPLY} WHERE id IN ({marks})", list(targets))  # noqa: S608 - placeholders only
+        on_replies = {str(k): str(v) for k, v in cursor.fetchall()}
+    return {on_replies.get(t, t) for t in targets}, complete
+
+
 def cursor_of(thread: Thread, post_id: str) -> str | None:
     """Where a post stands in its timeline's pages (pass as ``before`` for older ones)."""
     with _cursor(thread) as cursor:

@@ -342,9 +342,52 @@ def test_the_timeline_app_opens_only_the_blog_to_anonymous_readers():
         and not getattr(view, "login_required", True)
         and not _drf_guarded(view)
     ]
-    assert sorted(public) == ["blog/", "blog/<slug:slug>/", "blog/atom.xml", "blog/style.css"]
+    cover = r"^blog/(?P<slug>[A-Za-z0-9_-]+)/(?P<name>cover\.(?:png|jpg|gif|webp))$"
+    expected = ["blog/", "blog/<slug:slug>/", "blog/atom.xml", "blog/style.css", cover]
+    assert sorted(public) == sorted(expected)
     assert all(
         getattr(view, "__module__", "") == blog_views.__name__
         for route, view in _patterns(get_resolver())
         if route in public
     )
+
+
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+    b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xff\xff?\x00\x05\xfe\x02\xfe\xa75\x81\x84"
+    b"\x00\x00\x00\x00IEND\xaeB`\x82"
+)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_public_posts_cover_is_served_and_exported_and_nothing_else_is(node, tmp_path, settings):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.timeline import services
+
+    thread = services.timeline_create(name="Essays", my_name="Alice")
+
+    def upload(name: str) -> SimpleUploadedFile:
+        return SimpleUploadedFile(name, PNG, content_type="image/png")
+
+    services.post_create(
+        thread=thread, title="With a cover", text_="Body.", public=True,
+        files=[upload("sea.png")], cover=True,
+    )  # fmt: skip
+    services.post_create(
+        thread=thread, title="Private one", text_="Body.", files=[upload("me.png")], cover=True
+    )
+    anonymous = Client()
+    page = anonymous.get("/blog/with-a-cover/")
+    assert b'<img class="cover" src="cover.png" alt="">' in page.content
+    picture = anonymous.get("/blog/with-a-cover/cover.png")
+    assert picture.status_code == 200
+    assert picture.content == PNG
+    assert picture["Content-Type"] == "image/png"
+    assert picture["X-Content-Type-Options"] == "nosniff"
+    for path in ("/blog/with-a-cover/cover.jpg", "/blog/private-one/cover.png"):
+        assert anonymous.get(path).status_code == 404
+    settings.SEREUS = replace(settings.SEREUS, domain="blog.example.org")
+    call_command("blog_export", str(tmp_path / "site"))
+    assert (tmp_path / "site" / "with-a-cover" / "cover.png").read_bytes() == PNG
+    assert not (tmp_path / "site" / "private-one").exists()

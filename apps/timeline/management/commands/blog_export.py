@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.timeline import blog, selectors
+from apps.core.blobs import BlobError
+from apps.timeline import blog, blog_covers, selectors
 from apps.timeline.blog_views import blog_identity, configured_base_url
 
 
@@ -40,8 +41,18 @@ class Command(BaseCommand):
         if not base_url.endswith("/"):
             base_url += "/"
         posts = selectors.public_posts()
+        covers = {}
+        for post in posts:
+            found = blog_covers.cover_of(post) if blog.has_page(post) else None
+            if found is not None:
+                try:
+                    covers[post.id] = (found.name, blog_covers.cover_bytes(found))
+                except BlobError:
+                    self.stderr.write(f"The cover picture of {post.slug} does not open: left out.")
         try:
-            written = blog.blog_export(directory, posts, base_url=base_url, **blog_identity())
+            written = blog.blog_export(
+                directory, posts, base_url=base_url, covers=covers, **blog_identity()
+            )
         except OSError as error:
             reason = error.strerror or "it could not be written"
             raise CommandError(
