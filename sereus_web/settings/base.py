@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "apps.checklist",
     "apps.voting",
     "apps.timeline",
+    "apps.ledger",
     "apps.website",
     "django.contrib.admin",
     "django.contrib.auth",

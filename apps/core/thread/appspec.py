@@ -250,14 +250,24 @@ _SPECS: Named[AppSpec] = Named(
 )
 
 
-def thread_app_register(app: str, factory: Callable[[], AppSpec]) -> None:
-    """Apps that can be enabled in threads register their spec (in ``AppConfig.ready``)."""
+# App -> the one thread shape (the app a thread was created for) it belongs to, for apps that
+# are part of a shape rather than something any thread may add (a tally's ledger rules).
+_SHAPED: dict[str, str] = {}
+
+
+def thread_app_register(
+    app: str, factory: Callable[[], AppSpec], *, only_in: str | None = None
+) -> None:
+    """Apps that can be enabled in threads register their spec (in ``AppConfig.ready``);
+    ``only_in``: only in threads created for that app, by this node's own services."""
     _SPECS.register(app, factory)
+    if only_in is not None:
+        _SHAPED[app] = only_in
 
 
-def thread_apps() -> list[str]:
-    """The apps this node can enable in a thread."""
-    return _SPECS.names()
+def thread_apps(shape: str | None = None) -> list[str]:
+    """The apps this node can enable in a thread (of this shape: the app it was created for)."""
+    return [app for app in _SPECS.names() if _SHAPED.get(app, shape) == shape]
 
 
 def thread_app_spec(app: str) -> AppSpec:

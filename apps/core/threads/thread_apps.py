@@ -28,7 +28,7 @@ def thread_apps_list(*, thread: Thread) -> list[ThreadApp]:
     """The thread's apps (its own first, then in the order they were enabled), then the apps
     this node could enable in it."""
     state = _database(thread).replica().control.state
-    installed = set(thread_apps())
+    installed = set(thread_apps(state.app))
     listed = [
         ThreadApp(app, True, app == state.app, app in installed or app == state.app)
         for app in state.apps
@@ -48,6 +48,8 @@ def app_enable(*, thread: Thread, app: str) -> ThreadApp:
         raise ThreadServiceError("not_found", str(exc)) from exc
     if app in thread_apps_enabled(thread):
         raise ThreadServiceError("conflict", f"the {app} app is already enabled in this thread")
+    if app not in thread_apps(thread.app):
+        raise ThreadServiceError("invalid", f"the {app} app belongs to another kind of thread")
     _write(thread, lambda writer: writer.control(p.EnableApp(spec)))
     return ThreadApp(app, True, False, True)
 

@@ -1,0 +1,59 @@
+"""A node's duties in its threads, done without anyone opening a page: when ops arrive in a
+thread an app cares about, a small worker thread runs the app's duty for that thread (sign
+what this party agreed to, send again what another write overtook, ...). Requests coalesce, so
+a burst of frames in one thread is one run, and the duty never runs inside whoever wrote the ops
+(a request, the p2p receive path)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from apps.core.models import Thread
+
+logger = logging.getLogger(__name__)
+
+
+class DutyWorker:
+    def __init__(self, name: str, wanted: Callable[[bytes], bool], duty: Callable[[Thread], None]):
+        self.name = name
+        self.wanted = wanted  # from the replica in memory: it runs on every ``ops_written``
+        self.duty = duty
+        self._pending: set[bytes] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._worker: threading.Thread | None = None
+
+    def on_ops_written(self, sender: Any, thread: bytes, alias: str, **kwargs: Any) -> None:
+        try:
+            if not self.wanted(thread):
+                return
+        except Exception:  # a receiver must never fail whoever wrote
+            return
+        with self._lock:
+            self._pending.add(thread)
+            if self._worker is None or not self._worker.is_alive():
+                self._worker = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._worker.start()
+        self._wake.set()
+
+    def _run(self) -> None:
+        from django.db import close_old_connections
+
+        while True:
+            self._wake.wait(timeout=60)
+            self._wake.clear()
+            with self._lock:
+                batch = list(self._pending)
+                self._pending.clear()
+            for thread_id in batch:
+                try:
+                    thread = Thread.objects.filter(pk=thread_id.hex()).first()
+                    if thread is not None and thread.state == Thread.State.ACTIVE:
+                        self.duty(thread)
+                except Exception:
+                    logger.exception("%s: a duty failed in one thread", self.name)
+                finally:
+                    close_old_connections()

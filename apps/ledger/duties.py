@@ -1,0 +1,25 @@
+"""What a party's node does in its tallies on its own (``DutyWorker``): the owner signs the
+contract once the partner has named themself and signed the terms the owner proposed, and a
+chain chit that another chit overtook (written at once on the other side) is sent again on top
+of it, or left refused with the reason when it no longer fits the limits."""
+
+from __future__ import annotations
+
+from apps.core.threads.duty_worker import DutyWorker
+
+
+def _is_tally(thread: bytes) -> bool:
+    from apps.core.threads.registry import thread_database
+    from apps.ledger.policy import RULES_APP
+
+    return RULES_APP in thread_database(thread).replica().control.state.apps
+
+
+def _duty(thread) -> None:
+    from apps.ledger import services
+
+    services.duties(thread=thread)
+
+
+worker = DutyWorker("ledger-duties", _is_tally, _duty)
+on_ops_written = worker.on_ops_written

@@ -1,0 +1,231 @@
+"""Writing in tallies: propose one, join and sign it, pay, ask for payment, set one's limit,
+close it. Every chain chit is computed here from the chain as this node holds it
+(``rules.next_state``, what every replica checks again), so a refusal here is the one every
+replica would give, in words, and nothing is written.
+
+Amounts come in as text or whole units (``amounts.parse_amount``) and are stored in milli-units.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from apps.core.models import Thread
+from apps.core.thread.rowid import row_id_for
+from apps.core.threads import services as threads
+from apps.core.threads.app_kit import app_write, member_key
+from apps.core.threads.context import thread_context
+from apps.core.threads.services import ThreadServiceError
+from apps.core.threads.thread_apps import app_enable
+from apps.ledger import amounts, rules, selectors
+from apps.ledger.amounts import AmountError
+from apps.ledger.models import MAX_COMMENT, MAX_MEMO, MAX_REFERENCE, Chit, Contract, Signature
+from apps.ledger.policy import APP, PARTNER, RULES_APP
+
+INVITE_DAYS = 7
+
+
+@dataclass(frozen=True)
+class Proposed:
+    thread: Thread
+    invite: str  # the link the partner redeems (single use)
+
+
+def _plain(reason: str) -> str:
+    return reason.removeprefix("the app's rule refused it: ")
+
+
+def _write(thread: Thread, action):
+    return app_write(
+        thread, action, app=RULES_APP, not_enabled="this thread is not a tally", plain=_plain
+    )
+
+
+def _amount(value: str | int, what: str, *, zero: bool = False) -> int:
+    try:
+        return amounts.parse_amount(value, allow_zero=zero)
+    except AmountError as exc:
+        raise ThreadServiceError("invalid", f"{what}: {exc}") from exc
+
+
+def _text(value: str, most: int, what: str) -> str:
+    value = (value or "").strip()
+    if len(value) > most:
+        raise ThreadServiceError("invalid", f"{what} holds at most {most} characters")
+    return value
+
+
+def tally_create(
+    *, name: str, unit: str, my_limit: str | int, partner_limit: str | int, comment: str = ""
+) -> Proposed:
+    """Propose a tally: its thread, its contract (this node's party is its owner) and the one
+    invite its partner joins with."""
+    try:
+        parsed = amounts.unit_parse(unit)
+    except AmountError as exc:
+        raise ThreadServiceError("invalid", str(exc)) from exc
+    mine = _amount(my_limit, "the credit you give", zero=True)
+    theirs = _amount(partner_limit, "the credit you ask for", zero=True)
+    comment = _text(comment, MAX_COMMENT, "the comment")
+    thread = threads.thread_create(name=name, app=APP)
+    app_enable(thread=thread, app=RULES_APP)
+    owner = bytes.fromhex(thread.member_id)
+
+    def propose() -> None:
+        Contract.objects.create(
+            id=uuid.UUID(hex=rules.CONTRACT_ID),
+            unit=json.dumps(amounts.unit_data(parsed)),
+            owner_limit=mine,
+            partner_limit=theirs,
+            comment=comment,
+            parties=owner,
+        )
+
+    _write(thread, propose)
+    made = threads.invite_create(
+        thread=thread, role=PARTNER, expires_in=timedelta(days=INVITE_DAYS), uses=1
+    )
+    return Proposed(thread, made.record.link)
+
+
+def _signature(thread: Thread) -> Signature:
+    contract = Contract.objects.get(pk=rules.CONTRACT_ID)
+    row = {column: getattr(contract, column) for column in rules.TERMS}
+    row["parties"] = bytes(contract.parties)
+    change = rules.countersign.signature_change(
+        rules.SPEC, member_key(thread), rules.CONTRACT_ID, row
+    )
+    return Signature(id=uuid.UUID(hex=change.pk), **change.cols)
+
+
+def tally_sign(*, thread: Thread) -> None:
+    """Sign the contract: the partner names themself in it and signs; the owner signs (its
+    node does so on its own once the partner has, see ``duties``)."""
+    state = selectors.tally(thread)
+    if state is None:
+        raise ThreadServiceError("not_found", "this tally has no contract yet")
+    if state.i_signed:
+        raise ThreadServiceError("conflict", "you have signed this tally already")
+
+    def sign() -> None:
+        contract = Contract.objects.get(pk=rules.CONTRACT_ID)
+        if thread.role == PARTNER and len(bytes(contract.parties)) == rules.MEMBER:
+            contract.parties = bytes(contract.parties) + bytes.fromhex(thread.member_id)
+            contract.save(update_fields=["parties"])
+        elif len(bytes(contract.parties)) == rules.MEMBER:
+            raise ThreadServiceError("conflict", "your partner has not joined and signed yet")
+        signature = _signature(thread)
+        if not Signature.objects.filter(pk=signature.pk).exists():  # signed meanwhile: done
+            signature.save(force_insert=True)
+
+    _write(thread, sign)
+
+
+def _chain_write(
+    thread: Thread,
+    kind: str,
+    amount: int,
+    *,
+    memo: str = "",
+    reference: str = "",
+    invoice: str | None = None,
+    intent: str | None = None,
+) -> Chit:
+    me = bytes.fromhex(thread.member_id)
+
+    def write() -> Chit:
+        state = selectors.tally(thread)
+        if state is None or state.state == "proposed":
+            raise ThreadServiceError("conflict", "the tally is not signed by both sides yet")
+        tip = state.tip
+        after, problem = rules.next_state(tip, kind, amount, state.i_am_owner)
+        if problem:
+            raise ThreadServiceError("refused", selectors.in_my_words(problem, state))
+        assert after is not None
+        return Chit.objects.create(
+            # A new chit's id is its author's (the model's default); one sent again has an id
+            # that follows from the one it replaces, so it is never sent twice.
+            **({} if intent is None else {"id": row_id_for(me, b"again/" + intent.encode())}),
+            kind=kind,
+            payer=me if kind == rules.PAYMENT else None,
+            unit=state.unit.code,
+            amount=amount,
+            memo=memo,
+            reference=reference,
+            invoice=uuid.UUID(hex=invoice) if invoice else None,
+            prev=uuid.UUID(hex=tip.pk),
+            seq=after.seq,
+            balance=after.balance,
+            owner_limit=after.owner_limit,
+            partner_limit=after.partner_limit,
+            closing=after.closing,
+            intent=uuid.UUID(hex=intent) if intent else None,
+        )
+
+    return _write(thread, write)
+
+
+def chit_create(
+    *,
+    thread: Thread,
+    kind: str,
+    amount: str | int,
+    memo: str = "",
+    reference: str = "",
+    invoice: str | None = None,
+) -> Chit:
+    """Pay, ask for payment (an invoice) or set the credit this party gives (a limit)."""
+    memo = _text(memo, MAX_MEMO, "a memo")
+    reference = _text(reference, MAX_REFERENCE, "a reference")
+    if kind == rules.LIMIT:
+        return _chain_write(thread, kind, _amount(amount, "the credit you give", zero=True))
+    value = _amount(amount, "the amount")
+    if kind == rules.PAYMENT:
+        if invoice:
+            invoice = selectors.invoice_to_pay(thread, invoice, value)
+        return _chain_write(
+            thread, kind, value, memo=memo, reference=reference, invoice=invoice or None
+        )
+    if kind == rules.INVOICE:
+        state = selectors.tally(thread)
+        if state is None or state.state not in ("open",):
+            raise ThreadServiceError("conflict", "only an open tally takes payment requests")
+
+        def ask() -> Chit:
+            return Chit.objects.create(
+                kind=kind, unit=state.unit.code, amount=value, memo=memo, reference=reference
+            )
+
+        with thread_context(thread.thread):
+            return _write(thread, ask)
+    raise ThreadServiceError("invalid", "a chit is a payment, an invoice or a limit")
+
+
+def tally_close(*, thread: Thread) -> Chit:
+    """Ask to close the tally: no new credit; once the balance is zero it is closed."""
+    return _chain_write(thread, rules.CLOSE, 0)
+
+
+def duties(*, thread: Thread) -> None:
+    """The owner signs once the partner has; a chit another overtook is sent again on top."""
+    state = selectors.tally(thread)
+    if state is None:
+        return
+    if state.i_am_owner and state.partner_signed and not state.i_signed:
+        tally_sign(thread=thread)
+    for chit in selectors.overtaken(thread):
+        try:
+            _chain_write(
+                thread,
+                chit.kind,
+                chit.amount,
+                memo=chit.memo,
+                reference=chit.reference,
+                invoice=chit.invoice,
+                intent=chit.id,
+            )
+        except ThreadServiceError:
+            continue  # it no longer fits: it stays refused, with its reason, for its author
