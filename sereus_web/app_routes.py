@@ -19,6 +19,7 @@ API_URLS = (
     "apps.voting.api_urls",
     "apps.timeline.api_urls",
     "apps.timeline.feed_api_urls",
+    "apps.ledger.api_urls",
 )
 WEBSOCKET_URLS = (
     "apps.core.routing",
