@@ -15,10 +15,11 @@ class LedgerConfig(AppConfig):
         from apps.core.thread.ordered_data import validators_register
         from apps.core.thread.policy import policy_template_register
         from apps.core.threads.signals import ops_written
-        from apps.ledger import duties, rules
+        from apps.ledger import books_policy, duties, rules
         from apps.ledger.policy import APP, PARTNER, RULES_APP, ledger_spec, tally_policy
 
         policy_template_register(APP, tally_policy, member=PARTNER)
+        policy_template_register(books_policy.APP, books_policy.books_policy)
         thread_app_register(RULES_APP, ledger_spec, only_in=APP)
         validators_register(RULES_APP, rules.validators)
         ops_written.connect(duties.on_ops_written, dispatch_uid="ledger-duties")

@@ -64,3 +64,6 @@ class Chit(ReplicatedModel):
 
     class Meta:
         verbose_name = "chit"
+
+
+from apps.ledger.books_models import Entry as BookEntry  # noqa: E402, F401
