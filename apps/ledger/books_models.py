@@ -29,6 +29,9 @@ class Entry(ReplicatedModel):
     # JSON: [[account, milli-units, commodity], ...]; milli-units keep sums exact.
     postings = models.TextField()
     source = models.CharField(max_length=8, choices=SOURCES)
+    # A chit's tally thread (hex id): a payment the tally turned over later (a concurrent one
+    # came first) is found and taken out of the books. Empty for a bank row.
+    origin = models.CharField(max_length=64, blank=True, default="", db_index=True)
 
     class Meta:
         verbose_name = "books entry"
