@@ -1,0 +1,19 @@
+from django.urls import path
+
+from apps.ledger import views
+
+app_name = "ledger"
+
+MONEY = "node/money/"
+TALLY = "node/threads/<str:thread_id>/tally/"
+
+urlpatterns = [
+    path(MONEY, views.tallies, name="tallies"),
+    path(MONEY + "request/", views.open_link, name="open_link"),
+    path(TALLY, views.tally, name="tally"),
+    path(TALLY + "sign/", views.sign, name="sign"),
+    path(TALLY + "pay/", views.pay, name="pay"),
+    path(TALLY + "ask/", views.ask, name="ask"),
+    path(TALLY + "limit/", views.limit, name="limit"),
+    path(TALLY + "close/", views.close, name="close"),
+]
