@@ -20,6 +20,7 @@ API_URLS = (
     "apps.timeline.api_urls",
     "apps.timeline.feed_api_urls",
     "apps.ledger.api_urls",
+    "apps.ledger.books_api_urls",
 )
 WEBSOCKET_URLS = (
     "apps.core.routing",
