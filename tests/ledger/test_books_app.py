@@ -201,3 +201,45 @@ def test_bank_csv_mapping_words_match_bank_csv():
     from apps.ledger.books_apis import DATE_FORMATS
 
     assert set(DATE_FORMATS.values()) == set(bank_csv.DATE_FORMATS)
+
+
+def test_the_page_imports_in_two_steps_and_draws_the_balance(browser, node):
+    page = browser
+    empty = page.get("/ledger/books/")
+    assert empty.status_code == 200
+    assert "Nothing in your books yet" in empty.content.decode()
+    not_csv = SimpleUploadedFile("photo.png", b"\x89PNG\x00\x00", "image/png")
+    refused = page.post(
+        "/ledger/books/import/", {"file": not_csv, "account": "Assets:Bank", "commodity": "EUR"}
+    )
+    assert refused.status_code == 400
+    assert "not a CSV text file" in refused.content.decode()
+
+    upload = SimpleUploadedFile("march.csv", STATEMENT.encode(), "text/csv")
+    step1 = page.post(
+        "/ledger/books/import/", {"file": upload, "account": "Assets:Bank", "commodity": "EUR"}
+    )
+    assert step1.status_code == 302
+    assert step1["Location"] == "/ledger/books/import/columns/"
+    step2 = page.get(step1["Location"])
+    form = step2.context["form"]
+    assert (form["date"].value(), form["amount"].value()) == ("Booking date", "Amount")
+    assert (form["date_format"].value(), form["decimal_comma"].value()) == ("%d.%m.%Y", True)
+    chosen = {name: form[name].value() for name in form.fields}
+    both = page.post(step1["Location"], {**chosen, "amount": "", "debit": ""})
+    assert both.status_code == 400  # neither one amount nor debit and credit
+    assert "either one amount column" in both.content.decode()
+    done = page.post(step1["Location"], chosen)
+    assert done.status_code == 302
+    shown = page.get(done["Location"]).content.decode()
+    assert "added 3, already there 0, problems: 1." in shown
+    assert "Line 6: &quot;not money&quot; is not an amount." in shown
+    assert "1,247.30 EUR" in shown
+    assert '<svg class="books-chart"' in shown
+    assert "lowest -850.00 EUR, highest 1,247.30 EUR, now 1,247.30 EUR" in shown
+    assert page.get("/ledger/books/import/columns/").status_code == 302  # nothing waiting
+    download = page.get("/ledger/books/export/csv/")
+    assert download.status_code == 200
+    assert "Assets:Bank,1247.300" not in download.content.decode()  # one row per posting
+    assert "Assets:Bank,-850.000,EUR" in download.content.decode()
+    assert page.get("/ledger/books/export/xlsx/").status_code == 404
