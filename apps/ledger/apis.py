@@ -22,7 +22,7 @@ from apps.core.threads.app_kit import AppFailed, api_call
 from apps.core.threads.services import ThreadServiceError
 from apps.ledger import rules, selectors, services
 from apps.ledger.amounts import format_amount
-from apps.ledger.models import MAX_COMMENT, MAX_MEMO, MAX_REFERENCE
+from apps.ledger.models import MAX_COMMENT, MAX_MEMO, MAX_REFERENCE, NotSent
 
 AMOUNT_HELP = 'In the tally\'s unit, as text ("12.50") or a number; at most three decimals.'
 
@@ -135,6 +135,12 @@ class ChitOutput(serializers.Serializer):
     mine = serializers.BooleanField()
     at = serializers.DateTimeField(allow_null=True)
     paid_by = serializers.CharField(allow_null=True, help_text="A request: the payment.")
+    state = serializers.ChoiceField(
+        ["counted", "not_sent"],
+        help_text="not_sent: one of yours that a chit of the other side came before, and that "
+        "no longer fit when your node sent it again (``reason`` says why).",
+    )
+    reason = serializers.CharField(allow_blank=True)
 
 
 def chit_body(chit: selectors.ChitView, state: selectors.TallyState) -> dict[str, Any]:
@@ -151,7 +157,18 @@ def chit_body(chit: selectors.ChitView, state: selectors.TallyState) -> dict[str
         "mine": chit.mine,
         "at": chit.at,
         "paid_by": chit.paid_by,
+        "state": "counted",
+        "reason": "",
     }
+
+
+def not_sent_body(row: NotSent, state: selectors.TallyState) -> dict[str, Any]:
+    return {
+        "id": row.chit, "kind": row.kind, "amount": row.amount,
+        "amount_text": format_amount(row.amount, state.unit), "memo": row.memo,
+        "reference": "", "invoice": None, "seq": 0, "balance": state.balance, "mine": True,
+        "at": row.written_at, "paid_by": None, "state": "not_sent", "reason": row.reason,
+    }  # fmt: skip
 
 
 class TalliesApi(APIView):
@@ -213,10 +230,13 @@ class CloseApi(APIView):
 class ChitsApi(APIView):
     @extend_schema(responses=ChitOutput(many=True), operation_id="chits_list")
     def get(self, request: Request, thread_id: str) -> Response:
-        """The chain, newest first, then the payment requests."""
+        """The chain, newest first, then the payment requests, then yours that did not go
+        through (``state`` not_sent, with the reason)."""
         thread = _tally(thread_id)
         state = _state(thread)
-        return Response([chit_body(c, state) for c in selectors.chits(thread, state)])
+        found = [chit_body(c, state) for c in selectors.chits(thread, state)]
+        found += [not_sent_body(r, state) for r in selectors.not_sent(thread)]
+        return Response(found)
 
     @extend_schema(
         request=ChitInput,

@@ -12,10 +12,11 @@ RULES_APP = "ledger"  # the ordered tables and their rules, enabled in every tal
 # or a reader of a tally (nobody can invite one).
 PARTNER = WRITER
 CONTRACT, SIGNATURE, CHIT = "ledger_contract", "ledger_signature", "ledger_chit"
+LIFT_MESSAGE = "ledger_liftmessage"
 
 # Rows are never deleted and chits never changed: the rules say so in words.
 _WRITES = {"insert": "any", "update": "any"}
-_TABLES = {CONTRACT: _WRITES, SIGNATURE: _WRITES, CHIT: _WRITES}
+_TABLES = {CONTRACT: _WRITES, SIGNATURE: _WRITES, CHIT: _WRITES, LIFT_MESSAGE: {"insert": "any"}}
 
 ROLE_WORDS = {
     OWNER: "proposed the tally: pays, asks for payment and sets the credit they give",
@@ -38,7 +39,7 @@ def tally_policy() -> Policy:
 def ledger_spec() -> AppSpec:
     return AppSpec(
         app=RULES_APP,
-        tables=frozenset({CONTRACT, SIGNATURE, CHIT}),
+        tables=frozenset({CONTRACT, SIGNATURE, CHIT, LIFT_MESSAGE}),
         rules={OWNER: _TABLES, PARTNER: _TABLES},
         ordered=frozenset({CONTRACT, SIGNATURE, CHIT}),
     )

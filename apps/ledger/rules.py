@@ -29,6 +29,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import nacl.exceptions
+import nacl.signing
+
 from apps.core.thread import countersign
 from apps.core.thread.ordered import Author, Validator, View
 from apps.core.thread.payloads import UPSERT, RowChange
@@ -40,10 +43,16 @@ from apps.ledger.policy import CHIT, CONTRACT, PARTNER, SIGNATURE
 
 CONTRACT_ID = "00000000000000000000000000000001"  # the tally's one contract row
 PAYMENT, INVOICE, LIMIT, CLOSE = "payment", "invoice", "limit", "close"
-CHAIN = (PAYMENT, LIMIT, CLOSE)
+RESERVE, LIFT, RELEASE = "reserve", "lift", "release"  # a lift's steps in one tally
+LIFT_KINDS = (RESERVE, LIFT, RELEASE)
+CHAIN = (PAYMENT, LIMIT, CLOSE, *LIFT_KINDS)
 KINDS = (*CHAIN, INVOICE)
+# A reservation no decision reached is released by either side once the op releasing it is
+# stamped this long after the lift's deadline (the referee decides only before the deadline).
+GRACE_MS = 5_000
 MEMBER = 32
 CAME_FIRST = "another chit came first"  # the start of the refusal its node sends again after
+NOT_IN_CHAIN = "the chit it follows is not in the chain"  # so is one written after such a chit
 # Member keys are derived per thread and a signer must be its row's author, so a signature
 # cannot be carried into another tally: the digest needs no thread id (as in the checklist).
 DOMAIN = b"sereus-ledger-contract"
@@ -67,6 +76,8 @@ class State:
     owner_limit: int  # credit the owner gives the partner
     partner_limit: int  # credit the partner gives the owner
     closing: bool
+    owner_reserved: int = 0  # pending lifts' clearing of what the partner owes the owner
+    partner_reserved: int = 0  # pending lifts' clearing of what the owner owes the partner
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,8 @@ def state_of(chit: Mapping[str, Any]) -> State:
         chit["owner_limit"],
         chit["partner_limit"],
         bool(chit["closing"]),
+        chit.get("owner_reserved") or 0,
+        chit.get("partner_reserved") or 0,
     )
 
 
@@ -173,12 +186,14 @@ def signed(view: View) -> Parties | None:
 
 
 def next_state(
-    before: State, kind: str, amount: int, by_owner: bool
+    before: State, kind: str, amount: int, by_owner: bool, *, creditor_owner: bool = False
 ) -> tuple[State | None, str | None]:
     """The state a chain chit leads to, or why it cannot be written where it stands. Pure, and
-    what both the rule and the writing node compute."""
+    what both the rule and the writing node compute. ``creditor_owner``: for a lift's decision,
+    whether the owner made the reservation it decides."""
     balance, owner_limit, partner_limit = before.balance, before.owner_limit, before.partner_limit
     closing = before.closing
+    owner_reserved, partner_reserved = before.owner_reserved, before.partner_reserved
     if kind == PAYMENT:
         if amount <= 0:
             return None, "a payment is more than zero"
@@ -199,6 +214,14 @@ def next_state(
                     f"credit of {format_amount(limit)} the other side gives: "
                     f"{format_amount(max(0, limit - owed))} is available"
                 )
+        # What pending lifts will clear must stay owed until they finish.
+        if (owner_reserved and balance < owner_reserved) or (
+            partner_reserved and balance > -partner_reserved
+        ):
+            held = owner_reserved or partner_reserved
+            return None, (
+                f"a lift in progress holds {format_amount(held)} of this balance until it finishes"
+            )
     elif kind == LIMIT:
         if closing:
             return None, "the tally is closing: its limits no longer change"
@@ -212,12 +235,88 @@ def next_state(
         if closing:
             return None, "the tally is already closing"
         closing = True
+    elif kind == RESERVE:
+        # Only what the other side owes the author can be cleared, less what is held already.
+        free = (balance - owner_reserved) if by_owner else (-balance - partner_reserved)
+        if amount <= 0 or amount > free:
+            return None, (
+                f"a lift can clear at most what the other side owes: {format_amount(max(0, free))}"
+            )
+        if by_owner:
+            owner_reserved += amount
+        else:
+            partner_reserved += amount
+    elif kind in (LIFT, RELEASE):
+        if creditor_owner:
+            owner_reserved -= amount
+            balance -= amount if kind == LIFT else 0
+        else:
+            partner_reserved -= amount
+            balance += amount if kind == LIFT else 0
     else:
         return None, "this kind of chit is not part of the chain"
-    after = State("", before.seq + 1, balance, owner_limit, partner_limit, closing)
+    after = State(
+        "",
+        before.seq + 1,
+        balance,
+        owner_limit,
+        partner_limit,
+        closing,
+        owner_reserved,
+        partner_reserved,
+    )
     if abs(balance) > MAX_AMOUNT:
         return None, "the balance would be larger than a tally holds"
     return after, None
+
+
+def lift_message(lift: str, decision: str) -> bytes:
+    """What a lift's referee signs: the lift and its decision ("commit" or "void")."""
+    return b"sereus-lift/" + bytes.fromhex(lift) + b"/" + decision.encode()
+
+
+def _signed_by(referee: Any, lift: str, decision: str, sig: Any) -> bool:
+    if type(referee) is not bytes or len(referee) != MEMBER or type(sig) is not bytes:
+        return False
+    try:
+        nacl.signing.VerifyKey(referee).verify(lift_message(lift, decision), sig)
+    except (nacl.exceptions.BadSignatureError, ValueError, TypeError):
+        return False
+    return True
+
+
+def _lift_problem(view: View, cols: Mapping[str, Any], parties: Parties) -> tuple[str | None, bool]:
+    """Why a lift chit cannot stand here (None if it can), and whether the owner made the
+    reservation it decides."""
+    lift, kind = cols.get("lift"), cols["kind"]
+    if type(lift) is not str or len(lift) != 32 or any(c not in "0123456789abcdef" for c in lift):
+        return "a lift chit names its lift", False
+    steps = view.rows(CHIT, lift=lift)
+    if kind == RESERVE:
+        if steps:
+            return "this lift is reserved in this tally already", False
+        if type(cols.get("referee")) is not bytes or len(cols["referee"]) != MEMBER:
+            return "a reservation names its lift's referee", False
+        if type(cols.get("deadline")) is not int or cols["deadline"] <= 0:
+            return "a reservation names its lift's deadline", False
+        return None, False
+    reserved = [r for r in steps if r.get("kind") == RESERVE]
+    if not reserved:
+        return "this lift holds nothing in this tally", False
+    if len(steps) > 1:
+        return "this lift is decided in this tally already", False
+    (reserve,) = reserved
+    creditor_owner = row_tag(reserve["pk"]) == member_tag(parties.owner)
+    if cols.get("amount") != reserve.get("amount"):
+        return "a lift's decision is for the amount it reserved", creditor_owner
+    if kind == LIFT:
+        if not _signed_by(reserve.get("referee"), lift, "commit", cols.get("sig")):
+            return "the lift's referee did not sign its commit", creditor_owner
+    elif not _signed_by(reserve.get("referee"), lift, "void", cols.get("sig")) and (
+        view.stamp_millis <= reserve.get("deadline", 0) + GRACE_MS
+    ):
+        return "before its deadline only the lift's referee releases it", creditor_owner
+    return None, creditor_owner
 
 
 def _chit_problem(cols: Mapping[str, Any], parties: Parties, author: Author) -> str | None:
@@ -239,6 +338,8 @@ def _chit_problem(cols: Mapping[str, Any], parties: Parties, author: Author) -> 
         return "only a payment names a payer"
     if kind != PAYMENT and cols.get("invoice") is not None:
         return "only a payment answers an invoice"
+    if (kind in LIFT_KINDS) != (cols.get("lift") is not None):
+        return "only a lift's chits name a lift"
     return None
 
 
@@ -283,6 +384,11 @@ def chit_rule(view: View, change: RowChange, author: Author) -> str | None:
     problem = _invoice_problem(view, cols, author)
     if problem:
         return problem
+    creditor_owner = False
+    if kind in LIFT_KINDS:
+        problem, creditor_owner = _lift_problem(view, cols, parties)
+        if problem:
+            return problem
     prev = cols.get("prev")
     if prev == CONTRACT_ID:
         assert contract is not None
@@ -290,20 +396,26 @@ def chit_rule(view: View, change: RowChange, author: Author) -> str | None:
     else:
         found = view.get(CHIT, prev) if type(prev) is str else None
         if found is None or found.get("kind") not in CHAIN:
-            return "the chit it follows is not in the chain"
+            return NOT_IN_CHAIN
         before = state_of(found)
     if view.rows(CHIT, prev=prev):
         return f"{CAME_FIRST}: this one must be written again after it"
-    after, problem = next_state(before, kind, cols["amount"], author.member == parties.owner)
+    by_owner = author.member == parties.owner
+    after, problem = next_state(
+        before, kind, cols["amount"], by_owner, creditor_owner=creditor_owner
+    )
     if problem:
         return problem
     assert after is not None
-    carried = (cols.get(c) for c in ("seq", "balance", "owner_limit", "partner_limit"))
-    if tuple(carried) != (after.seq, after.balance, after.owner_limit, after.partner_limit) or (
+    if tuple(cols.get(c) or 0 for c in CARRIED) != tuple(getattr(after, c) for c in CARRIED) or (
         bool(cols.get("closing")) != after.closing
     ):
         return "the chit's running balance or limits are not what the chain gives"
     return None
+
+
+# The state every chain chit carries (besides ``closing``), checked against the chain.
+CARRIED = ("seq", "balance", "owner_limit", "partner_limit", "owner_reserved", "partner_reserved")
 
 
 def validators() -> dict[str, Validator]:

@@ -21,7 +21,7 @@ from apps.core.threads.services import ThreadServiceError
 from apps.core.threads.store import stamp_parse
 from apps.ledger import amounts, rules
 from apps.ledger.amounts import Unit
-from apps.ledger.models import Chit, Contract, Signature
+from apps.ledger.models import Chit, Contract, NotSent, Signature
 from apps.ledger.policy import APP, CHIT
 
 STATES = ("proposed", "open", "closing", "closed")
@@ -131,7 +131,14 @@ def tally(thread: Thread) -> TallyState | None:
 
 def _state(chit: Chit) -> rules.State:
     return rules.State(
-        chit.id.hex, chit.seq, chit.balance, chit.owner_limit, chit.partner_limit, chit.closing
+        chit.id.hex,
+        chit.seq,
+        chit.balance,
+        chit.owner_limit,
+        chit.partner_limit,
+        chit.closing,
+        chit.owner_reserved,
+        chit.partner_reserved,
     )
 
 
@@ -209,22 +216,28 @@ def invoice_to_pay(thread: Thread, invoice_id: str, amount: int) -> str:
 
 
 def overtaken(thread: Thread) -> list[ChitView]:
-    """This party's chain chits that a chit written at once on the other side came before,
-    and that were not sent again yet (their sending again has its own id)."""
+    """This party's chain chits that a chit written at once on the other side came before (and
+    those it wrote on top of them), oldest first, that were neither sent again yet (their
+    sending again has its own id) nor given up (``NotSent``)."""
     database = thread_database(thread.thread)
     refused = writes.writes_list(database, state="refused", limit=writes.MAX_PAGE).writes
     me = bytes.fromhex(thread.member_id)
+    given_up = set(NotSent.objects.filter(thread=thread.id).values_list("chit", flat=True))
     found = []
     with thread_context(thread.thread):
-        for write in refused:
-            if rules.CAME_FIRST not in write.reason or not write.changes:
+        for write in reversed(refused):
+            if not write.changes or not (
+                rules.CAME_FIRST in write.reason or rules.NOT_IN_CHAIN in write.reason
+            ):
                 continue
             for change in write.changes:
                 values = change.values
                 if change.table != CHIT or values.get("kind") not in rules.CHAIN:
                     continue
                 again = row_id_for(me, b"again/" + str(change.row).encode()).hex
-                if Chit.objects.filter(pk=again).exists() or _refused_has(refused, again):
+                if str(change.row) in given_up or Chit.objects.filter(pk=again).exists():
+                    continue
+                if _refused_has(refused, again):
                     continue
                 invoice = values.get("invoice")
                 found.append(
@@ -242,6 +255,11 @@ def overtaken(thread: Thread) -> list[ChitView]:
                     )
                 )
     return found
+
+
+def not_sent(thread: Thread) -> list[NotSent]:
+    """This party's chits that did not go through, newest first, with the reason."""
+    return list(NotSent.objects.filter(thread=thread.id).order_by("-written_at", "-pk"))
 
 
 def _refused_has(refused: list[writes.Write], pk: str) -> bool:

@@ -22,7 +22,15 @@ from apps.core.threads.services import ThreadServiceError
 from apps.core.threads.thread_apps import app_enable
 from apps.ledger import amounts, rules, selectors
 from apps.ledger.amounts import AmountError
-from apps.ledger.models import MAX_COMMENT, MAX_MEMO, MAX_REFERENCE, Chit, Contract, Signature
+from apps.ledger.models import (
+    MAX_COMMENT,
+    MAX_MEMO,
+    MAX_REFERENCE,
+    Chit,
+    Contract,
+    NotSent,
+    Signature,
+)
 from apps.ledger.policy import APP, PARTNER, RULES_APP
 
 INVITE_DAYS = 7
@@ -133,15 +141,22 @@ def _chain_write(
     reference: str = "",
     invoice: str | None = None,
     intent: str | None = None,
+    lift: dict | None = None,
 ) -> Chit:
+    """Write a chain chit on top of the chain as this node holds it. ``lift``: a lift chit's
+    columns (lift, referee, deadline, sig) and, for a decision, ``creditor_owner``."""
     me = bytes.fromhex(thread.member_id)
+    lift = dict(lift or {})
+    creditor_owner = lift.pop("creditor_owner", False)
 
     def write() -> Chit:
         state = selectors.tally(thread)
         if state is None or state.state == "proposed":
             raise ThreadServiceError("conflict", "the tally is not signed by both sides yet")
         tip = state.tip
-        after, problem = rules.next_state(tip, kind, amount, state.i_am_owner)
+        after, problem = rules.next_state(
+            tip, kind, amount, state.i_am_owner, creditor_owner=creditor_owner
+        )
         if problem:
             raise ThreadServiceError("refused", selectors.in_my_words(problem, state))
         assert after is not None
@@ -162,7 +177,10 @@ def _chain_write(
             owner_limit=after.owner_limit,
             partner_limit=after.partner_limit,
             closing=after.closing,
+            owner_reserved=after.owner_reserved,
+            partner_reserved=after.partner_reserved,
             intent=uuid.UUID(hex=intent) if intent else None,
+            **lift,
         )
 
     return _write(thread, write)
@@ -181,7 +199,8 @@ def chit_create(
     memo = _text(memo, MAX_MEMO, "a memo")
     reference = _text(reference, MAX_REFERENCE, "a reference")
     if kind == rules.LIMIT:
-        return _chain_write(thread, kind, _amount(amount, "the credit you give", zero=True))
+        limit = _amount(amount, "the credit you give", zero=True)
+        return _chain_write(thread, kind, limit, memo=memo, reference=reference)
     value = _amount(amount, "the amount")
     if kind == rules.PAYMENT:
         if invoice:
@@ -216,7 +235,12 @@ def duties(*, thread: Thread) -> None:
         return
     if state.i_am_owner and state.partner_signed and not state.i_signed:
         tally_sign(thread=thread)
+    from apps.ledger import lifts
+
+    lifts.handle(thread)
     for chit in selectors.overtaken(thread):
+        if chit.kind in rules.LIFT_KINDS:
+            continue  # a lift's steps are the lift's to take again (``lifts.handle``)
         try:
             _chain_write(
                 thread,
@@ -227,5 +251,16 @@ def duties(*, thread: Thread) -> None:
                 invoice=chit.invoice,
                 intent=chit.id,
             )
-        except ThreadServiceError:
-            continue  # it no longer fits: it stays refused, with its reason, for its author
+        except ThreadServiceError as exc:
+            # It no longer fits: it stays refused, and its author is told why.
+            NotSent.objects.get_or_create(
+                thread=thread.id,
+                chit=chit.id,
+                defaults={
+                    "kind": chit.kind,
+                    "amount": chit.amount,
+                    "memo": chit.memo,
+                    "reason": str(exc)[:300],
+                    "written_at": chit.at,
+                },
+            )

@@ -167,6 +167,14 @@ class View:
         self._overlay: dict[RowKey, State] | None = None  # made by the op's first write
         self.reads: Reads = []
 
+    @property
+    def stamp_millis(self) -> int:
+        """The millisecond of the judged op's own stamp (its author's hybrid clock, never ahead
+        of a replica's clock by more than ``replica.MAX_AHEAD_MS``): data of the op, the same on
+        every replica, so a rule may compare it with a deadline a row states. Not a clock."""
+        first = self._position[0] if self._position else 0
+        return first if type(first) is int else 0
+
     def get(self, table: str, pk: Pk) -> Mapping[str, Any] | None:
         """The row's values, or None if it does not exist here."""
         key = (table, pk)

@@ -32,6 +32,10 @@ class DutyWorker:
                 return
         except Exception:  # a receiver must never fail whoever wrote
             return
+        self.wake(thread)
+
+    def wake(self, thread: bytes) -> None:
+        """Run the duty for ``thread`` soon (a timer's, or after ops)."""
         with self._lock:
             self._pending.add(thread)
             if self._worker is None or not self._worker.is_alive():
