@@ -28,6 +28,7 @@ WEBSOCKET_URLS = (
     "apps.checklist.routing",
     "apps.voting.routing",
     "apps.timeline.routing",
+    "apps.ledger.routing",
 )
 
 

@@ -23,3 +23,11 @@ class LedgerConfig(AppConfig):
         thread_app_register(RULES_APP, ledger_spec, only_in=APP)
         validators_register(RULES_APP, rules.validators)
         ops_written.connect(duties.on_ops_written, dispatch_uid="ledger-duties")
+        # A tally thread opens on its tally page, with a "Tally" tab.
+        from apps.core.threads.pages import ThreadPage, register
+        from apps.ledger import home
+        from apps.ledger.policy import ROLE_WORDS
+
+        register(
+            APP, ThreadPage("ledger:tally", label="Tally", waiting=home.waiting, roles=ROLE_WORDS)
+        )

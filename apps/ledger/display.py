@@ -44,6 +44,11 @@ def partner_name(thread: Thread, state: selectors.TallyState | None) -> str:
     return names[others[0]] if others else NO_PARTNER
 
 
+def form_amount(milli: int, unit: Unit) -> str:
+    """An amount as a form field holds it: the unit's decimals, no unit, no separators."""
+    return format_amount(milli, unit).removesuffix(f" {unit.code}").replace(",", "")
+
+
 def owed(balance: int, unit: Unit, partner: str) -> str:
     """A balance (mine: + the partner owes me) as a sentence."""
     if balance > 0:
@@ -96,7 +101,8 @@ class Request:
     text: str  # "Bob asks you for 7.50 EUR"
     memo: str
     amount: int
-    amount_text: str
+    amount_text: str  # with its unit
+    amount_value: str  # as a form takes it back ("7.50")
     mine: bool
     paid: bool
     at: datetime | None
@@ -109,7 +115,15 @@ def _request(chit: selectors.ChitView, unit: Unit, partner: str) -> Request:
     else:
         text = f"{partner} {'asked' if chit.paid_by else 'asks'} you for {amount}"
     return Request(
-        chit.id, text, chit.memo, chit.amount, amount, chit.mine, chit.paid_by is not None, chit.at
+        id=chit.id,
+        text=text,
+        memo=chit.memo,
+        amount=chit.amount,
+        amount_text=amount,
+        amount_value=form_amount(chit.amount, unit),
+        mine=chit.mine,
+        paid=chit.paid_by is not None,
+        at=chit.at,
     )
 
 

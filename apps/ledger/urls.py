@@ -4,7 +4,7 @@ from apps.ledger import views
 
 app_name = "ledger"
 
-MONEY = "node/money/"
+MONEY = "ledger/"
 TALLY = "node/threads/<str:thread_id>/tally/"
 
 urlpatterns = [

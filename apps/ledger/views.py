@@ -165,7 +165,9 @@ def tally(request: HttpRequest, thread_id: str) -> HttpResponse:
             can_close=can_write and state.state == "open",
             pay_form=PayForm(prefix="pay"),
             ask_form=AskForm(prefix="ask"),
-            limit_form=LimitForm(prefix="limit", initial={"amount": format_amount(state.my_limit)}),
+            limit_form=LimitForm(
+                prefix="limit", initial={"amount": display.form_amount(state.my_limit, state.unit)}
+            ),
         )
     return render(request, "ledger/tally.html", context)
 

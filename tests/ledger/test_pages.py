@@ -21,7 +21,7 @@ from tests.support.members import member_join
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-MONEY = "/node/money/"
+MONEY = "/ledger/"
 HEX_ID = re.compile(r"(?<![0-9A-Za-z])(?=[0-9A-Fa-f]*[A-Fa-f])[0-9A-Fa-f]{12,}(?![0-9A-Za-z])")
 
 
@@ -169,11 +169,15 @@ def test_a_request_has_a_link_the_other_side_opens_and_pays(client, opened):
     assert "Bob asks you for 12.500 CHIP for tickets" in text
     assert "Pay 12.500 CHIP" in text
     assert "1 payment request for you" in _waiting(thread)
-    paid = client.post(
-        url + "pay/",
-        {"invoice": his, "pay-amount": "12.500", "pay-memo": "tickets"},
-        follow=True,
+    # The request's Pay button posts what the page holds.
+    form = page.split('id="pay-request"', 1)[1].split("</form>", 1)[0]
+    hidden = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+    assert (hidden["invoice"], hidden["pay-amount"], hidden["pay-memo"]) == (
+        his,
+        "12.500",
+        "tickets",
     )
+    paid = client.post(url + "pay/", hidden, follow=True)
     text = readable(paid.content.decode())
     assert "Paid. You owe Bob 12.500 CHIP." in text
     assert "Paid already." in readable(client.get(f"{url}?pay={his}").content.decode())
