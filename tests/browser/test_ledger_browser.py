@@ -1,11 +1,12 @@
 """A tally between two real nodes in a real browser (Debian's Chromium through Playwright), the
-issue's acceptance: Alice opens a tally with Bob and Bob signs (through the API: set-up), Alice
-asks for payment on her tally's page and gets a link and a QR code; Bob, on his phone, opens the
-link from his Money page, sees "Alice asks you for 7.50 EUR for lunch" and pays; Alice's open
-page shows the new balance without a reload, then Bob's open page shows Alice's payment the same
-way. Every page is checked as a person sees it (nothing wider than the screen, no template
-syntax, no hex id, no empty label or nameless button, axe-core finds nothing serious).
-Screenshots are saved under /tmp/sereus-ledger/ to be looked at."""
+issue's acceptance: Alice opens a tally with Bob (through the API: set-up), Bob reads its terms
+and signs on his page; Alice asks for payment on her tally's page and gets a link and a QR code;
+Bob, on his phone, goes from Home to Money, opens the link there, sees "Alice asks you for 7.50
+EUR for lunch" and pays; Alice's open page shows the new balance without a reload, then Bob's
+open page shows Alice's payment the same way. Every page is checked as a person sees it (nothing
+wider than the screen, no template syntax, no hex id, no empty label or nameless button,
+axe-core finds nothing serious). Screenshots are saved under /tmp/sereus-ledger/ to be looked
+at."""
 
 from __future__ import annotations
 
@@ -76,13 +77,18 @@ def test_a_payment_request_opened_and_paid_on_the_other_node_shows_live(peers, b
     thread = made["thread"]
     node_b.redeem(made["invite"])
     wait_for(lambda: tally_on(node_b, thread), timeout=30, what="the tally to reach Bob")
-    node_b.api.post(f"/api/v1/threads/{thread}/tally/sign/")
+    path = f"/node/threads/{thread}/tally/"
+    # Bob reads the terms on his phone and signs them.
+    bob.page.goto(bob.url + path)
+    terms = bob.page.locator("section.terms")
+    assert terms.get_by_text("Alice gives you credit up to 100.00 EUR").is_visible()
+    looks_right(bob, "terms-phone")
+    click(bob.page, terms.get_by_role("button", name="Accept and sign"))
     wait_for(
         lambda: (tally_on(node_a, thread) or {}).get("state") == "open",
         timeout=30,
         what="Alice's node to sign after Bob",
     )
-    path = f"/node/threads/{thread}/tally/"
 
     # Alice asks for payment on her tally's page: a link and a QR code to send.
     alice.page.goto(alice.url + path)
@@ -102,6 +108,7 @@ def test_a_payment_request_opened_and_paid_on_the_other_node_shows_live(peers, b
 
     # Bob opens the link on his Money page (his node has the request by then) and pays.
     bob.page.goto(bob.url + "/node/")  # Home leads to Money
+    looks_right(bob, "home-phone")
     click(bob.page, bob.page.get_by_role("link", name="Open Money"))
     looks_right(bob, "money-phone")
 
