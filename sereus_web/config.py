@@ -70,6 +70,7 @@ class NodeConfig:
     dht: bool = True
     sync_interval: float = 180.0
     max_attachment_bytes: int = 100 * 1024 * 1024
+    lift_seconds: float = 60.0  # a lift this node referees: from its start to its deadline
 
     @property
     def scale_out(self) -> bool:
@@ -218,6 +219,9 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> NodeConfig:
         dht=parse_bool(env.get("SEREUS_DHT"), name="SEREUS_DHT", default=True),
         sync_interval=parse_seconds(
             env.get("SEREUS_P2P_SYNC_INTERVAL"), name="SEREUS_P2P_SYNC_INTERVAL", default=180, low=1
+        ),
+        lift_seconds=parse_seconds(
+            env.get("SEREUS_LIFT_SECONDS"), name="SEREUS_LIFT_SECONDS", default=60, low=5
         ),
         max_attachment_bytes=parse_megabytes(
             env.get("SEREUS_MAX_ATTACHMENT_MB"), name="SEREUS_MAX_ATTACHMENT_MB", default=100

@@ -86,6 +86,7 @@ class TallyOutput(serializers.Serializer):
     i_signed = serializers.BooleanField()
     partner_signed = serializers.BooleanField()
     chits = serializers.IntegerField(help_text="Chits in the chain.")
+    held = serializers.IntegerField(help_text="Held for lifts in progress (milli-units).")
 
 
 def tally_body(state: selectors.TallyState) -> dict[str, Any]:
@@ -106,6 +107,7 @@ def tally_body(state: selectors.TallyState) -> dict[str, Any]:
         "i_signed": state.i_signed,
         "partner_signed": state.partner_signed,
         "chits": state.tip.seq,
+        "held": state.tip.owner_reserved + state.tip.partner_reserved,
     }
 
 

@@ -41,6 +41,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.utils import timezone
 
 from apps.core.models import Thread
@@ -55,7 +56,6 @@ from apps.ledger.models import Chit, Lift, LiftMessage, LiftSettings
 logger = logging.getLogger(__name__)
 
 SEEK, ACK, FAIL = "seek", "ack", "fail"
-LIFT_SECONDS = 60  # from the start to the deadline
 MAX_HOPS = 8
 MAX_PENDING = 4  # lifts held at once in one tally
 _HEX = set("0123456789abcdef")
@@ -171,7 +171,7 @@ def lift_start(*, amount: int, route: list[str] | None = None) -> Lift:
     ends = _ends(amount, route)
     unit = selectors.tally(ends.first).unit  # type: ignore[union-attr]
     lift = uuid.uuid4().hex
-    deadline = _now_ms() + LIFT_SECONDS * 1000
+    deadline = _now_ms() + int(django_settings.SEREUS.lift_seconds * 1000)
     referee = bytes(_referee_key(lift).verify_key).hex()
     made = Lift.objects.create(
         id=lift, amount=amount, unit=unit.code, first=ends.first.id, last=ends.last.id,
