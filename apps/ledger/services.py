@@ -16,8 +16,10 @@ from datetime import timedelta
 from apps.core.models import Thread
 from apps.core.thread.rowid import row_id_for
 from apps.core.threads import services as threads
+from apps.core.threads import writes
 from apps.core.threads.app_kit import app_write, member_key
 from apps.core.threads.context import thread_context
+from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
 from apps.core.threads.thread_apps import app_enable
 from apps.ledger import amounts, rules, selectors
@@ -228,6 +230,9 @@ def tally_close(*, thread: Thread) -> Chit:
     return _chain_write(thread, rules.CLOSE, 0)
 
 
+_refusals_seen: dict[str, int] = {}  # thread -> refused writes of mine when last looked at
+
+
 def duties(*, thread: Thread) -> None:
     """The owner signs once the partner has; a chit another overtook is sent again on top."""
     state = selectors.tally(thread)
@@ -238,6 +243,11 @@ def duties(*, thread: Thread) -> None:
     from apps.ledger import lifts
 
     lifts.handle(thread)
+    # Only when the refusals changed: reading them back opens every refused op.
+    refusals = writes.writes_count(thread_database(thread.thread), state="refused")
+    if _refusals_seen.get(thread.id) == refusals:
+        return
+    _refusals_seen[thread.id] = refusals
     for chit in selectors.overtaken(thread):
         if chit.kind in rules.LIFT_KINDS:
             continue  # a lift's steps are the lift's to take again (``lifts.handle``)
