@@ -162,14 +162,19 @@ class Refused:
     at: datetime | None
 
 
-def _my_words(reason: str, state: selectors.TallyState) -> str:
+def _sentence(text: str) -> str:
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", ")")) else text + "."
+
+
+def _my_words(reason: str, state: selectors.TallyState, later: str | None) -> str:
+    """Why a chit is not in the tally; ``later``: why it was not sent again, when it was not."""
     text = reason.removeprefix("the app's rule refused it: ")
     if rules.CAME_FIRST in text:
         # Its node tried to send it again on top and it no longer fitted (services.duties).
-        return "Another chit reached the tally first, and this one no longer fits the credit."
-    text = selectors.in_my_words(text, state)
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith(".") else text + "."
+        why = f": {later}" if later else ", and this one no longer fits"
+        return _sentence(f"another chit reached the tally first{why}")
+    return _sentence(selectors.in_my_words(text, state))
 
 
 def refused(thread: Thread, state: selectors.TallyState) -> list[Refused]:
@@ -177,6 +182,7 @@ def refused(thread: Thread, state: selectors.TallyState) -> list[Refused]:
     database = thread_database(thread.thread)
     found = writes.writes_list(database, state="refused", limit=writes.MAX_PAGE).writes
     again = {c.id for c in selectors.overtaken(thread)}
+    later = {n.chit: n.reason for n in selectors.not_sent(thread)}
     sent_again = {c.intent.hex for c in _sent_again(thread)}
     shown = []
     for write in found:
@@ -195,7 +201,7 @@ def refused(thread: Thread, state: selectors.TallyState) -> list[Refused]:
                 rules.CLOSE: "Your request to close the tally",
             }[kind]
             waiting = pk in again
-            reason = "" if waiting else _my_words(write.reason, state)
+            reason = "" if waiting else _my_words(write.reason, state, later.get(pk))
             shown.append(Refused(text, str(values.get("memo") or ""), reason, waiting, write.at))
     return shown
 

@@ -248,6 +248,22 @@ def test_an_overtaken_payment_shows_as_being_sent_again(client, opened):
     text = readable(client.get(tally_url(thread)).content.decode())
     assert "being sent again" not in text
     assert "You paid Bob 5.000 CHIP" in text
+    # Again at once: Bob lowers the credit he gives me to 5 while I pay 10; mine no longer fits
+    # on top of his, so it is refused, and the page says why in words.
+    bob.receive()
+    tip = selectors.tally(thread).tip
+    after, _ = rules.next_state(tip, rules.LIMIT, 5_000, by_owner=False)
+    Chit.objects.using(bob.alias).create(
+        kind=rules.LIMIT, unit="CHIP", amount=5_000, prev=uuid.UUID(hex=tip.pk), seq=after.seq,
+        balance=after.balance, owner_limit=after.owner_limit, partner_limit=after.partner_limit,
+    )  # fmt: skip
+    client.post(tally_url(thread) + "pay/", {"pay-amount": "10", "pay-memo": "gas"})
+    bob.send()
+    services.duties(thread=thread)
+    text = readable(client.get(tally_url(thread)).content.decode())
+    assert "Your payment of 10.000 CHIP · gas" in text
+    assert "refused: Another chit reached the tally first: " in text
+    assert "7.000 is available" in text
 
 
 def test_the_pay_link_round_trips_and_refuses_what_is_not_one():
