@@ -172,18 +172,22 @@ def chart(account: str, commodity: str, points: list[tuple[date, int]]) -> Chart
     path = " ".join(f"{a:.1f},{b:.1f}" for a, b in line)
     lowest = min(points, key=lambda p: p[1])
     highest = max(points, key=lambda p: p[1])
-    summary = (
-        f"{account} in {commodity} from {_day_words(first)} to {_day_words(last)}: "
-        f"lowest {services.amount_words(lowest[1], commodity)}, "
-        f"highest {services.amount_words(highest[1], commodity)}, "
-        f"now {texts[-1][2]}."
-    )
+    if len(points) == 1:
+        summary = f"{account} in {commodity} on {_day_words(first)}: {texts[-1][2]}."
+    else:
+        summary = (
+            f"{account} in {commodity} from {_day_words(first)} to {_day_words(last)}: "
+            f"lowest {services.amount_words(lowest[1], commodity)}, "
+            f"highest {services.amount_words(highest[1], commodity)}, "
+            f"now {texts[-1][2]}."
+        )
     labels = [
         (LEFT, TOP - 10, "start", services.amount_words(high, commodity)),
         (LEFT, HEIGHT - BOTTOM + 20, "start", services.amount_words(low, commodity)),
         (LEFT, HEIGHT - 4, "start", _day_words(first)),
-        (WIDTH - RIGHT, HEIGHT - 4, "end", _day_words(last)),
     ]
+    if last != first:
+        labels.append((WIDTH - RIGHT, HEIGHT - 4, "end", _day_words(last)))
     svg = format_html(
         '<svg class="books-chart" viewBox="0 0 {} {}" width="100%" role="img" '
         'aria-labelledby="chart-title chart-desc" focusable="false">'
