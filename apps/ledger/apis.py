@@ -111,8 +111,11 @@ def tally_body(state: selectors.TallyState) -> dict[str, Any]:
     }
 
 
+NEW_CHIT_KINDS = (rules.PAYMENT, rules.INVOICE, rules.LIMIT)  # what a person writes
+
+
 class ChitInput(serializers.Serializer):
-    kind = serializers.ChoiceField([rules.PAYMENT, rules.INVOICE, rules.LIMIT])
+    kind = serializers.ChoiceField(list(NEW_CHIT_KINDS))
     amount = AmountField(help_text="A payment or request: how much. A limit: the credit you give.")
     memo = serializers.CharField(max_length=MAX_MEMO, required=False, allow_blank=True, default="")
     reference = serializers.CharField(

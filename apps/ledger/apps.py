@@ -31,3 +31,4 @@ class LedgerConfig(AppConfig):
         register(
             APP, ThreadPage("ledger:tally", label="Tally", waiting=home.waiting, roles=ROLE_WORDS)
         )
+        register(books_policy.APP, ThreadPage("ledger_books:thread", label="Books"))

@@ -170,22 +170,28 @@ def _chit_day(at: datetime | None) -> date:
 
 
 def tally_entries(tally: Thread) -> list[books.Entry]:
-    """The books' entries for the payments of one tally, as this node holds it now."""
+    """The books' entries for what moved one tally's balance (payments, and lifts clearing it
+    around a cycle), as this node holds it now: each is the change of my balance it made."""
     state = selectors.tally(tally)
     if state is None:
         return []
     commodity = amounts.beancount_commodity(state.unit)
-    made = []
-    for chit in selectors.chits(tally, state):
-        if chit.kind != rules.PAYMENT or not chit.amount:
+    chain = sorted(
+        (c for c in selectors.chits(tally, state) if c.kind in rules.CHAIN), key=lambda c: c.seq
+    )
+    made, before = [], 0
+    for chit in chain:
+        moved, before = chit.balance - before, chit.balance
+        if chit.kind not in (rules.PAYMENT, rules.LIFT) or not moved:
             continue
+        default = "Payment" if chit.kind == rules.PAYMENT else "Lift around a cycle of tallies"
         made.append(
             books.tally_entry(
                 f"chit:{chit.id}",
                 _chit_day(chit.at),
-                chit.memo or "Payment",
+                chit.memo or default,
                 tally.name,
-                -chit.amount if chit.mine else chit.amount,
+                moved,
                 commodity,
             )
         )

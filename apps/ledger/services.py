@@ -58,7 +58,10 @@ def _amount(value: str | int, what: str, *, zero: bool = False) -> int:
     try:
         return amounts.parse_amount(value, allow_zero=zero)
     except AmountError as exc:
-        raise ThreadServiceError("invalid", f"{what}: {exc}") from exc
+        said = str(exc)
+        if what != "the amount":  # the parser speaks of "the amount": say which one
+            said = f"{what[0].upper()}{what[1:]}: {said[0].lower()}{said[1:]}"
+        raise ThreadServiceError("invalid", said) from exc
 
 
 def _text(value: str, most: int, what: str) -> str:
@@ -231,6 +234,27 @@ def tally_close(*, thread: Thread) -> Chit:
 
 
 _refusals_seen: dict[str, int] = {}  # thread -> refused writes of mine when last looked at
+BOOKS_EVERY_S = 5.0  # a busy tally's payments reach the books in batches, not op by op
+_books_synced: dict[str, tuple[int, float]] = {}  # thread -> (chain place, when) last synced
+
+
+def _books_soon(thread: Thread, state: selectors.TallyState) -> None:
+    """Every payment and lift of my tallies becomes an entry of my books (``books_services``):
+    after a change of the chain, at most every ``BOOKS_EVERY_S`` (a sync reads the whole
+    tally). What a burst leaves for later is synced by the next change, or when the books are
+    read (their page and API sync first)."""
+    import time
+
+    from apps.ledger import books_services
+
+    place, synced = _books_synced.get(thread.id, (-1, 0.0))
+    if place == state.tip.seq or time.monotonic() - synced < BOOKS_EVERY_S:
+        return
+    _books_synced[thread.id] = (state.tip.seq, time.monotonic())
+    try:
+        books_services.sync_chits(thread)
+    except ThreadServiceError:
+        _books_synced.pop(thread.id, None)  # the books cannot be written now: next time
 
 
 def duties(*, thread: Thread) -> None:
@@ -243,6 +267,7 @@ def duties(*, thread: Thread) -> None:
     from apps.ledger import lifts
 
     lifts.handle(thread)
+    _books_soon(thread, state)
     # Only when the refusals changed: reading them back opens every refused op.
     refusals = writes.writes_count(thread_database(thread.thread), state="refused")
     if _refusals_seen.get(thread.id) == refusals:

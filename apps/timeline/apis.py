@@ -23,7 +23,7 @@ from apps.core.threads.app_kit import AppFailed, api_call
 from apps.core.threads.services import ThreadServiceError
 from apps.timeline import selectors, services
 from apps.timeline.models import MAX_LONG, MAX_TITLE, REF
-from apps.timeline.post import PostView
+from apps.timeline.post import POST_KINDS, PostView
 
 _call = api_call
 
@@ -63,7 +63,7 @@ class PostOutput(serializers.Serializer):
     key = serializers.CharField(help_text="<timeline id>/<post id>: what a repost names.")
     author = serializers.CharField(help_text="The author's member key (from the signed op).")
     author_name = serializers.CharField()
-    kind = serializers.ChoiceField(["short", "long"])
+    kind = serializers.ChoiceField(list(POST_KINDS))
     text = serializers.CharField(help_text="As written (Markdown).")
     html = serializers.CharField(help_text="Rendered and sanitized.")
     title = serializers.CharField()

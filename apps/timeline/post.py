@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 SHORT, LONG = "short", "long"
+POST_KINDS = (SHORT, LONG)
 
 
 @dataclass(frozen=True)

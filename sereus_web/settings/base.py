@@ -249,6 +249,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "PollStateEnum": "apps.voting.selectors.POLL_STATES",
         "WriteStateEnum": "apps.core.threads.writes.STATES",
+        "PostKindEnum": "apps.timeline.post.POST_KINDS",
+        "ChitKindEnum": "apps.ledger.rules.KINDS",
+        "NewChitKindEnum": "apps.ledger.apis.NEW_CHIT_KINDS",
     },
 }
 

@@ -101,7 +101,7 @@ def test_money_proposes_a_tally_and_shows_its_invite_with_a_qr_code(client):
     ("field", "value", "words"),
     [
         ("unit", "XYZ", "XYZ"),
-        ("my_limit", "ten", "The amount must be a number, like 12.50."),
+        ("my_limit", "ten", "The credit you give: the amount must be a number, like 12.50."),
         ("name", "", "This field is required."),
     ],
 )

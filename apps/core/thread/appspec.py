@@ -265,6 +265,11 @@ def thread_app_register(
         _SHAPED[app] = only_in
 
 
+def shaped(app: str) -> bool:
+    """Whether the app is part of a thread shape (not something a thread adds)."""
+    return app in _SHAPED
+
+
 def thread_apps(shape: str | None = None) -> list[str]:
     """The apps this node can enable in a thread (of this shape: the app it was created for)."""
     return [app for app in _SPECS.names() if _SHAPED.get(app, shape) == shape]

@@ -13,6 +13,7 @@ from typing import TypeVar
 from django.urls import reverse
 
 from apps.core.models import Thread
+from apps.core.thread.appspec import shaped
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +73,13 @@ def app_label(app: str) -> str | None:
 
 
 def app_labels(thread: Thread) -> tuple[str, ...]:
-    """What a thread holds, in words: its apps' labels, its own first."""
-    return tuple(label for app in thread.apps or [thread.app] if (label := app_label(app)))
+    """What a thread holds, in words: its apps' labels, its own first (an app that is part of
+    the thread's shape, such as a tally's ledger rules, is said by the shape's label)."""
+    return tuple(
+        label
+        for app in thread.apps or [thread.app]
+        if not shaped(app) and (label := app_label(app))
+    )
 
 
 _pages: dict[str, ThreadPage] = {}
