@@ -6,7 +6,10 @@ is refused in words with nothing stored, and the API round trip."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from beancount import loader
@@ -73,7 +76,7 @@ def _beancount_sums(text: str) -> dict[tuple[str, str], Decimal]:
     return sums
 
 
-def test_a_tallys_payments_become_entries_once_and_export_to_beancount(tally):
+def test_a_tallys_payments_become_entries_once_and_export_to_beancount(tally, tmp_path):
     thread, _bob = tally
     assert books.sync_chits(thread) == 2
     assert books.sync_chits(thread) == 0  # again: nothing new
@@ -90,8 +93,17 @@ def test_a_tallys_payments_become_entries_once_and_export_to_beancount(tally):
     # One row per key, whoever writes it: the id follows from the key.
     assert {r.id for r in rows} == {books.entry_id(book, k) for k in chits}
 
-    sums = _beancount_sums(books.export_beancount())
+    exported = books.export_beancount()
+    sums = _beancount_sums(exported)
     assert sums[(TALLY, "CHIP")] == Decimal(state.balance) / 1000 == Decimal("-50")
+    # The tool itself, as a person would run it on the file.
+    ledger_file = tmp_path / "books.beancount"
+    ledger_file.write_text(exported)
+    checked = subprocess.run(
+        [str(Path(sys.executable).with_name("bean-check")), str(ledger_file)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     balances = {(b.account, b.commodity): b.amount for b in books.account_balances()}
     assert balances[(TALLY, "CHIP")] == state.balance
     assert balances[("Expenses:Tallies", "CHIP")] == 60_000
