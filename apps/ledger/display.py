@@ -84,6 +84,8 @@ class Line:
 
 def _chain_text(chit: selectors.ChitView, unit: Unit, partner: str) -> str:
     amount = format_amount(chit.amount, unit)
+    if chit.kind in rules.LIFT_KINDS:
+        return lift_text(chit.kind, amount)
     if chit.kind == rules.PAYMENT:
         return f"You paid {partner} {amount}" if chit.mine else f"{partner} paid you {amount}"
     if chit.kind == rules.LIMIT:
@@ -91,6 +93,25 @@ def _chain_text(chit: selectors.ChitView, unit: Unit, partner: str) -> str:
             return f"You set the credit you give {partner} to {amount}"
         return f"{partner} set the credit they give you to {amount}"
     return "You asked to close the tally" if chit.mine else f"{partner} asked to close the tally"
+
+
+def lift_text(kind: str, amount: str) -> str:
+    """A lift's chit in a tally's history (``amount`` with its unit): what it does to the
+    balance, never its kind."""
+    if kind == rules.RESERVE:
+        return f"{amount} held for a lift"
+    if kind == rules.LIFT:
+        return f"Lift: {amount} cleared"
+    return f"Lift called off: {amount} no longer held"
+
+
+def held(state: selectors.TallyState) -> str:
+    """What lifts in progress hold of the balance, as a sentence ("" when nothing is held).
+    Only one side of a tally can be held at a time: the side that is owed."""
+    amount = state.tip.owner_reserved + state.tip.partner_reserved
+    if amount <= 0:
+        return ""
+    return f"{format_amount(amount, state.unit)} of this is held for a lift in progress"
 
 
 @dataclass(frozen=True)

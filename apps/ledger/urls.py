@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.ledger import views
+from apps.ledger import lift_views, views
 
 app_name = "ledger"
 
@@ -10,6 +10,9 @@ TALLY = "node/threads/<str:thread_id>/tally/"
 urlpatterns = [
     path(MONEY, views.tallies, name="tallies"),
     path(MONEY + "request/", views.open_link, name="open_link"),
+    path(MONEY + "lifts/", lift_views.lifts_page, name="lifts"),
+    path(MONEY + "lifts/live/", lift_views.lifts_live, name="lifts_live"),
+    path(MONEY + "lifts/settings/", lift_views.lift_settings, name="lift_settings"),
     path(TALLY, views.tally, name="tally"),
     path(TALLY + "sign/", views.sign, name="sign"),
     path(TALLY + "pay/", views.pay, name="pay"),

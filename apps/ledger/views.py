@@ -24,8 +24,8 @@ from apps.ledger.forms import AskForm, LimitForm, PayForm, PayLinkForm, TallyFor
 from apps.ledger.policy import APP
 
 
-def said(exc: ThreadServiceError) -> str:
-    """A service's refusal as a sentence for the page."""
+def said(exc: Exception) -> str:
+    """A service's refusal (or a lift's, or an amount's) as a sentence for the page."""
     text = str(exc).strip() or "The tally refused this."
     text = text[:1].upper() + text[1:]
     return text if text.endswith((".", "!", "?", ")")) else text + "."
@@ -116,6 +116,7 @@ def live_context(thread: Thread) -> dict:
     unit = state.unit
     context.update(
         owed=display.owed(state.balance, unit, partner),
+        held=display.held(state),
         state_words=display.state_words(state, partner),
         my_limit=format_amount(state.my_limit, unit),
         partner_limit=format_amount(state.partner_limit, unit),
