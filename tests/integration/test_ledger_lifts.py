@@ -169,3 +169,34 @@ def test_a_lost_referee_leaves_nothing_held_after_the_deadline(ring) -> None:
         cluster.isolate("carol", False)
         cluster.restart("alice")
     assert wait_for(lambda: debts(cluster, tallies), timeout=60, what="a settled ring") == before
+
+
+def test_a_payment_racing_a_lift_never_makes_it_clear_more_than_is_owed(ring) -> None:
+    """Bob pays Alice most of what she owes him (in mutual credit the creditor's payment is
+    what brings a debt down) while a lift of all of it is on its way: the first of the two in
+    their tally wins. Either the lift clears everything everywhere (and Bob's payment is
+    refused: the lift holds that debt), or the payment stands and the lift is called off having
+    cleared nothing; never a lift past what she owes, nothing left held."""
+    cluster, tallies = ring
+    before = wait_for(lambda: debts(cluster, tallies), timeout=30, what="a settled ring")
+    owed = before["alice"]
+    paid_back = owed - 1_000  # leaves 1 owed: less than the lift
+    ab = tallies[("alice", "bob")]
+    started = lift(cluster, f"{owed / MILLI:.3f}")
+    answer: Any = None
+    try:
+        answer = node_api(cluster, "bob").post(
+            f"/api/v1/threads/{ab}/chits/",
+            {"kind": "payment", "amount": f"{paid_back / MILLI:.3f}"},
+        )
+    except ApiError as exc:
+        answer = exc  # Bob's node reserved first: the lift holds the debt
+    done = wait_for(lambda: decided(cluster, started["id"]), timeout=30, what="the lift decided")
+    after = wait_for(lambda: debts(cluster, tallies), timeout=30, what="a settled ring again")
+    if done["state"] == "committed":
+        assert after == {name: 0 for name in before}
+    else:
+        assert after == {**before, "alice": owed - paid_back}
+    if isinstance(answer, ApiError):
+        assert answer.status == 409
+        assert "held" in answer.body["detail"] or "holds" in answer.body["detail"]
