@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -291,6 +292,15 @@ def rows() -> list[TallyRow]:
         balance = owed(state.balance, state.unit, partner)
         found.append(TallyRow(thread, partner, balance, words, waiting))
     return found
+
+
+def rows_seen(found: list[TallyRow]) -> str:
+    """A short digest of what the list shows, so a poll can answer "nothing changed"."""
+    text = "|".join(
+        f"{r.thread.id}:{r.thread.name}:{r.partner}:{r.balance}:{r.state}:{r.waiting}"
+        for r in found
+    )
+    return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
 
 
 def asked_of_me(thread: Thread, state: selectors.TallyState) -> list[selectors.ChitView]:

@@ -9,6 +9,7 @@ TALLY = "node/threads/<str:thread_id>/tally/"
 
 urlpatterns = [
     path(MONEY, views.tallies, name="tallies"),
+    path(MONEY + "live/", views.tallies_live, name="tallies_live"),
     path(MONEY + "request/", views.open_link, name="open_link"),
     path(MONEY + "lifts/", lift_views.lifts_page, name="lifts"),
     path(MONEY + "lifts/live/", lift_views.lifts_live, name="lifts_live"),

@@ -1,6 +1,7 @@
 """The tally pages: Money (my tallies, open a tally with someone, open a payment request by its
 link) and a tally (its balance in words, sign, pay, ask for payment with a link and QR code,
-change the credit I give, close, its history). Thin: forms check shapes, the services write and
+change the credit I give, close, its history). Money's list is asked for again every few seconds
+(an empty answer when nothing changed). Thin: forms check shapes, the services write and
 refuse in words, shown as messages; every action is a form that posts and redirects, and the
 live socket only saves the reload."""
 
@@ -12,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.models import Thread
 from apps.core.threads.pages import tabs
@@ -62,8 +63,22 @@ def tallies(request: HttpRequest) -> HttpResponse:
             flash.success(request, "Your tally is proposed: send the invite to your partner.")
             return _to_tally(made.thread)
     status = 400 if form.errors else 200
-    context = {"rows": display.rows(), "form": form, "link_form": PayLinkForm()}
+    context = {**_rows_context(), "form": form, "link_form": PayLinkForm()}
     return render(request, "ledger/tallies.html", context, status=status)
+
+
+def _rows_context() -> dict:
+    rows = display.rows()
+    return {"rows": rows, "seen": display.rows_seen(rows)}
+
+
+@require_GET
+def tallies_live(request: HttpRequest) -> HttpResponse:
+    """My tallies for Money's poll; 204 (htmx keeps the page) when they are as the page shows."""
+    context = _rows_context()
+    if request.GET.get("seen") == context["seen"]:
+        return HttpResponse(status=204)
+    return render(request, "ledger/_tallies_live.html", context)
 
 
 @require_http_methods(["GET", "POST"])
@@ -84,7 +99,7 @@ def open_link(request: HttpRequest) -> HttpResponse:
                 "This request is for a tally this node does not have: open it on the node "
                 "that holds the tally.",
             )
-    context = {"rows": display.rows(), "form": TallyForm(), "link_form": form}
+    context = {**_rows_context(), "form": TallyForm(), "link_form": form}
     status = 400 if form.errors else 200
     return render(request, "ledger/tallies.html", context, status=status)
 

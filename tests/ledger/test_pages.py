@@ -277,3 +277,17 @@ def test_the_pay_link_round_trips_and_refuses_what_is_not_one():
     assert display.pay_link_parse(" " + link + "\n") == (thread_id, invoice)
     with pytest.raises(ValueError, match="not a payment request link"):
         display.pay_link_parse("sereus:invite/abc")
+
+
+def test_moneys_list_answers_its_poll_only_when_it_changed(client):
+    page = client.get(MONEY).content.decode()
+    assert 'hx-trigger="every 5s"' in page
+    seen = page.split("/ledger/live/?seen=", 1)[1].split('"', 1)[0]
+    assert client.get(MONEY + "live/", {"seen": seen}).status_code == 204
+    client.post(MONEY, {"name": "Ann", "unit": "EUR", "my_limit": "10", "partner_limit": "10"})
+    answer = client.get(MONEY + "live/", {"seen": seen})
+    assert answer.status_code == 200
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", answer.content.decode()))
+    assert "Ann" in text
+    assert "With your partner · waiting for your signature" in text
+    assert "No tallies yet" not in text
