@@ -200,6 +200,9 @@ def _at(deadline_ms: int, thread: Thread) -> None:
 
 
 _finished: set[str] = set()  # lifts decided in every tally of mine that held them
+_answered: set[str] = set()  # the other side's seeks and fails this node has dealt with (ids)
+MAX_BODY = 4096  # a lift message's JSON; a longer one is not read
+MAX_NEW = 8  # the other side's new seeks and fails dealt with in one run (a flood waits)
 
 
 def handle(thread: Thread) -> None:
@@ -217,11 +220,21 @@ def handle(thread: Thread) -> None:
             m.kind == ACK and m.lift == lift and _mine(thread, m.pk) for m in messages
         ):
             _say(thread, lift, ACK, {})  # the other side's reservation: its place is final
-    for message in messages:
-        if message.kind == SEEK and not _mine(thread, message.pk):
+    new = [
+        m
+        for m in messages
+        if m.kind in (SEEK, FAIL) and m.pk.hex not in _answered and not _mine(thread, m.pk)
+    ]
+    for message in new[:MAX_NEW]:
+        if message.kind == SEEK:
             _seek_arrived(thread, state, message, reserves, messages, len(pending))
-        elif message.kind == FAIL and not _mine(thread, message.pk):
+        else:
             _fail_arrived(thread, message)
+        _answered.add(message.pk.hex)
+    if len(new) > MAX_NEW:
+        from apps.ledger.duties import worker
+
+        worker.wake(thread.thread)  # the rest in the next run
     for lift, chit in pending.items():
         if _mine(thread, chit.pk) and lift in acked:
             _reserved(thread, lift, chit)
@@ -249,6 +262,8 @@ def _decision(lift: str) -> tuple[str, bytes] | None:
 
 
 def _seek_body(body: Any, state: selectors.TallyState) -> str | None:
+    if not isinstance(body, str) or len(body) > MAX_BODY:
+        return "the request to carry the lift is malformed"
     try:
         data = json.loads(body)
     except ValueError:
@@ -352,11 +367,12 @@ def _reserved(thread: Thread, lift: str, chit: Chit) -> None:
 def _fail_arrived(thread: Thread, message: LiftMessage) -> None:
     lift = message.lift
     mine = Lift.objects.filter(pk=lift, state=Lift.State.SEEKING).first()
+    try:
+        said = json.loads(message.body) if len(message.body) <= MAX_BODY else {}
+        reason = str(said.get("reason", ""))[:200] if isinstance(said, dict) else ""
+    except ValueError:
+        reason = ""
     if mine is not None:
-        try:
-            reason = str(json.loads(message.body).get("reason", ""))[:200]
-        except (ValueError, AttributeError):
-            reason = ""
         _decide(mine, rules.RELEASE, reason or "a party on the way could not carry it")
         return
     # Pass it back to where the lift came from: the tally where I reserved it.
@@ -366,7 +382,7 @@ def _fail_arrived(thread: Thread, message: LiftMessage) -> None:
         for chit in _lift_chits(other, lift):
             if chit.kind == rules.RESERVE and _mine(other, chit.pk):
                 if not any(m.kind == FAIL and _mine(other, m.pk) for m in _messages(other, lift)):
-                    _say(other, lift, FAIL, json.loads(message.body or "{}"))
+                    _say(other, lift, FAIL, {"reason": reason})
                 return
 
 
