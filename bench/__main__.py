@@ -25,6 +25,7 @@ BENCHMARKS = [
     "control_scale",
     "voting",
     "timeline",
+    "ledger",
 ]
 
 
