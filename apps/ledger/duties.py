@@ -21,5 +21,7 @@ def _duty(thread) -> None:
     services.duties(thread=thread)
 
 
-worker = DutyWorker("ledger-duties", _is_tally, _duty)
+# Nothing here is waited for by a person at once (the balance shows at the commit): a moment's
+# settling keeps the duties out of the way of the payment's push and of the pages.
+worker = DutyWorker("ledger-duties", _is_tally, _duty, settle_s=0.03)
 on_ops_written = worker.on_ops_written

@@ -278,6 +278,15 @@ def _forget_left() -> None:
 # -- keeping it up to date (``feed_signals`` runs this off the writers' threads) ------------------
 
 _indexed: set[str] = set()  # timelines indexed by this process (or found in the index)
+# Timeline -> when this process last saw ops written to it that the index has not taken yet
+# (``feed_signals`` marks, ``index_batch`` clears): pages read those timelines directly.
+_dirty: dict[str, float] = {}
+
+
+def mark_dirty(thread: bytes) -> None:
+    _dirty[thread.hex()] = time.monotonic()
+
+
 # Timeline -> where its log stood when the index last read it, and when it last read it whole.
 _marks: dict[str, tuple[Mark, float]] = {}
 REREAD_S = 30.0  # now and then read whole again: a fork or a rebuild shows in no new op
@@ -289,6 +298,7 @@ _forgot_at = [0.0]
 
 def index_batch(batch: dict[bytes, bool]) -> None:
     """Index these threads (-> a full refill wanted), drop the timelines left, tell pages."""
+    started = time.monotonic()
     rows = {t.id: t for t in Thread.objects.filter(pk__in=[t.hex() for t in batch])}
     for thread_id, full in batch.items():
         thread = rows.get(thread_id.hex())
@@ -300,6 +310,8 @@ def index_batch(batch: dict[bytes, bool]) -> None:
             else:
                 index_update(thread)
             _indexed.add(thread.id)
+            if _dirty.get(thread.id, started) < started:  # nothing newer came meanwhile
+                _dirty.pop(thread.id, None)
         except Exception:
             logger.exception("timeline feed: one timeline could not be indexed")
     if any(batch.values()) or time.monotonic() - _forgot_at[0] > FORGET_S:
@@ -484,6 +496,20 @@ def _hot_views(threads: _Threads, entries: list[Hot]) -> list[PostView]:
     return views
 
 
+def _with_fresh(threads: _Threads, views: list[PostView], size: int) -> list[PostView]:
+    """The newest page, with what the index has not taken yet: a timeline with ops the worker
+    has not indexed (``_dirty``) is read straight from its database, its posts replacing their
+    entries. So a post shows as soon as it is applied, not after the index update."""
+    fresh = [i for i in threads.ids if i in _dirty]
+    if not fresh:
+        return views
+    found = {(v.thread, v.id): v for v in views}
+    for thread_id in fresh:
+        for view in _read(threads[thread_id], limit=size):
+            found[(view.thread, view.id)] = view
+    return list(found.values())
+
+
 def _window(threads: _Threads, pos: Position, size: int) -> list[PostView]:
     """The next ``size`` posts after ``pos`` over the timelines, newest first: from the index
     while it reaches, then from the thread databases below its horizon."""
@@ -500,6 +526,8 @@ def _window(threads: _Threads, pos: Position, size: int) -> list[PostView]:
     )
     if hot:
         views = _hot_views(threads, hot)
+        if pos == _START:
+            views = _with_fresh(threads, views, size)
     else:
         oldest = FeedEntry.objects.order_by("created_at").values_list("created_at", flat=True)
         below = min([pos[0], *(_millis(t) - 1 for t in oldest[:1])]) + 1  # under the horizon

@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
 _pending: dict[bytes, bool] = {}  # thread -> a full refill wanted
+_received = [False]  # whether ops from other nodes are among those pending
+# This node's own post is in its own feed a moment later: first its push to the followers and
+# the answer to whoever posted (the index update would compete with them for the interpreter).
+# Ops from other nodes are indexed at once: that is what a follower waits for.
+LOCAL_DELAY_S = 0.02
 _lock = threading.Lock()
 _wake = threading.Event()
 _worker: threading.Thread | None = None
@@ -44,9 +50,14 @@ def _is_timeline(thread: bytes) -> bool:
     return known
 
 
-def on_ops_written(sender: Any, thread: bytes, alias: str, **kwargs: Any) -> None:
+def on_ops_written(
+    sender: Any, thread: bytes, alias: str, received: bool = True, **kwargs: Any
+) -> None:
     if _is_timeline(thread):
-        _queue(thread, full=False)
+        from apps.timeline import feed
+
+        feed.mark_dirty(thread)
+        _queue(thread, full=False, received=received)
 
 
 def on_thread_added(sender: Any, thread: bytes, **kwargs: Any) -> None:
@@ -55,10 +66,11 @@ def on_thread_added(sender: Any, thread: bytes, **kwargs: Any) -> None:
         _queue(thread, full=True)  # a new follow: backfill
 
 
-def _queue(thread: bytes, *, full: bool) -> None:
+def _queue(thread: bytes, *, full: bool, received: bool = True) -> None:
     global _worker
     with _lock:
         _pending[thread] = _pending.get(thread, False) or full
+        _received[0] = _received[0] or received or full
         if _worker is None or not _worker.is_alive():
             _worker = threading.Thread(target=_run, name="timeline-feed", daemon=True)
             _worker.start()
@@ -74,8 +86,13 @@ def _run() -> None:
         _wake.wait(timeout=60)
         _wake.clear()
         with _lock:
+            local_only = bool(_pending) and not _received[0]
+        if local_only:
+            time.sleep(LOCAL_DELAY_S)
+        with _lock:
             batch = dict(_pending)
             _pending.clear()
+            _received[0] = False
         if not batch:
             continue
         try:

@@ -111,3 +111,35 @@ def test_a_ranked_page_is_kept_until_the_index_changes_in_this_process_or_anothe
     FeedConfig.objects.filter(pk=1).update(generation=F("generation") + 1)
     shown = {p.id: p.text for p in feed.feed_page("Ranked").posts}
     assert shown[old] == "as another process indexed it"
+
+
+def test_the_newest_page_shows_a_post_the_index_has_not_taken_yet(notes, monkeypatch):
+    old = write(notes, "indexed")
+    feed.index_now(notes)
+    new = write(notes, "not indexed yet")  # the worker is off: the index lags
+    assert [p.id for p in feed.feed_page("Everything, newest first").posts] == [old]
+    feed.mark_dirty(notes.thread)  # what the worker's receiver does as the ops are written
+    assert [p.id for p in feed.feed_page("Everything, newest first").posts] == [new, old]
+    feed.index_batch({notes.thread: False})  # the index takes it: no more direct reads
+    assert notes.id not in feed._dirty
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a page read a timeline the index is up to date with")
+
+    monkeypatch.setattr(selectors, "posts", refused)
+    assert [p.id for p in feed.feed_page("Everything, newest first").posts] == [new, old]
+
+
+def test_a_feed_post_is_answered_as_its_schema_says(notes):
+    from apps.timeline.feed_apis import FeedPostOutput, _post_body
+
+    pid = write(notes, "a #tagged post")
+    services.reaction_set(thread=notes, target=pid, emoji="👍")
+    services.post_edit(thread=notes, post_id=pid, text_="a #tagged post, edited")
+    feed.index_now(notes)
+    (post,) = feed.feed_page("Everything, newest first").posts
+    names = {notes.id: "Alice's notes"}
+    as_schema = dict(
+        FeedPostOutput({**post.__dict__, "key": post.key, "thread_name": names[notes.id]}).data
+    )
+    assert _post_body(post, names) == as_schema

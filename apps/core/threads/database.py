@@ -509,7 +509,7 @@ class ThreadDatabase:
                     wrapper.capture = True
                     self._to_apply = None
                 if any(r.decided for r in results):
-                    wrapper.wrote_ops = True
+                    wrapper.wrote_ops = wrapper.received_ops = True
                     self._tags_sync(replica)
                 self._known_n = replica.store.log_size()
         except Exception:

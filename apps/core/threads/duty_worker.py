@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,8 +18,19 @@ logger = logging.getLogger(__name__)
 
 
 class DutyWorker:
-    def __init__(self, name: str, wanted: Callable[[bytes], bool], duty: Callable[[Thread], None]):
+    def __init__(
+        self,
+        name: str,
+        wanted: Callable[[bytes], bool],
+        duty: Callable[[Thread], None],
+        *,
+        settle_s: float = 0.0,
+    ):
         self.name = name
+        # Waited after waking, before the duty: what made the ops (a request, the sync that
+        # pushes them on) finishes first instead of sharing the interpreter with the duty, and
+        # a burst of ops is one run.
+        self.settle_s = settle_s
         self.wanted = wanted  # from the replica in memory: it runs on every ``ops_written``
         self.duty = duty
         self._pending: set[bytes] = set()
@@ -49,6 +61,8 @@ class DutyWorker:
         while True:
             self._wake.wait(timeout=60)
             self._wake.clear()
+            if self.settle_s:
+                time.sleep(self.settle_s)
             with self._lock:
                 batch = list(self._pending)
                 self._pending.clear()

@@ -1,8 +1,8 @@
 """Signals of the thread databases (sent after the transaction committed, never before).
 
-``ops_written(sender, thread, alias)``: ops were added to a thread's log by this process (a local
-write, a control op, or ops received from another node). The p2p layer pushes them on; the live UI
-tells open pages.
+``ops_written(sender, thread, alias, received)``: ops were added to a thread's log by this process
+(a local write, a control op, or ops received from another node: ``received``). The p2p layer
+pushes them on; the live UI tells open pages.
 
 ``thread_added(sender, thread)``: this node created or joined a thread (its registry row exists):
 the p2p layer starts syncing it.

@@ -157,6 +157,8 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
         self.capture = True
         # Set when the open transaction added ops to the log: announced once it commits.
         self.wrote_ops = False
+        # ...and whether they came from other nodes (``ThreadDatabase.ingest``), not this one.
+        self.received_ops = False
         self._cursor_class = type("BoundThreadCursor", (ThreadCursorWrapper,), {"database": self})
 
     @property
@@ -199,20 +201,20 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
                 raise
         result = super()._commit()
         if self.wrote_ops:
-            self.wrote_ops = False
+            received, self.wrote_ops, self.received_ops = self.received_ops, False, False
             from apps.core.threads.signals import ops_written
 
             # The ops are committed: a receiver that fails (an app's index, the p2p push) must
             # not make the write look failed to whoever made it. Logged, not raised.
             for receiver, error in ops_written.send_robust(
-                sender=type(self), thread=self.thread, alias=self.alias
+                sender=type(self), thread=self.thread, alias=self.alias, received=received
             ):
                 if isinstance(error, Exception):
                     logger.error("ops_written: %r failed: %r", receiver, error)
         return result
 
     def _rollback(self):
-        self.wrote_ops = False
+        self.wrote_ops = self.received_ops = False
         try:
             return super()._rollback()
         finally:
