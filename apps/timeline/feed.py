@@ -513,6 +513,12 @@ def _with_fresh(threads: _Threads, views: list[PostView], size: int) -> list[Pos
 def _window(threads: _Threads, pos: Position, size: int) -> list[PostView]:
     """The next ``size`` posts after ``pos`` over the timelines, newest first: from the index
     while it reaches, then from the thread databases below its horizon."""
+    if pos == _START:
+        # The newest page: the hot set in memory (``_mirror``), sorted, no rows read.
+        cached, _ = _mirror_views(_generation(), threads)
+        if cached:
+            views = _with_fresh(threads, sorted(cached, key=_newest)[:size], size)
+            return sorted(views, key=_newest)[:size]
     at = _time(pos[0])
     older = (
         Q(created_at__lt=at)
@@ -526,8 +532,6 @@ def _window(threads: _Threads, pos: Position, size: int) -> list[PostView]:
     )
     if hot:
         views = _hot_views(threads, hot)
-        if pos == _START:
-            views = _with_fresh(threads, views, size)
     else:
         oldest = FeedEntry.objects.order_by("created_at").values_list("created_at", flat=True)
         below = min([pos[0], *(_millis(t) - 1 for t in oldest[:1])]) + 1  # under the horizon
@@ -535,8 +539,12 @@ def _window(threads: _Threads, pos: Position, size: int) -> list[PostView]:
         for thread in threads.every():
             read = _read(thread, before=_bound(below), limit=size + _SLACK)
             views.extend(v for v in read if _later(v, pos))
-    views.sort(key=lambda p: (-_millis(p.created_at), p.thread, p.id))
+    views.sort(key=_newest)
     return views[:size]
+
+
+def _newest(post: PostView) -> tuple[int, str, str]:
+    return (-_millis(post.created_at), post.thread, post.id)
 
 
 # Ranked hot sets by what they depend on: ranking the whole hot set is most of a ranked page's
@@ -597,7 +605,10 @@ def feed_page(
     authors = _publishers(followed) if rules.hide_replies_to_unfollowed else set()
 
     def ranked(views: list[PostView]) -> list[PostView]:
-        return ranking.rank(rules, views, now, authors, followed)
+        memo = _weights_memo.setdefault(rules, {})
+        if len(memo) > 4 * HOT:  # older pages' posts would otherwise pile up
+            memo.clear()
+        return ranking.rank(rules, views, now, authors, followed, memo)
 
     if rules.order == ranking.RANKED and kind in ("start", "rank"):
         offset = at or 0
