@@ -43,9 +43,10 @@ def _to_tally(thread: Thread, query: str = "", anchor: str = "") -> HttpResponse
     return redirect(reverse("ledger:tally", args=[thread.id]) + query + anchor)
 
 
-def _share(link: str, about: str, title: str) -> dict:
+def _share(link: str, about: str, title: str, **named: str | int) -> dict:
+    """What ``core/_share_sheet.html`` shows (``named``: its label, rows and scan hint)."""
     qr = mark_safe(qr_svg(link))  # noqa: S308 - segno's SVG: no script, the link escaped
-    return {"link": link, "qr": qr, "about": about, "title": title}
+    return {"link": link, "qr": qr, "about": about, "title": title, **named}
 
 
 # -- Money: my tallies -------------------------------------------------------------------------
@@ -154,7 +155,15 @@ def _asked(thread: Thread, chits: display.Chits, invoice: str) -> dict | None:
         "request on their tally's page, ready to pay."
     )
     link = display.pay_link(thread, request.id)
-    return {"request": request, "share": _share(link, about, f"Payment request: {thread.name}")}
+    share = _share(
+        link,
+        about,
+        f"Payment request: {thread.name}",
+        label="The payment request link",
+        rows=3,
+        scan="Or let them scan this code on their node's Money page.",
+    )
+    return {"request": request, "share": share}
 
 
 def _pay_request(chits: display.Chits, invoice: str) -> display.Request | None:

@@ -1,21 +1,23 @@
-/* Open a payment request with its QR code: camera frames are read with jsQR (vendored) until
- * one holds a sereus:pay/ link, which fills the form and submits it. The frames never leave the
- * page. Without a camera (or JavaScript) the page still works: paste the link.
+/* Open a link from a QR code: frames from the camera are read with jsQR (vendored) until one
+ * holds a link that starts as the form says (data-qr-prefix: sereus:invite/ on the Join page,
+ * sereus:pay/ on Money), which fills the form's "link" field and submits it. The form's
+ * data-qr-found, data-qr-wrong and data-qr-point say what the page shows meanwhile. The frames
+ * never leave the page. Without a camera (or JavaScript) the page still works: paste the link.
  */
 (function () {
   "use strict";
-  var PREFIX = "sereus:pay/";
-  var SCAN_EVERY_MS = 150;
   var button = document.getElementById("qr-scan");
-  var form = document.getElementById("pay-link-form");
+  var form = document.querySelector("form[data-qr-prefix]");
   var video = document.getElementById("qr-video");
   var status = document.getElementById("qr-status");
   if (!button || !form || !video || !status || typeof jsQR !== "function") {
     return;
   }
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-    return; // no camera here (or not a secure context): the button stays hidden
+    return; // no camera API here (or not a secure context): the button stays hidden
   }
+  var SCAN_EVERY_MS = 150;
+  var PREFIX = form.dataset.qrPrefix;
   var canvas = document.createElement("canvas");
   var context = canvas.getContext("2d", { willReadFrequently: true });
   var stream = null;
@@ -43,12 +45,12 @@
       if (code && code.data.indexOf(PREFIX) === 0) {
         stop();
         form.elements.link.value = code.data;
-        status.textContent = "Request found: opening it…";
+        status.textContent = form.dataset.qrFound;
         form.requestSubmit();
         return;
       }
       if (code) {
-        status.textContent = "That QR code is not a payment request.";
+        status.textContent = form.dataset.qrWrong;
       }
     }
     window.setTimeout(scan, SCAN_EVERY_MS);
@@ -67,7 +69,7 @@
         stream = camera;
         video.srcObject = camera;
         video.hidden = false;
-        status.textContent = "Point the camera at the request's QR code.";
+        status.textContent = form.dataset.qrPoint;
         return video.play();
       })
       .then(scan)
