@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "apps.voting",
     "apps.timeline",
     "apps.ledger",
+    "apps.market",
     "apps.website",
     "django.contrib.admin",
     "django.contrib.auth",

@@ -71,6 +71,17 @@ class RowStore:
         index = bisect_left(versions, (position,))
         return versions[index - 1][1] if index else None
 
+    def written_at(self, key: RowKey, position: OrderKey) -> OrderKey | None:
+        """Where the row's version in force just before ``position`` was written (None: absent
+        or deleted)."""
+        versions = self._versions.get(key)
+        if versions is None:
+            return None
+        index = bisect_left(versions, (position,))
+        if not index or versions[index - 1][1] is None:
+            return None
+        return versions[index - 1][0]
+
     def put(self, key: RowKey, position: OrderKey, state: State) -> None:
         """Add the version written at ``position``, or replace it."""
         versions = self._versions.get(key)
@@ -173,6 +184,21 @@ class View:
         of a replica's clock by more than ``replica.MAX_AHEAD_MS``): data of the op, the same on
         every replica, so a rule may compare it with a deadline a row states. Not a clock."""
         first = self._position[0] if self._position else 0
+        return first if type(first) is int else 0
+
+    def stamp_of(self, table: str, pk: Pk) -> int | None:
+        """The millisecond stamp of the op that wrote the row as it stands here (None if it does
+        not exist): data of the ops, the same on every replica, so a rule may fold the stamps of
+        earlier rows (an auction's soft close moves its end by each bid's stamp)."""
+        key = (table, pk)
+        self.reads.append(key)
+        overlay = self._overlay
+        if overlay and key in overlay:
+            return self.stamp_millis if overlay[key] is not None else None
+        position = self._store.written_at(key, self._position)
+        if position is None:
+            return None
+        first = position[0]
         return first if type(first) is int else 0
 
     def get(self, table: str, pk: Pk) -> Mapping[str, Any] | None:

@@ -610,3 +610,34 @@ def test_a_judge_from_scratch_and_fed_randomly_agree_on_a_long_history():
     feed(fed, entries, rng, lambda *_: None)
     assert verdicts(fed, entries) == verdicts(scratch, entries) == reference(entries)[0]
     assert fed.rows() == scratch.rows()
+
+
+def test_a_rule_reads_the_stamp_of_the_op_that_wrote_a_row_as_it_stands(devices, base):
+    """``View.stamp_of``: the stamp of the version in force before the judged row (an edit
+    ordered later does not show), the judged op's own for its own earlier writes, None when
+    absent; and a row written again earlier in the order judges the reader again."""
+    seen: list[tuple[str, int | None, int | None]] = []
+
+    def stamp_rule(view: Any, change: RowChange, author: Author) -> str | None:
+        seen.append(
+            (change.pk, view.stamp_of("item", change.cols["item"]), view.stamp_of("item", "zz"))
+        )
+        if change.pk == "c9":
+            assert view.stamp_of("claim", "c8") == view.stamp_millis
+        return None
+
+    rules = dict(RULES) | {"claim": stamp_rule}
+    first = entry(devices.write(1, bump=5), claim("c1", "i1"))
+    own = entry(devices.write(1), claim("c8", "i1"), claim("c9", "i1"))
+    edit = entry(devices.write(2), item("i1", n=7), author=OWNER)  # concurrent, stamped earlier
+    later_edit = entry(devices.write(0, bump=50), item("i1", n=5), author=OWNER)
+    j = OrderedJudge(rules, CLOSES)
+    j.put([base, first, own, later_edit])
+    stamp = base.op.hlc[0]
+    assert ("c1", stamp, None) in seen
+    assert ("c9", stamp, None) in seen
+    # An edit of the item ordered before the claim: the claim is judged again, with its stamp.
+    seen.clear()
+    assert edit.op.hlc[0] < first.op.hlc[0]
+    j.put([edit])
+    assert ("c1", edit.op.hlc[0], None) in seen

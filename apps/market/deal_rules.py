@@ -1,0 +1,7 @@
+"""The deal's rules (placeholder until written)."""
+
+from apps.core.thread.ordered import Validator
+
+
+def validators() -> dict[str, Validator]:
+    return {}
