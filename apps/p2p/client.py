@@ -2,8 +2,8 @@
 
 In the process that runs it (runnode, or ``runworker sereus-p2p``), directly through the trio
 bridge. In a web or Celery process of the scale-out mode, over the channel layer: ``p2p.push``
-messages, ``p2p.fetch`` (chunks of attachments to fetch) and a ``p2p.redeem`` request to the
-worker. This module is the thread services'
+messages, ``p2p.fetch`` (chunks of attachments to fetch), a ``p2p.redeem`` request and an app
+protocol's ``p2p.app`` request (``app_request``) to the worker. This module is the thread services'
 ``Network`` (``services.network``) and the receiver of ``ops_written``, which also tells open
 browser pages of the thread (the live UI group ``thread-<id>``).
 """
@@ -151,6 +151,52 @@ class NetworkClient:
         if settings.SEREUS.scale_out:
             layer = get_channel_layer()
             async_to_sync(layer.send)(P2P_CHANNEL, {"type": "p2p.typing", "thread": thread.hex()})
+
+
+def app_request(
+    peer_id: str, addrs: list[str], protocol: str, payload: bytes, *, timeout: float
+) -> bytes:
+    """Ask another node over an app protocol (``apps.p2p.app_protocols``), dialing only
+    ``addrs``; its answer, or ``AppRequestError`` in words. From any thread but the p2p one."""
+    from apps.p2p.app_protocols import AppRequestError
+
+    local = _local
+    if local is not None:
+        from apps.p2p.app_protocols import request
+
+        bridge, node = local
+        future = bridge.submit(request, node, peer_id, list(addrs), protocol, payload, timeout)
+        try:
+            return future.result(timeout=timeout + 2)
+        except TimeoutError as exc:
+            future.cancel()
+            raise AppRequestError("unavailable", "that node did not answer in time") from exc
+        except AppRequestError:
+            raise
+        except Exception as exc:  # the p2p host stopped under the request
+            raise AppRequestError("unreachable", "this node's p2p host is not running") from exc
+    if not settings.SEREUS.scale_out:
+        raise AppRequestError("unreachable", "this node's p2p host is not running")
+    message = {
+        "type": "p2p.app",
+        "peer": peer_id,
+        "addrs": list(addrs),
+        "protocol": protocol,
+        "payload": payload,
+        "timeout": timeout,
+    }
+    reply = _request(message, timeout=timeout + WORKER_CHECK_WAIT)
+    if reply is None:
+        raise AppRequestError(
+            "unavailable",
+            "this node's p2p worker does not answer (is runworker sereus-p2p running?)",
+        )
+    if reply.get("error"):
+        raise AppRequestError(str(reply["error"]), str(reply.get("detail", "")))
+    answer = reply.get("payload")
+    if not isinstance(answer, bytes):
+        raise AppRequestError("malformed", "this node's p2p worker answered nothing readable")
+    return answer
 
 
 def _worker_check() -> None:

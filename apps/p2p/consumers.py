@@ -8,6 +8,9 @@ Messages (``type`` names the handler):
 - ``p2p.redeem`` with ``reply_channel``, the invite ``link`` and the redemption request fields:
   redeem it over the network (the log lands in the thread database, which every process of
   the node shares); the answer is ``p2p.redeem.reply`` with ``error`` and ``detail`` or nothing.
+- ``p2p.app`` with ``reply_channel``, ``peer``, ``addrs``, ``protocol``, ``payload`` (bytes) and
+  ``timeout``: an app protocol's request (``app_protocols``); the answer is ``p2p.app.reply``
+  with ``payload``, or ``error`` and ``detail``.
 """
 
 from __future__ import annotations
@@ -78,6 +81,40 @@ class P2PConsumer(AsyncConsumer):
         self._tasks = getattr(self, "_tasks", set())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def p2p_app(self, message: dict[str, Any]) -> None:
+        reply_channel = message.get("reply_channel")
+        if not isinstance(reply_channel, str):
+            logger.warning("p2p.app without a reply_channel: ignored")
+            return
+        task = asyncio.ensure_future(self._app(message, reply_channel))
+        self._tasks = getattr(self, "_tasks", set())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _app(self, message: dict[str, Any], reply_channel: str) -> None:
+        from apps.p2p.app_protocols import AppRequestError
+
+        reply: dict[str, Any] = {"type": "p2p.app.reply"}
+        peer, addrs = message.get("peer"), message.get("addrs")
+        protocol, payload = message.get("protocol"), message.get("payload")
+        timeout = message.get("timeout")
+        try:
+            if not (
+                isinstance(peer, str)
+                and isinstance(addrs, list)
+                and all(isinstance(a, str) for a in addrs)
+                and isinstance(protocol, str)
+                and isinstance(payload, bytes)
+                and isinstance(timeout, int | float)
+            ):
+                raise AppRequestError("invalid", "the app request is incomplete")
+            reply["payload"] = await self.service.app_request(
+                peer, addrs, protocol, payload, min(float(timeout), 60.0)
+            )
+        except AppRequestError as exc:
+            reply.update(error=exc.code, detail=exc.words)
+        await self.channel_layer.send(reply_channel, reply)
 
     async def _redeem(self, message: dict[str, Any], reply_channel: str) -> None:
         reply: dict[str, Any] = {"type": "p2p.redeem.reply"}

@@ -51,7 +51,7 @@ from apps.core.identity import peer_id_from_public_key
 from apps.core.listen_errors import p2p_listen_error
 from apps.core.thread.invite import Invite
 from apps.core.thread.writer import RedemptionRequest
-from apps.p2p import threads_io
+from apps.p2p import app_protocols, threads_io
 from apps.p2p.addresses import own_ranges
 from apps.p2p.blob_fetch import BlobFetching
 from apps.p2p.bridge import unwrap
@@ -197,6 +197,7 @@ class SereusNode(SyncSessions, Dialing, InboundStreams, BlobFetching):
         self.host.set_stream_handler(invite_protocol.PROTOCOL, self._on_invite_stream)
         self.host.set_stream_handler(blob_protocol.PROTOCOL, self._on_blob_stream)
         self.host.set_stream_handler(live_protocol.PROTOCOL, self._on_live_stream)
+        app_protocols.install(self)  # the protocols apps registered (``app_protocols``)
         self.host.get_network().register_notifee(_Events(self))
         async with self.host.run(listen_addrs=[listen]), trio.open_nursery() as nursery:
             self._nursery = nursery

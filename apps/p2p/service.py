@@ -131,6 +131,18 @@ class P2PService:
         assert self._bridge is not None
         await asyncio.wrap_future(self._bridge.submit(self._node.redeem, invite, request))
 
+    async def app_request(
+        self, peer: str, addrs: list[str], protocol: str, payload: bytes, timeout: float
+    ) -> bytes:
+        """An app protocol's request (``app_protocols.request``) from another process."""
+        from apps.p2p.app_protocols import AppRequestError, request
+
+        if not self.running:
+            raise AppRequestError("unreachable", self.error or "the p2p host is not running")
+        assert self._bridge is not None
+        future = self._bridge.submit(request, self._node, peer, addrs, protocol, payload, timeout)
+        return await asyncio.wrap_future(future)
+
     async def status(self) -> dict[str, Any]:
         """A JSON-safe summary (it crosses the channel layer, possibly through Redis)."""
         summary: dict[str, Any] = {
