@@ -175,3 +175,6 @@ class ThreadInvite(models.Model):
             return "for one person"
         who = "anyone with the link" if self.uses is None else f"up to {self.uses} people"
         return f"for {who}, {self.used} joined so far"
+
+
+from apps.core.delivery_models import PeerVector  # noqa: E402, F401

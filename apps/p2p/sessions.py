@@ -12,7 +12,10 @@ from the node between sessions.
   ``MAINTAIN_INTERVAL``, wants a session with the member devices not connected each time and
   with all of them every ``sync_interval``.
 - Between sessions the node remembers each device's version vector per thread (``vv_seen``) and
-  keeps the stream of a session that ended well for the next one (``sync_stream_give``).
+  keeps the stream of a session that ended well for the next one (``sync_stream_give``). The
+  vectors also go to the node database, for delivery ("which of the other side's devices hold
+  it", ``core.threads.delivery``): coalesced, one write at most every ``VV_SAVE_EVERY`` seconds,
+  in a worker thread, never one per frame.
 - A thread this node left is synced until a member device is known to hold the leave
   (``leave_deliver``, ``core.threads.leaving``): that device's vector after a session says so.
 
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING, Literal
 import trio
 from libp2p.abc import INetStream
 
-from apps.core.threads import leaving
+from apps.core.threads import delivery, leaving
 from apps.p2p import threads_io
 from apps.p2p.bridge import unwrap
 from apps.p2p.host import peer_id_of
@@ -51,11 +54,20 @@ RELAY_ALL_MAX = 8
 REFRESH_AFTER = 0.01  # seconds from a local write's push to the refresh of its thread
 STREAM_REUSE = 20.0  # below the responder's STREAM_IDLE, so a kept stream is still open
 SESSION_RETRIES = (0.2, 1.0, 5.0)  # seconds before trying a failed session again
+VV_SAVE_EVERY = 0.5  # seconds between writes of the vectors peers said (``delivery``)
+# An unchanged vector is written again after this long, so "last heard" stays about true.
+VV_SEEN_REFRESH = 60.0
 SessionOutcome = Literal["done", "refused", "failed", "unreachable"]
 
 
 class SyncSessions:
     """Starting, repeating and pacing sync sessions, and the state they leave behind."""
+
+    # The vectors heard and not written yet, when each was last written (monotonic), and
+    # whether a writer task runs: set on an instance at its first vector (None: none yet).
+    _vv_unsaved: dict[tuple[bytes, bytes], None] | None = None
+    _vv_saved_at: dict[tuple[bytes, bytes], float] | None = None
+    _vv_saving: bool = False
 
     async def sync_stream_take(self, device: bytes) -> tuple[INetStream, bool]:
         """A sync stream to ``device``: the idle one from the last session if it is fresh
@@ -93,10 +105,46 @@ class SyncSessions:
         return self._known_vv.get((thread, device))
 
     def vv_seen(self, thread: bytes, device: bytes, vv: dict[bytes, int]) -> None:
-        known = self._known_vv.setdefault((thread, device), {})
+        key = (thread, device)
+        changed = key not in self._known_vv
+        known = self._known_vv.setdefault(key, {})
         for dev, seq in vv.items():
             if seq > known.get(dev, 0):
                 known[dev] = seq
+                changed = True
+        if self._vv_saved_at is None:
+            self._vv_saved_at = {}
+        saved = self._vv_saved_at.get(key)
+        if changed or saved is None or time.monotonic() - saved > VV_SEEN_REFRESH:
+            self._vv_unsaved_add(key)
+
+    def _vv_unsaved_add(self, key: tuple[bytes, bytes]) -> None:
+        if self._vv_unsaved is None:
+            self._vv_unsaved = {}
+        self._vv_unsaved[key] = None
+        if not self._vv_saving and self._nursery is not None:
+            self._vv_saving = True
+            self._nursery.start_soon(self._vv_save)
+
+    async def _vv_save(self) -> None:
+        """Write the vectors heard since the last write, a moment after the first of them:
+        a busy thread's many sessions make one small transaction every ``VV_SAVE_EVERY``."""
+        try:
+            while self._vv_unsaved:
+                await trio.sleep(VV_SAVE_EVERY)
+                keys, self._vv_unsaved = list(self._vv_unsaved), {}
+                # Copied here: ``vv_seen`` goes on changing them in this thread meanwhile.
+                entries = [(t, d, dict(self._known_vv.get((t, d), {}))) for t, d in keys]
+                now = time.monotonic()
+                try:
+                    await self.db(delivery.vectors_save, entries, time.time())
+                except Exception:  # delivery shows "not yet" a while longer; the next tries
+                    logger.exception("saving the vectors of %d devices failed", len(entries))
+                    continue
+                assert self._vv_saved_at is not None
+                self._vv_saved_at.update(dict.fromkeys(keys, now))
+        finally:
+            self._vv_saving = False
 
     def synced(self, thread: bytes, device: bytes, sent: int, received: int) -> None:
         now = time.time()
