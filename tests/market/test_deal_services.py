@@ -1,0 +1,201 @@
+"""Deals through the services, between this node (the seller) and the buyer on a node of its own
+in this process: the deal opened with its terms and the buyer's single-use invite (sealed so
+only the buyer's member in the shop opens it), the buyer joining with it, the whole path
+accepted -> paid -> shipped -> received -> completed, the chat, the release and the ratings."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from apps.core.models import Thread
+from apps.core.thread import keys
+from apps.core.thread.invite import invite_parse
+from apps.core.thread.writer import redemption_request
+from apps.core.threads import services as threads
+from apps.core.threads.registry import thread_database
+from apps.core.threads.services import ThreadServiceError
+from apps.market import deal_rules, deal_selectors, deal_services
+from apps.market.models import Deal, DealMessage, DealRating, Step
+from apps.market.policy import SHOP_APP
+from tests.core.threads.conftest import (  # noqa: F401
+    exchange,
+    node,
+    other_node,
+    thread_databases_allowed,
+)
+from tests.support.members import Member
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LISTING, ACCEPT = uuid.uuid4().hex, uuid.uuid4().hex
+
+
+class Buyer(Member):
+    """The buyer's node: writes its steps, messages and rating through its own database."""
+
+    def step(self, step: str, **fields) -> str:
+        fields["by"] = "buyer"
+        made = Step.objects.using(self.alias).create(step=step, fields=json.dumps(fields))
+        self.send()
+        return made.id.hex
+
+    def say(self, text: str) -> None:
+        DealMessage.objects.using(self.alias).create(text=text)
+        self.send()
+
+    def rate(self, overall: int) -> None:
+        pk = deal_rules.rating_id(bytes.fromhex(self.member))
+        DealRating.objects.using(self.alias).create(id=uuid.UUID(hex=pk), overall=overall)
+        self.send()
+
+
+def buyer_joins(deal: Thread, link: str, tmp_path) -> Buyer:
+    """The buyer redeems the deal's link: this node admits it as the invite says."""
+    buyer = Buyer(other_node(tmp_path, deal.thread, "bob"), deal)
+    request = redemption_request(
+        invite_parse(link),
+        master_secret=buyer.node.keys.master_secret,
+        device_key=buyer.node.keys.device,
+    )
+    threads.invite_admit(thread=deal, request=request)
+    exchange(thread_database(deal.thread), buyer.node.database)
+    buyer.node.database.write(lambda writer: writer.set_name("Bob"))
+    buyer.send()
+    return buyer
+
+
+@pytest.fixture
+def shop(node) -> Thread:  # noqa: F811 - the fixture
+    return threads.thread_create(name="Alice's shop", app=SHOP_APP)
+
+
+@pytest.fixture
+def opened(shop, tmp_path) -> tuple[Thread, Buyer]:
+    deal, link = deal_services.deal_open(
+        shop=shop, listing=LISTING, accept=ACCEPT, title="A red bicycle", price=12_000,
+        currency="EUR", quantity=1,
+    )  # fmt: skip
+    return deal, buyer_joins(deal, link, tmp_path)
+
+
+def test_the_deal_opens_with_its_terms_and_a_link_for_the_buyer_only(shop, tmp_path):
+    deal, link = deal_services.deal_open(
+        shop=shop, listing=LISTING, accept=ACCEPT, title="A red bicycle", price=12_000,
+        currency="EUR", quantity=1, silent_days=10,
+    )  # fmt: skip
+    view = deal_selectors.deal(deal)
+    assert (view.state.state, view.price, view.currency, view.silent_days) == (
+        "accepted", 12_000, "EUR", 10
+    )  # fmt: skip
+    assert (view.shop, view.listing, view.accept, view.my_side) == (
+        shop.id,
+        LISTING,
+        ACCEPT,
+        "seller",
+    )
+    assert [s.step for s in view.steps] == ["accepted"]
+    assert view.steps[0].by == "you"
+    assert view.actions == ["cancelled"]
+    assert invite_parse(link).role == "writer"
+    buyer = buyer_joins(deal, link, tmp_path)
+    # Single use: nobody else gets in with it.
+    carol = other_node(tmp_path, deal.thread, "carol")
+    request = redemption_request(
+        invite_parse(link), master_secret=carol.keys.master_secret, device_key=carol.keys.device
+    )
+    with pytest.raises(ThreadServiceError):
+        threads.invite_admit(thread=deal, request=request)
+    assert Deal.objects.using(buyer.alias).get().title == "A red bicycle"
+
+
+def test_bad_terms_open_nothing(shop):
+    before = Thread.objects.count()
+    with pytest.raises(ThreadServiceError, match="price"):
+        deal_services.deal_open(
+            shop=shop, listing=LISTING, accept=ACCEPT, title="Free", price=0, currency="EUR",
+            quantity=1,
+        )  # fmt: skip
+    with pytest.raises(ThreadServiceError, match="currency"):
+        deal_services.deal_open(
+            shop=shop, listing=LISTING, accept=ACCEPT, title="Odd", price=5, currency="XYZ1",
+            quantity=1,
+        )  # fmt: skip
+    assert Thread.objects.count() == before
+
+
+def test_the_invite_is_sealed_to_the_buyers_member_key(shop, tmp_path):
+    me = bytes.fromhex(shop.member_id)
+    box = deal_services.invite_seal("sereus:invite/abc", me)
+    assert deal_services.invite_open(shop, box) == "sereus:invite/abc"
+    someone = keys.member_key(b"\x07" * 32, shop.thread).verify_key
+    assert deal_services.invite_open(shop, deal_services.invite_seal("x", bytes(someone))) is None
+    assert deal_services.invite_open(shop, b"not a box") is None
+
+
+def test_the_whole_path_with_chat_release_and_ratings(opened):
+    deal, bob = opened
+    with pytest.raises(ThreadServiceError, match="Only the buyer marks the deal paid"):
+        deal_services.step_write(deal, "paid", reference="x")
+    bob.step("paid", reference="SEPA 4711")
+    with pytest.raises(ThreadServiceError, match="carrier"):
+        deal_services.step_write(deal, "shipped", carrier="", tracking="1")
+    deal_services.step_write(deal, "shipped", carrier="DHL", tracking="00340434")
+    with pytest.raises(ThreadServiceError, match="Only the buyer marks the deal received"):
+        deal_services.step_write(deal, "received")
+    bob.receive()
+    bob.say("Thanks, it is on its way!")
+    deal_services.message_send(deal, "Enjoy the ride.")
+    with pytest.raises(ThreadServiceError, match="write a message"):
+        deal_services.message_send(deal, "   ")
+    with pytest.raises(ThreadServiceError, match="completed or resolved"):
+        deal_services.deal_rate(deal, overall=5)
+    with pytest.raises(ThreadServiceError, match="The seller can complete the deal only"):
+        deal_services.step_write(deal, "completed")
+    bob.step("received")
+    bob.step("completed")
+    view = deal_selectors.deal(deal)
+    assert view.state.state == "completed"
+    assert [(s.step, s.side) for s in view.steps] == [
+        ("accepted", "seller"), ("paid", "buyer"), ("shipped", "seller"),
+        ("received", "buyer"), ("completed", "buyer"),
+    ]  # fmt: skip
+    assert view.steps[1].by == "Bob"
+    assert view.steps[2].fields == {
+        "carrier": "DHL", "tracking": "00340434"
+    }  # fmt: skip
+    assert [(m.text, m.mine) for m in view.messages] == [
+        ("Thanks, it is on its way!", False), ("Enjoy the ride.", True),
+    ]  # fmt: skip
+    assert view.actions == ["release", "rate"]
+    deal_services.release_sign(deal)
+    with pytest.raises(ThreadServiceError, match="released it"):
+        deal_services.release_sign(deal)
+    assert deal_selectors.deal(deal).released_by == ["seller"]
+    with pytest.raises(ThreadServiceError, match="stars"):
+        deal_services.deal_rate(deal, overall=6)
+    deal_services.deal_rate(deal, overall=5, communication=4, comment="Quick payment")
+    with pytest.raises(ThreadServiceError, match="rated this deal already"):
+        deal_services.deal_rate(deal, overall=1)
+    bob.receive()
+    bob.rate(4)
+    view = deal_selectors.deal(deal)
+    assert sorted((r.side, r.overall, r.mine) for r in view.ratings) == [
+        ("buyer", 4, False), ("seller", 5, True),
+    ]  # fmt: skip
+    assert "rate" not in view.actions
+    assert [v.id for v in deal_selectors.my_deals()] == [deal.id]
+
+
+def test_a_cancellation_before_shipping_and_the_invites_for_escrow_and_shipper(opened):
+    deal, bob = opened
+    assert invite_parse(deal_services.escrow_invite(deal)).role == "escrow"
+    assert invite_parse(deal_services.shipper_invite(deal)).role == "shipper"
+    bob.step("paid")
+    deal_services.step_write(deal, "cancelled", reason="Sold out, refunded.")
+    view = deal_selectors.deal(deal)
+    assert (view.state.state, view.actions) == ("cancelled", [])
+    with pytest.raises(ThreadServiceError, match="cancelled"):
+        deal_services.step_write(deal, "shipped", carrier="DHL", tracking="1")
