@@ -26,7 +26,10 @@ from .search_query import (
     CATEGORY_MAX_CHARS,
     EARTH_RADIUS_KM,
     HIT_ID_HEX,
+    HIT_LINK_MAX_CHARS,
+    HIT_NAME_MAX_CHARS,
     HIT_PLACE_MAX_CHARS,
+    HIT_SUMMARY_MAX_CHARS,
     HIT_TITLE_MAX_CHARS,
     PRICE_MAX,
     Hit,
@@ -36,7 +39,7 @@ from .search_query import (
     query_words,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SUMMARY_MAX_CHARS = 2_000
 TAGS_MOST = 20
 TAG_MAX_CHARS = 60
@@ -46,6 +49,12 @@ _WEIGHTS = "4.0, 1.0, 2.0, 1.0"
 _KM_PER_DEGREE = EARTH_RADIUS_KM * math.pi / 180
 
 _SCHEMA = """
+CREATE TABLE shop (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    link TEXT NOT NULL,
+    served INTEGER NOT NULL
+);
 CREATE TABLE listing (
     n INTEGER PRIMARY KEY,
     id TEXT NOT NULL UNIQUE,
@@ -91,6 +100,7 @@ END;
 _DROP = """
 DROP TABLE IF EXISTS listing_fts;
 DROP TABLE IF EXISTS listing;
+DROP TABLE IF EXISTS shop;
 """
 
 # A newer version of a listing replaces the stored one; an older one (a replay) does not, and a
@@ -111,6 +121,7 @@ WHERE excluded.updated_ms >= listing.updated_ms AND excluded.shop = listing.shop
 _COLUMNS = (
     "l.id, l.shop, l.title, l.price, l.currency, l.category, l.place, l.lat, l.lon, l.updated_ms"
 )
+_SHOP_COLUMNS = "coalesce(s.name, ''), coalesce(s.link, ''), l.summary"
 
 
 class DocError(ValueError):
@@ -311,40 +322,54 @@ class SearchIndex:
         return cursor.rowcount > 0
 
     def remove_shop(self, shop: str) -> int:
-        """Drop every listing of a shop (it no longer admits this index); how many went."""
+        """Drop a shop and every listing of it (it no longer admits this index); how many
+        listings went."""
         with self._transaction():
             cursor = self._db.execute("DELETE FROM listing WHERE shop = ?", (shop,))
+            self._db.execute("DELETE FROM shop WHERE id = ?", (shop,))
         return cursor.rowcount
+
+    def shop_set(self, shop: str, *, name: str, link: str, served: bool) -> None:
+        """What hits of ``shop`` carry: its name and customer link; ``served``: its listings are
+        answered to other nodes (``search(served_only=True)``), not only to this one."""
+        if not HIT_ID_HEX.fullmatch(shop):
+            raise DocError("A shop's id must be an id in lower-case hexadecimal.")
+        # Hits must pass hit_from_wire on the asking node: one line, bounded.
+        name = " ".join(name.split())[:HIT_NAME_MAX_CHARS]
+        link = link.strip() if len(link) <= HIT_LINK_MAX_CHARS and link.isprintable() else ""
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO shop (id, name, link, served) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET"
+                " name = excluded.name, link = excluded.link, served = excluded.served",
+                (shop, name, link, int(served)),
+            )
+
+    def shops(self) -> set[str]:
+        """The shops that have a row or a listing here."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM shop UNION SELECT DISTINCT shop FROM listing"
+            ).fetchall()
+        return {row[0] for row in rows}
 
     def count(self) -> int:
         """How many listings are indexed."""
         with self._lock:
             return int(self._db.execute("SELECT count(*) FROM listing").fetchone()[0])
 
-    def search(self, q: Query) -> list[Hit]:
+    def search(self, q: Query, *, served_only: bool = False) -> list[Hit]:
         """One page of the listings matching ``q``, in its order (at most ``q.page_size``)."""
-        match = fts_match(q.text)
-        where: list[str] = []
-        params: dict[str, Any] = {"limit": q.page_size, "offset": q.offset}
-        if match is not None:
-            source = "listing_fts JOIN listing l ON l.n = listing_fts.rowid"
-            score = f"-bm25(listing_fts, {_WEIGHTS})"
-            where.append("listing_fts MATCH :match")
-            params["match"] = match
-        else:
-            source, score = "listing l", "0.0"
-        if q.category is not None:
-            where.append("l.category = :category")
-            params["category"] = q.category
-        if q.currency is not None:
-            where.append("l.currency = :currency")
-            params["currency"] = q.currency
-        if q.min_price is not None:
-            where.append("l.price >= :min_price")
-            params["min_price"] = q.min_price
-        if q.max_price is not None:
-            where.append("l.price <= :max_price")
-            params["max_price"] = q.max_price
+        return self.search_page(q, served_only=served_only, total=False)[0]
+
+    def search_page(
+        self, q: Query, *, served_only: bool = False, total: bool = True
+    ) -> tuple[list[Hit], int]:
+        """``search`` and how many listings match in all (``total``; else the page's length).
+        ``served_only``: only shops marked served (``shop_set``)."""
+        source, score, where, params = self._match(q)
+        if served_only:
+            where.append("s.served = 1")
         distance = "NULL"
         if q.near is not None:
             distance = self._hav
@@ -363,12 +388,49 @@ class SearchIndex:
             "distance": "distance IS NULL, distance, l.updated_ms DESC, l.id",
         }[q.sort]
         # Only this module's constants are spliced in; every value a query carries is a parameter.
-        select = f"SELECT {_COLUMNS}, {score} AS score, {distance} AS distance"
+        select = f"SELECT {_COLUMNS}, {score} AS score, {_SHOP_COLUMNS}, {distance} AS distance"
+        source += " LEFT JOIN shop s ON s.id = l.shop"
         filters = " WHERE " + " AND ".join(where) if where else ""
         sql = f"{select} FROM {source}{filters} ORDER BY {order} LIMIT :limit OFFSET :offset"
         with self._lock:
-            rows = self._db.execute(sql, params).fetchall()
-        return [Hit(*row[:11]) for row in rows]
+            rows = self._db.execute(
+                sql, params | {"limit": q.page_size, "offset": q.offset}
+            ).fetchall()
+            found = len(rows)
+            if total and (q.page > 1 or found == q.page_size):
+                counted = f"SELECT count(*) FROM {source}{filters}"  # noqa: S608 - as above
+                found = int(self._db.execute(counted, params).fetchone()[0])
+            elif total:
+                found = q.offset + len(rows)
+        hits = [
+            Hit(*row[:11], row[11], row[12], " ".join(row[13].split())[:HIT_SUMMARY_MAX_CHARS])
+            for row in rows
+        ]
+        return hits, found
+
+    def _match(self, q: Query) -> tuple[str, str, list[str], dict[str, Any]]:
+        """The source, score and filters of ``q`` but its place."""
+        match = fts_match(q.text)
+        where: list[str] = []
+        params: dict[str, Any] = {}
+        if match is not None:
+            source = "listing_fts JOIN listing l ON l.n = listing_fts.rowid"
+            score = f"-bm25(listing_fts, {_WEIGHTS})"
+            where.append("listing_fts MATCH :match")
+            params["match"] = match
+        else:
+            source, score = "listing l", "0.0"
+        for column, value, test in (
+            ("category", q.category, "="),
+            ("currency", q.currency, "="),
+            ("price", q.min_price, ">="),
+            ("price", q.max_price, "<="),
+        ):
+            if value is not None:
+                name = f"p{len(params)}"
+                where.append(f"l.{column} {test} :{name}")
+                params[name] = value
+        return source, score, where, params
 
     def close(self) -> None:
         """Close the file; the index cannot be used afterwards."""

@@ -22,7 +22,7 @@ SORTS: tuple[str, ...] = get_args(Sort)
 
 TEXT_MAX_CHARS = 200
 CATEGORY_MAX_CHARS = 64
-PAGE_MAX = 50
+PAGE_MAX = 20
 PAGE_SIZE_MAX = 50
 PAGE_SIZE_DEFAULT = 20
 RADIUS_MAX_KM = 20_000.0
@@ -33,6 +33,9 @@ EARTH_RADIUS_KM = 6371.0088
 # What a hit may carry; generous next to a listing's own limits, small enough to bound an answer.
 HIT_TITLE_MAX_CHARS = 200
 HIT_PLACE_MAX_CHARS = 200
+HIT_SUMMARY_MAX_CHARS = 300
+HIT_NAME_MAX_CHARS = 100  # a shop's name
+HIT_LINK_MAX_CHARS = 4_000  # the shop's customer link (``models.MAX_LINK``)
 HIT_ID_HEX = re.compile(r"[0-9a-f]{16,64}")
 HITS_MOST = 50
 
@@ -66,6 +69,9 @@ _HIT_KEYS = frozenset(
         "lon",
         "updated_ms",
         "score",
+        "shop_name",
+        "link",
+        "summary",
     }
 )
 
@@ -104,7 +110,8 @@ class Query:
 
 @dataclass(frozen=True)
 class Hit:
-    """One listing in an answer. ``score``: higher is better, only comparable within one query."""
+    """One listing in an answer. ``score``: higher is better, only comparable within one query.
+    ``shop_name`` and ``link`` (the shop's customer link, to follow it) are the shop's."""
 
     listing: str
     shop: str
@@ -117,6 +124,9 @@ class Hit:
     lon: float | None
     updated_ms: int
     score: float
+    shop_name: str = ""
+    link: str = ""
+    summary: str = ""
 
 
 # --- checks shared by every way a query is built --------------------------------------------
@@ -239,7 +249,8 @@ def _int_param(text: str, message: str) -> int:
 
 def query_parse(params: Mapping[str, Any]) -> Query:
     """The Query in a search form or API call (``q``, ``category``, ``min_price``, ``max_price``,
-    ``currency``, ``lat``, ``lon``, ``radius_km``, ``sort``, ``page``, ``page_size``).
+    ``currency``, ``lat`` and ``lon`` or ``near`` ("lat,lon"), ``radius_km``, ``sort``, ``page``,
+    ``page_size``).
 
     Blank fields count as absent; other parameters are ignored (a page adds its own). Raises
     QueryError with a sentence saying what to fix.
@@ -254,6 +265,14 @@ def query_parse(params: Mapping[str, Any]) -> Query:
     min_text, max_text = _param(params, "min_price"), _param(params, "max_price")
     currency = _param(params, "currency")
     lat_text, lon_text = _param(params, "lat"), _param(params, "lon")
+    near_text = _param(params, "near")
+    if near_text is not None:
+        if lat_text is not None or lon_text is not None:
+            raise QueryError("Give a place either as near=lat,lon or as lat and lon, not both.")
+        parts = near_text.split(",")
+        if len(parts) != 2:
+            raise QueryError("A place to search near is a latitude and a longitude: 48.85,2.35.")
+        lat_text, lon_text = parts[0].strip() or None, parts[1].strip() or None
     radius_text = _param(params, "radius_km")
     near = None
     if (lat_text is None) != (lon_text is None):
@@ -381,6 +400,9 @@ def hit_from_wire(data: Any) -> Hit:
         lon=lon,
         updated_ms=updated,
         score=float(data["score"]),
+        shop_name=_hit_text(data["shop_name"], "shop name", HIT_NAME_MAX_CHARS),
+        link=_hit_text(data["link"], "link", HIT_LINK_MAX_CHARS),
+        summary=_hit_text(data["summary"], "summary", HIT_SUMMARY_MAX_CHARS),
     )
 
 

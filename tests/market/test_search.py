@@ -123,12 +123,12 @@ def search(index: SearchIndex, **params: Any) -> list[Hit]:
 
 def every_page(index: SearchIndex, **params: Any) -> list[Hit]:
     hits: list[Hit] = []
-    for page in range(1, 51):
+    for page in range(1, 21):
         batch = search(index, page=str(page), **params)
         hits += batch
         if len(batch) < 50:
             return hits
-    raise AssertionError("more than 50 pages")
+    raise AssertionError("more than 20 pages")
 
 
 # --- text ---------------------------------------------------------------------------------
@@ -416,6 +416,8 @@ def test_query_parse_reads_a_form() -> None:
     )
     # Blank fields are absent.
     assert query_parse({"q": "", "min_price": "", "sort": ""}) == Query()
+    # The API's near=lat,lon is the same place.
+    assert query_parse({"near": "48.85, 2.35"}).near == (48.85, 2.35)
 
 
 @pytest.mark.parametrize(
@@ -440,9 +442,12 @@ def test_query_parse_reads_a_form() -> None:
         ({"radius_km": "10"}, "A distance needs a place"),
         ({"sort": "random"}, "Sort by relevance, price_asc"),
         ({"sort": "distance"}, "Sorting by distance needs a place"),
-        ({"page": "51"}, "The page must be a whole number from 1 to 50."),
+        ({"page": "21"}, "The page must be a whole number from 1 to 20."),
         ({"page": "two"}, "The page must be a whole number."),
-        ({"page": "0"}, "from 1 to 50"),
+        ({"page": "0"}, "from 1 to 20"),
+        ({"near": "48.85"}, "A place to search near is a latitude and a longitude"),
+        ({"near": "48,2", "lat": "48"}, "not both"),
+        ({"near": "48,east"}, "The longitude must be a number"),
         ({"page_size": "51"}, "The page size must be a whole number from 1 to 50."),
         ({"q": "x" * 201}, "at most 200 characters"),
         ({"q": ["a", "b"]}, "The search text must be text."),
@@ -480,6 +485,7 @@ def test_a_query_crosses_the_wire_unchanged() -> None:
         {"text": "x" * 201},
         {"page": True},
         {"page": 0},
+        {"page": 21},
         {"page_size": 1000},
         {"sort": "random"},
         {"near": [1.0]},
@@ -536,6 +542,10 @@ def test_hits_cross_the_wire_unchanged(index: SearchIndex) -> None:
         {"updated_ms": 1.5},
         {"score": math.nan},
         {"score": "high"},
+        {"shop_name": "x" * 101},
+        {"link": "sereus:invite/\n"},
+        {"summary": None},
+        {"summary": "x" * 301},
     ],
 )
 def test_a_malformed_hit_is_refused(change: dict[str, Any]) -> None:
@@ -550,6 +560,27 @@ def test_an_answer_must_be_a_bounded_list_of_exact_hits() -> None:
         with pytest.raises(WireError, match="not readable"):
             hits_from_wire(data)
     assert len(hits_from_wire([good] * 3, most=3)) == 3
+
+
+def test_hits_carry_their_shop_and_a_page_its_total(small: SearchIndex) -> None:
+    small.upsert_many(generated(30))
+    small.shop_set(SHOP_A, name="  Anna's\n attic ", link="sereus:invite/abc", served=True)
+    small.shop_set(SHOP_B, name="Bob's", link="sereus:invite/def", served=False)
+    q = Query(text="number", sort="newest", page=2, page_size=4)
+    hits, total = small.search_page(q)
+    assert (len(hits), total) == (4, 30)
+    first = next(h for h in hits if h.shop == SHOP_A)
+    assert (first.shop_name, first.link) == ("Anna's attic", "sereus:invite/abc")
+    assert first.summary == "Works well, collect or posted."
+    # Only the shops marked served are answered to other nodes.
+    served, served_total = small.search_page(Query(page_size=50), served_only=True)
+    assert {h.shop for h in served} == {SHOP_A}
+    assert served_total == 15
+    assert small.shops() == {SHOP_A, SHOP_B}
+    assert small.remove_shop(SHOP_B) == 15
+    assert small.shops() == {SHOP_A}
+    # A last page counts without a second query, and says the same.
+    assert small.search_page(Query(page=4, page_size=4), served_only=True)[1] == 15
 
 
 # --- merging ------------------------------------------------------------------------------
