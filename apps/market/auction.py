@@ -245,9 +245,9 @@ def offer_problem(
     message: Any = "",
     currency: str | None = None,
 ) -> str | None:
-    """Why an offer (a price per item for a quantity) cannot be made, or None. An offer above
-    the asking price is refused: it is nearly always a typo (1250 for 12.50), and buying at the
-    asking price needs no offer."""
+    """Why an offer (a price for the whole quantity) cannot be made, or None. An offer above
+    the asking price (per item, times the quantity) is refused: it is nearly always a typo (1250
+    for 12.50), and buying at the asking price needs no offer."""
     if problem := _amount_problem(price, "price"):
         return problem
     if available_quantity <= 0:
@@ -256,11 +256,9 @@ def offer_problem(
         return "The quantity must be a whole number, at least 1."
     if quantity > min(available_quantity, MAX_OFFER_QUANTITY):
         return f"There are only {min(available_quantity, MAX_OFFER_QUANTITY):,} to offer for."
-    if price * quantity > MAX_AMOUNT:
-        return "The offer's total is too large."
-    if listing_price is not None and price > listing_price:
+    if listing_price is not None and price > listing_price * quantity:
         return (
-            f"The offer is above the asking price of {money(listing_price, currency)}; "
+            f"The offer is above the asking price of {money(listing_price * quantity, currency)}; "
             "buy at the asking price instead."
         )
     if not isinstance(message, str):

@@ -300,12 +300,12 @@ def listing_problem(cols: Mapping[str, Any]) -> str | None:
 
 
 def terms_changed(old: ListingShape, new: ListingShape) -> bool:
-    """Whether an edit changes what an offer or a bid cites: price, currency, quantity,
-    shipping or auction terms. Title, text, photos, tags, place and status are not terms."""
-    return (old.price, old.currency, old.quantity, old.shipping, _canonical(old.auction)) != (
+    """Whether an edit changes what an offer or a bid cites: price, currency, shipping or
+    auction terms. Title, text, photos, tags, place, status and quantity (stock, which accepted
+    offers take from) are not terms."""
+    return (old.price, old.currency, old.shipping, _canonical(old.auction)) != (
         new.price,
         new.currency,
-        new.quantity,
         new.shipping,
         _canonical(new.auction),
     )

@@ -298,7 +298,8 @@ def test_bids_in_the_thread_order_keep_the_invariants(
 
 
 def test_a_sensible_offer_passes() -> None:
-    assert offer_problem(900, 2, 3, 1000, "Would you take 9?", "EUR") is None
+    assert offer_problem(1800, 2, 3, 1000, "Would you take 9 each?", "EUR") is None
+    assert offer_problem(1900, 2, 3, 1000, "19 for both?", "EUR") is None
     assert offer_problem(900, 1, 1, None) is None
 
 
@@ -313,7 +314,8 @@ def test_a_sensible_offer_passes() -> None:
         ((900, 1, 0, 1000), "Nothing of this listing is left"),
         ((1200, 1, 3, 1000), "above the asking price of 10.00 EUR"),
         ((900, 1, 3, 1000, "x" * 2001), "message is too long"),
-        ((10**15, 2, 3, None), "total is too large"),
+        ((2100, 2, 3, 1000), "above the asking price of 20.00 EUR"),
+        ((10**15 + 1, 2, 3, None), "price is too large"),
     ],
 )
 def test_bad_offers_are_refused_in_words(args: tuple[object, ...], words: str) -> None:

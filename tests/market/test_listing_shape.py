@@ -195,6 +195,7 @@ def test_terms_are_what_bids_and_offers_cite() -> None:
         "tags": ["wood"],
         "status": "sold",
         "place": "Bruges",
+        "quantity": 3,  # stock: accepted offers take from it
     }
     for column, value in not_terms.items():
         assert not terms_changed(
@@ -203,7 +204,6 @@ def test_terms_are_what_bids_and_offers_cite() -> None:
     terms = {
         "price": 4600,
         "currency": "USD",
-        "quantity": 3,
         "shipping": [{"region": "Belgium", "price": 1200, "days": 4}],
         # 1 == True to Python, but they are different terms.
         "auction": {"reserve": True},

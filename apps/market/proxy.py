@@ -1,0 +1,150 @@
+"""What a node does in its shops on its own (``DutyWorker``), when ops arrive and at auctions'
+ends:
+
+- **proxy bidding**: a customer's node bids again, just enough, when someone outbids its
+  member, up to the maximum kept on this node (``ProxyBid``, ``services.proxy_step``);
+- **closing auctions**: the node of a listing's author writes the close once the end in force
+  has passed (a timer wakes it at that end; reading the shop on every arrival of ops catches a
+  node that was off), then opens the winner's deal (``services.winner_accept``).
+
+``on_shop_ops(thread_id)`` is the hook for ``ops_written`` (or call ``on_ops_written`` as a
+receiver). Every write here goes through the services, so the rules judge it like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from apps.core.models import Thread
+from apps.core.thread.rowid import member_tag, row_tag
+from apps.core.threads.duty_worker import DutyWorker
+from apps.core.threads.services import ThreadServiceError
+
+logger = logging.getLogger(__name__)
+
+# A moment after the end in force before closing: the close's stamp must not be before it,
+# and a bid stamped just before the end has a moment to arrive first.
+CLOSE_AFTER_S = 1.0
+_timers: dict[tuple[bytes, str], tuple[int, threading.Timer]] = {}
+_lock = threading.Lock()
+
+
+def _is_shop(thread: bytes) -> bool:
+    from apps.core.threads.registry import thread_database
+    from apps.market.policy import RULES_APP
+
+    return RULES_APP in thread_database(thread).replica().control.state.apps
+
+
+def _duty(thread: Thread) -> None:
+    shop_duties(thread)
+
+
+worker = DutyWorker("market-shop", _is_shop, _duty, settle_s=0.05)
+on_ops_written = worker.on_ops_written
+
+
+def on_shop_ops(thread_id: bytes) -> None:
+    """Ops were written in a thread: if it is a shop, run its duties soon (never inside the
+    writer)."""
+    try:
+        if not _is_shop(thread_id):
+            return
+    except Exception:  # a hook must never fail whoever wrote
+        return
+    worker.wake(thread_id)
+
+
+def _wake_at(thread: Thread, listing: str, ends_at_ms: int) -> None:
+    """Run this shop's duties again just after an auction's end in force (once per end)."""
+    from apps.market.selectors import now_ms
+
+    key = (thread.thread, listing)
+    with _lock:
+        held = _timers.get(key)
+        if held is not None and held[0] == ends_at_ms and held[1].is_alive():
+            return
+        if held is not None:
+            held[1].cancel()
+        delay = max(0.0, (ends_at_ms - now_ms()) / 1000) + CLOSE_AFTER_S
+        timer = threading.Timer(delay, worker.wake, args=(thread.thread,))
+        timer.daemon = True
+        _timers[key] = (ends_at_ms, timer)
+        timer.start()
+
+
+def closes_due(thread: Thread) -> list[str]:
+    """Close the auctions of listings this node's member wrote whose end in force has passed,
+    and open their winners' deals; wake again at the ends still to come. Returns the closes
+    written."""
+    from apps.core.threads.context import thread_context
+    from apps.market import selectors, services
+    from apps.market.listing_shape import ACTIVE
+    from apps.market.models import Accept, Close, Listing
+
+    if not selectors.i_am_staff(thread):
+        return []
+    mine = member_tag(bytes.fromhex(thread.member_id))
+    with thread_context(thread.thread):
+        rows = [
+            r
+            for r in Listing.objects.exclude(auction="").filter(status=ACTIVE)
+            if row_tag(r.id.hex) == mine
+        ]
+        closed = {c.scope.hex: c for c in Close.objects.filter(scope__in=[r.id for r in rows])}
+        accepted = set(
+            Accept.objects.filter(offer=None, listing__in=[r.id for r in rows]).values_list(
+                "listing", flat=True
+            )
+        )
+    written = []
+    for row in rows:
+        close = closed.get(row.id.hex)
+        if close is None:
+            found = selectors.auction_of(thread, row)
+            if found is None:
+                continue
+            if selectors.now_ms() < found.state.ends_at_ms + CLOSE_AFTER_S * 1000:
+                _wake_at(thread, row.id.hex, found.state.ends_at_ms)
+                continue
+            try:
+                written.append(services.auction_close(thread, row.id.hex))
+            except ThreadServiceError as exc:
+                logger.info("market: no close for a listing yet: %s", exc)
+                continue
+            with thread_context(thread.thread):
+                close = Close.objects.filter(scope=row.id).first()
+        if close is not None and close.winner is not None and row.id not in accepted:
+            if row_tag(close.id.hex) != mine:
+                continue  # its author's node opens the deal
+            try:
+                services.winner_accept(thread, row.id.hex)
+            except ThreadServiceError as exc:
+                logger.info("market: the winner's deal is not open yet: %s", exc)
+    return written
+
+
+def proxies(thread: Thread) -> list[str]:
+    """This node's proxy bids in the shop: bid again where someone outbid its member."""
+    from apps.market import selectors, services
+    from apps.market.models import ProxyBid
+
+    placed = []
+    for proxy in ProxyBid.objects.filter(thread=thread.id):
+        row = selectors.listing_row(thread, proxy.listing)
+        if row is None:
+            continue
+        try:
+            bid = services.proxy_step(thread, row)
+        except ThreadServiceError as exc:  # outbid meanwhile: the next ops try again
+            logger.info("market: a proxy bid was not placed: %s", exc)
+            continue
+        if bid is not None:
+            placed.append(bid)
+    return placed
+
+
+def shop_duties(thread: Thread) -> None:
+    proxies(thread)
+    closes_due(thread)

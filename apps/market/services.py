@@ -1,0 +1,645 @@
+"""The only writers of shops (ADR 22). Each write is one transaction of the shop's database and
+so one signed op, which this node's replica judges at once as every replica will
+(``rules.py``). Everything the rules check is checked here first, against the shop as this node
+holds it, so a refusal is specific and in words and nothing is written; a refusal at commit
+(another write came first) is turned into words the same way (``app_kit.app_write``).
+
+Errors are ``ThreadServiceError``: ``invalid`` (bad input), ``forbidden`` (not your role),
+``not_found``, ``conflict`` (the shop's state does not allow it now), ``refused`` (the rules at
+commit), ``not_enabled``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+
+from apps.core import blobs
+from apps.core.models import Thread, ThreadInvite
+from apps.core.thread.rowid import member_tag, row_id_for, row_tag
+from apps.core.threads import services as threads
+from apps.core.threads.app_kit import app_write
+from apps.core.threads.context import thread_context
+from apps.core.threads.services import MAX_INVITE_DAYS, ThreadServiceError
+from apps.core.threads.thread_apps import app_enable
+from apps.market import auction, listing_shape, rules, selectors
+from apps.market.models import (
+    MAX_ABOUT,
+    MAX_NAME,
+    Accept,
+    Bid,
+    Close,
+    Listing,
+    Offer,
+    Photo,
+    ProxyBid,
+    Rating,
+    Sale,
+    Shop,
+)
+from apps.market.policy import ADMIN, CUSTOMER, INDEXER, OWNER, RULES_APP, SHOP_APP
+from apps.messaging.services import Upload, _file_name, _mime
+
+MAX_PHOTOS = 10
+PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp", "image/gif")
+LINK_DAYS = MAX_INVITE_DAYS  # an open link lasts as long as links may
+RENEW_BEFORE = timedelta(days=1)  # a link closer than this to its end is replaced
+FIELDS = frozenset(
+    {
+        "title",
+        "summary",
+        "description",
+        "price",
+        "currency",
+        "category",
+        "tags",
+        "place",
+        "lat",
+        "lon",
+        "quantity",
+        "condition",
+        "status",
+        "shipping",
+        "auction",
+    }
+)
+DEFAULTS: dict[str, Any] = {
+    "summary": "",
+    "description": "",
+    "tags": [],
+    "place": "",
+    "lat": None,
+    "lon": None,
+    "quantity": 1,
+    "status": listing_shape.ACTIVE,
+    "shipping": [],
+    "auction": None,
+}
+_PREFIX = re.compile(r"^(the app's rule refused it: )?(market_[a-z]+: )?")
+
+
+def _plain(reason: str) -> str:
+    text = _PREFIX.sub("", reason)
+    return text[:1].upper() + text[1:] if text else text
+
+
+def _write(thread: Thread, action):
+    return app_write(
+        thread, action, app=RULES_APP, not_enabled="this thread is not a shop", plain=_plain
+    )
+
+
+def _said(problem: str) -> str:
+    """A rule's refusal as a sentence."""
+    return problem[:1].upper() + problem[1:]
+
+
+def _me(thread: Thread) -> bytes:
+    return bytes.fromhex(thread.member_id)
+
+
+def _staff(thread: Thread, what: str) -> None:
+    if not selectors.i_am_staff(thread):
+        raise ThreadServiceError("forbidden", f"Only the shop's staff {what}.")
+
+
+def _customer(thread: Thread, staff_words: str) -> None:
+    if selectors.i_am_staff(thread):
+        raise ThreadServiceError("forbidden", _said(staff_words))
+    if thread.role != CUSTOMER:
+        raise ThreadServiceError("forbidden", "Only the shop's customers make offers and bid.")
+
+
+def _text(value: Any, most: int, what: str, *, required: bool = False) -> str:
+    if type(value) is not str:
+        raise ThreadServiceError("invalid", f"The {what} must be text.")
+    value = value.strip()
+    if required and not value:
+        raise ThreadServiceError("invalid", f"Please give the {what}.")
+    if len(value) > most:
+        raise ThreadServiceError("invalid", f"The {what} can be at most {most:,} characters.")
+    return value
+
+
+def _id(value: Any, what: str) -> str:
+    try:
+        return uuid.UUID(hex=str(value)).hex
+    except ValueError:
+        raise ThreadServiceError("not_found", f"There is no such {what}.") from None
+
+
+def _listing(thread: Thread, listing: str) -> Listing:
+    row = selectors.listing_row(thread, _id(listing, "listing"))
+    if row is None:
+        raise ThreadServiceError("not_found", "There is no such listing.")
+    return row
+
+
+def _amount(value: Any, what: str) -> int:
+    """Minor units: a whole number (digits as text are fine), never a bool or a fraction."""
+    if type(value) is str and value.strip().isdigit():
+        value = int(value.strip())
+    problem = auction._amount_problem(value, what)
+    if problem:
+        raise ThreadServiceError("invalid", problem)
+    return value
+
+
+# -- the shop ------------------------------------------------------------------------------------
+
+
+def shop_create(*, name: str, about: str = "") -> Thread:
+    """A new shop owned by this node's member: its thread, the market's rules, the shop's row
+    and the open link customers join with."""
+    name = _text(name, MAX_NAME, "shop's name", required=True)
+    about = _text(about, MAX_ABOUT, "description")
+    thread = threads.thread_create(name=name, app=SHOP_APP)
+    app_enable(thread=thread, app=RULES_APP)
+    link = _new_link(thread, CUSTOMER)
+    _write(
+        thread,
+        lambda: Shop.objects.create(
+            id=uuid.UUID(hex=rules.SHOP_ID), name=name, about=about, link=link
+        ),
+    )
+    return thread
+
+
+def shop_update(thread: Thread, *, name: str | None = None, about: str | None = None) -> None:
+    if thread.role != OWNER:
+        raise ThreadServiceError(
+            "forbidden", "Only the shop's owner changes its name and description."
+        )
+    values = {}
+    if name is not None:
+        values["name"] = _text(name, MAX_NAME, "shop's name", required=True)
+    if about is not None:
+        values["about"] = _text(about, MAX_ABOUT, "description")
+    if values:
+        _write(thread, lambda: Shop.objects.filter(pk=rules.SHOP_ID).update(**values))
+
+
+def _new_link(thread: Thread, role: str) -> str:
+    return threads.invite_create(
+        thread=thread, role=role, expires_in=timedelta(days=LINK_DAYS), uses=None
+    ).link
+
+
+def _fresh(thread: Thread, role: str, link: str | None = None) -> str | None:
+    """An open link of this node's for ``role`` that lasts more than a day yet."""
+    found = ThreadInvite.objects.filter(
+        thread=thread,
+        role=role,
+        uses=None,
+        status="open",
+        expires_at__gt=datetime.now(UTC) + RENEW_BEFORE,
+    ).exclude(link="")
+    if link is not None:
+        found = found.filter(link=link)
+    first = found.first()
+    return first.link if first else None
+
+
+def shop_link(thread: Thread, *, role: str = CUSTOMER) -> str:
+    """The open link customers (or an index, ``INDEXER``) join with. The owner's node replaces a
+    link that ends within a day (and states the customers' new one in the shop's row); others
+    get the link the shop states."""
+    if role not in (CUSTOMER, INDEXER):
+        raise ThreadServiceError("invalid", "A shop's open link is for customers or an index.")
+    stated = selectors.shop_link_stated(thread)
+    if role == CUSTOMER:
+        if thread.role != OWNER:
+            if not stated:
+                raise ThreadServiceError("not_found", "The shop has no link yet.")
+            return stated
+        if stated and _fresh(thread, CUSTOMER, stated):
+            return stated
+        link = _new_link(thread, CUSTOMER)
+        _write(thread, lambda: Shop.objects.filter(pk=rules.SHOP_ID).update(link=link))
+        return link
+    if thread.role not in (OWNER, ADMIN):
+        raise ThreadServiceError("forbidden", "Only the shop's owner invites an index.")
+    return _fresh(thread, INDEXER) or _new_link(thread, INDEXER)
+
+
+# -- listings ------------------------------------------------------------------------------------
+
+
+def columns_stored(values: dict[str, Any]) -> dict[str, Any]:
+    """List and map columns as the JSON text the model holds."""
+    out = dict(values)
+    for column in ("tags", "shipping"):
+        if column in out and not isinstance(out[column], str):
+            out[column] = json.dumps(out[column])
+    if "auction" in out and not isinstance(out["auction"], str):
+        out["auction"] = "" if out["auction"] is None else json.dumps(out["auction"])
+    return out
+
+
+def listing_save(thread: Thread, *, listing: str | None = None, **fields: Any) -> str:
+    """Add a listing (``listing`` None) or change one; returns its id. Only the fields given
+    change. Its terms (price, currency, shipping, auction) are fixed once it has a bid."""
+    _staff(thread, "write listings")
+    unknown = set(fields) - FIELDS
+    if unknown:
+        raise ThreadServiceError("invalid", f"A listing has no {', '.join(sorted(unknown))}.")
+    values = columns_stored(fields)
+    for column in ("title", "summary", "description", "place"):
+        if type(values.get(column)) is str:
+            values[column] = values[column].strip()
+    standing = None if listing is None else _listing(thread, listing)
+    before = selectors.listing_cols(standing) if standing else columns_stored(DEFAULTS)
+    merged = {**before, **values}
+    problem = listing_shape.listing_problem(merged)
+    if problem:
+        raise ThreadServiceError("invalid", problem)
+    moved = standing is None or rules.terms_version(before) != rules.terms_version(merged)
+    problem = rules.auction_problem(merged, selectors.now_ms() if moved else None)
+    if problem:
+        raise ThreadServiceError("invalid", problem)
+    if standing is not None and selectors.auction_of(thread, standing) is not None:
+        with thread_context(thread.thread):
+            has_bids = Bid.objects.filter(listing=standing.id).exists()
+            closed = Close.objects.filter(scope=standing.id).exists()
+        if has_bids and moved:
+            raise ThreadServiceError("conflict", _said(rules.HAS_BIDS))
+        status = merged["status"]
+        if (
+            has_bids
+            and status != standing.status
+            and (status not in (listing_shape.SOLD, listing_shape.WITHDRAWN) or not closed)
+        ):
+            raise ThreadServiceError(
+                "conflict",
+                "This listing has bids: it can only be marked sold once its auction closed.",
+            )
+    if standing is None:
+        made = {k: v for k, v in merged.items() if k in FIELDS}
+
+        def add() -> str:
+            return Listing.objects.create(**made).id.hex
+
+        return _write(thread, add)
+    changed = [k for k in FIELDS if k in values and values[k] != before.get(k)]
+
+    def edit() -> str:
+        for column in changed:
+            setattr(standing, column, values[column])
+        if changed:
+            standing.save(update_fields=changed)
+        return standing.id.hex
+
+    with thread_context(thread.thread):
+        return _write(thread, edit)
+
+
+def photo_add(thread: Thread, listing: str, upload: Upload) -> str:
+    """Add a photo to a listing (sealed into the shop's blobs, like attachments)."""
+    _staff(thread, "add photos")
+    row = _listing(thread, listing)
+    mime = _mime(upload.name)
+    if mime not in PHOTO_TYPES:
+        raise ThreadServiceError("invalid", "A photo is a JPEG, PNG, WebP or GIF image.")
+    shown = selectors.photos(thread, row.id.hex)
+    if len(shown) >= MAX_PHOTOS:
+        raise ThreadServiceError("invalid", f"A listing has at most {MAX_PHOTOS} photos.")
+    try:
+        sealed = blobs.seal(thread.thread, upload, limit=settings.SEREUS.max_attachment_bytes)
+    except blobs.BlobError as exc:
+        raise ThreadServiceError("invalid", f"{_file_name(upload.name)}: {exc}") from exc
+    if sealed.size == 0:
+        raise ThreadServiceError("invalid", "The photo is empty.")
+    position = max((p.position for p in shown), default=-1) + 1
+
+    def add() -> str:
+        return Photo.objects.create(
+            listing=row.id,
+            position=position,
+            name=_file_name(upload.name),
+            mime=mime,
+            size=sealed.size,
+            key=sealed.key.hex(),
+            chunks=b"".join(sealed.chunks).hex(),
+        ).id.hex
+
+    return _write(thread, add)
+
+
+def photo_remove(thread: Thread, photo: str) -> None:
+    _staff(thread, "remove photos")
+    pk = _id(photo, "photo")
+    with thread_context(thread.thread):
+        found = Photo.objects.filter(pk=pk, removed=False).first()
+    if found is None:
+        raise ThreadServiceError("not_found", "There is no such photo.")
+
+    def remove() -> None:
+        found.removed = True
+        found.save(update_fields=["removed"])
+
+    with thread_context(thread.thread):
+        _write(thread, remove)
+
+
+# -- offers and bids -----------------------------------------------------------------------------
+
+
+def _for_trade(thread: Thread, listing: str) -> Listing:
+    row = _listing(thread, listing)
+    if row.status != listing_shape.ACTIVE:
+        raise ThreadServiceError("conflict", "This listing is not for sale now.")
+    return row
+
+
+def offer_make(
+    thread: Thread, listing: str, *, price: Any, quantity: Any = 1, message: str = ""
+) -> str:
+    """Offer a price for ``quantity`` of a fixed-price listing (the price is for them all)."""
+    _customer(thread, rules.OWN_SHOP)
+    row = _for_trade(thread, listing)
+    cols = selectors.listing_cols(row)
+    if rules.auction_terms(cols) is not None or row.auction:
+        raise ThreadServiceError("conflict", "This listing is an auction: bid instead.")
+    if type(message) is not str:
+        raise ThreadServiceError("invalid", "The message must be text.")
+    message = message.strip()
+    available = row.quantity - selectors.taken(thread, row.id.hex)
+    problem = auction.offer_problem(price, quantity, available, row.price, message, row.currency)
+    if problem:
+        raise ThreadServiceError("invalid", problem)
+    version = rules.terms_version(cols)
+
+    def make() -> str:
+        return Offer.objects.create(
+            listing=row.id, version=version, price=price, quantity=quantity, message=message
+        ).id.hex
+
+    return _write(thread, make)
+
+
+def _auction(thread: Thread, row: Listing) -> selectors.Auction:
+    found = selectors.auction_of(thread, row)
+    if found is None:
+        raise ThreadServiceError(
+            "conflict", "This listing is not an auction: make an offer instead."
+        )
+    if found.close is not None:
+        raise ThreadServiceError("conflict", _said(rules.CLOSED))
+    return found
+
+
+def bid_make(thread: Thread, listing: str, amount: Any) -> str:
+    """Bid in an auction: at least the best bid plus the increment, before the end in force."""
+    _customer(thread, rules.OWN_AUCTION)
+    row = _for_trade(thread, listing)
+    found = _auction(thread, row)
+    me = rules.bidder_of(_me(thread))
+    problem = auction.bid_problem(found.terms, found.state, amount, me, selectors.now_ms())
+    if problem:
+        raise ThreadServiceError("invalid" if type(amount) is not int else "conflict", problem)
+    version = rules.terms_version(selectors.listing_cols(row))
+
+    def bid() -> str:
+        return Bid.objects.create(listing=row.id, version=version, amount=amount).id.hex
+
+    return _write(thread, bid)
+
+
+def proxy_set(thread: Thread, listing: str, maximum: Any) -> str | None:
+    """Keep a maximum for an auction on this node (it never leaves it) and bid just enough now
+    if someone else has the best bid; this node bids again when outbid (``proxy.py``), up to
+    the maximum. Returns the bid written now, if any."""
+    _customer(thread, rules.OWN_AUCTION)
+    row = _for_trade(thread, listing)
+    found = _auction(thread, row)
+    maximum = _amount(maximum, "maximum")
+    me = rules.bidder_of(_me(thread))
+    least = auction.minimum_bid(found.terms, found.state)
+    if found.state.best_bidder != me and maximum < least:
+        raise ThreadServiceError(
+            "invalid",
+            f"Your maximum is below the smallest bid the auction takes now, "
+            f"{auction.money(least, row.currency)}.",
+        )
+    ProxyBid.objects.update_or_create(
+        thread=thread.id, listing=row.id.hex, defaults={"maximum": maximum}
+    )
+    return proxy_step(thread, row)
+
+
+def proxy_step(thread: Thread, row: Listing) -> str | None:
+    """The bid this node's proxy places now, if any (someone else is best and the next bid is
+    within the maximum, before the end)."""
+    proxy = ProxyBid.objects.filter(thread=thread.id, listing=row.id.hex).first()
+    found = selectors.auction_of(thread, row)
+    if proxy is None or found is None or found.close is not None:
+        return None
+    if selectors.now_ms() >= found.state.ends_at_ms or row.status != listing_shape.ACTIVE:
+        return None
+    me = rules.bidder_of(_me(thread))
+    amount = auction.proxy_next_bid(found.terms, found.state, proxy.maximum, me)
+    return None if amount is None else bid_make(thread, row.id.hex, amount)
+
+
+# -- closing auctions ----------------------------------------------------------------------------
+
+
+def auction_close(thread: Thread, listing: str) -> str:
+    """End an auction whose end in force has passed, naming its winner and price."""
+    _staff(thread, "close auctions")
+    row = _listing(thread, listing)
+    found = _auction(thread, row)
+    problem = auction.close_problem(found.state, selectors.now_ms())
+    if problem:
+        raise ThreadServiceError("conflict", problem)
+    result = auction.outcome(found.terms, found.state)
+    winner = None
+    if result.winner is not None:
+        winner = selectors.member_of_tag(thread, result.winner)
+        if winner is None:  # cannot be: the bid's author is a member this node knows
+            raise ThreadServiceError("conflict", "The best bidder is not known here yet.")
+
+    def close() -> str:
+        return Close.objects.create(scope=row.id, winner=winner, price=result.price).id.hex
+
+    return _write(thread, close)
+
+
+# -- accepting -----------------------------------------------------------------------------------
+
+
+def _open_deal(thread: Thread, row: Listing, accept: str, buyer: bytes, price: int, quantity: int):
+    from apps.market import deal_services
+
+    deal, link = deal_services.deal_open(
+        shop=thread,
+        listing=row.id.hex,
+        accept=accept,
+        title=row.title,
+        price=price,
+        currency=row.currency,
+        quantity=quantity,
+    )
+    return deal, deal_services.invite_seal(link, buyer)
+
+
+def offer_accept(thread: Thread, listing: str, offer: str) -> str:
+    """Accept an offer as it was made: opens the deal (its thread, the buyer's invite sealed
+    into the accept row). Marks the listing sold when nothing is left."""
+    _staff(thread, "accept offers")
+    row = _listing(thread, listing)
+    pk = _id(offer, "offer")
+    with thread_context(thread.thread):
+        made = Offer.objects.filter(pk=pk, listing=row.id).first()
+        done = Accept.objects.filter(offer=pk).exists()
+    if made is None:
+        raise ThreadServiceError("not_found", "There is no such offer on this listing.")
+    if done:
+        raise ThreadServiceError("conflict", "This offer is accepted already.")
+    left = row.quantity - selectors.taken(thread, row.id.hex)
+    if made.quantity > left:
+        raise ThreadServiceError("conflict", "Not enough of this listing is left for this offer.")
+    tag = row_tag(pk)
+    buyer = selectors.member_of_tag(thread, tag.hex()) if tag else None
+    if buyer is None:
+        raise ThreadServiceError("conflict", "The offer's author is not known here.")
+    accept = row_id_for(_me(thread), b"accept/" + pk.encode()).hex
+    deal, sealed = _open_deal(thread, row, accept, buyer, made.price, made.quantity)
+    sold = made.quantity == left
+
+    def write() -> str:
+        Accept.objects.create(
+            id=uuid.UUID(hex=accept),
+            listing=row.id,
+            offer=made.id,
+            buyer=buyer,
+            price=made.price,
+            quantity=made.quantity,
+            deal=deal.id,
+            invite=sealed,
+        )
+        if sold:
+            row.status = listing_shape.SOLD
+            row.save(update_fields=["status"])
+        return accept
+
+    with thread_context(thread.thread):
+        return _write(thread, write)
+
+
+def winner_accept(thread: Thread, listing: str) -> str:
+    """After a close with a winner: open the winner's deal at the closing price and mark the
+    listing sold."""
+    _staff(thread, "accept an auction's winner")
+    row = _listing(thread, listing)
+    with thread_context(thread.thread):
+        close = Close.objects.filter(scope=row.id).first()
+        done = Accept.objects.filter(listing=row.id, offer=None).first()
+    if close is None:
+        raise ThreadServiceError("conflict", "This auction is not closed yet.")
+    if close.winner is None or close.price is None:
+        raise ThreadServiceError("conflict", "Nobody won this auction.")
+    if done is not None:
+        raise ThreadServiceError("conflict", "This auction's winner is accepted already.")
+    accept = row_id_for(_me(thread), b"accept/auction/" + row.id.hex.encode()).hex
+    buyer = bytes(close.winner)
+    deal, sealed = _open_deal(thread, row, accept, buyer, close.price, 1)
+
+    def write() -> str:
+        Accept.objects.create(
+            id=uuid.UUID(hex=accept),
+            listing=row.id,
+            offer=None,
+            buyer=buyer,
+            price=close.price,
+            quantity=1,
+            deal=deal.id,
+            invite=sealed,
+        )
+        row.status = listing_shape.SOLD
+        row.save(update_fields=["status"])
+        return accept
+
+    with thread_context(thread.thread):
+        return _write(thread, write)
+
+
+# -- how deals ended, and ratings (written by the deal duties) -----------------------------------
+
+
+def sale_record(thread: Thread, *, accept: str, outcome: str, completion: str) -> str:
+    """Record in the shop how a deal this node's member accepted ended (once; again: the same
+    sale's id)."""
+    pk = _id(accept, "accepted offer")
+    me = _me(thread)
+    if row_tag(pk) != member_tag(me):
+        raise ThreadServiceError(
+            "forbidden", "Only who accepted the offer records how its deal ended."
+        )
+    if outcome not in rules.OUTCOMES:
+        raise ThreadServiceError("invalid", "A deal ends completed, cancelled or resolved.")
+    if not rules._is_hex(completion, 64):
+        raise ThreadServiceError("invalid", "A sale cites the deal's final step (64 hex digits).")
+    with thread_context(thread.thread):
+        if not Accept.objects.filter(pk=pk).exists():
+            raise ThreadServiceError("not_found", "There is no such accepted offer.")
+        held = Sale.objects.filter(accept=pk).first()
+    if held is not None:
+        return held.id.hex
+    sale = row_id_for(me, b"sale/" + pk.encode())
+
+    def write() -> str:
+        return Sale.objects.create(
+            id=sale, accept=uuid.UUID(hex=pk), outcome=outcome, completion=completion
+        ).id.hex
+
+    return _write(thread, write)
+
+
+def rating_copy(
+    thread: Thread,
+    *,
+    sale: str,
+    overall: int,
+    as_described: int | None = None,
+    communication: int | None = None,
+    shipping: int | None = None,
+    comment: str = "",
+) -> str:
+    """Copy this node's member's rating of a deal into the shop, citing its completed sale
+    (once; again: the same rating's id)."""
+    pk = _id(sale, "sale")
+    me = _me(thread)
+    with thread_context(thread.thread):
+        found = Sale.objects.filter(pk=pk).first()
+        accept = Accept.objects.filter(pk=found.accept).first() if found else None
+        held = Rating.objects.filter(sale=pk).first()
+    if found is None or accept is None or found.outcome not in rules.RATED_OUTCOMES:
+        raise ThreadServiceError("conflict", _said(rules.ONLY_BUYER))
+    if bytes(accept.buyer) != me:
+        raise ThreadServiceError("forbidden", _said(rules.ONLY_BUYER))
+    if held is not None:
+        return held.id.hex
+    cols = {
+        "overall": overall,
+        "as_described": as_described,
+        "communication": communication,
+        "shipping": shipping,
+        "comment": comment,
+    }
+    problem = rules.ratings.rating_problem(
+        {**cols, "deal": accept.deal, "rater": rules.ratings.BUYER}
+    )
+    if problem:
+        raise ThreadServiceError("invalid", problem)
+    rating = row_id_for(me, b"rating/" + pk.encode())
+
+    def write() -> str:
+        return Rating.objects.create(id=rating, sale=uuid.UUID(hex=pk), **cols).id.hex
+
+    return _write(thread, write)
