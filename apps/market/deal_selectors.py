@@ -6,14 +6,13 @@ row is the member its id names, never a column."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connections
 
 from apps.core.models import Thread
-from apps.core.thread.appspec import AppSpec
 from apps.core.thread.rowid import row_tag
 from apps.core.threads.app_kit import app_enabled, row_owners
 from apps.core.threads.context import thread_context
@@ -23,9 +22,9 @@ from apps.core.threads.store import stamp_parse
 from apps.market import deal as machine
 from apps.market import deal_rules
 from apps.market.deal import STEPS, DealState
-from apps.market.deal_rules import Folded
+from apps.market.deal_rules import Folded, deal_spec_enabled
 from apps.market.models import Deal, DealMessage, DealRating, Release, Step
-from apps.market.policy import DEAL_APP, DEAL_ROLE_WORDS, RULES_APP, deal_spec
+from apps.market.policy import DEAL_APP, DEAL_ROLE_WORDS
 
 # Fields that let ``step_problem`` judge only who may take a step now (not what they type).
 _SAMPLE = {
@@ -90,17 +89,6 @@ class DealView:
     @property
     def id(self) -> str:
         return self.thread.id
-
-
-def deal_spec_enabled() -> AppSpec:
-    """The spec a deal thread enables. Every table of an app must be named after it
-    (``<app>_...``), which the deal's tables (``market_step``...) are not for "market_deal":
-    until they are, the deal's spec is enabled under the shop's rules app name ("market"),
-    whose prefix they carry (each thread holds its own spec, so the shop's is not touched)."""
-    spec = deal_spec()
-    if all(table.startswith(spec.app + "_") for table in spec.tables):
-        return spec
-    return replace(spec, app=RULES_APP)
 
 
 def is_deal(thread: Thread) -> bool:

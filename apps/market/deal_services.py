@@ -29,8 +29,8 @@ from apps.core.threads.services import ThreadServiceError
 from apps.core.threads.thread_apps import app_enable
 from apps.market import deal, deal_rules, ratings
 from apps.market.deal import ACCEPTED, DealState
-from apps.market.deal_rules import DEAL_ID
-from apps.market.deal_selectors import deal_folded, deal_spec_enabled, deal_terms
+from apps.market.deal_rules import DEAL_ID, deal_spec_enabled
+from apps.market.deal_selectors import deal_folded, deal_terms
 from apps.market.models import MAX_MESSAGE, Deal, DealMessage, DealRating, Release, Step
 from apps.market.policy import BUYER, DEAL_APP, DEAL_RULES_APP, ESCROW, SHIPPER
 
