@@ -1,0 +1,198 @@
+"""The market pages through the test client, with the other side on a node of its own in this
+process: a seller opens a shop and lists with a photo (the description's Markdown rendered and
+sanitised), a customer's offer shows with its delivery and is accepted on the listing page; a
+buyer offers and bids on another node's shop, with bad amounts refused in words and nothing
+stored; a deal's page shows its timeline, lets each side take only its own steps, chats; Market
+home lists shops and deals and says what is wrong with a search. No page shows a hex id."""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+
+import pytest
+from django.test import Client
+from PIL import Image
+
+from apps.market import deal_selectors, selectors
+from tests.checklist.conftest import browser, owner_user  # noqa: F401
+from tests.core.threads.conftest import node, thread_databases_allowed  # noqa: F401
+from tests.market.page_routes import routes  # noqa: F401
+from tests.market.support import auction_fields, customer_join, sellers_shop
+from tests.market.test_deal_services import opened, shop  # noqa: F401
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HEX_ID = re.compile(r"(?<![0-9A-Za-z])(?=[0-9A-Fa-f]*[A-Fa-f])[0-9A-Fa-f]{12,}(?![0-9A-Za-z])")
+
+
+def readable(page: bytes | str) -> str:
+    """What a person reads on the page, checked: no hex id, no template syntax."""
+    text = page.decode() if isinstance(page, bytes) else page
+    main = text.split('<main id="main"', 1)[1].split("</main>", 1)[0]
+    main = re.sub(r"<(script|textarea|svg)\b.*?</\1>", " ", main, flags=re.S)
+    words = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", main)))
+    assert not HEX_ID.search(words), HEX_ID.search(words)
+    for syntax in ("{{", "{%", "{#"):
+        assert syntax not in words
+    return words
+
+
+def png() -> io.BytesIO:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 80, 40)).save(out, format="PNG")
+    out.seek(0)
+    out.name = "chair.png"
+    return out
+
+
+@pytest.fixture
+def client(browser) -> Client:  # noqa: F811
+    return browser
+
+
+def follow(client: Client, response) -> str:
+    assert response.status_code == 302, response.content[:2000]
+    page = client.get(response["Location"])
+    assert page.status_code == 200
+    return readable(page.content)
+
+
+LISTING = {
+    "title": "Oak chair",
+    "summary": "Solid oak",
+    "description": "Seat **recovered** last year. <script>alert(1)</script>",
+    "price": "45.00",
+    "currency": "eur",
+    "category": "home",
+    "condition": "used",
+    "quantity": "2",
+    "status": "active",
+    "tags": "chair, oak",
+    "place": "Ghent",
+    "shipping": "Belgium, 12, 3",
+}
+
+
+def test_a_seller_lists_with_a_photo_and_accepts_an_offer_on_the_listing_page(client, tmp_path):
+    opened_shop = client.post("/market/shops/", {"name": "Ada's attic", "about": "Old things"})
+    text = follow(client, opened_shop)
+    assert "Ada's attic" in text
+    assert "Share your shop" in text
+    (thread,) = selectors.my_shops()
+    shop_page = client.get(f"/node/threads/{thread.id}/shop/?share=indexes")
+    assert "Link for indexes" in shop_page.content.decode()
+
+    bad = client.post(f"/node/threads/{thread.id}/shop/new/", {**LISTING, "price": "-3"})
+    assert bad.status_code == 400
+    assert "cannot be negative" in bad.content.decode()
+    assert selectors.listings(thread) == []
+    made = client.post(f"/node/threads/{thread.id}/shop/new/", {**LISTING, "photo": png()})
+    text = follow(client, made)
+    (listing,) = selectors.listings(thread)
+    source = client.get(made["Location"]).content.decode()
+    assert "<strong>recovered</strong>" in source
+    assert "<script>alert" not in source
+    assert "45.00 EUR" in text
+    assert "Shipping to Belgium: 12.00 EUR, 3 days" in text
+    (photo,) = selectors.listing(thread, listing.id).photos
+    thumb = client.get(f"/node/threads/{thread.id}/shop/{listing.id}/photos/{photo.id}/thumb/")
+    assert thumb.status_code == 200
+    assert thumb["Content-Type"] == "image/jpeg"
+
+    bea = customer_join(thread, tmp_path, "Bea")
+    bea.receive()
+    bea.offer(listing.id, 8000, quantity=2, message="Both, please")
+    bea.send()
+    page = readable(client.get(made["Location"]).content)
+    assert "80.00 EUR for 2 from Bea" in page
+    assert "“Both, please”" in page
+    accept = f"/node/threads/{thread.id}/shop/{listing.id}/offers/"
+    offer = selectors.listing(thread, listing.id).offers[0]
+    text = follow(client, client.post(f"{accept}{offer.id}/accept/"))
+    assert "Accepted: the deal is open" in text
+    assert "Sold to Bea for 80.00 EUR" in text
+    (deal,) = deal_selectors.my_deals()
+    deal_page = readable(client.get(f"/node/threads/{deal.id}/deal/").content)
+    assert "Accepted: waiting for the buyer to pay." in deal_page
+    assert "Cancel the deal" in deal_page
+    assert "Mark shipped" not in deal_page
+
+
+def test_a_customer_cannot_edit_and_bad_offers_and_bids_store_nothing(client, tmp_path):
+    ada = sellers_shop(tmp_path)
+    chair = ada.listing()
+    lamp = ada.listing(**auction_fields(ends_in_ms=600_000))
+    ada.send()
+    base = f"/node/threads/{ada.thread.id}/shop/"
+    assert client.get(f"{base}{chair}/edit/").status_code == 404
+    assert client.get(f"{base}new/").status_code == 404
+    page = readable(client.get(f"{base}{chair}/").content)
+    assert "Make an offer" in page
+    assert "Edit" not in page
+
+    offer = f"{base}{chair}/offer/"
+    for price, said in (
+        ("-3", "cannot be negative"),
+        ("ten", "must be a number"),
+        ("1.234", "can have at most 2 decimals"),
+    ):
+        text = follow(client, client.post(offer, {"offer-price": price, "offer-quantity": "1"}))
+        assert f"No offer was made: The price {said}" in text
+    assert selectors.offers(ada.thread, chair) == []
+    text = follow(client, client.post(offer, {"offer-price": "40,50", "offer-quantity": "1"}))
+    assert "Your offer is made" in text
+    assert "40.50 EUR" in text
+    (offer,) = selectors.offers(ada.thread, chair)
+    assert (offer.price, offer.mine) == (4050, True)
+
+    text = follow(client, client.post(f"{base}{lamp}/bid/", {"bid-amount": "5"}))
+    assert "No bid was made:" in text
+    assert "10.00 EUR" in text
+    text = follow(client, client.post(f"{base}{lamp}/bid/", {"bid-amount": "12"}))
+    assert "Your bid is in." in text
+    assert "12.00 EUR by you" in text
+    assert [b.amount for b in selectors.listing(ada.thread, lamp).bids] == [1200]
+    assert "Bid" in readable(client.get(f"{base}{lamp}/").content)
+
+
+def test_the_deal_page_takes_each_sides_steps_and_chats(client, opened):  # noqa: F811
+    deal, bob = opened
+    url = f"/node/threads/{deal.id}/deal/"
+    assert "Mark shipped" not in readable(client.get(url).content)
+    bob.step("paid", reference="bank 42")
+    page = readable(client.get(url).content)
+    assert "Paid: waiting for the seller to ship." in page
+    assert "Payment reference: bank 42" in page
+    assert "by Bob (the buyer)" in page
+    assert "Mark shipped" in page
+    assert "I received it" not in page
+
+    refused = client.post(url + "step/", {"step": "received", "received-step": "received"})
+    assert "Nothing changed" in follow(client, refused)
+    empty = {"step": "shipped", "shipped-step": "shipped", "shipped-carrier": ""}
+    assert "carrier" in follow(client, client.post(url + "step/", empty)).lower()
+    shipped = {**empty, "shipped-carrier": "Bpost", "shipped-tracking": "CD123"}
+    text = follow(client, client.post(url + "step/", shipped))
+    assert "Marked shipped." in text
+    assert "Sent with Bpost, tracking CD123." in text
+    assert "by you (the seller)" in text
+    text = follow(client, client.post(url + "message/", {"text": "On its way!"}))
+    assert "On its way!" in text
+    invited = client.post(url + "invite/", {"role": "escrow"})
+    assert invited.status_code == 200
+    assert "sereus:" in invited.content.decode()
+
+
+def test_market_home_lists_shops_and_deals_and_says_what_is_wrong_with_a_search(
+    client,
+    opened,  # noqa: F811
+):
+    client.post("/market/shops/", {"name": "Ada's attic"})
+    page = readable(client.get("/market/").content)
+    assert "Ada's attic" in page
+    assert "A red bicycle" in page
+    assert "120.00 EUR" in page
+    wrong = readable(client.get("/market/", {"q": "chair", "min_price": "cheap"}).content)
+    assert "The lowest price must be a number" in wrong
