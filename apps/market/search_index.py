@@ -315,6 +315,21 @@ class SearchIndex:
                 changed += cursor.rowcount
         return changed
 
+    def replace_shop(self, shop: str, docs: Iterable[Mapping[str, Any]]) -> int:
+        """The shop's listings become exactly the active ones of ``docs`` (all of the shop's,
+        read again), in one transaction: a search meanwhile sees the old or the new, never none.
+        Returns how many are indexed."""
+        rows = [(doc.get("status", "active"), doc_row(doc)) for doc in docs]
+        if any(row["shop"] != shop for _status, row in rows):
+            raise DocError("Every listing read again must be of the shop read again.")
+        changed = 0
+        with self._transaction():
+            self._db.execute("DELETE FROM listing WHERE shop = ?", (shop,))
+            for status, row in rows:
+                if status == "active":
+                    changed += self._db.execute(_UPSERT, row).rowcount
+        return changed
+
     def remove(self, listing_id: str) -> bool:
         """Drop one listing; False when it was not indexed."""
         with self._transaction():
