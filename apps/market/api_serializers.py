@@ -28,12 +28,12 @@ class ShopInput(serializers.Serializer):
     about = serializers.CharField(max_length=MAX_ABOUT, required=False, allow_blank=True)
 
 
-class ScoreOutput(serializers.Serializer):
+class ShopScoreOutput(serializers.Serializer):
     count = serializers.IntegerField(help_text="Ratings counted (each cites a completed sale).")
     overall = serializers.CharField(allow_null=True, help_text="Average stars, like 4.5.")
 
 
-class LinksOutput(serializers.Serializer):
+class ShopLinksOutput(serializers.Serializer):
     customer = serializers.CharField(help_text="The open link customers join with.")
     indexer = serializers.CharField(help_text="The open link an index joins with.")
 
@@ -44,9 +44,9 @@ class ShopOutput(serializers.Serializer):
     about = serializers.CharField()
     link = serializers.CharField(help_text="The customers' link, as the shop states it.")
     role = serializers.CharField(help_text="Your role: owner, staff, customer, indexer.")
-    score = ScoreOutput()
+    score = ShopScoreOutput()
     listings = serializers.IntegerField(help_text="Listings you can see.")
-    links = LinksOutput(required=False, help_text="For the shop's owner and staff only.")
+    links = ShopLinksOutput(required=False, help_text="For the shop's owner and staff only.")
 
 
 class ShippingInput(serializers.Serializer):
@@ -115,7 +115,7 @@ class DeliveryOutput(serializers.Serializer):
     holds = serializers.BooleanField(help_text="Whether it holds this row already.")
 
 
-class PhotoOutput(serializers.Serializer):
+class ListingPhotoOutput(serializers.Serializer):
     id = serializers.CharField()
     name = serializers.CharField()
     mime = serializers.CharField()
@@ -177,7 +177,7 @@ class ListingOutput(serializers.Serializer):
     status = serializers.CharField()
     shipping = ShippingInput(many=True)
     auction = AuctionOutput(allow_null=True)
-    photos = PhotoOutput(many=True)
+    photos = ListingPhotoOutput(many=True)
     bids = BidOutput(many=True, required=False)
     offers = OfferOutput(many=True, required=False)
 
@@ -190,7 +190,7 @@ class WrittenOutput(serializers.Serializer):
 # -- deals ---------------------------------------------------------------------------------------
 
 
-class StepInput(serializers.Serializer):
+class DealStepInput(serializers.Serializer):
     step = serializers.ChoiceField(list(deal_rules.STEPS))
     reference = serializers.CharField(max_length=1_000, required=False, allow_blank=True)
     carrier = serializers.CharField(max_length=1_000, required=False, allow_blank=True)
@@ -200,7 +200,7 @@ class StepInput(serializers.Serializer):
     split_amount = Amount(required=False, help_text="Of a split: back to the buyer. " + MINOR)
 
 
-class RatingInput(serializers.Serializer):
+class DealRatingInput(serializers.Serializer):
     overall = serializers.IntegerField(help_text="1 to 5 stars.")
     as_described = serializers.IntegerField(required=False, allow_null=True)
     communication = serializers.IntegerField(required=False, allow_null=True)
@@ -208,20 +208,20 @@ class RatingInput(serializers.Serializer):
     comment = serializers.CharField(max_length=5_000, required=False, allow_blank=True)
 
 
-class MessageInput(serializers.Serializer):
+class DealMessageInput(serializers.Serializer):
     text = serializers.CharField(max_length=MAX_MESSAGE)
 
 
-class InviteInput(serializers.Serializer):
+class DealInviteInput(serializers.Serializer):
     role = serializers.ChoiceField([deal_rules.ESCROW, deal_rules.SHIPPER])
 
 
-class InviteOutput(serializers.Serializer):
+class DealInviteOutput(serializers.Serializer):
     role = serializers.CharField()
     link = serializers.CharField(help_text="A single-use link to pass on.")
 
 
-class StepOutput(serializers.Serializer):
+class DealStepOutput(serializers.Serializer):
     id = serializers.CharField()
     step = serializers.CharField()
     by = serializers.CharField(help_text="Who wrote it, named.")
@@ -253,6 +253,6 @@ class DealOutput(serializers.Serializer):
     actions = serializers.ListField(
         child=serializers.CharField(), help_text="Steps you may write now."
     )
-    steps = StepOutput(many=True, required=False)
+    steps = DealStepOutput(many=True, required=False)
     messages = DealMessageOutput(many=True, required=False)
     ratings = serializers.ListField(child=serializers.DictField(), required=False)

@@ -23,12 +23,12 @@ from apps.core.threads.app_kit import AppFailed, api_call, api_thread
 from apps.core.threads.services import ThreadServiceError
 from apps.market import deal_selectors, deal_services, display
 from apps.market.api_serializers import (
+    DealInviteInput,
+    DealInviteOutput,
+    DealMessageInput,
     DealOutput,
-    InviteInput,
-    InviteOutput,
-    MessageInput,
-    RatingInput,
-    StepInput,
+    DealRatingInput,
+    DealStepInput,
 )
 from apps.market.auction import money
 from apps.market.deal import ESCROW
@@ -118,7 +118,7 @@ class StepsApi(APIView):
     parser_classes = [JSONParser]
 
     @extend_schema(
-        request=StepInput,
+        request=DealStepInput,
         responses={201: DealOutput},
         operation_id="deal_steps_create",
         description="Take a step: paid {reference?}, shipped {carrier, tracking}, received, "
@@ -127,7 +127,7 @@ class StepsApi(APIView):
     )
     def post(self, request: Request, thread_id: str) -> Response:
         thread = deal_thread(thread_id)
-        data = StepInput(data=request.data)
+        data = DealStepInput(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         step = fields.pop("step")
@@ -154,12 +154,12 @@ class MessagesApi(APIView):
     parser_classes = [JSONParser]
 
     @extend_schema(
-        request=MessageInput, responses={201: DealOutput}, operation_id="deal_messages_create"
+        request=DealMessageInput, responses={201: DealOutput}, operation_id="deal_messages_create"
     )
     def post(self, request: Request, thread_id: str) -> Response:
         """Say something in the deal's chat."""
         thread = deal_thread(thread_id)
-        data = MessageInput(data=request.data)
+        data = DealMessageInput(data=request.data)
         data.is_valid(raise_exception=True)
         api_call(deal_services.message_send, thread=thread, text=data.validated_data["text"])
         return _answer(thread, status.HTTP_201_CREATED)
@@ -169,7 +169,7 @@ class RatingApi(APIView):
     parser_classes = [JSONParser]
 
     @extend_schema(
-        request=RatingInput,
+        request=DealRatingInput,
         responses={201: DealOutput},
         operation_id="deal_rating_create",
         description="Rate the other side once the deal is completed or resolved (1 to 5 stars), "
@@ -178,7 +178,7 @@ class RatingApi(APIView):
     )
     def post(self, request: Request, thread_id: str) -> Response:
         thread = deal_thread(thread_id)
-        data = RatingInput(data=request.data)
+        data = DealRatingInput(data=request.data)
         data.is_valid(raise_exception=True)
         api_call(deal_services.deal_rate, thread=thread, **data.validated_data)
         return _answer(thread, status.HTTP_201_CREATED)
@@ -188,8 +188,8 @@ class InvitesApi(APIView):
     parser_classes = [JSONParser]
 
     @extend_schema(
-        request=InviteInput,
-        responses={201: InviteOutput},
+        request=DealInviteInput,
+        responses={201: DealInviteOutput},
         operation_id="deal_invites_create",
         description="A single-use link for the escrow agent or a shipper (who writes only "
         "shipping updates).",
@@ -197,7 +197,7 @@ class InvitesApi(APIView):
     def post(self, request: Request, thread_id: str) -> Response:
         thread = deal_thread(thread_id)
         _view(thread)
-        data = InviteInput(data=request.data)
+        data = DealInviteInput(data=request.data)
         data.is_valid(raise_exception=True)
         role = data.validated_data["role"]
         make = deal_services.escrow_invite if role == ESCROW else deal_services.shipper_invite

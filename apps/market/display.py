@@ -79,7 +79,7 @@ def shown_money(minor: int | None, currency: str) -> str:
 def step_ids(thread: Thread, count: int) -> list[str]:
     """The ids of a deal's steps in the order ``deal_selectors.deal`` lists them (by the stamp
     of the op that wrote each, then id): its ``StepView`` carries none, and delivery is per row."""
-    rows = deal_selectors._steps(thread)
+    rows = deal_selectors.step_rows(thread)
     ordered = [pk for pk, _step, _fields, millis in sorted(rows, key=lambda s: (s[3], s[0]))]
     return ordered[:count]
 
