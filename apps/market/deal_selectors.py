@@ -125,7 +125,8 @@ def deal_terms(thread: Thread) -> dict[str, Any] | None:
     return values | {"listing": row.listing.hex, "accept": row.accept.hex}
 
 
-def _steps(thread: Thread) -> list[tuple[str, str, str, int]]:
+def step_rows(thread: Thread) -> list[tuple[str, str, str, int]]:
+    """The deal's accepted steps: (id, step, fields JSON, stamp in ms)."""
     with thread_context(thread.thread):
         rows = list(Step.objects.values_list("id", "step", "fields"))
     stamps = _stamps(thread, Step._meta.db_table)
@@ -137,7 +138,7 @@ def deal_folded(thread: Thread) -> Folded | None:
     with thread_context(thread.thread):
         if not Deal.objects.exists():
             return None
-    return deal_rules.fold(_steps(thread))
+    return deal_rules.fold(step_rows(thread))
 
 
 def _actions(state: DealState, side: str | None) -> list[str]:
@@ -211,7 +212,7 @@ def deal(thread: Thread) -> DealView | None:
     terms = deal_terms(thread)
     if terms is None:
         return None
-    steps = _steps(thread)
+    steps = step_rows(thread)
     folded = deal_rules.fold(steps)
     state = folded.state
     side = deal_rules.deal_role(thread.role)

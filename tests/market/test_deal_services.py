@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import uuid
 
+import nacl.signing
+import nacl.utils
 import pytest
 
 from apps.core.models import Thread
@@ -15,12 +17,14 @@ from apps.core.thread import keys
 from apps.core.thread.invite import invite_parse
 from apps.core.thread.writer import redemption_request
 from apps.core.threads import services as threads
+from apps.core.threads.database import NodeKeys, ThreadDatabase
 from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
 from apps.market import deal_rules, deal_selectors, deal_services
 from apps.market.models import Deal, DealMessage, DealRating, Step
 from apps.market.policy import SHOP_APP
 from tests.core.threads.conftest import (  # noqa: F401
+    OtherNode,
     exchange,
     node,
     other_node,
@@ -52,17 +56,26 @@ class Buyer(Member):
         self.send()
 
 
-def buyer_joins(deal: Thread, link: str, tmp_path) -> Buyer:
-    """The buyer redeems the deal's link: this node admits it as the invite says."""
-    buyer = Buyer(other_node(tmp_path, deal.thread, "bob"), deal)
+def buyer_joins(
+    deal: Thread, link: str, tmp_path, name: str = "Bob", keys: NodeKeys | None = None
+) -> Buyer:
+    """The buyer (on a node of its own; ``keys``: that node's) redeems the deal's link: this
+    node admits it as the invite says."""
+    keys = keys or NodeKeys(nacl.signing.SigningKey.generate(), nacl.utils.random(32))
+    slug = name.lower()
+    database = ThreadDatabase(
+        deal.thread,
+        path=tmp_path / f"{slug}-deal.sqlite3",
+        alias=f"thread_{deal.thread.hex()}_{slug}",
+        node=keys,
+    )
+    buyer = Buyer(OtherNode(keys, database), deal)
     request = redemption_request(
-        invite_parse(link),
-        master_secret=buyer.node.keys.master_secret,
-        device_key=buyer.node.keys.device,
+        invite_parse(link), master_secret=keys.master_secret, device_key=keys.device
     )
     threads.invite_admit(thread=deal, request=request)
-    exchange(thread_database(deal.thread), buyer.node.database)
-    buyer.node.database.write(lambda writer: writer.set_name("Bob"))
+    exchange(thread_database(deal.thread), database)
+    database.write(lambda writer: writer.set_name(name))
     buyer.send()
     return buyer
 
