@@ -37,7 +37,7 @@ from apps.p2p.app_protocols import AppRefused
 PROTOCOL = "/sereus/market-search/1.0.0"
 MAX_REQUEST = 4 * 1024
 MAX_RESPONSE = 512 * 1024
-RATE, BURST = 2.0, 10
+RATE, BURST = 5.0, 20  # a person typing searches a few times a second
 HANDLER_TIMEOUT = 3.0
 BUSY = "Too many searches; wait a moment."
 NOT_AN_INDEX = "This node runs no market index."

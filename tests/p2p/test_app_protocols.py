@@ -5,20 +5,24 @@ breaks the framing struck like on any Sereus protocol."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import nacl.signing
 import pytest
 import trio
 from libp2p.network.stream.exceptions import StreamEOF
 
+from apps.core.identity import device_key_ensure
 from apps.p2p import app_protocols, client
 from apps.p2p.app_protocols import AppRefused, AppRequestError, varint
 from apps.p2p.bridge import TrioThread
+from apps.p2p.consumers import P2P_CHANNEL
 from apps.p2p.host import quiet_libp2p_logs
 from apps.p2p.node import NodeSettings, SereusNode
 from tests.support.api import wait_for
@@ -70,14 +74,30 @@ class Running:
         self.bridge.stop()
 
 
-@pytest.fixture
-def nodes(tmp_path: Path) -> Iterator[tuple[Running, Running]]:
-    quiet_libp2p_logs()
+def _register() -> None:
     app_protocols.register(ECHO, echo, max_request=64, max_response=1024, rate=(50.0, 100))
     app_protocols.register(SLOW, slow, max_request=64, max_response=64, rate=(50, 50), timeout=1)
     app_protocols.register(
         CAPPED, echo, max_request=64, max_response=1024, rate=(0.01, 2), busy="Too many, wait."
     )
+
+
+def _unregister() -> None:
+    for protocol in (ECHO, SLOW, CAPPED):
+        app_protocols.unregister(protocol)
+
+
+@pytest.fixture
+def registered() -> Iterator[None]:
+    _register()
+    yield
+    _unregister()
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[tuple[Running, Running]]:
+    quiet_libp2p_logs()
+    _register()
     server = asker = None
     try:
         server, asker = Running(tmp_path / "server"), Running(tmp_path / "asker")
@@ -86,8 +106,7 @@ def nodes(tmp_path: Path) -> Iterator[tuple[Running, Running]]:
         for running in (asker, server):
             if running is not None:
                 running.stop()
-        for protocol in (ECHO, SLOW, CAPPED):
-            app_protocols.unregister(protocol)
+        _unregister()
 
 
 def refusal(call) -> AppRequestError:
@@ -185,3 +204,38 @@ def test_an_unreachable_node_is_said_so(nodes, tmp_path: Path) -> None:
     assert caught.value.code == "unreachable"
     itself = refusal(lambda: asker.ask(asker, ECHO, b"?"))
     assert itself.code == "invalid"
+
+
+@pytest.mark.anyio
+async def test_another_process_asks_through_the_p2p_worker(
+    registered, p2p_worker, data_dir: Path, tmp_path: Path
+) -> None:
+    """Scale-out: a web process asks over the channel layer (``p2p.app``), the worker's node asks
+    the other node and answers with its answer or its words."""
+    server = Running(tmp_path / "server")
+    layer = p2p_worker.worker.channel_layer
+    me = bytes(device_key_ensure(data_dir).signing_key.verify_key)
+
+    async def ask(**message: Any) -> dict[str, Any]:
+        reply_channel = await layer.new_channel()
+        base = {
+            "type": "p2p.app",
+            "reply_channel": reply_channel,
+            "peer": server.node.peer_id,
+            "addrs": list(server.node.addrs),
+            "protocol": ECHO,
+            "timeout": 5,
+        }
+        await layer.send(P2P_CHANNEL, {**base, **message})
+        return await asyncio.wait_for(layer.receive(reply_channel), 15)
+
+    try:
+        assert (await ask(payload=b"hi"))["payload"] == me + b"hi"
+        refused = await ask(payload=b"refuse")
+        assert (refused["error"], refused["detail"]) == (
+            "refused",
+            "The page must be a whole number.",
+        )
+        assert (await ask(payload="not bytes"))["error"] == "invalid"
+    finally:
+        server.stop()
