@@ -18,7 +18,7 @@ from apps.core.threads import services as threads
 from apps.core.threads.app_kit import app_thread_find
 from apps.core.threads.pages import open_url
 from apps.core.threads.services import ThreadServiceError
-from apps.market import deal_selectors, search_query, selectors, services
+from apps.market import deal_selectors, search_query, search_service, selectors, services
 from apps.market.auction import money
 from apps.market.deal_views import STATE_WORDS
 from apps.market.display import said
@@ -47,19 +47,16 @@ class Found:
     link: str  # the shop's link to follow it, else ""
 
 
-def _hit(hit) -> Found:
-    listing = hit.hit if hasattr(hit, "hit") else hit
-    followed = app_thread_find(listing.shop)
-    url = ""
-    if followed is not None:
-        url = reverse("market:listing", args=[followed.id, listing.listing])
+def _hit(hit: search_query.Hit) -> Found:
+    followed = app_thread_find(hit.shop)
+    url = reverse("market:listing", args=[followed.id, hit.listing]) if followed else ""
     return Found(
-        title=listing.title,
-        price=money(listing.price, listing.currency),
-        place=listing.place,
-        shop_name=getattr(hit, "shop_name", "") or (followed.name if followed else "a shop"),
+        title=hit.title,
+        price=money(hit.price, hit.currency),
+        place=hit.place,
+        shop_name=hit.shop_name or (followed.name if followed else "a shop"),
         url=url,
-        link="" if followed is not None else getattr(hit, "link", "") or "",
+        link="" if followed is not None else hit.link,
     )
 
 
@@ -71,8 +68,6 @@ def _search(request: HttpRequest) -> dict:
         query = search_query.query_parse(request.GET)
     except search_query.QueryError as exc:
         return {"search_error": said(exc), "searched": True}
-    from apps.market import search_service
-
     try:
         result = search_service.search(query)
     except ThreadServiceError as exc:
@@ -80,7 +75,11 @@ def _search(request: HttpRequest) -> dict:
     return {
         "searched": True,
         "found": [_hit(hit) for hit in result.hits],
-        "search_problems": list(getattr(result, "errors", []) or []),
+        "search_problems": [
+            f"{source.name.capitalize()} did not answer: {source.words}"
+            for source in result.sources
+            if not source.ok
+        ],
     }
 
 
@@ -95,8 +94,6 @@ def _index() -> dict:
         "indexes": list(KnownIndex.objects.order_by("name", "peer")),
     }
     if enabled:
-        from apps.market import search_service
-
         try:
             link = search_service.index_link()
         except ThreadServiceError:
@@ -178,8 +175,6 @@ def follow(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def index_add(request: HttpRequest) -> HttpResponse:
-    from apps.market import search_service
-
     form = LinkForm(request.POST, prefix="index")
     if not form.is_valid():
         flash.error(request, "No index was added: paste the index's link.")
@@ -195,8 +190,6 @@ def index_add(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def index_remove(request: HttpRequest) -> HttpResponse:
-    from apps.market import search_service
-
     try:
         search_service.index_remove(request.POST.get("peer", ""))
     except (ThreadServiceError, ValueError) as exc:
@@ -208,8 +201,6 @@ def index_remove(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def index_settings(request: HttpRequest) -> HttpResponse:
-    from apps.market import search_service
-
     form = IndexForm(request.POST)
     if not form.is_valid():
         flash.error(request, "Nothing changed: the name is too long.")

@@ -15,7 +15,7 @@ import pytest
 from django.test import Client
 from PIL import Image
 
-from apps.market import deal_selectors, selectors
+from apps.market import deal_selectors, index_duty, selectors
 from tests.checklist.conftest import browser, owner_user  # noqa: F401
 from tests.core.threads.conftest import node, thread_databases_allowed  # noqa: F401
 from tests.market.page_routes import routes  # noqa: F401
@@ -196,3 +196,24 @@ def test_market_home_lists_shops_and_deals_and_says_what_is_wrong_with_a_search(
     assert "120.00 EUR" in page
     wrong = readable(client.get("/market/", {"q": "chair", "min_price": "cheap"}).content)
     assert "The lowest price must be a number" in wrong
+
+
+def test_a_search_finds_a_listing_of_a_shop_this_node_follows(client, tmp_path):
+    ada = sellers_shop(tmp_path)
+    chair = ada.listing()
+    ada.listing(title="Brass lamp", price=900)
+    ada.send()
+    index_duty.refresh_now()  # what the index's duty does a moment after the ops arrive
+    page = readable(
+        client.get(
+            "/market/", {"q": "oak chair", "min_price": "20", "max_price": "50", "currency": "eur"}
+        ).content
+    )
+    assert "Oak chair" in page
+    assert "45.00 EUR · Ghent · Ada's attic" in page
+    assert "Brass lamp" not in page
+    assert (
+        f"/node/threads/{ada.thread.id}/shop/{chair}/"
+        in client.get("/market/", {"q": "chair"}).content.decode()
+    )
+    assert "Nothing found." in readable(client.get("/market/", {"q": "piano"}).content)
