@@ -42,12 +42,14 @@ logger = logging.getLogger(__name__)
 
 INDEX_FILE = "market-index.sqlite3"
 REREAD_S = 300.0
+STALE_CHECK_S = 10.0  # ``refresh_stale`` looks at the registry at most this often
 SERVED_ROLES = frozenset({INDEXER, OWNER, ADMIN, STAFF})
 
 _lock = threading.Lock()
 _index: tuple[Path, SearchIndex] | None = None
 # thread -> (where its log stood when last read, monotonic time of its last whole read)
 _marks: dict[bytes, tuple[Mark, float]] = {}
+_checked = [-STALE_CHECK_S]  # when ``refresh_stale`` last looked (monotonic)
 
 
 def index() -> SearchIndex:
@@ -59,6 +61,7 @@ def index() -> SearchIndex:
             if _index is not None:
                 _index[1].close()
             _marks.clear()
+            _checked[0] = -STALE_CHECK_S
             _index = (path, SearchIndex(path))
         return _index[1]
 
@@ -71,6 +74,7 @@ def forget() -> None:
             _index[1].close()
         _index = None
         _marks.clear()
+        _checked[0] = -STALE_CHECK_S
 
 
 # -- reading a shop --------------------------------------------------------------------------------
@@ -172,14 +176,19 @@ def index_shop(thread: Thread) -> int:
     return changed
 
 
-def refresh_stale() -> None:
+def refresh_stale(*, force: bool = False) -> None:
     """Wake the shops not read in this process yet or not for ``REREAD_S``; drop the shops this
-    node is no longer in. Cheap: a query of the registry; the reading happens on the worker."""
+    node is no longer in. Cheap (a query of the registry, at most every ``STALE_CHECK_S`` unless
+    ``force``d): the reading happens on the worker."""
+    index()  # a new data dir starts over
+    now = time.monotonic()
+    if not force and now - _checked[0] < STALE_CHECK_S:
+        return
+    _checked[0] = now
     shops = {
         thread.thread: thread
         for thread in Thread.objects.filter(app=SHOP_APP, state=Thread.State.ACTIVE)
     }
-    now = time.monotonic()
     for thread_id in shops:
         known = _marks.get(thread_id)
         if known is None or now - known[1] > REREAD_S:
@@ -200,7 +209,7 @@ def refresh_now() -> None:
                 index_shop(thread)
         except Exception:
             logger.exception("market index: shop %s could not be read", thread.id[:8])
-    refresh_stale()
+    refresh_stale(force=True)
 
 
 # -- following the ops -----------------------------------------------------------------------------

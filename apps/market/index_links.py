@@ -67,7 +67,7 @@ def index_enable(enabled: bool, name: str = "") -> IndexSettings:
     if enabled:
         from apps.market import index_duty
 
-        index_duty.refresh_stale()
+        index_duty.refresh_stale(force=True)
     return row
 
 

@@ -115,9 +115,9 @@ def search(query: Query) -> SearchResult:
             answers = [future.result() for future in asked]
     else:
         own = _own(wide)
-    sources = [Source(THIS_NODE, True, "")]
-    found: list[list[Hit]] = [own[0]]
-    totals = [own[1]]
+    sources = [Source(THIS_NODE, isinstance(own, tuple), "" if isinstance(own, tuple) else own)]
+    found: list[list[Hit]] = [own[0]] if isinstance(own, tuple) else []
+    totals = [own[1]] if isinstance(own, tuple) else []
     now = timezone.now()
     for row, answer in zip(indexes, answers, strict=True):
         if isinstance(answer, str):
@@ -136,6 +136,11 @@ def search(query: Query) -> SearchResult:
     )
 
 
-def _own(q: Query) -> tuple[list[Hit], int]:
-    index_duty.refresh_stale()
-    return index_duty.index().search_page(q)
+def _own(q: Query) -> tuple[list[Hit], int] | str:
+    """This node's own index's answer, or why there is none."""
+    try:
+        index_duty.refresh_stale()
+        return index_duty.index().search_page(q)
+    except Exception:  # the other indexes still answer
+        logger.exception("market search: this node's index could not be read")
+        return "This node's own index could not be read; its log says why."

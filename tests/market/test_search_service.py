@@ -85,7 +85,7 @@ def test_ops_keep_the_index_fresh_on_their_own_and_a_shop_left_leaves_it(fresh_i
     services.listing_save(shop, **listing_fields(title="Brass lamp", price=1200))
     wait_for(lambda: found("brass"), timeout=10, what="the listing in the index")
     Thread.objects.filter(pk=shop.id).update(state=Thread.State.LEFT)
-    index_duty.refresh_stale()
+    index_duty.refresh_stale(force=True)
     assert found("brass") == []
 
 
@@ -162,6 +162,18 @@ def test_a_search_lists_an_index_that_does_not_answer(fresh_index) -> None:
     ]
     assert result.sources[1].words  # in words: this test process runs no p2p host
     assert KnownIndex.objects.get().last_error == result.sources[1].words
+
+
+def test_a_damaged_own_index_is_said_so(node: Any, data_dir: Path) -> None:  # noqa: F811
+    index_duty.forget()
+    (data_dir / index_duty.INDEX_FILE).write_bytes(b"not a database, " * 512)
+    try:
+        result = search_service.search(Query(text="chair"))
+    finally:
+        index_duty.forget()
+    assert result.hits == []
+    assert [(s.name, s.ok) for s in result.sources] == [("this node", False)]
+    assert "could not be read" in result.sources[0].words
 
 
 # -- the API ---------------------------------------------------------------------------------------
