@@ -84,8 +84,7 @@ _PREFIX = re.compile(r"^(the app's rule refused it: )?(market_[a-z]+: )?")
 
 
 def _plain(reason: str) -> str:
-    text = _PREFIX.sub("", reason)
-    return text[:1].upper() + text[1:] if text else text
+    return _said(_PREFIX.sub("", reason))
 
 
 def _write(thread: Thread, action):
@@ -96,7 +95,10 @@ def _write(thread: Thread, action):
 
 def _said(problem: str) -> str:
     """A rule's refusal as a sentence."""
-    return problem[:1].upper() + problem[1:]
+    text = problem.strip()
+    if text and text[-1] not in ".!?":
+        text += "."
+    return text[:1].upper() + text[1:]
 
 
 def _me(thread: Thread) -> bytes:
@@ -398,10 +400,11 @@ def bid_make(thread: Thread, listing: str, amount: Any) -> str:
     _customer(thread, rules.OWN_AUCTION)
     row = _for_trade(thread, listing)
     found = _auction(thread, row)
+    amount = _amount(amount, "bid")
     me = rules.bidder_of(_me(thread))
     problem = auction.bid_problem(found.terms, found.state, amount, me, selectors.now_ms())
     if problem:
-        raise ThreadServiceError("invalid" if type(amount) is not int else "conflict", problem)
+        raise ThreadServiceError("conflict", problem)
     version = rules.terms_version(selectors.listing_cols(row))
 
     def bid() -> str:

@@ -32,7 +32,7 @@ from apps.market import rules
 from apps.market.models import Accept, Bid, Close, Listing, Offer, Sale, Shop
 from apps.market.policy import CUSTOMER, SHOP_APP, market_spec
 from apps.market.services import columns_stored
-from tests.core.threads.conftest import OtherNode, exchange
+from tests.core.threads.conftest import OtherNode, admit, exchange, other_node
 from tests.support import members
 
 
@@ -153,6 +153,15 @@ class Seller:
             accept=uuid.UUID(hex=accept), outcome=outcome, completion="cd" * 32
         )
         return made.id.hex
+
+    def customer(self, tmp_path: Path, name: str) -> Customer:
+        """Another customer of the seller's shop, on a node of its own, holding everything the
+        seller holds (``exchange_with`` it later)."""
+        joined = Customer(other_node(tmp_path, self.thread.thread, name.lower()), self.thread)
+        admit(self.database, joined.node, CUSTOMER)
+        joined.node.database.write(lambda writer: writer.set_name(name))
+        exchange(joined.node.database, self.database)
+        return joined
 
     def send(self) -> None:
         """The seller's log reaches this node."""
