@@ -13,7 +13,7 @@ import nacl.utils
 import pytest
 
 from apps.core.models import Thread
-from apps.core.thread import keys
+from apps.core.thread import countersign, keys
 from apps.core.thread.invite import invite_parse
 from apps.core.thread.writer import redemption_request
 from apps.core.threads import services as threads
@@ -21,7 +21,8 @@ from apps.core.threads.database import NodeKeys, ThreadDatabase
 from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
 from apps.market import deal_rules, deal_selectors, deal_services
-from apps.market.models import Deal, DealMessage, DealRating, Step
+from apps.market.deal import DealState
+from apps.market.models import Deal, DealMessage, DealRating, Release, Step
 from apps.market.policy import SHOP_APP
 from tests.core.threads.conftest import (  # noqa: F401
     OtherNode,
@@ -38,10 +39,13 @@ LISTING, ACCEPT = uuid.uuid4().hex, uuid.uuid4().hex
 
 
 class Buyer(Member):
-    """The buyer's node: writes its steps, messages and rating through its own database."""
+    """The buyer's node (or the escrow agent's: ``side``): writes its steps, messages, rating
+    and release through its own database."""
+
+    side = "buyer"
 
     def step(self, step: str, **fields) -> str:
-        fields["by"] = "buyer"
+        fields["by"] = self.side
         made = Step.objects.using(self.alias).create(step=step, fields=json.dumps(fields))
         self.send()
         return made.id.hex
@@ -55,9 +59,31 @@ class Buyer(Member):
         DealRating.objects.using(self.alias).create(id=uuid.UUID(hex=pk), overall=overall)
         self.send()
 
+    def release(self, state: DealState) -> None:
+        """Signs the release of the payment as the deal stands (``state``)."""
+        terms = Deal.objects.using(self.alias).get()
+        row = {c: getattr(terms, c) for c in deal_rules.TERMS}
+        digest = deal_rules.release_digest(
+            row | {"listing": terms.listing.hex, "accept": terms.accept.hex}, state
+        )
+        key = keys.member_key(self.node.keys.master_secret, self.thread.thread)
+        Release.objects.using(self.alias).create(
+            id=uuid.UUID(hex=deal_rules.release_id(bytes(key.verify_key), self.side, digest)),
+            target=uuid.UUID(hex=deal_rules.DEAL_ID),
+            digest=digest,
+            signer=bytes(key.verify_key),
+            sig=countersign.signature_make(key, deal_rules.DOMAIN, digest),
+        )
+        self.send()
+
 
 def buyer_joins(
-    deal: Thread, link: str, tmp_path, name: str = "Bob", keys: NodeKeys | None = None
+    deal: Thread,
+    link: str,
+    tmp_path,
+    name: str = "Bob",
+    keys: NodeKeys | None = None,
+    side: str = "buyer",
 ) -> Buyer:
     """The buyer (on a node of its own; ``keys``: that node's) redeems the deal's link: this
     node admits it as the invite says."""
@@ -70,6 +96,7 @@ def buyer_joins(
         node=keys,
     )
     buyer = Buyer(OtherNode(keys, database), deal)
+    buyer.side = side
     request = redemption_request(
         invite_parse(link), master_secret=keys.master_secret, device_key=keys.device
     )
@@ -212,3 +239,32 @@ def test_a_cancellation_before_shipping_and_the_invites_for_escrow_and_shipper(o
     assert (view.state.state, view.actions) == ("cancelled", [])
     with pytest.raises(ThreadServiceError, match="cancelled"):
         deal_services.step_write(deal, "shipped", carrier="DHL", tracking="1")
+
+
+def test_a_dispute_resolved_by_the_escrow_agent_and_released_by_two_of_three(opened, tmp_path):
+    deal, bob = opened
+    bob.step("paid")
+    deal_services.step_write(deal, "shipped", carrier="DHL", tracking="00340434")
+    bob.receive()
+    bob.step("disputed", reason="The frame is bent.")
+    with pytest.raises(ThreadServiceError, match="Only the escrow agent resolves the deal"):
+        deal_services.step_write(deal, "resolved", outcome="refund")
+    erin = buyer_joins(
+        deal, deal_services.escrow_invite(deal), tmp_path, "Erin", side="escrow"
+    )  # fmt: skip
+    erin.step("resolved", outcome="split", split_amount=5_000)
+    view = deal_selectors.deal(deal)
+    assert (view.state.state, view.state.outcome, view.state.split_amount) == (
+        "resolved", "split", 5_000
+    )  # fmt: skip
+    assert [s.side for s in view.steps][-2:] == ["buyer", "escrow"]
+    assert "release" in view.actions
+    deal_services.release_sign(deal)
+    assert (deal_selectors.deal(deal).released_by, deal_selectors.deal(deal).released) == (
+        ["seller"], False
+    )  # fmt: skip
+    erin.receive()
+    erin.release(DealState(state="resolved", outcome="split", split_amount=5_000))
+    view = deal_selectors.deal(deal)
+    assert (view.released_by, view.released) == (["escrow", "seller"], True)
+    assert "release" not in view.actions
