@@ -114,6 +114,9 @@ class P2PConsumer(AsyncConsumer):
             )
         except AppRequestError as exc:
             reply.update(error=exc.code, detail=exc.words)
+        except Exception:  # the p2p host stopped under it: the asking process still hears
+            logger.warning("p2p.app failed", exc_info=True)
+            reply.update(error="unavailable", detail="this node's p2p host stopped")
         await self.channel_layer.send(reply_channel, reply)
 
     async def _redeem(self, message: dict[str, Any], reply_channel: str) -> None:
