@@ -21,6 +21,9 @@ API_URLS = (
     "apps.timeline.feed_api_urls",
     "apps.ledger.api_urls",
     "apps.ledger.books_api_urls",
+    "apps.market.api_urls",
+    "apps.market.deal_api_urls",
+    "apps.market.search_api_urls",
 )
 WEBSOCKET_URLS = (
     "apps.core.routing",
@@ -29,6 +32,7 @@ WEBSOCKET_URLS = (
     "apps.voting.routing",
     "apps.timeline.routing",
     "apps.ledger.routing",
+    "apps.market.routing",
 )
 
 

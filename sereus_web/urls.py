@@ -15,6 +15,7 @@ urlpatterns = [
     path("", include("apps.timeline.urls")),
     path("", include("apps.ledger.books_urls")),
     path("", include("apps.ledger.urls")),
+    path("", include("apps.market.urls")),
     path("admin/", admin.site.urls),
     path("node/threads/<str:thread_id>/data/", thread_data_select, name="thread_data_select"),
     path("node/thread-data/", thread_data_site.urls),

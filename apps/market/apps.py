@@ -34,3 +34,32 @@ class MarketConfig(AppConfig):
         thread_app_register(DEAL_RULES_APP, deal_spec, only_in=DEAL_APP)
         validators_register(RULES_APP, rules.validators)
         validators_register(DEAL_RULES_APP, deal_rules.validators)
+
+        # Work a node does on its own when ops arrive: proxy bids and auction closes in shops,
+        # the buyer joining a deal, sales and ratings reaching the shop, the search index.
+        from apps.core.threads.signals import ops_written
+        from apps.market import duties, index_duty, proxy, search_protocol
+
+        ops_written.connect(proxy.on_ops_written, dispatch_uid="market-shop-duties")
+        ops_written.connect(duties.on_ops_written, dispatch_uid="market-deal-duties")
+        index_duty.connect()
+        search_protocol.register()  # answers /sereus/market-search/1.0.0 when running an index
+
+        from apps.core.threads.pages import ThreadPage, register
+        from apps.market import home
+        from apps.market.policy import DEAL_ROLE_WORDS, ROLE_WORDS
+
+        register(
+            SHOP_APP,
+            ThreadPage("market:shop", label="Shop", waiting=home.shop_waiting, roles=ROLE_WORDS),
+        )
+        register(
+            DEAL_APP,
+            ThreadPage(
+                "market:deal",
+                label="Deal",
+                waiting=home.deal_waiting,
+                latest=home.deal_latest,
+                roles=DEAL_ROLE_WORDS,
+            ),
+        )
