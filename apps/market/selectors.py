@@ -338,24 +338,28 @@ def shop(thread: Thread) -> ShopView | None:
 
 
 def score(thread: Thread) -> rating_rules.Score:
-    """The seller's score, from the shop's rating rows alone (each cites a completed sale)."""
+    """The seller's score, from the shop's rating rows alone: every one the rules accepted
+    cites a completed sale of its author (``ratings.seller_score`` counts one per deal)."""
+    with thread_context(thread.thread):
+        rows = list(Rating.objects.all())
+        deal_of_sale = {s.id: s.accept for s in Sale.objects.filter(id__in=[r.sale for r in rows])}
+        deals = {a.id: a.deal for a in Accept.objects.filter(id__in=deal_of_sale.values())}
+    stamps = written(thread, RATING, [r.id.hex for r in rows])
     found = []
-    for view in ratings(thread):
-        with thread_context(thread.thread):
-            sale = Sale.objects.filter(pk=view.sale).first()
-            accept = Accept.objects.filter(pk=sale.accept).first() if sale else None
-        if accept is None:
+    for r in rows:
+        deal = deals.get(deal_of_sale.get(r.sale))
+        if deal is None:
             continue
         found.append(
             rating_rules.Rating(
-                deal=accept.deal,
+                deal=deal,
                 rater=rating_rules.BUYER,
-                overall=view.overall,
-                as_described=view.as_described,
-                communication=view.communication,
-                shipping=view.shipping,
-                comment=view.comment,
-                given_ms=int(view.at.timestamp() * 1000) if view.at else 0,
+                overall=r.overall,
+                as_described=r.as_described,
+                communication=r.communication,
+                shipping=r.shipping,
+                comment=r.comment,
+                given_ms=stamps[r.id.hex].stamp_ms if r.id.hex in stamps else 0,
             )
         )
     return rating_rules.seller_score(found)

@@ -12,6 +12,7 @@ Fields of a listing the tests start from: ``listing_fields``; an auction's: ``au
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from typing import Any
 
 import nacl.signing
 import nacl.utils
+import pytest
 
 from apps.core.models import Thread
 from apps.core.thread import payloads as p
@@ -27,13 +29,32 @@ from apps.core.thread.policy import policy_template
 from apps.core.thread.writer import ThreadWriter
 from apps.core.threads import services as threads
 from apps.core.threads.database import NodeKeys, ThreadDatabase
-from apps.core.threads.registry import thread_database
+from apps.core.threads.registry import thread_database, thread_path
+from apps.core.threads.template import schema_fingerprint, template_copy
 from apps.market import rules
 from apps.market.models import Accept, Bid, Close, Listing, Offer, Sale, Shop
 from apps.market.policy import CUSTOMER, SHOP_APP, market_spec
 from apps.market.services import columns_stored
 from tests.core.threads.conftest import OtherNode, admit, exchange, other_node
 from tests.support import members
+
+_template: Path | None = None
+
+
+@pytest.fixture
+def templates_copied(data_dir, tmp_path, tmp_path_factory, thread_databases_allowed) -> None:
+    """Every node's thread files start from a schema template built once per folder (seconds
+    of migrations, for this node's data dir and for the other nodes' folder alike): build it
+    once for the test session and copy it where each test's nodes look for it."""
+    global _template
+    name = f".template-{schema_fingerprint().hex()}.sqlite3"
+    if _template is None or not _template.exists():
+        keep = tmp_path_factory.mktemp("market-template")
+        template_copy(keep / "first.sqlite3")
+        _template = keep / name
+    for folder in (thread_path(bytes(32)).parent, tmp_path):
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        shutil.copyfile(_template, folder / name)
 
 
 def now_ms() -> int:

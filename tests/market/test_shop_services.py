@@ -32,9 +32,10 @@ from tests.market.support import (
     listing_fields,
     now_ms,
     sellers_shop,
+    templates_copied,  # noqa: F401
 )
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("node")]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("templates_copied", "node")]
 
 
 def refused(code: str, words: str, fn, *args, **kwargs) -> None:
