@@ -8,12 +8,15 @@ its author's standing: no clock, no database, nothing of this node. Refusals are
   rows, which the deal's policy rightly gives nobody.)
 - **A step** (``deal.py``): its author's role in the thread says which side wrote it (owner:
   the seller, writer: the buyer, ``escrow``, ``shipper``); the step also says so in its fields
-  (``by``), so that folding the accepted steps needs nothing but the rows. The deal as it
-  stands is the fold of the accepted steps before it, ordered by the stamps of the ops that
-  wrote them (``View.stamp_of``), then by id; ``deal.step_problem`` judges the step against
-  it with the step's own stamp (the seller completes after a silent buyer by stamps, never by
-  a clock). The first member to act in a role keeps it: a second "buyer" invited later cannot
-  write the buyer's steps.
+  (``by``), and its place (``n``: how many steps came before it), so that folding the
+  accepted steps needs nothing but the rows: the deal as it stands is the fold of the
+  accepted steps before it, in their places (not by stamps: two nodes' steps may carry the
+  same millisecond). ``deal.step_problem`` judges the step against it with the step's own
+  stamp (``View.stamp_of`` gives the earlier steps' stamps: the seller completes after a
+  silent buyer by stamps, never by a clock). Of two steps written at once for the same
+  place, the one the thread orders second is refused everywhere (``CAME_FIRST``). The first
+  member to act in a role keeps it: a second "buyer" invited later cannot write the buyer's
+  steps.
 - **A release** of the escrowed payment: a signature over the deal as it stands (its terms and
   its state), by the buyer, the seller or the escrow agent, once each; its id binds the signer,
   its role and what it signs, so the signers' roles can be counted from the rows alone. Two of
@@ -72,6 +75,8 @@ MAX_TITLE = 140
 DOMAIN = b"sereus-market-deal"
 SIGNED = (*TERMS, "state", "outcome", "split_amount")
 _RATING_SEED = b"market/deal-rating"
+# Two steps written at once on two nodes: the one the thread orders second is refused.
+CAME_FIRST = "another step came first: write this one again after it"
 # pycountry reads its tables from a file on the first look-up of a currency: here, at import,
 # never inside a judged rule (a rule must not open files; strict judges refuse it).
 currency_code("EUR")
@@ -112,15 +117,35 @@ class Folded:
     members: Mapping[str, bytes | None] = field(default_factory=dict)
 
 
-def fold(steps: Iterable[tuple[str, Any, Any, int]]) -> Folded:
-    """The deal after ``steps``: (id, step, fields JSON, stamp in ms) of accepted steps, in any
-    order (they are sorted by stamp, then id). The rule and the pages fold alike."""
-    state, members = DealState(), {}
-    for stamp, pk, step, text in sorted((s, pk, st, f) for pk, st, f, s in steps):
+def _place(fields: Mapping[str, Any]) -> int | None:
+    place = fields.get("n")
+    return place if type(place) is int and place >= 0 else None
+
+
+def in_order(
+    steps: Iterable[tuple[str, Any, Any, int]],
+) -> list[tuple[str, Any, dict[str, Any], int]]:
+    """Accepted steps, (id, step, fields JSON, stamp in ms) in any order, as (id, step, fields,
+    stamp) in their places in the deal (``n``, then stamp and id). Each says its place, which
+    the rule checked, so they come in the order they were judged in, whatever the authors'
+    clocks (two nodes' steps may carry the same millisecond). Malformed ones, which the rule
+    never accepts, are left out."""
+    chain = []
+    for pk, step, text, stamp in steps:
         fields = step_fields(text)
-        role = fields.get("by") if fields else None
-        if fields is None or role not in ROLE_NAMES:
-            continue  # never accepted: the rule refuses such a step
+        place = _place(fields) if fields else None
+        if fields is not None and place is not None and fields.get("by") in ROLE_NAMES:
+            chain.append((place, stamp, pk, step, fields))
+    chain.sort(key=lambda c: c[:3])
+    return [(pk, step, fields, stamp) for _n, stamp, pk, step, fields in chain]
+
+
+def fold(steps: Iterable[tuple[str, Any, Any, int]]) -> Folded:
+    """The deal after ``steps`` (as ``in_order`` takes them). The rule and the pages fold
+    alike."""
+    state, members = DealState(), {}
+    for pk, step, fields, stamp in in_order(steps):
+        role = fields["by"]
         try:
             state = deal.step_apply(state, step, role, fields, stamp)
         except DealProblem:
@@ -211,6 +236,10 @@ def step_rule(view: View, change: RowChange, author: Author) -> str | None:
     problem = deal.step_problem(folded.state, step, role, fields, view.stamp_millis)
     if problem:
         return problem
+    if _place(fields) is None:
+        return "a step says how many steps came before it (n)"
+    if fields["n"] != len(folded.state.steps):
+        return CAME_FIRST
     if step == ACCEPTED and any(fields.get(k) != terms.get(k) for k in AGREED):
         return "the opening step states the deal's terms as they were written"
     return None

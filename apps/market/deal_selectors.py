@@ -42,6 +42,7 @@ class StepView:
     by: str  # the author's name ("you" for this member)
     at: datetime
     fields: dict[str, Any]
+    id: str = ""  # the step row's id, hex (for its delivery; never shown)
 
 
 @dataclass(frozen=True)
@@ -224,12 +225,10 @@ def deal(thread: Thread) -> DealView | None:
         return names.get(member, "a former member")
 
     step_views = []
-    for pk, step, text, millis in sorted(steps, key=lambda s: (s[3], s[0])):
-        fields = deal_rules.step_fields(text) or {}
-        shown = {k: v for k, v in fields.items() if k != "by"}
-        step_views.append(
-            StepView(step, str(fields.get("by", "")), name_of(pk), _at(millis), shown)
-        )
+    for pk, step, fields, millis in deal_rules.in_order(steps):
+        shown = {k: v for k, v in fields.items() if k not in ("by", "n")}
+        by = str(fields.get("by", ""))
+        step_views.append(StepView(step, by, name_of(pk), _at(millis), shown, pk))
     released_by = sorted(deal_rules.release_roles(terms, state, _release_rows(thread)))
     messages = _messages(thread, name_of, owners)
     rating_views = _ratings(thread, folded, name_of)

@@ -116,7 +116,8 @@ def deal_open(
             quantity=quantity,
             silent_days=silent_days,
         )
-        Step.objects.create(step=ACCEPTED, fields=json.dumps(agreed | {"by": deal.SELLER}))
+        opening = agreed | {"by": deal.SELLER, "n": 0}
+        Step.objects.create(step=ACCEPTED, fields=json.dumps(opening))
 
     _write(thread, open_deal)
     made = threads.invite_create(
@@ -174,17 +175,18 @@ def step_write(thread: Thread, step: str, **fields: Any) -> str:
     """Write a step of the deal (paid, shipped, received, completed, cancelled, disputed,
     resolved) with its fields; returns the step's id."""
     side = _side(thread)
-    fields = {k: v for k, v in fields.items() if v is not None and k != "by"}
+    fields = {k: v for k, v in fields.items() if v is not None and k not in ("by", "n")}
     problem = deal.step_problem(_state(thread), step, side, fields, _now_ms())
     if problem:
         raise ThreadServiceError("refused", problem)
 
     def write() -> str:
-        problem = deal.step_problem(_state(thread), step, side, fields, _now_ms())
+        state = _state(thread)
+        problem = deal.step_problem(state, step, side, fields, _now_ms())
         if problem:  # another step came in meanwhile
             raise ThreadServiceError("refused", problem)
-        made = Step.objects.create(step=step, fields=json.dumps(fields | {"by": side}))
-        return made.id.hex
+        placed = fields | {"by": side, "n": len(state.steps)}
+        return Step.objects.create(step=step, fields=json.dumps(placed)).id.hex
 
     return _write(thread, write)
 

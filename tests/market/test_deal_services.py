@@ -46,6 +46,7 @@ class Buyer(Member):
 
     def step(self, step: str, **fields) -> str:
         fields["by"] = self.side
+        fields.setdefault("n", Step.objects.using(self.alias).count())  # its place
         made = Step.objects.using(self.alias).create(step=step, fields=json.dumps(fields))
         self.send()
         return made.id.hex

@@ -135,7 +135,7 @@ def sellers_deal(tmp_path, ada_keys: NodeKeys, shop: Thread, listing: str, accep
             **agreed,
         )  # fmt: skip
         Step.objects.using(database.alias).create(
-            step="accepted", fields=json.dumps(agreed | {"by": "seller"})
+            step="accepted", fields=json.dumps(agreed | {"by": "seller", "n": 0})
         )
     expiry = time.time_ns() // 1_000_000 + 3_600_000
     invite = database.write(
@@ -195,7 +195,8 @@ def test_the_buyer_joins_the_deal_once_and_its_rating_reaches_the_shop(bought):
     deal_services.message_send(deal, "Paid this morning.")
     to_ada()
     Step.objects.using(ada_deal.alias).create(
-        step="shipped", fields=json.dumps({"carrier": "bpost", "tracking": "1", "by": "seller"})
+        step="shipped",
+        fields=json.dumps({"carrier": "bpost", "tracking": "1", "by": "seller", "n": 2}),
     )
     from_ada()
     deal_services.step_write(deal, "received")
