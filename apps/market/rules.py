@@ -204,15 +204,6 @@ def _available(view: View, listing_pk: str, listing: Mapping[str, Any]) -> int:
     return (quantity if _whole(quantity) else 0) - taken
 
 
-def _listing_for_trade(view: View, listing_pk: Any) -> tuple[Mapping[str, Any] | None, str | None]:
-    listing = view.get(LISTING, listing_pk) if type(listing_pk) is str else None
-    if listing is None:
-        return None, "there is no such listing"
-    if listing.get("status") != ACTIVE:
-        return None, "this listing is not for sale now"
-    return listing, None
-
-
 # -- listings ----------------------------------------------------------------------------------
 
 
@@ -250,15 +241,28 @@ def listing_rule(view: View, change: RowChange, author: Author) -> str | None:
 # -- offers and bids ---------------------------------------------------------------------------
 
 
-def offer_rule(view: View, change: RowChange, author: Author) -> str | None:
-    if problem := _new(view, OFFER, change, author, "an offer"):
-        return problem
+def _customer_row(
+    view: View, change: RowChange, author: Author, table: str, what: str, staff_words: str
+) -> tuple[Mapping[str, Any] | None, str | None]:
+    """The listing a customer's new offer or bid is for, if it is for sale, or why not."""
+    if problem := _new(view, table, change, author, what):
+        return None, problem
     if author.rank >= STAFF_RANK:
-        return OWN_SHOP
-    cols = change.cols
-    listing, problem = _listing_for_trade(view, cols.get("listing"))
+        return None, staff_words
+    listing_pk = change.cols.get("listing")
+    listing = view.get(LISTING, listing_pk) if type(listing_pk) is str else None
+    if listing is None:
+        return None, "there is no such listing"
+    if listing.get("status") != ACTIVE:
+        return None, "this listing is not for sale now"
+    return listing, None
+
+
+def offer_rule(view: View, change: RowChange, author: Author) -> str | None:
+    listing, problem = _customer_row(view, change, author, OFFER, "an offer", OWN_SHOP)
     if listing is None:
         return problem
+    cols = change.cols
     if _parsed(listing.get("auction")) is not None:
         return "this listing is an auction: bid instead of making an offer"
     if cols.get("version") != terms_version(listing):
@@ -275,14 +279,10 @@ def offer_rule(view: View, change: RowChange, author: Author) -> str | None:
 
 
 def bid_rule(view: View, change: RowChange, author: Author) -> str | None:
-    if problem := _new(view, BID, change, author, "a bid"):
-        return problem
-    if author.rank >= STAFF_RANK:
-        return OWN_AUCTION
-    cols = change.cols
-    listing, problem = _listing_for_trade(view, cols.get("listing"))
+    listing, problem = _customer_row(view, change, author, BID, "a bid", OWN_AUCTION)
     if listing is None:
         return problem
+    cols = change.cols
     terms = auction_terms(listing)
     if terms is None:
         return "this listing is not an auction: make an offer instead"
