@@ -68,7 +68,7 @@ def _accepts_for_me(shop: Thread) -> list[Any]:
 
     me = bytes.fromhex(shop.member_id)
     with thread_context(shop.thread):
-        return [a for a in Accept.objects.all() if bytes(a.buyer) == me]
+        return list(Accept.objects.filter(buyer=me))
 
 
 def _my_deals_in(shop: Thread) -> list[Thread]:

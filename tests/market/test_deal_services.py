@@ -17,6 +17,7 @@ from apps.core.thread import countersign, keys
 from apps.core.thread.invite import invite_parse
 from apps.core.thread.writer import redemption_request
 from apps.core.threads import services as threads
+from apps.core.threads.context import thread_context
 from apps.core.threads.database import NodeKeys, ThreadDatabase
 from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
@@ -269,3 +270,22 @@ def test_a_dispute_resolved_by_the_escrow_agent_and_released_by_two_of_three(ope
     view = deal_selectors.deal(deal)
     assert (view.released_by, view.released) == (["escrow", "seller"], True)
     assert "release" not in view.actions
+
+
+def test_hostile_steps_are_refused_in_words_and_store_nothing(opened):
+    deal, _bob = opened
+    with thread_context(deal.thread):
+        before = Step.objects.count()
+    with pytest.raises(ThreadServiceError, match="A deal has no step called 'teleported'"):
+        deal_services.step_write(deal, "teleported")
+    with pytest.raises(ThreadServiceError, match="The reason can be at most 500 characters"):
+        deal_services.step_write(deal, "cancelled", reason="x" * 501)
+    with pytest.raises(ThreadServiceError, match="characters that are not allowed"):
+        deal_services.step_write(deal, "cancelled", reason="bad\x00byte")
+    with pytest.raises(ThreadServiceError, match="must be text"):
+        deal_services.step_write(deal, "cancelled", reason=["a", "list"])
+    with pytest.raises(ThreadServiceError, match="at most 2,000 characters"):
+        deal_services.message_send(deal, "y" * 2_001)
+    with thread_context(deal.thread):
+        assert Step.objects.count() == before
+        assert not DealMessage.objects.exists()
