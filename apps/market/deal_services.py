@@ -66,7 +66,7 @@ def _side(thread: Thread) -> str:
     """This node's side in the deal; ``forbidden`` if it has none."""
     side = deal_rules.deal_role(thread.role)
     if side is None:
-        raise ThreadServiceError("forbidden", "you take no part in this deal")
+        raise ThreadServiceError("forbidden", "You take no part in this deal.")
     return side
 
 
@@ -167,7 +167,7 @@ def shipper_invite(thread: Thread) -> str:
 def _state(thread: Thread) -> DealState:
     folded = deal_folded(thread)
     if folded is None:
-        raise ThreadServiceError("not_found", "this deal has not been opened yet")
+        raise ThreadServiceError("not_found", "This deal has not been opened yet.")
     return folded.state
 
 
@@ -195,7 +195,9 @@ def release_sign(thread: Thread) -> str:
     """Sign the release of the escrowed payment as the deal stands; returns the release's id."""
     side = _side(thread)
     if side not in deal_rules.RELEASERS:
-        raise ThreadServiceError("forbidden", "only the buyer, the seller or the escrow agent")
+        raise ThreadServiceError(
+            "forbidden", "Only the buyer, the seller or the escrow agent release the payment."
+        )
     key = member_key(thread)
     signer = bytes(key.verify_key)
 
@@ -203,7 +205,7 @@ def release_sign(thread: Thread) -> str:
         terms = deal_terms(thread)
         folded = deal_folded(thread)
         if terms is None or folded is None:
-            raise ThreadServiceError("not_found", "this deal has not been opened yet")
+            raise ThreadServiceError("not_found", "This deal has not been opened yet.")
         if folded.state.state not in deal_rules.RELEASABLE:
             raise ThreadServiceError(
                 "refused", "Nothing is held to release before the buyer pays or once cancelled."

@@ -21,7 +21,7 @@ from apps.core.threads.context import thread_context
 from apps.core.threads.database import NodeKeys, ThreadDatabase
 from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
-from apps.market import deal_rules, deal_selectors, deal_services
+from apps.market import deal_rules, deal_selectors, deal_services, duties
 from apps.market.deal import DealState
 from apps.market.models import Deal, DealMessage, DealRating, Release, Step
 from apps.market.policy import SHOP_APP
@@ -37,6 +37,12 @@ from tests.support.members import Member
 pytestmark = pytest.mark.django_db(transaction=True)
 
 LISTING, ACCEPT = uuid.uuid4().hex, uuid.uuid4().hex
+
+
+@pytest.fixture(autouse=True)
+def no_duties(monkeypatch):
+    """These tests write every step themselves: the node's deal duties stay asleep."""
+    monkeypatch.setattr(duties.worker, "wake", lambda thread: None)
 
 
 class Buyer(Member):
