@@ -233,3 +233,17 @@ def test_an_invite_that_does_not_open_is_tried_once(node, tmp_path, monkeypatch)
     assert duties.buyer_join(ada.thread) == []
     assert network.redeemed == 0
     assert not Thread.objects.filter(pk="ef" * 32).exists()
+
+
+def test_ops_in_shops_and_deals_wake_the_duties_and_no_others(node, monkeypatch):  # noqa: F811
+    woken: list[bytes] = []
+    monkeypatch.setattr(duties.worker, "wake", woken.append)
+    shop = services.shop_create(name="Ada's attic")
+    deal, _link = deal_services.deal_open(
+        shop=shop, listing=uuid.uuid4().hex, accept=uuid.uuid4().hex, title="Oak chair",
+        price=4000, currency="EUR", quantity=1,
+    )  # fmt: skip
+    chat = threads.thread_create(name="Book club")
+    assert shop.thread in woken
+    assert deal.thread in woken
+    assert chat.thread not in woken
