@@ -1,10 +1,11 @@
 """Reads of deals: the terms, the state folded from the accepted steps exactly as the rules fold
-them (``deal_rules.fold``: by the stamps of the ops that wrote them), who wrote each step and
-when, what this member may do now, the chat, the escrow release and the ratings. Who wrote a
-row is the member its id names, never a column."""
+them (``deal_rules.fold``: in the places the steps state, with the stamps of the ops that wrote
+them), who wrote each step and when, what this member may do now, the chat, the escrow release
+and the ratings. Who wrote a row is the member its id names, never a column."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -98,8 +99,6 @@ def is_deal(thread: Thread) -> bool:
 
 
 def _now_ms() -> int:
-    import time
-
     return time.time_ns() // 1_000_000
 
 
