@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from apps.core.thread.ordered import Author, Validator, View
@@ -134,17 +134,35 @@ def auction_problem(listing: Mapping[str, Any], stamp_ms: int | None) -> str | N
     return auction.terms_problem(terms, stamp_ms)
 
 
-def bid_fold(terms: AuctionTerms, bids: list[tuple[int, str, int]]) -> AuctionState:
-    """The auction after accepted bids (amount, bidder, stamp in ms). Amounts of accepted bids
-    strictly increase in the thread's order, so sorting by amount is that order; each moves the
-    end by its stamp (soft close). What the rules and the pages both compute."""
-    state = auction.auction_start(terms)
-    for amount, bidder, stamp in sorted(bids):
-        try:
-            state = auction.bid_apply(terms, state, amount, bidder, stamp)
-        except auction.BidProblem:
-            continue  # cannot happen to bids the rule accepted: skipped alike everywhere
-    return state
+def bid_fold(
+    terms: AuctionTerms, bids: list[tuple[int, str]], stamp: Callable[[str], int | None]
+) -> AuctionState:
+    """The auction after its accepted bids (amount, id): what the rules and the pages both
+    compute. Amounts of accepted bids strictly increase in the thread's order, so the best bid
+    is the largest; its id names the bidder (``bidder_of``). ``stamp(id)`` gives a bid's stamp
+    (ms), asked only while needed: a bid moves the end (soft close) only if stamped within the
+    window before the end in force, never earlier than the window before the original end, and
+    stamps grow with amounts; so only the latest bids' stamps are read, and none without a soft
+    close (thousands of reads less for each bid in a busy auction)."""
+    if not bids:
+        return auction.auction_start(terms)
+    ends = terms.ends_at_ms
+    if terms.soft_close_ms is None:
+        best = max(bids)
+    else:
+        ordered = sorted(bids, reverse=True)
+        best = ordered[0]
+        late: list[int] = []
+        for _amount, pk in ordered:
+            at = stamp(pk)
+            if at is None or at < terms.ends_at_ms - terms.soft_close_ms:
+                break
+            late.append(at)
+        for at in reversed(late):  # oldest first: each moves the end as it stood
+            if at >= ends - terms.soft_close_ms:
+                ends = max(ends, at + terms.extend_ms)
+    tag = row_tag(best[1])
+    return AuctionState(best[0], tag.hex() if tag else None, len(bids), ends)
 
 
 def auction_state(view: View, listing_pk: str) -> AuctionState:
@@ -154,13 +172,12 @@ def auction_state(view: View, listing_pk: str) -> AuctionState:
     terms = auction_terms(listing) if listing is not None else None
     if terms is None:
         return AuctionState(None, None, 0, 0)
-    bids = []
-    for bid in view.rows(BID, listing=listing_pk):
-        tag = row_tag(bid["pk"])
-        amount, stamp = bid.get("amount"), view.stamp_of(BID, bid["pk"])
-        if tag is not None and _whole(amount) and stamp is not None:
-            bids.append((amount, tag.hex(), stamp))
-    return bid_fold(terms, bids)
+    found = [
+        (bid["amount"], bid["pk"])
+        for bid in view.rows(BID, listing=listing_pk)
+        if _whole(bid.get("amount"))
+    ]
+    return bid_fold(terms, found, lambda pk: view.stamp_of(BID, pk))
 
 
 def bidder_of(member: bytes) -> str:

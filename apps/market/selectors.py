@@ -140,14 +140,11 @@ def auction_of(thread: Thread, row: Listing) -> Auction | None:
         bids = list(Bid.objects.filter(listing=row.id))
         close = Close.objects.filter(scope=row.id).first()
     authors = written(thread, BID, [b.id.hex for b in bids])
-    folded = []
-    for bid in bids:
-        tag, by = row_tag(bid.id.hex), authors.get(bid.id.hex)
-        if tag is not None and by is not None:
-            folded.append((bid.amount, tag.hex(), by.stamp_ms))
-    return Auction(
-        terms, rules.bid_fold(terms, folded), close, [(b, authors.get(b.id.hex)) for b in bids]
+    folded = [(bid.amount, bid.id.hex) for bid in bids]
+    state = rules.bid_fold(
+        terms, folded, lambda pk: authors[pk].stamp_ms if pk in authors else None
     )
+    return Auction(terms, state, close, [(b, authors.get(b.id.hex)) for b in bids])
 
 
 def member_of_tag(thread: Thread, tag: str) -> bytes | None:

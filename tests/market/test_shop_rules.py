@@ -707,3 +707,42 @@ def test_sales_are_recorded_by_who_accepted_and_ratings_only_by_the_buyer(shop: 
     refused_everywhere(shop, twice, "this deal is rated already", RATING)
     accepted_everywhere(shop, rated)
     assert [r["overall"] for r in rows_everywhere(shop, RATING).values()] == [4]
+
+
+def test_the_fold_reads_only_the_latest_stamps_and_agrees_with_bid_by_bid():
+    """``rules.bid_fold`` reads the stamps of the latest bids only; it must give the state that
+    applying the accepted bids one by one gives (``auction.bid_apply``)."""
+    from apps.core.thread.rowid import row_id_new
+    from apps.market.auction import AuctionTerms, BidProblem, auction_start, bid_apply
+
+    for seed in range(200):
+        dice = random.Random(seed)
+        end = 1_000_000
+        terms = AuctionTerms(
+            start_price=100,
+            increment=dice.choice((1, 10, 50)),
+            reserve=None,
+            ends_at_ms=end,
+            soft_close_ms=dice.choice((None, 1_000, 30_000)),
+            extend_ms=dice.choice((1_000, 5_000, 60_000)),
+        )
+        bidders = [bytes([n]) * 32 for n in range(3)]
+        state, accepted, stamps, at = auction_start(terms), [], {}, end - dice.randint(1, 90_000)
+        for _ in range(dice.randint(0, 30)):
+            at += dice.randint(0, 4_000)
+            member = dice.choice(bidders)
+            pk = row_id_new(member).hex
+            amount = (state.best_amount or 90) + dice.randint(0, 3) * terms.increment
+            try:
+                state = bid_apply(terms, state, amount, rules.bidder_of(member), at)
+            except BidProblem:
+                continue
+            accepted.append((amount, pk))
+            stamps[pk] = at
+        read: list[str] = []
+        folded = rules.bid_fold(
+            terms, accepted, lambda pk, read=read, stamps=stamps: read.append(pk) or stamps[pk]
+        )
+        assert folded == state, seed
+        if terms.soft_close_ms is None:
+            assert read == []
