@@ -159,7 +159,7 @@ def test_the_deal_opens_with_its_terms_and_a_link_for_the_buyer_only(shop, tmp_p
     assert Deal.objects.using(buyer.alias).get().title == "A red bicycle"
 
 
-def test_bad_terms_open_nothing(shop):
+def test_bad_terms_open_nothing_and_an_invite_opens_only_for_its_member(shop):
     before = Thread.objects.count()
     with pytest.raises(ThreadServiceError, match="price"):
         deal_services.deal_open(
@@ -172,9 +172,6 @@ def test_bad_terms_open_nothing(shop):
             quantity=1,
         )  # fmt: skip
     assert Thread.objects.count() == before
-
-
-def test_the_invite_is_sealed_to_the_buyers_member_key(shop, tmp_path):
     me = bytes.fromhex(shop.member_id)
     box = deal_services.invite_seal("sereus:invite/abc", me)
     assert deal_services.invite_open(shop, box) == "sereus:invite/abc"
@@ -237,8 +234,23 @@ def test_the_whole_path_with_chat_release_and_ratings(opened):
     assert [v.id for v in deal_selectors.my_deals()] == [deal.id]
 
 
-def test_a_cancellation_before_shipping_and_the_invites_for_escrow_and_shipper(opened):
+def test_hostile_steps_are_refused_in_words_then_a_cancellation_and_the_invites(opened):
     deal, bob = opened
+    with thread_context(deal.thread):
+        before = Step.objects.count()
+    with pytest.raises(ThreadServiceError, match="A deal has no step called 'teleported'"):
+        deal_services.step_write(deal, "teleported")
+    with pytest.raises(ThreadServiceError, match="The reason can be at most 500 characters"):
+        deal_services.step_write(deal, "cancelled", reason="x" * 501)
+    with pytest.raises(ThreadServiceError, match="characters that are not allowed"):
+        deal_services.step_write(deal, "cancelled", reason="bad\x00byte")
+    with pytest.raises(ThreadServiceError, match="must be text"):
+        deal_services.step_write(deal, "cancelled", reason=["a", "list"])
+    with pytest.raises(ThreadServiceError, match="at most 2,000 characters"):
+        deal_services.message_send(deal, "y" * 2_001)
+    with thread_context(deal.thread):
+        assert Step.objects.count() == before
+        assert not DealMessage.objects.exists()
     assert invite_parse(deal_services.escrow_invite(deal)).role == "escrow"
     assert invite_parse(deal_services.shipper_invite(deal)).role == "shipper"
     bob.step("paid")
@@ -276,22 +288,3 @@ def test_a_dispute_resolved_by_the_escrow_agent_and_released_by_two_of_three(ope
     view = deal_selectors.deal(deal)
     assert (view.released_by, view.released) == (["escrow", "seller"], True)
     assert "release" not in view.actions
-
-
-def test_hostile_steps_are_refused_in_words_and_store_nothing(opened):
-    deal, _bob = opened
-    with thread_context(deal.thread):
-        before = Step.objects.count()
-    with pytest.raises(ThreadServiceError, match="A deal has no step called 'teleported'"):
-        deal_services.step_write(deal, "teleported")
-    with pytest.raises(ThreadServiceError, match="The reason can be at most 500 characters"):
-        deal_services.step_write(deal, "cancelled", reason="x" * 501)
-    with pytest.raises(ThreadServiceError, match="characters that are not allowed"):
-        deal_services.step_write(deal, "cancelled", reason="bad\x00byte")
-    with pytest.raises(ThreadServiceError, match="must be text"):
-        deal_services.step_write(deal, "cancelled", reason=["a", "list"])
-    with pytest.raises(ThreadServiceError, match="at most 2,000 characters"):
-        deal_services.message_send(deal, "y" * 2_001)
-    with thread_context(deal.thread):
-        assert Step.objects.count() == before
-        assert not DealMessage.objects.exists()
