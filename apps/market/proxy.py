@@ -134,6 +134,10 @@ def proxies(thread: Thread) -> list[str]:
     for proxy in ProxyBid.objects.filter(thread=thread.id):
         row = selectors.listing_row(thread, proxy.listing)
         if row is None:
+            continue  # not here yet
+        found = selectors.auction_of(thread, row)
+        if found is None or found.close is not None:
+            proxy.delete()  # the auction is over: the maximum is kept no longer
             continue
         try:
             bid = services.proxy_step(thread, row)
@@ -148,3 +152,12 @@ def proxies(thread: Thread) -> list[str]:
 def shop_duties(thread: Thread) -> None:
     proxies(thread)
     closes_due(thread)
+
+
+def shops_wake() -> None:
+    """Run every shop's duties soon: at start, the timers of auctions' ends are gone, and an
+    auction that ended while the node was off is closed now."""
+    from apps.market.policy import SHOP_APP
+
+    for thread in Thread.objects.filter(app=SHOP_APP, state=Thread.State.ACTIVE):
+        worker.wake(bytes.fromhex(thread.id))
