@@ -29,11 +29,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from apps.core.thread import countersign
-from apps.core.thread.appspec import AppSpec
 from apps.core.thread.ordered import Author, Validator, View
 from apps.core.thread.payloads import UPSERT, RowChange
 from apps.core.thread.policy import OWNER, WRITER
@@ -56,7 +55,7 @@ from apps.market.deal import (
     DealState,
 )
 from apps.market.listing_shape import currency_code
-from apps.market.policy import DEAL, DEAL_RATING, RELEASE, RULES_APP, STEP, deal_spec
+from apps.market.policy import DEAL, DEAL_RATING, RELEASE, STEP
 
 # What a release signs and a rating cites as "this deal" (a validator is not told its thread).
 DEAL_ID = "00000000000000000000000000000001"
@@ -80,17 +79,6 @@ CAME_FIRST = "another step came first: write this one again after it"
 # pycountry reads its tables from a file on the first look-up of a currency: here, at import,
 # never inside a judged rule (a rule must not open files; strict judges refuse it).
 currency_code("EUR")
-
-
-def deal_spec_enabled() -> AppSpec:
-    """The spec a deal thread enables. Every table of an app must be named after it
-    (``<app>_...``), which the deal's tables (``market_step``...) are not for "market_deal":
-    until they are, the deal's spec is enabled under the shop's rules app name ("market"),
-    whose prefix they carry (each thread holds its own spec, so the shop's is not touched)."""
-    spec = deal_spec()
-    if all(table.startswith(spec.app + "_") for table in spec.tables):
-        return spec
-    return replace(spec, app=RULES_APP)
 
 
 def deal_role(thread_role: str) -> str | None:

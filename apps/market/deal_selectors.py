@@ -23,9 +23,9 @@ from apps.core.threads.store import stamp_parse
 from apps.market import deal as machine
 from apps.market import deal_rules
 from apps.market.deal import STEPS, DealState
-from apps.market.deal_rules import Folded, deal_spec_enabled
+from apps.market.deal_rules import Folded
 from apps.market.models import Deal, DealMessage, DealRating, Release, Step
-from apps.market.policy import DEAL_APP, DEAL_ROLE_WORDS
+from apps.market.policy import DEAL_APP, DEAL_ROLE_WORDS, DEAL_RULES_APP
 
 # Fields that let ``step_problem`` judge only who may take a step now (not what they type).
 _SAMPLE = {
@@ -95,7 +95,7 @@ class DealView:
 
 def is_deal(thread: Thread) -> bool:
     """Whether the deal's tables are enabled in ``thread`` (a deal thread)."""
-    return thread.app == DEAL_APP and app_enabled(thread, deal_spec_enabled().app)
+    return thread.app == DEAL_APP and app_enabled(thread, DEAL_RULES_APP)
 
 
 def _now_ms() -> int:

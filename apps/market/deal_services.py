@@ -21,15 +21,13 @@ import nacl.signing
 
 from apps.core.models import Thread
 from apps.core.thread import countersign
-from apps.core.thread import payloads as p
 from apps.core.threads import services as threads
 from apps.core.threads.app_kit import app_write, member_key
-from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
 from apps.core.threads.thread_apps import app_enable
 from apps.market import deal, deal_rules, ratings
 from apps.market.deal import ACCEPTED, DealState
-from apps.market.deal_rules import DEAL_ID, deal_spec_enabled
+from apps.market.deal_rules import DEAL_ID
 from apps.market.deal_selectors import deal_folded, deal_terms
 from apps.market.models import MAX_MESSAGE, Deal, DealMessage, DealRating, Release, Step
 from apps.market.policy import BUYER, DEAL_APP, DEAL_RULES_APP, ESCROW, SHIPPER
@@ -43,19 +41,13 @@ def _plain(reason: str) -> str:
 
 
 def _write(thread: Thread, action) -> Any:
-    app = deal_spec_enabled().app
-    return app_write(thread, action, app=app, not_enabled="this thread is not a deal", plain=_plain)
+    return app_write(
+        thread, action, app=DEAL_RULES_APP, not_enabled="this thread is not a deal", plain=_plain
+    )
 
 
 def _enable(thread: Thread) -> None:
-    spec = deal_spec_enabled()
-    if spec.app == DEAL_RULES_APP:
-        app_enable(thread=thread, app=DEAL_RULES_APP)
-        return
-    # Under another name than the registered one (``deal_spec_enabled`` says why): the
-    # control op directly, as ``app_enable`` writes it.
-    thread_database(thread.thread).write(lambda writer: writer.control(p.EnableApp(spec)))
-    threads.index_refresh(thread=thread)
+    app_enable(thread=thread, app=DEAL_RULES_APP)
 
 
 def _now_ms() -> int:

@@ -176,6 +176,7 @@ class Deal(ReplicatedModel):
     silent_days = models.IntegerField(default=14)
 
     class Meta:
+        db_table = "market_deal_terms"  # named after the deal's rules app, "market_deal"
         verbose_name = "deal"
 
 
@@ -187,6 +188,7 @@ class Step(ReplicatedModel):
     fields = models.TextField(default="{}")  # JSON: reference, carrier, tracking, reason, ...
 
     class Meta:
+        db_table = "market_deal_step"  # named after the deal's rules app, "market_deal"
         verbose_name = "deal step"
 
 
@@ -200,6 +202,7 @@ class Release(ReplicatedModel):
     sig = models.BinaryField()
 
     class Meta:
+        db_table = "market_deal_release"  # named after the deal's rules app, "market_deal"
         verbose_name = "escrow release"
 
 
@@ -209,6 +212,7 @@ class DealMessage(ReplicatedModel):
     text = models.TextField()
 
     class Meta:
+        db_table = "market_deal_message"  # named after the deal's rules app, "market_deal"
         verbose_name = "deal message"
 
 
@@ -222,6 +226,7 @@ class DealRating(ReplicatedModel):
     comment = models.TextField(blank=True, default="")
 
     class Meta:
+        db_table = "market_deal_rating"  # named after the deal's rules app, "market_deal"
         verbose_name = "deal rating"
 
 

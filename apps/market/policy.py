@@ -25,8 +25,9 @@ SELLER, BUYER, ESCROW, SHIPPER = OWNER, WRITER, "escrow", "shipper"
 SHOP, LISTING, PHOTO = "market_shop", "market_listing", "market_photo"
 OFFER, BID, CLOSE = "market_offer", "market_bid", "market_close"
 ACCEPT, SALE, RATING = "market_accept", "market_sale", "market_rating"
-DEAL, STEP, RELEASE = "market_deal", "market_step", "market_release"
-DEAL_MESSAGE, DEAL_RATING = "market_dealmessage", "market_dealrating"
+# The deal's tables are named after its rules app (every app's tables are ``<app>_...``).
+DEAL, STEP, RELEASE = "market_deal_terms", "market_deal_step", "market_deal_release"
+DEAL_MESSAGE, DEAL_RATING = "market_deal_message", "market_deal_rating"
 
 _ADD = {"insert": "any"}
 _EDIT = {"insert": "any", "update": "any"}

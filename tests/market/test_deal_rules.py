@@ -27,7 +27,16 @@ from apps.core.thread.writer import ThreadWriter, WriteError
 from apps.market import deal_rules
 from apps.market.deal import DAY_MS, DealState
 from apps.market.deal_rules import DEAL_ID, DOMAIN, release_digest, release_id
-from apps.market.policy import DEAL, DEAL_APP, DEAL_RATING, ESCROW, RELEASE, SHIPPER, STEP
+from apps.market.policy import (
+    DEAL,
+    DEAL_APP,
+    DEAL_RATING,
+    ESCROW,
+    RELEASE,
+    SHIPPER,
+    STEP,
+    deal_spec,
+)
 from tests.core.thread.conftest import Party, forge, join, now_ms
 from tests.ledger import test_rules as ledger_rules
 from tests.ledger.test_rules import Tally, accepted_everywhere, forged, refused_alike, write
@@ -90,7 +99,7 @@ def dealt() -> Deal:
         policy=policy_template(DEAL_APP),
         clock=HybridClock(wall=lambda: wall[0]),
     )
-    alice.control(p.EnableApp(deal_rules.deal_spec_enabled()))
+    alice.control(p.EnableApp(deal_spec()))
     roles = (WRITER, ESCROW, SHIPPER, WRITER)
     others = [join(alice, party, role) for party, role in zip(parties[1:], roles, strict=True)]
     bob, erin, sam, carol = others
@@ -171,7 +180,7 @@ def test_the_terms_are_the_sellers_once_and_the_opening_step_states_them(dealt):
     by_buyer = forged(dealt, dealt.bob, terms(dealt.bob.member))
     opened_twice = forged(dealt, dealt.alice, step(dealt.alice, "accepted", **OPENING))
     # The policy already keeps the seller from changing its row and the buyer from writing one.
-    assert refused_alike(dealt, again) == "role owner may not update own rows of market_deal"
+    assert refused_alike(dealt, again) == f"role owner may not update own rows of {DEAL}"
     assert "role writer may not" in refused_alike(dealt, by_buyer)
     refused_everywhere(
         dealt, opened_twice, "The seller cannot open the deal now: it is accepted but not yet paid."
@@ -185,7 +194,7 @@ def test_a_fresh_deal_refuses_terms_that_differ_from_its_opening_step():
         master_secret=seller.master, device_key=seller.device, name="Deal", app=DEAL_APP,
         policy=policy_template(DEAL_APP), clock=HybridClock(wall=lambda: wall[0]),
     )  # fmt: skip
-    alice.control(p.EnableApp(deal_rules.deal_spec_enabled()))
+    alice.control(p.EnableApp(deal_spec()))
     with pytest.raises(WriteError, match="the opening step states the deal's terms"):
         alice.write_data([terms(alice.member), step(alice, "accepted", **OPENING | {"price": 1})])
     with pytest.raises(WriteError, match="terms come before its steps"):

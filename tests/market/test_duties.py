@@ -26,7 +26,7 @@ from apps.core.threads.database import NodeKeys, ThreadDatabase
 from apps.core.threads.registry import thread_database
 from apps.market import deal_rules, deal_selectors, deal_services, duties, services
 from apps.market.models import Accept, Deal, Rating, Sale, Step
-from apps.market.policy import DEAL_APP
+from apps.market.policy import DEAL_APP, deal_spec
 from tests.core.threads.conftest import exchange
 from tests.market.support import Seller, customer_join, listing_fields, sellers_shop
 from tests.market.test_deal_services import buyer_joins, node, thread_databases_allowed  # noqa: F401
@@ -119,7 +119,7 @@ def sellers_deal(tmp_path, ada_keys: NodeKeys, shop: Thread, listing: str, accep
         master_secret=ada_keys.master_secret, device_key=ada_keys.device, name="Oak chair",
         app=DEAL_APP, policy=policy_template(DEAL_APP),
     )  # fmt: skip
-    writer.control(p.EnableApp(deal_rules.deal_spec_enabled()))
+    writer.control(p.EnableApp(deal_spec()))
     database = ThreadDatabase(
         writer.thread,
         path=tmp_path / "ada-deal.sqlite3",
