@@ -64,6 +64,8 @@ def shop() -> Thread:
 
 def test_a_shop_has_its_rules_its_row_and_an_open_customer_link(shop: Thread):
     assert app_enabled(shop, RULES_APP)
+    assert selectors.my_shops() == [shop]
+    assert selectors.followed_shops() == []
     view = selectors.shop(shop)
     assert view is not None
     assert (view.name, view.about, view.role, view.listings) == (
@@ -249,6 +251,16 @@ def test_a_customer_offers_and_hostile_offers_store_nothing(tmp_path):
     ada.send()
     assert selectors.shop(ada.thread).role == CUSTOMER
     assert selectors.followed_shops() == [ada.thread]
+    assert selectors.my_shops() == []
+    # A customer passes on the link the shop states; only its owner invites an index.
+    assert services.shop_link(ada.thread) == selectors.shop(ada.thread).link
+    refused(
+        "forbidden",
+        "Only the shop's owner invites an index.",
+        services.shop_link,
+        ada.thread,
+        role=INDEXER,
+    )
     cases = [
         ({"price": -100}, "invalid", "The price must be more than zero."),
         ({"price": 10**16}, "invalid", "The price is too large."),
