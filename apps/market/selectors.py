@@ -395,7 +395,11 @@ def _auction_view(thread: Thread, row: Listing, found: Auction, names) -> Auctio
 def _listing_view(thread: Thread, row: Listing, by: Written | None, names, *, full: bool):
     me = _me(thread)
     cols = listing_cols(row)
-    shape = listing_shape.listing_shape(cols)
+    try:
+        shape = listing_shape.listing_shape(cols)
+        tags, shipping = shape.tags, shape.shipping
+    except listing_shape.ListingProblem:  # accepted by older rules: shown without them
+        tags, shipping = (), ()
     found = auction_of(thread, row)
     view = ListingView(
         id=row.id.hex,
@@ -406,7 +410,7 @@ def _listing_view(thread: Thread, row: Listing, by: Written | None, names, *, fu
         price_text=auction.money(row.price, row.currency),
         currency=row.currency,
         category=row.category,
-        tags=shape.tags,
+        tags=tags,
         place=row.place,
         lat=row.lat,
         lon=row.lon,
@@ -414,7 +418,7 @@ def _listing_view(thread: Thread, row: Listing, by: Written | None, names, *, fu
         available=max(0, row.quantity - taken(thread, row.id.hex)),
         condition=row.condition,
         status=row.status,
-        shipping=shape.shipping,
+        shipping=shipping,
         version=rules.terms_version(cols),
         author=by.member if by else "",
         mine=row_tag(row.id.hex) == member_tag(me),
