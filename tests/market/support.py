@@ -15,7 +15,6 @@ from __future__ import annotations
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from apps.core.thread.policy import policy_template
 from apps.core.thread.writer import ThreadWriter
 from apps.core.threads import services as threads
 from apps.core.threads.database import NodeKeys, ThreadDatabase
-from apps.core.threads.registry import thread_database, thread_path
+from apps.core.threads.registry import thread_path
 from apps.core.threads.template import schema_fingerprint, template_copy
 from apps.market import rules
 from apps.market.models import Accept, Bid, Close, Listing, Offer, Sale, Shop
@@ -86,7 +85,21 @@ def auction_fields(ends_in_ms: int = 60_000, **terms: Any) -> dict[str, Any]:
     return listing_fields(title="Brass lamp", price=1000, quantity=1, auction=settings)
 
 
-class Customer(members.Member):
+class Peer(members.Member):
+    """Another node in this process with this node's shop (``send``: its log reaches this
+    node; ``receive``: this node's log reaches it)."""
+
+    @property
+    def database(self) -> ThreadDatabase:
+        return self.node.database
+
+    def exchange(self) -> None:
+        """Both nodes get everything the other has."""
+        self.receive()
+        self.send()
+
+
+class Customer(Peer):
     """Another node's member in this node's shop, writing as its node's services would."""
 
     def listing(self, pk: str) -> Listing:
@@ -118,32 +131,15 @@ class Customer(members.Member):
             .id.hex
         )
 
-    def exchange(self) -> None:
-        """Both nodes get everything the other has."""
-        self.send()
-        self.receive()
-
 
 def customer_join(thread: Thread, tmp_path: Path, name: str = "Bea") -> Customer:
     """Someone joins this node's shop as a customer on a node of their own."""
     return members.member_join(thread, tmp_path, name, CUSTOMER, Customer)
 
 
-@dataclass
-class Seller:
+class Seller(Peer):
     """A seller's node (another node in this process) whose shop this node joined as a
     customer."""
-
-    node: OtherNode
-    thread: Thread  # this node's registry row of the shop
-
-    @property
-    def alias(self) -> str:
-        return self.node.alias
-
-    @property
-    def database(self) -> ThreadDatabase:
-        return self.node.database
 
     def listing(self, **fields: Any) -> str:
         """A listing the seller writes (the fields as ``listing_save`` takes them)."""
@@ -184,25 +180,6 @@ class Seller:
         exchange(joined.node.database, self.database)
         return joined
 
-    def send(self) -> None:
-        """The seller's log reaches this node."""
-        raws = [
-            raw
-            for (raw,) in self.database.raw().execute(
-                "SELECT raw FROM sereus_ops WHERE place = 'log' ORDER BY n"
-            )
-        ]
-        threads.thread_ingest(thread=self.thread, raws=raws)
-        self.thread.refresh_from_db()
-
-    def receive(self) -> None:
-        """This node's log reaches the seller."""
-        exchange(thread_database(self.thread.thread), self.database)
-
-    def exchange(self) -> None:
-        self.receive()
-        self.send()
-
 
 def sellers_shop(tmp_path: Path, name: str = "Ada's attic") -> Seller:
     """Ada's shop on a node of her own, which this node joined with its open link."""
@@ -235,10 +212,6 @@ def sellers_shop(tmp_path: Path, name: str = "Ada's attic") -> Seller:
     )
     invite, request = threads.invite_redeem_local(link=invite.link())
     node.database.write(lambda w: w.admit(request))
-    raws = [
-        raw
-        for (raw,) in node.database.raw().execute(
-            "SELECT raw FROM sereus_ops WHERE place = 'log' ORDER BY n"
-        )
-    ]
+    log = "SELECT raw FROM sereus_ops WHERE place = 'log' ORDER BY n"
+    raws = [raw for (raw,) in node.database.raw().execute(log)]
     return Seller(node, threads.thread_join(invite=invite, raws=raws))
