@@ -84,6 +84,7 @@ def _to_deal(thread: Thread, anchor: str = "") -> HttpResponse:
 
 
 def _step_line(step: deal_selectors.StepView, holders, view) -> dict:
+    mine = step.side == view.my_side
     facts = []
     for name, value in step.fields.items():
         if name == "split_amount" and value:
@@ -96,21 +97,35 @@ def _step_line(step: deal_selectors.StepView, holders, view) -> dict:
         "side": deal.ROLE_NAMES.get(step.side, ""),
         "at": step.at,
         "facts": facts,
-        "delivery": display.delivery_words(holders) if holders else "",
+        # Said of this member's own steps: whether the other sides' devices have them.
+        "delivery": display.delivery_words(holders) if holders and mine else "",
         "delivered": bool(holders) and all(h.holds for h in holders),
     }
+
+
+# The reason's label where a step asks for one.
+REASONS = {
+    deal.CANCELLED: "Why you cancel (optional)",
+    deal.DISPUTED: "What is wrong",
+}
+DANGER = (deal.CANCELLED, deal.DISPUTED)
 
 
 def _actions(view: deal_selectors.DealView) -> list[dict]:
     found = []
     for action in view.actions:
         if action in ACTIONS:
-            form = StepForm(prefix=action, initial={"step": action})
+            # Ids of their own at each step: a live swap keeps nothing of the forms it replaces
+            # (htmx carries attributes over between elements of the same id).
+            form = StepForm(
+                prefix=action, initial={"step": action}, auto_id=f"step{len(view.steps)}-%s"
+            )
+            if action in REASONS:
+                form.fields["reason"].label = REASONS[action]
             fields = [form[name] for name in STEP_FIELDS.get(action, ())]
-            danger = action in (deal.CANCELLED, deal.DISPUTED)
             found.append(
                 {"step": action, "button": ACTIONS[action][0], "form": form, "fields": fields,
-                 "danger": danger}
+                 "danger": action in DANGER}
             )  # fmt: skip
     return found
 
@@ -126,7 +141,8 @@ def deal_parts(thread: Thread) -> dict:
         price=money(view.price, view.currency),
         state_words=STATE_WORDS.get(view.state.state, ""),
         timeline=[_step_line(s, h, view) for s, h in zip(view.steps, holders, strict=True)],
-        actions=_actions(view),
+        actions=[a for a in _actions(view) if not a["danger"]],
+        troubles=[a for a in _actions(view) if a["danger"]],
         can_release=deal_selectors.RELEASE in view.actions,
         can_rate=deal_selectors.RATE in view.actions,
         released_words=", ".join(deal.ROLE_NAMES.get(s, s) for s in view.released_by),

@@ -19,6 +19,7 @@ from apps.market import deal_selectors, selectors
 from apps.market.auction import decimals_of, money
 from apps.market.listing_shape import ACTIVE
 from apps.market.policy import BID, OFFER, STEP
+from apps.messaging.attachments import fetch_missing_of
 from apps.messaging.selectors import AttachmentView
 from apps.timeline.display import said
 from apps.timeline.text import render_long
@@ -111,6 +112,26 @@ def served(thread: Thread, photo: selectors.PhotoView) -> AttachmentView:
 
 
 @dataclass(frozen=True)
+class Shown:
+    """A listing photo on a page: whether all of it is here yet (else it is being fetched)."""
+
+    id: str
+    here: bool
+
+
+def photos_shown(thread: Thread, photos: list[selectors.PhotoView]) -> list[Shown]:
+    """The photos as a page shows them; asks the members for the chunks still missing, so a
+    photo not here yet shows as on its way rather than as a broken image."""
+    found = []
+    for photo in photos:
+        file = served(thread, photo)
+        if file.damaged is None and not file.complete:
+            fetch_missing_of(thread, file)
+        found.append(Shown(photo.id, file.complete))
+    return found
+
+
+@dataclass(frozen=True)
 class Card:
     """A listing as a shop's grid shows it."""
 
@@ -126,7 +147,7 @@ class Card:
 
 
 def card(thread: Thread, item: selectors.ListingView) -> Card:
-    photos = selectors.photos(thread, item.id)
+    photos = [p for p in photos_shown(thread, selectors.photos(thread, item.id)[:1]) if p.here]
     found = item.auction
     said = ""
     if found is not None:
@@ -166,7 +187,9 @@ def _lines(thread: Thread, table: str, rows: list) -> list[Line]:
     found = deliveries(thread, table, [r.id for r in rows])
     lines = []
     for row in rows:
-        holders = found.get(row.id, [])
+        # Whether the other side has it matters to its author; of another's row it would only
+        # say that its author's own device holds it.
+        holders = found.get(row.id, []) if row.mine else []
         words = delivery_words(holders) if holders else ""
         lines.append(Line(row, words, bool(holders) and all(h.holds for h in holders)))
     return lines

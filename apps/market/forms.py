@@ -46,11 +46,19 @@ def _amount(label: str, help_text: str = "", required: bool = True) -> forms.Cha
     )
 
 
+class LinesField(forms.CharField):
+    """Text of several lines: a browser sends a textarea's line ends as CR LF, and the rules
+    refuse control characters, so they become plain line feeds here."""
+
+    def to_python(self, value: object) -> str:
+        text = super().to_python(value)
+        return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _text(label: str, most: int, help_text: str = "", rows: int = 0) -> forms.CharField:
+    kind = LinesField if rows else forms.CharField
     widget = forms.Textarea(attrs={"rows": rows}) if rows else forms.TextInput()
-    return forms.CharField(
-        max_length=most, required=False, label=label, help_text=help_text, widget=widget
-    )
+    return kind(max_length=most, required=False, label=label, help_text=help_text, widget=widget)
 
 
 class ShopForm(forms.Form):
@@ -153,7 +161,7 @@ class StepForm(forms.Form):
 
 
 class MessageForm(forms.Form):
-    text = forms.CharField(
+    text = LinesField(
         max_length=MAX_MESSAGE, label="Message", widget=forms.Textarea(attrs={"rows": 2})
     )
 
@@ -179,6 +187,10 @@ class LinkForm(forms.Form):
         label="Link",
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
     )
+
+    def __init__(self, *args, label: str = "Link", **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["link"].label = label
 
 
 class IndexForm(forms.Form):

@@ -43,6 +43,7 @@ class Found:
     price: str
     place: str
     shop_name: str
+    listing: str  # its id, to open it once the shop is followed
     url: str  # the listing's page when this node follows the shop, else ""
     link: str  # the shop's link to follow it, else ""
 
@@ -54,6 +55,7 @@ def _hit(hit: search_query.Hit) -> Found:
         title=hit.title,
         price=money(hit.price, hit.currency),
         place=hit.place,
+        listing=hit.listing,
         shop_name=hit.shop_name or (followed.name if followed else "a shop"),
         url=url,
         link="" if followed is not None else hit.link,
@@ -88,7 +90,7 @@ def _index() -> dict:
     enabled = settings is not None and settings.enabled
     context: dict = {
         "index_form": IndexForm(
-            initial={"enabled": enabled, "name": settings.name if settings else ""}
+            prefix="run", initial={"enabled": enabled, "name": settings.name if settings else ""}
         ),
         "index_on": enabled,
         "indexes": list(KnownIndex.objects.order_by("name", "peer")),
@@ -125,8 +127,8 @@ def home(request: HttpRequest) -> HttpResponse:
             for d in deals
         ],
         "shop_form": ShopForm(),
-        "follow_form": LinkForm(prefix="follow"),
-        "add_index_form": LinkForm(prefix="index"),
+        "follow_form": LinkForm(prefix="follow", label="The shop's link"),
+        "add_index_form": LinkForm(prefix="index", label="The index's link"),
     }
     return render(request, "market/home.html", context)
 
@@ -201,7 +203,7 @@ def index_remove(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def index_settings(request: HttpRequest) -> HttpResponse:
-    form = IndexForm(request.POST)
+    form = IndexForm(request.POST, prefix="run")
     if not form.is_valid():
         flash.error(request, "Nothing changed: the name is too long.")
         return _to_home("#run-index")

@@ -34,6 +34,7 @@ from apps.market.forms import (
     fields_of,
     initial_of,
 )
+from apps.market.listing_shape import CONDITION_LABELS
 from apps.market.policy import ADMIN, CUSTOMER, INDEXER, OWNER, SHOP_APP, STAFF
 from apps.messaging import attachments as serving
 
@@ -320,6 +321,8 @@ def listing(request: HttpRequest, thread_id: str, listing: str) -> HttpResponse:
         shop=selectors.shop(thread),
         description=display.description_html(found.description),
         shipping=display.shipping_lines(found),
+        condition=CONDITION_LABELS.get(found.condition, found.condition),
+        photos=display.photos_shown(thread, found.photos),
         offer_form=OfferForm(prefix="offer"),
         bid_form=BidForm(prefix="bid"),
         active=thread.state == Thread.State.ACTIVE,

@@ -62,7 +62,7 @@ def follow(client: Client, response) -> str:
 LISTING = {
     "title": "Oak chair",
     "summary": "Solid oak",
-    "description": "Seat **recovered** last year. <script>alert(1)</script>",
+    "description": "Seat **recovered** last year.\r\n\r\n- no wobble <script>alert(1)</script>",
     "price": "45.00",
     "currency": "eur",
     "category": "home",
