@@ -8,18 +8,24 @@ ends:
   node that was off), then opens the winner's deal (``services.winner_accept``).
 
 ``on_shop_ops(thread_id)`` is the hook for ``ops_written`` (or call ``on_ops_written`` as a
-receiver). Every write here goes through the services, so the rules judge it like any other.
+receiver); ``shops_wake()`` runs every shop's duties (at start). The services these duties use
+live here too (``proxy_set``, ``proxy_step``, ``auction_close``; ``services`` names them), and
+write through ``services``, so the rules judge them like any other write.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING, Any
 
 from apps.core.models import Thread
 from apps.core.thread.rowid import member_tag, row_tag
 from apps.core.threads.duty_worker import DutyWorker
 from apps.core.threads.services import ThreadServiceError
+
+if TYPE_CHECKING:
+    from apps.market.models import Listing
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +60,80 @@ def on_shop_ops(thread_id: bytes) -> None:
     except Exception:  # a hook must never fail whoever wrote
         return
     worker.wake(thread_id)
+
+
+# -- proxy bidding and closing (services: ``services`` names them too) ------------------------
+
+
+def proxy_set(thread: Thread, listing: str, maximum: Any) -> str | None:
+    """Keep a maximum for an auction on this node (it never leaves it) and bid just enough now
+    if someone else has the best bid; this node bids again when outbid (``proxies``), up to
+    the maximum. Returns the bid written now, if any."""
+    from apps.market import auction, rules
+    from apps.market import services as s
+    from apps.market.models import ProxyBid
+
+    s._customer(thread, rules.OWN_AUCTION)
+    row = s._for_trade(thread, listing)
+    found = s._auction(thread, row)
+    maximum = s._amount(maximum, "maximum")
+    me = rules.bidder_of(bytes.fromhex(thread.member_id))
+    least = auction.minimum_bid(found.terms, found.state)
+    if found.state.best_bidder != me and maximum < least:
+        raise ThreadServiceError(
+            "invalid",
+            f"Your maximum is below the smallest bid the auction takes now, "
+            f"{auction.money(least, row.currency)}.",
+        )
+    ProxyBid.objects.update_or_create(
+        thread=thread.id, listing=row.id.hex, defaults={"maximum": maximum}
+    )
+    return proxy_step(thread, row)
+
+
+def proxy_step(thread: Thread, row: Listing) -> str | None:
+    """The bid this node's proxy places now, if any (someone else is best and the next bid is
+    within the maximum, before the end)."""
+    from apps.market import auction, listing_shape, rules, selectors, services
+    from apps.market.models import ProxyBid
+
+    proxy = ProxyBid.objects.filter(thread=thread.id, listing=row.id.hex).first()
+    found = selectors.auction_of(thread, row)
+    if proxy is None or found is None or found.close is not None:
+        return None
+    if selectors.now_ms() >= found.state.ends_at_ms or row.status != listing_shape.ACTIVE:
+        return None
+    me = rules.bidder_of(bytes.fromhex(thread.member_id))
+    amount = auction.proxy_next_bid(found.terms, found.state, proxy.maximum, me)
+    return None if amount is None else services.bid_make(thread, row.id.hex, amount)
+
+
+def auction_close(thread: Thread, listing: str) -> str:
+    """End an auction whose end in force has passed, naming its winner and price."""
+    from apps.market import auction, selectors
+    from apps.market import services as s
+    from apps.market.models import Close
+
+    s._staff(thread, "close auctions")
+    row = s._listing(thread, listing)
+    found = s._auction(thread, row)
+    problem = auction.close_problem(found.state, selectors.now_ms())
+    if problem:
+        raise ThreadServiceError("conflict", problem)
+    result = auction.outcome(found.terms, found.state)
+    winner = None
+    if result.winner is not None:
+        winner = selectors.member_of_tag(thread, result.winner)
+        if winner is None:  # cannot be: the bid's author is a member this node knows
+            raise ThreadServiceError("conflict", "The best bidder is not known here yet.")
+
+    def close() -> str:
+        return Close.objects.create(scope=row.id, winner=winner, price=result.price).id.hex
+
+    return s._write(thread, close)
+
+
+# -- the duties ----------------------------------------------------------------------------------
 
 
 def _wake_at(thread: Thread, listing: str, ends_at_ms: int) -> None:
@@ -109,7 +189,7 @@ def closes_due(thread: Thread) -> list[str]:
                 _wake_at(thread, row.id.hex, found.state.ends_at_ms)
                 continue
             try:
-                written.append(services.auction_close(thread, row.id.hex))
+                written.append(auction_close(thread, row.id.hex))
             except ThreadServiceError as exc:
                 logger.info("market: no close for a listing yet: %s", exc)
                 continue
@@ -127,7 +207,7 @@ def closes_due(thread: Thread) -> list[str]:
 
 def proxies(thread: Thread) -> list[str]:
     """This node's proxy bids in the shop: bid again where someone outbid its member."""
-    from apps.market import selectors, services
+    from apps.market import selectors
     from apps.market.models import ProxyBid
 
     placed = []
@@ -140,7 +220,7 @@ def proxies(thread: Thread) -> list[str]:
             proxy.delete()  # the auction is over: the maximum is kept no longer
             continue
         try:
-            bid = services.proxy_step(thread, row)
+            bid = proxy_step(thread, row)
         except ThreadServiceError as exc:  # outbid meanwhile: the next ops try again
             logger.info("market: a proxy bid was not placed: %s", exc)
             continue

@@ -37,12 +37,15 @@ from apps.market.models import (
     Listing,
     Offer,
     Photo,
-    ProxyBid,
     Rating,
     Sale,
     Shop,
 )
 from apps.market.policy import ADMIN, CUSTOMER, INDEXER, OWNER, RULES_APP, SHOP_APP
+
+# Proxy bidding and closing auctions are written in ``proxy.py`` with their duties; they are
+# services all the same (the pages and the API call them here).
+from apps.market.proxy import auction_close, proxy_set, proxy_step  # noqa: F401
 from apps.messaging.services import Upload, _file_name, _mime
 
 MAX_PHOTOS = 10
@@ -411,66 +414,6 @@ def bid_make(thread: Thread, listing: str, amount: Any) -> str:
         return Bid.objects.create(listing=row.id, version=version, amount=amount).id.hex
 
     return _write(thread, bid)
-
-
-def proxy_set(thread: Thread, listing: str, maximum: Any) -> str | None:
-    """Keep a maximum for an auction on this node (it never leaves it) and bid just enough now
-    if someone else has the best bid; this node bids again when outbid (``proxy.py``), up to
-    the maximum. Returns the bid written now, if any."""
-    _customer(thread, rules.OWN_AUCTION)
-    row = _for_trade(thread, listing)
-    found = _auction(thread, row)
-    maximum = _amount(maximum, "maximum")
-    me = rules.bidder_of(_me(thread))
-    least = auction.minimum_bid(found.terms, found.state)
-    if found.state.best_bidder != me and maximum < least:
-        raise ThreadServiceError(
-            "invalid",
-            f"Your maximum is below the smallest bid the auction takes now, "
-            f"{auction.money(least, row.currency)}.",
-        )
-    ProxyBid.objects.update_or_create(
-        thread=thread.id, listing=row.id.hex, defaults={"maximum": maximum}
-    )
-    return proxy_step(thread, row)
-
-
-def proxy_step(thread: Thread, row: Listing) -> str | None:
-    """The bid this node's proxy places now, if any (someone else is best and the next bid is
-    within the maximum, before the end)."""
-    proxy = ProxyBid.objects.filter(thread=thread.id, listing=row.id.hex).first()
-    found = selectors.auction_of(thread, row)
-    if proxy is None or found is None or found.close is not None:
-        return None
-    if selectors.now_ms() >= found.state.ends_at_ms or row.status != listing_shape.ACTIVE:
-        return None
-    me = rules.bidder_of(_me(thread))
-    amount = auction.proxy_next_bid(found.terms, found.state, proxy.maximum, me)
-    return None if amount is None else bid_make(thread, row.id.hex, amount)
-
-
-# -- closing auctions ----------------------------------------------------------------------------
-
-
-def auction_close(thread: Thread, listing: str) -> str:
-    """End an auction whose end in force has passed, naming its winner and price."""
-    _staff(thread, "close auctions")
-    row = _listing(thread, listing)
-    found = _auction(thread, row)
-    problem = auction.close_problem(found.state, selectors.now_ms())
-    if problem:
-        raise ThreadServiceError("conflict", problem)
-    result = auction.outcome(found.terms, found.state)
-    winner = None
-    if result.winner is not None:
-        winner = selectors.member_of_tag(thread, result.winner)
-        if winner is None:  # cannot be: the bid's author is a member this node knows
-            raise ThreadServiceError("conflict", "The best bidder is not known here yet.")
-
-    def close() -> str:
-        return Close.objects.create(scope=row.id, winner=winner, price=result.price).id.hex
-
-    return _write(thread, close)
 
 
 # -- accepting -----------------------------------------------------------------------------------
