@@ -17,9 +17,9 @@ from PIL import Image
 from apps.market import selectors
 from tests.checklist.conftest import browser, owner_user  # noqa: F401
 from tests.core.threads.conftest import node, thread_databases_allowed  # noqa: F401
-from tests.market.page_routes import routes  # noqa: F401
 from tests.market.support import auction_fields, customer_join, listing_fields, sellers_shop
 from tests.market.test_deal_services import opened, shop  # noqa: F401
+from tests.market.web_support import no_duties  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -176,3 +176,34 @@ def test_the_schema_documents_the_market_api(api):
     }  # fmt: skip
     offer = schema["components"]["schemas"]["OfferOutput"]["properties"]
     assert "delivery" in offer
+
+
+def test_the_shop_ends_an_auction_after_its_end_and_the_winners_deal_opens(api, tmp_path):
+    import time
+
+    from apps.market import services
+
+    thread = services.shop_create(name="Ada's attic")
+    lamp = services.listing_save(thread, **auction_fields(ends_in_ms=1_500))
+    bea = customer_join(thread, tmp_path, "Bea")
+    bea.receive()
+    bea.bid(lamp, 1200)
+    bea.send()
+    url = f"/api/v1/threads/{thread.id}/listings/{lamp}/"
+    refused(post(api, url + "close/"), 409, "")
+    auction = api.get(url).json()["auction"]
+    assert (auction["best"], auction["best_bidder"], auction["closed"]) == (1200, "Bea", False)
+    time.sleep(max(0, auction_end(api, url) - time.time()) + 0.05)
+    closed = post(api, url + "close/")
+    assert closed.status_code == 200, closed.content
+    body = closed.json()
+    assert (body["auction"]["closed"], body["auction"]["winner"]) == (True, "Bea")
+    assert (body["auction"]["price"], body["status"]) == (1200, "sold")
+    (deal,) = api.get("/api/v1/deals/").json()
+    assert (deal["title"], deal["price"], deal["role"]) == ("Brass lamp", 1200, "seller")
+
+
+def auction_end(api: Client, url: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(api.get(url).json()["auction"]["ends_at"]).timestamp()

@@ -18,9 +18,9 @@ from PIL import Image
 from apps.market import deal_selectors, index_duty, selectors
 from tests.checklist.conftest import browser, owner_user  # noqa: F401
 from tests.core.threads.conftest import node, thread_databases_allowed  # noqa: F401
-from tests.market.page_routes import routes  # noqa: F401
 from tests.market.support import auction_fields, customer_join, sellers_shop
 from tests.market.test_deal_services import opened, shop  # noqa: F401
+from tests.market.web_support import no_duties  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -217,3 +217,48 @@ def test_a_search_finds_a_listing_of_a_shop_this_node_follows(client, tmp_path):
         in client.get("/market/", {"q": "chair"}).content.decode()
     )
     assert "Nothing found." in readable(client.get("/market/", {"q": "piano"}).content)
+
+
+def test_editing_an_auction_with_bids_keeps_its_terms_and_changes_its_title(client, tmp_path):
+    from apps.market import services
+    from tests.market.support import auction_fields as terms
+
+    thread = services.shop_create(name="Ada's attic")
+    lamp = services.listing_save(thread, **terms(ends_in_ms=3_600_000))
+    bea = customer_join(thread, tmp_path, "Bea")
+    bea.receive()
+    bea.bid(lamp, 1000)
+    bea.send()
+    edit = f"/node/threads/{thread.id}/shop/{lamp}/edit/"
+    shown = client.get(edit)
+    form = shown.context["form"]
+    data = {name: value for name, value in form.initial.items() if value is not None}
+    assert data["auction"] is True
+    assert data["increment"] == "1.00"
+    data["title"] = "Brass lamp, working"
+    text = follow(client, client.post(edit, data))
+    assert "Saved." in text
+    assert "Brass lamp, working" in text
+    moved = {**data, "increment": "2.00"}
+    refused = client.post(edit, moved)
+    assert refused.status_code == 400
+    assert "has bids" in refused.content.decode()
+    assert selectors.listing(thread, lamp).auction.terms.increment == 100
+
+
+def test_home_says_what_waits_in_a_shop_and_a_deal(client, tmp_path, opened):  # noqa: F811
+    from apps.market import home, services
+    from tests.market.support import listing_fields
+
+    thread = services.shop_create(name="Ada's attic")
+    chair = services.listing_save(thread, **listing_fields())
+    bea = customer_join(thread, tmp_path, "Bea")
+    bea.receive()
+    bea.offer(chair, 4000)
+    bea.send()
+    assert home.shop_waiting(thread) == ["1 offer to answer"]
+    deal, bob = opened
+    assert home.deal_waiting(deal) == []
+    bob.step("paid")
+    assert home.deal_waiting(deal) == ["waiting for you to ship"]
+    assert home.deal_latest(deal).text == "Bob: paid"
