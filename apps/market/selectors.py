@@ -392,7 +392,9 @@ def _auction_view(thread: Thread, row: Listing, found: Auction, names) -> Auctio
     )
 
 
-def _listing_view(thread: Thread, row: Listing, by: Written | None, names, *, full: bool):
+def _listing_view(
+    thread: Thread, row: Listing, by: Written | None, names, *, full: bool, took: int | None = None
+):
     me = _me(thread)
     cols = listing_cols(row)
     try:
@@ -415,7 +417,7 @@ def _listing_view(thread: Thread, row: Listing, by: Written | None, names, *, fu
         lat=row.lat,
         lon=row.lon,
         quantity=row.quantity,
-        available=max(0, row.quantity - taken(thread, row.id.hex)),
+        available=max(0, row.quantity - (taken(thread, row.id.hex) if took is None else took)),
         condition=row.condition,
         status=row.status,
         shipping=shipping,
@@ -457,7 +459,16 @@ def listings(thread: Thread, *, status: str | None = None) -> list[ListingView]:
         rows = [r for r in rows if r.status != listing_shape.DRAFT]
     authors = written(thread, LISTING, [r.id.hex for r in rows])
     names = thread_names(thread, me_as="you")
-    found = [_listing_view(thread, r, authors.get(r.id.hex), names, full=False) for r in rows]
+    took: dict[str, int] = {}
+    with thread_context(thread.thread):
+        for listing_id, quantity in Accept.objects.values_list("listing", "quantity"):
+            took[listing_id.hex] = took.get(listing_id.hex, 0) + quantity
+    found = [
+        _listing_view(
+            thread, r, authors.get(r.id.hex), names, full=False, took=took.get(r.id.hex, 0)
+        )
+        for r in rows
+    ]
     return _newest(found)
 
 

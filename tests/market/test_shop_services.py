@@ -202,6 +202,7 @@ def test_an_offer_is_accepted_and_its_deal_opened(shop: Thread, tmp_path):
     )
     assert Thread.objects.get(pk=made.deal).app == DEAL_APP
     assert selectors.listing(shop, lid).status == "sold"  # both taken
+    assert [(v.quantity, v.available) for v in selectors.listings(shop)] == [(2, 0)]
     assert selectors.offers(shop, lid)[0].accepted == accept
     refused("conflict", "accepted already", services.offer_accept, shop, lid, offer)
     # How the deal ended is recorded once (again: the same row).
