@@ -104,6 +104,11 @@ def test_a_listing_found_through_an_index_is_offered_on_accepted_and_its_deal_mo
     assert alice.page.locator(".listing-photos img").first.is_visible()
     listing_url = alice.page.url
     looks_right(alice, "listing-desktop")
+    click(alice.page, alice.page.get_by_role("link", name="Alice's attic"))
+    card = alice.page.locator("#shop-live .listing-card")
+    assert card.get_by_role("link", name="Oak chair").is_visible()
+    assert card.locator("img").is_visible()
+    looks_right(alice, "shop-desktop")
 
     # Alice's node runs an index; its link goes to Bob.
     alice.page.goto(alice.url + "/market/")

@@ -180,6 +180,19 @@ def test_the_deal_page_takes_each_sides_steps_and_chats(client, opened):  # noqa
     assert "by you (the seller)" in text
     text = follow(client, client.post(url + "message/", {"text": "On its way!"}))
     assert "On its way!" in text
+    bob.receive()
+    bob.step("received")
+    assert "Complete the deal" not in readable(client.get(url).content)  # not silent yet
+    bob.step("completed")
+    text = readable(client.get(url).content)
+    assert "Completed." in text
+    assert "Rate the deal" in text
+    rated = {"rating-overall": "5", "rating-communication": "4", "rating-comment": "Quick"}
+    text = follow(client, client.post(url + "rating/", rated))
+    assert "Thank you: your rating is in the deal." in text
+    assert "You: 5 of 5 stars" in text
+    assert "Rate the deal" not in text
+    assert "Invite an escrow agent" not in text  # the deal has ended
     invited = client.post(url + "invite/", {"role": "escrow"})
     assert invited.status_code == 200
     assert "sereus:" in invited.content.decode()
