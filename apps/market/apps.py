@@ -37,11 +37,15 @@ class MarketConfig(AppConfig):
 
         # Work a node does on its own when ops arrive: proxy bids and auction closes in shops,
         # the buyer joining a deal, sales and ratings reaching the shop, the search index.
-        from apps.core.threads.signals import ops_written
+        from apps.core.threads.signals import node_started, ops_written
         from apps.market import duties, index_duty, proxy, search_protocol
 
         ops_written.connect(proxy.on_ops_written, dispatch_uid="market-shop-duties")
         ops_written.connect(duties.on_ops_written, dispatch_uid="market-deal-duties")
+        # Timers closing auctions at their end are lost with a stopped node: set them again.
+        node_started.connect(
+            lambda sender, **kw: proxy.shops_wake(), weak=False, dispatch_uid="market-wake"
+        )
         index_duty.connect()
         search_protocol.register()  # answers /sereus/market-search/1.0.0 when running an index
 

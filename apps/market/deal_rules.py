@@ -54,7 +54,6 @@ from apps.market.deal import (
     DealProblem,
     DealState,
 )
-from apps.market.listing_shape import currency_code
 from apps.market.policy import DEAL, DEAL_RATING, RELEASE, STEP
 
 # What a release signs and a rating cites as "this deal" (a validator is not told its thread).
@@ -76,9 +75,6 @@ SIGNED = (*TERMS, "state", "outcome", "split_amount")
 _RATING_SEED = b"market/deal-rating"
 # Two steps written at once on two nodes: the one the thread orders second is refused.
 CAME_FIRST = "another step came first: write this one again after it"
-# pycountry reads its tables from a file on the first look-up of a currency: here, at import,
-# never inside a judged rule (a rule must not open files; strict judges refuse it).
-currency_code("EUR")
 
 
 def deal_role(thread_role: str) -> str | None:

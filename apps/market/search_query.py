@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
-import pycountry
+from apps.market.listing_shape import CURRENCIES
 
 Sort = Literal["relevance", "price_asc", "price_desc", "newest", "distance"]
 SORTS: tuple[str, ...] = get_args(Sort)
@@ -147,7 +147,7 @@ def _has_control(text: str) -> bool:
 
 def currency_check(code: str) -> str:
     """``code`` if it is an ISO 4217 currency code we know (upper case), else QueryError."""
-    if not _CURRENCY.fullmatch(code) or pycountry.currencies.get(alpha_3=code) is None:
+    if not _CURRENCY.fullmatch(code) or code not in CURRENCIES:
         raise QueryError(f"{code[:8]!r} is not a currency code we know; use one like EUR or USD.")
     return code
 

@@ -89,6 +89,7 @@ class P2PService:
         self._lock.note(**p2p_note(self.listen, state_load(self.data_dir).port))
         client.local_set(bridge, node)
         self.started_at = datetime.now(UTC)
+        await loop.run_in_executor(None, _started_tell)
         logger.info(
             "p2p worker started (%s): peer id %s, addresses %s",
             self.mode,
@@ -165,3 +166,12 @@ class P2PService:
             else:
                 summary.update(node_status)
         return summary
+
+
+def _started_tell() -> None:
+    """Tell the apps the node runs (``signals.node_started``); one failing app never stops it."""
+    from apps.core.threads.signals import node_started
+
+    for receiver, outcome in node_started.send_robust(sender=P2PService):
+        if isinstance(outcome, Exception):
+            logger.error("%s failed at the node's start: %r", receiver, outcome)

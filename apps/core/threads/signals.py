@@ -6,9 +6,13 @@ pushes them on; the live UI tells open pages.
 
 ``thread_added(sender, thread)``: this node created or joined a thread (its registry row exists):
 the p2p layer starts syncing it.
+
+``node_started(sender)``: this process's p2p node started (sent from a worker thread, never the
+event loop): apps pick up what a stopped node left, such as timers that were lost with it.
 """
 
 from django.dispatch import Signal
 
 ops_written = Signal()
 thread_added = Signal()
+node_started = Signal()
