@@ -208,6 +208,7 @@ def trade(thread: Thread, item: selectors.ListingView, *, runs_shop: bool) -> di
         "can_accept": runs_shop and for_sale and item.available > 0,
         "can_close": runs_shop and found is not None and not found.closed and found.ended,
         "close_price": shown_money(found.price, item.currency) if found else "",
+        "my_maximum": shown_money(found.my_maximum, item.currency) if found else "",
         "deals": _deals(thread, item, runs_shop=runs_shop),
     }
 

@@ -131,12 +131,18 @@ class OfferForm(forms.Form):
 
 
 class BidForm(forms.Form):
-    amount = _amount("Your bid")
+    amount = _amount("Your bid", "Or leave it empty and give a maximum.", False)
     maximum = _amount(
         "Your maximum",
         "Optional: your node bids for you up to it; it never leaves your node.",
         False,
     )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not (data.get("amount") or "").strip() and not (data.get("maximum") or "").strip():
+            raise forms.ValidationError("Give a bid, a maximum, or both.")
+        return data
 
 
 class StepForm(forms.Form):

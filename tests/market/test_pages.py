@@ -15,7 +15,7 @@ import pytest
 from django.test import Client
 from PIL import Image
 
-from apps.market import deal_selectors, index_duty, selectors
+from apps.market import deal_selectors, deal_views, index_duty, selectors, views
 from tests.checklist.conftest import browser, owner_user  # noqa: F401
 from tests.core.threads.conftest import node, thread_databases_allowed  # noqa: F401
 from tests.market.support import auction_fields, customer_join, sellers_shop
@@ -154,6 +154,13 @@ def test_a_customer_cannot_edit_and_bad_offers_and_bids_store_nothing(client, tm
     assert "Your bid is in." in text
     assert "12.00 EUR by you" in text
     assert [b.amount for b in selectors.listing(ada.thread, lamp).bids] == [1200]
+    text = follow(client, client.post(f"{base}{lamp}/bid/", {"bid-maximum": "20"}))
+    assert "Your node bids for you up to 20.00 EUR; nobody else sees that maximum." in text
+    # What the listing's socket sends: the auction and its bids, as an out-of-band swap.
+    live = views.listing_live_html(ada.thread, lamp, "token")
+    assert 'id="listing-live" hx-swap-oob="true"' in live
+    assert "12.00 EUR by you" in readable(f'<main id="main">{live}</main>')
+    assert "Brass lamp" in views.shop_live_html(ada.thread, "token")
     assert "Bid" in readable(client.get(f"{base}{lamp}/").content)
 
 
@@ -193,6 +200,8 @@ def test_the_deal_page_takes_each_sides_steps_and_chats(client, opened):  # noqa
     assert "You: 5 of 5 stars" in text
     assert "Rate the deal" not in text
     assert "Invite an escrow agent" not in text  # the deal has ended
+    parts = deal_views.deal_live_parts(deal, "token")
+    assert all('hx-swap-oob="true"' in html for html in parts.values())
     invited = client.post(url + "invite/", {"role": "escrow"})
     assert invited.status_code == 200
     assert "sereus:" in invited.content.decode()
