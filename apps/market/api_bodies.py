@@ -8,7 +8,9 @@ from typing import Any
 from django.urls import reverse
 
 from apps.core.models import Thread
-from apps.market import display, selectors
+from apps.core.threads.app_kit import AppFailed
+from apps.core.threads.services import ThreadServiceError
+from apps.market import display, selectors, services
 from apps.market.display import has_winner
 from apps.market.policy import ADMIN, BID, OFFER, OWNER, STAFF
 
@@ -17,6 +19,30 @@ __all__ = ["has_winner", "listing_body", "listing_fields", "runs_shop", "shop_bo
 
 def runs_shop(thread: Thread) -> bool:
     return thread.role in (OWNER, ADMIN, STAFF)
+
+
+def shop_links(thread: Thread, roles: tuple[str, ...]) -> dict[str, str]:
+    """The open links of ``roles`` this member may hand out (staff invite customers only)."""
+    found = {}
+    for role in roles:
+        try:
+            found[role] = services.shop_link(thread, role=role)
+        except ThreadServiceError:
+            continue
+    return found
+
+
+def winner_deal(thread: Thread, listing: str) -> None:
+    """After the shop closed an auction: the winner's deal, unless the node's own duty opened
+    it a moment before (the same accept, written once)."""
+    found = selectors.listing(thread, listing)
+    if found is None or not has_winner(found):
+        return
+    try:
+        services.winner_accept(thread, listing)
+    except ThreadServiceError as exc:
+        if exc.code != "conflict":
+            raise AppFailed(exc) from exc
 
 
 def shop_body(thread: Thread, shop: selectors.ShopView | None) -> dict[str, Any]:

@@ -87,10 +87,7 @@ class ShopApi(APIView):
             )
         body = bodies.shop_body(thread, shop)
         if bodies.runs_shop(thread):
-            body["links"] = {
-                "customer": api_call(services.shop_link, thread=thread, role=CUSTOMER),
-                "indexer": api_call(services.shop_link, thread=thread, role=INDEXER),
-            }
+            body["links"] = bodies.shop_links(thread, (CUSTOMER, INDEXER))
         return Response(body)
 
 
@@ -243,6 +240,5 @@ class CloseApi(APIView):
         thread = shop_thread(thread_id)
         _listing(thread, listing)
         api_call(services.auction_close, thread=thread, listing=listing)
-        if bodies.has_winner(_listing(thread, listing)):
-            api_call(services.winner_accept, thread=thread, listing=listing)
+        bodies.winner_deal(thread, listing)
         return _listing_answer(thread, listing)

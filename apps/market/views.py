@@ -19,10 +19,11 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.core.models import Thread
-from apps.core.threads.app_kit import app_thread_find
+from apps.core.threads.app_kit import AppFailed, app_thread_find
 from apps.core.threads.pages import tabs
 from apps.core.threads.qr import qr_svg
 from apps.core.threads.services import ThreadServiceError
+from apps.market import api_bodies as bodies
 from apps.market import display, selectors, services
 from apps.market.display import AmountProblem, said
 from apps.market.forms import (
@@ -409,10 +410,8 @@ def close(request: HttpRequest, thread_id: str, listing: str) -> HttpResponse:
     found = _listing(thread, listing)
     try:
         services.auction_close(thread, found.id)
-        closed = _listing(thread, found.id)
-        if display.has_winner(closed):
-            services.winner_accept(thread, found.id)
-    except ThreadServiceError as exc:
+        bodies.winner_deal(thread, found.id)
+    except (ThreadServiceError, AppFailed) as exc:
         flash.error(request, f"The auction did not end: {said(exc)}")
         return _to_listing(thread, found.id, "#trade")
     flash.success(request, "The auction has ended.")

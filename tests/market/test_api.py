@@ -184,7 +184,7 @@ def test_the_shop_ends_an_auction_after_its_end_and_the_winners_deal_opens(api, 
     from apps.market import services
 
     thread = services.shop_create(name="Ada's attic")
-    lamp = services.listing_save(thread, **auction_fields(ends_in_ms=1_500))
+    lamp = services.listing_save(thread, **auction_fields(ends_in_ms=5_000))
     bea = customer_join(thread, tmp_path, "Bea")
     bea.receive()
     bea.bid(lamp, 1200)
