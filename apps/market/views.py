@@ -331,7 +331,7 @@ def listing(request: HttpRequest, thread_id: str, listing: str) -> HttpResponse:
     return render(request, "market/listing.html", context)
 
 
-def _amount(request: HttpRequest, form, name: str, currency: str, what: str) -> int | None:
+def _amount(form, name: str, currency: str, what: str) -> int | None:
     text = form.cleaned_data.get(name) or ""
     if not text.strip():
         return None
@@ -347,7 +347,7 @@ def offer(request: HttpRequest, thread_id: str, listing: str) -> HttpResponse:
         _form_error(request, form, "No offer was made")
         return _to_listing(thread, found.id, "#offer")
     try:
-        price = _amount(request, form, "price", found.currency, "price")
+        price = _amount(form, "price", found.currency, "price")
         services.offer_make(
             thread,
             found.id,
@@ -371,8 +371,8 @@ def bid(request: HttpRequest, thread_id: str, listing: str) -> HttpResponse:
         _form_error(request, form, "No bid was made")
         return _to_listing(thread, found.id, "#bid")
     try:
-        amount = _amount(request, form, "amount", found.currency, "bid")
-        maximum = _amount(request, form, "maximum", found.currency, "maximum")
+        amount = _amount(form, "amount", found.currency, "bid")
+        maximum = _amount(form, "maximum", found.currency, "maximum")
         if amount is not None:
             services.bid_make(thread, found.id, amount)
         if maximum is not None:
