@@ -137,6 +137,7 @@ def test_a_listing_found_through_an_index_is_offered_on_accepted_and_its_deal_mo
     looks_right(bob, "search-phone")
     click(bob.page, results.get_by_role("button", name="Follow this shop: Alice's attic"))
     bob.page.get_by_role("heading", name="Oak chair").wait_for()
+    bob_listing = bob.page.url
     looks_right(bob, "listing-phone")
 
     # Alice watches her listing; Bob offers.
@@ -195,3 +196,14 @@ def test_a_listing_found_through_an_index_is_offered_on_accepted_and_its_deal_mo
     assert mine.get_by_text("Delivered to Alice's device").count() == 1
     looks_right(bob, "deal-shipped-phone")
     assert deal["thread"] in deal_url
+
+    # The photo reached Bob's node too (asked for when his listing page showed it on its way).
+    bob.page.goto(bob_listing)
+
+    def photo_here() -> bool:
+        bob.page.reload()
+        return bob.page.locator(".listing-photos img").count() == 1
+
+    wait_for(photo_here, timeout=20, interval=1, what="the photo's chunks to reach Bob's node")
+    assert bob.page.locator(".listing-photos img").evaluate("img => img.naturalWidth") > 0
+    looks_right(bob, "listing-photo-phone")
