@@ -18,6 +18,9 @@ from apps.core.threads.registry import alias_register
 
 _schema_lock = threading.Lock()
 _fingerprint_cache: bytes | None = None
+# A template this process built, per fingerprint: a node with several data folders (tests, a
+# restore) copies it instead of migrating again (seconds each); same fingerprint, same schema.
+_built: dict[bytes, Path] = {}
 
 
 def schema_fingerprint() -> bytes:
@@ -60,6 +63,11 @@ def template_copy(path: Path) -> None:
     """Start a new thread file as a copy of the schema template (built on first need)."""
     template = path.parent / f".template-{schema_fingerprint().hex()}.sqlite3"
     with _schema_lock:
+        earlier = _built.get(schema_fingerprint())
+        if not template.exists() and earlier is not None and earlier.exists():
+            building = template.with_suffix(".building")
+            shutil.copyfile(earlier, building)
+            building.replace(template)
         if not template.exists():
             building = template.with_suffix(".building")
             building.unlink(missing_ok=True)
@@ -78,5 +86,6 @@ def template_copy(path: Path) -> None:
                 del connections[alias]
                 del connections.settings[alias]
             building.replace(template)
+        _built[schema_fingerprint()] = template
     shutil.copyfile(template, path)
     path.chmod(0o600)

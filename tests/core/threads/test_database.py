@@ -191,3 +191,23 @@ def test_thread_rebuild_command_reports_the_integrity_check(thread, tdb):
     assert "repaired" in out.getvalue()
     with thread_context(thread.thread):
         assert Note.objects.filter(title="n3").exists()
+
+
+def test_a_template_built_once_is_copied_into_another_folder(tmp_path, thread_databases_allowed):
+    """``template_copy``: a second data folder of the same process starts from the template this
+    process built (same fingerprint), never by migrating again: a mark left in the first
+    template shows in a thread file started in the second folder."""
+    from apps.core.threads.template import schema_fingerprint, template_copy
+
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.mkdir()
+    second.mkdir()
+    template_copy(first / "a.sqlite3")
+    template = first / f".template-{schema_fingerprint().hex()}.sqlite3"
+    with sqlite3.connect(template) as marked:
+        marked.execute("PRAGMA user_version = 77")
+    template_copy(second / "b.sqlite3")
+    with sqlite3.connect(second / "b.sqlite3") as started:
+        assert started.execute("PRAGMA user_version").fetchone() == (77,)
+        assert started.execute("SELECT count(*) FROM sereus_meta").fetchone()[0] >= 1
+    assert (second / "b.sqlite3").stat().st_mode & 0o777 == 0o600
