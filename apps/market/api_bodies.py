@@ -10,7 +10,7 @@ from django.urls import reverse
 from apps.core.models import Thread
 from apps.core.threads.app_kit import AppFailed
 from apps.core.threads.services import ThreadServiceError
-from apps.market import display, selectors, services
+from apps.market import display, listing_selectors, selectors, services, trade_services
 from apps.market.display import has_winner
 from apps.market.policy import ADMIN, BID, OFFER, OWNER, STAFF
 
@@ -35,11 +35,11 @@ def shop_links(thread: Thread, roles: tuple[str, ...]) -> dict[str, str]:
 def winner_deal(thread: Thread, listing: str) -> None:
     """After the shop closed an auction: the winner's deal, unless the node's own duty opened
     it a moment before (the same accept, written once)."""
-    found = selectors.listing(thread, listing)
+    found = listing_selectors.listing(thread, listing)
     if found is None or not has_winner(found):
         return
     try:
-        services.winner_accept(thread, listing)
+        trade_services.winner_accept(thread, listing)
     except ThreadServiceError as exc:
         if exc.code != "conflict":
             raise AppFailed(exc) from exc
@@ -62,7 +62,7 @@ def shop_body(thread: Thread, shop: selectors.ShopView | None) -> dict[str, Any]
     }
 
 
-def _auction_body(item: selectors.ListingView) -> dict[str, Any] | None:
+def _auction_body(item: listing_selectors.ListingView) -> dict[str, Any] | None:
     found = item.auction
     if found is None:
         return None
@@ -79,7 +79,9 @@ def _auction_body(item: selectors.ListingView) -> dict[str, Any] | None:
     }
 
 
-def listing_body(thread: Thread, item: selectors.ListingView, *, brief: bool = False) -> dict:
+def listing_body(
+    thread: Thread, item: listing_selectors.ListingView, *, brief: bool = False
+) -> dict:
     body: dict[str, Any] = {
         "id": item.id,
         "thread": thread.id,
@@ -172,6 +174,6 @@ def listing_fields(data) -> dict[str, Any]:
 
 def written(thread: Thread, listing: str, **made: str | None) -> dict[str, Any]:
     """The answer to a write in a listing: the row's id and the listing as it stands."""
-    found = selectors.listing(thread, listing)
+    found = listing_selectors.listing(thread, listing)
     (row,) = made.values() if made else (None,)
     return {"id": row, "listing": listing_body(thread, found) if found else None}

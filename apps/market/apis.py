@@ -20,7 +20,7 @@ from apps.core.models import Thread
 from apps.core.threads.app_kit import AppFailed, api_call, api_thread
 from apps.core.threads.services import ThreadServiceError
 from apps.market import api_bodies as bodies
-from apps.market import selectors, services
+from apps.market import listing_selectors, proxy, selectors, services, trade_services
 from apps.market.api_serializers import (
     BidInput,
     ListingInput,
@@ -41,8 +41,8 @@ def shop_thread(thread_id: str) -> Thread:
     return thread
 
 
-def _listing(thread: Thread, listing: str) -> selectors.ListingView:
-    found = selectors.listing(thread, listing)
+def _listing(thread: Thread, listing: str) -> listing_selectors.ListingView:
+    found = listing_selectors.listing(thread, listing)
     if found is None:
         raise AppFailed(ThreadServiceError("not_found", "there is no such listing in this shop"))
     return found
@@ -104,7 +104,7 @@ class ListingsApi(APIView):
         """The shop's listings (customers see what the shop shows them)."""
         thread = shop_thread(thread_id)
         wanted = request.query_params.get("status") or None
-        found = selectors.listings(thread, status=wanted)
+        found = listing_selectors.listings(thread, status=wanted)
         return Response([bodies.listing_body(thread, item, brief=True) for item in found])
 
     @extend_schema(
@@ -184,7 +184,9 @@ class OffersApi(APIView):
         _listing(thread, listing)
         data = OfferInput(data=request.data)
         data.is_valid(raise_exception=True)
-        made = api_call(services.offer_make, thread=thread, listing=listing, **data.validated_data)
+        made = api_call(
+            trade_services.offer_make, thread=thread, listing=listing, **data.validated_data
+        )
         return Response(bodies.written(thread, listing, offer=made), status=201)
 
 
@@ -198,7 +200,7 @@ class AcceptApi(APIView):
     def post(self, request: Request, thread_id: str, listing: str, offer: str) -> Response:
         thread = shop_thread(thread_id)
         _listing(thread, listing)
-        made = api_call(services.offer_accept, thread=thread, listing=listing, offer=offer)
+        made = api_call(trade_services.offer_accept, thread=thread, listing=listing, offer=offer)
         return Response(bodies.written(thread, listing, accept=made), status=201)
 
 
@@ -221,9 +223,9 @@ class BidsApi(APIView):
         amount, maximum = data.validated_data.get("amount"), data.validated_data.get("maximum")
         made: str | None = None
         if amount is not None:
-            made = api_call(services.bid_make, thread=thread, listing=listing, amount=amount)
+            made = api_call(trade_services.bid_make, thread=thread, listing=listing, amount=amount)
         if maximum is not None:
-            proxied = api_call(services.proxy_set, thread=thread, listing=listing, maximum=maximum)
+            proxied = api_call(proxy.proxy_set, thread=thread, listing=listing, maximum=maximum)
             made = proxied or made
         return Response(bodies.written(thread, listing, bid=made), status=201)
 
@@ -239,6 +241,6 @@ class CloseApi(APIView):
     def post(self, request: Request, thread_id: str, listing: str) -> Response:
         thread = shop_thread(thread_id)
         _listing(thread, listing)
-        api_call(services.auction_close, thread=thread, listing=listing)
+        api_call(proxy.auction_close, thread=thread, listing=listing)
         bodies.winner_deal(thread, listing)
         return _listing_answer(thread, listing)

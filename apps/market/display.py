@@ -15,7 +15,7 @@ from apps.core import blobs
 from apps.core.models import Thread
 from apps.core.threads.app_kit import app_thread_find
 from apps.core.threads.delivery import Holder, delivery_words, rows_delivery
-from apps.market import deal_selectors, selectors
+from apps.market import deal_selectors, listing_selectors, selectors
 from apps.market.auction import decimals_of, money
 from apps.market.listing_shape import ACTIVE
 from apps.market.policy import BID, OFFER, STEP
@@ -95,7 +95,7 @@ def steps_delivery(thread: Thread, view: deal_selectors.DealView) -> list[list[H
 # -- shops and listings ----------------------------------------------------------------------
 
 
-def served(thread: Thread, photo: selectors.PhotoView) -> AttachmentView:
+def served(thread: Thread, photo: listing_selectors.PhotoView) -> AttachmentView:
     """A listing photo in the form messaging's serving functions take (how much of it is here)."""
     size = blobs.HASH
     text = photo.chunks or ""
@@ -119,7 +119,7 @@ class Shown:
     here: bool
 
 
-def photos_shown(thread: Thread, photos: list[selectors.PhotoView]) -> list[Shown]:
+def photos_shown(thread: Thread, photos: list[listing_selectors.PhotoView]) -> list[Shown]:
     """The photos as a page shows them; asks the members for the chunks still missing, so a
     photo not here yet shows as on its way rather than as a broken image."""
     found = []
@@ -146,8 +146,10 @@ class Card:
     url: str
 
 
-def card(thread: Thread, item: selectors.ListingView) -> Card:
-    photos = [p for p in photos_shown(thread, selectors.photos(thread, item.id)[:1]) if p.here]
+def card(thread: Thread, item: listing_selectors.ListingView) -> Card:
+    photos = [
+        p for p in photos_shown(thread, listing_selectors.photos(thread, item.id)[:1]) if p.here
+    ]
     found = item.auction
     said = ""
     if found is not None:
@@ -170,7 +172,7 @@ def card(thread: Thread, item: selectors.ListingView) -> Card:
     )
 
 
-def has_winner(item: selectors.ListingView) -> bool:
+def has_winner(item: listing_selectors.ListingView) -> bool:
     return item.auction is not None and item.auction.closed and item.auction.winner is not None
 
 
@@ -195,7 +197,7 @@ def _lines(thread: Thread, table: str, rows: list) -> list[Line]:
     return lines
 
 
-def trade(thread: Thread, item: selectors.ListingView, *, runs_shop: bool) -> dict:
+def trade(thread: Thread, item: listing_selectors.ListingView, *, runs_shop: bool) -> dict:
     """A listing's offers and bids, each with its delivery, and what this member may do."""
     found = item.auction
     for_sale = item.status == ACTIVE and thread.state == Thread.State.ACTIVE
@@ -213,7 +215,7 @@ def trade(thread: Thread, item: selectors.ListingView, *, runs_shop: bool) -> di
     }
 
 
-def _deals(thread: Thread, item: selectors.ListingView, *, runs_shop: bool) -> list[dict]:
+def _deals(thread: Thread, item: listing_selectors.ListingView, *, runs_shop: bool) -> list[dict]:
     """The deals a listing opened that this member may open: all for the shop, the buyer's own."""
     found = []
     for accept in selectors.accepts(thread):
@@ -229,7 +231,7 @@ def _deals(thread: Thread, item: selectors.ListingView, *, runs_shop: bool) -> l
     return found
 
 
-def shipping_lines(item: selectors.ListingView) -> list[dict]:
+def shipping_lines(item: listing_selectors.ListingView) -> list[dict]:
     return [
         {"region": s.region, "price": money(s.price, item.currency) if s.price else "free",
          "days": s.days}

@@ -4,10 +4,10 @@
   no thread for its deal yet: open the invite sealed to this member and redeem it, as the Join
   page does. Once per accept: a failure is remembered (and logged), never tried in a loop.
 - **the seller records the sale**: a deal this node owns reached a final step (completed,
-  cancelled, resolved): record it in the shop (``services.sale_record``), citing the hash of
+  cancelled, resolved): record it in the shop (``trade_services.sale_record``), citing the hash of
   the op that wrote the final step. Once (the shop says whether it has the sale already).
 - **the buyer's rating reaches the shop**: the buyer rated the deal and the shop has its sale:
-  copy the rating into the shop (``services.rating_copy``), where anyone can check it. Once.
+  copy the rating into the shop (``trade_services.rating_copy``), where anyone can check it. Once.
 
 What was tried is remembered per process: a node started again tries once more, no more.
 """
@@ -137,7 +137,7 @@ def _shop_has_sale(shop: Thread, accept: str) -> bool:
 def sale_record(deal: Thread) -> str | None:
     """The seller's node records in the shop how its deal ended, once. Returns the sale's id
     when it wrote it now."""
-    from apps.market import services
+    from apps.market import trade_services
     from apps.market.deal_selectors import deal_folded, deal_terms
 
     if deal.role != OWNER or deal.id in _recorded:
@@ -153,7 +153,7 @@ def sale_record(deal: Thread) -> str | None:
         return None
     _recorded.add(deal.id)
     try:
-        return services.sale_record(
+        return trade_services.sale_record(
             shop, accept=terms["accept"], outcome=folded.state.state, completion=completion
         )
     except ThreadServiceError as exc:
@@ -167,7 +167,7 @@ def sale_record(deal: Thread) -> str | None:
 def rating_copy(deal: Thread) -> str | None:
     """Copy this member's rating of ``deal`` into its shop once the shop has the deal's sale,
     once. Returns the shop rating's id when it wrote it now."""
-    from apps.market import deal_rules, services
+    from apps.market import deal_rules, trade_services
     from apps.market.deal_selectors import deal_terms
     from apps.market.models import DealRating, Rating, Sale
     from apps.market.ratings import ASPECTS
@@ -190,7 +190,7 @@ def rating_copy(deal: Thread) -> str | None:
     _copied.add(sale.id.hex)
     try:
         given = {name: getattr(mine, name) for name in ("overall", *ASPECTS, "comment")}
-        return services.rating_copy(shop, sale=sale.id.hex, **given)
+        return trade_services.rating_copy(shop, sale=sale.id.hex, **given)
     except ThreadServiceError as exc:
         logger.warning("market: copying the rating of deal %s failed: %s", deal.id, exc)
         return None

@@ -258,7 +258,7 @@ def fields_of(data: dict, *, now_ms: int | None = None) -> dict:
 
 
 def initial_of(item) -> dict:
-    """A ``ListingForm``'s initial values from a ``selectors.ListingView``."""
+    """A ``ListingForm``'s initial values from a ``listing_selectors.ListingView``."""
     initial = {
         "title": item.title,
         "summary": item.summary,

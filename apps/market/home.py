@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from apps.core.models import Thread
 from apps.core.threads.pages import Latest
-from apps.market import deal, deal_selectors, selectors
+from apps.market import deal, deal_selectors, listing_selectors, selectors
 from apps.market.listing_shape import ACTIVE
 
 # What each step this member may take now asks of them, on Home.
@@ -23,12 +23,14 @@ def shop_waiting(thread: Thread) -> list[str]:
     if not selectors.i_am_staff(thread):
         return []
     open_offers, to_close = 0, 0
-    for item in selectors.listings(thread, status=ACTIVE):
+    for item in listing_selectors.listings(thread, status=ACTIVE):
         found = item.auction
         if found is not None and found.ended and not found.closed:
             to_close += 1
         elif found is None:
-            open_offers += sum(1 for o in selectors.offers(thread, item.id) if not o.accepted)
+            open_offers += sum(
+                1 for o in listing_selectors.offers(thread, item.id) if not o.accepted
+            )
     said = []
     if open_offers:
         said.append(f"{open_offers} offer{'s' if open_offers != 1 else ''} to answer")

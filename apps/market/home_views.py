@@ -18,7 +18,14 @@ from apps.core.threads import services as threads
 from apps.core.threads.app_kit import app_thread_find
 from apps.core.threads.pages import open_url
 from apps.core.threads.services import ThreadServiceError
-from apps.market import deal_selectors, search_query, search_service, selectors, services
+from apps.market import (
+    deal_selectors,
+    listing_selectors,
+    search_query,
+    search_service,
+    selectors,
+    services,
+)
 from apps.market.auction import money
 from apps.market.deal_views import STATE_WORDS
 from apps.market.display import said
@@ -170,7 +177,7 @@ def follow(request: HttpRequest) -> HttpResponse:
         return _to_home()
     flash.success(request, f"You follow {thread.name}.")
     back = request.POST.get("listing", "")
-    if back and selectors.listing(thread, back) is not None:
+    if back and listing_selectors.listing(thread, back) is not None:
         return redirect(reverse("market:listing", args=[thread.id, back]))
     return redirect(open_url(thread))
 

@@ -2,15 +2,15 @@
 ends:
 
 - **proxy bidding**: a customer's node bids again, just enough, when someone outbids its
-  member, up to the maximum kept on this node (``ProxyBid``, ``services.proxy_step``);
+  member, up to the maximum kept on this node (``ProxyBid``, ``proxy_step``);
 - **closing auctions**: the node of a listing's author writes the close once the end in force
   has passed (a timer wakes it at that end; reading the shop on every arrival of ops catches a
-  node that was off), then opens the winner's deal (``services.winner_accept``).
+  node that was off), then opens the winner's deal (``trade_services.winner_accept``).
 
 ``on_shop_ops(thread_id)`` is the hook for ``ops_written`` (or call ``on_ops_written`` as a
 receiver); ``shops_wake()`` runs every shop's duties (at start). The services these duties use
-live here too (``proxy_set``, ``proxy_step``, ``auction_close``; ``services`` names them), and
-write through ``services``, so the rules judge them like any other write.
+live here too (``proxy_set``, ``proxy_step``, ``auction_close``: pages and the API call them
+here), and write through ``services``, so the rules judge them like any other write.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def on_shop_ops(thread_id: bytes) -> None:
     worker.wake(thread_id)
 
 
-# -- proxy bidding and closing (services: ``services`` names them too) ------------------------
+# -- proxy bidding and closing (services: the pages and the API call them here) --------------
 
 
 def proxy_set(thread: Thread, listing: str, maximum: Any) -> str | None:
@@ -70,13 +70,13 @@ def proxy_set(thread: Thread, listing: str, maximum: Any) -> str | None:
     if someone else has the best bid; this node bids again when outbid (``proxies``), up to
     the maximum. Returns the bid written now, if any."""
     from apps.market import auction, rules
-    from apps.market import services as s
+    from apps.market import trade_services as t
     from apps.market.models import ProxyBid
 
-    s._customer(thread, rules.OWN_AUCTION)
-    row = s._for_trade(thread, listing)
-    found = s._auction(thread, row)
-    maximum = s._amount(maximum, "maximum")
+    t._customer(thread, rules.OWN_AUCTION)
+    row = t._for_trade(thread, listing)
+    found = t._auction(thread, row)
+    maximum = t._amount(maximum, "maximum")
     me = rules.bidder_of(bytes.fromhex(thread.member_id))
     least = auction.minimum_bid(found.terms, found.state)
     if found.state.best_bidder != me and maximum < least:
@@ -94,7 +94,7 @@ def proxy_set(thread: Thread, listing: str, maximum: Any) -> str | None:
 def proxy_step(thread: Thread, row: Listing) -> str | None:
     """The bid this node's proxy places now, if any (someone else is best and the next bid is
     within the maximum, before the end)."""
-    from apps.market import auction, listing_shape, rules, selectors, services
+    from apps.market import auction, listing_shape, rules, selectors, trade_services
     from apps.market.models import ProxyBid
 
     proxy = ProxyBid.objects.filter(thread=thread.id, listing=row.id.hex).first()
@@ -105,18 +105,19 @@ def proxy_step(thread: Thread, row: Listing) -> str | None:
         return None
     me = rules.bidder_of(bytes.fromhex(thread.member_id))
     amount = auction.proxy_next_bid(found.terms, found.state, proxy.maximum, me)
-    return None if amount is None else services.bid_make(thread, row.id.hex, amount)
+    return None if amount is None else trade_services.bid_make(thread, row.id.hex, amount)
 
 
 def auction_close(thread: Thread, listing: str) -> str:
     """End an auction whose end in force has passed, naming its winner and price."""
     from apps.market import auction, selectors
     from apps.market import services as s
+    from apps.market import trade_services as t
     from apps.market.models import Close
 
     s._staff(thread, "close auctions")
     row = s._listing(thread, listing)
-    found = s._auction(thread, row)
+    found = t._auction(thread, row)
     problem = auction.close_problem(found.state, selectors.now_ms())
     if problem:
         raise ThreadServiceError("conflict", problem)
@@ -159,7 +160,7 @@ def closes_due(thread: Thread) -> list[str]:
     and open their winners' deals; wake again at the ends still to come. Returns the closes
     written."""
     from apps.core.threads.context import thread_context
-    from apps.market import selectors, services
+    from apps.market import selectors, trade_services
     from apps.market.listing_shape import ACTIVE
     from apps.market.models import Accept, Close, Listing
 
@@ -199,7 +200,7 @@ def closes_due(thread: Thread) -> list[str]:
             if row_tag(close.id.hex) != mine:
                 continue  # its author's node opens the deal
             try:
-                services.winner_accept(thread, row.id.hex)
+                trade_services.winner_accept(thread, row.id.hex)
             except ThreadServiceError as exc:
                 logger.info("market: the winner's deal is not open yet: %s", exc)
     return written

@@ -24,7 +24,7 @@ from apps.core.threads.pages import tabs
 from apps.core.threads.qr import qr_svg
 from apps.core.threads.services import ThreadServiceError
 from apps.market import api_bodies as bodies
-from apps.market import display, selectors, services
+from apps.market import display, listing_selectors, proxy, selectors, services, trade_services
 from apps.market.display import AmountProblem, said
 from apps.market.forms import (
     BidForm,
@@ -54,8 +54,8 @@ def runs_shop(thread: Thread) -> bool:
     return thread.role in RUNS_SHOP and thread.state == Thread.State.ACTIVE
 
 
-def _listing(thread: Thread, listing: str) -> selectors.ListingView:
-    found = selectors.listing(thread, listing)
+def _listing(thread: Thread, listing: str) -> listing_selectors.ListingView:
+    found = listing_selectors.listing(thread, listing)
     if found is None:
         raise Http404("no such listing in this shop")
     return found
@@ -115,7 +115,9 @@ def shop_live_context(thread: Thread) -> dict:
     """The part of a shop's page that changes as listings arrive (what its socket renders)."""
     shop = selectors.shop(thread)
     wanted = None if runs_shop(thread) else "active"
-    cards = [display.card(thread, item) for item in selectors.listings(thread, status=wanted)]
+    cards = [
+        display.card(thread, item) for item in listing_selectors.listings(thread, status=wanted)
+    ]
     return {"thread": thread, "shop": shop, "cards": cards, "runs_shop": runs_shop(thread)}
 
 
@@ -169,7 +171,7 @@ def _as_cleaned(form: ListingForm, name: str, value: object) -> object:
         return None
 
 
-def _save(thread: Thread, form: ListingForm, standing: selectors.ListingView | None) -> str:
+def _save(thread: Thread, form: ListingForm, standing: listing_selectors.ListingView | None) -> str:
     """Write the listing (and its new photo); raises ThreadServiceError or AmountProblem."""
     fields = fields_of(form.cleaned_data)
     if standing is not None:
@@ -348,7 +350,7 @@ def offer(request: HttpRequest, thread_id: str, listing: str) -> HttpResponse:
         return _to_listing(thread, found.id, "#offer")
     try:
         price = _amount(form, "price", found.currency, "price")
-        services.offer_make(
+        trade_services.offer_make(
             thread,
             found.id,
             price=price,
@@ -374,9 +376,9 @@ def bid(request: HttpRequest, thread_id: str, listing: str) -> HttpResponse:
         amount = _amount(form, "amount", found.currency, "bid")
         maximum = _amount(form, "maximum", found.currency, "maximum")
         if amount is not None:
-            services.bid_make(thread, found.id, amount)
+            trade_services.bid_make(thread, found.id, amount)
         if maximum is not None:
-            services.proxy_set(thread, found.id, maximum)
+            proxy.proxy_set(thread, found.id, maximum)
     except (ThreadServiceError, AmountProblem) as exc:
         flash.error(request, f"No bid was made: {said(exc)}")
         return _to_listing(thread, found.id, "#bid")
@@ -396,7 +398,7 @@ def accept(request: HttpRequest, thread_id: str, listing: str, offer: str) -> Ht
     thread = shop_thread(thread_id)
     found = _listing(thread, listing)
     try:
-        services.offer_accept(thread, found.id, offer)
+        trade_services.offer_accept(thread, found.id, offer)
     except ThreadServiceError as exc:
         flash.error(request, f"The offer was not accepted: {said(exc)}")
         return _to_listing(thread, found.id, "#trade")
@@ -409,7 +411,7 @@ def close(request: HttpRequest, thread_id: str, listing: str) -> HttpResponse:
     thread = shop_thread(thread_id)
     found = _listing(thread, listing)
     try:
-        services.auction_close(thread, found.id)
+        proxy.auction_close(thread, found.id)
         bodies.winner_deal(thread, found.id)
     except (ThreadServiceError, AppFailed) as exc:
         flash.error(request, f"The auction did not end: {said(exc)}")

@@ -14,11 +14,10 @@ import pytest
 from django.test import Client
 from PIL import Image
 
-from apps.market import selectors
+from apps.market import listing_selectors, selectors
 from tests.checklist.conftest import browser, owner_user  # noqa: F401
 from tests.core.threads.conftest import node, thread_databases_allowed  # noqa: F401
 from tests.market.support import auction_fields, customer_join, listing_fields, sellers_shop
-from tests.market.test_deal_services import opened, shop  # noqa: F401
 from tests.market.web_support import no_duties  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -122,7 +121,7 @@ def test_a_buyers_offers_and_bids_are_refused_in_words(api, tmp_path):
     refused(post(api, f"{base}{gone}/offers/", {"price": 100}), 409, "not for sale")
     refused(post(api, f"{base}{chair}/bids/", {"amount": 5000}), 409, "make an offer instead")
     refused(api.patch(f"{base}{chair}/", "{}", "application/json"), 403, "")
-    assert selectors.offers(ada.thread, chair) == []
+    assert listing_selectors.offers(ada.thread, chair) == []
     made = post(api, f"{base}{chair}/offers/", {"price": 4000, "quantity": 1})
     assert made.status_code == 201, made.content
     assert made.json()["listing"]["offers"][0]["mine"] is True
@@ -136,7 +135,7 @@ def test_a_buyers_offers_and_bids_are_refused_in_words(api, tmp_path):
     assert [b["amount"] for b in bid.json()["listing"]["bids"]] == [1000]
 
 
-def test_deal_steps_by_role_chat_invites_and_no_rating_before_the_end(api, opened):  # noqa: F811
+def test_deal_steps_by_role_chat_invites_and_no_rating_before_the_end(api, opened):
     deal, bob = opened
     url = f"/api/v1/deals/{deal.id}/"
     refused(post(api, url + "steps/", {"step": "received"}), 409, "Only the buyer marks")

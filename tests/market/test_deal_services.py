@@ -5,128 +5,28 @@ accepted -> paid -> shipped -> received -> completed, the chat, the release and 
 
 from __future__ import annotations
 
-import json
-import uuid
-
-import nacl.signing
-import nacl.utils
 import pytest
 
 from apps.core.models import Thread
-from apps.core.thread import countersign, keys
+from apps.core.thread import keys
 from apps.core.thread.invite import invite_parse
 from apps.core.thread.writer import redemption_request
 from apps.core.threads import services as threads
 from apps.core.threads.context import thread_context
-from apps.core.threads.database import NodeKeys, ThreadDatabase
-from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
-from apps.market import deal_rules, deal_selectors, deal_services, duties
+from apps.market import deal_selectors, deal_services, duties
 from apps.market.deal import DealState
-from apps.market.models import Deal, DealMessage, DealRating, Release, Step
-from apps.market.policy import SHOP_APP
-from tests.core.threads.conftest import (  # noqa: F401
-    OtherNode,
-    exchange,
-    node,
-    other_node,
-    thread_databases_allowed,
-)
-from tests.support.members import Member
+from apps.market.models import Deal, DealMessage, Step
+from tests.core.threads.conftest import node, other_node, thread_databases_allowed  # noqa: F401
+from tests.market.deal_support import ACCEPT, LISTING, buyer_joins
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-LISTING, ACCEPT = uuid.uuid4().hex, uuid.uuid4().hex
 
 
 @pytest.fixture(autouse=True)
 def no_duties(monkeypatch):
     """These tests write every step themselves: the node's deal duties stay asleep."""
     monkeypatch.setattr(duties.worker, "wake", lambda thread: None)
-
-
-class Buyer(Member):
-    """The buyer's node (or the escrow agent's: ``side``): writes its steps, messages, rating
-    and release through its own database."""
-
-    side = "buyer"
-
-    def step(self, step: str, **fields) -> str:
-        fields["by"] = self.side
-        fields.setdefault("n", Step.objects.using(self.alias).count())  # its place
-        made = Step.objects.using(self.alias).create(step=step, fields=json.dumps(fields))
-        self.send()
-        return made.id.hex
-
-    def say(self, text: str) -> None:
-        DealMessage.objects.using(self.alias).create(text=text)
-        self.send()
-
-    def rate(self, overall: int) -> None:
-        pk = deal_rules.rating_id(bytes.fromhex(self.member))
-        DealRating.objects.using(self.alias).create(id=uuid.UUID(hex=pk), overall=overall)
-        self.send()
-
-    def release(self, state: DealState) -> None:
-        """Signs the release of the payment as the deal stands (``state``)."""
-        terms = Deal.objects.using(self.alias).get()
-        row = {c: getattr(terms, c) for c in deal_rules.TERMS}
-        digest = deal_rules.release_digest(
-            row | {"listing": terms.listing.hex, "accept": terms.accept.hex}, state
-        )
-        key = keys.member_key(self.node.keys.master_secret, self.thread.thread)
-        Release.objects.using(self.alias).create(
-            id=uuid.UUID(hex=deal_rules.release_id(bytes(key.verify_key), self.side, digest)),
-            target=uuid.UUID(hex=deal_rules.DEAL_ID),
-            digest=digest,
-            signer=bytes(key.verify_key),
-            sig=countersign.signature_make(key, deal_rules.DOMAIN, digest),
-        )
-        self.send()
-
-
-def buyer_joins(
-    deal: Thread,
-    link: str,
-    tmp_path,
-    name: str = "Bob",
-    keys: NodeKeys | None = None,
-    side: str = "buyer",
-) -> Buyer:
-    """The buyer (on a node of its own; ``keys``: that node's) redeems the deal's link: this
-    node admits it as the invite says."""
-    keys = keys or NodeKeys(nacl.signing.SigningKey.generate(), nacl.utils.random(32))
-    slug = name.lower()
-    database = ThreadDatabase(
-        deal.thread,
-        path=tmp_path / f"{slug}-deal.sqlite3",
-        alias=f"thread_{deal.thread.hex()}_{slug}",
-        node=keys,
-    )
-    buyer = Buyer(OtherNode(keys, database), deal)
-    buyer.side = side
-    request = redemption_request(
-        invite_parse(link), master_secret=keys.master_secret, device_key=keys.device
-    )
-    threads.invite_admit(thread=deal, request=request)
-    exchange(thread_database(deal.thread), database)
-    database.write(lambda writer: writer.set_name(name))
-    buyer.send()
-    return buyer
-
-
-@pytest.fixture
-def shop(node) -> Thread:  # noqa: F811 - the fixture
-    return threads.thread_create(name="Alice's shop", app=SHOP_APP)
-
-
-@pytest.fixture
-def opened(shop, tmp_path) -> tuple[Thread, Buyer]:
-    deal, link = deal_services.deal_open(
-        shop=shop, listing=LISTING, accept=ACCEPT, title="A red bicycle", price=12_000,
-        currency="EUR", quantity=1,
-    )  # fmt: skip
-    return deal, buyer_joins(deal, link, tmp_path)
 
 
 def test_the_deal_opens_with_its_terms_and_a_link_for_the_buyer_only(shop, tmp_path):

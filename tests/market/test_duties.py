@@ -24,12 +24,12 @@ from apps.core.threads import services as threads
 from apps.core.threads.context import thread_context
 from apps.core.threads.database import NodeKeys, ThreadDatabase
 from apps.core.threads.registry import thread_database
-from apps.market import deal_rules, deal_selectors, deal_services, duties, services
+from apps.market import deal_rules, deal_selectors, deal_services, duties, services, trade_services
 from apps.market.models import Accept, Deal, Rating, Sale, Step
 from apps.market.policy import DEAL_APP, deal_spec
-from tests.core.threads.conftest import exchange
+from tests.core.threads.conftest import exchange, node, thread_databases_allowed  # noqa: F401
+from tests.market.deal_support import buyer_joins
 from tests.market.support import Seller, customer_join, listing_fields, sellers_shop
-from tests.market.test_deal_services import buyer_joins, node, thread_databases_allowed  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,7 +60,7 @@ def test_the_seller_records_how_the_deal_ended_once(node, tmp_path):  # noqa: F8
     bea.receive()
     offer = bea.offer(listing, 4000)
     bea.send()
-    accept = services.offer_accept(shop, listing, offer)
+    accept = trade_services.offer_accept(shop, listing, offer)
     bea.receive()
     # Bea's node opens the invite with her member key in the shop; another customer cannot.
     sealed = bytes(Accept.objects.using(bea.alias).get(pk=accept).invite)
@@ -150,7 +150,7 @@ def offered(tmp_path) -> tuple[Seller, str, str, bytes]:
     ada = sellers_shop(tmp_path)
     listing = ada.listing()
     ada.send()
-    offer = services.offer_make(ada.thread, listing, price=4000)
+    offer = trade_services.offer_make(ada.thread, listing, price=4000)
     ada.receive()
     return ada, listing, offer, bytes.fromhex(ada.thread.member_id)
 

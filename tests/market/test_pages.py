@@ -15,11 +15,10 @@ import pytest
 from django.test import Client
 from PIL import Image
 
-from apps.market import deal_selectors, deal_views, index_duty, selectors, views
+from apps.market import deal_selectors, deal_views, index_duty, listing_selectors, selectors, views
 from tests.checklist.conftest import browser, owner_user  # noqa: F401
 from tests.core.threads.conftest import node, thread_databases_allowed  # noqa: F401
 from tests.market.support import auction_fields, customer_join, sellers_shop
-from tests.market.test_deal_services import opened, shop  # noqa: F401
 from tests.market.web_support import no_duties  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -87,16 +86,16 @@ def test_a_seller_lists_with_a_photo_and_accepts_an_offer_on_the_listing_page(cl
     bad = client.post(f"/node/threads/{thread.id}/shop/new/", {**LISTING, "price": "-3"})
     assert bad.status_code == 400
     assert "cannot be negative" in bad.content.decode()
-    assert selectors.listings(thread) == []
+    assert listing_selectors.listings(thread) == []
     made = client.post(f"/node/threads/{thread.id}/shop/new/", {**LISTING, "photo": png()})
     text = follow(client, made)
-    (listing,) = selectors.listings(thread)
+    (listing,) = listing_selectors.listings(thread)
     source = client.get(made["Location"]).content.decode()
     assert "<strong>recovered</strong>" in source
     assert "<script>alert" not in source
     assert "45.00 EUR" in text
     assert "Shipping to Belgium: 12.00 EUR, 3 days" in text
-    (photo,) = selectors.listing(thread, listing.id).photos
+    (photo,) = listing_selectors.listing(thread, listing.id).photos
     thumb = client.get(f"/node/threads/{thread.id}/shop/{listing.id}/photos/{photo.id}/thumb/")
     assert thumb.status_code == 200
     assert thumb["Content-Type"] == "image/jpeg"
@@ -109,7 +108,7 @@ def test_a_seller_lists_with_a_photo_and_accepts_an_offer_on_the_listing_page(cl
     assert "80.00 EUR for 2 from Bea" in page
     assert "“Both, please”" in page
     accept = f"/node/threads/{thread.id}/shop/{listing.id}/offers/"
-    offer = selectors.listing(thread, listing.id).offers[0]
+    offer = listing_selectors.listing(thread, listing.id).offers[0]
     text = follow(client, client.post(f"{accept}{offer.id}/accept/"))
     assert "Accepted: the deal is open" in text
     assert "Sold to Bea for 80.00 EUR" in text
@@ -140,11 +139,11 @@ def test_a_customer_cannot_edit_and_bad_offers_and_bids_store_nothing(client, tm
     ):
         text = follow(client, client.post(offer, {"offer-price": price, "offer-quantity": "1"}))
         assert f"No offer was made: The price {said}" in text
-    assert selectors.offers(ada.thread, chair) == []
+    assert listing_selectors.offers(ada.thread, chair) == []
     text = follow(client, client.post(offer, {"offer-price": "40,50", "offer-quantity": "1"}))
     assert "Your offer is made" in text
     assert "40.50 EUR" in text
-    (offer,) = selectors.offers(ada.thread, chair)
+    (offer,) = listing_selectors.offers(ada.thread, chair)
     assert (offer.price, offer.mine) == (4050, True)
 
     text = follow(client, client.post(f"{base}{lamp}/bid/", {"bid-amount": "5"}))
@@ -153,7 +152,7 @@ def test_a_customer_cannot_edit_and_bad_offers_and_bids_store_nothing(client, tm
     text = follow(client, client.post(f"{base}{lamp}/bid/", {"bid-amount": "12"}))
     assert "Your bid is in." in text
     assert "12.00 EUR by you" in text
-    assert [b.amount for b in selectors.listing(ada.thread, lamp).bids] == [1200]
+    assert [b.amount for b in listing_selectors.listing(ada.thread, lamp).bids] == [1200]
     text = follow(client, client.post(f"{base}{lamp}/bid/", {"bid-maximum": "20"}))
     assert "Your node bids for you up to 20.00 EUR; nobody else sees that maximum." in text
     # What the listing's socket sends: the auction and its bids, as an out-of-band swap.
@@ -164,7 +163,7 @@ def test_a_customer_cannot_edit_and_bad_offers_and_bids_store_nothing(client, tm
     assert "Bid" in readable(client.get(f"{base}{lamp}/").content)
 
 
-def test_the_deal_page_takes_each_sides_steps_and_chats(client, opened):  # noqa: F811
+def test_the_deal_page_takes_each_sides_steps_and_chats(client, opened):
     deal, bob = opened
     url = f"/node/threads/{deal.id}/deal/"
     assert "Mark shipped" not in readable(client.get(url).content)
@@ -209,7 +208,7 @@ def test_the_deal_page_takes_each_sides_steps_and_chats(client, opened):  # noqa
 
 def test_market_home_lists_shops_and_deals_and_says_what_is_wrong_with_a_search(
     client,
-    opened,  # noqa: F811
+    opened,
 ):
     client.post("/market/shops/", {"name": "Ada's attic"})
     page = readable(client.get("/market/").content)
@@ -265,10 +264,10 @@ def test_editing_an_auction_with_bids_keeps_its_terms_and_changes_its_title(clie
     refused = client.post(edit, moved)
     assert refused.status_code == 400
     assert "has bids" in refused.content.decode()
-    assert selectors.listing(thread, lamp).auction.terms.increment == 100
+    assert listing_selectors.listing(thread, lamp).auction.terms.increment == 100
 
 
-def test_home_says_what_waits_in_a_shop_and_a_deal(client, tmp_path, opened):  # noqa: F811
+def test_home_says_what_waits_in_a_shop_and_a_deal(client, tmp_path, opened):
     from apps.market import home, services
     from tests.market.support import listing_fields
 

@@ -17,7 +17,7 @@ from apps.core.threads.context import thread_context
 from apps.core.threads.database import WriteRefused
 from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
-from apps.market import proxy, selectors, services
+from apps.market import listing_selectors, proxy, selectors, services, trade_services
 from apps.market.models import Accept, Bid, Close, Listing, Offer, ProxyBid, Rating
 from apps.market.policy import CUSTOMER, DEAL_APP, INDEXER, RULES_APP
 from tests.core.threads.conftest import (  # noqa: F401
@@ -125,7 +125,7 @@ def test_hostile_listings_are_refused_in_words_and_nothing_is_stored(shop: Threa
 def test_listings_are_saved_and_edited_field_by_field(shop: Thread):
     lid = services.listing_save(shop, **listing_fields())
     services.listing_save(shop, listing=lid, title="Oak chair, sturdy", quantity=5)
-    view = selectors.listing(shop, lid)
+    view = listing_selectors.listing(shop, lid)
     assert view is not None
     assert (view.title, view.quantity, view.price_text, view.tags) == (
         "Oak chair, sturdy",
@@ -144,7 +144,7 @@ def test_listings_are_saved_and_edited_field_by_field(shop: Thread):
         listing=lid,
         price=-1,
     )
-    assert [v.id for v in selectors.listings(shop)] == [lid]
+    assert [v.id for v in listing_selectors.listings(shop)] == [lid]
 
 
 def test_photos_are_sealed_blobs_of_a_listing(shop: Thread):
@@ -152,7 +152,7 @@ def test_photos_are_sealed_blobs_of_a_listing(shop: Thread):
     png = io.BytesIO(b"\x89PNG\r\n\x1a\n" + b"\x00" * 64)
     png.name = "chair.png"
     photo = services.photo_add(shop, lid, png)
-    (shown,) = selectors.photos(shop, lid)
+    (shown,) = listing_selectors.photos(shop, lid)
     assert (shown.id, shown.name, shown.mime, shown.size) == (photo, "chair.png", "image/png", 72)
     script = io.BytesIO(b"#!/bin/sh")
     script.name = "run.sh"
@@ -165,7 +165,7 @@ def test_photos_are_sealed_blobs_of_a_listing(shop: Thread):
         script,
     )
     services.photo_remove(shop, photo)
-    assert selectors.photos(shop, lid) == []
+    assert listing_selectors.photos(shop, lid) == []
     refused("not_found", "There is no such photo.", services.photo_remove, shop, photo)
 
 
@@ -175,7 +175,7 @@ def test_an_offer_is_accepted_and_its_deal_opened(shop: Thread, tmp_path):
     bea.receive()
     offer = bea.offer(lid, 8000, 2, message="80 for both?")
     bea.send()
-    (seen,) = selectors.offers(shop, lid)
+    (seen,) = listing_selectors.offers(shop, lid)
     assert (seen.buyer_name, seen.price_text, seen.quantity, seen.current) == (
         "Bea",
         "80.00 EUR",
@@ -185,13 +185,15 @@ def test_an_offer_is_accepted_and_its_deal_opened(shop: Thread, tmp_path):
     refused(
         "forbidden",
         "You cannot make an offer in your own shop",
-        services.offer_make,
+        trade_services.offer_make,
         shop,
         lid,
         price=100,
     )
-    refused("not_found", "There is no such offer", services.offer_accept, shop, lid, "00" * 16)
-    accept = services.offer_accept(shop, lid, offer)
+    refused(
+        "not_found", "There is no such offer", trade_services.offer_accept, shop, lid, "00" * 16
+    )
+    accept = trade_services.offer_accept(shop, lid, offer)
     (made,) = selectors.accepts(shop)
     assert (made.id, made.buyer, made.buyer_name, made.price, made.quantity) == (
         accept,
@@ -201,17 +203,20 @@ def test_an_offer_is_accepted_and_its_deal_opened(shop: Thread, tmp_path):
         2,
     )
     assert Thread.objects.get(pk=made.deal).app == DEAL_APP
-    assert selectors.listing(shop, lid).status == "sold"  # both taken
-    assert [(v.quantity, v.available) for v in selectors.listings(shop)] == [(2, 0)]
-    assert selectors.offers(shop, lid)[0].accepted == accept
-    refused("conflict", "accepted already", services.offer_accept, shop, lid, offer)
+    assert listing_selectors.listing(shop, lid).status == "sold"  # both taken
+    assert [(v.quantity, v.available) for v in listing_selectors.listings(shop)] == [(2, 0)]
+    assert listing_selectors.offers(shop, lid)[0].accepted == accept
+    refused("conflict", "accepted already", trade_services.offer_accept, shop, lid, offer)
     # How the deal ended is recorded once (again: the same row).
-    sale = services.sale_record(shop, accept=accept, outcome="completed", completion="ab" * 32)
+    sale = trade_services.sale_record(
+        shop, accept=accept, outcome="completed", completion="ab" * 32
+    )
     assert (
-        services.sale_record(shop, accept=accept, outcome="completed", completion="ab" * 32) == sale
+        trade_services.sale_record(shop, accept=accept, outcome="completed", completion="ab" * 32)
+        == sale
     )
     refused(
-        "invalid", "completed, cancelled or resolved", services.sale_record, shop,
+        "invalid", "completed, cancelled or resolved", trade_services.sale_record, shop,
         accept=accept, outcome="lost", completion="ab" * 32,
     )  # fmt: skip
     assert [s.id for s in selectors.sales(shop)] == [sale]
@@ -225,15 +230,15 @@ def test_the_sellers_node_closes_a_due_auction_and_opens_the_winners_deal(shop: 
     bea.receive()
     bea.bid(lid, 1000)
     bea.send()
-    refused("conflict", "it cannot close before", services.auction_close, shop, lid)
+    refused("conflict", "it cannot close before", proxy.auction_close, shop, lid)
     assert proxy.closes_due(shop) == []  # not yet: a timer wakes the duty at the end
-    ends = selectors.listing(shop, lid).auction.ends_at_ms
+    ends = listing_selectors.listing(shop, lid).auction.ends_at_ms
     time.sleep(max(0, ends - now_ms()) / 1000 + proxy.CLOSE_AFTER_S + 0.1)
     (closed,) = proxy.closes_due(shop)
     with thread_context(shop.thread):
         close = Close.objects.get(pk=closed)
     assert (bytes(close.winner).hex(), close.price) == (bea.member, 1000)
-    view = selectors.listing(shop, lid)
+    view = listing_selectors.listing(shop, lid)
     assert view is not None
     assert view.status == "sold"
     assert view.auction is not None
@@ -272,22 +277,33 @@ def test_a_customer_offers_and_hostile_offers_store_nothing(tmp_path):
         ({"price": 4000, "message": "x" * 3000}, "invalid", "message is too long"),
     ]
     for kwargs, code, words in cases:
-        refused(code, words, services.offer_make, ada.thread, lid, **kwargs)
-    refused("not_found", "There is no such listing", services.offer_make, ada.thread, "x", price=1)
+        refused(code, words, trade_services.offer_make, ada.thread, lid, **kwargs)
+    refused(
+        "not_found", "There is no such listing", trade_services.offer_make, ada.thread, "x", price=1
+    )
     refused(
         "forbidden", "Only the shop's staff", services.listing_save, ada.thread, **listing_fields()
     )
-    refused("forbidden", "Only the shop's staff", services.offer_accept, ada.thread, lid, "00" * 16)
+    refused(
+        "forbidden",
+        "Only the shop's staff",
+        trade_services.offer_accept,
+        ada.thread,
+        lid,
+        "00" * 16,
+    )
     assert rows(ada.thread, Offer) == []
-    offer = services.offer_make(ada.thread, lid, price=8000, quantity=2, message="80 for two?")
-    (mine,) = selectors.offers(ada.thread, lid)
+    offer = trade_services.offer_make(
+        ada.thread, lid, price=8000, quantity=2, message="80 for two?"
+    )
+    (mine,) = listing_selectors.offers(ada.thread, lid)
     assert (mine.id, mine.mine, mine.buyer_name) == (offer, True, "you")
     # The seller changes the price: an offer citing the old terms would be refused, so the
     # service reads the listing again and cites the new ones.
     ada.receive()
     ada.edit(lid, price=5000)
     ada.send()
-    services.offer_make(ada.thread, lid, price=4000)
+    trade_services.offer_make(ada.thread, lid, price=4000)
 
 
 def test_bids_on_a_withdrawn_listing_or_below_the_increment_are_refused(tmp_path):
@@ -295,16 +311,30 @@ def test_bids_on_a_withdrawn_listing_or_below_the_increment_are_refused(tmp_path
     lamp = ada.listing(**auction_fields())
     chair = ada.listing()
     ada.send()
-    refused("conflict", "is not an auction", services.bid_make, ada.thread, chair, 1000)
+    refused("conflict", "is not an auction", trade_services.bid_make, ada.thread, chair, 1000)
     refused(
-        "conflict", "is an auction: bid instead", services.offer_make, ada.thread, lamp, price=900
+        "conflict",
+        "is an auction: bid instead",
+        trade_services.offer_make,
+        ada.thread,
+        lamp,
+        price=900,
     )
     refused(
-        "conflict", "first bid must be at least 10.00 EUR", services.bid_make, ada.thread, lamp, 900
+        "conflict",
+        "first bid must be at least 10.00 EUR",
+        trade_services.bid_make,
+        ada.thread,
+        lamp,
+        900,
     )
-    refused("invalid", "The bid must be more than zero.", services.bid_make, ada.thread, lamp, -5)
-    services.bid_make(ada.thread, lamp, 1000)
-    refused("conflict", "You already have the best bid", services.bid_make, ada.thread, lamp, 5000)
+    refused(
+        "invalid", "The bid must be more than zero.", trade_services.bid_make, ada.thread, lamp, -5
+    )
+    trade_services.bid_make(ada.thread, lamp, 1000)
+    refused(
+        "conflict", "You already have the best bid", trade_services.bid_make, ada.thread, lamp, 5000
+    )
     ada.receive()
     with pytest.raises(WriteRefused, match="it can only be marked sold once its auction closed"):
         ada.edit(lamp, status="withdrawn")  # it has a bid: the seller's own replica says no
@@ -312,9 +342,9 @@ def test_bids_on_a_withdrawn_listing_or_below_the_increment_are_refused(tmp_path
     ada.edit(chair, status="withdrawn")
     ada.send()
     for listing, fn, kwargs in (
-        (chair, services.offer_make, {"price": 900}),
-        (gone, services.bid_make, {"amount": 1000}),
-        (gone, services.proxy_set, {"maximum": 2000}),
+        (chair, trade_services.offer_make, {"price": 900}),
+        (gone, trade_services.bid_make, {"amount": 1000}),
+        (gone, proxy.proxy_set, {"maximum": 2000}),
     ):
         refused("conflict", "This listing is not for sale now.", fn, ada.thread, listing, **kwargs)
     assert ProxyBid.objects.count() == 0
@@ -328,15 +358,15 @@ def test_proxy_bidding_answers_each_outbid_up_to_the_maximum(tmp_path):
     refused(
         "invalid",
         "below the smallest bid the auction takes now, 10.00 EUR",
-        services.proxy_set,
+        proxy.proxy_set,
         ada.thread,
         lamp,
         500,
     )
-    first = services.proxy_set(ada.thread, lamp, 1500)
+    first = proxy.proxy_set(ada.thread, lamp, 1500)
     assert first is not None
     assert ProxyBid.objects.get(thread=ada.thread.id).maximum == 1500
-    view = selectors.listing(ada.thread, lamp)
+    view = listing_selectors.listing(ada.thread, lamp)
     assert (view.auction.best, view.auction.best_is_mine) == (1000, True)
     assert view.auction.my_maximum == 1500
     # Carl outbids; this node answers with the least that beats him, until its maximum.
@@ -348,7 +378,7 @@ def test_proxy_bidding_answers_each_outbid_up_to_the_maximum(tmp_path):
         with thread_context(ada.thread.thread):
             amounts = [Bid.objects.get(pk=b).amount for b in placed]
         assert amounts == answer
-    view = selectors.listing(ada.thread, lamp)
+    view = listing_selectors.listing(ada.thread, lamp)
     assert [b.amount for b in view.bids] == [1500, 1400, 1300, 1200, 1100, 1000]
     assert (view.bids[0].bidder_name, view.auction.best_is_mine) == ("Carl", False)
 
@@ -357,7 +387,7 @@ def test_the_buyer_copies_a_rating_of_a_completed_sale_once(tmp_path):
     ada = sellers_shop(tmp_path)
     lid = ada.listing()
     ada.send()
-    offer = services.offer_make(ada.thread, lid, price=4000)
+    offer = trade_services.offer_make(ada.thread, lid, price=4000)
     ada.receive()
     me = bytes.fromhex(ada.thread.member_id)
     accept = ada.accept(lid, me, 4000, offer=uuid.UUID(hex=offer))
@@ -366,17 +396,19 @@ def test_the_buyer_copies_a_rating_of_a_completed_sale_once(tmp_path):
     refused(
         "invalid",
         "whole number of stars from 1 to 5",
-        services.rating_copy,
+        trade_services.rating_copy,
         ada.thread,
         sale=sale,
         overall=6,
     )
-    rating = services.rating_copy(ada.thread, sale=sale, overall=4, shipping=5, comment="Quick.")
-    assert services.rating_copy(ada.thread, sale=sale, overall=1) == rating
+    rating = trade_services.rating_copy(
+        ada.thread, sale=sale, overall=4, shipping=5, comment="Quick."
+    )
+    assert trade_services.rating_copy(ada.thread, sale=sale, overall=1) == rating
     refused(
         "conflict",
         "Only the buyer of a completed deal can rate it.",
-        services.rating_copy,
+        trade_services.rating_copy,
         ada.thread,
         sale="00" * 16,
         overall=5,
