@@ -356,6 +356,7 @@ def _listing_to_search(seller: Peer, index: Peer, buyer: Peer, count: int) -> di
 INCREMENT = 100
 LONE = 10  # lone bids, the floor of the bidding figure
 STABLE_S = 1.0  # replicas agree when they show one standing this long
+STALL_S = 60.0  # no bid taken this long: the bench stops and says the last refusal
 
 
 class _Kept(KeptAlive):
@@ -479,7 +480,8 @@ def _storm(
     its node answers, until ``count`` bids were taken. A bid its node refuses (someone bid
     meanwhile, or this bidder leads) is not counted; the bidder reads the least again."""
     lock = threading.Lock()
-    taken, refused = [0], [0]
+    taken, refused, answered = [0], [0], [0]
+    progress = [time.perf_counter(), ""]  # when a bid was last taken; the last refusal
 
     def bidder(index: int) -> None:
         rng = random.Random(SEED + index)
@@ -488,6 +490,8 @@ def _storm(
             with lock:
                 if taken[0] >= count:
                     return
+                if time.perf_counter() - progress[0] > STALL_S:
+                    raise AssertionError(f"no bid taken for {STALL_S} s: {progress[1]}")
                 taken[0] += 1
             amount = least + INCREMENT * rng.randrange(3)
             try:
@@ -498,12 +502,18 @@ def _storm(
                 with lock:
                     taken[0] -= 1
                     refused[0] += 1
+                    progress[1] = str(exc)[:300]
                 if "already have the best bid" in str(exc):
                     time.sleep(0.02)  # leading: wait to be outbid
                 (found,) = writes[index].request("GET", listings)
                 least = found["auction"]["minimum_bid"] or least
                 continue
             least = answer["listing"]["auction"]["minimum_bid"] or amount + INCREMENT
+            with lock:
+                progress[0] = time.perf_counter()
+                answered[0] += 1
+                if answered[0] % 500 == 0:
+                    print(f"   {answered[0]} bids taken, {refused[0]} refused", flush=True)
 
     began = time.perf_counter()
     with ThreadPoolExecutor(len(writes)) as pool:
