@@ -122,9 +122,15 @@ class ListingsApi(APIView):
 
 
 class ListingApi(APIView):
-    @extend_schema(responses=ListingOutput, operation_id="listing_get")
+    @extend_schema(
+        responses=ListingOutput,
+        operation_id="listing_get",
+        description=f"A listing with its photos, the offers you may see and an auction's "
+        f"newest {listing_selectors.BIDS_SHOWN} bids, best first (``auction.bids`` counts "
+        "them all).",
+    )
     def get(self, request: Request, thread_id: str, listing: str) -> Response:
-        """A listing with its photos, its auction (best bid, end, bid history) and, for the
+        """A listing with its photos, its auction (best bid, end, its newest bids) and, for the
         shop, its offers; each offer and bid says which of the other side's devices hold it."""
         thread = shop_thread(thread_id)
         return _listing_answer(thread, listing)
@@ -213,7 +219,8 @@ class BidsApi(APIView):
         operation_id="listing_bids_create",
         description="Bid in a listing's auction. With ``maximum``, your node bids for you, "
         "just enough, up to it, whenever someone outbids you (it never leaves your node); "
-        "``amount`` may then be left out.",
+        "``amount`` may then be left out. The answer: the bid's id and the listing, with its "
+        f"newest {listing_selectors.BIDS_SHOWN} bids (``auction.bids`` counts them all).",
     )
     def post(self, request: Request, thread_id: str, listing: str) -> Response:
         thread = shop_thread(thread_id)

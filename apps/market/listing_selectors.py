@@ -33,6 +33,10 @@ from apps.market.selectors import (
     written,
 )
 
+# A listing shows its newest bids, not all: a busy auction's page and the answer to each bid
+# stay the same size however many bids it has.
+BIDS_SHOWN = 20
+
 
 @dataclass(frozen=True)
 class PhotoView:
@@ -120,7 +124,8 @@ class ListingView:
     at: datetime | None
     auction: AuctionView | None
     photos: list[PhotoView] = field(default_factory=list)
-    bids: list[BidView] = field(default_factory=list)  # newest first
+    # the newest ``BIDS_SHOWN`` (best first, as amounts grow): ``auction.bid_count`` counts all
+    bids: list[BidView] = field(default_factory=list)
     offers: list[OfferView] = field(default_factory=list)  # staff: all; a customer: theirs
 
 
@@ -164,7 +169,7 @@ def _listing_view(
         tags, shipping = shape.tags, shape.shipping
     except listing_shape.ListingProblem:  # accepted by older rules: shown without them
         tags, shipping = (), ()
-    found = auction_of(thread, row)
+    found = auction_of(thread, row, newest=BIDS_SHOWN if full else 0)
     view = ListingView(
         id=row.id.hex,
         title=row.title,
@@ -235,7 +240,8 @@ def listings(thread: Thread, *, status: str | None = None) -> list[ListingView]:
 
 
 def listing(thread: Thread, listing: str) -> ListingView | None:
-    """One listing with its photos, bids (best first), auction state and the offers I may see."""
+    """One listing with its photos, its newest bids (``BIDS_SHOWN``, best first), auction state
+    and the offers I may see."""
     row = listing_row(thread, listing)
     if row is None or (row.status == listing_shape.DRAFT and not i_am_staff(thread)):
         return None

@@ -32,7 +32,8 @@ logger = logging.getLogger(__name__)
 # A moment after the end in force before closing: the close's stamp must not be before it,
 # and a bid stamped just before the end has a moment to arrive first.
 CLOSE_AFTER_S = 1.0
-_timers: dict[tuple[bytes, str], tuple[int, threading.Timer]] = {}
+# The timer of each auction's end in force, with the terms it was folded under (``_waiting``).
+_timers: dict[tuple[bytes, str], tuple[int, str, threading.Timer]] = {}
 _lock = threading.Lock()
 
 
@@ -137,22 +138,36 @@ def auction_close(thread: Thread, listing: str) -> str:
 # -- the duties ----------------------------------------------------------------------------------
 
 
-def _wake_at(thread: Thread, listing: str, ends_at_ms: int) -> None:
-    """Run this shop's duties again just after an auction's end in force (once per end)."""
+def _wake_at(thread: Thread, listing: str, version: str, ends_at_ms: int) -> None:
+    """Run this shop's duties again just after an auction's end in force (once per end), as
+    folded under the terms ``version``."""
     from apps.market.selectors import now_ms
 
     key = (thread.thread, listing)
     with _lock:
         held = _timers.get(key)
-        if held is not None and held[0] == ends_at_ms and held[1].is_alive():
+        if held is not None and held[:2] == (ends_at_ms, version) and held[2].is_alive():
             return
         if held is not None:
-            held[1].cancel()
+            held[2].cancel()
         delay = max(0.0, (ends_at_ms - now_ms()) / 1000) + CLOSE_AFTER_S
         timer = threading.Timer(delay, worker.wake, args=(thread.thread,))
         timer.daemon = True
-        _timers[key] = (ends_at_ms, timer)
+        _timers[key] = (ends_at_ms, version, timer)
         timer.start()
+
+
+def _waiting(thread: Thread, listing: str, version: str) -> bool:
+    """A timer wakes the duties at this auction's end, folded under the terms as they stand, and
+    that end is still to come: nothing to fold now. Bids only move the end later (a soft close),
+    which the fold at the timer finds; changed terms fold again."""
+    from apps.market.selectors import now_ms
+
+    with _lock:
+        held = _timers.get((thread.thread, listing))
+    if held is None or held[1] != version or not held[2].is_alive():
+        return False
+    return now_ms() < held[0] + CLOSE_AFTER_S * 1000
 
 
 def closes_due(thread: Thread) -> list[str]:
@@ -160,7 +175,7 @@ def closes_due(thread: Thread) -> list[str]:
     and open their winners' deals; wake again at the ends still to come. Returns the closes
     written."""
     from apps.core.threads.context import thread_context
-    from apps.market import selectors, trade_services
+    from apps.market import rules, selectors, trade_services
     from apps.market.listing_shape import ACTIVE
     from apps.market.models import Accept, Close, Listing
 
@@ -183,11 +198,14 @@ def closes_due(thread: Thread) -> list[str]:
     for row in rows:
         close = closed.get(row.id.hex)
         if close is None:
+            version = rules.terms_version(selectors.listing_cols(row))
+            if _waiting(thread, row.id.hex, version):
+                continue
             found = selectors.auction_of(thread, row)
             if found is None:
                 continue
             if selectors.now_ms() < found.state.ends_at_ms + CLOSE_AFTER_S * 1000:
-                _wake_at(thread, row.id.hex, found.state.ends_at_ms)
+                _wake_at(thread, row.id.hex, version, found.state.ends_at_ms)
                 continue
             try:
                 written.append(auction_close(thread, row.id.hex))

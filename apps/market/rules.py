@@ -27,8 +27,9 @@ rule checks against that tag.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from apps.core.thread.ordered import Author, Validator, View
@@ -138,22 +139,31 @@ def bid_fold(
     terms: AuctionTerms, bids: list[tuple[int, str]], stamp: Callable[[str], int | None]
 ) -> AuctionState:
     """The auction after its accepted bids (amount, id): what the rules and the pages both
-    compute. Amounts of accepted bids strictly increase in the thread's order, so the best bid
-    is the largest; its id names the bidder (``bidder_of``). ``stamp(id)`` gives a bid's stamp
-    (ms), asked only while needed: a bid moves the end (soft close) only if stamped within the
-    window before the end in force, never earlier than the window before the original end, and
-    stamps grow with amounts; so only the latest bids' stamps are read, and none without a soft
-    close (thousands of reads less for each bid in a busy auction)."""
-    if not bids:
+    compute (``bid_fold_best_first`` over them, best first)."""
+    return bid_fold_best_first(terms, len(bids), iter(sorted(bids, reverse=True)), stamp)
+
+
+def bid_fold_best_first(
+    terms: AuctionTerms,
+    count: int,
+    best_first: Iterator[tuple[int, str]],
+    stamp: Callable[[str], int | None],
+) -> AuctionState:
+    """The auction after its ``count`` accepted bids, given best first ((amount, id), the id
+    breaking a tie): amounts of accepted bids strictly increase in the thread's order, so the
+    best bid is the first; its id names the bidder (``bidder_of``). ``best_first`` is read only
+    while needed and ``stamp(id)`` (a bid's stamp, ms) asked only then: a bid moves the end
+    (soft close) only if stamped within the window before the end in force, never earlier than
+    the window before the original end, and stamps grow with amounts; so only the latest bids
+    are read, and without a soft close only the best (a bid in a busy auction reads a few rows,
+    not thousands)."""
+    best = next(best_first, None) if count else None
+    if best is None:
         return auction.auction_start(terms)
     ends = terms.ends_at_ms
-    if terms.soft_close_ms is None:
-        best = max(bids)
-    else:
-        ordered = sorted(bids, reverse=True)
-        best = ordered[0]
+    if terms.soft_close_ms is not None:
         late: list[int] = []
-        for _amount, pk in ordered:
+        for _amount, pk in itertools.chain([best], best_first):
             at = stamp(pk)
             if at is None or at < terms.ends_at_ms - terms.soft_close_ms:
                 break
@@ -162,7 +172,7 @@ def bid_fold(
             if at >= ends - terms.soft_close_ms:
                 ends = max(ends, at + terms.extend_ms)
     tag = row_tag(best[1])
-    return AuctionState(best[0], tag.hex() if tag else None, len(bids), ends)
+    return AuctionState(best[0], tag.hex() if tag else None, count, ends)
 
 
 def auction_state(view: View, listing_pk: str) -> AuctionState:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -126,7 +126,8 @@ def taken(thread: Thread, listing: str) -> int:
 
 @dataclass(frozen=True)
 class Auction:
-    """A listing's auction as the rules see it now."""
+    """A listing's auction as the rules see it now, with its newest bids (best first: amounts
+    of accepted bids increase in the thread's order), as many as asked."""
 
     terms: AuctionTerms
     state: AuctionState
@@ -134,18 +135,47 @@ class Auction:
     bids: list[tuple[Bid, Written | None]]
 
 
-def auction_of(thread: Thread, row: Listing) -> Auction | None:
+PAGE = 20  # bids read at a time while folding, best first
+
+
+def _best_first(thread: Thread, listing: uuid.UUID) -> Iterator[tuple[int, str]]:
+    """A listing's bids (amount, id hex), best first, a page at a time as the fold reads on."""
+    start = 0
+    while True:
+        with thread_context(thread.thread):
+            page = list(
+                Bid.objects.filter(listing=listing)
+                .order_by("-amount", "-id")
+                .values_list("amount", "id")[start : start + PAGE]
+            )
+        yield from ((amount, pk.hex) for amount, pk in page)
+        if len(page) < PAGE:
+            return
+        start += PAGE
+
+
+def auction_of(thread: Thread, row: Listing, *, newest: int = 0) -> Auction | None:
+    """The listing's auction (None: it is not one), folded as the rules fold it
+    (``rules.bid_fold_best_first``) from the best bid, and under a soft close the stamps of
+    the latest; with its ``newest`` bids and who wrote them."""
     terms = rules.auction_terms(listing_cols(row))
     if terms is None:
         return None
     with thread_context(thread.thread):
-        bids = list(Bid.objects.filter(listing=row.id))
+        count = Bid.objects.filter(listing=row.id).count()
         close = Close.objects.filter(scope=row.id).first()
+        newest_first = Bid.objects.filter(listing=row.id).order_by("-amount", "-id")
+        bids = list(newest_first[:newest]) if newest > 0 else []
+    stamps: dict[str, int | None] = {}
+
+    def stamp(pk: str) -> int | None:
+        if pk not in stamps:
+            by = written(thread, BID, [pk]).get(pk)
+            stamps[pk] = by.stamp_ms if by else None
+        return stamps[pk]
+
+    state = rules.bid_fold_best_first(terms, count, _best_first(thread, row.id), stamp)
     authors = written(thread, BID, [b.id.hex for b in bids])
-    folded = [(bid.amount, bid.id.hex) for bid in bids]
-    state = rules.bid_fold(
-        terms, folded, lambda pk: authors[pk].stamp_ms if pk in authors else None
-    )
     return Auction(terms, state, close, [(b, authors.get(b.id.hex)) for b in bids])
 
 
