@@ -87,6 +87,9 @@ class DealView:
     ratings: list[RatingView] = field(default_factory=list)
     released_by: list[str] = field(default_factory=list)  # sides whose releases count now
     released: bool = False
+    # For the buyer of a deal that ended: whether the seller's shop recorded the sale (ratings
+    # in the shop cite it); None when it did not end, or the shop is not on this node.
+    sale_recorded: bool | None = None
 
     @property
     def id(self) -> str:
@@ -261,7 +264,21 @@ def deal(thread: Thread) -> DealView | None:
         ratings=rating_views,
         released_by=released_by,
         released=machine.release_ok(set(released_by)),
+        sale_recorded=_sale_recorded(str(terms["shop"]), str(terms["accept"]))
+        if side == machine.BUYER and state.state in machine.FINAL
+        else None,
     )
+
+
+def _sale_recorded(shop: str, accept: str) -> bool | None:
+    """Whether the shop on this node holds the sale of ``accept`` (None: no such shop here)."""
+    from apps.market.models import Sale
+
+    found = Thread.objects.filter(pk=shop, state=Thread.State.ACTIVE).first()
+    if found is None or len(accept) != 32:
+        return None
+    with thread_context(found.thread):
+        return Sale.objects.filter(accept=accept).exists()
 
 
 def deal_threads() -> list[Thread]:

@@ -203,6 +203,7 @@ def test_the_buyer_joins_the_deal_once_and_its_rating_reaches_the_shop(bought):
     deal_services.step_write(deal, "completed")
     deal_services.deal_rate(deal, overall=5, shipping=4, comment="As described.")
     assert duties.rating_copy(deal) is None  # the shop has no sale for it yet
+    assert deal_selectors.deal(deal).sale_recorded is False  # and the buyer's page says so
     to_ada()
     completion = last_op(thread_database(deal.thread))
     Sale.objects.using(ada.alias).create(
@@ -213,6 +214,7 @@ def test_the_buyer_joins_the_deal_once_and_its_rating_reaches_the_shop(bought):
     with thread_context(shop.thread):
         (rating,) = Rating.objects.all()
     assert (rating.overall, rating.shipping, rating.comment) == (5, 4, "As described.")
+    assert deal_selectors.deal(deal).sale_recorded is True
     duties.forget()
     assert duties.rating_copy(deal) is None
     with thread_context(shop.thread):
