@@ -26,6 +26,7 @@ BENCHMARKS = [
     "voting",
     "timeline",
     "ledger",
+    "market",
 ]
 
 
