@@ -177,6 +177,8 @@ class SereusNode(SyncSessions, Dialing, InboundStreams, BlobFetching):
         self.joins = Joins(self)
         self._blob_wants: dict[bytes, set[bytes]] = {}
         self.blob_progress: Callable[[bytes], None] = lambda thread: None
+        # Something of a thread that is not an op changed here (what peers hold): pages redraw.
+        self.pages_tell: Callable[[bytes], None] = lambda thread: None
         # (thread, member) of a typing signal from a peer: set to tell the open pages.
         self.typing: Callable[[bytes, bytes], None] = lambda thread, member: None
         self.typing_seen: dict[tuple[bytes, bytes], float] = {}

@@ -67,6 +67,7 @@ class P2PService:
             ),
         )
         node.blob_progress = client.pages_tell
+        node.pages_tell = client.pages_tell
         node.typing = client.pages_typing
         bridge = TrioThread()
         loop = asyncio.get_running_loop()

@@ -68,6 +68,9 @@ class SyncSessions:
     _vv_unsaved: dict[tuple[bytes, bytes], None] | None = None
     _vv_saved_at: dict[tuple[bytes, bytes], float] | None = None
     _vv_saving: bool = False
+    # Threads where a member device said it holds more than before: their open pages are told
+    # once the vectors are written (an offer turns "delivered" without a new op here).
+    _vv_advanced: set[bytes] | None = None
 
     async def sync_stream_take(self, device: bytes) -> tuple[INetStream, bool]:
         """A sync stream to ``device``: the idle one from the last session if it is fresh
@@ -115,6 +118,10 @@ class SyncSessions:
         if self._vv_saved_at is None:
             self._vv_saved_at = {}
         saved = self._vv_saved_at.get(key)
+        if changed:
+            if self._vv_advanced is None:
+                self._vv_advanced = set()
+            self._vv_advanced.add(thread)
         if changed or saved is None or time.monotonic() - saved > VV_SEEN_REFRESH:
             self._vv_unsaved_add(key)
 
@@ -143,6 +150,9 @@ class SyncSessions:
                     continue
                 assert self._vv_saved_at is not None
                 self._vv_saved_at.update(dict.fromkeys(keys, now))
+                advanced, self._vv_advanced = self._vv_advanced or set(), None
+                for thread in advanced:
+                    self.pages_tell(thread)
         finally:
             self._vv_saving = False
 

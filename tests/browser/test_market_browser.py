@@ -192,8 +192,11 @@ def test_a_listing_found_through_an_index_is_offered_on_accepted_and_its_deal_mo
     mine.get_by_text("Shipped: waiting for the buyer to receive it.").wait_for(timeout=15_000)
     assert bob.navigations == bob_loads
     assert bob.page.locator("#actions").get_by_role("button", name="I received it").is_visible()
-    # His own step says whether Alice's node has it (hers say nothing of the sort to him).
+    # His own step says whether Alice's node has it (hers say nothing of the sort to him): once
+    # her node tells his that it holds it, his open page says so without a reload.
+    mine.get_by_text("Delivered to Alice's device").wait_for(timeout=15_000)
     assert mine.get_by_text("Delivered to Alice's device").count() == 1
+    assert bob.navigations == bob_loads
     looks_right(bob, "deal-shipped-phone")
     assert deal["thread"] in deal_url
 

@@ -30,6 +30,8 @@ class Recording(SyncSessions):
         self._known_vv: dict[tuple[bytes, bytes], dict[bytes, int]] = {}
         self._nursery: trio.Nursery | None = None
         self.writes: list[list[tuple[bytes, bytes, dict[bytes, int]]]] = []
+        self.told: list[bytes] = []
+        self.pages_tell = self.told.append
 
     async def db(self, fn: Callable[..., Any], entries: list, at: float) -> int:
         self.writes.append(entries)
@@ -77,6 +79,26 @@ def test_an_unchanged_vector_is_not_written_again_soon_and_a_new_one_is(monkeypa
 
     node = run(sessions_)
     assert node.writes == [[(THREAD, BOB, {ANN: 3})], [(THREAD, BOB, {ANN: 4})]]
+    # Open pages are told after each write that says more is held, never for old news.
+    assert node.told == [THREAD, THREAD]
+
+
+def test_pages_hear_of_a_thread_only_when_its_vectors_advance(monkeypatch):
+    monkeypatch.setattr(sessions, "VV_SAVE_EVERY", 0.01)
+    monkeypatch.setattr(sessions, "VV_SEEN_REFRESH", 0.0)
+
+    async def sessions_(node: Recording) -> None:
+        node.vv_seen(THREAD, BOB, {ANN: 3})
+        node.vv_seen(OTHER, BOB, {ANN: 3})
+        await trio.sleep(0.05)
+        node.told.clear()
+        node.vv_seen(THREAD, BOB, {ANN: 3})  # written again (refresh), nothing new held
+        node.vv_seen(OTHER, BOB, {ANN: 5})
+        await trio.sleep(0.05)
+
+    node = run(sessions_)
+    assert len(node.writes) == 2
+    assert node.told == [OTHER]
 
 
 # -- two real nodes -------------------------------------------------------------------------------
