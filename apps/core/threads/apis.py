@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.models import Thread, ThreadInvite, ThreadMember
-from apps.core.threads import selectors, services, writes
+from apps.core.threads import invite_terms, selectors, services, writes
 from apps.core.threads.invite_roles import invite_role_default
 from apps.core.threads.names import thread_names
 from apps.core.threads.qr import qr_svg
@@ -216,6 +216,13 @@ class InviteCreateInput(serializers.Serializer):
         default="",
         help_text="A note for the thread's members (e.g. shop followers); not in the link.",
     )
+    grant = serializers.DictField(
+        required=False,
+        allow_null=True,
+        help_text="Terms the thread's app attaches to the invite, e.g. a medical record's "
+        "grant: {read: [...], write: [...], start, end, label}. Refused in a thread whose app "
+        "takes none.",
+    )
 
 
 class InviteOutput(serializers.Serializer):
@@ -266,12 +273,13 @@ class InviteCreateApi(APIView):
                 )
             )
         created = _call(
-            services.invite_create,
+            invite_terms.invite_with_terms,
             thread=thread,
             role=role,
             expires_in=timedelta(seconds=data.validated_data["expires_in"]),
             uses=uses,
             label=data.validated_data["label"],
+            terms=data.validated_data.get("grant"),
         )
         return Response(InviteOutput(created.record).data, status=status.HTTP_201_CREATED)
 
