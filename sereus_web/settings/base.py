@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "apps.timeline",
     "apps.ledger",
     "apps.market",
+    "apps.medical",
     "apps.website",
     "django.contrib.admin",
     "django.contrib.auth",
