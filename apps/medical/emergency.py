@@ -123,7 +123,7 @@ def key_text(link_key: bytes) -> str:
     return base64.urlsafe_b64encode(link_key).rstrip(b"=").decode()
 
 
-def key_bytes(text: str) -> bytes | None:
+def key_bytes(text: str, size: int = KEY_BYTES) -> bytes | None:
     """The link's key from its text, or None when it is not one (a link copied in part)."""
     text = (text or "").strip().lstrip("#")
     if not text or len(text) > 64:
@@ -132,19 +132,24 @@ def key_bytes(text: str) -> bytes | None:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         return None
-    return raw if len(raw) == KEY_BYTES else None
+    return raw if len(raw) == size else None
 
 
 def _seal(public: bytes, payload: bytes) -> bytes:
     return public + SealedBox(PublicKey(public)).encrypt(payload)
 
 
+def link_name(link_id: uuid.UUID) -> str:
+    """The link's id as its URL says it: 22 characters, not 32 (a smaller QR code on a card)."""
+    return key_text(link_id.bytes)
+
+
 def link_path(link: EmergencyLink, link_key: bytes) -> str:
     """The link's path, its key after ``#`` (never sent to a server)."""
     try:
-        path = reverse("emergency:open", args=[link.id.hex])
+        path = reverse("emergency:open", args=[link_name(link.id)])
     except NoReverseMatch:  # the public pages are not routed (a node without them)
-        path = f"/e/{link.id.hex}/"
+        path = f"/e/{link_name(link.id)}/"
     return f"{path}#{key_text(link_key)}"
 
 
@@ -235,7 +240,7 @@ def emergency_links(thread: Thread, *, now: datetime | None = None) -> list[Link
         state, words = _state(link, now)
         views.append(
             LinkView(
-                id=link.id.hex,
+                id=link_name(link.id),
                 created_at=link.created_at,
                 expires_at=link.expires_at,
                 state=state,
@@ -256,8 +261,15 @@ def emergency_opens(thread: Thread) -> list[EmergencyOpen]:
 
 
 def _link_id(link_id: str | uuid.UUID) -> uuid.UUID | None:
+    """A link's id from its URL form (``link_name``) or its hex (the API's)."""
+    if isinstance(link_id, uuid.UUID):
+        return link_id
+    text = str(link_id)
+    if len(text) == 22:
+        raw = key_bytes(text, size=16)
+        return uuid.UUID(bytes=raw) if raw else None
     try:
-        return link_id if isinstance(link_id, uuid.UUID) else uuid.UUID(str(link_id))
+        return uuid.UUID(text)
     except ValueError:
         return None
 

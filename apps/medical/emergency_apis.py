@@ -116,7 +116,7 @@ class EmergencyLinksApi(APIView):
             max_attempts=given["max_attempts"],
         )
         body = {
-            "id": link.id.hex,
+            "id": emergency.link_name(link.id),
             "url": request.build_absolute_uri(path),
             "expires_at": link.expires_at,
             "max_attempts": link.max_attempts,
