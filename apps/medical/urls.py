@@ -1,0 +1,63 @@
+"""The record's pages (namespace ``medical``). Sharing and access, audit, import/export and the
+emergency link add their own patterns (``access_urls``, ``io_views``, ``emergency_urls``) under
+the same record prefix."""
+
+from importlib import import_module
+
+from django.urls import include, path, register_converter
+
+from apps.medical import views
+from apps.medical.fhir import TYPE_BY_SLUG
+
+
+class KindConverter:
+    """Only the kinds of entry: the record's other pages (access, audit...) are not lists."""
+
+    regex = "|".join(sorted(TYPE_BY_SLUG))
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(KindConverter, "kind")
+
+app_name = "medical"
+
+RECORDS = "medical/"
+RECORD = "node/threads/<str:thread_id>/record/"
+KIND = RECORD + "<kind:slug>/"
+ENTRY = KIND + "entry/<str:fhir_id>/"
+
+urlpatterns = [
+    path(RECORDS, views.records, name="records"),
+    path(RECORD, views.record, name="record"),
+    path(RECORD + "chart/", views.chart, name="chart"),
+    path(RECORD + "chart/<str:code>/", views.chart, name="chart"),
+    path(RECORD + "documents/<str:fhir_id>/file/", views.document, name="document"),
+    path(KIND, views.type_list, name="type_list"),
+    path(KIND + "new/", views.entry_new, name="entry_new"),
+    path(ENTRY, views.entry, name="entry"),
+    path(ENTRY + "edit/", views.entry_edit, name="entry_edit"),
+    path(ENTRY + "delete/", views.entry_delete, name="entry_delete"),
+]
+
+
+def _patterns(module: str, name: str = "urlpatterns") -> list:
+    """Another medical page module's patterns, in this namespace, once that module exists
+    (the helpers writing them land apart; a module that fails to import still fails)."""
+    try:
+        found = import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return []
+    return list(getattr(found, name))
+
+
+# The record's other pages: sharing and access, audit, import/export, the emergency link.
+urlpatterns += [path(RECORD, include(_patterns("apps.medical.access_urls")))]
+urlpatterns += _patterns("apps.medical.io_urls")
+urlpatterns += [path(RECORD, include(_patterns("apps.medical.emergency_urls", "manage_urls")))]
