@@ -5,11 +5,12 @@ checked by the FHIR library (``fhir.resource_check``), never by a serializer her
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rest_framework import serializers
 
-from apps.medical import fhir
+from apps.medical import bundles, fhir, selectors
 
 TYPE_NAMES = ", ".join(fhir.TYPES)
 
@@ -61,8 +62,14 @@ class GrantOutput(serializers.Serializer):
     label = serializers.CharField()
     read = serializers.ListField(child=serializers.CharField())
     write = serializers.ListField(child=serializers.CharField())
-    start = serializers.DateTimeField(allow_null=True)
-    end = serializers.DateTimeField(allow_null=True)
+    start = serializers.DateTimeField(
+        allow_null=True, help_text="When it starts to apply (the first day's start, UTC)."
+    )
+    end = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When it stops applying: the end of the last day given (the next day's "
+        "00:00 UTC); null: until revoked.",
+    )
     status = serializers.CharField(help_text="active or revoked.")
     sensitive = serializers.BooleanField(help_text="Invited to the sensitive part too.")
 
@@ -104,3 +111,107 @@ def errors_in_words(errors: Any) -> str:
     if isinstance(errors, list):
         return " ".join(errors_in_words(e) for e in errors if e)
     return str(errors)
+
+
+# -- FHIR search: the parameters taken, the searchset Bundle answered --------------------------
+
+COUNT_DEFAULT, COUNT_MAX = 100, 1000
+
+
+class SearchInvalid(ValueError):
+    """A search parameter that cannot be read; the message says which, in words."""
+
+
+DATE_TESTS = {
+    "eq": lambda have, want: have == want,
+    "ge": lambda have, want: have >= want,
+    "le": lambda have, want: have <= want,
+    "gt": lambda have, want: have > want,
+    "lt": lambda have, want: have < want,
+}
+CONCEPTS = ("code", "medicationCodeableConcept", "vaccineCode", "type")  # where codes are
+
+
+def _codes(entry: selectors.Entry) -> set[str]:
+    """Every ``system|code`` of the entry's coded concepts (its first is ``entry.code``)."""
+    found = {entry.code} if entry.code else set()
+    for name in CONCEPTS:
+        value = entry.resource.get(name)
+        for concept in value if isinstance(value, list) else [value]:
+            if isinstance(concept, dict):
+                for coding in concept.get("coding") or []:
+                    if isinstance(coding, dict) and coding.get("code"):
+                        found.add(f"{coding.get('system') or ''}|{coding['code']}")
+    return found
+
+
+def _code_matches(entry: selectors.Entry, wanted: list[str]) -> bool:
+    """FHIR token search: ``system|code``, ``|code`` (no system) or ``code`` (any system)."""
+    have = _codes(entry)
+    return any(
+        want in have if "|" in want else any(c.rpartition("|")[2] == want for c in have)
+        for want in wanted
+    )
+
+
+def _date_tests(values: list[str]) -> list[tuple[Any, str]]:
+    tests = []
+    for value in values:
+        prefix, rest = (value[:2], value[2:]) if value[:2] in DATE_TESTS else ("eq", value)
+        if not rest or not rest[:4].isdigit():
+            raise SearchInvalid(f"date: {value[:40]} is not a date like ge2024-01-31.")
+        tests.append((DATE_TESTS[prefix], rest))
+    return tests
+
+
+def _count(value: str | None) -> int:
+    if value in (None, ""):
+        return COUNT_DEFAULT
+    try:
+        return max(0, min(COUNT_MAX, int(value)))
+    except ValueError:
+        raise SearchInvalid("_count: a whole number.") from None
+
+
+def search(entries: list[selectors.Entry], params: Any) -> tuple[list[selectors.Entry], int]:
+    """The entries the FHIR search parameters keep (at most ``_count``), and how many match.
+    Dates compare as far as the wanted one goes (``le2024-03`` takes all of March)."""
+    codes = [c for v in params.getlist("code") for c in v.split(",") if c]
+    states = {s for v in params.getlist("status") for s in v.split(",") if s}
+    dates = _date_tests([v for v in params.getlist("date") if v])
+    limit = _count(params.get("_count"))
+    kept = [
+        e
+        for e in entries
+        if (not codes or _code_matches(e, codes))
+        and (not states or e.status in states)
+        and all(e.date and test(e.date[: len(want)], want) for test, want in dates)
+    ]
+    return kept[:limit], len(kept)
+
+
+def searchset(
+    entries: list[selectors.Entry],
+    params: Any,
+    *,
+    self_url: str,
+    url_of: Callable[[selectors.Entry], str],
+) -> dict[str, Any]:
+    """The entries the search keeps as a FHIR searchset Bundle (sensitive ones marked as an
+    export marks them)."""
+    shown, total = search(entries, params)
+    items = []
+    for entry in shown:
+        item: dict[str, Any] = {"fullUrl": url_of(entry)}
+        if entry.sensitive:
+            item["extension"] = [{"url": bundles.SENSITIVE_EXTENSION, "valueBoolean": True}]
+        item["resource"] = bundles.resource_json(entry)
+        item["search"] = {"mode": "match"}
+        items.append(item)
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": total,
+        "link": [{"relation": "self", "url": self_url}],
+        "entry": items,
+    }

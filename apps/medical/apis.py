@@ -20,6 +20,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -40,7 +41,9 @@ from apps.medical.api_serializers import (
     HistoryOutput,
     ImportReportOutput,
     InviteGrantInput,
+    SearchInvalid,
     errors_in_words,
+    searchset,
 )
 from apps.medical.policy import SHAPE
 
@@ -60,6 +63,19 @@ class FhirView(APIView):
 
     parser_classes = [JSONParser, FhirJsonParser]
     renderer_classes = [JSONRenderer, FhirJsonRenderer]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        # Django refuses a body over its limit with a bare page; say it, and how to send more.
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        multipart = request.content_type.startswith("multipart/")
+        if limit and length.isdigit() and int(length) > limit and not multipart:
+            raise fail(
+                "invalid",
+                f"This is larger than {limit / 2**20:.1f} MiB: send a large Bundle as a file "
+                "(multipart/form-data, field bundle) to the record's fhir/ address.",
+            )
 
 
 FHIR_OBJECT = {FHIR_JSON: OpenApiTypes.OBJECT, "application/json": OpenApiTypes.OBJECT}
@@ -134,98 +150,6 @@ def stored(request: Request, thread: Thread, entry: selectors.Entry, code: int =
     return response
 
 
-# -- search --------------------------------------------------------------------------------------
-
-COUNT_DEFAULT, COUNT_MAX = 100, 1000
-DATE_TESTS = {
-    "eq": lambda have, want: have == want,
-    "ge": lambda have, want: have >= want,
-    "le": lambda have, want: have <= want,
-    "gt": lambda have, want: have > want,
-    "lt": lambda have, want: have < want,
-}
-CONCEPTS = ("code", "medicationCodeableConcept", "vaccineCode", "type")  # where codes are
-
-
-def _codes(entry: selectors.Entry) -> set[str]:
-    """Every ``system|code`` of the entry's coded concepts (its first is ``entry.code``)."""
-    found = {entry.code} if entry.code else set()
-    for name in CONCEPTS:
-        value = entry.resource.get(name)
-        for concept in value if isinstance(value, list) else [value]:
-            if isinstance(concept, dict):
-                for coding in concept.get("coding") or []:
-                    if isinstance(coding, dict) and coding.get("code"):
-                        found.add(f"{coding.get('system') or ''}|{coding['code']}")
-    return found
-
-
-def _code_matches(entry: selectors.Entry, wanted: list[str]) -> bool:
-    """FHIR token search: ``system|code``, ``|code`` (no system) or ``code`` (any system)."""
-    have = _codes(entry)
-    return any(
-        want in have if "|" in want else any(c.rpartition("|")[2] == want for c in have)
-        for want in wanted
-    )
-
-
-def _date_tests(values: list[str]) -> list[tuple[Any, str]]:
-    tests = []
-    for value in values:
-        prefix, rest = (value[:2], value[2:]) if value[:2] in DATE_TESTS else ("eq", value)
-        if not rest or not rest[:4].isdigit():
-            raise fail("invalid", f"date: {value[:40]} is not a date like ge2024-01-31.")
-        tests.append((DATE_TESTS[prefix], rest))
-    return tests
-
-
-def _count(value: str | None) -> int:
-    if value in (None, ""):
-        return COUNT_DEFAULT
-    try:
-        return max(0, min(COUNT_MAX, int(value)))
-    except ValueError:
-        raise fail("invalid", "_count: a whole number.") from None
-
-
-def search(entries: list[selectors.Entry], params: Any) -> tuple[list[selectors.Entry], int]:
-    """The entries the FHIR search parameters keep (at most ``_count``), and how many match.
-    Dates compare as far as the wanted one goes (``le2024-03`` takes all of March)."""
-    codes = [c for v in params.getlist("code") for c in v.split(",") if c]
-    states = {s for v in params.getlist("status") for s in v.split(",") if s}
-    dates = _date_tests([v for v in params.getlist("date") if v])
-    limit = _count(params.get("_count"))
-    kept = [
-        e
-        for e in entries
-        if (not codes or _code_matches(e, codes))
-        and (not states or e.status in states)
-        and all(e.date and test(e.date[: len(want)], want) for test, want in dates)
-    ]
-    return kept[:limit], len(kept)
-
-
-def search_bundle(
-    request: Request, thread: Thread, entries: list[selectors.Entry]
-) -> dict[str, Any]:
-    shown, total = search(entries, request.query_params)
-    items = []
-    for entry in shown:
-        item: dict[str, Any] = {"fullUrl": resource_url(request, thread, entry)}
-        if entry.sensitive:
-            item["extension"] = [{"url": bundles.SENSITIVE_EXTENSION, "valueBoolean": True}]
-        item["resource"] = bundles.resource_json(entry)
-        item["search"] = {"mode": "match"}
-        items.append(item)
-    return {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "total": total,
-        "link": [{"relation": "self", "url": request.build_absolute_uri()}],
-        "entry": items,
-    }
-
-
 def _body(request: Request) -> dict[str, Any]:
     if not isinstance(request.data, dict):
         raise fail("invalid", "A FHIR resource is a JSON object.")
@@ -268,7 +192,16 @@ class FhirTypeApi(FhirView):
     def get(self, request: Request, thread_id: str, resource_type: str) -> Response:
         thread = record_thread(thread_id)
         kind = resource_kind(resource_type)
-        return Response(search_bundle(request, thread, selectors.entries(thread, kind.name)))
+        try:
+            bundle = searchset(
+                selectors.entries(thread, kind.name),
+                request.query_params,
+                self_url=request.build_absolute_uri(),
+                url_of=lambda entry: resource_url(request, thread, entry),
+            )
+        except SearchInvalid as exc:
+            raise fail("invalid", str(exc)) from exc
+        return Response(bundle)
 
     @extend_schema(
         request=FHIR_OBJECT,

@@ -168,6 +168,26 @@ def test_bad_requests_are_refused_in_words_and_store_nothing(api, record):
     refused(api.get(f"/api/v1/threads/{'ab' * 32}/ips/"), 404, "no such thread")
 
 
+def test_hostile_requests_are_answered_in_words_never_a_crash(api, record):
+    base = f"/api/v1/threads/{record}/"
+    refused(api.get(base + "fhir/" + "X" * 300 + "/"), 404, "keeps")
+    refused(api.get(base + "fhir/Observation/a%20b%3Cscript%3E/"), 404, "no result")
+    bad = send(api, "post", base + "fhir/Observation/?sensitive=maybe", samples.heart_rate())
+    refused(bad, 400, "sensitive: true or false")
+    refused(send(api, "post", base + "fhir/Observation/", samples.heart_rate(id="no spaces")),
+            400, "id")  # fmt: skip
+    broken = api.post(base + "fhir/Observation/", "{not json", content_type="application/json")
+    assert broken.status_code == 400
+    assert broken.json()["error"]
+    huge = {"resourceType": "Bundle", "type": "collection", "note": "x" * 3_000_000}
+    too_big = send(api, "post", base + "fhir/", huge)
+    refused(too_big, 400, "send a large Bundle as a file")
+    for method in ("put", "delete"):
+        refused(send(api, method, base + "grants/not-hex/", {"read": []}), 404, "hold the record")
+    assert Client().get(base + "fhir/Observation/").status_code in (401, 403)
+    assert api.get(base + "fhir/Observation/").json()["total"] == 0
+
+
 def test_search_by_code_date_and_status_with_a_count(api, record):
     base = f"/api/v1/threads/{record}/fhir/"
     for day, value in (("2026-01-05", 6.1), ("2026-02-10", 6.8), ("2026-03-15", 7.2)):
