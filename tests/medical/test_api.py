@@ -8,7 +8,6 @@ node as a provider or caregiver in another patient's record writes only what its
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 import uuid
@@ -20,20 +19,18 @@ import nacl.utils
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from django.urls import clear_url_caches
 
 from apps.core.models import Thread
 from apps.core.thread import payloads as p
 from apps.core.thread.invite import invite_parse
 from apps.core.thread.policy import policy_template
 from apps.core.thread.writer import ThreadWriter, redemption_request
-from apps.core.threads import invite_terms
 from apps.core.threads import services as threads
 from apps.core.threads.app_kit import app_enabled
 from apps.core.threads.database import NodeKeys, ThreadDatabase
 from apps.core.threads.registry import thread_database
 from apps.core.threads.signals import ops_written
-from apps.medical import apis, duties, fhir, rules, selectors
+from apps.medical import duties, fhir, rules, selectors
 from apps.medical.models import Grant
 from apps.medical.policy import CAREGIVER, PROVIDER, RULES_APP, SHAPE, record_spec
 from tests.checklist.conftest import browser, owner_user  # noqa: F401
@@ -42,39 +39,6 @@ from tests.medical import samples
 from tests.support.members import Member
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ROUTES = "apps.medical.api_urls"
-
-
-@pytest.fixture(autouse=True)
-def routed(monkeypatch) -> Iterator[None]:
-    """The record's API routes, until the project lists them (``app_routes.API_URLS``)."""
-    from sereus_web import app_routes
-
-    if ROUTES in app_routes.API_URLS:
-        yield
-        return
-    monkeypatch.setattr(app_routes, "API_URLS", (*app_routes.API_URLS, ROUTES))
-    _reload_urls()
-    yield
-    monkeypatch.undo()
-    _reload_urls()
-
-
-def _reload_urls() -> None:
-    import sereus_web.api_urls
-    import sereus_web.urls
-
-    importlib.reload(sereus_web.api_urls)
-    importlib.reload(sereus_web.urls)
-    clear_url_caches()
-
-
-@pytest.fixture(autouse=True)
-def invite_grants(monkeypatch) -> None:
-    """Invites to a record carry grants, as the app registers them (``apps.py``)."""
-    if SHAPE not in invite_terms.HANDLERS:
-        monkeypatch.setitem(invite_terms.HANDLERS, SHAPE, apis.medical_invite_terms)
-        monkeypatch.setattr(invite_terms, "ALWAYS", invite_terms.ALWAYS | {SHAPE})
 
 
 @pytest.fixture(autouse=True)
