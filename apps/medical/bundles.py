@@ -7,9 +7,11 @@ library (``fhir.resource_check``) and writes the valid ones through the services
 report with its place in the Bundle, its type, its id and the reason in words.
 
 Ids: an entry with an id keeps it (importing again updates the same entries instead of adding
-copies). One without gets an id here, the uuid of its ``urn:uuid:`` fullUrl when it has one,
-so that references between entries of a transaction (``urn:uuid:...``) can be rewritten to
-``Type/id`` and still point at the right resource once stored.
+copies). One without gets an id here: the uuid of its ``urn:uuid:`` fullUrl when it has one,
+so that references between entries of a transaction can be rewritten to ``Type/id`` and still
+point at the right resource once stored; else a uuid made from its content, so that a second
+import of the same file finds it too. A record is about one patient: the Bundle's Patient is
+written as the record's own, and references to it follow.
 
 ``bundle_export`` is the whole record (and its sensitive part when this node holds it) as a
 Bundle of type collection, each resource exactly as stored: importing it into an empty record
@@ -35,6 +37,7 @@ MAX_BUNDLE = 64 * 1024 * 1024  # bytes of JSON; a record of years fits many time
 BUNDLE_TYPES = ("collection", "transaction", "batch", "document", "searchset")
 SENSITIVE_EXTENSION = "https://sereus.org/fhir/StructureDefinition/record-sensitive"
 _UUID_URL = "urn:uuid:"
+_CONTENT_IDS = uuid.UUID("5b0e8a43-7c1d-5e2f-9a6b-3c4d8e1f2a70")  # uuid5 namespace of new ids
 
 
 class BundleInvalid(fhir.FhirInvalid):
@@ -115,16 +118,16 @@ def _marked_sensitive(entry: dict[str, Any]) -> bool:
     return False
 
 
-def _new_id(entry: dict[str, Any]) -> str:
-    """An id for an entry that has none: its urn:uuid's uuid (stable across imports of the
-    same file), else a fresh one."""
+def _new_id(entry: dict[str, Any], resource: dict[str, Any]) -> str:
+    """An id for an entry that has none: its urn:uuid's uuid, else one made from its content,
+    so that importing the same file again finds the same entries instead of adding copies."""
     url = entry.get("fullUrl")
     if isinstance(url, str) and url.startswith(_UUID_URL):
         try:
             return str(uuid.UUID(url[len(_UUID_URL) :]))
         except ValueError:
             pass
-    return str(uuid.uuid4())
+    return str(uuid.uuid5(_CONTENT_IDS, fhir.canonical(resource)))
 
 
 def _rewrite(value: Any, targets: dict[str, str]) -> Any:
@@ -184,7 +187,7 @@ def _entries(bundle: dict[str, Any], patient_id: str | None) -> tuple[list[_Item
                 rid = patient_id
                 resource = {**resource, "id": rid}
         if rid is None:
-            rid = _new_id(entry)
+            rid = _new_id(entry, resource)
             resource = {**resource, "id": rid}
         if isinstance(rid, str):
             url = entry.get("fullUrl")

@@ -78,8 +78,9 @@ def test_a_bundle_of_200_with_15_malformed_stores_the_valid_and_says_why_for_eac
     assert entry.resource == one
 
 
-def test_importing_the_same_bundle_again_changes_nothing(record):
-    data = samples.bundle(12, seed=4)
+@pytest.mark.parametrize("ids", [True, False], ids=["with ids", "without ids"])
+def test_importing_the_same_bundle_again_changes_nothing(record, ids):
+    data = samples.bundle(12, seed=4, ids=ids)
     first = bundles.bundle_import(record, data)
     again = bundles.bundle_import(record, data)
     assert {o.action for o in first.imported} == {"added"}
