@@ -77,6 +77,10 @@ def _an(words: str) -> str:
     return ("an " if words[:1] in "aeiou" else "a ") + words
 
 
+def _names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def _quoted(label: str) -> str:
     return f" “{label}”" if label else ""
 
@@ -102,7 +106,7 @@ def _control_entries(
         authors = {op.hash: timeline.device_member_in_past(op.device, op) for op, _ in decided}
         invites = dict(control.state.invites)
     found: list[AuditEntry] = []
-    epochs: set[int] = set()
+    epochs: dict[int, set[bytes]] = {}  # epoch -> the members its keys were sealed to
 
     def person(member: bytes | None) -> tuple[str, str]:
         if member is None:
@@ -124,7 +128,7 @@ def _control_entries(
 
 
 def _said(
-    action: Any, invites: dict, person: Any, part: str, epochs: set[int]
+    action: Any, invites: dict, person: Any, part: str, epochs: dict[int, set[bytes]]
 ) -> tuple[str, str, str, tuple[str, str] | None] | None:
     """(kind, phrase, about member, the phrase's own subject if not the author) of a control
     action; None for what the patient need not read (addresses, names, apps)."""
@@ -180,14 +184,21 @@ def _said(
     if isinstance(action, p.SetMeta):
         return "access", f"renamed {where} “{action.name}”", "", None
     if isinstance(action, p.Keys):
-        if action.epoch <= 1 or action.epoch in epochs:
-            epochs.add(action.epoch)
-            return None  # the first key, or the same key sealed again for a newcomer
-        epochs.add(action.epoch)
+        # A join starts a new epoch too (sealed to the newcomer as well); a new epoch that
+        # leaves out members the one before was sealed to is what shuts them out.
+        sealed = set(action.seals)
+        before = epochs.get(action.epoch - 1)
+        known = epochs.setdefault(action.epoch, sealed)
+        if known is not sealed:  # the same epoch sealed again (for a newcomer)
+            known |= sealed
+            return None
+        dropped = sorted(person(m)[1] for m in (before or set()) - sealed)
+        if not dropped:
+            return None
         return (
             "access",
-            f"replaced the key of {where}: whoever was removed cannot read what is written "
-            "from then on",
+            f"replaced the key of {where}, so that {_names(dropped)} cannot read what is "
+            "written from then on",
             "",
             None,
         )
@@ -414,6 +425,11 @@ def _companion(thread: Thread) -> tuple[Thread | None, dict[str, str]]:
     return companion, mapping
 
 
+def _newest_first(entries: list[AuditEntry]) -> list[AuditEntry]:
+    """Events given oldest first, newest first; those of the same moment later first."""
+    return sorted(entries, key=lambda e: e.at)[::-1]
+
+
 def audit_log(
     thread: Thread,
     *,
@@ -427,27 +443,30 @@ def audit_log(
     names = thread_names(thread, me_as="you")
     companion, mapping = _companion(thread)
     wanted = None if limit is None else offset + limit
-    entries: list[AuditEntry] = []
+    # Each source in its own order of events (the control fold's, a grant's versions, ...):
+    # events of the same millisecond keep it once merged, newest first.
+    sources: list[list[AuditEntry]] = []
     if kind in (None, "access", "invite"):
-        entries += _control_entries(thread, names, "", {})
+        sources.append(_control_entries(thread, names, "", {}))
         if companion is not None:
-            entries += _control_entries(companion, names, SENSITIVE, mapping)
+            sources.append(_control_entries(companion, names, SENSITIVE, mapping))
     if kind in (None, "grant"):
-        entries += _grant_entries(thread, names)
+        sources.append(_grant_entries(thread, names))
     if kind in (None, "emergency") and thread.role == "owner":
-        entries += _emergency_entries(thread)
+        sources.append(_emergency_entries(thread))
+    entries = [e for source in sources for e in _newest_first(source)]
     if kind is not None:
         entries = [e for e in entries if e.kind == kind]
     if member is not None:
         entries = [e for e in entries if member in (e.member, e.about)]
-    if kind in (None, "write"):
+    if kind in (None, "write"):  # newest first already (by stamp)
         many = wanted if wanted is not None else 2**31
         entries += _write_entries(thread, names, "", {}, member=member, limit=many)
         if companion is not None:
             entries += _write_entries(
                 companion, names, SENSITIVE, mapping, member=member, limit=many
             )
-    entries.sort(key=lambda e: e.at, reverse=True)
+    entries.sort(key=lambda e: e.at, reverse=True)  # stable: ties keep the order above
     return entries[offset:wanted]
 
 

@@ -90,7 +90,7 @@ def provider_joins(
     return provider
 
 
-# -- until the project's URLs include the sharing pages ------------------------------------------
+# -- until the project's URLs include the sharing pages and the audit API -------------------------
 
 
 def wired() -> bool:
@@ -98,22 +98,37 @@ def wired() -> bool:
 
     try:
         reverse("medical:access", args=["ab" * 32])
+        reverse("api:medical_audit", args=["ab" * 32])
     except NoReverseMatch:
         return False
     return True
 
 
 def urlconf_with_access() -> list:
-    """The project's URLs with the sharing pages included under the record's prefix in the
-    ``medical`` namespace, as the lead wires them (used only while they are not)."""
+    """The project's URLs with the sharing pages under the record's prefix in the ``medical``
+    namespace and the audit API under /api/v1/, as the lead wires them (used only while they
+    are not)."""
     from django.urls import include, path
 
-    from apps.medical import access_urls
+    from apps.medical import access_urls, audit_apis
     from apps.medical import urls as medical_urls
     from sereus_web import urls as project
+    from sereus_web.app_routes import API_URLS, patterns_collect
 
-    medical = [*medical_urls.urlpatterns, path(medical_urls.RECORD, include(access_urls))]
+    medical = [*medical_urls.urlpatterns]
+    names = [getattr(p, "urlconf_name", None) for p in medical_urls.urlpatterns]
+    if not any(name in ("apps.medical.access_urls", access_urls) for name in names):
+        medical.append(path(medical_urls.RECORD, include(access_urls)))
+    api = patterns_collect(API_URLS, "api_urlpatterns")
+    if "apps.medical.audit_apis" not in API_URLS:
+        api += audit_apis.api_urlpatterns
     others = [
-        p for p in project.urlpatterns if getattr(p, "urlconf_name", None) != "apps.medical.urls"
+        p
+        for p in project.urlpatterns
+        if getattr(p, "urlconf_name", None) not in ("apps.medical.urls", "sereus_web.api_urls")
     ]
-    return [*others, path("", include((medical, "medical")))]
+    return [
+        *others,
+        path("", include((medical, "medical"))),
+        path("api/v1/", include((api, "api"))),
+    ]
