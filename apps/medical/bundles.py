@@ -263,8 +263,10 @@ def resource_json(entry: selectors.Entry) -> dict[str, Any]:
     return {"resourceType": entry.type, "id": entry.fhir_id, **resource}
 
 
-def _entry(entry: selectors.Entry) -> dict[str, Any]:
-    out: dict[str, Any] = {"fullUrl": f"{entry.type}/{entry.fhir_id}"}
+def bundle_entry(entry: selectors.Entry, *, full_url: str | None = None) -> dict[str, Any]:
+    """A Bundle entry of one resource as stored (marked when the sensitive part keeps it);
+    ``full_url`` defaults to ``Type/id``."""
+    out: dict[str, Any] = {"fullUrl": full_url or f"{entry.type}/{entry.fhir_id}"}
     if entry.sensitive:
         out["extension"] = [{"url": SENSITIVE_EXTENSION, "valueBoolean": True}]
     out["resource"] = resource_json(entry)
@@ -284,5 +286,5 @@ def bundle_export(thread: Thread, *, now: datetime | None = None) -> dict[str, A
         "resourceType": "Bundle",
         "type": "collection",
         "timestamp": stamp.replace("+00:00", "Z"),
-        "entry": [_entry(entry) for entry in record_entries(thread)],
+        "entry": [bundle_entry(entry) for entry in record_entries(thread)],
     }
