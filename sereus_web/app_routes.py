@@ -24,6 +24,9 @@ API_URLS = (
     "apps.market.api_urls",
     "apps.market.deal_api_urls",
     "apps.market.search_api_urls",
+    "apps.medical.api_urls",
+    "apps.medical.emergency_urls",
+    "apps.medical.audit_apis",
 )
 WEBSOCKET_URLS = (
     "apps.core.routing",
@@ -33,6 +36,7 @@ WEBSOCKET_URLS = (
     "apps.timeline.routing",
     "apps.ledger.routing",
     "apps.market.routing",
+    "apps.medical.routing",
 )
 
 

@@ -16,6 +16,8 @@ urlpatterns = [
     path("", include("apps.ledger.books_urls")),
     path("", include("apps.ledger.urls")),
     path("", include("apps.market.urls")),
+    path("", include("apps.medical.urls")),
+    path("", include("apps.medical.emergency_public_urls")),
     path("admin/", admin.site.urls),
     path("node/threads/<str:thread_id>/data/", thread_data_select, name="thread_data_select"),
     path("node/thread-data/", thread_data_site.urls),

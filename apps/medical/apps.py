@@ -28,3 +28,23 @@ class MedicalConfig(AppConfig):
         # A record created through the threads API gets its rules and patient row at once.
         thread_added.connect(duties.on_thread_added, dispatch_uid="medical-created")
         ops_written.connect(duties.on_ops_written, dispatch_uid="medical-duties")
+
+        from apps.core.threads import invite_terms
+        from apps.core.threads.pages import ThreadPage, register
+        from apps.medical import home
+        from apps.medical.apis import medical_invite_terms
+        from apps.medical.policy import ROLE_WORDS
+
+        # A grant travels with the invites API's ``grant`` object (the patient's node writes it
+        # for whoever redeems the invite); every invite of a record is made by this app.
+        invite_terms.register(SHAPE, medical_invite_terms, always=True)
+        register(
+            SHAPE,
+            ThreadPage(
+                "medical:record",
+                label="Record",
+                waiting=home.waiting,
+                latest=home.latest,
+                roles=ROLE_WORDS,
+            ),
+        )

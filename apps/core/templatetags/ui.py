@@ -68,8 +68,8 @@ def nav_section(context: template.Context) -> str:
         return "feed"
     if match.app_name == "core" and match.url_name == "dashboard":
         return "home"
-    if match.app_name in ("ledger", "ledger_books", "market"):
-        return "home"  # Money and Market are cards on Home
+    if match.app_name in ("ledger", "ledger_books", "market", "medical"):
+        return "home"  # Money, Market and Health are cards on Home
     if match.app_name == "core" and match.url_name in SETTINGS_PAGES:
         return "settings"
     threads = ("core", "checklist", "voting")

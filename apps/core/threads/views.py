@@ -13,7 +13,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.models import Thread
-from apps.core.threads import selectors, services, thread_apps, writes
+from apps.core.threads import invite_terms, selectors, services, thread_apps, writes
 from apps.core.threads.forms import InviteForm, JoinForm, RoleForm, ThreadCreateForm
 from apps.core.threads.invite_roles import invite_role_default, invite_roles
 from apps.core.threads.invite_words import invite_lines
@@ -121,6 +121,9 @@ def thread_detail(request: HttpRequest, thread_id: str) -> HttpResponse:
             ),
             invites=invite_lines(thread.invites.filter(status="open").exclude(link="")),
         )
+        if thread.app in invite_terms.ALWAYS:
+            # Its app makes every invite (a medical record's carries a grant): send people there.
+            context["invite_elsewhere"] = open_url(thread)
     created = request.session.pop("sereus_new_invite", None)
     if created and created.get("thread") == thread.id:
         context["new_invite"] = _share(
@@ -200,6 +203,11 @@ def member_remove(request: HttpRequest, thread_id: str, member_id: str) -> HttpR
 @require_POST
 def invite_create(request: HttpRequest, thread_id: str) -> HttpResponse:
     thread = _thread(thread_id)
+    if thread.app in invite_terms.ALWAYS:
+        messages.error(
+            request, "Invite people to this thread from its own page: it asks what they may do."
+        )
+        return redirect("core:thread_people", thread_id=thread.id)
     form = InviteForm(request.POST, roles=invite_roles(thread))
     if not form.is_valid():
         if form.has_error("up_to"):
