@@ -1,10 +1,12 @@
 """FHIR Bundles in and out of a record (issue 16 §6): import with a report, export as stored.
 
 ``bundle_import`` takes a Bundle as a clinic's system sends it (collection, transaction, batch,
-document or searchset; JSON text or an already parsed object), checks every entry with the FHIR
-library (``fhir.resource_check``) and writes the valid ones through the services
-(``services.resources_write``). Nothing is lost quietly: every entry not written is in the
-report with its place in the Bundle, its type, its id and the reason in words.
+document or searchset; JSON text or an already parsed object), sorts out the entries the record
+cannot take (no resource, a type it does not keep, a bad or repeated id) and writes the rest
+through the services (``services.resources_write``), which check each with the FHIR library
+(``fhir.resource_check``) and write the valid ones. Nothing is lost quietly: every entry not
+written is in the report with its place in the Bundle, its type, its id and the reason in
+words.
 
 Ids: an entry with an id keeps it (importing again updates the same entries instead of adding
 copies). One without gets an id here: the uuid of its ``urn:uuid:`` fullUrl when it has one,
@@ -38,6 +40,9 @@ BUNDLE_TYPES = ("collection", "transaction", "batch", "document", "searchset")
 SENSITIVE_EXTENSION = "https://sereus.org/fhir/StructureDefinition/record-sensitive"
 _UUID_URL = "urn:uuid:"
 _CONTENT_IDS = uuid.UUID("5b0e8a43-7c1d-5e2f-9a6b-3c4d8e1f2a70")  # uuid5 namespace of new ids
+
+
+ID_WORDS = "A resource's id is 1 to 64 letters, digits, '-' or '.'."
 
 
 class BundleInvalid(fhir.FhirInvalid):
@@ -196,20 +201,20 @@ def _entries(bundle: dict[str, Any], patient_id: str | None) -> tuple[list[_Item
         raw.append((index, entry, resource))
     seen: dict[tuple[str, str], int] = {}
     for index, entry, resource in raw:
-        kind = resource["resourceType"]
-        try:
-            checked = fhir.resource_check(kind, _rewrite(resource, targets))
-        except fhir.FhirInvalid as exc:
-            refused.append(_refusal(index, kind, str(resource.get("id") or ""), str(exc)))
+        kind, rid = resource["resourceType"], resource["id"]
+        if not isinstance(rid, str) or not fhir.ID_RE.match(rid):
+            refused.append(_refusal(index, kind, str(rid), ID_WORDS))
             continue
-        rid = str(checked.resource["id"])
         if (kind, rid) in seen:
             refused.append(
                 _refusal(index, kind, rid, f"Entry {seen[kind, rid] + 1} has the same id.")
             )
             continue
         seen[kind, rid] = index
-        items.append(_Item(index, kind, rid, checked.resource, _marked_sensitive(entry)))
+        # The services check each resource with the FHIR library as they write it (once: a
+        # check here too would double the import's largest cost) and say why one is refused.
+        resource = _rewrite(resource, targets)
+        items.append(_Item(index, kind, rid, resource, _marked_sensitive(entry)))
     return items, refused
 
 

@@ -184,16 +184,21 @@ def test_a_file_over_the_limit_is_refused_saying_the_limit(record, monkeypatch):
         bundles.bundle_import(record, json.dumps(samples.bundle(20)).encode())
 
 
-def test_duplicates_in_one_bundle_and_deletes_are_reported(record):
+def test_duplicates_in_one_bundle_deletes_and_bad_ids_are_reported(record):
     data = samples.bundle(2, seed=6)
     data["entry"].append(dict(data["entry"][0]))
     data["entry"].append({"request": {"method": "DELETE", "url": "Observation/x"}})
+    data["entry"].append({"resource": samples.allergy() | {"id": "not an id!"}})
+    data["entry"].append({"resource": samples.allergy() | {"id": 5}})
     report = bundles.bundle_import(record, data)
     assert len(report.imported) == 2
     assert [(o.index, o.reason) for o in report.refused] == [
         (2, "Entry 1 has the same id."),
         (3, "Deleting through a Bundle is not taken: delete the entry in the record."),
+        (4, bundles.ID_WORDS),
+        (5, bundles.ID_WORDS),
     ]
+    assert selectors.entries(record, "AllergyIntolerance") == []
 
 
 def test_sensitive_entries_go_to_the_sensitive_part_and_come_back_marked(record):
