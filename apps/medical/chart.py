@@ -207,6 +207,7 @@ def chart_svg(lines: Sequence[Line], *, title: str, unit: str = "") -> str:
     if not points:
         return ""
     first, last = min(p.at for p in points), max(p.at for p in points)
+    readings = last - first  # the span of the readings themselves
     if first == last:  # one reading: the dot in the middle of a two-day span
         first, last = first - timedelta(days=1), last + timedelta(days=1)
     values = ticks(min(p.value for p in points), max(p.value for p in points))
@@ -221,7 +222,13 @@ def chart_svg(lines: Sequence[Line], *, title: str, unit: str = "") -> str:
     def y(value: float) -> float:
         return TOP + plot_h * (1 - (value - low) / (high - low))
 
-    same_day = (last - first) <= timedelta(days=2)
+    same_day = timedelta(0) < readings <= timedelta(days=1)
+
+    def when(at: datetime) -> str:  # an axis label: as much of the time as the span needs
+        if same_day:
+            return f"{at:%H:%M}"
+        return f"{at.day} {at:%b}" if readings <= timedelta(days=90) else day(at)
+
     out = [
         f'<svg class="chart-svg" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         'aria-labelledby="chart-title chart-desc" xmlns="http://www.w3.org/2000/svg">',
@@ -235,7 +242,7 @@ def chart_svg(lines: Sequence[Line], *, title: str, unit: str = "") -> str:
         pos = x(at)
         anchor = "start" if pos <= LEFT + 1 else "end" if pos >= WIDTH - RIGHT - 1 else "middle"
         out += [_line("tick", pos, pos, bottom, bottom + 5)]
-        out += [_text(pos, bottom + 22, f"{at:%H:%M}" if same_day else day(at), anchor)]
+        out += [_text(pos, bottom + 22, when(at), anchor)]
     out += [
         _line("axis", LEFT, WIDTH - RIGHT, bottom, bottom),
         _line("axis", LEFT, LEFT, TOP, bottom),

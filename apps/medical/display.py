@@ -186,7 +186,7 @@ def _allergy(r: dict) -> Facts:
             ", ".join(status_words(x.get("severity")) for x in reactions if x.get("severity")),
         ),
         ("Risk", CRITICALITY.get(r.get("criticality") or "", "")),
-        ("Status", concept(r.get("clinicalStatus"))),
+        ("Status", status_words(concept(r.get("clinicalStatus")))),
         ("Recorded", date_words(r.get("recordedDate"))),
     ]
 

@@ -89,6 +89,43 @@ def _note(text: str, old: dict | None) -> list[dict] | None:
     return notes or None
 
 
+def _text(
+    label: str, *, required: bool = True, example: str = "", size: int = 200
+) -> forms.CharField:
+    help_text = f"e.g. {example}" if example else ""
+    return forms.CharField(required=required, label=label, max_length=size, help_text=help_text)
+
+
+def _pick(
+    label: str, choices: list[tuple[str, str]], *, required: bool = True
+) -> forms.ChoiceField:
+    return forms.ChoiceField(required=required, label=label, choices=choices)
+
+
+def _day(label: str, *, required: bool = False) -> forms.DateField:
+    return forms.DateField(required=required, label=label, widget=_date_input())
+
+
+def _number(label: str, **given: Any) -> forms.DecimalField:
+    return forms.DecimalField(required=False, label=label, max_digits=12, decimal_places=4, **given)
+
+
+SNOMED_CODE = "SNOMED CT code (optional)"
+CRITICALITY_CHOICES = [("", "Not known"), ("low", "Low risk"), ("high", "High risk"),
+                       ("unable-to-assess", "Unable to assess")]  # fmt: skip
+ALLERGY_STATUS = [("active", "Active"), ("inactive", "Inactive"), ("resolved", "Resolved")]
+CONDITION_STATUS = [("active", "Active"), ("recurrence", "Came back"),
+                    ("remission", "In remission"), ("inactive", "Inactive"),
+                    ("resolved", "Resolved")]  # fmt: skip
+MEDICATION_STATUS = [("active", "Taking it"), ("completed", "Finished"), ("stopped", "Stopped"),
+                     ("on-hold", "On hold"), ("intended", "Planned"),
+                     ("not-taken", "Not taken")]  # fmt: skip
+PROCEDURE_STATUS = [("completed", "Done"), ("in-progress", "In progress"),
+                    ("preparation", "Planned"), ("stopped", "Stopped")]  # fmt: skip
+GENDERS = [("", "Not said"), ("female", "Female"), ("male", "Male"), ("other", "Other"),
+           ("unknown", "Unknown")]  # fmt: skip
+
+
 class RecordForm(forms.Form):
     """What every record form shares: the sensitive choice (the patient only, when adding) and
     the resource built over the one it edits."""
@@ -137,22 +174,12 @@ class RecordForm(forms.Form):
 class AllergyForm(RecordForm):
     resource_type = "AllergyIntolerance"
     subject_field = "patient"
-    substance = forms.CharField(label="Substance", max_length=200, help_text="e.g. Penicillin")
-    code = forms.CharField(required=False, label="SNOMED CT code (optional)", max_length=40)
-    reaction = forms.CharField(
-        required=False, label="Reaction", max_length=200, help_text="e.g. Hives, swelling"
-    )
-    criticality = forms.ChoiceField(
-        required=False,
-        label="Risk",
-        choices=[("", "Not known"), ("low", "Low risk"), ("high", "High risk"),
-                 ("unable-to-assess", "Unable to assess")],
-    )  # fmt: skip
-    status = forms.ChoiceField(
-        label="Status",
-        choices=[("active", "Active"), ("inactive", "Inactive"), ("resolved", "Resolved")],
-    )
-    recorded = forms.DateField(required=False, label="Recorded on", widget=_date_input())
+    substance = _text("Substance", example="Penicillin")
+    code = _text(SNOMED_CODE, required=False, size=40)
+    reaction = _text("Reaction", required=False, example="Hives, swelling")
+    criticality = _pick("Risk", CRITICALITY_CHOICES, required=False)
+    status = _pick("Status", ALLERGY_STATUS)
+    recorded = _day("Recorded on")
 
     def fields_of(self, old: dict) -> dict[str, Any]:
         data = self.cleaned_data
@@ -189,14 +216,10 @@ class AllergyForm(RecordForm):
 
 class ConditionForm(RecordForm):
     resource_type = "Condition"
-    problem = forms.CharField(label="Problem", max_length=200, help_text="e.g. Asthma")
-    code = forms.CharField(required=False, label="SNOMED CT code (optional)", max_length=40)
-    onset = forms.DateField(required=False, label="Since", widget=_date_input())
-    status = forms.ChoiceField(
-        label="Status",
-        choices=[("active", "Active"), ("recurrence", "Came back"), ("remission", "In remission"),
-                 ("inactive", "Inactive"), ("resolved", "Resolved")],
-    )  # fmt: skip
+    problem = _text("Problem", example="Asthma")
+    code = _text(SNOMED_CODE, required=False, size=40)
+    onset = _day("Since")
+    status = _pick("Status", CONDITION_STATUS)
 
     def fields_of(self, old: dict) -> dict[str, Any]:
         data = self.cleaned_data
@@ -221,18 +244,10 @@ class ConditionForm(RecordForm):
 
 class MedicationForm(RecordForm):
     resource_type = "MedicationStatement"
-    medication = forms.CharField(
-        label="Medication", max_length=200, help_text="e.g. Metformin 500 mg"
-    )
-    dose = forms.CharField(
-        required=False, label="Dose", max_length=200, help_text="e.g. One tablet twice a day"
-    )
-    status = forms.ChoiceField(
-        label="Status",
-        choices=[("active", "Taking it"), ("completed", "Finished"), ("stopped", "Stopped"),
-                 ("on-hold", "On hold"), ("intended", "Planned"), ("not-taken", "Not taken")],
-    )  # fmt: skip
-    start = forms.DateField(required=False, label="Started on", widget=_date_input())
+    medication = _text("Medication", example="Metformin 500 mg")
+    dose = _text("Dose", required=False, example="One tablet twice a day")
+    status = _pick("Status", MEDICATION_STATUS)
+    start = _day("Started on")
 
     def fields_of(self, old: dict) -> dict[str, Any]:
         data = self.cleaned_data
@@ -271,9 +286,9 @@ class MedicationForm(RecordForm):
 class ImmunizationForm(RecordForm):
     resource_type = "Immunization"
     subject_field = "patient"
-    vaccine = forms.CharField(label="Vaccine", max_length=200, help_text="e.g. Tetanus booster")
-    given = forms.DateField(label="Given on", widget=_date_input())
-    lot = forms.CharField(required=False, label="Batch number", max_length=60)
+    vaccine = _text("Vaccine", example="Tetanus booster")
+    given = _day("Given on", required=True)
+    lot = _text("Batch number", required=False, size=60)
 
     def fields_of(self, old: dict) -> dict[str, Any]:
         data = self.cleaned_data
@@ -320,29 +335,17 @@ def _category(code: str) -> list[dict]:
 
 class ObservationForm(RecordForm):
     resource_type = "Observation"
-    kind = forms.ChoiceField(
-        label="What was measured",
-        choices=[*((k, v[0]) for k, v in KINDS.items()), ("other", "Something else")],
+    kind = _pick(
+        "What was measured", [*((k, v[0]) for k, v in KINDS.items()), ("other", "Something else")]
     )
-    name = forms.CharField(
-        required=False, label="Name (for something else)", max_length=200,
-        help_text="e.g. Cholesterol",
-    )  # fmt: skip
-    code = forms.CharField(required=False, label="LOINC code (optional)", max_length=40)
-    value = forms.DecimalField(required=False, label="Value", max_digits=12, decimal_places=4)
-    unit = forms.CharField(
-        required=False, label="Unit (for something else)", max_length=40, help_text="e.g. mmol/L"
-    )
-    systolic = forms.DecimalField(
-        required=False, label="Systolic (upper, mmHg)", max_digits=5, decimal_places=1,
-        min_value=0,
-    )  # fmt: skip
-    diastolic = forms.DecimalField(
-        required=False, label="Diastolic (lower, mmHg)", max_digits=5, decimal_places=1,
-        min_value=0,
-    )  # fmt: skip
+    systolic = _number("Systolic (upper, mmHg)", min_value=0, help_text="For blood pressure")
+    diastolic = _number("Diastolic (lower, mmHg)", min_value=0, help_text="For blood pressure")
+    value = _number("Value", help_text="For anything but blood pressure, in the usual unit")
+    name = _text("Name (for something else)", required=False, example="Cholesterol")
+    unit = _text("Unit (for something else)", required=False, example="mmol/L", size=40)
+    code = _text("LOINC code (optional, for something else)", required=False, size=40)
     taken = forms.DateTimeField(
-        label="Taken at", widget=_when_input(), input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]
+        label="Taken at", widget=_when_input(), input_formats=["%Y-%m-%dT%H:%M"]
     )
 
     def clean(self) -> dict[str, Any]:
@@ -416,14 +419,10 @@ class ObservationForm(RecordForm):
 
 class ProcedureForm(RecordForm):
     resource_type = "Procedure"
-    procedure = forms.CharField(label="Procedure", max_length=200, help_text="e.g. Appendectomy")
-    code = forms.CharField(required=False, label="SNOMED CT code (optional)", max_length=40)
-    done = forms.DateField(required=False, label="Done on", widget=_date_input())
-    status = forms.ChoiceField(
-        label="Status",
-        choices=[("completed", "Done"), ("in-progress", "In progress"), ("preparation", "Planned"),
-                 ("stopped", "Stopped")],
-    )  # fmt: skip
+    procedure = _text("Procedure", example="Appendectomy")
+    code = _text(SNOMED_CODE, required=False, size=40)
+    done = _day("Done on")
+    status = _pick("Status", PROCEDURE_STATUS)
 
     def fields_of(self, old: dict) -> dict[str, Any]:
         data = self.cleaned_data
@@ -457,13 +456,11 @@ ENCOUNTER_CLASSES = {
 
 class EncounterForm(RecordForm):
     resource_type = "Encounter"
-    visit = forms.ChoiceField(label="Kind of visit", choices=list(ENCOUNTER_CLASSES.items()))
-    reason = forms.CharField(
-        required=False, label="Reason", max_length=200, help_text="e.g. Yearly check-up"
-    )
-    start = forms.DateField(label="On", widget=_date_input())
-    end = forms.DateField(required=False, label="Until (a stay)", widget=_date_input())
-    where = forms.CharField(required=False, label="Where", max_length=200)
+    visit = _pick("Kind of visit", list(ENCOUNTER_CLASSES.items()))
+    reason = _text("Reason", required=False, example="Yearly check-up")
+    start = _day("On", required=True)
+    end = _day("Until (a stay)")
+    where = _text("Where", required=False)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -504,14 +501,9 @@ class EncounterForm(RecordForm):
 class PatientForm(RecordForm):
     resource_type = "Patient"
     subject_field = ""
-    name = forms.CharField(label="Name", max_length=200)
-    birth_date = forms.DateField(required=False, label="Birth date", widget=_date_input())
-    gender = forms.ChoiceField(
-        required=False,
-        label="Gender",
-        choices=[("", "Not said"), ("female", "Female"), ("male", "Male"), ("other", "Other"),
-                 ("unknown", "Unknown")],
-    )  # fmt: skip
+    name = _text("Name")
+    birth_date = _day("Birth date")
+    gender = _pick("Gender", GENDERS, required=False)
 
     def fields_of(self, old: dict) -> dict[str, Any]:
         data = self.cleaned_data
@@ -541,8 +533,8 @@ class DocumentForm(forms.Form):
     """A scan or a PDF: the file travels as a blob, the DocumentReference names it."""
 
     file = forms.FileField(label="File", help_text="A scan, a photo or a PDF")
-    title = forms.CharField(label="Title", max_length=200, help_text="e.g. Discharge letter")
-    date = forms.DateField(required=False, label="Date of the document", widget=_date_input())
+    title = _text("Title", example="Discharge letter")
+    date = _day("Date of the document")
     sensitive = forms.BooleanField(required=False, label="Mark sensitive", help_text=SENSITIVE_HELP)
 
     def __init__(self, *args: Any, may_mark_sensitive: bool = False, **kwargs: Any) -> None:
@@ -554,8 +546,8 @@ class DocumentForm(forms.Form):
 class RecordCreateForm(forms.Form):
     """ "Start my record": the patient's own details, the record's first entry."""
 
-    name = forms.CharField(label="Your name", max_length=200)
-    birth_date = forms.DateField(required=False, label="Birth date", widget=_date_input())
+    name = _text("Your name")
+    birth_date = _day("Birth date")
     gender = PatientForm.base_fields["gender"]
 
 

@@ -113,8 +113,7 @@ def test_the_svg_is_named_drawn_and_escaped():
     assert len(dots) == 10
     assert dots[0].find(f"{SVG}title").text == "Systolic: 120 mmHg, 1 Mar 2026"
     labels = [t.text for t in tree.findall(f"{SVG}text")]
-    assert "1 Mar 2026" in labels
-    assert "5 Mar 2026" in labels
+    assert labels[-5:] == ["1 Mar", "2 Mar", "3 Mar", "4 Mar", "5 Mar"]
     assert "style=" not in svg  # the page's CSP allows no inline style
     # The newest reading is drawn right of the oldest, and higher values higher up.
     first, *_, last = (
@@ -131,3 +130,16 @@ def test_one_reading_is_drawn_in_the_middle_and_nothing_draws_nothing():
     assert abs(float(dot) - (chart.LEFT + (chart.WIDTH - chart.LEFT - chart.RIGHT) / 2)) < 1
     assert chart.chart_svg([], title="Nothing") == ""
     assert chart.lines_of([], "29463-7") == []
+
+
+def test_the_time_axis_says_as_much_as_the_span_needs():
+    def labels(*whens: str) -> list[str]:
+        lines = chart.lines_of([weight(70 + n, w) for n, w in enumerate(whens)], "29463-7")
+        svg = chart.chart_svg(lines, title="Body weight over time", unit="kg")
+        return re.findall(r'text-anchor="(?:start|middle|end)">([^<]*[A-Za-z:][^<]*)</text>', svg)
+
+    assert labels("2026-03-01T08:00:00Z", "2026-03-01T20:00:00Z") == [
+        "08:00", "11:00", "14:00", "17:00", "20:00",
+    ]  # fmt: skip
+    assert labels("2026-01-01", "2026-12-31")[0] == "1 Jan 2026"
+    assert labels("2026-03-01")[0] == "28 Feb"  # one reading: the day before to the day after
