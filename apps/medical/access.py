@@ -162,8 +162,10 @@ def _grants_by_member(thread: Thread) -> dict[str, GrantView]:
     return {grant.member: grant for grant in selectors.grants(thread)}
 
 
-def _sensitive_members(thread: Thread) -> set[bytes]:
-    """The members of the record's sensitive part, as this node holds it (none if it does not)."""
+def _sensitive_devices(thread: Thread) -> set[bytes]:
+    """The active devices of the record's sensitive part, as this node holds it (none if it
+    does not). Devices, not members: a person's member key differs from thread to thread, the
+    keys of their devices do not."""
     from apps.medical import selectors
 
     companion = selectors.sensitive_of(thread)
@@ -172,7 +174,7 @@ def _sensitive_members(thread: Thread) -> set[bytes]:
     database = thread_database(companion.thread)
     with database.lock:
         state = database.replica().control.state
-        return {member for member, s in state.members.items() if s.active}
+        return {device for device in state.devices if state.device_member(device) is not None}
 
 
 def holders(thread: Thread) -> list[Holder]:
@@ -191,7 +193,7 @@ def holders(thread: Thread) -> list[Holder]:
     names = thread_names(thread, me_as="you")
     vectors = _vectors(thread)
     grants = _grants_by_member(thread)
-    sensitive = _sensitive_members(thread)
+    sensitive = _sensitive_devices(thread)
     now = timezone.now()
     found = []
     for member, role in members.items():
@@ -221,7 +223,7 @@ def holders(thread: Thread) -> list[Holder]:
                 role=role,
                 grant=grants.get(member.hex()),
                 devices=synced,
-                sensitive=member in sensitive,
+                sensitive=bool(sensitive.intersection(own)),
                 is_me=member.hex() == thread.member_id,
             )
         )

@@ -8,10 +8,12 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import nacl.public
 import nacl.signing
 import nacl.utils
 
 from apps.core.models import Thread
+from apps.core.thread import keys
 from apps.core.thread.invite import invite_parse
 from apps.core.thread.rowid import row_id_new
 from apps.core.thread.writer import redemption_request
@@ -47,6 +49,32 @@ class Provider(Member):
     def readable_text(self) -> str:
         return " ".join(" ".join(self.displays(name)) for name in fhir.TYPES)
 
+    def join_part(self, part: Thread, tmp_path: Path) -> OtherNode:
+        """Its node opens the invite to the sensitive part sealed to it in the record and joins
+        the part with it (as its duty would), with the same device; the patient's node admits
+        it and writes its grant there. Returns its node in the part."""
+        from apps.medical.models import SealedInvite
+
+        self.receive()
+        box = SealedInvite.objects.using(self.alias).get(member=self.member, thread=part.id).box
+        member = keys.member_key(self.node.keys.master_secret, self.thread.thread)
+        link = nacl.public.SealedBox(member.to_curve25519_private_key()).decrypt(bytes(box))
+        database = ThreadDatabase(
+            part.thread,
+            path=tmp_path / f"{self.alias}-part.sqlite3",
+            alias=f"{self.alias}_part",
+            node=self.node.keys,
+        )
+        request = redemption_request(
+            invite_parse(link.decode()),
+            master_secret=self.node.keys.master_secret,
+            device_key=self.node.keys.device,
+        )
+        threads.invite_admit(thread=part, request=request)
+        duties.grants_follow_invites(part)
+        exchange(thread_database(part.thread), database)
+        return OtherNode(self.node.keys, database)
+
 
 def provider_joins(
     record: Thread,
@@ -70,17 +98,17 @@ def provider_joins(
         expires_in=timedelta(hours=1),
         sensitive=sensitive,
     )
-    keys = NodeKeys(nacl.signing.SigningKey.generate(), nacl.utils.random(32))
+    node = NodeKeys(nacl.signing.SigningKey.generate(), nacl.utils.random(32))
     slug = "".join(c for c in name.lower() if c.isalnum())
     database = ThreadDatabase(
         record.thread,
         path=tmp_path / f"{slug}-record.sqlite3",
         alias=f"thread_{record.thread.hex()}_{slug}",
-        node=keys,
+        node=node,
     )
-    provider = Provider(OtherNode(keys, database), record)
+    provider = Provider(OtherNode(node, database), record)
     request = redemption_request(
-        invite_parse(made.link), master_secret=keys.master_secret, device_key=keys.device
+        invite_parse(made.link), master_secret=node.master_secret, device_key=node.device
     )
     threads.invite_admit(thread=record, request=request)
     duties.grants_follow_invites(record)  # what this node's duty does when the join arrives

@@ -115,6 +115,18 @@ def test_former_holders_keep_what_they_had(record, lee: Provider) -> None:
     assert gone.grant.status == "revoked"
 
 
+def test_who_also_holds_the_sensitive_part(record, lee: Provider, tmp_path) -> None:
+    """Only the providers the patient picked join the sensitive part; the access page says
+    which (by their devices: a person's member key differs from thread to thread)."""
+    kim = provider_joins(record, tmp_path, "Dr. Kim", sensitive=True)
+    services.resource_write(record, "Condition", samples.condition(), sensitive=True)
+    part = selectors.sensitive_of(record)
+    assert part is not None
+    kim.join_part(part, tmp_path)
+    found = {h.name: h.sensitive for h in access.holders(record)}
+    assert found == {"you": True, "Dr. Lee": False, "Dr. Kim": True}
+
+
 def test_types_in_words() -> None:
     assert access.types_words(ALL) == "everything"
     assert access.types_words([]) == "nothing"

@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
-from apps.medical import audit, emergency, services
+from apps.medical import audit, emergency, selectors, services
 from apps.medical.emergency import EmergencyRefused
 from apps.medical.policy import PROVIDER
 from tests.checklist.conftest import browser, owner_user  # noqa: F401
@@ -123,6 +123,30 @@ def test_pages_cut_the_same_log(record, story: Provider) -> None:
     people = dict(page.people)
     assert people[record.member_id] == "you"
     assert people[story.member] == "Dr. Lee"
+
+
+def test_the_sensitive_part_is_in_the_log_under_the_same_names(record, tmp_path) -> None:
+    kim = provider_joins(record, tmp_path, "Dr. Kim", sensitive=True)
+    services.resource_write(record, "Condition", samples.condition(), sensitive=True)
+    part = selectors.sensitive_of(record)
+    assert part is not None
+    kim.join_part(part, tmp_path)
+    entries = audit.audit_log(record)
+    lines = said(entries)
+    assert "you started the sensitive part of the record" in lines
+    assert (
+        "Dr. Kim joined the sensitive part of the record as a provider “Dr. Kim, Riverside "
+        "Clinic”" in lines
+    )
+    [problem] = [e for e in entries if e.kind == "write" and e.part]
+    assert problem.who == "you"
+    assert problem.what.endswith("(in the sensitive part)")
+    theirs = said(audit.audit_log(record, member=kim.member))
+    assert (
+        "Dr. Kim joined the sensitive part of the record as a provider “Dr. Kim, Riverside "
+        "Clinic”" in theirs
+    )
+    assert "Dr. Kim joined the record as a provider “Dr. Kim, Riverside Clinic”" in theirs
 
 
 def test_revoked_invites_are_in_the_log(record) -> None:
