@@ -6,13 +6,16 @@ The public page needs no login and shows nothing of the node's private pages (it
 layout, no navigation). The link's key is after ``#`` in the link, so it never reaches the node
 in a URL (nor a proxy's or the node's logs): the page's script copies it into the form, and it
 comes back in the POST body with the passcode. Every answer of both pages is ``no-store`` and
-sends no referrer, so neither the summary nor a new link stays in a cache or leaks by a click.
+sends a referrer only to the node itself, so neither the summary nor a new link stays in a
+cache or leaks by a click. (Not ``no-referrer``: a browser then posts the page's own forms with
+``Origin: null``, which the CSRF check refuses; a referrer never carries the ``#`` part.)
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import uuid
 from datetime import timedelta
 
 from django import forms
@@ -23,6 +26,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.utils.safestring import mark_safe
+from django.utils.text import capfirst
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core.models import Thread
@@ -39,13 +43,14 @@ EXPIRY_CHOICES = (
     ("2592000", "30 days"),
 )
 DOWNLOAD_NAME = "emergency-summary.json"
+MADE = "medical_emergency_made"  # session key: the forms that made a link (no key, no link)
 
 
 def private(response: HttpResponse) -> HttpResponse:
-    """Kept by no cache, and no referrer on the links it holds (``SecurityMiddleware`` keeps a
+    """Kept by no cache, and no referrer to another site (``SecurityMiddleware`` keeps a
     Referrer-Policy already set)."""
     response["Cache-Control"] = "no-store"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex, nofollow"
     return response
 
@@ -68,6 +73,8 @@ def client_address(request: HttpRequest) -> str:
 
 
 class LinkForm(forms.Form):
+    # Names this one form: the same form posted again (a reload) makes no second link.
+    once = forms.CharField(widget=forms.HiddenInput, max_length=40)
     passcode = forms.CharField(
         label="Passcode",
         max_length=40,
@@ -107,11 +114,16 @@ def manage(request: HttpRequest, thread_id: str) -> HttpResponse:
     never stored, so there is no page to come back to (and no redirect through the session)."""
     thread = record_views.record_thread(thread_id)
     if request.method == "GET":
-        return _manage_page(request, thread, LinkForm(initial={"passcode": suggest()}))
+        return _manage_page(request, thread, new_form())
     form = LinkForm(request.POST)
     if not form.is_valid():
         return _manage_page(request, thread, form)
     data = form.cleaned_data
+    made = request.session.get(MADE, [])
+    if data["once"] in made:
+        flash.info(request, "That link was made already: it is listed below. Its key was shown "
+                   "only once; if it was not kept, revoke it and make a new one.")  # fmt: skip
+        return redirect(reverse("medical:emergency_manage", args=[thread.id]))
     try:
         link, path = emergency.emergency_create(
             thread,
@@ -120,8 +132,9 @@ def manage(request: HttpRequest, thread_id: str) -> HttpResponse:
             max_attempts=data["max_attempts"],
         )
     except ThreadServiceError as exc:
-        form.add_error(None, str(exc))
+        form.add_error(None, capfirst(str(exc)))
         return _manage_page(request, thread, form)
+    request.session[MADE] = [*made, data["once"]][-20:]
     url = request.build_absolute_uri(path)
     created = {
         "link": url,
@@ -131,14 +144,15 @@ def manage(request: HttpRequest, thread_id: str) -> HttpResponse:
         "max_attempts": link.max_attempts,
         "title": f"Emergency summary of {thread.name}",
         "label": "The emergency link",
+        "rows": 2,
         "scan": "Or let them scan this code with a phone's camera.",
     }
-    fresh = LinkForm(initial={"passcode": suggest()})
-    return _manage_page(request, thread, fresh, created)
+    return _manage_page(request, thread, new_form(), created)
 
 
-def suggest() -> str:
-    return emergency.passcode_suggest()
+def new_form() -> LinkForm:
+    """An empty form with a suggested passcode (six digits) and its own ``once`` mark."""
+    return LinkForm(initial={"passcode": emergency.passcode_suggest(), "once": uuid.uuid4().hex})
 
 
 @require_POST

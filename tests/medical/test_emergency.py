@@ -55,7 +55,7 @@ def try_open(client: Client, link: str, key: str, passcode: str, **extra):
 
 def private(answer) -> None:
     assert answer["Cache-Control"] == "no-store"
-    assert answer["Referrer-Policy"] == "no-referrer"
+    assert answer["Referrer-Policy"] == "same-origin"
 
 
 def test_the_right_passcode_shows_the_summary_and_its_ips(record):
@@ -187,13 +187,13 @@ def test_the_patients_page_shows_a_new_link_once_and_every_try(record, browser):
     private(page)
     assert "No emergency links yet" in page.content.decode()
 
-    bad = browser.post(page_url, {"passcode": "12", "expires_in": "604800", "max_attempts": 5})
+    form = {"once": "f1", "passcode": "12", "expires_in": "604800", "max_attempts": 5}
+    bad = browser.post(page_url, form)
     assert "4 to 12 characters" in bad.content.decode()
     assert not EmergencyLink.objects.exists()
 
-    answer = browser.post(
-        page_url, {"passcode": "246 810", "expires_in": "3600", "max_attempts": 4}
-    )
+    form = {"once": "f1", "passcode": "246 810", "expires_in": "3600", "max_attempts": 4}
+    answer = browser.post(page_url, form)
     private(answer)
     shown = answer.content.decode()
     link = EmergencyLink.objects.get()
@@ -207,6 +207,11 @@ def test_the_patients_page_shows_a_new_link_once_and_every_try(record, browser):
     assert try_open(Client(REMOTE_ADDR="203.0.113.5"), name, key, "1").status_code == 403
     assert try_open(Client(), name, key, "246810").status_code == 200
 
+    # The same form posted again (a reload) makes no second link, and says why.
+    reloaded = browser.post(page_url, form, follow=True).content.decode()
+    assert EmergencyLink.objects.count() == 1
+    assert "made already" in reloaded
+    assert key not in reloaded
     again = browser.get(page_url).content.decode()
     assert key not in again
     assert "#" + key not in again
