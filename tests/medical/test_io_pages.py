@@ -16,12 +16,13 @@ from django.urls import reverse
 
 from apps.core.threads import services as threads
 from apps.medical import bundles, selectors, services
+from apps.medical.policy import PROVIDER
 from tests.checklist.conftest import browser, owner_user  # noqa: F401
 from tests.core.threads.conftest import node, thread_databases_allowed  # noqa: F401
 from tests.market.support import templates_copied  # noqa: F401
 from tests.medical import samples
 from tests.medical.test_bundles import no_duties  # noqa: F401
-from tests.medical.test_pages import readable
+from tests.medical.test_pages import patients_record, readable
 
 pytestmark = [
     pytest.mark.django_db,
@@ -157,3 +158,33 @@ def test_the_patient_may_import_a_file_into_the_sensitive_part(client, record):
     assert "the sensitive part included" in text
     kept = [e for t in samples.BUILDERS if t != "Patient" for e in selectors.entries(record, t)]
     assert [e.sensitive for e in kept] == [True, True, True]
+
+
+def test_a_provider_imports_what_the_grant_lets_it_write_and_is_told_why_not_the_rest(
+    client, tmp_path
+):
+    record = patients_record(tmp_path, write=["Observation"]).thread
+    assert record.role == PROVIDER
+    page = readable(client.get(reverse("medical:io", args=[record.id])).content)
+    assert "sensitive part" not in page  # the patient's choice alone
+    assert "Download the grants" not in page
+    data = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"resource": samples.heart_rate(70, id="hr1")},
+            {"resource": samples.medication(id="ibu", display="Ibuprofen 400 MG")},
+            {"resource": samples.hba1c(6.1, id="a1c")},
+        ],
+    }
+    sent = client.post(
+        reverse("medical:io", args=[record.id]), {"bundle": upload(json.dumps(data).encode())}
+    )
+    text = readable(client.get(sent["Location"]).content)
+    assert "Imported 2 of 3 entries; 1 was refused." in text
+    assert "2 Medication ibu" in text
+    assert "the patient's grant does not let you write medications" in text
+    observations = {e.fhir_id for e in selectors.entries(record, "Observation")}
+    assert {"hr1", "a1c"} <= observations
+    medications = [e.display for e in selectors.entries(record, "MedicationStatement")]
+    assert "Ibuprofen 400 MG" not in medications
