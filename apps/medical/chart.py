@@ -166,7 +166,11 @@ def day(at: datetime, *, with_time: bool = False) -> str:
     return f"{said}, {at:%H:%M}" if with_time else said
 
 
-def _time_ticks(first: datetime, last: datetime, count: int = 4) -> list[datetime]:
+def _time_ticks(first: datetime, last: datetime, days: list[datetime], count: int = 4) -> list:
+    """Where the time axis is labelled: at each reading's day when there are a few days (the
+    labels then sit under the dots), else evenly across the span."""
+    if 1 < len(days) <= 6:
+        return days
     if first == last:
         return [first]
     span = (last - first) / count
@@ -238,7 +242,12 @@ def chart_svg(lines: Sequence[Line], *, title: str, unit: str = "") -> str:
     for value in values:  # horizontal grid lines with their values
         out += [_line("grid", LEFT, WIDTH - RIGHT, y(value), y(value))]
         out += [_text(LEFT - 6, y(value) + 4, number(value))]
-    for at in _time_ticks(first, last):
+    days = sorted({p.at.date(): p.at for p in sorted(points, key=_at, reverse=True)}.values())
+    shown = set()
+    for at in _time_ticks(first, last, [] if same_day else days):
+        if when(at) in shown:  # two ticks on one day say it once
+            continue
+        shown.add(when(at))
         pos = x(at)
         anchor = "start" if pos <= LEFT + 1 else "end" if pos >= WIDTH - RIGHT - 1 else "middle"
         out += [_line("tick", pos, pos, bottom, bottom + 5)]

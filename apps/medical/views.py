@@ -332,12 +332,11 @@ def entry(request: HttpRequest, thread_id: str, slug: str, fhir_id: str) -> Http
 
 
 def _refused(thread: Thread, kind: FhirType) -> str:
-    if thread.state != Thread.State.ACTIVE:
-        return "You no longer hold this record: nothing can be added to it here."
-    return (
-        f"You may read {kind.plural} in this record but not add or change them: "
-        "the patient's grant decides what you may write."
-    )
+    """Why this node may not add or change ``kind`` here, in words ("" when it may)."""
+    problem = selectors.write_problem(thread, kind.name)
+    if problem is None:
+        return ""
+    return f"{problem} The patient decides what each provider may write in the record."
 
 
 def _form_class(kind: FhirType) -> type[RecordForm]:
@@ -358,7 +357,7 @@ def _form_page(
         entry=found,
         title=display.title(found) if found else "",
         upload=kind.slug == DOCUMENTS,
-        refused="" if may_write(thread, kind) else _refused(thread, kind),
+        refused=_refused(thread, kind),
     )
     return render(
         request, "medical/entry_form.html", context, status=400 if form.errors else status

@@ -329,7 +329,10 @@ def test_a_provider_adds_what_the_grant_allows_and_is_told_what_it_does_not(clie
     assert "Add medication" not in listed
     refused = client.get(f"{base(record)}medications/new/")
     assert refused.status_code == 403
-    assert "the patient's grant decides what you may write" in readable(refused.content)
+    assert (
+        "You may not write this: the patient's grant does not let you write medications. "
+        "The patient decides what each provider may write in the record."
+    ) in readable(refused.content)
     posted = client.post(
         f"{base(record)}medications/new/", {"medication": "Ibuprofen", "status": "active"}
     )
@@ -368,7 +371,9 @@ def test_a_provider_whose_grant_was_revoked_is_told_so(client, node, tmp_path): 
     record = alice.thread
     overview = readable(client.get(base(record)).content)
     assert "The patient has not given you access to write in this record." in overview
-    assert client.get(f"{base(record)}observations/new/").status_code == 403
+    refused = client.get(f"{base(record)}observations/new/")
+    assert refused.status_code == 403
+    assert "You may not write this: the patient revoked" in readable(refused.content)
 
 
 # -- Home ----------------------------------------------------------------------------------------
