@@ -247,7 +247,7 @@ def emergency_links(thread: Thread, *, now: datetime | None = None) -> list[Link
                 state_words=words,
                 attempts=link.attempts,
                 max_attempts=link.max_attempts,
-                opens=sorted(link.opens.all(), key=lambda o: o.at, reverse=True),
+                opens=sorted(link.opens.all(), key=lambda o: (o.at, o.pk), reverse=True),
             )
         )
     return views
@@ -255,9 +255,8 @@ def emergency_links(thread: Thread, *, now: datetime | None = None) -> list[Link
 
 def emergency_opens(thread: Thread) -> list[EmergencyOpen]:
     """Every try to open one of the record's links, newest first."""
-    return list(
-        EmergencyOpen.objects.filter(link__thread=thread).select_related("link").order_by("-at")
-    )
+    found = EmergencyOpen.objects.filter(link__thread=thread).select_related("link")
+    return list(found.order_by("-at", "-pk"))
 
 
 def _link_id(link_id: str | uuid.UUID) -> uuid.UUID | None:

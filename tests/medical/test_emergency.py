@@ -263,3 +263,21 @@ def test_only_a_record_itself_gets_emergency_links(record):
     part = services.sensitive_create(record)
     with pytest.raises(ThreadServiceError, match="from the record itself"):
         emergency_create(part, passcode=PASSCODE)
+
+
+def test_the_schema_documents_the_emergency_api(browser):  # noqa: F811
+    paths = browser.get("/api/schema/?format=json").json()["paths"]
+    base = "/api/v1/threads/{thread_id}/emergency/"
+    assert paths[base]["get"]["operationId"] == "medical_emergency_list"
+    assert paths[base]["post"]["operationId"] == "medical_emergency_create"
+    assert paths[base + "{link_id}/"]["delete"]["operationId"] == "medical_emergency_revoke"
+
+
+def test_a_try_through_the_nodes_own_proxy_is_logged_from_where_the_proxy_saw_it(record):
+    link, key = made(record)
+    proxied = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="10.9.9.9, 203.0.113.50")
+    try_open(proxied, link, key, "000000")
+    # From elsewhere, a forwarded address is the sender's own claim: not believed.
+    direct = Client(REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR="192.0.2.1")
+    try_open(direct, link, key, "000000")
+    assert [o.address for o in emergency_opens(record)] == ["198.51.100.7", "203.0.113.50"]
