@@ -157,8 +157,12 @@ def export(request: HttpRequest, thread_id: str) -> HttpResponse:
 
 @require_GET
 def ips_download(request: HttpRequest, thread_id: str) -> HttpResponse:
+    """The patient summary; ``?sensitive=1``: with the entries of the sensitive part (this node
+    holds them anyway, so only the person asking decides)."""
     thread = record_thread(thread_id)
-    return _download(ips.ips_bundle(thread), _file_name(thread, "patient-summary"))
+    sensitive = request.GET.get("sensitive") == "1"
+    summary = ips.ips_bundle(thread, sensitive=sensitive)
+    return _download(summary, _file_name(thread, "patient-summary"))
 
 
 @require_GET

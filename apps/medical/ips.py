@@ -7,9 +7,11 @@ sections (allergies 48765-2, medications 10160-0, problems 11450-4), then the Pa
 resources the sections cite; immunizations and results are added when the record has some.
 A required section with nothing to say cites an entry coded from IPS's "absent or unknown"
 code system ("No information about allergies"), as the IPS asks instead of an empty list.
-Every resource is as the record stores it, its references to the patient and to resources of
-the document rewritten to the document's own ``urn:uuid`` addresses. Given ``now`` the
-Bundle is the same each time (ids are derived from the thread, the resources and ``now``).
+Entries of the record's sensitive part are left out unless asked for: a summary is made to
+be handed to others (a doctor, an emergency link). Every resource is as the record stores it,
+its references to the patient and to resources of the document rewritten to the document's
+own ``urn:uuid`` addresses. Given ``now`` the Bundle is the same each time (ids are derived
+from the thread, the resources and ``now``).
 
 ``summary_of`` reads such a Bundle back into a ``Summary`` of plain lists, so a page can show
 an IPS this node made earlier (the emergency link keeps only the encrypted Bundle).
@@ -123,9 +125,13 @@ def _include(section: Section, entry: selectors.Entry) -> bool:
     return True
 
 
-def _chosen(thread: Thread, section: Section) -> list[selectors.Entry]:
+def _chosen(thread: Thread, section: Section, sensitive: bool) -> list[selectors.Entry]:
     limit = _RESULTS if section.key == "results" else None
-    chosen = [e for e in selectors.entries(thread, section.resource_type) if _include(section, e)]
+    chosen = [
+        e
+        for e in selectors.entries(thread, section.resource_type)
+        if _include(section, e) and (sensitive or not e.sensitive)
+    ]
     return chosen[:limit] if limit else chosen
 
 
@@ -185,14 +191,17 @@ def _patient(thread: Thread, fhir_id: str) -> dict[str, Any]:
     return {"resourceType": "Patient", "id": fhir_id}
 
 
-def ips_bundle(thread: Thread, *, now: datetime | None = None) -> dict[str, Any]:
-    """The record's IPS document Bundle (FHIR R4B JSON)."""
+def ips_bundle(
+    thread: Thread, *, now: datetime | None = None, sensitive: bool = False
+) -> dict[str, Any]:
+    """The record's IPS document Bundle (FHIR R4B JSON); entries of the record's sensitive
+    part only when asked (``sensitive``): a summary is made to be handed to others."""
     when = (now or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
     stamp = when.isoformat().replace("+00:00", "Z")
     run = f"ips/{stamp}"
     patient = _patient(thread, "patient")
     patient_url = _url(thread, f"Patient/{patient['id']}")
-    chosen = {s.key: _chosen(thread, s) for s in SECTIONS}
+    chosen = {s.key: _chosen(thread, s, sensitive) for s in SECTIONS}
     targets = {
         f"{e.type}/{e.fhir_id}": _url(thread, f"{e.type}/{e.fhir_id}")
         for entries in chosen.values()
@@ -328,6 +337,6 @@ def summary_of(bundle: Mapping[str, Any]) -> Summary:
     )
 
 
-def ips_summary(thread: Thread, *, now: datetime | None = None) -> Summary:
+def ips_summary(thread: Thread, *, now: datetime | None = None, sensitive: bool = False) -> Summary:
     """The record's summary for display (the same as its IPS says)."""
-    return summary_of(ips_bundle(thread, now=now))
+    return summary_of(ips_bundle(thread, now=now, sensitive=sensitive))

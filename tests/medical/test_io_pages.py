@@ -156,6 +156,11 @@ def test_the_patient_may_import_a_file_into_the_sensitive_part(client, record):
     text = readable(client.get(sent["Location"]).content)
     assert "Imported 3 of 3 entries." in text
     assert "the sensitive part included" in text
+    assert "Download it with the sensitive part" in text
+    summary = _attachment(client, reverse("medical:ips", args=[record.id]))
+    assert len(summary["entry"]) == 5  # composition, patient, three "no information" entries
+    whole = _attachment(client, reverse("medical:ips", args=[record.id]) + "?sensitive=1")
+    assert len(whole["entry"]) > 5
     kept = [e for t in samples.BUILDERS if t != "Patient" for e in selectors.entries(record, t)]
     assert [e.sensitive for e in kept] == [True, True, True]
 

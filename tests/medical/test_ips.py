@@ -142,3 +142,22 @@ def test_the_summary_in_plain_words_and_back_from_its_dict(record):
     ]
     assert [str(i) for i in summary.results] == ["Hemoglobin A1c/Hemoglobin.total in Blood: 7.2 %"]
     assert ips.Summary.from_dict(json.loads(json.dumps(summary.as_dict()))) == summary
+
+
+def test_the_sensitive_part_stays_out_of_the_summary_unless_asked_for(record):
+    bundles.bundle_import(record, {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": samples.medication(id="met")},
+    ]})  # fmt: skip
+    private = samples.medication(id="lith", display="Lithium carbonate 300 MG")
+    bundles.bundle_import(record, {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": private}]}, sensitive=True)  # fmt: skip
+
+    shared = ips.ips_summary(record, now=NOW)
+    assert [str(i) for i in shared.medications] == ["Metformin hydrochloride 500 MG Oral Tablet"]
+    assert "Lithium" not in json.dumps(ips.ips_bundle(record, now=NOW))
+    whole = ips.ips_bundle(record, now=NOW, sensitive=True)
+    _valid(whole)
+    assert sorted(str(i) for i in ips.summary_of(whole).medications) == [
+        "Lithium carbonate 300 MG",
+        "Metformin hydrochloride 500 MG Oral Tablet",
+    ]
