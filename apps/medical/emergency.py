@@ -27,6 +27,7 @@ import base64
 import binascii
 import hmac
 import json
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ from apps.medical import selectors
 from apps.medical.ips import Summary, ips_bundle, summary_of
 from apps.medical.models import EmergencyLink, EmergencyOpen
 from apps.medical.policy import SHAPE
+
+logger = logging.getLogger(__name__)
 
 PERSON = b"sereus-emergency"  # blake2b personalisation: these keys are for nothing else
 KEY_BYTES = 32
@@ -317,6 +320,7 @@ def _fresh(link: EmergencyLink, public: bytes, now: datetime) -> bytes | None:
     try:
         payload = _payload(thread, now)
     except Exception:  # a damaged or busy record: the stored copy still opens
+        logger.exception("the emergency summary of record %s could not be made", thread.id[:12])
         return None
     EmergencyLink.objects.filter(pk=link.pk).update(box=_seal(public, payload))
     return payload

@@ -17,6 +17,7 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from apps.core.models import Thread
 from apps.core.threads import services as threads
 from apps.core.threads.services import ThreadServiceError
 from apps.medical import emergency, services
@@ -95,6 +96,15 @@ def test_the_summary_is_the_record_as_it_stands_when_opened(record):
     services.resource_write(record, "AllergyIntolerance", samples.allergy(display="Latex"))
     opened = emergency_open(link, key, PASSCODE, "198.51.100.4")
     assert {i.text for i in opened.summary.allergies} == {ALLERGY, "Latex"}
+
+
+def test_a_record_this_node_no_longer_reads_shows_the_copy_sealed_last(record):
+    link, key = made(record)
+    emergency_open(link, key, PASSCODE, "")  # sealed again as the record stands
+    services.resource_write(record, "AllergyIntolerance", samples.allergy(display="Latex"))
+    Thread.objects.filter(pk=record.pk).update(state=Thread.State.LEFT)
+    opened = emergency_open(link, key, PASSCODE, "")
+    assert [i.text for i in opened.summary.allergies] == [ALLERGY]
 
 
 def test_wrong_passcodes_are_counted_and_lock_the_link(record):
