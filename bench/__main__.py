@@ -27,6 +27,7 @@ BENCHMARKS = [
     "timeline",
     "ledger",
     "market",
+    "medical",
 ]
 
 
