@@ -19,8 +19,9 @@ from pathlib import Path
 import nacl.signing
 import nacl.utils
 import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.test import Client
-from django.urls import include, path
 
 from apps.core.models import Thread
 from apps.core.thread import payloads as p
@@ -32,18 +33,14 @@ from apps.core.threads.database import NodeKeys, ThreadDatabase
 from apps.medical import fhir, home, rules, selectors, services, views
 from apps.medical.models import Grant
 from apps.medical.policy import PROVIDER, SHAPE, record_spec
-from sereus_web.urls import urlpatterns as project_urls
+from apps.p2p.client import live_group
 from tests.checklist.conftest import browser, owner_user  # noqa: F401
 from tests.core.threads.conftest import OtherNode, node, thread_databases_allowed  # noqa: F401
 from tests.medical import samples
 from tests.support import members
+from tests.support.sockets import logged_in_cookies, socket
 
-# The project's pages, with the record's until the project's URL module includes them.
-urlpatterns = list(project_urls)
-if not any(getattr(u, "namespace", None) == "medical" for u in project_urls):
-    urlpatterns.insert(0, path("", include("apps.medical.urls")))
-
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls(__name__)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 HEX_ID = re.compile(r"(?<![0-9A-Za-z])(?=[0-9A-Fa-f]*[A-Fa-f])[0-9A-Fa-f]{12,}(?![0-9A-Za-z])")
 
@@ -309,6 +306,41 @@ def test_the_live_parts_are_out_of_band_swaps_with_what_arrived(record):
     assert 'id="list-live" hx-swap-oob="true"' in listed
     assert "Heart rate" in readable(listed)
     assert views.list_live_html(record, "nonsense", "token") == ""
+
+
+async def _next_with(communicator, marker: str) -> str:
+    while True:
+        html = await communicator.receive_from(timeout=5)
+        if marker in html:
+            return html
+
+
+@pytest.mark.anyio
+async def test_the_overview_socket_follows_the_sensitive_part_too(owner_user):  # noqa: F811
+    def start() -> tuple[Thread, Thread]:
+        record = services.record_create(name="Alice Martin")
+        services.resource_write(record, "Condition", samples.condition(), sensitive=True)
+        return record, selectors.sensitive_of(record)
+
+    record, part = await database_sync_to_async(start)()
+    cookies = await database_sync_to_async(logged_in_cookies)(owner_user)
+    communicator = socket(f"/ws/medical/{record.id}/", cookies=cookies)
+    connected, _ = await communicator.connect()
+    assert connected
+    await _next_with(communicator, 'id="record-live"')
+
+    def write() -> None:
+        anxiety = samples.condition(code="197480006", display="Anxiety disorder")
+        services.resource_write(record, "Condition", anxiety, sensitive=True)
+
+    await database_sync_to_async(write)()
+    # What the p2p client does after a write in the sensitive part: its own thread's group.
+    await get_channel_layer().group_send(
+        live_group(part.thread), {"type": "thread.changed", "thread": part.id}
+    )
+    html = await _next_with(communicator, "Anxiety disorder")
+    assert 'id="record-live" hx-swap-oob="true"' in html
+    await communicator.disconnect()
 
 
 # -- a provider ----------------------------------------------------------------------------------
