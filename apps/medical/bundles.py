@@ -86,11 +86,16 @@ def bundle_read(data: bytes | str | dict[str, Any]) -> dict[str, Any]:
             where = getattr(exc, "lineno", None)
             at = f" (line {where})" if where else ""
             raise BundleInvalid(f"This file is not valid JSON{at}.") from None
+        except RecursionError:
+            raise BundleInvalid("This file's JSON is nested too deeply to be FHIR.") from None
     if not isinstance(data, dict):
         raise BundleInvalid("This file is JSON but not a FHIR resource (it is not an object).")
     kind = data.get("resourceType")
     if kind != "Bundle":
-        what = f"a {kind}" if isinstance(kind, str) and kind else "not a FHIR resource"
+        if isinstance(kind, str) and kind:
+            what = f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
+        else:
+            what = "not a FHIR resource"
         raise BundleInvalid(f"This file is {what}, not a Bundle. Import takes a FHIR Bundle.")
     if data.get("type") not in BUNDLE_TYPES:
         raise BundleInvalid(
@@ -213,7 +218,11 @@ def _entries(bundle: dict[str, Any], patient_id: str | None) -> tuple[list[_Item
         seen[kind, rid] = index
         # The services check each resource with the FHIR library as they write it (once: a
         # check here too would double the import's largest cost) and say why one is refused.
-        resource = _rewrite(resource, targets)
+        try:
+            resource = _rewrite(resource, targets)
+        except RecursionError:
+            refused.append(_refusal(index, kind, rid, "The resource is nested too deeply."))
+            continue
         items.append(_Item(index, kind, rid, resource, _marked_sensitive(entry)))
     return items, refused
 

@@ -163,12 +163,13 @@ def test_entries_without_ids_get_ids_and_their_references_follow(record):
         (b"\xff\xfe not text", "not text"),
         (b"{not json", "not valid JSON"),
         (b"[1, 2]", "not an object"),
-        (json.dumps(samples.allergy()).encode(), "a AllergyIntolerance, not a Bundle"),
+        (json.dumps(samples.allergy()).encode(), "an AllergyIntolerance, not a Bundle"),
         (json.dumps({"resourceType": "Bundle", "type": "history"}).encode(), "cannot be imported"),
         (
             json.dumps({"resourceType": "Bundle", "type": "batch", "entry": {}}).encode(),
             "not a list",
         ),
+        (b'{"entry": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested too deeply"),
     ],
 )
 def test_a_file_that_is_not_a_bundle_is_refused_in_words_and_writes_nothing(record, data, words):

@@ -89,7 +89,7 @@ def test_a_bundle_uploaded_is_imported_and_the_page_says_what_was_refused_and_wh
         (b"{ not json", "This file is not valid JSON (line 1)."),
         (
             json.dumps(samples.allergy()).encode(),
-            "This file is a AllergyIntolerance, not a Bundle.",
+            "This file is an AllergyIntolerance, not a Bundle.",
         ),
         (b"", "The file is empty."),
     ],
