@@ -54,9 +54,12 @@ class DeviceSync:
             return "this device"
         if self.last_synced is None:
             return "has not synced with this node yet"
-        if self.holds_latest:
-            return "holds everything this node has"
-        return "does not hold everything this node has yet"
+        held = (
+            "holds everything this node has"
+            if self.holds_latest
+            else "does not hold everything this node has yet"
+        )
+        return f"{held}; last synced {synced_words(self.last_synced)}"
 
 
 @dataclass(frozen=True)
@@ -293,6 +296,16 @@ def open_invites(thread: Thread) -> list[OpenInvite]:
             )
         )
     return found
+
+
+def synced_words(at: datetime, now: datetime | None = None) -> str:
+    """ "just now", "5 minutes ago", "2 days ago": the largest whole unit."""
+    seconds = ((now or timezone.now()) - at).total_seconds()
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'' if count == 1 else 's'} ago"
+    return "just now"
 
 
 def period_words(grant: GrantView | None) -> str:

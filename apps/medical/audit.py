@@ -251,7 +251,7 @@ def _day(millis: Any) -> str:
 def _terms(state: dict[str, Any]) -> str:
     words = (
         f"reads {types_words(_types(state.get('read')))}, "
-        f"writes {types_words(_types(state.get('write')))}"
+        f"adds {types_words(_types(state.get('write')))}"
     )
     start, end = _day(state.get("start")), _day(state.get("end"))
     if start and end:

@@ -86,11 +86,11 @@ def test_a_device_holds_the_latest_when_its_vector_covers_this_nodes(record, lee
     PeerVector.objects.create(thread=record, device_id=device, vv=mine, seen_at=seen)
     [sync] = access.holder(record, lee.member).devices
     assert (sync.last_synced, sync.holds_latest) == (seen, True)
-    assert sync.words == "holds everything this node has"
+    assert sync.words == "holds everything this node has; last synced 5 minutes ago"
     services.resource_write(record, "AllergyIntolerance", samples.allergy())  # it lacks this
     [sync] = access.holder(record, lee.member).devices
     assert not sync.holds_latest
-    assert sync.words == "does not hold everything this node has yet"
+    assert sync.words == "does not hold everything this node has yet; last synced 5 minutes ago"
 
 
 def test_open_invites_say_the_grant_they_will_give(record) -> None:
@@ -229,6 +229,27 @@ def test_changing_a_grant(browser, record, lee: Provider) -> None:  # noqa: F811
     assert (grant.label, grant.read, grant.write) == (
         "Dr. Lee", ["AllergyIntolerance", "Observation"], ["Observation"],
     )  # fmt: skip
+    # Bad input is refused in words and changes nothing.
+    for bad in (
+        {"preset": "custom", "read": ["Nonsense"]},
+        {"preset": "read_all", "start": "someday"},
+        {"preset": "custom"},
+    ):
+        answer = browser.post(url, bad)
+        assert answer.status_code == 400
+        assert readable(answer.content)
+    assert selectors.grant_of(record, lee.member) == grant
+
+
+def test_a_caregivers_grant_has_no_writes(browser, record, tmp_path) -> None:  # noqa: F811
+    sam = provider_joins(record, tmp_path, "Sam", role=CAREGIVER, label="Sam")
+    url = reverse("medical:grant_edit", args=[record.id, sam.member])
+    assert "They add and change" not in readable(browser.get(url).content)
+    answer = browser.post(url, {"label": "Sam", "preset": "read_all", "write": ["Observation"]})
+    assert answer.status_code == 302
+    grant = selectors.grant_of(record, sam.member)
+    assert grant is not None
+    assert (grant.read, grant.write) == (ALL, [])
 
 
 def test_revoking_access_asks_first_then_removes_and_rekeys(

@@ -69,11 +69,10 @@ def test_the_log_tells_the_story_newest_first(record, story: Provider) -> None:
         "you removed Dr. Lee from the record: they keep what their devices already held, and "
         "nothing written from then on reaches them",
         "you revoked Dr. Lee's access",
-        "you changed what Dr. Lee “Dr. Lee, Riverside Clinic” may do: reads results, "
-        "writes results",
+        "you changed what Dr. Lee “Dr. Lee, Riverside Clinic” may do: reads results, adds results",
         "you changed an allergy: Penicillin G",
         "Dr. Lee added a result: Heart rate",
-        "you gave Dr. Lee “Dr. Lee, Riverside Clinic” access: reads everything, writes "
+        "you gave Dr. Lee “Dr. Lee, Riverside Clinic” access: reads everything, adds "
         "problems and results",
         "Dr. Lee joined the record as a provider “Dr. Lee, Riverside Clinic”",
         "you made an invite for a provider “Dr. Lee, Riverside Clinic”, valid until",
