@@ -96,7 +96,7 @@ class LinkForm(forms.Form):
 def _manage_page(
     request: HttpRequest, thread: Thread, form: LinkForm, created: dict | None = None
 ) -> HttpResponse:
-    patient = thread.role == "owner" and thread.state == Thread.State.ACTIVE
+    patient = record_views.is_patient(thread)
     context = {
         "thread": thread,
         "nav": record_views.nav(thread, "emergency"),
@@ -105,7 +105,8 @@ def _manage_page(
         "created": created,
         "links": emergency.emergency_links(thread) if patient else [],
     }
-    return private(render(request, "medical/emergency_manage.html", context))
+    status = 403 if request.method == "POST" and not patient else 200
+    return private(render(request, "medical/emergency_manage.html", context, status=status))
 
 
 @require_http_methods(["GET", "POST"])
@@ -116,6 +117,8 @@ def manage(request: HttpRequest, thread_id: str) -> HttpResponse:
     if request.method == "GET":
         return _manage_page(request, thread, new_form())
     form = LinkForm(request.POST)
+    if not record_views.is_patient(thread):
+        return _manage_page(request, thread, form)  # says that only the patient makes links
     if not form.is_valid():
         return _manage_page(request, thread, form)
     data = form.cleaned_data

@@ -291,3 +291,24 @@ def test_a_try_through_the_nodes_own_proxy_is_logged_from_where_the_proxy_saw_it
     direct = Client(REMOTE_ADDR="198.51.100.7", HTTP_X_FORWARDED_FOR="192.0.2.1")
     try_open(direct, link, key, "000000")
     assert [o.address for o in emergency_opens(record)] == ["198.51.100.7", "203.0.113.50"]
+
+
+def test_a_provider_makes_no_emergency_link(record, browser):  # noqa: F811
+    # This node as a provider in someone's record: the links are the patient's alone.
+    Thread.objects.filter(pk=record.pk).update(role="provider")
+    record.refresh_from_db()
+    with pytest.raises(ThreadServiceError, match="only the patient"):
+        emergency_create(record, passcode=PASSCODE)
+    page_url = f"/node/threads/{record.id}/record/emergency/"
+    page = browser.get(page_url).content.decode()
+    assert "Only the patient makes emergency links" in page
+    assert "Make the link" not in page
+    form = {"once": "p1", "passcode": "123456", "expires_in": "3600", "max_attempts": 5}
+    refused = browser.post(page_url, form)
+    assert refused.status_code == 403
+    assert "Only the patient makes emergency links" in refused.content.decode()
+    assert not EmergencyLink.objects.exists()
+    answer = browser.post(
+        f"/api/v1/threads/{record.id}/emergency/", {"passcode": "123456"}, "application/json"
+    )
+    assert answer.status_code == 403
