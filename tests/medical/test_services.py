@@ -14,15 +14,18 @@ import pytest
 
 from apps.core.models import Thread
 from apps.core.thread import keys
+from apps.core.thread.invite import invite_parse
+from apps.core.thread.writer import redemption_request
+from apps.core.threads import services as threads
 from apps.core.threads.app_kit import app_enabled
-from apps.core.threads.database import WriteRefused
+from apps.core.threads.database import ThreadDatabase, WriteRefused
 from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
 from apps.core.threads.writes import writes_list
 from apps.medical import duties, fhir, selectors, services
 from apps.medical.models import PendingGrant, SealedInvite
 from apps.medical.policy import CAREGIVER, PROVIDER, RULES_APP
-from tests.core.threads.conftest import log_size
+from tests.core.threads.conftest import OtherNode, exchange, log_size
 from tests.medical import samples
 from tests.medical.access_support import Provider, provider_joins
 
@@ -346,3 +349,50 @@ def test_revoking_ends_access_and_nothing_written_afterwards_reaches_the_provide
         "invalid", "You cannot revoke your own access",
         services.access_revoke, record, member_id=record.member_id,
     )  # fmt: skip
+
+
+def part_joined(part: Thread, member: Provider, link: str, tmp_path) -> Provider:
+    """``member``'s node redeems the invite to the sensitive part it opened (as its duty would)
+    and this node admits it and writes its grant there."""
+    node_keys = member.node.keys
+    slug = member.alias.rsplit("_", 1)[-1]
+    database = ThreadDatabase(
+        part.thread, path=tmp_path / f"{slug}-part.sqlite3",
+        alias=f"thread_{part.thread.hex()}_{slug}", node=node_keys,
+    )  # fmt: skip
+    request = redemption_request(
+        invite_parse(link), master_secret=node_keys.master_secret, device_key=node_keys.device
+    )
+    threads.invite_admit(thread=part, request=request)
+    duties.grants_follow_invites(part)
+    exchange(thread_database(part.thread), database)
+    return Provider(OtherNode(node_keys, database), part)
+
+
+def test_revoking_removes_the_provider_from_the_sensitive_part_too(record: Thread, tmp_path):
+    ng = provider_joins(record, tmp_path, "Dr. Ng", write=["Condition"], sensitive=True)
+    services.resource_write(record, "Condition", samples.condition(display="Panic"), sensitive=True)
+    part = selectors.sensitive_of(record)
+    ng.receive()
+    (sealed,) = SealedInvite.objects.using(ng.alias).all()
+    key = keys.member_key(ng.node.keys.master_secret, record.thread)
+    link = nacl.public.SealedBox(key.to_curve25519_private_key()).decrypt(bytes(sealed.box))
+    in_part = part_joined(part, ng, link.decode(), tmp_path)
+    assert in_part.displays("Condition") == ["Panic"]
+    # Its grant there is written for the member it is in the part, with the same terms.
+    (theirs,) = selectors.part_members_of(record, ng.member)
+    assert theirs == in_part.member != ng.member
+    assert [(g.member, g.write) for g in selectors.grants(part)] == [(ng.member, ["Condition"])]
+    # Revoked: out of both, and what the patient writes afterwards in either reaches neither.
+    services.access_revoke(record, member_id=ng.member)
+    assert selectors.role_of(record, ng.member) is None
+    assert selectors.role_of(part, in_part.member) is None
+    services.resource_write(record, "Condition", samples.condition(display="Sprain"))
+    services.resource_write(
+        record, "Condition", samples.condition(display="Relapse"), sensitive=True
+    )
+    ng.receive()
+    in_part.receive()
+    assert ng.displays("Condition") == []
+    assert in_part.displays("Condition") == ["Panic"]
+    assert displays(record, "Condition") == ["Panic", "Relapse", "Sprain"]
