@@ -21,12 +21,9 @@ from apps.medical.policy import PROVIDER
 from tests.checklist.conftest import browser, owner_user  # noqa: F401
 from tests.core.threads.conftest import node, thread_databases_allowed  # noqa: F401
 from tests.medical import samples
-from tests.medical.access_support import Provider, provider_joins, urlconf_with_access, wired
+from tests.medical.access_support import Provider, provider_joins
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
-if not wired():  # until the lead includes the sharing pages and the audit API
-    urlpatterns = urlconf_with_access()
-    pytestmark.append(pytest.mark.urls(__name__))
+pytestmark = pytest.mark.django_db(transaction=True)
 
 HEX_ID = re.compile(r"(?<![0-9A-Za-z])(?=[0-9A-Fa-f]*[A-Fa-f])[0-9A-Fa-f]{12,}(?![0-9A-Za-z])")
 
