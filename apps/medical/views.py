@@ -39,6 +39,7 @@ ROLE_SAID = {
 }
 ROLE_NOUN = {PROVIDER: "care provider", CAREGIVER: "caregiver"}
 DOCUMENTS = "documents"
+NAV_KINDS = ("allergies", "conditions", "medications", "observations", DOCUMENTS)
 
 
 @dataclass(frozen=True)
@@ -99,10 +100,10 @@ def nav(thread: Thread, current: str) -> list[NavItem]:
     """The record's navigation: the overview, each kind of entry, the chart, and the patient's
     own pages (sharing, audit, emergency link); ``current`` names the page shown."""
     items = [("record", "Overview", _url("record", thread.id))]
-    items += [
-        (t.slug, t.plural.capitalize(), _url("type_list", thread.id, t.slug))
-        for t in TYPES.values()
-    ]
+    # The kinds most looked at; the others are one tap away on the overview ("Everything in
+    # the record"), and shown here while one of them is open.
+    kinds = [t for t in TYPES.values() if t.slug in NAV_KINDS or t.slug == current]
+    items += [(t.slug, t.plural.capitalize(), _url("type_list", thread.id, t.slug)) for t in kinds]
     items.append(("chart", "Results chart", _url("chart", thread.id)))
     if is_patient(thread):
         items.append(("share", "Share & access", _url("access", thread.id)))

@@ -426,3 +426,49 @@ def test_home_says_the_newest_entry_and_what_waits(node, tmp_path):  # noqa: F81
     assert latest.text.startswith("Alice: result")
     assert "140/90 mmHg" in latest.text
     assert home.card_text() == "1 record shared with you."
+
+
+FORMS = (
+    ("medications", {"medication": "Metformin 500 mg", "dose": "Twice a day", "status": "active",
+                     "start": "2024-01-10"},
+     ["Metformin 500 mg", "Twice a day", "Taken 10 Jan 2024"]),
+    ("immunizations", {"vaccine": "Tetanus booster", "given": "2023-03-03", "lot": "AB12"},
+     ["Tetanus booster", "Given 3 Mar 2023", "Batch AB12", "Status Completed"]),
+    ("procedures", {"procedure": "Appendectomy", "done": "2001-02-02", "status": "completed"},
+     ["Appendectomy", "Done 2 Feb 2001", "Status Completed"]),
+    ("encounters", {"visit": "AMB", "reason": "Yearly check-up", "start": "2026-02-02",
+                    "where": "Riverside Clinic"},
+     ["Clinic visit", "When 2 Feb 2026", "Reason Yearly check-up", "Where Riverside Clinic"]),
+    ("conditions", {"problem": "Asthma", "status": "remission", "onset": "2010-06-01"},
+     ["Asthma", "Status Remission", "Since 1 Jun 2010"]),
+    ("observations", {"kind": "other", "name": "Cholesterol", "unit": "mmol/L", "value": "5.2",
+                      "taken": "2026-03-01T07:00"}, ["Cholesterol", "Result 5.2 mmol/L"]),
+)  # fmt: skip
+
+
+def test_every_form_writes_its_kind_in_words_and_edits_keep_it(client, record):
+    for slug, data, words in FORMS:
+        text = follow(client, client.post(f"{base(record)}{slug}/new/", data))
+        for said in words:
+            assert said in text, (slug, said)
+        kind = views.TYPE_BY_SLUG[slug]
+        (entry,) = selectors.entries(record, kind.name)
+        # Saving the edit form as it comes changes nothing the resource says.
+        edit = f"{base(record)}{slug}/entry/{entry.fhir_id}/edit/"
+        shown = client.get(edit).context["form"]
+        unchanged = {k: v for k, v in shown.initial.items() if v not in (None, "")}
+        for name, value in unchanged.items():
+            if hasattr(value, "isoformat"):
+                unchanged[name] = value.strftime(
+                    "%Y-%m-%dT%H:%M" if name == "taken" else "%Y-%m-%d"
+                )
+        follow(client, client.post(edit, unchanged))
+        (again,) = selectors.entries(record, kind.name)
+        assert again.resource == entry.resource, slug
+    patient = selectors.entries(record, "Patient")[0]
+    edit = f"{base(record)}patient/entry/{patient.fhir_id}/edit/"
+    text = follow(
+        client, client.post(edit, {"name": "Alice B. Martin", "birth_date": "1980-04-02"})
+    )
+    assert "Name Alice B. Martin" in text
+    assert "Alice B. Martin" in readable(client.get(base(record)).content)
