@@ -12,8 +12,14 @@ only its *public* half and the summary sealed to it (``SealedBox``). So:
   database alone, the box cannot be opened;
 - the node can seal a newer summary to the same link without being able to read it back: the
   summary shown is the record as it stands when the link is opened, and the stored copy is
-  sealed again then (it is only the fallback when the record cannot be read);
+  sealed again then (it is only the fallback when the record cannot be read). The patient's
+  terms for the link (``terms``: what it may include) are sealed with it, read back only when
+  the right passcode opens it;
 - a passcode is right exactly when it gives back the stored public key.
+
+The key derivation is fast on purpose: guessing passcodes offline needs the link *and* the node
+database, and whoever has the node's disk has the record itself in its thread database; online,
+the attempt limit is what stops guessing.
 
 Wrong passcodes count per link, whoever sends them: the link locks after ``max_attempts``. An
 attempt is reserved before the check (a conditional UPDATE), so guesses sent at the same time
@@ -55,6 +61,7 @@ PERSON = b"sereus-emergency"  # blake2b personalisation: these keys are for noth
 KEY_BYTES = 32
 SALT_BYTES = 16
 PUBLIC_BYTES = 32
+PAYLOAD_VERSION = 1
 PASSCODE_MIN, PASSCODE_MAX = 4, 12
 EXPIRY_MIN, EXPIRY_MAX, EXPIRY_DEFAULT = timedelta(hours=1), timedelta(days=30), timedelta(days=7)
 ATTEMPTS_MIN, ATTEMPTS_MAX, ATTEMPTS_DEFAULT = 1, 20, 5
@@ -159,10 +166,12 @@ def link_path(link: EmergencyLink, link_key: bytes) -> str:
 # -- the summary -------------------------------------------------------------------------------
 
 
-def _payload(thread: Thread, now: datetime) -> bytes:
-    """The record's IPS document as it stands now (it says when it was made)."""
+def _payload(thread: Thread, now: datetime, terms: dict[str, Any]) -> bytes:
+    """What a link seals: the patient's terms for it (kept only in the box, read back when the
+    right passcode opens it) and the record's IPS document as it stands now."""
     bundle = ips_bundle(thread, now=now)
-    return json.dumps(bundle, sort_keys=True, separators=(",", ":")).encode()
+    body = {"v": PAYLOAD_VERSION, "terms": terms, "ips": bundle}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
 # -- the patient's side ------------------------------------------------------------------------
@@ -216,7 +225,7 @@ def emergency_create(
     link = EmergencyLink.objects.create(
         id=uuid.uuid4(),
         thread=thread,
-        box=_seal(public, _payload(thread, now)),
+        box=_seal(public, _payload(thread, now, {})),
         salt=salt,
         expires_at=now + expires_in,
         max_attempts=max_attempts,
@@ -311,14 +320,16 @@ def emergency_state(link_id: str | uuid.UUID, *, now: datetime | None = None) ->
     return "unknown" if link is None else _state(link, now or timezone.now())[0]
 
 
-def _fresh(link: EmergencyLink, public: bytes, now: datetime) -> bytes | None:
+def _fresh(
+    link: EmergencyLink, public: bytes, now: datetime, terms: dict[str, Any]
+) -> bytes | None:
     """The record's summary as it is now, sealed again into the link; None if the record cannot
     be read (then the link shows the copy sealed before)."""
     thread = link.thread
     if thread.state != Thread.State.ACTIVE:
         return None
     try:
-        payload = _payload(thread, now)
+        payload = _payload(thread, now, terms)
     except Exception:  # a damaged or busy record: the stored copy still opens
         logger.exception("the emergency summary of record %s could not be made", thread.id[:12])
         return None
@@ -368,11 +379,10 @@ def emergency_open(
         raise _refused("wrong", max(0, link.max_attempts - link.attempts))
     EmergencyLink.objects.filter(pk=link.pk).update(attempts=F("attempts") - 1)
     logged(True)
-    payload = _fresh(link, public, now)
-    if payload is None:
-        try:
-            payload = SealedBox(private).decrypt(stored[PUBLIC_BYTES:])
-        except nacl.exceptions.CryptoError as exc:  # the right keys and a damaged box
-            raise EmergencyRefused("unknown", "This summary cannot be read any more.") from exc
-    bundle = json.loads(payload)
+    try:
+        kept = json.loads(SealedBox(private).decrypt(stored[PUBLIC_BYTES:]))
+    except (nacl.exceptions.CryptoError, ValueError) as exc:  # the right keys, a damaged box
+        raise EmergencyRefused("unknown", "This summary cannot be read any more.") from exc
+    fresh = _fresh(link, public, now, kept.get("terms") or {})
+    bundle = json.loads(fresh)["ips"] if fresh is not None else kept["ips"]
     return Opened(summary_of(bundle), bundle)
