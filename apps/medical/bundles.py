@@ -32,7 +32,7 @@ from typing import Any
 
 from apps.core.models import Thread
 from apps.core.threads.services import ThreadServiceError
-from apps.medical import fhir, selectors, services
+from apps.medical import fhir, ips, selectors, services
 from apps.medical.services import Outcome
 
 MAX_BUNDLE = 64 * 1024 * 1024  # bytes of JSON; a record of years fits many times over
@@ -42,6 +42,12 @@ _UUID_URL = "urn:uuid:"
 _CONTENT_IDS = uuid.UUID("5b0e8a43-7c1d-5e2f-9a6b-3c4d8e1f2a70")  # uuid5 namespace of new ids
 
 
+DOCUMENT_WORDS = (
+    "A document's table of contents (Composition) is not kept; the entries it lists are."
+)
+NOTHING_WORDS = (
+    "It says there is no information (a patient summary's empty section): nothing to keep."
+)
 ID_WORDS = "A resource's id is 1 to 64 letters, digits, '-' or '.'."
 
 
@@ -153,6 +159,19 @@ def _rewrite(value: Any, targets: dict[str, str]) -> Any:
     return value
 
 
+def _says_nothing(resource: dict[str, Any]) -> bool:
+    """An IPS "no information" entry ("No information about allergies"): a summary's way of
+    saying a section is empty, not something to keep."""
+    for name in ("code", "medicationCodeableConcept"):
+        concept = resource.get(name)
+        codings = concept.get("coding") if isinstance(concept, dict) else None
+        if isinstance(codings, list) and any(
+            isinstance(c, dict) and c.get("system") == ips.ABSENT for c in codings
+        ):
+            return True
+    return False
+
+
 def _entries(bundle: dict[str, Any], patient_id: str | None) -> tuple[list[_Item], list[Outcome]]:
     """The entries to write, checked, and the refused ones with reasons. A record is about one
     patient: the Bundle's (first) Patient is this record's (``patient_id``, when it has one),
@@ -180,9 +199,15 @@ def _entries(bundle: dict[str, Any], patient_id: str | None) -> tuple[list[_Item
             refused.append(_refusal(index, "", str(rid or ""), "The resource has no resourceType."))
             continue
         if kind not in fhir.TYPES:
-            refused.append(
-                _refusal(index, kind, str(rid or ""), f"This record does not keep {kind}.")
+            reason = (
+                DOCUMENT_WORDS
+                if kind == "Composition" and bundle.get("type") == "document"
+                else f"This record does not keep {kind}."
             )
+            refused.append(_refusal(index, kind, str(rid or ""), reason))
+            continue
+        if _says_nothing(resource):
+            refused.append(_refusal(index, kind, str(rid or ""), NOTHING_WORDS))
             continue
         if kind == "Patient":
             if patient_at is not None:

@@ -14,7 +14,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from apps.core.threads.signals import ops_written
-from apps.medical import bundles, duties, selectors, services
+from apps.medical import bundles, duties, ips, selectors, services
 from tests.core.threads.conftest import node, thread_databases_allowed  # noqa: F401
 from tests.market.support import templates_copied  # noqa: F401
 from tests.medical import samples
@@ -217,3 +217,22 @@ def test_sensitive_entries_go_to_the_sensitive_part_and_come_back_marked(record)
     moved = [e for t in ("Observation", "Condition", "MedicationStatement", "Immunization",
              "Procedure") for e in selectors.entries(other, t)]  # fmt: skip
     assert [e.sensitive for e in moved] == [True, True, True]
+
+
+def test_a_patient_summary_imports_its_entries_not_its_table_of_contents_or_empty_sections(record):
+    bundles.bundle_import(record, {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"resource": samples.allergy(id="pen")}, {"resource": samples.condition(id="dm2")},
+    ]})  # fmt: skip
+    summary = ips.ips_bundle(record)  # no medications: a "no information" entry
+    other = services.record_create(name="Copy")
+    report = bundles.bundle_import(other, summary)
+    assert [o.resource_type for o in report.imported] == ["Patient", "AllergyIntolerance",
+                                                          "Condition"]  # fmt: skip
+    assert [(o.resource_type, o.reason) for o in report.refused] == [
+        ("Composition", bundles.DOCUMENT_WORDS),
+        ("MedicationStatement", bundles.NOTHING_WORDS),
+    ]
+    assert selectors.entries(other, "MedicationStatement") == []
+    (allergy,) = selectors.entries(other, "AllergyIntolerance")
+    mine = selectors.entries(other, "Patient")[0].fhir_id
+    assert allergy.resource["patient"] == {"reference": f"Patient/{mine}"}
