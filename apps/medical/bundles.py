@@ -2,7 +2,8 @@
 
 ``bundle_import`` takes a Bundle as a clinic's system sends it (collection, transaction, batch,
 document or searchset; JSON text or an already parsed object), sorts out the entries the record
-cannot take (no resource, a type it does not keep, a bad or repeated id) and writes the rest
+cannot take (no resource, a type it does not keep, a bad or repeated id; from a patient
+summary, its Composition and its "no information" entries) and writes the rest
 through the services (``services.resources_write``), which check each with the FHIR library
 (``fhir.resource_check``) and write the valid ones. Nothing is lost quietly: every entry not
 written is in the report with its place in the Bundle, its type, its id and the reason in
@@ -40,7 +41,6 @@ BUNDLE_TYPES = ("collection", "transaction", "batch", "document", "searchset")
 SENSITIVE_EXTENSION = "https://sereus.org/fhir/StructureDefinition/record-sensitive"
 _UUID_URL = "urn:uuid:"
 _CONTENT_IDS = uuid.UUID("5b0e8a43-7c1d-5e2f-9a6b-3c4d8e1f2a70")  # uuid5 namespace of new ids
-
 
 DOCUMENT_WORDS = (
     "A document's table of contents (Composition) is not kept; the entries it lists are."
