@@ -139,6 +139,17 @@ def test_a_patient_shares_by_qr_the_provider_adds_a_result_and_is_revoked(
         assert ada.navigations == ada_loads  # live: no reload
         looks_right(ada, "overview-with-result", also=PHONE)
 
+        # On his node he sees who holds the record and its log, and may change none of it.
+        lee.page.goto(f"{lee.url}/node/threads/{record}/record/access/")
+        assert lee.page.get_by_role("heading", name="Who holds this record").is_visible()
+        assert lee.page.locator("article.holder", has_text="Ada").count() == 1
+        assert lee.page.get_by_text("Revoke access").count() == 0
+        assert lee.page.get_by_role("link", name="Share with a provider").count() == 0
+        looks_right(lee, "provider-access", also=DESKTOP)
+        lee.page.goto(f"{lee.url}/node/threads/{record}/record/audit/")
+        assert "You added a result: Heart rate" in lee.page.locator("#audit").inner_text()
+        looks_right(lee, "provider-audit", also=DESKTOP)
+
         # Her access page: Dr. Lee, his device, when it last synced.
         ada.page.goto(base + "access/")
         holder = ada.page.locator("article.holder", has_text="Dr. Lee")
