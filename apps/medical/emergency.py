@@ -13,8 +13,8 @@ only its *public* half and the summary sealed to it (``SealedBox``). So:
 - the node can seal a newer summary to the same link without being able to read it back: the
   summary shown is the record as it stands when the link is opened, and the stored copy is
   sealed again then (it is only the fallback when the record cannot be read). The patient's
-  terms for the link (``terms``: what it may include) are sealed with it, read back only when
-  the right passcode opens it;
+  terms for the link (``terms``: whether it shows the entries marked sensitive) are sealed with
+  it, read back only when the right passcode opens it;
 - a passcode is right exactly when it gives back the stored public key.
 
 The key derivation is fast on purpose: guessing passcodes offline needs the link *and* the node
@@ -169,7 +169,7 @@ def link_path(link: EmergencyLink, link_key: bytes) -> str:
 def _payload(thread: Thread, now: datetime, terms: dict[str, Any]) -> bytes:
     """What a link seals: the patient's terms for it (kept only in the box, read back when the
     right passcode opens it) and the record's IPS document as it stands now."""
-    bundle = ips_bundle(thread, now=now)
+    bundle = ips_bundle(thread, now=now, sensitive=bool(terms.get("sensitive")))
     body = {"v": PAYLOAD_VERSION, "terms": terms, "ips": bundle}
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
@@ -213,10 +213,12 @@ def emergency_create(
     passcode: str,
     expires_in: timedelta = EXPIRY_DEFAULT,
     max_attempts: int = ATTEMPTS_DEFAULT,
+    sensitive: bool = False,
     now: datetime | None = None,
 ) -> tuple[EmergencyLink, str]:
     """A new link for the patient's record: the link row and the link's path with its key
-    (shown once: the node keeps no way to make it again)."""
+    (shown once: the node keeps no way to make it again). Entries of the record's sensitive
+    part are in its summary only if ``sensitive``."""
     _patients_record(thread)
     _checked(passcode, expires_in, max_attempts)
     now = now or timezone.now()
@@ -225,7 +227,7 @@ def emergency_create(
     link = EmergencyLink.objects.create(
         id=uuid.uuid4(),
         thread=thread,
-        box=_seal(public, _payload(thread, now, {})),
+        box=_seal(public, _payload(thread, now, {"sensitive": bool(sensitive)})),
         salt=salt,
         expires_at=now + expires_in,
         max_attempts=max_attempts,

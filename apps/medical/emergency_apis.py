@@ -39,6 +39,11 @@ class EmergencyInput(serializers.Serializer):
         help_text=f"Wrong passcodes before the link locks ({emergency.ATTEMPTS_MIN} to "
         f"{emergency.ATTEMPTS_MAX}).",
     )
+    sensitive = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Also show the entries of the record's sensitive part (left out if not given).",
+    )
 
 
 class OpenOutput(serializers.Serializer):
@@ -114,6 +119,7 @@ class EmergencyLinksApi(APIView):
             passcode=given["passcode"],
             expires_in=timedelta(seconds=given["expires_in"]),
             max_attempts=given["max_attempts"],
+            sensitive=given["sensitive"],
         )
         body = {
             "id": emergency.link_name(link.id),

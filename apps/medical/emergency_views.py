@@ -91,6 +91,12 @@ class LinkForm(forms.Form):
         max_value=emergency.ATTEMPTS_MAX,
         initial=emergency.ATTEMPTS_DEFAULT,
     )
+    sensitive = forms.BooleanField(
+        label="Also show the entries I marked sensitive",
+        required=False,
+        help_text="Off: the summary leaves out what you keep in your record's sensitive part "
+        "(mental health, sexual and reproductive health, substance use).",
+    )
 
 
 def _manage_page(
@@ -133,6 +139,7 @@ def manage(request: HttpRequest, thread_id: str) -> HttpResponse:
             passcode=data["passcode"],
             expires_in=timedelta(seconds=int(data["expires_in"])),
             max_attempts=data["max_attempts"],
+            sensitive=data["sensitive"],
         )
     except ThreadServiceError as exc:
         form.add_error(None, capfirst(str(exc)))
@@ -145,6 +152,7 @@ def manage(request: HttpRequest, thread_id: str) -> HttpResponse:
         "passcode": emergency.passcode_normal(data["passcode"]),
         "expires_at": link.expires_at,
         "max_attempts": link.max_attempts,
+        "sensitive": data["sensitive"],
         "title": f"Emergency summary of {thread.name}",
         "label": "The emergency link",
         "rows": 2,

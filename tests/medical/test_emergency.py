@@ -312,3 +312,27 @@ def test_a_provider_makes_no_emergency_link(record, browser):  # noqa: F811
         f"/api/v1/threads/{record.id}/emergency/", {"passcode": "123456"}, "application/json"
     )
     assert answer.status_code == 403
+
+
+def test_sensitive_entries_only_when_the_patient_said_so(record, browser):  # noqa: F811
+    services.resource_write(
+        record, "Condition", samples.condition(display="Panic disorder"), sensitive=True
+    )
+    left_out, key = made(record)
+    problems = [i.text for i in emergency_open(left_out, key, PASSCODE, "").summary.problems]
+    assert problems == ["Diabetes mellitus type 2"]
+    shown, key = made(record, sensitive=True)
+    problems = [i.text for i in emergency_open(shown, key, PASSCODE, "").summary.problems]
+    assert sorted(problems) == ["Diabetes mellitus type 2", "Panic disorder"]
+    # The page's and the API's choice reach the link too.
+    form = {"once": "s1", "passcode": "2468", "expires_in": "3600", "max_attempts": 5}
+    page = browser.post(f"/node/threads/{record.id}/record/emergency/", {**form, "sensitive": "on"})
+    assert "Shown" in page.content.decode()
+    url = page.content.decode().split('id="share-link"', 1)[1].split(">", 1)[1].split("<", 1)[0]
+    name, key = url.split("/e/", 1)[1].split("/#")
+    assert "Panic disorder" in str(emergency_open(name, key, "2468", "").summary.problems)
+    answer = browser.post(
+        f"/api/v1/threads/{record.id}/emergency/", {"passcode": "1357"}, "application/json"
+    ).json()
+    name, key = answer["url"].split("/e/", 1)[1].split("/#")
+    assert "Panic disorder" not in str(emergency_open(name, key, "1357", "").summary.problems)
