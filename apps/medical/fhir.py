@@ -137,10 +137,11 @@ def resource_check(resource_type: str, data: Mapping[str, Any] | str | bytes) ->
         except (ValueError, UnicodeDecodeError):
             raise FhirInvalid(f"This {resource_type} is not JSON.") from None
     if not isinstance(data, Mapping):
-        raise FhirInvalid(f"A {resource_type} must be a JSON object.")
+        raise FhirInvalid(f"{_a(resource_type).capitalize()} must be a JSON object.")
     given = data.get("resourceType")
     if given != resource_type:
-        raise FhirInvalid(f"This is a {given or 'resource without a type'}, not a {resource_type}.")
+        said = _a(given) if isinstance(given, str) and given else "a resource without a type"
+        raise FhirInvalid(f"This is {said[:80]}, not {_a(resource_type)}.")
     rid = data.get("id")
     if rid is not None and (not isinstance(rid, str) or not ID_RE.match(rid)):
         raise FhirInvalid("A resource's id is 1 to 64 letters, digits, '-' or '.'.")
@@ -151,10 +152,49 @@ def resource_check(resource_type: str, data: Mapping[str, Any] | str | bytes) ->
     except (ValueError, TypeError) as exc:
         raise FhirInvalid(f"This {resource_type} is not valid FHIR: {exc}.") from None
     resource = json.loads(model.model_dump_json(exclude_none=True))
+    problem = _codes_problem(resource_type, resource)
+    if problem:
+        raise FhirInvalid(f"This {resource_type} is not valid FHIR: {problem}.")
     text = canonical(resource)
     if len(text.encode()) > MAX_RESOURCE:
         raise FhirInvalid(f"This {resource_type} is larger than {MAX_RESOURCE // 1024} KiB.")
     return Checked(resource_type, resource, text, columns_of(resource_type, resource))
+
+
+def _a(word: str) -> str:
+    return ("an " if word[:1].lower() in "aeiou" else "a ") + word
+
+
+# Required bindings the library does not check (it checks structure and datatypes, not value
+# sets): the codes pages and summaries rely on. From the FHIR R4 value sets of these elements.
+_STATUS = {
+    "Observation": "registered preliminary final amended corrected cancelled entered-in-error "
+    "unknown",
+    "MedicationStatement": "active completed entered-in-error intended stopped on-hold unknown "
+    "not-taken",
+    "Immunization": "completed entered-in-error not-done",
+    "Procedure": "preparation in-progress not-done on-hold stopped completed entered-in-error "
+    "unknown",
+    "DiagnosticReport": "registered partial preliminary final amended corrected appended "
+    "cancelled entered-in-error unknown",
+    "DocumentReference": "current superseded entered-in-error",
+    "Encounter": "planned arrived triaged in-progress onleave finished cancelled "
+    "entered-in-error unknown",
+}
+_CODES = {
+    ("Patient", "gender"): "male female other unknown",
+    ("AllergyIntolerance", "criticality"): "low high unable-to-assess",
+    ("AllergyIntolerance", "type"): "allergy intolerance",
+    **{(kind, "status"): codes for kind, codes in _STATUS.items()},
+}
+
+
+def _codes_problem(resource_type: str, resource: Mapping[str, Any]) -> str | None:
+    for (kind, element), codes in _CODES.items():
+        value = resource.get(element) if kind == resource_type else None
+        if value is not None and value not in codes.split():
+            return f"{element}: {str(value)[:40]!r} is not one of {', '.join(codes.split())}"
+    return None
 
 
 # -- the columns pages search on ------------------------------------------------------------

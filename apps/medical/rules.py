@@ -27,7 +27,7 @@ from apps.core.thread.payloads import UPSERT, RowChange
 from apps.core.thread.policy import OWNER
 from apps.core.thread.rowid import row_id_for
 from apps.medical import fhir
-from apps.medical.policy import GRANT, PROVIDER
+from apps.medical.policy import DOCUMENT, GRANT, PATIENT, PROVIDER
 
 ACTIVE, REVOKED = "active", "revoked"
 GRANT_STATUSES = (ACTIVE, REVOKED)
@@ -125,6 +125,39 @@ def _content_problem(view: View, table: str, change: RowChange, kind: fhir.FhirT
     return _columns_problem(row, checked)
 
 
+DOCUMENT_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/webp", "text/plain")
+MAX_FILE_NAME = 200
+
+
+def _is_hex(value: Any, multiple: int) -> bool:
+    return isinstance(value, str) and len(value) % multiple == 0 and set(value) <= HEX64
+
+
+def _file_problem(row: Mapping[str, Any]) -> str | None:
+    """A document's file, as its row names it: a sealed blob the pages can open, of a type they
+    serve, the same as its DocumentReference says (or no file at all)."""
+    key, chunks, size = row.get("key") or "", row.get("chunks") or "", row.get("size")
+    if not key and not chunks:
+        return None
+    if len(key) != 64 or not _is_hex(key, 64) or not chunks or not _is_hex(chunks, 64):
+        return "a document's file is named by its key and chunk hashes"
+    if type(size) is not int or size < 0:
+        return "a document's size is a whole number of bytes"
+    name = row.get("name") or ""
+    if not isinstance(name, str) or len(name) > MAX_FILE_NAME or not name.isprintable():
+        return f"a document's file name is plain text of at most {MAX_FILE_NAME} characters"
+    mime = row.get("mime")
+    if mime not in DOCUMENT_TYPES:
+        return "a document's file is a PDF, an image or a text file"
+    try:
+        attachment = json.loads(row["resource"])["content"][0]["attachment"]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return "a document with a file says so in its attachment"
+    if attachment.get("contentType") != mime or attachment.get("size", size) != size:
+        return "a document's file must be what its attachment says"
+    return None
+
+
 def resource_rule(table: str) -> Validator:
     kind = fhir.TYPE_BY_TABLE[table]
 
@@ -134,6 +167,8 @@ def resource_rule(table: str) -> Validator:
         elif author.role == PROVIDER:
             if change.action != UPSERT:
                 return "only the patient deletes entries (mark it entered in error instead)"
+            if table == PATIENT and view.get(table, change.pk) is None:
+                return "only the patient adds patient details (a provider may correct them)"
             problem = grant_problem(
                 grant_in_force(view, author.member), kind.name, view.stamp_millis
             )
@@ -143,7 +178,10 @@ def resource_rule(table: str) -> Validator:
             return "only the patient and the providers they granted write the record"
         if change.action != UPSERT:
             return None
-        return _content_problem(view, table, change, kind)
+        problem = _content_problem(view, table, change, kind)
+        if problem is None and table == DOCUMENT:
+            problem = _file_problem(_after(view, table, change) or {})
+        return problem
 
     rule.__name__ = f"{kind.slug}_rule"
     return rule

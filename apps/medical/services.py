@@ -41,7 +41,7 @@ T = TypeVar("T")
 BATCH = 100  # resources per op when importing
 MAX_NAME = 200
 NOT_ENABLED = "This thread is not a medical record."
-DOCUMENT_TYPES = ("application/pdf", "image/jpeg", "image/png", "image/webp", "text/plain")
+DOCUMENT_TYPES = rules.DOCUMENT_TYPES
 INVITE_DAYS_MAX = 7
 
 # Set while this node creates a sensitive part: its thread gets no patient row of its own.
@@ -357,15 +357,24 @@ def document_bytes(thread: Thread, fhir_id: str) -> tuple[str, str, bytes]:
     target = Thread.objects.get(pk=found.thread_id)
     with thread_context(target.thread):
         row = Document.objects.get(pk=found.pk)
-    if not row.key:
+    try:
+        key = bytes.fromhex(row.key)
+        chunks = [bytes.fromhex(row.chunks[i : i + 64]) for i in range(0, len(row.chunks), 64)]
+    except ValueError:
+        key, chunks = b"", []
+    if len(key) != 32 or not chunks:
         raise ThreadServiceError("not_found", "This document has no file in the record.")
-    chunks = [bytes.fromhex(row.chunks[i : i + 64]) for i in range(0, len(row.chunks), 64)]
     missing = blobs.missing(target.thread, chunks)
     if missing:
         if threads.network is not None:
             threads.network.blobs_want(target.thread, missing)
         raise ThreadServiceError("conflict", "The file is still on its way to this device.")
-    data = b"".join(blobs.open_blob(target.thread, bytes.fromhex(row.key), chunks))
+    try:
+        data = b"".join(blobs.open_blob(target.thread, key, chunks))
+    except blobs.BlobError as exc:
+        raise ThreadServiceError(
+            "conflict", f"This document's file cannot be opened: {exc}"
+        ) from exc
     return row.name, row.mime, data
 
 

@@ -437,7 +437,7 @@ def bad_rows(lee: ThreadWriter) -> dict[str, tuple[p.RowChange, str]]:
     case("not JSON", "This Observation is not JSON", resource="{not json")
     case("a number", "a result row must hold its FHIR resource", resource=5)
     condition = fhir.resource_check("Condition", text("condition", samples.condition()))
-    case("condition", "This is a Condition, not a Observation",
+    case("condition", "This is a Condition, not an Observation",
          resource=condition.json, **condition.columns)  # fmt: skip
     bare = {"resourceType": "Observation", "status": "final"}
     case("no code", "This Observation is not valid FHIR: code: Field required",
