@@ -16,6 +16,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -386,6 +387,15 @@ def _write(
     return redirect(reverse("medical:entry", args=[thread.id, kind.slug, written.fhir_id]))
 
 
+def _now_initial(slug: str) -> dict:
+    """A new reading is usually taken now, a vaccine given or a visit made today."""
+    now = timezone.localtime().replace(second=0, microsecond=0)
+    field = {"observations": "taken", "immunizations": "given", "encounters": "start"}.get(slug)
+    if field is None:
+        return {}
+    return {field: now if field == "taken" else now.date()}
+
+
 @require_http_methods(["GET", "POST"])
 def entry_new(request: HttpRequest, thread_id: str, slug: str) -> HttpResponse:
     thread = record_thread(thread_id)
@@ -394,7 +404,9 @@ def entry_new(request: HttpRequest, thread_id: str, slug: str) -> HttpResponse:
         return _document_new(request, thread, kind)
     form_class = _form_class(kind)
     form = form_class(
-        request.POST or None, may_mark_sensitive=is_patient(thread) and slug != "patient"
+        request.POST or None,
+        initial=_now_initial(slug),
+        may_mark_sensitive=is_patient(thread) and slug != "patient",
     )
     if request.method == "POST" and form.is_valid():
         done = _write(request, thread, kind, form, None)
