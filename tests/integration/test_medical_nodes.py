@@ -51,6 +51,7 @@ FORGED_ID = "forged-med"
 FORGED_DRUG = "Oxycodone 80 MG forged"
 SECRET = "Sensitive-marker-7f3a"  # a sensitive condition's words
 AFTER = "After-revoke-marker-c41d"  # a reading the patient adds once Dr. A is revoked
+SECRET_AFTER = "Sensitive-after-revoke-2d8e"  # a sensitive entry written once she is revoked
 LATE = "Late-from-dra-9b2e"  # what Dr. A's node tries to write once revoked
 
 
@@ -298,8 +299,8 @@ def test_a_record_shared_with_two_providers_grant_revoke_sensitive_and_audit(
     late = samples.observation_bp(140, 90, when="2026-04-02T08:30:00Z")
     late["note"] = [{"text": LATE}]
     refusal(lambda: dra.post(f"{fhir}/Observation/", late))
-    # A later sensitive entry does not reach Dr. B either.
-    secret2 = samples.condition(code="191736004", display=f"Alcohol use {SECRET}")
+    # A later sensitive entry reaches neither Dr. B nor Dr. A (revoked from that part too).
+    secret2 = samples.condition(code="191736004", display=f"Alcohol use {SECRET} {SECRET_AFTER}")
     secret2_id = patient.post(f"{fhir}/Condition/?sensitive=true", secret2)["id"]
     probe = patient.post(f"{fhir}/Observation/", samples.observation_bp(118, 77))["id"]
     wait_for(lambda: probe in ids(drb, record, "Observation"), what="the probe on Dr. B")
@@ -307,9 +308,13 @@ def test_a_record_shared_with_two_providers_grant_revoke_sensitive_and_audit(
     assert not {secret_id, secret2_id} & ids(drb, record, "Condition")
     for api in (patient, drb):
         assert not words_in(api, record, "Observation", LATE)
-    assert folder_holds(cluster.nodes["dra"].peer.data_dir, AFTER) == []
-    assert folder_holds(cluster.nodes["drb"].peer.data_dir, SECRET) == []
-    assert folder_holds(cluster.nodes["patient"].peer.data_dir, SECRET)  # the probe can see
+    folders = {name: cluster.nodes[name].peer.data_dir for name in NAMES}
+    assert folder_holds(folders["dra"], AFTER) == []
+    assert folder_holds(folders["dra"], SECRET_AFTER) == []
+    assert folder_holds(folders["drb"], SECRET) == []
+    # (The search can see: the patient's own disk holds both.)
+    assert folder_holds(folders["patient"], SECRET_AFTER)
+    assert folder_holds(folders["patient"], AFTER)
 
     # The patient's audit tells it all: the joins, the grants, the writes, the revocation.
     entries = patient.get(f"/api/v1/threads/{record}/audit/?per_page=500")["entries"]
@@ -324,6 +329,8 @@ def test_a_record_shared_with_two_providers_grant_revoke_sensitive_and_audit(
     b_member = member_id(drb, record)
     assert said("access", "joined the record", member=a_member), told
     assert said("access", "joined the record", member=b_member), told
+    assert said("access", "joined the sensitive part", member=a_member), told
+    assert not said("access", "joined the sensitive part", member=b_member), told
     assert said("access", "removed", about=a_member), told
     assert said("grant", "gave", about=a_member), told
     assert said("grant", "gave", about=b_member), told
