@@ -22,6 +22,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.core.models import Thread
@@ -212,6 +213,11 @@ def test_the_patient_adds_edits_and_deletes_an_allergy_with_its_history(client, 
     assert did(text, "you", "created")
     (entry,) = selectors.entries(record, "AllergyIntolerance")
     assert entry.resource["patient"]["reference"].startswith("Patient/")
+    assert "Download as FHIR JSON" in text
+    as_json = client.get(
+        reverse("medical:resource_json", args=[record.id, "allergies", entry.fhir_id])
+    )
+    assert json.loads(b"".join(as_json))["id"] == entry.fhir_id
     edit = f"{base(record)}allergies/entry/{entry.fhir_id}/edit/"
     shown = client.get(edit)
     assert shown.context["form"].initial["substance"] == "Penicillin"
