@@ -171,16 +171,14 @@ def _said(
     if isinstance(action, p.CreateInvite):
         role = ROLE_NAMES.get(action.role, action.role)
         until = _at(action.expiry).strftime("%-d %b %Y, %H:%M UTC")
-        return (
-            "invite",
-            f"made an invite for {_an(role)}{_quoted(action.label)}, valid until {until}",
-            "",
-            None,
-        )
+        to = " to the sensitive part" if part else ""
+        what = f"made an invite{to} for {_an(role)}{_quoted(action.label)}, valid until {until}"
+        return "invite", what, "", None
     if isinstance(action, p.RevokeInvite):
         invite = invites.get(action.invite)
         label = _quoted(invite.label) if invite else ""
-        return "invite", f"revoked the invite{label}: it no longer lets anyone in", "", None
+        to = " to the sensitive part" if part else ""
+        return "invite", f"revoked the invite{to}{label}: it no longer lets anyone in", "", None
     if isinstance(action, p.SetMeta):
         return "access", f"renamed {where} “{action.name}”", "", None
     if isinstance(action, p.Keys):
@@ -226,14 +224,8 @@ def _grant_entries(thread: Thread, names: Names) -> list[AuditEntry]:
             author = version.member.hex()
             what = _grant_words(version.action, before, state, names, grantee)
             if what:
-                found.append(
-                    AuditEntry(_at_dt(version.at), names[author], what, "grant", author, grantee)
-                )
+                found.append(AuditEntry(version.at, names[author], what, "grant", author, grantee))
     return found
-
-
-def _at_dt(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _types(value: Any) -> list[str]:

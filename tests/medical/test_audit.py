@@ -137,6 +137,10 @@ def test_the_sensitive_part_is_in_the_log_under_the_same_names(record, tmp_path)
     [problem] = [e for e in entries if e.kind == "write" and e.part]
     assert problem.who == "you"
     assert problem.what.endswith("(in the sensitive part)")
+    assert any(
+        line.startswith("you made an invite to the sensitive part for a provider “Dr. Kim")
+        for line in lines
+    ), [line for line in lines if "invite" in line]
     theirs = said(audit.audit_log(record, member=kim.member))
     assert (
         "Dr. Kim joined the sensitive part of the record as a provider “Dr. Kim, Riverside "
