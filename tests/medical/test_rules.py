@@ -136,12 +136,13 @@ def record() -> Record:
 
 
 def entry(
-    writer: ThreadWriter, resource: dict[str, Any], name: str = "", fhir_id: str = "", **cols: Any
+    writer: ThreadWriter, resource: dict[str, Any], seed: str = "", fhir_id: str = "", **cols: Any
 ) -> p.RowChange:
     """An insert of ``resource`` as the record keeps it: its id is the row's unless given, its
-    columns what the resource says (``cols`` overrides any of them, for a forger)."""
+    columns what the resource says (``cols`` overrides any of them, for a forger). The same
+    ``seed`` gives the same row id."""
     kind = fhir.TYPES[resource["resourceType"]]
-    pk = rid(writer, name or json.dumps(resource, sort_keys=True))
+    pk = rid(writer, seed or json.dumps(resource, sort_keys=True))
     checked = fhir.resource_check(kind.name, dict(resource, id=fhir_id or pk))
     row = {"fhir_id": fhir_id or pk, "resource": checked.json, **checked.columns}
     return p.RowChange(kind.table, pk, p.UPSERT, {**row, **cols})
@@ -571,3 +572,89 @@ def test_a_revocation_and_a_concurrent_write_have_one_outcome_everywhere(record:
     assert refused_alike(record, early) == "the author is not a member where this op stands"
     assert record.lee.replica.decision(early.hash).status == "refused"
     assert rows_everywhere(record, OBSERVATION) == {}
+
+
+# -- documents, patient details, required codes --------------------------------------------------
+
+
+def document_row(writer: ThreadWriter, seed: str, **file: Any) -> p.RowChange:
+    """A DocumentReference with a sealed PDF of 2 048 bytes, as ``document_add`` writes it
+    (``file`` overrides its file columns, for a forger)."""
+    resource = samples.document(title="Scan")
+    resource["content"] = [
+        {"attachment": {"contentType": "application/pdf", "size": 2048, "title": "scan.pdf"}}
+    ]
+    columns = {"name": "scan.pdf", "mime": "application/pdf", "size": 2048}
+    columns |= {"key": "ab" * 32, "chunks": "cd" * 64, **file}
+    return entry(writer, resource, seed, **columns)
+
+
+def test_a_documents_file_is_what_its_attachment_says(record: Record):
+    write(record, record.alice, grant(record, record.lee, write=["DocumentReference"]))
+    good = document_row(record.lee, "good")
+    cases = {
+        "key": ({"key": "zz"}, "a document's file is named by its key and chunk hashes"),
+        "chunks": ({"chunks": "cd" * 33}, "a document's file is named by its key and chunk hashes"),
+        "no chunks": ({"chunks": ""}, "a document's file is named by its key and chunk hashes"),
+        "size": ({"size": -1}, "a document's size is a whole number of bytes"),
+        "name": (
+            {"name": "scan\n.pdf"},
+            "a document's file name is plain text of at most 200 characters",
+        ),
+        "html": ({"mime": "text/html"}, "a document's file is a PDF, an image or a text file"),
+        "png": ({"mime": "image/png"}, "a document's file must be what its attachment says"),
+        "bigger": ({"size": 99_999}, "a document's file must be what its attachment says"),
+    }
+    for name, (file, reason) in cases.items():
+        op = forged(record, record.lee, document_row(record.lee, name, **file))
+        assert refused_alike(record, op) == f"medical_record_document: {reason}", name
+    # A later change cannot swap the file under the reference either.
+    kept = write(record, record.lee, good)
+    swapped = forged(record, record.lee, p.RowChange(good.table, good.pk, p.UPSERT, {"key": "z"}))
+    assert refused_alike(record, swapped) == (
+        "medical_record_document: a document's file is named by its key and chunk hashes"
+    )
+    # A reference without a file (its content inline) names none.
+    inline = write(record, record.lee, entry(record.lee, samples.document(), "inline"))
+    accepted_everywhere(record, kept, inline)
+    assert len(rows_everywhere(record, "medical_record_document")) == 2
+
+
+def test_only_the_patient_adds_patient_details_a_provider_may_correct_them(record: Record):
+    details = entry(record.alice, samples.patient(name="Alice Martin"), "me")
+    write(record, record.alice, details)
+    write(record, record.alice, grant(record, record.lee, write=["Patient"]))
+    impostor = entry(record.lee, samples.patient(name="Mallory", birth_date="2020-01-01"))
+    with pytest.raises(WriteError, match="only the patient adds patient details"):
+        record.lee.write_data([impostor])
+    op = forged(record, record.lee, impostor)
+    refused_everywhere(
+        record, op, "only the patient adds patient details (a provider may correct them)",
+        "medical_record_patient",
+    )  # fmt: skip
+    fixed = samples.patient(name="Alice Martin", birth_date="1980-04-02")
+    corrected = write(record, record.lee, edit("medical_record_patient", details.pk, fixed))
+    accepted_everywhere(record, corrected)
+    (row,) = rows_everywhere(record, "medical_record_patient").values()
+    assert (row["display"], row["date"]) == ("Alice Martin", "1980-04-02")
+
+
+def test_codes_the_library_leaves_unchecked_are_checked_on_every_replica(record: Record):
+    cases = [
+        (dict(samples.heart_rate(), status="bogus"), OBSERVATION, "status"),
+        (dict(samples.patient(), gender="robot"), "medical_record_patient", "gender"),
+        (dict(samples.allergy(), criticality="deadly"), "medical_record_allergy", "criticality"),
+        (dict(samples.medication(), status="maybe"), MEDICATION, "status"),
+    ]
+    for resource, table, element in cases:
+        kind = resource["resourceType"]
+        with pytest.raises(fhir.FhirInvalid, match=f"not valid FHIR: {element}: "):
+            fhir.resource_check(kind, resource)
+        # Forged as the row a library that took it would make: refused everywhere, in words.
+        pk = rid(record.alice, f"{kind} {element}")
+        text = fhir.canonical(dict(resource, id=pk))
+        cols = {"fhir_id": pk, "resource": text, **fhir.columns_of(kind, json.loads(text))}
+        op = forged(record, record.alice, p.RowChange(table, pk, p.UPSERT, cols))
+        reason = refused_alike(record, op)
+        assert reason.startswith(f"{table}: This {kind} is not valid FHIR: {element}: "), reason
+        assert "is not one of" in reason

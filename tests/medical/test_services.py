@@ -115,7 +115,7 @@ def test_resources_are_added_and_changed_by_id(record: Thread):
     )
     refused(
         "invalid",
-        "This is a Condition, not a Observation",
+        "This is a Condition, not an Observation",
         services.resource_write,
         record,
         "Observation",
@@ -161,7 +161,7 @@ def test_a_batch_reports_each_item_and_writes_the_valid_ones_a_hundred_per_op(re
     assert [o.index for o in outcomes] == list(range(len(items)))
     assert [o.ok for o in outcomes] == [True] * 60 + [False] * 5 + [True] * 70
     reasons = {o.fhir_id or o.resource_type: o.reason for o in outcomes if not o.ok}
-    assert "not a Observation" in reasons["wrong-type"]
+    assert "not an Observation" in reasons["wrong-type"]
     assert "not valid FHIR: subject" in reasons["no-subject"]
     assert "does not keep Consent" in reasons["c1"]
     assert "must be a JSON object" in reasons["Observation"]
@@ -396,3 +396,35 @@ def test_revoking_removes_the_provider_from_the_sensitive_part_too(record: Threa
     assert ng.displays("Condition") == []
     assert in_part.displays("Condition") == ["Panic"]
     assert displays(record, "Condition") == ["Panic", "Relapse", "Sprain"]
+
+
+def upload(name: str, data: bytes):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    return SimpleUploadedFile(name, data)
+
+
+def test_a_document_is_sealed_into_the_record_and_read_back(record: Thread, provider: Provider):
+    pdf = b"%PDF-1.4\n" + bytes(range(256)) * 8
+    made = services.document_add(
+        record, upload=upload("../letters/discharge.pdf", pdf), title="Discharge letter",
+        date="2026-01-20",
+    )  # fmt: skip
+    attachment = made.resource["content"][0]["attachment"]
+    assert (made.display, made.date) == ("Discharge letter", "2026-01-20T00:00:00Z")
+    assert (attachment["contentType"], attachment["size"]) == ("application/pdf", len(pdf))
+    assert services.document_bytes(record, made.fhir_id) == (
+        "discharge.pdf",
+        "application/pdf",
+        pdf,
+    )
+    # The provider's node holds the reference (its file travels apart, as blobs do).
+    provider.receive()
+    assert provider.displays("DocumentReference") == ["Discharge letter"]
+    for name, data, words in (
+        ("run.exe", b"MZ", "A document is a PDF, an image or a text file."),
+        ("empty.pdf", b"", "The file is empty."),
+    ):
+        refused("invalid", words, services.document_add, record, upload=upload(name, data),
+                title="x")  # fmt: skip
+    refused("not_found", "no such document", services.document_bytes, record, "nothing")
