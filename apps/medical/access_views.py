@@ -20,7 +20,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.core.models import Thread
+from apps.core.models import Thread, ThreadInvite
 from apps.core.thread.policy import OWNER
 from apps.core.threads import services as threads
 from apps.core.threads.invite_words import expires_words
@@ -116,25 +116,35 @@ def share(request: HttpRequest, thread_id: str) -> HttpResponse:
     return render(request, "medical/share.html", context, status=400 if form.errors else 200)
 
 
-@require_GET
-def shared(request: HttpRequest, thread_id: str, invite_id: str) -> HttpResponse:
-    """The invite just made: its QR code and link, single use, its expiry, the grant it gives,
-    and how the provider's node joins with it. Drawn again on a reload while it is open."""
+def _invite(thread_id: str, invite_id: str) -> tuple[Thread, ThreadInvite]:
     thread = _record(thread_id)
     if not _patient(thread):
         raise Http404("only the patient's node shows its invites")
     invite = thread.invites.filter(invite_id=invite_id.lower()).exclude(link="").first()
     if invite is None:
         raise Http404("no invite made by this node with this id")
-    opened = access.open_invites(thread)
-    pending = next((i for i in opened if i.invite_id == invite.invite_id), None)
-    who = invite.label or "the person you share with"
-    expires = expires_words(invite.expires_at)
-    closed = {
+    return thread, invite
+
+
+def _closed(invite: ThreadInvite, who: str, expires: str) -> str:
+    """Why the invite no longer lets anyone in ("" while it does)."""
+    return {
         "redeemed": f"{who} joined with it",
         "used up": "it has been used",
         "revoked": "it was revoked",
     }.get(invite.status, "it has expired" if expires == "expired" else "")
+
+
+@require_GET
+def shared(request: HttpRequest, thread_id: str, invite_id: str) -> HttpResponse:
+    """The invite just made: its QR code and link, single use, its expiry, the grant it gives,
+    and how the provider's node joins with it. Drawn again on a reload while it is open; the
+    page asks every few seconds whether it was used (``shared_status``) and then says so."""
+    thread, invite = _invite(thread_id, invite_id)
+    opened = access.open_invites(thread)
+    pending = next((i for i in opened if i.invite_id == invite.invite_id), None)
+    who = invite.label or "the person you share with"
+    expires = expires_words(invite.expires_at)
     share_sheet = {
         "link": invite.link,
         "qr": mark_safe(qr_svg(invite.link)),  # noqa: S308 - segno's SVG: no script, escaped
@@ -149,13 +159,28 @@ def shared(request: HttpRequest, thread_id: str, invite_id: str) -> HttpResponse
         pending=pending,
         who=who,
         expires=expires,
-        closed=closed,
+        closed=_closed(invite, who, expires),
         share=share_sheet,
         role=access.ROLE_NAMES.get(invite.role, invite.role),
         join_url=reverse("core:thread_join"),
     )
     response = render(request, "medical/share_link.html", context)
     response["Cache-Control"] = "no-store"  # the page holds the invite's secret
+    return response
+
+
+@require_GET
+def shared_status(request: HttpRequest, thread_id: str, invite_id: str) -> HttpResponse:
+    """Asked by the invite's page: 204 while the invite is open, else the card that says what
+    became of it (in place of the QR code)."""
+    thread, invite = _invite(thread_id, invite_id)
+    who = invite.label or "the person you share with"
+    closed = _closed(invite, who, expires_words(invite.expires_at))
+    if not closed:
+        return HttpResponse(status=204)
+    context = {"thread": thread, "invite": invite, "closed": closed}
+    response = render(request, "medical/_share_closed.html", context)
+    response["Cache-Control"] = "no-store"
     return response
 
 

@@ -2,7 +2,8 @@
 Chromium through Playwright), the issue's browser acceptance: Ada, the patient, on her desktop,
 shares her record with Dr. Lee (read everything, add results and problems) and gets a
 single-use QR code; Dr. Lee, on his phone, scans it on his node's Join page (a fake camera
-playing a video of the code), his node joins the record and he adds a heart rate there; Ada's
+playing a video of the code), his node joins the record (Ada's page with the code says so
+without a reload) and he adds a heart rate there; Ada's
 open overview shows it without a reload; her access page lists Dr. Lee, his device and when it
 last synced; she revokes his access after the confirm step, and his node is out of the record.
 The audit page tells all of it. Every page is checked as a person sees it (nothing wider than
@@ -97,6 +98,7 @@ def test_a_patient_shares_by_qr_the_provider_adds_a_result_and_is_revoked(
     assert link.startswith("sereus:invite/"), link
     assert ada.page.locator(".share-qr svg").is_visible()
     looks_right(ada, "share-link", also=PHONE)
+    ada_loads = ada.navigations  # her page stays open with the code while he scans it
 
     # Dr. Lee, on his phone, scans the code on his node's Join page (a camera of his own).
     video = qr_video(link, tmp_path / "record-qr.y4m")
@@ -119,6 +121,12 @@ def test_a_patient_shares_by_qr_the_provider_adds_a_result_and_is_revoked(
         scan.click()
         lee.page.wait_for_url(f"**/node/threads/{record}/record/", timeout=30_000)
         wait_for(lambda: grant_here(node_b, record), timeout=30, what="Dr. Lee's grant")
+        # Ada's page with the code says he joined, in place of the code, without a reload.
+        ada.page.get_by_role("heading", name="They joined").wait_for(timeout=20_000)
+        assert ada.page.get_by_text("Dr. Lee, Riverside Clinic joined with it").is_visible()
+        assert ada.page.locator(".share-qr").count() == 0
+        assert ada.navigations == ada_loads
+        looks_right(ada, "share-joined", also=PHONE)
 
         # Ada watches her overview; Dr. Lee adds a heart rate on his node.
         ada.page.goto(base)

@@ -86,18 +86,21 @@ def provider_joins(
     read: list[str] | None = None,
     write: list[str] | None = None,
     sensitive: bool = False,
+    link: str | None = None,
 ) -> Provider:
     """``name`` joins ``record`` from a node of its own with the grant given (read everything
-    unless told), labelled "<name>, Riverside Clinic" unless told."""
-    made = services.share_invite(
-        record,
-        role=role,
-        label=f"{name}, Riverside Clinic" if label is None else label,
-        read=list(fhir.TYPES) if read is None else read,
-        write=write or [],
-        expires_in=timedelta(hours=1),
-        sensitive=sensitive,
-    )
+    unless told), labelled "<name>, Riverside Clinic" unless told; or with ``link``, an invite
+    the patient made already."""
+    if link is None:
+        link = services.share_invite(
+            record,
+            role=role,
+            label=f"{name}, Riverside Clinic" if label is None else label,
+            read=list(fhir.TYPES) if read is None else read,
+            write=write or [],
+            expires_in=timedelta(hours=1),
+            sensitive=sensitive,
+        ).link
     node = NodeKeys(nacl.signing.SigningKey.generate(), nacl.utils.random(32))
     slug = "".join(c for c in name.lower() if c.isalnum())
     database = ThreadDatabase(
@@ -108,7 +111,7 @@ def provider_joins(
     )
     provider = Provider(OtherNode(node, database), record)
     request = redemption_request(
-        invite_parse(made.link), master_secret=node.master_secret, device_key=node.device
+        invite_parse(link), master_secret=node.master_secret, device_key=node.device
     )
     threads.invite_admit(thread=record, request=request)
     duties.grants_follow_invites(record)  # what this node's duty does when the join arrives

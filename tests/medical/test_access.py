@@ -166,6 +166,27 @@ def test_sharing_shows_a_single_use_link_with_its_qr_code(browser, record) -> No
     assert reverse("core:thread_join") in shown.content.decode()  # how the provider joins
 
 
+def test_the_link_page_says_when_they_joined(browser, record, tmp_path) -> None:  # noqa: F811
+    """The page with the QR code asks whether the link was used: nothing while it was not,
+    then the card that says they joined, in place of the code."""
+    made = services.share_invite(
+        record, role=PROVIDER, label="Dr. Lee", read=ALL, write=[], expires_in=timedelta(hours=1)
+    )
+    status = reverse("medical:shared_status", args=[record.id, made.record.invite_id])
+    page = browser.get(reverse("medical:shared", args=[record.id, made.record.invite_id]))
+    assert status in page.content.decode()  # what the page polls
+    assert browser.get(status).status_code == 204
+    provider_joins(record, tmp_path, "Dr. Lee", link=made.link)
+    answer = browser.get(status)
+    assert answer.status_code == 200
+    words = answer.content.decode()
+    assert "Dr. Lee joined with it" in words
+    assert made.link not in words
+    assert "Dr. Lee joined with it" in readable(
+        browser.get(reverse("medical:shared", args=[record.id, made.record.invite_id])).content
+    )
+
+
 def test_sharing_refuses_bad_choices_in_words(browser, record) -> None:  # noqa: F811
     url = reverse("medical:share", args=[record.id])
     caregiver_writes = browser.post(
