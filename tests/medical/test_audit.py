@@ -212,3 +212,10 @@ def test_the_audit_api(browser, record, story) -> None:  # noqa: F811
     bad = browser.get(url, {"kind": "nonsense"})
     assert bad.status_code == 400
     assert browser.get("/api/v1/threads/" + "ab" * 32 + "/audit/").status_code == 404
+
+
+def test_the_schema_documents_the_audit_api(browser) -> None:  # noqa: F811
+    paths = browser.get("/api/schema/?format=json").json()["paths"]
+    audit_get = paths["/api/v1/threads/{thread_id}/audit/"]["get"]
+    assert audit_get["operationId"] == "medical_audit"
+    assert {p["name"] for p in audit_get["parameters"]} >= {"kind", "member", "page", "per_page"}
