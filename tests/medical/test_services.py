@@ -7,7 +7,7 @@ Bad input gets an error in words and writes nothing."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import nacl.public
 import pytest
@@ -428,3 +428,59 @@ def test_a_document_is_sealed_into_the_record_and_read_back(record: Thread, prov
         refused("invalid", words, services.document_add, record, upload=upload(name, data),
                 title="x")  # fmt: skip
     refused("not_found", "no such document", services.document_bytes, record, "nothing")
+
+
+def test_a_grants_period_is_kept_in_days_and_enforced_on_the_providers_node(
+    record: Thread, provider: Provider
+):
+    today = datetime.now(UTC).date()  # grants count days in UTC
+    services.grant_set(
+        record, member_id=provider.member, read=["Observation"], write=["Observation"],
+        start=today + timedelta(days=1),
+    )  # fmt: skip
+    lee = selectors.grant_of(record, provider.member)
+    assert lee.start == datetime.combine(today + timedelta(days=1), time(), tzinfo=UTC)
+    assert (lee.end, lee.read, lee.label) == (None, ["Observation"], "Dr. Lee, Riverside Clinic")
+    provider.receive()
+    with pytest.raises(WriteRefused, match="had not started yet"):
+        provider.write(samples.heart_rate(60))
+    # The end date is the last day of access: it ends at the next midnight (UTC).
+    services.grant_set(
+        record, member_id=provider.member, read=["Observation"], write=["Observation"],
+        start=today - timedelta(days=3), end=today - timedelta(days=1),
+    )  # fmt: skip
+    assert selectors.grant_of(record, provider.member).end == datetime.combine(
+        today, time(), tzinfo=UTC
+    )
+    provider.receive()
+    with pytest.raises(WriteRefused, match="had ended"):
+        provider.write(samples.heart_rate(61))
+    services.grant_set(
+        record, member_id=provider.member, read=["Observation"], write=["Observation"],
+        end=today,
+    )  # fmt: skip
+    provider.receive()
+    pulse = provider.write(samples.heart_rate(62))
+    assert selectors.entry_get(record, "Observation", pulse).value == 62.0
+    refused(
+        "invalid", "The access must end after it starts",
+        services.grant_set, record, member_id=provider.member, read=[], write=[],
+        start=today, end=today - timedelta(days=1),
+    )  # fmt: skip
+    refused(
+        "not_found", "does not hold the record",
+        services.grant_set, record, member_id="ab" * 32, read=[], write=[],
+    )  # fmt: skip
+
+
+def test_a_grant_waits_only_for_an_invite_that_can_still_be_redeemed(record: Thread):
+    kept = services.share_invite(
+        record, role=PROVIDER, label="Dr. Ng", read=["Observation"], write=["Observation"]
+    )
+    dropped = services.share_invite(record, role=CAREGIVER, label="Cara", read=[], write=[])
+    assert PendingGrant.objects.filter(thread=record).count() == 2
+    threads.invite_revoke(thread=record, invite_id=dropped.record.invite_id)
+    assert duties.grants_follow_invites(record) == []  # nobody redeemed either
+    (waiting,) = PendingGrant.objects.filter(thread=record)
+    assert waiting.invite_id == kept.record.invite_id
+    assert selectors.grants(record) == []
