@@ -263,7 +263,12 @@ def access_revoke(request: HttpRequest, thread_id: str, member_id: str) -> HttpR
     back = redirect(reverse("medical:access", args=[thread.id]))
     holder = access.holder(thread, member_id)
     if holder is None or holder.is_me:
-        flash.error(request, "This person does not hold the record: there is nothing to revoke.")
+        flash.error(
+            request,
+            "You hold the record yourself: your own access cannot be revoked."
+            if holder is not None
+            else "This person does not hold the record: there is nothing to revoke.",
+        )
         return back
     if request.method == "POST":
         try:

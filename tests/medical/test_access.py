@@ -298,3 +298,7 @@ def test_unknown_threads_and_members_are_404(browser, record) -> None:  # noqa: 
     assert gone.status_code == 404
     revoke = browser.post(reverse("medical:access_revoke", args=[record.id, "cd" * 32]))
     assert revoke.status_code == 302  # back to the page, with the refusal in words
+    assert "nothing to revoke" in readable(browser.get(revoke["Location"]).content)
+    mine = browser.post(reverse("medical:access_revoke", args=[record.id, record.member_id]))
+    assert "your own access cannot be revoked" in readable(browser.get(mine["Location"]).content)
+    assert selectors.role_of(record, record.member_id) == "owner"
