@@ -285,7 +285,8 @@ def write_problem(thread: Thread, resource_type: str) -> str | None:
     problem = rules.grant_problem(_row_dict(row) if row else None, resource_type, now)
     if problem is None:
         return None
-    return "You may not write this: " + problem.replace("this provider", "you") + "."
+    said = problem.replace("this provider's", "your").replace("this provider", "you")
+    return "You may not write this: " + said + "."
 
 
 def may_write(thread: Thread, resource_type: str) -> bool:

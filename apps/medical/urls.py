@@ -2,11 +2,9 @@
 emergency link add their own patterns (``access_urls``, ``io_views``, ``emergency_urls``) under
 the same record prefix."""
 
-from importlib import import_module
-
 from django.urls import include, path, register_converter
 
-from apps.medical import views
+from apps.medical import access_urls, emergency_urls, io_urls, views
 from apps.medical.fhir import TYPE_BY_SLUG
 
 
@@ -45,19 +43,7 @@ urlpatterns = [
 ]
 
 
-def _patterns(module: str, name: str = "urlpatterns") -> list:
-    """Another medical page module's patterns, in this namespace, once that module exists
-    (the helpers writing them land apart; a module that fails to import still fails)."""
-    try:
-        found = import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name != module:
-            raise
-        return []
-    return list(getattr(found, name))
-
-
 # The record's other pages: sharing and access, audit, import/export, the emergency link.
-urlpatterns += [path(RECORD, include(_patterns("apps.medical.access_urls")))]
-urlpatterns += _patterns("apps.medical.io_urls")
-urlpatterns += [path(RECORD, include(_patterns("apps.medical.emergency_urls", "manage_urls")))]
+urlpatterns += [path(RECORD, include(access_urls.urlpatterns))]
+urlpatterns += io_urls.urlpatterns
+urlpatterns += [path(RECORD, include(emergency_urls.manage_urls))]
