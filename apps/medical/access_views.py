@@ -327,5 +327,11 @@ def audit_page(request: HttpRequest, thread_id: str) -> HttpResponse:
         kind=kind or "",
         person=member or "",
         query=urlencode(query),
+        devices=[
+            device
+            for holder in (access.holders(thread) if number == 1 else [])
+            for device in holder.devices
+            if not device.this_device
+        ],
     )
     return render(request, "medical/audit.html", context)

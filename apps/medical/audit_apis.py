@@ -17,6 +17,7 @@ from apps.core.models import Thread
 from apps.core.threads.app_kit import AppFailed, api_thread
 from apps.core.threads.services import ThreadServiceError
 from apps.medical import audit
+from apps.medical.access import holders
 from apps.medical.policy import SHAPE
 
 
@@ -51,10 +52,24 @@ class AuditEntryOutput(serializers.Serializer):
     id = serializers.CharField(help_text="The entry's FHIR id, for writes still in the record.")
 
 
+class DeviceSyncOutput(serializers.Serializer):
+    member = serializers.CharField(help_text="Whose device (member key, hex).")
+    who = serializers.CharField()
+    device = serializers.CharField(help_text="The device's key, hex.")
+    label = serializers.CharField(help_text='The device in words ("Dr. Lee\'s device").')
+    last_synced = serializers.DateTimeField(
+        allow_null=True, help_text="When it last synced with this node; null: never."
+    )
+    holds_latest = serializers.BooleanField(help_text="Holds everything this node holds.")
+
+
 class AuditOutput(serializers.Serializer):
     entries = AuditEntryOutput(many=True)
     page = serializers.IntegerField()
     next_page = serializers.IntegerField(allow_null=True, help_text="null: the oldest page.")
+    devices = DeviceSyncOutput(
+        many=True, help_text="Every other device that holds the record, as this node last heard."
+    )
 
 
 def _record(thread_id: str) -> Thread:
@@ -89,7 +104,7 @@ class AuditApi(APIView):
         description="The record's audit log, newest first: who joined, left or was removed, "
         "invites made and revoked, grants given, changed and revoked, every entry written or "
         "changed and by whom (from the signed ops), and, on the patient's node, every use of an "
-        "emergency link.",
+        "emergency link; and when each device that holds the record last synced with this node.",
     )
     def get(self, request: Request, thread_id: str) -> Response:
         thread = _record(thread_id)
@@ -103,10 +118,24 @@ class AuditApi(APIView):
             page=wanted["page"],
             per_page=wanted["per_page"],
         )
+        devices = [
+            {
+                "member": holder.member,
+                "who": holder.name,
+                "device": device.device,
+                "label": device.label,
+                "last_synced": device.last_synced,
+                "holds_latest": device.holds_latest,
+            }
+            for holder in holders(thread)
+            for device in holder.devices
+            if not device.this_device
+        ]
         body = {
             "entries": [_body(entry) for entry in found.entries],
             "page": found.page,
             "next_page": found.page + 1 if found.has_next else None,
+            "devices": devices,
         }
         return Response(AuditOutput(body).data)
 

@@ -189,6 +189,7 @@ def test_the_audit_page_filters_and_shows_no_keys(browser, record, story) -> Non
     assert not HEX_ID.search(words)
     assert "Dr. Lee added a result: Heart rate" in words
     assert "You revoked Dr. Lee's access" in words
+    assert "When each device last synced" not in words  # nobody else holds it now
     writes = browser.get(url, {"kind": "write", "person": story.member}).content.decode()
     assert "Heart rate" in writes
     assert "revoked" not in re.sub(r"<[^>]+>", " ", writes.split('id="audit"', 1)[1])
@@ -209,9 +210,21 @@ def test_the_audit_api(browser, record, story) -> None:  # noqa: F811
     assert [(e["who"], e["what"], e["resource_type"]) for e in writes] == [
         ("Dr. Lee", "added a result: Heart rate", "Observation")
     ]
+    assert body["devices"] == []  # Dr. Lee's device is out of the record now
     bad = browser.get(url, {"kind": "nonsense"})
     assert bad.status_code == 400
     assert browser.get("/api/v1/threads/" + "ab" * 32 + "/audit/").status_code == 404
+
+
+def test_the_log_says_when_each_device_last_synced(browser, record, provider) -> None:  # noqa: F811
+    page = browser.get(reverse("medical:audit", args=[record.id])).content.decode()
+    assert "When each device last synced" in page
+    assert "Dr. Lee&#x27;s device" in page
+    assert "has not synced with this node yet" in page
+    [device] = browser.get(f"/api/v1/threads/{record.id}/audit/").json()["devices"]
+    assert (device["who"], device["label"], device["last_synced"]) == (
+        "Dr. Lee", "Dr. Lee's device", None,
+    )  # fmt: skip
 
 
 def test_the_schema_documents_the_audit_api(browser) -> None:  # noqa: F811
