@@ -137,7 +137,8 @@ def resource_check(resource_type: str, data: Mapping[str, Any] | str | bytes) ->
         except (ValueError, UnicodeDecodeError):
             raise FhirInvalid(f"This {resource_type} is not JSON.") from None
     if not isinstance(data, Mapping):
-        raise FhirInvalid(f"{_a(resource_type).capitalize()} must be a JSON object.")
+        said = _a(resource_type)
+        raise FhirInvalid(f"{said[:1].upper()}{said[1:]} must be a JSON object.")
     given = data.get("resourceType")
     if given != resource_type:
         said = _a(given) if isinstance(given, str) and given else "a resource without a type"

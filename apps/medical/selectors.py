@@ -157,7 +157,10 @@ def entry_get(thread: Thread, resource_type: str, fhir_id: str | None) -> Entry 
     kind = fhir.TYPES.get(resource_type)
     if kind is None or not fhir_id:
         return None
-    for part, sensitive in _parts(thread):
+    # The sensitive part first: ids are one per table within a thread, and a provider who does
+    # not hold the part could reuse one of its ids in the record (ADR 23); the patient's own
+    # entry is the one an id names here.
+    for part, sensitive in reversed(_parts(thread)):
         with thread_context(part.thread):
             row = kind.model().objects.filter(fhir_id=fhir_id).first()
         if row is not None:
