@@ -27,7 +27,7 @@ from apps.core.threads.invite_words import expires_words
 from apps.core.threads.pages import tabs
 from apps.core.threads.qr import qr_svg
 from apps.core.threads.services import ThreadServiceError
-from apps.medical import access, audit, services
+from apps.medical import access, audit, sharing
 from apps.medical.access_forms import GrantForm, ShareForm
 from apps.medical.policy import CAREGIVER, PROVIDER, SHAPE
 
@@ -97,7 +97,7 @@ def share(request: HttpRequest, thread_id: str) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            made = services.share_invite(
+            made = sharing.share_invite(
                 thread,
                 role=form.role(),
                 label=data["label"],
@@ -235,7 +235,7 @@ def grant_edit(request: HttpRequest, thread_id: str, member_id: str) -> HttpResp
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            services.grant_set(
+            sharing.grant_set(
                 thread,
                 member_id=holder.member,
                 read=data["read"],
@@ -272,7 +272,7 @@ def access_revoke(request: HttpRequest, thread_id: str, member_id: str) -> HttpR
         return back
     if request.method == "POST":
         try:
-            services.access_revoke(thread, member_id=holder.member)
+            sharing.access_revoke(thread, member_id=holder.member)
         except ThreadServiceError as exc:
             flash.error(request, f"{holder.name}'s access could not be revoked: {_words(exc)}")
         else:

@@ -34,7 +34,7 @@ from rest_framework.views import APIView
 from apps.core.models import Thread
 from apps.core.threads.app_kit import AppFailed, api_thread
 from apps.core.threads.services import CreatedInvite, ThreadServiceError
-from apps.medical import bundles, fhir, ips, selectors, services
+from apps.medical import bundles, fhir, ips, selectors, services, sharing
 from apps.medical.api_serializers import (
     GrantInput,
     GrantOutput,
@@ -377,7 +377,7 @@ class GrantApi(APIView):
         data = GrantInput(data=request.data)
         data.is_valid(raise_exception=True)
         member = member.lower()
-        call(services.grant_set, thread, member_id=member, **data.validated_data)
+        call(sharing.grant_set, thread, member_id=member, **data.validated_data)
         grant = selectors.grant_of(thread, member)
         if grant is None:
             raise fail("not_found", "This person does not hold the record.")
@@ -391,7 +391,7 @@ class GrantApi(APIView):
     )
     def delete(self, request: Request, thread_id: str, member: str) -> Response:
         thread = record_thread(thread_id)
-        call(services.access_revoke, thread, member_id=member.lower())
+        call(sharing.access_revoke, thread, member_id=member.lower())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -408,7 +408,7 @@ def medical_invite_terms(
     terms: dict[str, Any] | None,
 ) -> CreatedInvite:
     """An invite to a record made through the invites API: for one person, with the grant
-    written for them once they redeem it (``services.share_invite``)."""
+    written for them once they redeem it (``sharing.share_invite``)."""
     if terms is None:
         raise ThreadServiceError(
             "invalid",
@@ -423,7 +423,7 @@ def medical_invite_terms(
     if not data.is_valid():
         raise ThreadServiceError("invalid", "The grant: " + errors_in_words(data.errors))
     grant = data.validated_data
-    return services.share_invite(
+    return sharing.share_invite(
         thread,
         role=role,
         label=grant.get("label") or label,

@@ -60,7 +60,7 @@ def _duty(thread: Thread) -> None:
 
 def grants_follow_invites(thread: Thread) -> list[str]:
     """Write the grants waiting for invites that were redeemed. Returns the members granted."""
-    from apps.medical import selectors, services
+    from apps.medical import selectors, sharing
     from apps.medical.models import PendingGrant
 
     pending = list(PendingGrant.objects.filter(thread=thread))
@@ -83,10 +83,10 @@ def grants_follow_invites(thread: Thread) -> list[str]:
         terms = json.loads(waiting.grant)
         try:
             if state.role_of(member) is not None:
-                services.grant_write(thread, member=member, terms=terms, status="active")
+                sharing.grant_write(thread, member=member, terms=terms, status="active")
                 granted.append(member.hex())
                 if terms.get("sensitive") and not selectors.is_sensitive(thread):
-                    services.sensitive_invite(thread, member_id=member.hex())
+                    sharing.sensitive_invite(thread, member_id=member.hex())
         except ThreadServiceError as exc:
             logger.warning("medical: writing the grant of invite %s failed: %s", waiting.pk, exc)
         waiting.delete()
@@ -96,7 +96,7 @@ def grants_follow_invites(thread: Thread) -> list[str]:
 def sensitive_join(thread: Thread) -> list[str]:
     """Redeem invites to a sensitive part sealed to this member. Returns the parts joined."""
     from apps.core.threads import services as threads
-    from apps.medical import services
+    from apps.medical import sharing
     from apps.medical.models import SealedInvite
 
     with thread_context(thread.thread):
@@ -108,7 +108,7 @@ def sensitive_join(thread: Thread) -> list[str]:
         if key in _tried or held:
             continue
         _tried.add(key)
-        link = services.invite_unseal(thread, bytes(row.box))
+        link = sharing.invite_unseal(thread, bytes(row.box))
         if link is None:
             logger.warning("medical: the invite sealed in %s does not open here", key)
             continue

@@ -1,7 +1,8 @@
-"""The only writers of medical records (ADR 23): the record, its resources, grants, the sensitive
-part and access. Each write is one transaction of a record's database and so one signed op,
-which this node's replica judges at once as every replica will (``rules.py``). What the rules
-check is checked here first, so a refusal is specific and in words and nothing is written.
+"""The writers of medical records' content (ADR 23): the record, its resources and documents
+(``sharing`` writes grants, access and the sensitive part). Each write is one transaction of a
+record's database and so one signed op, which this node's replica judges at once as every
+replica will (``rules.py``). What the rules check is checked here first, so a refusal is
+specific and in words and nothing is written.
 
 Errors are ``ThreadServiceError``: ``invalid`` (bad input, not valid FHIR), ``forbidden`` (not
 your role or grant), ``not_found``, ``conflict``, ``refused`` (the rules at commit),
@@ -10,63 +11,35 @@ your role or grant), ``not_found``, ``conflict``, ``refused`` (the rules at comm
 
 from __future__ import annotations
 
-import contextvars
-import json
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-import nacl.exceptions
-import nacl.public
-import nacl.signing
 from django.conf import settings
 
 from apps.core import blobs
 from apps.core.models import Thread
-from apps.core.thread.policy import OWNER
 from apps.core.thread.rowid import row_id_for
 from apps.core.threads import services as threads
-from apps.core.threads.app_kit import app_write, member_key
 from apps.core.threads.context import thread_context
-from apps.core.threads.services import CreatedInvite, ThreadServiceError
+from apps.core.threads.services import ThreadServiceError
 from apps.core.threads.thread_apps import app_enable
 from apps.medical import fhir, rules, selectors
-from apps.medical.models import Grant, PendingGrant, RecordLink, SealedInvite
-from apps.medical.policy import CAREGIVER, PROVIDER, RULES_APP, SHAPE
+from apps.medical.policy import RULES_APP, SHAPE
+from apps.medical.sharing import sensitive_create
+from apps.medical.writing import (
+    MAX_NAME,
+    creating_part,
+    fhir_check,
+    member_of,
+    patient_only,
+    record_only,
+    record_write,
+)
 from apps.messaging.services import Upload, _file_name, _mime
 
-T = TypeVar("T")
 BATCH = 100  # resources per op when importing
-MAX_NAME = 200
-NOT_ENABLED = "This thread is not a medical record."
 DOCUMENT_TYPES = rules.DOCUMENT_TYPES
-INVITE_DAYS_MAX = 7
-
-# Set while this node creates a sensitive part: its thread gets no patient row of its own.
-_creating_part: contextvars.ContextVar[bool] = contextvars.ContextVar("part", default=False)
-
-
-def _plain(reason: str) -> str:
-    """A refusal of the rules as the page and API say it."""
-    reason = reason.split(": ", 1)[-1] if reason.startswith("medical_record_") else reason
-    return reason[:1].upper() + reason[1:] + ("" if reason.endswith(".") else ".")
-
-
-def _write(thread: Thread, action: Callable[[], T]) -> T:
-    return app_write(thread, action, app=RULES_APP, not_enabled=NOT_ENABLED, plain=_plain)
-
-
-def _patient_only(thread: Thread, what: str) -> None:
-    if thread.role != OWNER:
-        raise ThreadServiceError("forbidden", f"Only the patient can {what}.")
-
-
-def _record(thread: Thread) -> Thread:
-    if thread.app != SHAPE:
-        raise ThreadServiceError("not_enabled", NOT_ENABLED)
-    return thread
 
 
 # -- the record ----------------------------------------------------------------------------------
@@ -79,7 +52,7 @@ def record_setup(thread: Thread) -> None:
 
     if not app_enabled(thread, RULES_APP):
         app_enable(thread=thread, app=RULES_APP)
-    if _creating_part.get() or selectors.entries(thread, "Patient", own_only=True):
+    if creating_part.get() or selectors.entries(thread, "Patient", own_only=True):
         return
     patient = {"resourceType": "Patient", "name": [{"text": thread.name}]}
     resource_write(thread, "Patient", patient)
@@ -102,13 +75,6 @@ def record_create(*, name: str, birth_date: str = "", gender: str = "") -> Threa
         fhir_id = current[0].fhir_id if current else None
         resource_write(thread, "Patient", patient, fhir_id=fhir_id)
     return thread
-
-
-def fhir_check(resource_type: str, data: Any) -> fhir.Checked:
-    try:
-        return fhir.resource_check(resource_type, data)
-    except fhir.FhirInvalid as exc:
-        raise ThreadServiceError("invalid", str(exc)) from exc
 
 
 # -- resources -----------------------------------------------------------------------------------
@@ -144,7 +110,7 @@ def resource_write(
 ) -> selectors.Entry:
     """Add a resource (a new id, or the one given) or change the one with that id, wherever the
     record keeps it (the main record or its sensitive part)."""
-    thread = _record(thread)
+    thread = record_only(thread)
     kind = fhir.TYPES.get(resource_type)
     if kind is None:
         raise ThreadServiceError("invalid", f"This record does not keep {resource_type} resources.")
@@ -161,7 +127,7 @@ def resource_write(
                 f"This {kind.label} is kept in {where}; delete it and add it again to move it.",
             )
     elif sensitive:
-        _patient_only(thread, "keep entries in the sensitive part")
+        patient_only(thread, "keep entries in the sensitive part")
         target = sensitive_create(selectors.main_of(thread) or thread)
     else:
         target = selectors.main_of(thread) or thread
@@ -175,7 +141,9 @@ def resource_write(
         else:
             # An id given (an import, a PUT) makes the row id: one row per id and author.
             seed = f"{resource_type}/{rid}".encode()
-            row = model(id=uuid.UUID(hex=row_id_for(_me(target), seed).hex)) if rid else model()
+            row = (
+                model(id=uuid.UUID(hex=row_id_for(member_of(target), seed).hex)) if rid else model()
+            )
             body = dict(data, id=rid or row.id.hex)
         checked = fhir_check(resource_type, body)
         row.fhir_id = body["id"]
@@ -185,7 +153,7 @@ def resource_write(
         return row.fhir_id
 
     with thread_context(target.thread):
-        written = _write(target, write)
+        written = record_write(target, write)
     entry = selectors.entry_get(target, resource_type, written)
     assert entry is not None
     return entry
@@ -207,15 +175,15 @@ def resources_write(
     """Write many resources (an import): each is checked, the valid ones written ``BATCH`` per
     op; an id the record has is changed, the same content again is left as it is. Every item
     has an outcome, in the order given."""
-    thread = _record(thread)
+    thread = record_only(thread)
     target = selectors.main_of(thread) or thread
     if sensitive:
-        _patient_only(thread, "keep entries in the sensitive part")
+        patient_only(thread, "keep entries in the sensitive part")
         target = sensitive_create(target)
     outcomes: dict[int, Outcome] = {}
     todo: list[tuple[int, fhir.FhirType, fhir.Checked, Any]] = []
     seen: set[tuple[str, str]] = set()
-    me = _me(target)
+    me = member_of(target)
     for index, (resource_type, data) in enumerate(items):
         kind = fhir.TYPES.get(resource_type)
         rid = data.get("id") if isinstance(data, dict) else None
@@ -281,12 +249,12 @@ def _batch_write(
         return done
 
     with thread_context(target.thread):
-        return _write(target, write)
+        return record_write(target, write)
 
 
 def resource_delete(thread: Thread, resource_type: str, fhir_id: str) -> None:
     """Delete an entry (the patient only; its versions stay in the log, as the audit shows)."""
-    _patient_only(thread, "delete entries (a provider marks one entered in error)")
+    patient_only(thread, "delete entries (a provider marks one entered in error)")
     kind = fhir.TYPES.get(resource_type)
     found = selectors.entry_get(thread, resource_type, fhir_id) if kind else None
     if kind is None or found is None:
@@ -297,7 +265,7 @@ def resource_delete(thread: Thread, resource_type: str, fhir_id: str) -> None:
         kind.model().objects.filter(pk=found.pk).delete()
 
     with thread_context(target.thread):
-        _write(target, delete)
+        record_write(target, delete)
 
 
 def document_add(
@@ -309,7 +277,7 @@ def document_add(
         raise ThreadServiceError("invalid", "A document is a PDF, an image or a text file.")
     target = selectors.main_of(thread) or thread
     if sensitive:
-        _patient_only(thread, "keep entries in the sensitive part")
+        patient_only(thread, "keep entries in the sensitive part")
         target = sensitive_create(target)
     _may_write(target, "DocumentReference")
     try:
@@ -376,224 +344,3 @@ def document_bytes(thread: Thread, fhir_id: str) -> tuple[str, str, bytes]:
             "conflict", f"This document's file cannot be opened: {exc}"
         ) from exc
     return row.name, row.mime, data
-
-
-# -- grants and access ---------------------------------------------------------------------------
-
-
-def _me(thread: Thread) -> bytes:
-    return bytes.fromhex(thread.member_id)
-
-
-def _ms(day: date | None, end: bool = False) -> int | None:
-    if day is None:
-        return None
-    moment = datetime.combine(day + timedelta(days=1) if end else day, time(), tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
-
-
-def grant_terms(
-    *,
-    role: str,
-    read: list[str],
-    write: list[str],
-    label: str = "",
-    start: date | None = None,
-    end: date | None = None,
-    sensitive: bool = False,
-) -> dict[str, Any]:
-    """A grant as the rules take it, or ``invalid`` saying what is wrong."""
-    if role not in (PROVIDER, CAREGIVER):
-        raise ThreadServiceError("invalid", "Share the record with a provider or a caregiver.")
-    unknown = [t for t in [*read, *write] if t not in fhir.TYPES]
-    if unknown:
-        raise ThreadServiceError("invalid", f"The record keeps no {unknown[0]} resources.")
-    if role == CAREGIVER and write:
-        raise ThreadServiceError("invalid", "A caregiver reads the record and writes nothing.")
-    read = sorted(set(read) | set(write), key=list(fhir.TYPES).index)
-    write = sorted(set(write), key=list(fhir.TYPES).index)
-    if start and end and end < start:
-        raise ThreadServiceError("invalid", "The access must end after it starts.")
-    label = " ".join(str(label).split())
-    if len(label) > rules.MAX_LABEL:
-        raise ThreadServiceError("invalid", f"A label has at most {rules.MAX_LABEL} characters.")
-    return {
-        "label": label,
-        "read": read,
-        "write": write,
-        "start": _ms(start),
-        "end": _ms(end, end=True),
-        "sensitive": bool(sensitive),
-    }
-
-
-def share_invite(
-    thread: Thread,
-    *,
-    role: str,
-    label: str,
-    read: list[str],
-    write: list[str],
-    start: date | None = None,
-    end: date | None = None,
-    expires_in: timedelta = timedelta(days=1),
-    sensitive: bool = False,
-) -> CreatedInvite:
-    """A single-use invite for a provider or a caregiver; the grant chosen here is written for
-    whoever redeems it, by this node, as soon as it has admitted them (``duties``)."""
-    _patient_only(_record(thread), "share the record")
-    if selectors.is_sensitive(thread):
-        raise ThreadServiceError("invalid", "Share the record itself, not its sensitive part.")
-    terms = grant_terms(
-        role=role, read=read, write=write, label=label, start=start, end=end, sensitive=sensitive
-    )
-    if expires_in > timedelta(days=INVITE_DAYS_MAX):
-        raise ThreadServiceError("invalid", f"A link lasts at most {INVITE_DAYS_MAX} days.")
-    made = threads.invite_create(
-        thread=thread, role=role, expires_in=expires_in, uses=1, label=terms["label"]
-    )
-    PendingGrant.objects.create(
-        thread=thread, invite_id=made.record.invite_id, grant=json.dumps(terms)
-    )
-    return made
-
-
-def grant_write(thread: Thread, *, member: bytes, terms: dict[str, Any], status: str) -> None:
-    """Write ``member``'s grant row (the patient's node)."""
-    pk = uuid.UUID(hex=rules.grant_id(_me(thread), member))
-
-    def write() -> None:
-        row = Grant.objects.filter(pk=pk).first() or Grant(id=pk, grantee=member.hex())
-        row.label = terms.get("label", row.label)
-        row.read = json.dumps(terms.get("read", json.loads(row.read)))
-        row.write = json.dumps(terms.get("write", json.loads(row.write)))
-        row.start = terms.get("start", row.start)
-        row.end = terms.get("end", row.end)
-        row.sensitive = bool(terms.get("sensitive", row.sensitive))
-        row.status = status
-        row.save()
-
-    with thread_context(thread.thread):
-        _write(thread, write)
-
-
-def grant_set(
-    thread: Thread,
-    *,
-    member_id: str,
-    read: list[str],
-    write: list[str],
-    label: str | None = None,
-    start: date | None = None,
-    end: date | None = None,
-) -> None:
-    """Change what a member may read and write (the patient only)."""
-    _patient_only(_record(thread), "change what others may do")
-    current = selectors.grant_of(thread, member_id)
-    role = selectors.role_of(thread, member_id)
-    if role is None:
-        raise ThreadServiceError("not_found", "This person does not hold the record.")
-    terms = grant_terms(
-        role=role,
-        read=read,
-        write=write,
-        label=label if label is not None else (current.label if current else ""),
-        start=start,
-        end=end,
-        sensitive=current.sensitive if current else False,
-    )
-    grant_write(thread, member=bytes.fromhex(member_id), terms=terms, status=rules.ACTIVE)
-
-
-def access_revoke(thread: Thread, *, member_id: str) -> None:
-    """End a member's access: their grant revoked, and they are removed from the record and its
-    sensitive part with new keys, so nothing written from now on reaches them. What their
-    devices already hold stays there."""
-    _patient_only(_record(thread), "revoke access")
-    main = selectors.main_of(thread) or thread
-    if selectors.role_of(main, member_id) is None:
-        raise ThreadServiceError("not_found", "This person does not hold the record any more.")
-    if member_id == main.member_id:
-        raise ThreadServiceError("invalid", "You cannot revoke your own access.")
-    if selectors.grant_of(main, member_id) is not None:
-        grant_write(main, member=bytes.fromhex(member_id), terms={}, status=rules.REVOKED)
-    part = selectors.sensitive_of(main)
-    if part is not None:
-        for theirs in selectors.part_members_of(main, member_id):
-            threads.member_remove(thread=part, member_id=theirs)
-    threads.member_remove(thread=main, member_id=member_id)
-
-
-# -- the sensitive part --------------------------------------------------------------------------
-
-
-def sensitive_create(thread: Thread) -> Thread:
-    """The record's sensitive part (made once, by the patient): a record thread of its own that
-    only the providers the patient picks are invited to."""
-    _patient_only(_record(thread), "keep a sensitive part")
-    existing = selectors.sensitive_of(thread)
-    if existing is not None:
-        return existing
-    token = _creating_part.set(True)
-    try:
-        part = threads.thread_create(name=f"{thread.name} (sensitive)"[:MAX_NAME], app=SHAPE)
-    finally:
-        _creating_part.reset(token)
-    with thread_context(part.thread):
-        _write(part, lambda: RecordLink.objects.create(kind="main", thread=thread.id))
-    with thread_context(thread.thread):
-        _write(thread, lambda: RecordLink.objects.create(kind="sensitive", thread=part.id))
-    for grant in selectors.grants(thread):
-        if grant.sensitive and grant.status == rules.ACTIVE:
-            sensitive_invite(thread, member_id=grant.member)
-    return part
-
-
-def invite_seal(link: str, member: bytes) -> bytes:
-    """An invite link sealed to a member's ed25519 key (as X25519): only its node opens it."""
-    public = nacl.signing.VerifyKey(member).to_curve25519_public_key()
-    return nacl.public.SealedBox(public).encrypt(link.encode())
-
-
-def invite_unseal(thread: Thread, box: bytes) -> str | None:
-    """The link in ``box`` if it was sealed to this node's member of ``thread``."""
-    private = member_key(thread).to_curve25519_private_key()
-    try:
-        return nacl.public.SealedBox(private).decrypt(bytes(box)).decode()
-    except (nacl.exceptions.CryptoError, ValueError, TypeError):
-        return None
-
-
-def sensitive_invite(thread: Thread, *, member_id: str) -> None:
-    """Invite a member of the record into its sensitive part: a single-use invite, sealed to
-    them in the record; their node joins on its own, and this node writes their grant there
-    once it admits them."""
-    _patient_only(thread, "invite to the sensitive part")
-    part = selectors.sensitive_of(thread)
-    role = selectors.role_of(thread, member_id)
-    grant = selectors.grant_of(thread, member_id)
-    if part is None or role is None or grant is None:
-        return
-    made = threads.invite_create(
-        thread=part, role=role, expires_in=timedelta(days=INVITE_DAYS_MAX), uses=1,
-        label=grant.label,
-    )  # fmt: skip
-    terms = {
-        "label": grant.label,
-        "read": grant.read,
-        "write": grant.write,
-        "start": selectors.to_ms(grant.start),
-        "end": selectors.to_ms(grant.end),
-        "sensitive": True,
-    }
-    PendingGrant.objects.create(
-        thread=part, invite_id=made.record.invite_id, grant=json.dumps(terms)
-    )
-    box = invite_seal(made.link, bytes.fromhex(member_id))
-    with thread_context(thread.thread):
-        _write(
-            thread,
-            lambda: SealedInvite.objects.create(
-                member=member_id, thread=part.id, invite=made.record.invite_id, box=box
-            ),
-        )

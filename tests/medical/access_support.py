@@ -20,7 +20,7 @@ from apps.core.thread.writer import redemption_request
 from apps.core.threads import services as threads
 from apps.core.threads.database import NodeKeys, ThreadDatabase
 from apps.core.threads.registry import thread_database
-from apps.medical import duties, fhir, services
+from apps.medical import duties, fhir, sharing
 from apps.medical.policy import PROVIDER
 from tests.core.threads.conftest import OtherNode, exchange
 from tests.support.members import Member
@@ -92,7 +92,7 @@ def provider_joins(
     unless told), labelled "<name>, Riverside Clinic" unless told; or with ``link``, an invite
     the patient made already."""
     if link is None:
-        link = services.share_invite(
+        link = sharing.share_invite(
             record,
             role=role,
             label=f"{name}, Riverside Clinic" if label is None else label,

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from apps.core.delivery_models import PeerVector
 from apps.core.threads.registry import thread_database
-from apps.medical import access, fhir, selectors, services
+from apps.medical import access, fhir, selectors, services, sharing
 from apps.medical.policy import CAREGIVER, PROVIDER
 from tests.checklist.conftest import browser, owner_user  # noqa: F401
 from tests.core.threads.conftest import node, thread_databases_allowed  # noqa: F401
@@ -91,7 +91,7 @@ def test_a_device_holds_the_latest_when_its_vector_covers_this_nodes(record, lee
 
 
 def test_open_invites_say_the_grant_they_will_give(record) -> None:
-    made = services.share_invite(
+    made = sharing.share_invite(
         record, role=CAREGIVER, label="Sam", read=["AllergyIntolerance"], write=[],
         expires_in=timedelta(hours=1),
     )  # fmt: skip
@@ -104,7 +104,7 @@ def test_open_invites_say_the_grant_they_will_give(record) -> None:
 
 
 def test_former_holders_keep_what_they_had(record, lee: Provider) -> None:
-    services.access_revoke(record, member_id=lee.member)
+    sharing.access_revoke(record, member_id=lee.member)
     assert [h.name for h in access.holders(record)] == ["you"]
     [gone] = access.former(record)
     assert (gone.name, gone.how) == ("Dr. Lee", "removed")
@@ -169,7 +169,7 @@ def test_sharing_shows_a_single_use_link_with_its_qr_code(browser, record) -> No
 def test_the_link_page_says_when_they_joined(browser, record, tmp_path) -> None:  # noqa: F811
     """The page with the QR code asks whether the link was used: nothing while it was not,
     then the card that says they joined, in place of the code."""
-    made = services.share_invite(
+    made = sharing.share_invite(
         record, role=PROVIDER, label="Dr. Lee", read=ALL, write=[], expires_in=timedelta(hours=1)
     )
     status = reverse("medical:shared_status", args=[record.id, made.record.invite_id])
@@ -207,7 +207,7 @@ def test_sharing_refuses_bad_choices_in_words(browser, record) -> None:  # noqa:
 
 
 def test_the_access_page_lists_holders_and_invites(browser, record, lee) -> None:  # noqa: F811
-    services.share_invite(
+    sharing.share_invite(
         record, role=CAREGIVER, label="Sam", read=ALL, write=[], expires_in=timedelta(days=1)
     )
     words = readable(browser.get(reverse("medical:access", args=[record.id])).content)
@@ -221,7 +221,7 @@ def test_the_access_page_lists_holders_and_invites(browser, record, lee) -> None
 
 
 def test_revoking_an_open_invite(browser, record) -> None:  # noqa: F811
-    made = services.share_invite(
+    made = sharing.share_invite(
         record, role=PROVIDER, label="Dr. Kim", read=ALL, write=[], expires_in=timedelta(days=1)
     )
     url = reverse("medical:invite_revoke", args=[record.id, made.record.invite_id])

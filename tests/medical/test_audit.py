@@ -15,7 +15,7 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 
-from apps.medical import audit, emergency, selectors, services
+from apps.medical import audit, emergency, selectors, services, sharing
 from apps.medical.emergency import EmergencyRefused
 from apps.medical.policy import PROVIDER
 from tests.checklist.conftest import browser, owner_user  # noqa: F401
@@ -51,8 +51,8 @@ def story(record, tmp_path) -> Provider:
         samples.allergy(display="Penicillin G"),
         fhir_id=allergy.fhir_id,
     )
-    services.grant_set(record, member_id=lee.member, read=["Observation"], write=["Observation"])
-    services.access_revoke(record, member_id=lee.member)
+    sharing.grant_set(record, member_id=lee.member, read=["Observation"], write=["Observation"])
+    sharing.access_revoke(record, member_id=lee.member)
     return lee
 
 
@@ -150,7 +150,7 @@ def test_the_sensitive_part_is_in_the_log_under_the_same_names(record, tmp_path)
 
 
 def test_revoked_invites_are_in_the_log(record) -> None:
-    made = services.share_invite(
+    made = sharing.share_invite(
         record, role=PROVIDER, label="Dr. Kim", read=["Observation"], write=[],
         expires_in=timedelta(hours=1),
     )  # fmt: skip

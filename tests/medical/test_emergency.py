@@ -20,7 +20,7 @@ from django.utils import timezone
 from apps.core.models import Thread
 from apps.core.threads import services as threads
 from apps.core.threads.services import ThreadServiceError
-from apps.medical import emergency, services
+from apps.medical import emergency, services, sharing
 from apps.medical.emergency import emergency_create, emergency_open, emergency_opens
 from apps.medical.models import EmergencyLink
 from tests.checklist.conftest import browser, owner_user  # noqa: F401
@@ -270,7 +270,7 @@ def test_only_a_record_itself_gets_emergency_links(record):
     plain = threads.thread_create(name="Not a record")
     with pytest.raises(ThreadServiceError, match="not a medical record"):
         emergency_create(plain, passcode=PASSCODE)
-    part = services.sensitive_create(record)
+    part = sharing.sensitive_create(record)
     with pytest.raises(ThreadServiceError, match="from the record itself"):
         emergency_create(part, passcode=PASSCODE)
 

@@ -22,7 +22,7 @@ from apps.core.threads.database import ThreadDatabase, WriteRefused
 from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
 from apps.core.threads.writes import writes_list
-from apps.medical import duties, fhir, selectors, services
+from apps.medical import duties, fhir, selectors, services, sharing
 from apps.medical.models import PendingGrant, SealedInvite
 from apps.medical.policy import CAREGIVER, PROVIDER, RULES_APP
 from tests.core.threads.conftest import OtherNode, exchange, log_size
@@ -278,7 +278,7 @@ def test_the_grant_chosen_for_an_invite_is_written_for_whoever_redeems_it(
 
 
 def test_sharing_refuses_what_no_grant_can_be(record: Thread, caregiver: Provider):
-    share = services.share_invite
+    share = sharing.share_invite
     cases = [
         ({"role": "reader"}, "Share the record with a provider or a caregiver."),
         ({"role": CAREGIVER, "write": ["Observation"]}, "A caregiver reads the record and writes"),
@@ -294,7 +294,7 @@ def test_sharing_refuses_what_no_grant_can_be(record: Thread, caregiver: Provide
     # A caregiver's grant never lets them write; nor does the patient's changing it.
     refused(
         "invalid", "A caregiver reads the record and writes nothing",
-        services.grant_set, record, member_id=caregiver.member, read=[], write=["Observation"],
+        sharing.grant_set, record, member_id=caregiver.member, read=[], write=["Observation"],
     )  # fmt: skip
 
 
@@ -302,9 +302,7 @@ def test_a_narrowed_grant_turns_over_a_concurrent_write_on_the_providers_node(
     record: Thread, provider: Provider
 ):
     # Dr. Lee writes a result before hearing that the patient took results out of the grant.
-    services.grant_set(
-        record, member_id=provider.member, read=list(fhir.TYPES), write=["Condition"]
-    )
+    sharing.grant_set(record, member_id=provider.member, read=list(fhir.TYPES), write=["Condition"])
     assert selectors.grant_of(record, provider.member).write == ["Condition"]
     before = provider.write(samples.heart_rate(81))  # sent at once: this node orders it after
     assert selectors.entry_get(record, "Observation", before) is None
@@ -326,7 +324,7 @@ def test_revoking_ends_access_and_nothing_written_afterwards_reaches_the_provide
     provider.receive()
     assert provider.displays("Condition") == ["Asthma"]
     epoch = thread_database(record.thread).replica().control.timeline.newest_epoch()
-    services.access_revoke(record, member_id=provider.member)
+    sharing.access_revoke(record, member_id=provider.member)
     lee = selectors.grant_of(record, provider.member)
     assert (lee.status, lee.role) == ("revoked", None)
     replica = thread_database(record.thread).replica()
@@ -343,11 +341,11 @@ def test_revoking_ends_access_and_nothing_written_afterwards_reaches_the_provide
     assert selectors.entries(record, "Observation") == []
     refused(
         "not_found", "does not hold the record any more",
-        services.access_revoke, record, member_id=provider.member,
+        sharing.access_revoke, record, member_id=provider.member,
     )  # fmt: skip
     refused(
         "invalid", "You cannot revoke your own access",
-        services.access_revoke, record, member_id=record.member_id,
+        sharing.access_revoke, record, member_id=record.member_id,
     )  # fmt: skip
 
 
@@ -384,7 +382,7 @@ def test_revoking_removes_the_provider_from_the_sensitive_part_too(record: Threa
     assert theirs == in_part.member != ng.member
     assert [(g.member, g.write) for g in selectors.grants(part)] == [(ng.member, ["Condition"])]
     # Revoked: out of both, and what the patient writes afterwards in either reaches neither.
-    services.access_revoke(record, member_id=ng.member)
+    sharing.access_revoke(record, member_id=ng.member)
     assert selectors.role_of(record, ng.member) is None
     assert selectors.role_of(part, in_part.member) is None
     services.resource_write(record, "Condition", samples.condition(display="Sprain"))
@@ -434,7 +432,7 @@ def test_a_grants_period_is_kept_in_days_and_enforced_on_the_providers_node(
     record: Thread, provider: Provider
 ):
     today = datetime.now(UTC).date()  # grants count days in UTC
-    services.grant_set(
+    sharing.grant_set(
         record, member_id=provider.member, read=["Observation"], write=["Observation"],
         start=today + timedelta(days=1),
     )  # fmt: skip
@@ -445,7 +443,7 @@ def test_a_grants_period_is_kept_in_days_and_enforced_on_the_providers_node(
     with pytest.raises(WriteRefused, match="had not started yet"):
         provider.write(samples.heart_rate(60))
     # The end date is the last day of access: it ends at the next midnight (UTC).
-    services.grant_set(
+    sharing.grant_set(
         record, member_id=provider.member, read=["Observation"], write=["Observation"],
         start=today - timedelta(days=3), end=today - timedelta(days=1),
     )  # fmt: skip
@@ -455,7 +453,7 @@ def test_a_grants_period_is_kept_in_days_and_enforced_on_the_providers_node(
     provider.receive()
     with pytest.raises(WriteRefused, match="had ended"):
         provider.write(samples.heart_rate(61))
-    services.grant_set(
+    sharing.grant_set(
         record, member_id=provider.member, read=["Observation"], write=["Observation"],
         end=today,
     )  # fmt: skip
@@ -464,20 +462,20 @@ def test_a_grants_period_is_kept_in_days_and_enforced_on_the_providers_node(
     assert selectors.entry_get(record, "Observation", pulse).value == 62.0
     refused(
         "invalid", "The access must end after it starts",
-        services.grant_set, record, member_id=provider.member, read=[], write=[],
+        sharing.grant_set, record, member_id=provider.member, read=[], write=[],
         start=today, end=today - timedelta(days=1),
     )  # fmt: skip
     refused(
         "not_found", "does not hold the record",
-        services.grant_set, record, member_id="ab" * 32, read=[], write=[],
+        sharing.grant_set, record, member_id="ab" * 32, read=[], write=[],
     )  # fmt: skip
 
 
 def test_a_grant_waits_only_for_an_invite_that_can_still_be_redeemed(record: Thread):
-    kept = services.share_invite(
+    kept = sharing.share_invite(
         record, role=PROVIDER, label="Dr. Ng", read=["Observation"], write=["Observation"]
     )
-    dropped = services.share_invite(record, role=CAREGIVER, label="Cara", read=[], write=[])
+    dropped = sharing.share_invite(record, role=CAREGIVER, label="Cara", read=[], write=[])
     assert PendingGrant.objects.filter(thread=record).count() == 2
     threads.invite_revoke(thread=record, invite_id=dropped.record.invite_id)
     assert duties.grants_follow_invites(record) == []  # nobody redeemed either
