@@ -118,6 +118,8 @@ def test_a_patient_keeps_her_record_in_words_on_desktop_and_phone(peer, browser)
     assert page.locator("svg.chart-svg polyline").count() == 2
     assert page.get_by_role("img", name="Blood pressure over time").is_visible()
     looks_right(alice, "chart-desktop")
+    page.goto(f"{alice.url}/node/threads/{thread}/record/io/")
+    looks_right(alice, "io-desktop")
 
     # The same pages on her phone.
     page.set_viewport_size(PHONE)
@@ -128,6 +130,7 @@ def test_a_patient_keeps_her_record_in_words_on_desktop_and_phone(peer, browser)
         (f"{alice.url}/node/threads/{thread}/record/conditions/new/", "form-condition-phone"),
         (f"{alice.url}/node/threads/{thread}/record/chart/", "chart-phone"),
         (alice.url + "/medical/", "records-phone"),
+        (f"{alice.url}/node/threads/{thread}/record/io/", "io-phone"),
     ):
         page.goto(url)
         looks_right(alice, shot)
