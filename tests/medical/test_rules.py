@@ -13,19 +13,14 @@ change of its grant cannot write as if it had not."""
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from apps.core.thread import payloads as p
-from apps.core.thread.hlc import Stamp
-from apps.core.thread.lww import materialize
-from apps.core.thread.op import Op
 from apps.core.thread.ordered_data import ordered_validators
 from apps.core.thread.policy import READER, policy_template
-from apps.core.thread.replica import Replica
 from apps.core.thread.writer import ThreadWriter, WriteError
 from apps.medical import fhir, rules
 from apps.medical.policy import (
@@ -38,15 +33,25 @@ from apps.medical.policy import (
     SHAPE,
     record_spec,
 )
-from tests.core.thread.conftest import Party, auditor, forge, join, now_ms, rid, sync
+from tests.core.thread.conftest import Party, join, now_ms, rid
 from tests.medical import samples
+from tests.support.replica_groups import (
+    ReplicaGroup,
+    accepted_everywhere,
+    forge_at,
+    forged,
+    refused_alike,
+    refused_everywhere,
+    rows_everywhere,
+    write,
+)
 
 MINUTE = 60_000
 ALL_TYPES = list(fhir.TYPES)
 
 
 @dataclass
-class Record:
+class Record(ReplicaGroup):
     alice: ThreadWriter  # the patient
     lee: ThreadWriter  # a provider: writes results and problems
     ng: ThreadWriter  # a provider with no grant
@@ -57,33 +62,6 @@ class Record:
     @property
     def writers(self) -> tuple[ThreadWriter, ...]:
         return (self.alice, self.lee, self.ng, self.cara, self.rita)
-
-    def share(self, *writers: ThreadWriter) -> None:
-        """Everyone (or the writers named) hears everything the others hold."""
-        among = writers or self.writers
-        for source in among:
-            for target in among:
-                if source is not target:
-                    sync(source.replica, target.replica)
-
-    def ops(self) -> list[Op]:
-        found: dict[bytes, Op] = {}
-        for writer in self.writers:
-            found.update({op.hash: op for op in writer.replica.admitted})
-        return list(found.values())
-
-    def replicas(self, runs: int = 3) -> list[Replica]:
-        """Fresh replicas fed every op in shuffled orders (some twice), judging strictly."""
-        ops, made = self.ops(), []
-        for seed in range(runs):
-            shuffled = list(ops)
-            random.Random(seed).shuffle(shuffled)
-            replica = auditor(self.alice.thread, *self.parties)
-            replica.ordered.strict = True
-            for op in shuffled + shuffled[: len(shuffled) // 3]:
-                replica.ingest(op.raw)
-            made.append(replica)
-        return made
 
 
 def grant(
@@ -152,66 +130,6 @@ def edit(table: str, pk: str, resource: dict[str, Any]) -> p.RowChange:
     """An update of row ``pk`` to ``resource`` (given its id), columns and all."""
     checked = fhir.resource_check(resource["resourceType"], dict(resource, id=pk))
     return p.RowChange(table, pk, p.UPSERT, {"resource": checked.json, **checked.columns})
-
-
-# -- writing and judging -------------------------------------------------------------------------
-
-
-def write(record: Record, writer: ThreadWriter, *changes: p.RowChange) -> Op:
-    """An honest write, shared with everyone at once."""
-    op = writer.write_data(list(changes))
-    record.share()
-    return op
-
-
-def forged(
-    record: Record, writer: ThreadWriter, *changes: p.RowChange, at: int | None = None, **how: Any
-) -> Op:
-    """What a modified node sends (stamped ``at`` ms if given), checked by nobody first."""
-    op = forge_at(writer, *changes, at=at, **how)
-    record.share()
-    return op
-
-
-def forge_at(writer: ThreadWriter, *changes: p.RowChange, at: int | None = None, **how: Any) -> Op:
-    """A write by ``writer`` on its own (nobody hears it yet), stamped ``at`` if given; ``how``
-    goes to ``forge`` (an epoch and its key, for a removed member)."""
-    stamp = None if at is None else Stamp(at, 0)
-    op = forge(writer, kind="data", payload=p.data_doc(list(changes)), hlc=stamp, **how)
-    writer.replica.ingest(op.raw)
-    return op
-
-
-def refused_everywhere(record: Record, op: Op, reason: str, table: str) -> None:
-    for replica in record.replicas():
-        decision = replica.decision(op.hash)
-        assert decision is not None
-        assert (decision.status, decision.reason) == ("refused", f"{table}: {reason}")
-
-
-def refused_alike(record: Record, op: Op) -> str:
-    decisions = [replica.decision(op.hash) for replica in record.replicas()]
-    assert all(d is not None and d.status == "refused" for d in decisions), decisions
-    reasons = {d.reason for d in decisions if d is not None}
-    assert len(reasons) == 1, reasons
-    return reasons.pop()
-
-
-def accepted_everywhere(record: Record, *ops: Op) -> list[Replica]:
-    replicas = record.replicas()
-    for replica in replicas:
-        for op in ops:
-            decision = replica.decision(op.hash)
-            assert decision is not None
-            assert decision.status == "accepted", decision.reason
-    return replicas
-
-
-def rows_everywhere(record: Record, table: str) -> dict[str, dict[str, Any]]:
-    """The table as every replica holds it (they must agree)."""
-    found = [materialize(r.accepted_data()).get(table, {}) for r in record.replicas()]
-    assert all(rows == found[0] for rows in found)
-    return found[0]
 
 
 def test_the_app_registers_its_rules():
