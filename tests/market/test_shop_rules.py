@@ -16,12 +16,9 @@ from typing import Any
 import pytest
 
 from apps.core.thread import payloads as p
-from apps.core.thread.hlc import Stamp
 from apps.core.thread.lww import materialize
-from apps.core.thread.op import Op
 from apps.core.thread.ordered_data import ordered_validators
 from apps.core.thread.policy import policy_template
-from apps.core.thread.replica import Replica
 from apps.core.thread.writer import ThreadWriter, WriteError
 from apps.market import rules
 from apps.market.policy import (
@@ -37,13 +34,23 @@ from apps.market.policy import (
     STAFF,
     market_spec,
 )
-from tests.core.thread.conftest import Party, auditor, forge, join, now_ms, rid, sync
+from tests.core.thread.conftest import Party, join, now_ms, rid
+from tests.support.replica_groups import (
+    ReplicaGroup,
+    accepted_everywhere,
+    forge_at,
+    forged,
+    refused_alike,
+    refused_everywhere,
+    rows_everywhere,
+    write,
+)
 
 MINUTE = 60_000
 
 
 @dataclass
-class Shop:
+class Shop(ReplicaGroup):
     alice: ThreadWriter  # the owner
     sam: ThreadWriter  # staff
     bea: ThreadWriter  # customer
@@ -53,33 +60,6 @@ class Shop:
     @property
     def writers(self) -> tuple[ThreadWriter, ...]:
         return (self.alice, self.sam, self.bea, self.carl)
-
-    def share(self, *writers: ThreadWriter) -> None:
-        """Everyone (or the writers named) hears everything the others hold."""
-        among = writers or self.writers
-        for source in among:
-            for target in among:
-                if source is not target:
-                    sync(source.replica, target.replica)
-
-    def ops(self) -> list[Op]:
-        found: dict[bytes, Op] = {}
-        for writer in self.writers:
-            found.update({op.hash: op for op in writer.replica.admitted})
-        return list(found.values())
-
-    def replicas(self, runs: int = 3) -> list[Replica]:
-        """Fresh replicas fed every op in shuffled orders (some twice), judging strictly."""
-        ops, made = self.ops(), []
-        for seed in range(runs):
-            shuffled = list(ops)
-            random.Random(seed).shuffle(shuffled)
-            replica = auditor(self.alice.thread, *self.parties)
-            replica.ordered.strict = True
-            for op in shuffled + shuffled[: len(shuffled) // 3]:
-                replica.ingest(op.raw)
-            made.append(replica)
-        return made
 
 
 @pytest.fixture
@@ -201,57 +181,6 @@ def sale(writer: ThreadWriter, accept_pk: str, outcome: str = "completed") -> p.
 def rating(writer: ThreadWriter, sale_pk: str, overall: int = 5, **given: Any) -> p.RowChange:
     cols = {"sale": sale_pk, "overall": overall, "comment": "Lovely lamp.", **given}
     return upsert(RATING, rid(writer, f"rating {sale_pk} {overall}"), **cols)
-
-
-# -- writing and judging -------------------------------------------------------------------------
-
-
-def write(shop: Shop, writer: ThreadWriter, *changes: p.RowChange) -> Op:
-    """An honest write, shared with everyone at once."""
-    op = writer.write_data(list(changes))
-    shop.share()
-    return op
-
-
-def forged(shop: Shop, writer: ThreadWriter, *changes: p.RowChange, at: int | None = None) -> Op:
-    """What a modified node sends (stamped ``at`` ms if given), checked by nobody first."""
-    stamp = None if at is None else Stamp(at, 0)
-    op = forge(writer, kind="data", payload=p.data_doc(list(changes)), hlc=stamp)
-    writer.replica.ingest(op.raw)
-    shop.share()
-    return op
-
-
-def refused_everywhere(shop: Shop, op: Op, reason: str, table: str) -> None:
-    for replica in shop.replicas():
-        decision = replica.decision(op.hash)
-        assert decision is not None
-        assert (decision.status, decision.reason) == ("refused", f"{table}: {reason}")
-
-
-def refused_alike(shop: Shop, op: Op) -> str:
-    decisions = [replica.decision(op.hash) for replica in shop.replicas()]
-    assert all(d is not None and d.status == "refused" for d in decisions), decisions
-    reasons = {d.reason for d in decisions if d is not None}
-    assert len(reasons) == 1, reasons
-    return reasons.pop()
-
-
-def accepted_everywhere(shop: Shop, *ops: Op) -> list[Replica]:
-    replicas = shop.replicas()
-    for replica in replicas:
-        for op in ops:
-            decision = replica.decision(op.hash)
-            assert decision is not None
-            assert decision.status == "accepted", decision.reason
-    return replicas
-
-
-def rows_everywhere(shop: Shop, table: str) -> dict[str, dict[str, Any]]:
-    """The table as every replica holds it (they must agree)."""
-    found = [materialize(r.accepted_data()).get(table, {}) for r in shop.replicas()]
-    assert all(rows == found[0] for rows in found)
-    return found[0]
 
 
 def test_the_app_registers_its_rules():
@@ -482,8 +411,8 @@ def test_concurrent_bids_near_the_end_have_one_winner_everywhere(shop: Shop):
     lid = lamp(shop, end)
     # Two seconds before the end, Bea and Carl bid on nodes that have not heard of each other:
     # each node accepts its own bid.
-    by_carl = forge_at(shop.carl, bid(shop.carl, lid, 1000), end - 2_000)
-    by_bea = forge_at(shop.bea, bid(shop.bea, lid, 1050), end - 1_500)
+    by_carl = forge_at(shop.carl, bid(shop.carl, lid, 1000), at=end - 2_000)
+    by_bea = forge_at(shop.bea, bid(shop.bea, lid, 1050), at=end - 1_500)
     assert shop.bea.replica.decision(by_bea.hash).status == "accepted"
     shop.share()
     # Carl's is stamped first: it counts everywhere, and Bea's no longer beats it by 1.00.
@@ -504,21 +433,14 @@ def test_concurrent_bids_near_the_end_have_one_winner_everywhere(shop: Shop):
     assert (only["winner"], only["price"]) == (shop.carl.member, 1000)
 
 
-def forge_at(writer: ThreadWriter, change: p.RowChange, at: int) -> Op:
-    """A write stamped ``at`` by ``writer`` on its own (nobody hears it yet)."""
-    op = forge(writer, kind="data", payload=p.data_doc([change]), hlc=Stamp(at, 0))
-    writer.replica.ingest(op.raw)
-    return op
-
-
 def test_a_late_bid_the_close_had_not_seen_is_refused_everywhere(shop: Shop):
     end = now_ms() + 2 * MINUTE
     lid = lamp(shop, end)
     write(shop, shop.bea, bid(shop.bea, lid, 1000))
     # Carl's node is cut off: his bid, stamped before the end, reaches nobody before the close.
-    late = forge_at(shop.carl, bid(shop.carl, lid, 1100), end - 5_000)
+    late = forge_at(shop.carl, bid(shop.carl, lid, 1100), at=end - 5_000)
     shop.share(shop.alice, shop.sam, shop.bea)
-    closed = forge_at(shop.sam, close(shop.sam, lid, shop.bea.member, 1000), end + 1)
+    closed = forge_at(shop.sam, close(shop.sam, lid, shop.bea.member, 1000), at=end + 1)
     shop.share()
     accepted_everywhere(shop, closed)
     assert refused_alike(shop, late) == f"{BID}: the listing was closed before this row was seen"
