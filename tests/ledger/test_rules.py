@@ -8,7 +8,6 @@ anything else of the node would fail here."""
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +25,15 @@ from apps.ledger import rules
 from apps.ledger.amounts import unit_data, unit_parse
 from apps.ledger.policy import CHIT, CONTRACT, PARTNER, ledger_spec
 from apps.ledger.rules import CLOSE, CONTRACT_ID, INVOICE, LIMIT, PAYMENT, State
-from tests.core.thread.conftest import Party, auditor, forge, join, rid, sync
+from tests.core.thread.conftest import Party, join, rid
+from tests.support.replica_groups import (
+    ReplicaGroup,
+    accepted_everywhere,
+    forged,
+    refused_alike,
+    refused_everywhere,
+    write,
+)
 
 LIMIT_100 = 100_000  # 100.000 CHIP in milli-units
 NOT_SIGNED = "the tally is not signed by both sides yet: no chit counts before"
@@ -37,7 +44,7 @@ CLOSING_PAY = "the tally is closing: a payment may only bring its balance to zer
 
 
 @dataclass
-class Tally:
+class Tally(ReplicaGroup):
     """Alice (owner), Bob and Carol (both invited as partners), each with a writer."""
 
     alice: ThreadWriter
@@ -45,34 +52,11 @@ class Tally:
     carol: ThreadWriter
     parties: list[Party]
 
+    table = CHIT  # where a refusal is read unless a test says
+
     @property
     def writers(self) -> list[ThreadWriter]:
         return [self.alice, self.bob, self.carol]
-
-    def share(self) -> None:
-        for source in self.writers:
-            for target in self.writers:
-                if source is not target:
-                    sync(source.replica, target.replica)
-
-    def ops(self) -> list[Op]:
-        found: dict[bytes, Op] = {}
-        for writer in self.writers:
-            found.update({op.hash: op for op in writer.replica.admitted})
-        return list(found.values())
-
-    def replicas(self, runs: int = 3) -> list[Replica]:
-        """Fresh replicas fed every op in shuffled orders (some twice), judging strictly."""
-        ops, made = self.ops(), []
-        for seed in range(runs):
-            shuffled = list(ops)
-            random.Random(seed).shuffle(shuffled)
-            replica = auditor(self.alice.thread, *self.parties)
-            replica.ordered.strict = True
-            for op in shuffled + shuffled[: len(shuffled) // 3]:
-                replica.ingest(op.raw)
-            made.append(replica)
-        return made
 
 
 def contract_cols(parties: bytes, **given: Any) -> dict[str, Any]:
@@ -216,45 +200,6 @@ def invoice(writer: ThreadWriter, amount: int) -> p.RowChange:
         "intent": None,
     }
     return p.RowChange(CHIT, row_id_new(writer.member).hex, p.UPSERT, cols)
-
-
-def write(tally: Tally, writer: ThreadWriter, change: p.RowChange) -> Op:
-    """An honest write, shared with everyone at once."""
-    op = writer.write_data([change])
-    tally.share()
-    return op
-
-
-def forged(tally: Tally, writer: ThreadWriter, *changes: p.RowChange) -> Op:
-    """What a modified node sends: signed by the member's device, checked by nobody first."""
-    op = forge(writer, kind="data", payload=p.data_doc(list(changes)))
-    writer.replica.ingest(op.raw)
-    tally.share()
-    return op
-
-
-def refused_everywhere(tally: Tally, op: Op, reason: str, table: str = CHIT) -> None:
-    for replica in tally.replicas():
-        decision = replica.decision(op.hash)
-        assert decision is not None
-        assert (decision.status, decision.reason) == ("refused", f"{table}: {reason}")
-
-
-def refused_alike(tally: Tally, op: Op) -> str:
-    """The one reason every replica gives for refusing ``op``."""
-    decisions = [replica.decision(op.hash) for replica in tally.replicas()]
-    assert all(d is not None and d.status == "refused" for d in decisions), decisions
-    reasons = {d.reason for d in decisions if d is not None}
-    assert len(reasons) == 1, reasons
-    return reasons.pop()
-
-
-def accepted_everywhere(tally: Tally, *ops: Op) -> None:
-    for replica in tally.replicas():
-        for op in ops:
-            decision = replica.decision(op.hash)
-            assert decision is not None
-            assert decision.status == "accepted", decision.reason
 
 
 def balance_everywhere(tally: Tally) -> int:

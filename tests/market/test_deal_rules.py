@@ -19,7 +19,6 @@ from apps.core.thread import countersign, rowid
 from apps.core.thread import payloads as p
 from apps.core.thread.hlc import HybridClock, Stamp
 from apps.core.thread.lww import materialize
-from apps.core.thread.op import Op
 from apps.core.thread.policy import OWNER, WRITER, policy_template
 from apps.core.thread.replica import Replica
 from apps.core.thread.rowid import row_id_new
@@ -38,8 +37,14 @@ from apps.market.policy import (
     deal_spec,
 )
 from tests.core.thread.conftest import Party, forge, join, now_ms
-from tests.ledger import test_rules as ledger_rules
-from tests.ledger.test_rules import Tally, accepted_everywhere, forged, refused_alike, write
+from tests.ledger.test_rules import Tally
+from tests.support.replica_groups import (
+    accepted_everywhere,
+    forged,
+    refused_alike,
+    refused_everywhere,
+    write,
+)
 
 SIDE = {OWNER: "seller", WRITER: "buyer", ESCROW: "escrow", SHIPPER: "shipper"}
 START_MS = now_ms() - 40 * DAY_MS
@@ -53,6 +58,7 @@ class Deal(Tally):
     erin: ThreadWriter
     sam: ThreadWriter
     wall: list[int]
+    table = STEP  # where a refusal is read unless a test says
 
     @property
     def writers(self) -> list[ThreadWriter]:
@@ -110,10 +116,6 @@ def dealt() -> Deal:
     alice.write_data([terms(alice.member), step(alice, "accepted", n=0, **OPENING)])
     made.share()
     return made
-
-
-def refused_everywhere(deal: Deal, op: Op, reason: str, table: str = STEP) -> None:
-    ledger_rules.refused_everywhere(deal, op, reason, table)
 
 
 def state_everywhere(deal: Deal) -> str:
