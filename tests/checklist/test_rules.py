@@ -6,7 +6,6 @@ rule that read the clock or anything else of the node would fail these tests."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 
 import pytest
@@ -18,13 +17,18 @@ from apps.core.thread.lww import materialize
 from apps.core.thread.op import Op
 from apps.core.thread.ordered_data import ordered_validators
 from apps.core.thread.policy import policy_template
-from apps.core.thread.replica import Replica
 from apps.core.thread.writer import ThreadWriter, WriteError
-from tests.core.thread.conftest import Party, auditor, forge, join, rid, sync
+from tests.core.thread.conftest import Party, join, rid, sync
+from tests.support.replica_groups import (
+    ReplicaGroup,
+    accepted_everywhere,
+    forge_at,
+    refused_everywhere,
+)
 
 
 @dataclass
-class Group:
+class Group(ReplicaGroup):
     """A group conversation with the checklist on: Alice owns it, Bob is an admin, Carol and
     Dave are members (writers)."""
 
@@ -34,35 +38,12 @@ class Group:
     dave: ThreadWriter
     parties: tuple[Party, ...]
 
+    runs = 4  # fresh replicas that judge each write
+    table = ITEM  # where a refusal is read unless a test says
+
     @property
     def writers(self) -> tuple[ThreadWriter, ...]:
         return (self.alice, self.bob, self.carol, self.dave)
-
-    def share(self) -> None:
-        """Everyone hears everything (a network without partitions)."""
-        for source in self.writers:
-            for target in self.writers:
-                if source is not target:
-                    sync(source.replica, target.replica)
-
-    def ops(self) -> list[Op]:
-        found: dict[bytes, Op] = {}
-        for writer in self.writers:
-            found.update({op.hash: op for op in writer.replica.admitted})
-        return list(found.values())
-
-    def replicas(self, runs: int = 4) -> list[Replica]:
-        """Fresh replicas fed every op in shuffled orders (some twice), judging strictly."""
-        ops, made = self.ops(), []
-        for seed in range(runs):
-            shuffled = list(ops)
-            random.Random(seed).shuffle(shuffled)
-            replica = auditor(self.alice.thread, *self.parties)
-            replica.ordered.strict = True
-            for op in shuffled + shuffled[: len(shuffled) // 3]:
-                replica.ingest(op.raw)
-            made.append(replica)
-        return made
 
 
 @pytest.fixture
@@ -103,13 +84,6 @@ def claim(writer: ThreadWriter, pk: str) -> Op:
     return write(writer, pk, claimed_by=writer.member.hex())
 
 
-def forged(writer: ThreadWriter, *changes: p.RowChange) -> Op:
-    """What a modified node sends: signed by the member's device, checked by nobody first."""
-    op = forge(writer, kind="data", payload=p.data_doc(list(changes)))
-    writer.replica.ingest(op.raw)
-    return op
-
-
 def item(writer: ThreadWriter, pk: str) -> dict:
     return materialize(writer.replica.accepted_data())[ITEM][pk]
 
@@ -117,21 +91,6 @@ def item(writer: ThreadWriter, pk: str) -> dict:
 def approval(writer: ThreadWriter, pk: str, row: dict | None = None) -> p.RowChange:
     values = rules.approval_values(writer.member_key, pk, row or item(writer, pk))
     return p.RowChange(APPROVAL, values.pop("id"), p.UPSERT, values)
-
-
-def refused_everywhere(group: Group, op: Op, reason: str, table: str = ITEM) -> None:
-    for replica in group.replicas():
-        decision = replica.decision(op.hash)
-        assert decision is not None
-        assert (decision.status, decision.reason) == ("refused", f"{table}: {reason}")
-
-
-def accepted_everywhere(group: Group, *ops: Op) -> list[Replica]:
-    replicas = group.replicas()
-    for replica in replicas:
-        for op in ops:
-            assert replica.decision(op.hash).status == "accepted"
-    return replicas
 
 
 def test_the_app_registers_its_rules_and_its_spec():
@@ -148,12 +107,12 @@ def test_the_app_registers_its_rules_and_its_spec():
 def test_a_claim_for_someone_else_is_refused_everywhere(group: Group):
     pk = add(group.alice, "Buy milk")
     group.share()
-    op = forged(group.carol, change(pk, claimed_by=group.dave.member.hex()))
+    op = forge_at(group.carol, change(pk, claimed_by=group.dave.member.hex()))
     refused_everywhere(group, op, "a member claims an item only for themself")
     with pytest.raises(WriteError, match="claims an item only for themself"):
         write(group.carol, pk, claimed_by=group.dave.member.hex())
     # Not even an admin hands items out.
-    op = forged(group.bob, change(pk, claimed_by=group.dave.member.hex()))
+    op = forge_at(group.bob, change(pk, claimed_by=group.dave.member.hex()))
     refused_everywhere(group, op, "a member claims an item only for themself")
 
 
@@ -164,7 +123,7 @@ def test_claiming_an_item_someone_holds_is_refused_everywhere(group: Group):
     group.share()
     with pytest.raises(WriteError, match="already claimed by someone else"):
         claim(group.carol, pk)
-    op = forged(group.carol, change(pk, claimed_by=group.carol.member.hex()))
+    op = forge_at(group.carol, change(pk, claimed_by=group.carol.member.hex()))
     refused_everywhere(group, op, rules.ALREADY_CLAIMED)
     for replica in accepted_everywhere(group, held):
         rows = materialize(replica.accepted_data())[ITEM]
@@ -201,14 +160,14 @@ def test_only_the_claimer_or_an_admin_marks_done_or_unclaims(group: Group):
     done = {"done": 1, "done_by": group.carol.member.hex()}
     with pytest.raises(WriteError, match="only who claimed an item or an admin may mark it"):
         write(group.carol, pk, **done)
-    op = forged(group.carol, change(pk, **done))
+    op = forge_at(group.carol, change(pk, **done))
     refused_everywhere(
         group, op, "only who claimed an item or an admin may mark it done or not done"
     )
-    op = forged(group.carol, change(pk, claimed_by=""))
+    op = forge_at(group.carol, change(pk, claimed_by=""))
     refused_everywhere(group, op, "only who claimed an item or an admin may unclaim it")
     # Marking it done in someone else's name: refused too.
-    op = forged(group.dave, change(pk, done=1, done_by=group.carol.member.hex()))
+    op = forge_at(group.dave, change(pk, done=1, done_by=group.carol.member.hex()))
     refused_everywhere(group, op, "an item marked done names who marked it (done_by)")
     # The claimer marks it done; an admin marks it not done again and un-claims it.
     by_dave = write(group.dave, pk, done=1, done_by=group.dave.member.hex())
@@ -225,17 +184,17 @@ def test_only_who_added_an_item_or_an_admin_edits_or_deletes_it(group: Group):
     group.share()
     with pytest.raises(WriteError, match="only who added an item or an admin"):
         write(group.carol, pk, text="Fix the tap (Carol did it)")
-    op = forged(group.carol, change(pk, text="Fix the tap (Carol did it)"))
+    op = forge_at(group.carol, change(pk, text="Fix the tap (Carol did it)"))
     refused_everywhere(group, op, "only who added an item or an admin may change its text or list")
-    op = forged(group.carol, change(pk, list="Someday"))
+    op = forge_at(group.carol, change(pk, list="Someday"))
     refused_everywhere(group, op, "only who added an item or an admin may change its text or list")
-    op = forged(group.carol, p.RowChange(ITEM, pk, p.DELETE, {}))
+    op = forge_at(group.carol, p.RowChange(ITEM, pk, p.DELETE, {}))
     refused_everywhere(group, op, "only who added an item or an admin may delete it")
     # An item in someone else's name (its id names Dave, the op is Carol's): refused.
-    op = forged(group.carol, change(rid(group.dave, "not Dave's"), text="not Dave's"))
+    op = forge_at(group.carol, change(rid(group.dave, "not Dave's"), text="not Dave's"))
     refused_everywhere(group, op, "an item is added by the member its id names")
     # A new item that starts claimed or done: refused.
-    op = forged(
+    op = forge_at(
         group.carol, change(rid(group.carol, "x"), text="x", claimed_by=group.carol.member.hex())
     )
     refused_everywhere(group, op, "a new item starts unclaimed")
@@ -254,29 +213,29 @@ def test_approvals_are_admins_own_signatures_over_the_item_as_it_stands(group: G
     group.share()
     before = item(group.alice, pk)
     # A member's approval, validly signed: only admins approve.
-    op = forged(group.carol, approval(group.carol, pk))
+    op = forge_at(group.carol, approval(group.carol, pk))
     refused_everywhere(group, op, "only an admin may approve an item", APPROVAL)
     with pytest.raises(WriteError, match="only an admin may approve"):
         group.carol.write_data([approval(group.carol, pk)])
     # An admin signing for another admin.
     signed_by_alice = approval(group.alice, pk)
-    op = forged(group.bob, signed_by_alice)
+    op = forge_at(group.bob, signed_by_alice)
     refused_everywhere(group, op, "an admin approves only for themself", APPROVAL)
     # Bob approves; a second approval of his for the same content (another row) is refused.
     bobs = group.bob.write_data([approval(group.bob, pk)])
     group.share()
     again = approval(group.bob, pk)
     again = p.RowChange(APPROVAL, rid(group.bob, "again"), p.UPSERT, again.cols)
-    op = forged(group.bob, again)
+    op = forge_at(group.bob, again)
     refused_everywhere(group, op, "this admin already approved the item as it stands", APPROVAL)
     # A signature that does not verify.
     bad = dict(approval(group.alice, pk).cols, sig=bytes(64))
-    op = forged(group.alice, p.RowChange(APPROVAL, rid(group.alice, "bad"), p.UPSERT, bad))
+    op = forge_at(group.alice, p.RowChange(APPROVAL, rid(group.alice, "bad"), p.UPSERT, bad))
     refused_everywhere(group, op, "the approval's signature does not verify", APPROVAL)
     # The item changes: an approval of its old content is refused, and Bob's stops counting.
     claim(group.dave, pk)
     group.share()
-    op = forged(group.alice, approval(group.alice, pk, before))
+    op = forge_at(group.alice, approval(group.alice, pk, before))
     refused_everywhere(group, op, "the approval is for another version of the item", APPROVAL)
     alices = group.alice.write_data([approval(group.alice, pk)])
     group.share()
@@ -312,7 +271,7 @@ def test_a_close_refuses_what_its_author_had_not_seen(group: Group):
         group.carol.write_data(
             [p.RowChange(CLOSE, rid(group.carol, "close chores"), p.UPSERT, {"scope": "Chores"})]
         )
-    op = forged(
+    op = forge_at(
         group.bob,
         p.RowChange(CLOSE, rid(group.alice, "close shopping"), p.UPSERT, {"scope": "Chores"}),
     )
