@@ -7,7 +7,6 @@ anything else of the node would fail here."""
 from __future__ import annotations
 
 import json
-import random
 import uuid
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -24,49 +23,32 @@ from apps.voting import crypto, rules
 from apps.voting.policy import BALLOT, CLOSE, DEALING, PARTIAL, POLL, voting_spec
 from apps.voting.results import poll_result, trustee_rows
 from apps.voting.shape import ballot_context, poll_context, poll_shape
-from tests.core.thread.conftest import Party, auditor, forge, join, rid, sync
+from tests.core.thread.conftest import Party, join, rid
+from tests.support.replica_groups import ReplicaGroup, forge_at, refused_everywhere
 
 VOTERS = ("owner", "admin", "writer")
 
 
 @dataclass
-class Group:
+class Group(ReplicaGroup):
     """A conversation with voting on: Alice owns it, Bob is an admin, Carol and Dave write, Eve
     reads."""
 
-    writers: dict[str, ThreadWriter]
+    named: dict[str, ThreadWriter]
     parties: list[Party]
+
+    table = BALLOT  # where a refusal is read unless a test says
+
+    @property
+    def writers(self) -> tuple[ThreadWriter, ...]:
+        """The owner first (the thread the replicas judge is the owner's)."""
+        return tuple(self.named.values())
 
     def __getattr__(self, name: str) -> ThreadWriter:
         try:
-            return self.writers[name]
+            return self.named[name]
         except KeyError:
             raise AttributeError(name) from None
-
-    def share(self) -> None:
-        for source in self.writers.values():
-            for target in self.writers.values():
-                if source is not target:
-                    sync(source.replica, target.replica)
-
-    def ops(self) -> list[Op]:
-        found: dict[bytes, Op] = {}
-        for writer in self.writers.values():
-            found.update({op.hash: op for op in writer.replica.admitted})
-        return list(found.values())
-
-    def replicas(self, runs: int = 3) -> list[Replica]:
-        """Fresh replicas fed every op in shuffled orders (some twice), judging strictly."""
-        ops, made = self.ops(), []
-        for seed in range(runs):
-            shuffled = list(ops)
-            random.Random(seed).shuffle(shuffled)
-            replica = auditor(next(iter(self.writers.values())).thread, *self.parties)
-            replica.ordered.strict = True
-            for op in shuffled + shuffled[: len(shuffled) // 3]:
-                replica.ingest(op.raw)
-            made.append(replica)
-        return made
 
 
 def _group(names: dict[str, str]) -> Group:
@@ -136,20 +118,6 @@ def close(writer: ThreadWriter, poll: str) -> Op:
     return writer.write_data([p.RowChange(CLOSE, pk, p.UPSERT, {"scope": poll, "ballots": 0})])
 
 
-def forged(writer: ThreadWriter, *changes: p.RowChange) -> Op:
-    """What a modified node sends: signed by the member's device, checked by nobody first."""
-    op = forge(writer, kind="data", payload=p.data_doc(list(changes)))
-    writer.replica.ingest(op.raw)
-    return op
-
-
-def refused_everywhere(group: Group, op: Op, reason: str, table: str = BALLOT) -> None:
-    for replica in group.replicas():
-        decision = replica.decision(op.hash)
-        assert decision is not None
-        assert (decision.status, decision.reason) == ("refused", f"{table}: {reason}")
-
-
 def counted(replica: Replica, poll: str) -> dict[str, dict]:
     rows = materialize(replica.accepted_data()).get(BALLOT, {})
     return {pk: row for pk, row in rows.items() if row.get("poll") == poll}
@@ -201,29 +169,29 @@ def test_a_reader_a_latecomer_and_another_key_are_refused_everywhere(group):
     group.share()
     with pytest.raises(WriteError, match="not among this poll's voters"):
         vote(group.eve, poll, {"ranking": [0]})
-    reader = forged(group.eve, ballot(group.eve, poll, {"ranking": [0]}))
+    reader = forge_at(group.eve, ballot(group.eve, poll, {"ranking": [0]}))
     refused_everywhere(group, reader, rules.NOT_VOTER)
     # A poll that lists the reader among its voters still does not let a reader's role vote.
     listed = open_poll(group.alice, [*voters, group.eve], name="listed")
     group.share()
-    by_role = forged(group.eve, ballot(group.eve, listed, {"ranking": [0]}))
+    by_role = forge_at(group.eve, ballot(group.eve, listed, {"ranking": [0]}))
     refused_everywhere(group, by_role, "your role (reader) does not vote in this poll")
     # Frank joins after the poll opened: he is not in its electorate.
     frank_party = Party("frank")
     frank = join(group.alice, frank_party, "writer")
-    group.writers["frank"], group.parties = frank, [*group.parties, frank_party]
+    group.named["frank"], group.parties = frank, [*group.parties, frank_party]
     group.share()
-    late = forged(frank, ballot(frank, poll, {"ranking": [1]}))
+    late = forge_at(frank, ballot(frank, poll, {"ranking": [1]}))
     refused_everywhere(group, late, rules.NOT_VOTER)
     # A second ballot under a key of Carol's choosing.
-    other = forged(
+    other = forge_at(
         group.carol, ballot(group.carol, poll, {"ranking": [2]}, pk=rid(group.carol, "x"))
     )
     refused_everywhere(
         group, other, "a voter has one ballot per poll, under the key that follows from both"
     )
     # Carol's ballot under Dave's key: the policy (own rows) or the rule refuses it.
-    squat = forged(
+    squat = forge_at(
         group.carol,
         ballot(group.carol, poll, {"ranking": [2]}, pk=rules.ballot_id(group.dave.member, poll)),
     )
@@ -247,7 +215,7 @@ def test_a_malformed_ballot_is_refused_everywhere(group, method, choice, reason)
     group.share()
     with pytest.raises(WriteError):
         vote(group.carol, poll, choice)
-    op = forged(group.carol, ballot(group.carol, poll, choice))
+    op = forge_at(group.carol, ballot(group.carol, poll, choice))
     decisions = {(r.decision(op.hash).status, r.decision(op.hash).reason) for r in group.replicas()}
     assert len(decisions) == 1
     status, said = decisions.pop()
@@ -263,7 +231,7 @@ def test_only_the_creator_closes_and_late_ballots_never_count(group):
     with pytest.raises(WriteError, match="only the poll's creator closes it"):
         close(group.bob, poll)
     pk = rules.close_id(group.bob.member, poll)
-    fake = forged(group.bob, p.RowChange(CLOSE, pk, p.UPSERT, {"scope": poll, "ballots": 0}))
+    fake = forge_at(group.bob, p.RowChange(CLOSE, pk, p.UPSERT, {"scope": poll, "ballots": 0}))
     refused_everywhere(group, fake, "only the poll's creator closes it", CLOSE)
     vote(group.bob, poll, {"choice": 0})
     group.share()
@@ -278,7 +246,7 @@ def test_only_the_creator_closes_and_late_ballots_never_count(group):
     assert group.dave.replica.decision(late.hash).status == "refused"
     # The poll itself is never changed afterwards.
     change = p.RowChange(POLL, poll, p.UPSERT, {"question": "Something else?"})
-    edited = forged(group.alice, change)
+    edited = forge_at(group.alice, change)
     refused_everywhere(
         group, edited, "a poll is never changed or deleted once opened: close it instead", POLL
     )
@@ -298,7 +266,7 @@ def test_only_the_creator_closes_and_late_ballots_never_count(group):
 )
 def test_a_malformed_poll_is_refused_everywhere(group, given, reason):
     pk = rid(group.carol, "bad")
-    op = forged(group.carol, p.RowChange(POLL, pk, p.UPSERT, poll_cols([group.carol], **given)))
+    op = forge_at(group.carol, p.RowChange(POLL, pk, p.UPSERT, poll_cols([group.carol], **given)))
     decisions = {(r.decision(op.hash).status, r.decision(op.hash).reason) for r in group.replicas()}
     assert len(decisions) == 1
     status, said = decisions.pop()
@@ -352,7 +320,7 @@ def test_a_secret_approval_poll_with_three_trustees_counts_right_and_reveals_no_
     names.update({f"v{i}": "writer" for i in range(1, 6)})
     names["r"] = "reader"
     group = _group(names)
-    w = group.writers
+    w = group.named
     voters = [w[n] for n in ("t1", "t2", "t3", "v1", "v2", "v3", "v4")]  # 7 voters
     trustees = [w["t1"], w["t2"], w["t3"]]
     cols = {
@@ -370,7 +338,7 @@ def test_a_secret_approval_poll_with_three_trustees_counts_right_and_reveals_no_
     for trustee in trustees[:2]:
         _deal(trustee, poll, shape)
     group.share()
-    premature = forged(w["v1"], secret_ballot(w["v1"], poll, b"\x01"))
+    premature = forge_at(w["v1"], secret_ballot(w["v1"], poll, b"\x01"))
     refused_everywhere(group, premature, "the poll's trustees have not all set up its key yet")
     _deal(trustees[2], poll, shape)
     group.share()
@@ -393,9 +361,9 @@ def test_a_secret_approval_poll_with_three_trustees_counts_right_and_reveals_no_
     # A tampered proof, another voter's ballot copied under one's own key, a reader: refused.
     tampered = bytearray(sealed["v2"])
     tampered[-5] ^= 1
-    bad = forged(w["v2"], secret_ballot(w["v2"], poll, bytes(tampered)))
-    copied = forged(w["v3"], secret_ballot(w["v3"], poll, sealed["v1"]))
-    reader = forged(
+    bad = forge_at(w["v2"], secret_ballot(w["v2"], poll, bytes(tampered)))
+    copied = forge_at(w["v3"], secret_ballot(w["v3"], poll, sealed["v1"]))
+    reader = forge_at(
         w["r"], secret_ballot(w["r"], poll, _sealed(w["r"], poll, key, [1, 0, 0, 0, 0]))
     )
     group.share()
@@ -407,7 +375,7 @@ def test_a_secret_approval_poll_with_three_trustees_counts_right_and_reveals_no_
     refused_everywhere(group, reader, rules.NOT_VOTER)
     # A trustee cannot decrypt before the close.
     stored = [row["sealed"] for row in counted(w["t1"].replica, poll).values()]
-    early = forged(w["t2"], _partial(w["t2"], poll, shape, dealings, stored))
+    early = forge_at(w["t2"], _partial(w["t2"], poll, shape, dealings, stored))
     refused_everywhere(group, early, "the result is decrypted only after the poll closes", PARTIAL)
     close(w["t1"], poll)
     group.share()
@@ -428,7 +396,7 @@ def test_a_secret_approval_poll_with_three_trustees_counts_right_and_reveals_no_
     wrong = crypto.partial_make(
         poll_context(poll), crypto.aggregate(stored, 5), bytes(32 - 1) + b"\x05", 2
     )
-    fake = forged(
+    fake = forge_at(
         w["t2"],
         p.RowChange(
             PARTIAL,
