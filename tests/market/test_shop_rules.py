@@ -18,7 +18,6 @@ import pytest
 from apps.core.thread import payloads as p
 from apps.core.thread.lww import materialize
 from apps.core.thread.ordered_data import ordered_validators
-from apps.core.thread.policy import policy_template
 from apps.core.thread.writer import ThreadWriter, WriteError
 from apps.market import rules
 from apps.market.policy import (
@@ -40,6 +39,7 @@ from tests.support.replica_groups import (
     accepted_everywhere,
     forge_at,
     forged,
+    opened,
     refused_alike,
     refused_everywhere,
     rows_everywhere,
@@ -65,25 +65,14 @@ class Shop(ReplicaGroup):
 @pytest.fixture
 def shop() -> Shop:
     alice, sam, bea, carl = (Party(name) for name in ("alice", "sam", "bea", "carl"))
-    owner = ThreadWriter.create(
-        master_secret=alice.master,
-        device_key=alice.device,
-        name="Alice's attic",
-        app=SHOP_APP,
-        policy=policy_template(SHOP_APP),
-    )
-    owner.control(p.EnableApp(market_spec()))
-    made = Shop(
+    owner = opened(alice, name="Alice's attic", app=SHOP_APP, spec=market_spec())
+    return Shop(
         owner,
         join(owner, sam, STAFF),
         join(owner, bea, CUSTOMER),
         join(owner, carl, CUSTOMER),
         (alice, sam, bea, carl),
-    )
-    for writer in made.writers:
-        writer.replica.ordered.strict = True
-    made.share()
-    return made
+    ).settled()
 
 
 # -- rows ----------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import pytest
 
 from apps.core.thread import payloads as p
 from apps.core.thread.ordered_data import ordered_validators
-from apps.core.thread.policy import READER, policy_template
+from apps.core.thread.policy import READER
 from apps.core.thread.writer import ThreadWriter, WriteError
 from apps.medical import fhir, rules
 from apps.medical.policy import (
@@ -40,6 +40,7 @@ from tests.support.replica_groups import (
     accepted_everywhere,
     forge_at,
     forged,
+    opened,
     refused_alike,
     refused_everywhere,
     rows_everywhere,
@@ -87,14 +88,7 @@ def grant(
 @pytest.fixture
 def record() -> Record:
     alice, lee, ng, cara, rita = (Party(n) for n in ("alice", "lee", "ng", "cara", "rita"))
-    owner = ThreadWriter.create(
-        master_secret=alice.master,
-        device_key=alice.device,
-        name="Alice Martin",
-        app=SHAPE,
-        policy=policy_template(SHAPE),
-    )
-    owner.control(p.EnableApp(record_spec()))
+    owner = opened(alice, name="Alice Martin", app=SHAPE, spec=record_spec())
     made = Record(
         owner,
         join(owner, lee, PROVIDER),
@@ -102,10 +96,7 @@ def record() -> Record:
         join(owner, cara, CAREGIVER),
         join(owner, rita, READER),
         (alice, lee, ng, cara, rita),
-    )
-    for writer in made.writers:
-        writer.replica.ordered.strict = True
-    made.share()
+    ).settled()
     write(made, owner, grant(made, made.lee, write=["Observation", "Condition"]))
     return made
 

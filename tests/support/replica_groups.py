@@ -12,15 +12,32 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from apps.core.thread import payloads as p
+from apps.core.thread.appspec import AppSpec
 from apps.core.thread.hlc import Stamp
 from apps.core.thread.lww import materialize
 from apps.core.thread.op import Op
+from apps.core.thread.policy import policy_template
 from apps.core.thread.replica import Replica
 from apps.core.thread.writer import ThreadWriter
 from tests.core.thread.conftest import Party, auditor, forge, sync
+
+
+def opened(party: Party, *, name: str, app: str, spec: AppSpec, **how: Any) -> ThreadWriter:
+    """The writer of a thread ``party`` makes under ``app``'s policy, with ``spec`` enabled;
+    ``how`` goes to ``ThreadWriter.create`` (a clock)."""
+    owner = ThreadWriter.create(
+        master_secret=party.master,
+        device_key=party.device,
+        name=name,
+        app=app,
+        policy=policy_template(app),
+        **how,
+    )
+    owner.control(p.EnableApp(spec))
+    return owner
 
 
 class ReplicaGroup:
@@ -38,6 +55,13 @@ class ReplicaGroup:
     def owner(self) -> ThreadWriter:
         """The writer that made the thread: the replicas judge that thread."""
         return self.writers[0]
+
+    def settled(self) -> Self:
+        """Every member's own replica judges strictly too, and everyone holds everything."""
+        for writer in self.writers:
+            writer.replica.ordered.strict = True
+        self.share()
+        return self
 
     def share(self, *writers: ThreadWriter) -> None:
         """Everyone (or the writers named) hears everything the others hold."""
