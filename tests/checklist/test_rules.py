@@ -16,13 +16,13 @@ from apps.core.thread import payloads as p
 from apps.core.thread.lww import materialize
 from apps.core.thread.op import Op
 from apps.core.thread.ordered_data import ordered_validators
-from apps.core.thread.policy import policy_template
 from apps.core.thread.writer import ThreadWriter, WriteError
 from tests.core.thread.conftest import Party, join, rid, sync
 from tests.support.replica_groups import (
     ReplicaGroup,
     accepted_everywhere,
     forge_at,
+    opened,
     refused_everywhere,
 )
 
@@ -49,20 +49,9 @@ class Group(ReplicaGroup):
 @pytest.fixture
 def group() -> Group:
     alice, bob, carol, dave = (Party(name) for name in ("alice", "bob", "carol", "dave"))
-    owner = ThreadWriter.create(
-        master_secret=alice.master,
-        device_key=alice.device,
-        name="Flat share",
-        app="messaging",
-        policy=policy_template("messaging"),
-    )
-    owner.control(p.EnableApp(checklist_spec()))
+    owner = opened(alice, name="Flat share", app="messaging", spec=checklist_spec())
     members = [join(owner, bob, "admin"), join(owner, carol), join(owner, dave)]
-    made = Group(owner, *members, parties=(alice, bob, carol, dave))
-    for writer in made.writers:
-        writer.replica.ordered.strict = True
-    made.share()
-    return made
+    return Group(owner, *members, parties=(alice, bob, carol, dave)).settled()
 
 
 def change(pk: str, **cols) -> p.RowChange:

@@ -17,7 +17,6 @@ from apps.core.thread import payloads as p
 from apps.core.thread.countersign import signature_change
 from apps.core.thread.lww import materialize
 from apps.core.thread.op import Op
-from apps.core.thread.policy import policy_template
 from apps.core.thread.replica import Replica
 from apps.core.thread.rowid import row_id_new
 from apps.core.thread.writer import ThreadWriter, WriteError
@@ -30,6 +29,7 @@ from tests.support.replica_groups import (
     ReplicaGroup,
     accepted_everywhere,
     forged,
+    opened,
     refused_alike,
     refused_everywhere,
     write,
@@ -84,20 +84,10 @@ def sign(tally: Tally, writer: ThreadWriter, party: Party) -> Op:
 
 def _tally(*, named: bool, signed: bool) -> Tally:
     alice_p, bob_p, carol_p = Party("alice"), Party("bob"), Party("carol")
-    alice = ThreadWriter.create(
-        master_secret=alice_p.master,
-        device_key=alice_p.device,
-        name="Tally",
-        app="tally",
-        policy=policy_template("tally"),
-    )
-    alice.control(p.EnableApp(ledger_spec()))
+    alice = opened(alice_p, name="Tally", app="tally", spec=ledger_spec())
     bob = join(alice, bob_p, PARTNER)
     carol = join(alice, carol_p, PARTNER)
-    made = Tally(alice, bob, carol, [alice_p, bob_p, carol_p])
-    for writer in made.writers:
-        writer.replica.ordered.strict = True
-    made.share()
+    made = Tally(alice, bob, carol, [alice_p, bob_p, carol_p]).settled()
     if named:
         alice.write_data([contract_change(contract_cols(alice.member))])
         made.share()

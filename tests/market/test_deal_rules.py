@@ -41,6 +41,7 @@ from tests.ledger.test_rules import Tally
 from tests.support.replica_groups import (
     accepted_everywhere,
     forged,
+    opened,
     refused_alike,
     refused_everywhere,
     write,
@@ -97,15 +98,8 @@ def dealt() -> Deal:
     wall = [START_MS]
     names = ("alice", "bob", "erin", "sam", "carol")
     parties = [Party(name) for name in names]
-    alice = ThreadWriter.create(
-        master_secret=parties[0].master,
-        device_key=parties[0].device,
-        name="Deal",
-        app=DEAL_APP,
-        policy=policy_template(DEAL_APP),
-        clock=HybridClock(wall=lambda: wall[0]),
-    )
-    alice.control(p.EnableApp(deal_spec()))
+    clock = HybridClock(wall=lambda: wall[0])
+    alice = opened(parties[0], name="Deal", app=DEAL_APP, spec=deal_spec(), clock=clock)
     roles = (WRITER, ESCROW, SHIPPER, WRITER)
     others = [join(alice, party, role) for party, role in zip(parties[1:], roles, strict=True)]
     bob, erin, sam, carol = others

@@ -16,7 +16,6 @@ import pytest
 from apps.core.thread import payloads as p
 from apps.core.thread.lww import materialize
 from apps.core.thread.op import Op
-from apps.core.thread.policy import policy_template
 from apps.core.thread.replica import Replica
 from apps.core.thread.writer import ThreadWriter, WriteError
 from apps.voting import crypto, rules
@@ -24,7 +23,7 @@ from apps.voting.policy import BALLOT, CLOSE, DEALING, PARTIAL, POLL, voting_spe
 from apps.voting.results import poll_result, trustee_rows
 from apps.voting.shape import ballot_context, poll_context, poll_shape
 from tests.core.thread.conftest import Party, join, rid
-from tests.support.replica_groups import ReplicaGroup, forge_at, refused_everywhere
+from tests.support.replica_groups import ReplicaGroup, forge_at, opened, refused_everywhere
 
 VOTERS = ("owner", "admin", "writer")
 
@@ -54,22 +53,11 @@ class Group(ReplicaGroup):
 def _group(names: dict[str, str]) -> Group:
     parties = {name: Party(name) for name in names}
     owner_name = next(iter(names))
-    owner = ThreadWriter.create(
-        master_secret=parties[owner_name].master,
-        device_key=parties[owner_name].device,
-        name="Flat share",
-        app="messaging",
-        policy=policy_template("messaging"),
-    )
-    owner.control(p.EnableApp(voting_spec()))
+    owner = opened(parties[owner_name], name="Flat share", app="messaging", spec=voting_spec())
     writers = {owner_name: owner}
     for name, role in list(names.items())[1:]:
         writers[name] = join(owner, parties[name], role)
-    made = Group(writers, list(parties.values()))
-    for writer in writers.values():
-        writer.replica.ordered.strict = True
-    made.share()
-    return made
+    return Group(writers, list(parties.values())).settled()
 
 
 @pytest.fixture
