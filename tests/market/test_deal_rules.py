@@ -37,8 +37,8 @@ from apps.market.policy import (
     deal_spec,
 )
 from tests.core.thread.conftest import Party, forge, join, now_ms
-from tests.ledger.test_rules import Tally
 from tests.support.replica_groups import (
+    ReplicaGroup,
     accepted_everywhere,
     forged,
     opened,
@@ -52,10 +52,13 @@ START_MS = now_ms() - 40 * DAY_MS
 
 
 @dataclass
-class Deal(Tally):
-    """Alice sells, Bob buys, Carol is a second writer; Erin (escrow) and Sam (shipper) too.
-    Sharing and fresh replicas are the ledger tests' (``Tally``)."""
+class Deal(ReplicaGroup):
+    """Alice sells, Bob buys, Carol is a second writer; Erin (escrow) and Sam (shipper) too."""
 
+    alice: ThreadWriter
+    bob: ThreadWriter
+    carol: ThreadWriter
+    parties: list[Party]
     erin: ThreadWriter
     sam: ThreadWriter
     wall: list[int]
