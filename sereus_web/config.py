@@ -71,6 +71,8 @@ class NodeConfig:
     sync_interval: float = 180.0
     max_attachment_bytes: int = 100 * 1024 * 1024
     lift_seconds: float = 60.0  # a lift this node referees: from its start to its deadline
+    # A mirror: keeps the ciphertext of the threads of the parties that added it, never a key.
+    mirror: bool = False
 
     @property
     def scale_out(self) -> bool:
@@ -217,6 +219,7 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> NodeConfig:
             env.get("SEREUS_P2P_RELAYS"), name="SEREUS_P2P_RELAYS", peer=True
         ),
         dht=parse_bool(env.get("SEREUS_DHT"), name="SEREUS_DHT", default=True),
+        mirror=parse_bool(env.get("SEREUS_MIRROR"), name="SEREUS_MIRROR", default=False),
         sync_interval=parse_seconds(
             env.get("SEREUS_P2P_SYNC_INTERVAL"), name="SEREUS_P2P_SYNC_INTERVAL", default=180, low=1
         ),

@@ -19,6 +19,7 @@ from apps.core.forms import ClaimForm, PassphraseForm, RevealPhraseForm
 from apps.core.models import Thread
 from apps.core.node_addresses import running_config
 from apps.core.threads import pages
+from apps.core.threads import services as thread_services
 from apps.core.threads.qr import qr_svg
 
 CLAIM_SESSION_KEY = "sereus_claim_token"
@@ -84,7 +85,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "core/dashboard.html",
         {
             "recovery_pending": selectors.recovery_phrase_pending(),
-            "threads": pages.activity(Thread.objects.filter(state=Thread.State.ACTIVE)),
+            "threads": pages.activity(
+                thread_services.thread_list().filter(state=Thread.State.ACTIVE)
+            ),
             "joining": Thread.objects.filter(state=Thread.State.JOINING).count(),
         },
     )

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "apps.ledger",
     "apps.market",
     "apps.medical",
+    "apps.cadre",
     "apps.website",
     "django.contrib.admin",
     "django.contrib.auth",

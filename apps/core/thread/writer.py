@@ -118,9 +118,14 @@ class ThreadWriter:
         app: str = "default",
         policy: Policy | None = None,
         clock: HybridClock | None = None,
+        nonce: bytes | None = None,
     ) -> ThreadWriter:
-        """A new thread: its create op (owner: this party) and its first key epoch."""
-        nonce = nacl.utils.random(16)
+        """A new thread: its create op (owner: this party) and its first key epoch. ``nonce``:
+        given only for a thread whose id must be derivable (a party's control thread)."""
+        if nonce is None:
+            nonce = nacl.utils.random(16)
+        elif len(nonce) != 16:
+            raise ValueError("a thread nonce is 16 bytes")
         device = bytes(device_key.verify_key)
         thread = keys.thread_id_for(nonce, device)
         member = keys.member_key(master_secret, thread)

@@ -450,17 +450,23 @@ class ThreadDatabase:
 
     # -- control ops by this node -------------------------------------------------------------
 
-    def write(self, action):
+    def write(self, action, *, device_key=None):
         """Run ``action(writer)`` (control ops, rotations) in one transaction of the thread.
 
         Capture is off: control ops change no app row themselves, and if one changes earlier
-        decisions the rebuild it causes rewrites the app tables from the log.
+        decisions the rebuild it causes rewrites the app tables from the log. ``device_key``:
+        write as another device of this party (a restored node writes once as the party's
+        standby key, to certify its own device).
         """
         self.open()
         wrapper = self.wrapper
         try:
             with transaction.atomic(using=self.alias), self.lock, self._pin():
                 writer = self.writer()
+                if device_key is not None:
+                    writer = ThreadWriter(
+                        writer.replica, device_key=device_key, member_key=writer.member_key
+                    )
                 wrapper.capture = False
                 try:
                     result = action(writer)

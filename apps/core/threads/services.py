@@ -130,9 +130,18 @@ def _write(thread: Thread, action) -> list:
 # -- creating, joining, leaving ------------------------------------------------------------------
 
 
+# Apps whose threads are the node's own business, never listed for a person (a party's control
+# thread, among its own devices): registered by those apps.
+UNLISTED: set[str] = set()
+
+
+def unlisted_register(app: str) -> None:
+    UNLISTED.add(app)
+
+
 def thread_list(*, include_left: bool = False):
     """This node's threads (a query: callers filter and page it)."""
-    threads = Thread.objects.all()
+    threads = Thread.objects.exclude(app__in=UNLISTED) if UNLISTED else Thread.objects.all()
     return threads if include_left else threads.exclude(state=Thread.State.LEFT)
 
 
@@ -461,6 +470,42 @@ def thread_join(*, invite: Invite, raws: Iterable[bytes] = ()) -> Thread:
     index_refresh(thread=thread)
     thread_added.send(sender=Thread, thread=invite.thread)
     return thread
+
+
+def thread_adopt(*, thread: bytes, raws: Iterable[bytes] = ()) -> Thread:
+    """Take in a thread this party is already a member of, with this node's device certified
+    there (another device of the party certified it): ``raws`` is its log, fetched from a
+    device or mirror of the party. The thread becomes this node's."""
+    node = NodeKeys.of_this_node()
+    if node.master_secret is None:
+        raise ThreadServiceError("unavailable", "this node has no usable master secret")
+    database = thread_database(thread)
+    database.ingest(raws)
+    replica = database.replica()
+    state = replica.control.state
+    member = bytes(keys.member_key(node.master_secret, thread).verify_key)
+    role = state.role_of(member)
+    if role is None:
+        raise ThreadServiceError("forbidden", "the log received does not show you as a member")
+    if state.device_member(bytes(node.device.verify_key)) != member:
+        raise ThreadServiceError(
+            "forbidden", "the log received does not certify this device for you (not yet)"
+        )
+    record, _ = Thread.objects.update_or_create(
+        pk=_hex(thread),
+        defaults={
+            "name": state.name or _hex(thread)[:12],
+            "app": state.app,
+            "member_id": _hex(member),
+            "role": role,
+            "state": Thread.State.ACTIVE,
+            "problem": "",
+            "join_link": "",
+        },
+    )
+    index_refresh(thread=record)
+    thread_added.send(sender=Thread, thread=thread, adopted=True)
+    return record
 
 
 # -- members and devices -------------------------------------------------------------------------
