@@ -10,7 +10,7 @@ class CadreConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from apps.cadre import policy, worker
+        from apps.cadre import policy, protocols, worker
         from apps.core.thread.appspec import thread_app_register
         from apps.core.thread.policy import policy_template_register
         from apps.core.threads.services import unlisted_register
@@ -23,3 +23,4 @@ class CadreConfig(AppConfig):
         ops_written.connect(worker.on_ops_written, dispatch_uid="cadre-ops")
         thread_added.connect(worker.on_thread_added, dispatch_uid="cadre-added")
         worker.steps_install()
+        protocols.install()

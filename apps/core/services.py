@@ -74,9 +74,12 @@ def _owner_build(*, username: str) -> AbstractBaseUser:
     return user
 
 
-def _master_secret_ensure() -> None:
+def _master_secret_ensure(*, create: bool = True) -> None:
     # A secret may already exist without an owner (a claim that failed after writing it, or a
-    # restore): it is the party's, so it is kept, never replaced.
+    # restore): it is the party's, so it is kept, never replaced. A mirror never holds one, and
+    # a node joining another device of its person gets that person's (``create=False``).
+    if not create or settings.SEREUS.mirror:
+        return
     if not identity.master_secret_exists(_data_dir()):
         identity.master_secret_create(_data_dir(), nacl.utils.random(identity.SECRET_SIZE))
 
@@ -102,9 +105,16 @@ def owner_ensure(*, username: str = DEFAULT_OWNER_USERNAME) -> AbstractBaseUser:
 
 
 def owner_claim(
-    *, token: str, username: str, password: str, passphrase: str | None = None
+    *,
+    token: str,
+    username: str,
+    password: str,
+    passphrase: str | None = None,
+    joining: bool = False,
 ) -> ClaimResult:
-    """Redeem the claim token: set the owner's username and password, return the phrase once."""
+    """Redeem the claim token: set the owner's username and password, return the phrase once.
+    ``joining``: this node is another device of a person who has one already (a device link
+    brings their secret), so no secret is made and no phrase shown here."""
     with transaction.atomic():
         deleted, _ = ClaimToken.objects.filter(token_hash=_token_hash(token)).delete()
         if not deleted:
@@ -121,18 +131,22 @@ def owner_claim(
         user.username = username
         user.set_password(password)
         user.full_clean()
-        _master_secret_ensure()
+        _master_secret_ensure(create=not joining)
         user.save()
 
         phrase = None
-        if not node.recovery_phrase_shown:
+        if not node.recovery_phrase_shown and identity.master_secret_exists(_data_dir()):
             secret = identity.master_secret_load(_data_dir(), passphrase=passphrase)
             phrase = identity.recovery_phrase_from_secret(secret)
             node.recovery_phrase_shown = True
         node.owner = user
         node.save()
         # Sealing rewrites a file: last, so a failure before it leaves the file as it was.
-        if passphrase and not identity.master_secret_is_sealed(_data_dir()):
+        if (
+            passphrase
+            and identity.master_secret_exists(_data_dir())
+            and not identity.master_secret_is_sealed(_data_dir())
+        ):
             identity.master_secret_reseal(
                 _data_dir(),
                 old_passphrase=None,

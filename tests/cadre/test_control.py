@@ -10,7 +10,7 @@ from apps.core.threads import services as thread_services
 from apps.core.threads.registry import thread_database
 
 
-def test_control_thread_is_made_once_with_the_derived_id(node) -> None:  # noqa: F811
+def test_control_thread_is_made_once_with_the_derived_id(node) -> None:
     chat = thread_services.thread_create(name="Chat")
     assert control.control_thread() is None
     made = control.control_ensure()
@@ -27,7 +27,7 @@ def test_control_thread_is_made_once_with_the_derived_id(node) -> None:  # noqa:
         assert control.certified(thread, control.this_device())
 
 
-def test_a_later_thread_is_listed_with_the_standby_certified(node) -> None:  # noqa: F811
+def test_a_later_thread_is_listed_with_the_standby_certified(node) -> None:
     control.control_ensure()
     later = thread_services.thread_create(name="Later")
     assert later.id in {t.thread_id for t in control.party_threads()}
@@ -35,7 +35,7 @@ def test_a_later_thread_is_listed_with_the_standby_certified(node) -> None:  # n
     assert control.certified(later, bytes(standby.verify_key))
 
 
-def test_the_genesis_key_is_certified_only_in_the_control_thread(node) -> None:  # noqa: F811
+def test_the_genesis_key_is_certified_only_in_the_control_thread(node) -> None:
     chat = thread_services.thread_create(name="Chat")
     made = control.control_ensure()
     genesis = bytes(cadre_keys.genesis_key(control.master_secret()).verify_key)
