@@ -392,3 +392,39 @@ def adopt_step() -> None:
                 logger.debug("adopting %s from %s: %s", row.thread_id[:12], peer_id[:12], exc)
                 continue
             break
+
+
+# -- settings that follow the person -------------------------------------------------------------
+
+FOLLOWING = ("display_name",)  # node settings every device of the party shares
+_seen: dict[str, Any] = {}  # the control thread's value of each, as this process last saw it
+
+
+def _local_setting(key: str) -> Any:
+    from apps.core.threads import naming
+
+    return naming.display_name() if key == "display_name" else None
+
+
+def _apply_setting(key: str, value: Any) -> None:
+    from apps.core.threads import naming
+
+    if key == "display_name" and isinstance(value, str) and value:
+        naming.display_name_set(name=value)
+
+
+def settings_step() -> None:
+    """Worker step: a setting changed on this device goes into the control thread; one changed
+    on another device (the control thread's value moved since last seen) is taken here."""
+    if control_thread() is None:
+        return
+    for key in FOLLOWING:
+        shared, local = setting_get(key), _local_setting(key)
+        if shared == local:
+            _seen[key] = shared
+        elif (key in _seen and shared != _seen[key]) or (not local and shared):
+            _apply_setting(key, shared)
+            _seen[key] = shared
+        elif local:
+            setting_set(key, local)
+            _seen[key] = local

@@ -26,6 +26,7 @@ STEPS = (
     "apps.cadre.control:proofs_step",
     "apps.cadre.control:adopt_step",
     "apps.cadre.mirror_client:rosters_step",
+    "apps.cadre.control:settings_step",
 )
 
 _steps: list[tuple[str, Callable[[], Any] | None]] = []

@@ -42,3 +42,20 @@ def test_the_genesis_key_is_certified_only_in_the_control_thread(node) -> None:
     state = thread_database(made.thread).replica().control.state
     assert state.device_member(genesis) is not None
     assert not control.certified(chat, genesis)
+
+
+def test_the_display_name_follows_the_person_through_the_control_thread(node) -> None:
+    from apps.core.threads import naming
+
+    naming.display_name_set(name="Alice")
+    control.control_ensure()
+    control.settings_step()
+    assert control.setting_get("display_name") == "Alice"
+    # Another device of hers changed it: the control thread's value moved.
+    control.setting_set("display_name", "Alice L.")
+    control.settings_step()
+    assert naming.display_name() == "Alice L."
+    # Changed here: it goes into the control thread.
+    naming.display_name_set(name="Ali")
+    control.settings_step()
+    assert control.setting_get("display_name") == "Ali"
