@@ -28,6 +28,7 @@ BENCHMARKS = [
     "ledger",
     "market",
     "medical",
+    "cadre",
 ]
 
 
