@@ -197,6 +197,16 @@ def master_secret_create(
         raise KeyFileError("this node already has a master secret")
 
 
+def master_secret_replace(data_dir: Path, secret: bytes) -> None:
+    """Store ``secret`` in place of the master secret this node has, if any (atomically, mode
+    0600, unsealed). Only for a node that joins another device of its person
+    (``apps.cadre.link``): it has no threads of its own, so its old secret guards nothing, and
+    from then on it acts for the person whose secret it receives."""
+    if len(secret) != SECRET_SIZE:
+        raise ValueError(f"the master secret is {SECRET_SIZE} bytes")
+    secret_file_replace(data_dir / MASTER_SECRET_FILE, _master_doc(secret, None, "moderate"))
+
+
 def master_secret_load(data_dir: Path, *, passphrase: str | None = None) -> bytes:
     path = data_dir / MASTER_SECRET_FILE
     doc = _file_load(path, "sereus/master-secret")
