@@ -266,8 +266,7 @@ def _catch_up_floor(folder: Path, count: int) -> float:
     _start(d, c)
     try:
         (thread,) = _filled(d, 1, count, "catch-up")
-        want = _ops(d)[thread]
-        wait_for(lambda: _ops(d).get(thread, 0) >= want, timeout=120, what="D to load it")
+        want = wait_for(lambda: _ops(d).get(thread, 0) >= count and _ops(d)[thread], timeout=120)
         started = time.perf_counter()
         c.redeem(d.invite(thread))
         wait_for(lambda: _holds(c, {thread: want}), timeout=1800, interval=0.1, what="catch-up")
