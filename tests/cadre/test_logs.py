@@ -261,3 +261,80 @@ def test_submit_chunks_stay_under_the_request_bound(monkeypatch) -> None:
     raws = [b"a" * 40, b"b" * 40, b"c" * 40, b"d" * 200, b"e" * 10]
     chunks = list(logs._chunks(raws))
     assert chunks == [[b"a" * 40, b"b" * 40], [b"c" * 40, b"e" * 10]]
+
+
+# -- over real hosts ------------------------------------------------------------------------------
+
+
+class _Host:
+    """A p2p host in this process (no DHT), for requests between two real hosts."""
+
+    def __init__(self, key: nacl.signing.SigningKey, data_dir) -> None:
+        from apps.p2p.bridge import TrioThread
+        from apps.p2p.node import NodeSettings, SereusNode
+
+        data_dir.mkdir()
+        self.node = SereusNode(
+            key, NodeSettings(data_dir=data_dir, listen="/ip4/127.0.0.1/tcp/0", dht=False)
+        )
+        self.bridge = TrioThread(f"host-{data_dir.name}")
+        self.bridge.start(self.node.run)
+
+    @property
+    def where(self) -> dict[str, Any]:
+        return {"peer": self.node.peer_id, "addrs": list(self.node.addrs)}
+
+
+@pytest.fixture
+def hosts(party, tmp_path):
+    """This node's host (serving its logs) and another host of the party asking (this
+    process's p2p node, as ``client.app_request`` finds it)."""
+    from apps.p2p import client
+    from apps.p2p.host import quiet_libp2p_logs
+
+    quiet_libp2p_logs()
+    server = _Host(thread_database(party[0].thread).node.device, tmp_path / "server")
+    asker = _Host(nacl.signing.SigningKey.generate(), tmp_path / "asker")
+    client.local_set(asker.bridge, asker.node)
+    try:
+        yield server, asker
+    finally:
+        client.local_clear()
+        asker.bridge.stop()
+        server.bridge.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_logs_travel_between_real_hosts(party, hosts, monkeypatch) -> None:
+    chat, ctl = party
+    server, _asker = hosts
+    _grow(chat, 5)
+    listed = logs.list_threads(**server.where)
+    assert [(t["thread"], t["control"]) for t in listed] == [
+        (ctl.thread, True),
+        (chat.thread, False),
+    ]
+    monkeypatch.setattr(wire, "PAGE_OPS", 2)
+    seen: list[int] = []
+    assert logs.fetch_log(thread=chat.thread, progress=seen.append, **server.where) == _log(chat)
+    assert seen == sorted(seen)
+    assert seen[-1] == len(_log(chat))
+    assert len(seen) == -(-len(_log(chat)) // 2)
+    counts = logs.submit(thread=chat.thread, raws=[b"junk", *_log(chat)], **server.where)
+    assert counts == {"admitted": len(_log(chat)), "refused": 0, "other": 1}
+    with pytest.raises(logs.LogError) as caught:
+        logs.fetch_log(thread=nacl.utils.random(32), **server.where)
+    assert caught.value.code == "forbidden"
+    assert caught.value.words == logs.NOT_SHARED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_unreachable_peer_is_said_in_words(party, hosts) -> None:
+    server, _asker = hosts
+    gone = {"peer": peer_id_from_public_key(_stranger()), "addrs": ["/ip4/127.0.0.1/tcp/9"]}
+    with pytest.raises(logs.LogError) as caught:
+        logs.list_threads(**gone)
+    assert caught.value.code == "unavailable"
+    with pytest.raises(logs.LogError) as caught:
+        logs.fetch_log(thread=party[0].thread, peer="not-a-peer", addrs=server.where["addrs"])
+    assert caught.value.code == "invalid"
