@@ -27,6 +27,7 @@ API_URLS = (
     "apps.medical.api_urls",
     "apps.medical.emergency_urls",
     "apps.medical.audit_apis",
+    "apps.cadre.api_urls",
 )
 WEBSOCKET_URLS = (
     "apps.core.routing",

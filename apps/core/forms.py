@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django import forms
@@ -62,6 +63,24 @@ class ClaimForm(forms.Form):
             except forms.ValidationError as exc:
                 self.add_error("password1", exc)
         return data
+
+
+class DeviceClaimForm(ClaimForm):
+    """Claiming a node that is another device of someone who has one: the account, and the
+    device link from their other device (which brings their secret: no passphrase here; it can
+    be set in Settings once the secret is here)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from apps.cadre.forms import JoinForm  # the core names no app at import time
+
+        super().__init__(*args, **kwargs)
+        del self.fields["passphrase"]
+        self.fields["link"] = copy.deepcopy(JoinForm.base_fields["link"])
+
+    def clean_link(self) -> str:
+        from apps.cadre.forms import link_check
+
+        return link_check(self.cleaned_data["link"])
 
 
 class PassphraseForm(forms.Form):

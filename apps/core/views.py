@@ -15,7 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.core import identity, selectors, services
-from apps.core.forms import ClaimForm, PassphraseForm, RevealPhraseForm
+from apps.core.forms import ClaimForm, DeviceClaimForm, PassphraseForm, RevealPhraseForm
 from apps.core.models import Thread
 from apps.core.node_addresses import running_config
 from apps.core.threads import pages
@@ -52,19 +52,25 @@ def claim(request: HttpRequest) -> HttpResponse:
     if not services.claim_token_valid(token=token):
         return render(request, "core/claim_invalid.html", status=403)
 
-    form = ClaimForm(request.POST or None)
+    # "This is another device of mine": the account as usual, then the device link (which
+    # brings the person's secret, so no phrase is shown here) starts the join.
+    joining = request.GET.get("as") == "device"
+    form = (DeviceClaimForm if joining else ClaimForm)(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             result = services.owner_claim(
                 token=token,
                 username=form.cleaned_data["username"],
                 password=form.cleaned_data["password1"],
-                passphrase=form.cleaned_data["passphrase"] or None,
+                passphrase=form.cleaned_data.get("passphrase") or None,
+                joining=joining,
             )
         except services.NodeSetupError as exc:
             return render(request, "core/claim_invalid.html", {"reason": str(exc)}, status=403)
         request.session.pop(CLAIM_SESSION_KEY, None)
         login(request, result.user, backend="django.contrib.auth.backends.ModelBackend")
+        if joining:
+            return _join_start(request, form.cleaned_data["link"])
         if result.recovery_phrase is None:
             return redirect("core:dashboard")
         return _secret_page(
@@ -74,7 +80,20 @@ def claim(request: HttpRequest) -> HttpResponse:
                 {"words": result.recovery_phrase.split(), "after_claim": True},
             )
         )
-    return render(request, "core/claim.html", {"form": form})
+    context = {"form": form, "joining": joining, "mirror": settings.SEREUS.mirror}
+    return render(request, "core/claim.html", context)
+
+
+def _join_start(request: HttpRequest, link: str) -> HttpResponse:
+    """After a claim with a device link: start the join, and show how far it is."""
+    from apps.cadre.control import CadreError
+    from apps.cadre.link import join_start
+
+    try:
+        join_start(link=link)
+    except CadreError as exc:
+        messages.error(request, exc.words)
+    return redirect("cadre:join")
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
