@@ -333,6 +333,8 @@ def serve(peer_device: bytes, request: bytes) -> bytes:
     """The LINK protocol's handler (in a worker thread of the p2p node)."""
     from apps.p2p.app_protocols import AppRefused
 
+    if settings.SEREUS.mirror:
+        raise AppRefused("A mirror makes no device links; make one on a full device of yours.")
     try:
         doc = wire.decode(request, max_size=MAX_ANSWER)
         op = doc.get("op")

@@ -102,7 +102,7 @@ def _ask(data: LinkData, doc: dict[str, Any], timeout: float) -> dict[str, Any]:
     try:
         raw = app_request(data.peer, list(data.addrs), wire.LINK, wire.encode(doc), timeout=timeout)
     except AppRequestError as exc:
-        if exc.code == "refused":
+        if exc.code in ("refused", "invalid"):  # its words, or a request that can never work
             raise _Refused(exc.words) from exc
         raise _Retry(f"Your other device cannot be reached yet ({exc.words}).") from exc
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import io
 import os
 import stat
 from datetime import timedelta
@@ -13,6 +14,7 @@ from datetime import timedelta
 import nacl.signing
 import nacl.utils
 import pytest
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from apps.cadre import control, link, link_join, wire
@@ -361,3 +363,20 @@ def test_master_secret_replace_is_atomic_and_private(data_dir) -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         identity.master_secret_replace(data_dir, b"short")
     assert identity.master_secret_load(data_dir) == second
+
+
+def test_a_mirror_serves_no_device_links(node, settings) -> None:
+    data = link.link_parse(link.link_create().link)
+    settings.SEREUS = dataclasses.replace(settings.SEREUS, mirror=True)
+    with pytest.raises(AppRefused, match="A mirror makes no device links"):
+        claim(data, new_device())
+
+
+def test_node_join_command_queues_the_join_and_says_what_next(node) -> None:
+    out = io.StringIO()
+    call_command("node_join", foreign_link().text(), stdout=out)
+    assert "another device of yours" in out.getvalue()
+    assert "Start the node (make run); it joins your other device on start." in out.getvalue()
+    assert PendingJoin.objects.get().state == PendingJoin.State.PENDING
+    with pytest.raises(CommandError, match="not a device link"):
+        call_command("node_join", "https://example.com/join#abc")
