@@ -270,6 +270,20 @@ def ops_page(
             )
     finally:
         _recycle()
+    return page_pick(found, after, grant, removal, limit_bytes=limit_bytes, limit_ops=limit_ops)
+
+
+def page_pick(
+    found: list[tuple[int, bytes, bytes, int]],
+    after: dict[bytes, int],
+    grant: Access,
+    removal: Op | None,
+    *,
+    limit_bytes: int,
+    limit_ops: int,
+) -> tuple[list[bytes], dict[bytes, int]]:
+    """A page of ``ops_page`` from the missing ops found (log position, raw, device, seq), each
+    device's in seq order: merged by log position, within the limits, and the cursor."""
     found.sort()
     out: list[bytes] = []
     cursor = dict(after)
@@ -334,14 +348,20 @@ def flight(
     cursor: dict[bytes, int] = {}
     after: dict[bytes, int] = {}
     if their_vv is not None:
-        after = dict(their_vv)
-        for device, seq in (sent or {}).items():
-            after[device] = max(after.get(device, 0), seq)
+        after = flight_after(their_vv, sent)
         page, cursor = ops_page(
             thread, after, grant, removal, limit_bytes=limit_bytes, limit_ops=limit_ops
         )
     news = _capped(news, limit_ops, limit_bytes)
     return Flight(page, cursor, mine, heads, forks, news, after)
+
+
+def flight_after(their_vv: dict[bytes, int], sent: dict[bytes, int] | None) -> dict[bytes, int]:
+    """Where a flight's pages start: the peer's vector, past what this session sent already."""
+    after = dict(their_vv)
+    for device, seq in (sent or {}).items():
+        after[device] = max(after.get(device, 0), seq)
+    return after
 
 
 def _capped(raws: list[bytes], limit_ops: int, limit_bytes: int) -> list[bytes]:
@@ -485,3 +505,43 @@ def addresses_publish(thread: bytes, addrs: list[str]) -> bool:
         return False
     finally:
         _recycle()
+
+
+# -- a mirror's store in place of the thread databases --------------------------------------------
+# A node started as a mirror (``settings.SEREUS.mirror``) keeps its parties' ops as ciphertext
+# (``apps.cadre.mirror_store``): it has no thread databases and no keys. Its p2p node syncs that
+# store through the same calls as any node: ``use(apps.p2p.mirror_io)``, once at start-up, rebinds
+# this module's functions below to the mirror's. The protocols look them up here at call time
+# (``threads_io.flight``), so nothing else changes (``opening`` calls the ``access`` and ``flight``
+# in use); ``use(None)`` puts back the originals (tests).
+SWAPPED = (
+    "thread_ids",
+    "thread_info",
+    "access",
+    "accesses",
+    "member_of",
+    "ops_page",
+    "flight",
+    "ingest",
+    "keys_sealed_to",
+    "version_vector",
+    "addresses_publish",
+)
+_originals: dict[str, object] = {}
+
+
+def use(module: object | None) -> None:
+    """Serve ``module``'s functions (those named in ``SWAPPED``) in place of this module's own;
+    None: this module's own again."""
+    found = globals()
+    if not _originals:
+        _originals.update({name: found[name] for name in SWAPPED})
+    found.update(
+        _originals if module is None else {name: getattr(module, name) for name in SWAPPED}
+    )
+
+
+def in_use() -> str:
+    """Which store this module serves now: "threads" or the module's name."""
+    current = globals()["flight"]
+    return "threads" if not _originals or current is _originals["flight"] else current.__module__
