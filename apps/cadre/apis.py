@@ -199,7 +199,7 @@ class DeviceDetailApi(APIView):
         from now on reaches it. Not this device itself, nor the recovery key."""
         from apps.cadre.devices import device_remove
 
-        call(device_remove, device=device.lower()[:64])
+        call(device_remove, device=device)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
