@@ -82,18 +82,19 @@ def test_a_second_device_joins_every_thread_writes_converges_and_is_removed(
         assert not refused, refused
 
     # Bob's node: one Alice (one member id) with two devices, A's and B's.
-    alice = cadre.member_id(a, family)
+    # (A member key is the party's in one thread: each thread has its own.)
+    alice = {thread: cadre.member_id(a, thread) for thread in threads}
     device_a, device_b = cadre.device_here(a), cadre.device_here(b)
     for thread in threads:
         seen = cadre.members(bob, thread)
         assert len(seen) == 2, seen
-        assert {device_a, device_b} <= set(seen[alice]), seen
+        assert {device_a, device_b} <= set(seen[alice[thread]]), seen
 
     # A removes B: B's device leaves every thread, and B gets nothing written afterwards.
     cadre.device_remove(a, device_b)
     for thread in threads:
         wait_for(
-            lambda thread=thread: device_b not in cadre.members(bob, thread).get(alice, []),
+            lambda t=thread: device_b not in cadre.members(bob, t)[alice[t]],
             timeout=30,
             what="Bob to learn that B was removed",
         )

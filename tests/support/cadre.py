@@ -60,7 +60,7 @@ def device_here(peer: Peer) -> str:
 
 def thread_ids(peer: Peer) -> set[str]:
     """The threads this node lists (the control thread never shows)."""
-    return {t["id"] for t in api_of(peer).get("/api/v1/threads/") if t["state"] == "active"}
+    return {t["id"] for t in api_of(peer).get("/api/v1/threads/")}
 
 
 def thread_names(peer: Peer) -> dict[str, str]:
