@@ -177,6 +177,16 @@ def _join_run(join: PendingJoin) -> None:
         data = link_parse(join.link)
     except LinkError as exc:
         raise _Refused(exc.words) from exc
+    if join.state == PendingJoin.State.FETCHING:
+        # Certified already: only logs are left, from the same device (the link may have
+        # expired since; it is not claimed again).
+        rows = SyncProgress.objects.filter(run="join")  # the control thread first
+        threads = [
+            {"thread": bytes.fromhex(r.thread_id), "name": r.name, "control": r.control}
+            for r in rows
+        ]
+        _fetch_all(threads, data.peer, list(data.addrs))
+        return
     me = control.node_keys().device
     mine, inviter = bytes(me.verify_key), device_of_peer(data.peer)
 
@@ -209,14 +219,15 @@ def _join_run(join: PendingJoin) -> None:
         SyncProgress.objects.filter(run="join").update(state=SyncProgress.State.DONE)
         return
     PendingJoin.objects.filter(pk=join.pk).update(state=PendingJoin.State.FETCHING)
-    _fetch_all(claim)
+    _fetch_all(claim.threads, claim.peer, claim.addrs)
 
 
-def _fetch_all(claim: _Claim) -> None:
+def _fetch_all(threads: list[dict[str, Any]], peer: str, addrs: list[str]) -> None:
+    """Fetch and adopt each thread not done yet (the control thread first) from ``peer``."""
     from apps.cadre import logs
 
     failed = []
-    for item in claim.threads:  # the control thread first
+    for item in threads:
         thread, hex_id = item["thread"], item["thread"].hex()
         row = SyncProgress.objects.get(run="join", thread_id=hex_id)
         if row.state == SyncProgress.State.DONE:
@@ -227,9 +238,7 @@ def _fetch_all(claim: _Claim) -> None:
             SyncProgress.objects.filter(pk=pk).update(ops_fetched=n)
 
         try:
-            raws = logs.fetch_log(
-                thread=thread, peer=claim.peer, addrs=claim.addrs, progress=progress
-            )
+            raws = logs.fetch_log(thread=thread, peer=peer, addrs=addrs, progress=progress)
             thread_services.thread_adopt(thread=thread, raws=raws)
         except Exception as exc:  # that device is away, or did not certify this one yet
             logger.info("join: fetching %s failed: %s", hex_id[:12], exc)

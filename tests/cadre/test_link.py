@@ -380,3 +380,23 @@ def test_node_join_command_queues_the_join_and_says_what_next(node) -> None:
     assert PendingJoin.objects.get().state == PendingJoin.State.PENDING
     with pytest.raises(CommandError, match="not a device link"):
         call_command("node_join", "https://example.com/join#abc")
+
+
+def test_a_certified_join_keeps_fetching_after_the_link_expired(node) -> None:
+    join = link.join_start(link=foreign_link().text())
+    thread = nacl.utils.random(32)
+    SyncProgress.objects.create(run="join", thread_id=thread.hex(), name="Family", control=True)
+    expired = foreign_link(expires_ms=link.now_ms() - 1).text()
+    PendingJoin.objects.filter(pk=join.pk).update(link=expired, state=PendingJoin.State.FETCHING)
+    link.join_step()  # the other device is away: not fetched, tried again later
+    join.refresh_from_db()
+    assert join.state == PendingJoin.State.FETCHING
+    assert "Not fetched yet: Family" in join.problem
+    assert SyncProgress.objects.get().state == SyncProgress.State.FAILED
+    PendingJoin.objects.filter(pk=join.pk).update(
+        attempts=link_join.MAX_ATTEMPTS - 1, updated_at=timezone.now() - timedelta(minutes=5)
+    )
+    link.join_step()  # the last try
+    join.refresh_from_db()
+    assert join.state == PendingJoin.State.FAILED
+    assert join.link == ""
