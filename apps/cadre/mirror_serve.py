@@ -24,6 +24,7 @@ import logging
 import time
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -220,6 +221,9 @@ def _assign(party: MirrorParty, threads: list[dict[str, Any]]) -> list[dict[str,
 
 
 def serve_mirror(peer_device: bytes, request: bytes) -> bytes:
+    if not settings.SEREUS.mirror:
+        # Registered on full nodes too: they ask it (the asking side needs its bounds).
+        raise AppRefused("This node is not a mirror.")
     doc = _decode(request, BIG_REQUEST)
     op = doc.get("op")
     if op not in ("assign", "status"):

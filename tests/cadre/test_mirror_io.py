@@ -4,6 +4,8 @@ node pushing rosters to its mirrors (``mirror_client``) certifies them in every 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import nacl.signing
 import pytest
 
@@ -119,7 +121,7 @@ def test_a_sync_ingest_trusts_the_party_devices_only(kept) -> None:
 
 
 @pytest.fixture
-def party_with_mirror(node, monkeypatch):
+def party_with_mirror(node, monkeypatch, settings):
     """This node's party with a control thread, two threads and a mirror device (its requests
     answered in this process by the mirror's own handler, with a key of its own)."""
     mirror_store.forget()
@@ -141,7 +143,12 @@ def party_with_mirror(node, monkeypatch):
         asked.append((peer_id, list(addrs)))
         if failing:
             raise AppRequestError("unreachable", "that node is away")
-        return mirror_serve.serve_mirror(control.this_device(), payload)
+        full = settings.SEREUS
+        settings.SEREUS = replace(full, mirror=True)  # the mirror answering
+        try:
+            return mirror_serve.serve_mirror(control.this_device(), payload)
+        finally:
+            settings.SEREUS = full
 
     monkeypatch.setattr(client, "app_request", app_request)
     yield {
@@ -198,8 +205,6 @@ def test_a_mirror_away_is_asked_again_later(party_with_mirror, monkeypatch) -> N
 
 
 def test_a_mirror_node_pushes_no_rosters(party_with_mirror, settings) -> None:
-    from dataclasses import replace
-
     settings.SEREUS = replace(settings.SEREUS, mirror=True)
     mirror_client.rosters_step()
     assert party_with_mirror["asked"] == []

@@ -5,6 +5,7 @@ thread; anyone else is told the same as for a thread it does not keep."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import nacl.signing
 import pytest
@@ -19,8 +20,9 @@ from tests.cadre.test_mirror_support import busy_thread, log_of, mirror_rows, pa
 
 
 @pytest.fixture
-def mirror_key(node, monkeypatch) -> nacl.signing.SigningKey:
+def mirror_key(node, monkeypatch, settings) -> nacl.signing.SigningKey:
     """The mirror's own device key (this process plays the mirror, apart from the node's)."""
+    settings.SEREUS = replace(settings.SEREUS, mirror=True)
     key = nacl.signing.SigningKey.generate()
     monkeypatch.setattr(mirror_serve, "_own_key", lambda: key)
     monkeypatch.setattr(mirror_serve, "_own_device", lambda: bytes(key.verify_key))
@@ -269,6 +271,14 @@ def test_garbage_requests_are_refused_in_words(served) -> None:
         for raw in (b"", b"\xff\xff", wire.encode({"op": "nothing"})[:-1], b"\xa1av\x02"):
             with pytest.raises(AppRefused):
                 handler(s["alice"], raw)
+
+
+def test_a_full_node_answers_no_mirror_request(served, settings) -> None:
+    s = served
+    settings.SEREUS = replace(settings.SEREUS, mirror=False)
+    request = {"op": "status", "proof": proof(s["master"], "status", s["alice"], s["mirror"])}
+    with pytest.raises(AppRefused, match="not a mirror"):
+        ask(mirror_serve.serve_mirror, s["alice"], request)
 
 
 def test_the_status_counts_each_thread_of_the_party(served) -> None:
