@@ -370,6 +370,8 @@ def test_a_mirror_serves_no_device_links(node, settings) -> None:
     settings.SEREUS = dataclasses.replace(settings.SEREUS, mirror=True)
     with pytest.raises(AppRefused, match="A mirror makes no device links"):
         claim(data, new_device())
+    with pytest.raises(link.LinkError, match="A mirror cannot add devices"):
+        link.link_create()
 
 
 def test_node_join_command_queues_the_join_and_says_what_next(node) -> None:
