@@ -259,11 +259,12 @@ def _claimed_by(row: DeviceLink, peer_device: bytes) -> None:
 
 def _party_threads() -> list[Thread]:
     """The party's threads this node holds: the control thread first."""
-    found = control.control_thread()
-    if found is None:
+    from apps.cadre.devices import holding_threads
+
+    found = holding_threads()
+    if not found:
         raise LinkError("unavailable", "This node has no device list yet; make a new link.")
-    rest = [t for t in control.party_thread_records() if t.pk != found.pk]
-    return [found, *rest][: wire.MAX_THREADS]
+    return found[: wire.MAX_THREADS]
 
 
 def _claim(doc: dict[str, Any], peer_device: bytes) -> dict[str, Any]:
