@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.conf import settings
 
 
 class CadreConfig(AppConfig):
@@ -24,3 +25,8 @@ class CadreConfig(AppConfig):
         thread_added.connect(worker.on_thread_added, dispatch_uid="cadre-added")
         worker.steps_install()
         protocols.install()
+        if settings.SEREUS.mirror:
+            # The p2p node reads and writes the mirror's ciphertext store, not thread databases.
+            from apps.p2p import mirror_io
+
+            mirror_io.install()

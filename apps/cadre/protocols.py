@@ -47,22 +47,23 @@ def install() -> None:
         rate=(10.0, 40),
         timeout=20.0,
     )
-    if mirror:
-        app_protocols.register(
-            wire.MIRROR,
-            _lazy("apps.cadre.mirror_serve:serve_mirror"),
-            max_request=MIB,
-            max_response=256 * KIB,
-            rate=(2.0, 10),
-            timeout=20.0,
-        )
-    else:
-        app_protocols.register(
-            wire.LINK,
-            _lazy("apps.cadre.link:serve"),
-            max_request=256 * KIB,
-            max_response=MIB,
-            rate=(1.0, 5),
-            timeout=60.0,  # certifying in every thread of the party
-            busy="Too many tries with device links; wait a moment.",
-        )
+    # Both on every node: the asking side looks a protocol up for its bounds, full nodes ask a
+    # mirror (rosters) and a mirror asks a full node (its device link). Each handler refuses,
+    # in words, what its kind of node does not serve.
+    app_protocols.register(
+        wire.MIRROR,
+        _lazy("apps.cadre.mirror_serve:serve_mirror"),
+        max_request=MIB,
+        max_response=256 * KIB,
+        rate=(2.0, 10),
+        timeout=20.0,
+    )
+    app_protocols.register(
+        wire.LINK,
+        _lazy("apps.cadre.link:serve"),
+        max_request=256 * KIB,
+        max_response=MIB,
+        rate=(1.0, 5),
+        timeout=60.0,  # certifying in every thread of the party
+        busy="Too many tries with device links; wait a moment.",
+    )
