@@ -347,11 +347,17 @@ def proofs_step() -> None:
             )
         )
     )
+    removed = [
+        bytes.fromhex(d.device)
+        for d in party_devices(include_gone=True)
+        if d.state == PartyDevice.State.REMOVED
+    ]
     for row in party_threads():
         local = mine.get(row.thread_id)
         if local is not None:
             certify_standby(local)
             _certify_proofs(local)
+            _revoke_removed(local, removed)
             continue
         if row.thread_id in have:
             continue
@@ -359,6 +365,17 @@ def proofs_step() -> None:
         member = bytes(keys.member_key(secret, thread_id).verify_key)
         proof = keys.device_proof_sign(me, thread_id, member)
         proof_record(thread_id=thread_id, device=bytes(me.verify_key), proof=proof)
+
+
+def _revoke_removed(thread: Thread, removed: list[bytes]) -> None:
+    """A device another device of the party removed is revoked here too, in a thread that
+    device did not hold (a thread this node joined while it was away)."""
+    for device in removed:
+        if certified(thread, device):
+            try:
+                thread_services.device_revoke(thread=thread, device_id=_hex(device))
+            except ThreadServiceError as exc:
+                logger.info("revoking a removed device in %s failed: %s", thread.id[:12], exc)
 
 
 def adopt_step() -> None:

@@ -59,3 +59,24 @@ def test_the_display_name_follows_the_person_through_the_control_thread(node) ->
     naming.display_name_set(name="Ali")
     control.settings_step()
     assert control.setting_get("display_name") == "Ali"
+
+
+def test_a_device_removed_elsewhere_is_revoked_in_threads_only_this_node_holds(node) -> None:
+    import nacl.signing
+
+    from apps.core.thread import keys
+
+    control.control_ensure()
+    chat = thread_services.thread_create(name="Chat")
+    other = nacl.signing.SigningKey.generate()
+    member = bytes.fromhex(chat.member_id)
+    control.certify(
+        chat, bytes(other.verify_key), keys.device_proof_sign(other, chat.thread, member)
+    )
+    control.device_record(device=bytes(other.verify_key), kind=PartyDevice.Kind.FULL)
+    # Another device of the party removed it (the row came through the control thread).
+    control.device_record(
+        device=bytes(other.verify_key), kind=PartyDevice.Kind.FULL, state=PartyDevice.State.REMOVED
+    )
+    control.proofs_step()
+    assert not control.certified(chat, bytes(other.verify_key))
