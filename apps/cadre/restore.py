@@ -130,16 +130,24 @@ def restore_step() -> None:
     except _Hard as exc:
         _end(run, RestoreRun.State.FAILED, str(exc))
     except (CadreError, thread_services.ThreadServiceError, ThreadDatabaseError) as exc:
-        words = getattr(exc, "words", None) or str(exc)
-        run.attempts += 1
-        if run.attempts >= MAX_ATTEMPTS:
-            _end(run, RestoreRun.State.FAILED, f"Gave up after {run.attempts} tries: {words}")
-            return
-        run.problem = words
-        run.save(update_fields=["attempts", "problem"])
-        pause = BACKOFF_S[min(run.attempts - 1, len(BACKOFF_S) - 1)]
-        _not_before[run.pk] = time.monotonic() + pause
-        logger.info("restore: %s (trying again in %g s)", words, pause)
+        _again(run, getattr(exc, "words", None) or str(exc))
+    except Exception:
+        # A bug, or an answer nobody foresaw: said in the log, tried again after a pause
+        # rather than every round.
+        logger.exception("restore: a step failed")
+        _again(run, "Something went wrong on this node; it tries again shortly.")
+
+
+def _again(run: RestoreRun, words: str) -> None:
+    run.attempts += 1
+    if run.attempts >= MAX_ATTEMPTS:
+        _end(run, RestoreRun.State.FAILED, f"Gave up after {run.attempts} tries: {words}")
+        return
+    run.problem = words
+    run.save(update_fields=["attempts", "problem"])
+    pause = BACKOFF_S[min(run.attempts - 1, len(BACKOFF_S) - 1)]
+    _not_before[run.pk] = time.monotonic() + pause
+    logger.info("restore: %s (trying again in %g s)", words, pause)
 
 
 def _end(run: RestoreRun, state: str, problem: str = "") -> None:

@@ -51,6 +51,7 @@ class Source:
         self.party = party
         self.received: dict[bytes, list[bytes]] = {}
         self.host: _Host | None = None
+        self.stall = False  # hostile: pages that never move on
 
     def _check(self, doc: dict[str, Any], purpose: str, peer_device: bytes) -> None:
         assert self.host is not None
@@ -85,6 +86,8 @@ class Source:
         self._check(doc, "page", peer_device)
         raws = self.logs[doc["thread"]]
         after = doc["after"]
+        if self.stall:
+            return wire.encode({"ops": [], "next": after, "done": False})
         page = raws[after : after + wire.PAGE_OPS]
         done = after + len(page) >= len(raws)
         return wire.encode({"ops": page, "next": after + len(page), "done": done})
@@ -191,6 +194,7 @@ def world(node, tmp_path, settings, request) -> Iterator[World]:
     r_key = identity.device_key_ensure(settings.DATA_DIR).signing_key
     world.r_device = bytes(r_key.verify_key)
     source.start(tmp_path)
+    restore._not_before.clear()
     r_host = _Host(r_key, tmp_path / "r-host")
     client.local_set(r_host.bridge, r_host.node)
     try:
@@ -288,10 +292,17 @@ def test_the_takeover_runs_once_even_when_done_again(world: World) -> None:
     run.refresh_from_db()
     assert run.state == RestoreRun.State.DONE
     assert {t: len(_log_of(t)) for t in sizes} == sizes
-    standbys = [
-        d.standby_index for d in control.party_devices(include_gone=True) if d.kind == "standby"
-    ]
-    assert sorted(standbys) == [0, 1]
+    # It stopped after recording the next standby, before the spent one: the standby it acted
+    # as is found by its certificate of this device, not taken for the newest one.
+    control.device_record(device=_standby(world, 0), kind="standby", standby_index=0)
+    RestoreRun.objects.filter(pk=run.pk).update(state=RestoreRun.State.TAKEOVER)
+    restore.restore_step()
+    standbys = {
+        d.standby_index: d.state
+        for d in control.party_devices(include_gone=True)
+        if d.kind == PartyDevice.Kind.STANDBY
+    }
+    assert standbys == {0: PartyDevice.State.SPENT, 1: PartyDevice.State.ACTIVE}
     assert restore.restore_status()["state"] == "done"
 
 
@@ -345,6 +356,31 @@ def test_a_party_without_a_standby_cannot_be_restored_from_the_phrase(world: Wor
 def test_a_log_without_the_device_list_fails_the_run(world: World) -> None:
     del world.source.logs[world.control_id]
     _fails(world, "device list")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_forged_device_list_takes_nothing_over(world: World, tmp_path: Path) -> None:
+    """A source that serves junk, or ops of another party's control thread, as this party's
+    device list: nothing of it is taken in, so no standby is found."""
+    from tests.core.threads.conftest import new_thread
+
+    forged = new_thread(tmp_path, "forged")
+    world.source.logs[world.control_id] = [b"junk", *_log_raws(forged)]
+    _fails(world, "no recovery key")
+
+
+def _log_raws(other: OtherNode) -> list[bytes]:
+    rows = other.database.raw().execute("SELECT raw FROM sereus_ops WHERE place = 'log'")
+    return [bytes(raw) for (raw,) in rows]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pages_that_never_move_on_are_left_and_tried_later(world: World) -> None:
+    world.source.stall = True
+    run = _run([world.source.where], rounds=2)
+    assert run.state == RestoreRun.State.FETCHING
+    assert run.attempts == 1
+    assert "do not advance" in run.problem
 
 
 # -- node_restore --from, recovery_phrase ---------------------------------------------------------
