@@ -122,12 +122,15 @@ def test_a_removed_devices_later_ops_are_refused_everywhere(
     words = cadre.refusal(lambda: cadre.device_remove(b, device_b))
     assert "another" in words.lower(), words
     cadre.device_remove(a, device_b)
-    for peer in (bob, b):
-        wait_for(
-            lambda peer=peer: device_b not in cadre.members(peer, thread).get(alice, []),
-            timeout=30,
-            what="the removal to reach every node",
-        )
+    wait_for(
+        lambda: device_b not in cadre.members(bob, thread)[alice],
+        timeout=30,
+        what="the removal to reach Bob",
+    )
+    a.note(thread, "after the removal")
+    cadre.has_note(bob, thread, "after the removal")
+    cadre.settle(2)
+    assert "after the removal" not in cadre.titles(b, thread)
 
     # B's modified node signs a note after seeing its removal and pushes it to A and Bob.
     b.stop()
