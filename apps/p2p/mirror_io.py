@@ -177,7 +177,7 @@ def ingest(thread: bytes, raws: list[bytes] | Verified) -> Ingested:
         # Not "pushed by its author": the node then passes the ops on to every device.
         client.received.source = (device, False)
     with _recycled():
-        trusted = device is None or _from_party(thread, device)
+        trusted = device is not None and _from_party(thread, device)
         counts = mirror_store.ingest(thread, raws, trusted=trusted)
     return Ingested(
         accepted=counts.accepted,
