@@ -475,3 +475,39 @@ def test_recovery_phrase_refuses_a_mirror_and_a_node_without_a_secret(
     with pytest.raises(CommandError, match="mirror"):
         call_command("recovery_phrase", stdout=out, stderr=StringIO())
     assert out.getvalue() == ""
+
+
+# -- real nodes -----------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_lost_device_is_restored_from_another_full_device_of_the_party(tmp_path) -> None:
+    """Real ``runnode`` processes: Alice's home node A lives on; her phone's replacement R is
+    restored from the phrase with ``node_restore --from`` A (A's own LOG and SUBMIT serve it),
+    lists A's thread with its history, writes, and A takes R's writes in."""
+    from tests.support import cadre as real
+    from tests.support.p2p import Peer
+
+    started: list[Peer] = []
+    try:
+        a = real.start(started, tmp_path / "a")
+        chat = a.thread_create("Chat-5e2a")
+        a.note(chat, "from A")
+        real.link_make(a)  # A's device list is made on the first cadre action
+        phrase = real.recovery_phrase(a)
+        r = Peer(tmp_path / "r")
+        started.append(r)
+        said = real.node_restore(r, phrase, [real.p2p_address(a)])
+        assert "fetches your threads" in said
+        r.start()
+        done = real.restore_done(r)
+        assert {row["state"] for row in done["threads"]} == {"done"}
+        assert real.thread_ids(r) == {chat}
+        assert real.member_id(r, chat) == real.member_id(a, chat)
+        assert real.titles(r, chat) == {"from A"}
+        r.note(chat, "from R")
+        real.has_note(a, chat, "from R", timeout=60)
+        assert real.device_here(r) in real.members(a, chat)[real.member_id(a, chat)]
+    finally:
+        for peer in started:
+            peer.kill()
