@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 RUN = "restore"
 RESTORED_LABEL = "Restored from the recovery phrase"
+LEFT_WORDS = "You are no longer a member of this thread; it is not restored."
 MAX_SOURCES = 8
 BACKOFF_S = (5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 MAX_ATTEMPTS = 60  # about four hours of a source away, then the run says so and stops
@@ -64,6 +65,11 @@ class RestoreError(CadreError):
 
 class _Hard(Exception):
     """Ends the run: trying again would not help."""
+
+
+class _NotMember(Exception):
+    """The party left (or was removed from) a thread a source still holds: not restored, and
+    not a failure either."""
 
 
 # -- starting -----------------------------------------------------------------------------------
@@ -322,6 +328,8 @@ def _certify_me(thread: bytes, master: bytes, standby: int, me_key: Any) -> None
         state = database.replica().control.state
         if state.device_member(me) == member:
             return
+        if state.role_of(member) is None:
+            raise _NotMember(LEFT_WORDS)
         key = cadre_keys.standby_key(master, standby)
         if state.device_member(bytes(key.verify_key)) != member:
             raise RestoreError("forbidden", "your recovery key is not certified in this thread")
@@ -350,10 +358,19 @@ def _takeover(master: bytes) -> list[Thread]:
         thread = bytes.fromhex(row.thread_id)
         try:
             _certify_me(thread, master, standby, me_key)
-            taken.append(_adopt(thread))
-        except (RestoreError, thread_services.ThreadServiceError) as exc:
+            adopted = _adopt(thread)
+        except _NotMember as exc:
+            row.problem = str(exc)
+            row.save(update_fields=["problem", "updated_at"])
+            continue
+        except (RestoreError, thread_services.ThreadServiceError, ThreadDatabaseError) as exc:
             row.state, row.problem = SyncProgress.State.FAILED, str(exc)
             row.save(update_fields=["state", "problem", "updated_at"])
+            continue
+        taken.append(adopted)
+        if row.name != adopted.name:  # a mirror cannot read names: the thread's own, now
+            row.name = adopted.name
+            row.save(update_fields=["name", "updated_at"])
     # The next standby first, then the spent one: a restart in between still finds a current
     # standby, and ``_standby_index`` finds the spent one through its certificate of this device.
     spent = bytes(cadre_keys.standby_key(master, standby).verify_key)

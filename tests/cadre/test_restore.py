@@ -172,13 +172,11 @@ def world(node, tmp_path, settings, request) -> Iterator[World]:
     ctl = control.control_ensure()
     tamper = getattr(request, "param", None)
     if tamper is not None:
-        tamper()
+        tamper(tmp_path)
     master = control.master_secret()
-    source = Source(
-        {ctl.thread: _log_of(ctl.thread), chat.thread: _log_of(chat.thread)},
-        ctl.thread,
-        cadre_keys.party_id(master),
-    )
+    held = [ctl.thread, chat.thread]
+    held += [t.thread for t in Thread.objects.exclude(pk__in=[ctl.pk, chat.pk])]
+    source = Source({t: _log_of(t) for t in held}, ctl.thread, cadre_keys.party_id(master))
     world = World(
         master,
         identity.recovery_phrase_from_secret(master),
@@ -189,7 +187,7 @@ def world(node, tmp_path, settings, request) -> Iterator[World]:
         source,
         b"",
     )
-    _lose_a(settings, tmp_path, [chat.thread, ctl.thread])
+    _lose_a(settings, tmp_path, held)
     services.node_restore(phrase=world.phrase)
     r_key = identity.device_key_ensure(settings.DATA_DIR).signing_key
     world.r_device = bytes(r_key.verify_key)
@@ -335,7 +333,7 @@ def test_a_source_away_is_tried_again_later(world: World) -> None:
     assert restore.restore_status()["running"] is True
 
 
-def _spend_standby() -> None:
+def _spend_standby(tmp_path: Path) -> None:
     """A's device list says its standby key was spent, and names no other."""
     standby = control.standby_current()
     control.device_record(
@@ -381,6 +379,37 @@ def test_pages_that_never_move_on_are_left_and_tried_later(world: World) -> None
     assert run.state == RestoreRun.State.FETCHING
     assert run.attempts == 1
     assert "do not advance" in run.problem
+
+
+def _leave_a_thread(tmp_path: Path) -> None:
+    """Alice hands a thread of hers to Bob and leaves it (the mirror keeps its log)."""
+    old = thread_services.thread_create(name="Old")
+    bob = other_node(tmp_path, old.thread, "bob-old")
+    admit(thread_database(old.thread), bob, "writer")
+    from apps.core.thread import payloads
+
+    member = bytes.fromhex(member_hex(bob))
+    thread_database(old.thread).write(lambda w: w.control(payloads.TransferOwner(member)))
+    thread_services.index_refresh(thread=old)
+    old.refresh_from_db()
+    thread_services.thread_leave(thread=old, wait=0)
+
+
+def member_hex(other: OtherNode) -> str:
+    member = other.database.member_public()
+    assert member is not None
+    return member.hex()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("world", [_leave_a_thread], indirect=True)
+def test_a_thread_the_party_left_is_not_restored(world: World) -> None:
+    run = _run([world.source.where])
+    assert run.state == RestoreRun.State.DONE, run.problem
+    assert run.problem == ""
+    assert [t.name for t in thread_services.thread_list()] == ["Chat"]
+    left = SyncProgress.objects.get(run="restore", name="thread 2")
+    assert left.problem == restore.LEFT_WORDS
 
 
 # -- node_restore --from, recovery_phrase ---------------------------------------------------------
