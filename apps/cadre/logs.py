@@ -41,6 +41,7 @@ MAX_LOG_REQUEST = 4096  # threads and page requests are small
 MAX_RESPONSE = 4 << 20
 PAGE_TIMEOUT = 20.0  # the asking side's wait for one page
 MAX_FETCH_OPS = 1_000_000  # a thread's whole log, fetched at once; more is not a log of ours
+MAX_FETCH_BYTES = 1 << 30  # ``fetch_log`` holds the log in memory (a restore streams it)
 SUBMIT_BUDGET = MAX_REQUEST - 8192  # the ops of one submit; the rest of the request is small
 PEER_ID_PREFIX = b"\x00\x24\x08\x01\x12\x20"  # identity multihash of an Ed25519 protobuf key
 
@@ -326,8 +327,12 @@ def fetch_log(
     """``thread``'s whole log as ``peer`` holds it, in its log order (raw ops, unchecked:
     ingesting them checks them). ``progress(n)`` after each page: ops so far."""
     raws: list[bytes] = []
+    size = 0
     for ops, _next in log_pages(thread=thread, peer=peer, addrs=addrs):
         raws.extend(ops)
+        size += sum(len(op) for op in ops)
+        if size > MAX_FETCH_BYTES:
+            raise LogError("invalid", "That node sent more of one thread than this node holds.")
         if progress is not None:
             progress(len(raws))
     return raws

@@ -326,6 +326,14 @@ def test_logs_travel_between_real_hosts(party, hosts, monkeypatch) -> None:
         logs.fetch_log(thread=nacl.utils.random(32), **server.where)
     assert caught.value.code == "forbidden"
     assert caught.value.words == logs.NOT_SHARED
+    # A log longer than any of ours (in ops, or in bytes held in memory) is cut off in words.
+    monkeypatch.setattr(logs, "MAX_FETCH_OPS", 3)
+    with pytest.raises(logs.LogError, match="more than 3 ops"):
+        logs.fetch_log(thread=chat.thread, **server.where)
+    monkeypatch.setattr(logs, "MAX_FETCH_OPS", 10**6)
+    monkeypatch.setattr(logs, "MAX_FETCH_BYTES", 100)
+    with pytest.raises(logs.LogError, match="more of one thread"):
+        logs.fetch_log(thread=chat.thread, **server.where)
 
 
 @pytest.mark.django_db(transaction=True)
