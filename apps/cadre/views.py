@@ -9,6 +9,7 @@ URLconf loads before all of them are (a mirror has no use for some)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -18,6 +19,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
+from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.cadre.control import CadreError
@@ -44,7 +46,7 @@ def fingerprint(device: str) -> str:
 
 
 # Short words for a list row; the selector's longer ones are in the row's folded part.
-KIND_SHORT = {
+KIND_SHORT: dict[str, str] = {
     "full": "another device of yours",
     "mirror": "mirror (holds only encrypted copies)",
     "standby": "recovery key",
@@ -62,36 +64,63 @@ def _thread_words(certified: bool, behind: int | None) -> str:
     return f"{behind} change{'' if behind == 1 else 's'} behind"
 
 
+def _seen_words(view: Any) -> str:
+    """When the device last said how far it is, as a list row says it."""
+    if view.kind == "standby":
+        return ""  # a key, not a node: it is never seen
+    if view.this_node:
+        return "open now"
+    if view.last_seen is None:
+        return "not seen yet"
+    ago = timezone.now() - view.last_seen
+    if ago < timedelta(minutes=1):
+        return "last seen just now"
+    return f"last seen {timesince(view.last_seen)} ago"
+
+
+def _summary(view: Any, threads: list[dict[str, Any]]) -> str:
+    held = sum(1 for t in view.threads if t.certified)
+    summary = f"in {held} of {len(threads)} thread{'' if len(threads) == 1 else 's'}"
+    if view.kind == "standby":
+        return summary  # nothing to sync: it only has to be certified everywhere
+    behind = sum(1 for t in threads if t["words"] != "up to date")
+    return summary + (f" · {behind} not up to date" if behind else " · up to date")
+
+
 def _device_page(view: Any) -> dict[str, Any]:
     """A device as its row shows it (``selectors.DeviceView``)."""
     threads = [
         {"name": t.name or "A thread", "words": _thread_words(t.certified, t.behind)}
         for t in view.threads
     ]
-    held = sum(1 for t in view.threads if t.certified)
-    behind = sum(1 for t in threads if t["words"] != "up to date")
-    summary = f"in {held} of {len(threads)} thread{'' if len(threads) == 1 else 's'} · "
-    summary += f"{behind} not up to date" if behind else "up to date"
+    if view.this_node:
+        label, short = view.label or "This device", "this device" if view.label else ""
+    else:
+        label, short = view.label or KIND_NAME.get(view.kind, "A device"), KIND_SHORT[view.kind]
+    if view.kind == "standby":
+        short = "used only for a recovery"
     return {
         "device": view.device,
-        "label": view.label or KIND_NAME.get(view.kind, "A device"),
+        "label": label,
         "kind": view.kind,
-        "kind_short": "this device" if view.this_node else KIND_SHORT.get(view.kind, view.kind),
+        "sub": " · ".join(part for part in (short, _seen_words(view)) if part),
         "kind_words": view.kind_words,
         "this_node": view.this_node,
-        "last_seen": view.last_seen,
         "state": view.state,
         "fingerprint": fingerprint(view.device),
-        "threads": threads,
-        "summary": summary if threads else "",
+        "threads": [] if view.kind == "standby" else threads,
+        "summary": _summary(view, threads) if threads else "",
         "removable": view.removable,
+        # This device first, the recovery key last.
+        "order": 0 if view.this_node else 2 if view.kind == "standby" else 1,
     }
 
 
 def _devices() -> list[dict[str, Any]]:
     from apps.cadre.selectors import device_list
 
-    return [_device_page(view) for view in device_list(include_gone=True)]
+    shown = [_device_page(view) for view in device_list(include_gone=True)]
+    return sorted(shown, key=lambda device: device["order"])
 
 
 @require_GET
