@@ -206,6 +206,7 @@ class DeviceDetailApi(APIView):
 class MirrorThreadOutput(serializers.Serializer):
     thread = serializers.CharField(help_text="The thread id (hex).")
     party = serializers.CharField(help_text="The party's public key (hex).")
+    control = serializers.BooleanField(help_text="The party's own device list.")
     ops = serializers.IntegerField(help_text="Ops kept.")
     last_received = serializers.DateTimeField(allow_null=True)
     roster = serializers.IntegerField(help_text="Devices that may fetch it.")
@@ -219,14 +220,4 @@ class MirrorStatusApi(APIView):
             raise failed(CadreError("not_found", "This node is not a mirror."))
         from apps.cadre.mirror_store import status as mirror_status
 
-        rows = [
-            {
-                "thread": row.get("thread", ""),
-                "party": row.get("party", ""),
-                "ops": row.get("ops", 0),
-                "last_received": row.get("last_received"),
-                "roster": row.get("roster", None) or row.get("roster_size", 0) or 0,
-            }
-            for row in mirror_status()
-        ]
-        return Response(MirrorThreadOutput(rows, many=True).data)
+        return Response(MirrorThreadOutput(mirror_status(), many=True).data)

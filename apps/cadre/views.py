@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from apps.cadre.control import CadreError
 from apps.cadre.forms import AddDeviceForm, JoinForm
-from apps.cadre.models import DeviceLink
+from apps.cadre.models import DeviceLink, MirrorParty
 from apps.core.threads.qr import qr_svg
 
 # How often the progress and link pages ask whether something changed.
@@ -143,19 +143,25 @@ def _devices_context(form: AddDeviceForm) -> dict[str, Any]:
 def _mirror_page(request: HttpRequest) -> HttpResponse:
     from apps.cadre.mirror_store import status
 
+    labels = dict(MirrorParty.objects.values_list("party", "label"))
     parties: dict[str, dict[str, Any]] = {}
     for row in status():
-        party = str(row.get("party", ""))
-        entry = parties.setdefault(
-            party,
-            {"fingerprint": fingerprint(party), "label": row.get("label", ""), "threads": []},
-        )
-        entry["threads"].append(
+        party = parties.setdefault(
+            row["party"],
             {
-                "fingerprint": fingerprint(str(row.get("thread", ""))),
-                "ops": row.get("ops", 0),
-                "last_received": row.get("last_received"),
-                "roster": row.get("roster", row.get("roster_size", 0)),
+                "fingerprint": fingerprint(row["party"]),
+                "label": labels.get(row["party"], ""),
+                "threads": [],
+            },
+        )
+        party["threads"].append(
+            {
+                "name": "Their device list"
+                if row.get("control")
+                else f"Thread {fingerprint(row['thread'])}",
+                "ops": row["ops"],
+                "last_received": row["last_received"],
+                "roster": row["roster"],
             }
         )
     context = {"parties": list(parties.values()), "join": _join_state()}
@@ -186,11 +192,11 @@ def device_add(request: HttpRequest) -> HttpResponse:
         "qr": mark_safe(qr_svg(made.link)),  # noqa: S308 - segno's SVG: no script, escaped
         "title": "Add a mirror" if mirror else "Add a device",
         "label": "The mirror link" if mirror else "The device link",
-        "rows": 4,
+        "rows": 6,
         "scan": "On the new "
         + ("mirror" if mirror else "device")
-        + ": open its claim page, choose “another device of mine”, and scan this code or "
-        "paste the link.",
+        + ": open its claim page, choose “This is another device of mine”, and scan this "
+        "code there or paste the link.",
     }
     context = {
         "share": share,

@@ -14,7 +14,7 @@ from apps.cadre import control
 from apps.cadre.link import link_parse
 from apps.cadre.models import PartyDevice, PendingJoin, RestoreRun, SyncProgress
 from apps.core.threads import services as thread_services
-from tests.cadre.test_pages import foreign_link, other_device
+from tests.cadre.test_pages import foreign_link, kept, other_device
 from tests.checklist.conftest import browser, owner_user  # noqa: F401 - fixtures
 
 API = "/api/v1/devices/"
@@ -189,6 +189,13 @@ def test_a_mirror_says_what_it_keeps(api, node, settings) -> None:
     assert api.get(API + "mirror/").status_code == 404
     settings.SEREUS = dataclasses.replace(settings.SEREUS, mirror=True)
     assert api.get(API + "mirror/").json() == []
+    kept("ab" * 32)
+    found = api.get(API + "mirror/").json()
+    assert [(t["thread"], t["party"], t["control"], t["ops"], t["roster"]) for t in found] == [
+        ("01" * 32, "ab" * 32, True, 2, 1),
+        ("02" * 32, "ab" * 32, False, 0, 0),
+    ]
+    assert found[0]["last_received"] is not None
 
 
 def test_the_api_needs_the_owner(node) -> None:

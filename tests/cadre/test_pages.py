@@ -272,11 +272,37 @@ def test_the_pages_need_the_owner(node) -> None:
 # -- the mirror -----------------------------------------------------------------------------------
 
 
+def kept(party: str = "ab" * 32) -> None:
+    """What a mirror keeps for a party: its device list with two ops, and one thread."""
+    from apps.cadre.models import MirrorOp, MirrorParty, MirrorThread
+
+    owner = MirrorParty.objects.create(party=party, label="")
+    roster = [{"device": "cd" * 32, "addrs": []}]
+    MirrorThread.objects.create(
+        thread_id="01" * 32, party=owner, member="ef" * 32, control=True, roster=roster
+    )
+    MirrorThread.objects.create(thread_id="02" * 32, party=owner, member="ef" * 32)
+    for seq in (1, 2):
+        MirrorOp.objects.create(
+            thread_id="01" * 32, device=b"d" * 32, seq=seq, hash=bytes([seq]) * 32, raw=b"x"
+        )
+
+
 def test_a_mirror_shows_what_it_keeps(browser, node, settings) -> None:  # noqa: F811
     settings.SEREUS = dataclasses.replace(settings.SEREUS, mirror=True)
     page = browser.get(DEVICES).content.decode()
     assert "This mirror" in page
     assert "Nobody's threads yet" in page
+    kept()
+    page = browser.get(DEVICES).content.decode()
+    text = visible(page)
+    assert "Their device list" in text
+    assert "2 changes kept" in text
+    assert "last received" in text
+    assert "1 device may fetch it" in text
+    assert "0 changes kept" in text
+    assert "nothing received yet" in text
+    assert not HEX_ID.search(text)
 
 
 # -- the claim page of a new node -----------------------------------------------------------------
