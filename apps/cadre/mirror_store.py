@@ -71,12 +71,16 @@ _heads: dict[str, dict[bytes, Head]] = {}
 # Ops waiting for their past: (thread hex, op hash) -> op, oldest first.
 _held: OrderedDict[tuple[str, bytes], Op] = OrderedDict()
 _held_bytes = 0
+# Per thread (hex): the forks seen, device -> the first seq known forked. Said in the mirror's
+# vector (``forks``), so a peer does not send its evidence again in every session.
+_forks: dict[str, dict[bytes, int]] = {}
 
 
 def forget() -> None:
     """Drop what is kept in memory (tests: a new database under this process)."""
     global _held_bytes
     with _lock:
+        _forks.clear()
         _heads.clear()
         _held.clear()
         _held_bytes = 0
@@ -103,6 +107,12 @@ def _load_heads(thread_hex: str) -> dict[bytes, Head]:
 def heads(thread: bytes) -> dict[bytes, Head]:
     with _lock:
         return dict(_load_heads(thread.hex()))
+
+
+def forks(thread: bytes) -> dict[bytes, int]:
+    """The forks seen in ``thread`` since this process started: device -> first forked seq."""
+    with _lock:
+        return dict(_forks.get(thread.hex(), {}))
 
 
 def version_vector(thread: bytes) -> dict[bytes, int]:
@@ -323,7 +333,8 @@ def _take(thread_hex: str, ops: list[Op], found: dict[bytes, Head], counts: Coun
                 old.append(op)
             else:
                 counts.refused += 1
-                _fork_logged(op, "its previous op is another one than the mirror holds")
+                # Its previous op is not the one held here: the branches parted before it.
+                _fork_seen(thread_hex, op, op.seq - 1)
     for op in pending.values():
         _hold(thread_hex, op)
     _classify_old(old, counts)
@@ -344,16 +355,20 @@ def _classify_old(ops: list[Op], counts: Counts) -> None:
             counts.duplicate += 1
         else:
             counts.refused += 1
-            _fork_logged(op, "another op is here at that place")
+            _fork_seen(op.thread.hex(), op, op.seq)
 
 
-def _fork_logged(op: Op, why: str) -> None:
+def _fork_seen(thread_hex: str, op: Op, seq: int) -> None:
+    """Remember a fork of ``op``'s device at ``seq`` (or earlier); logged when first seen."""
+    known = _forks.setdefault(thread_hex, {})
+    if known.get(op.device, seq + 1) <= seq:
+        return
+    known[op.device] = seq
     logger.warning(
-        "mirror: refused op %s:%d of thread %s, a fork (%s)",
+        "mirror: device %s forked at seq %d in thread %s; the first op there is kept",
         op.device.hex()[:12],
-        op.seq,
-        op.thread.hex()[:12],
-        why,
+        seq,
+        thread_hex[:12],
     )
 
 

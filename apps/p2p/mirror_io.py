@@ -138,9 +138,11 @@ def flight(
     their_forks: dict[bytes, int] | None = None,
     sent: dict[bytes, int] | None = None,
 ) -> Flight:
-    """As ``threads_io.flight``, with no fork news: a fork the mirror saw, it refused."""
+    """As ``threads_io.flight``, with no fork news: a fork the mirror saw, it refused (and says
+    it knows, so the peer does not send its evidence again)."""
     with _recycled():
         found = mirror_store.heads(thread)
+        forks = mirror_store.forks(thread)
     mine = {device: seq for device, (seq, _hash) in found.items()}
     hashes = {device: digest for device, (_seq, digest) in found.items()}
     page: list[bytes] = []
@@ -151,7 +153,7 @@ def flight(
         page, cursor = ops_page(
             thread, after, grant, removal, limit_bytes=limit_bytes, limit_ops=limit_ops
         )
-    return Flight(page, cursor, mine, hashes, {}, [], after)
+    return Flight(page, cursor, mine, hashes, forks, [], after)
 
 
 def _from_party(thread: bytes, device: bytes) -> bool:

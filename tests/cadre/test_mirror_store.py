@@ -161,6 +161,8 @@ def test_a_broken_chain_is_refused_and_a_fork_keeps_the_first(kept, node) -> Non
     assert (counts.refused, counts.accepted) == (2, 0)
     assert mirror_store.heads(thread.thread)[head.device] == (head.seq, head.hash)
     assert not MirrorOp.objects.filter(hash=fork.hash).exists()
+    # The fork is said in the mirror's vector from now on (at the earliest place seen).
+    assert mirror_store.forks(thread.thread) == {head.device: head.seq}
     # The honest next op still goes on the first branch.
     after = forged(me, thread.thread, head.seq + 1, head.hash)
     assert mirror_store.ingest(thread.thread, [after.raw]).accepted == 1
