@@ -208,3 +208,22 @@ def test_a_mirror_node_pushes_no_rosters(party_with_mirror, settings) -> None:
     settings.SEREUS = replace(settings.SEREUS, mirror=True)
     mirror_client.rosters_step()
     assert party_with_mirror["asked"] == []
+
+
+def test_assignments_are_split_under_the_mirrors_request_bound() -> None:
+    from apps.core.thread import codec
+
+    def entry(n: int, devices: int) -> dict:
+        roster = [
+            {"device": bytes([n % 256]) * 32, "addrs": ["/ip4/10.0.0.1/tcp/1"] * 16}
+        ] * devices
+        return {"thread": bytes(32), "member": bytes(32), "control": False, "roster": roster}
+
+    threads = [entry(n, 200) for n in range(40)] + [entry(99, 20_000)]
+    batches = mirror_client._batches(threads)
+    assert len(batches) > 1
+    assert sum(len(b) for b in batches) == len(threads)
+    for batch in batches:
+        assert len(codec.encode(batch)) <= mirror_client.BATCH_BYTES + 1024
+    # The huge roster was cut to fit, never sent over the bound.
+    assert 0 < len(batches[-1][-1]["roster"]) < 20_000
