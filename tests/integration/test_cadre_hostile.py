@@ -76,6 +76,7 @@ def test_an_op_a_mirror_modified_is_refused_and_the_genuine_one_arrives_later(
 
     # Bob is away while Alice writes; the mirror keeps it; then Alice goes away too.
     bob.stop()
+    a.note(thread, "untouched")
     known = {op["hash"] for op in cadre.ops(a, thread)}
     a.note(thread, "the genuine words")
     written = [op for op in cadre.ops(a, thread) if op["hash"] not in known]
@@ -88,7 +89,9 @@ def test_an_op_a_mirror_modified_is_refused_and_the_genuine_one_arrives_later(
     cadre.mirror_tamper(mirror, target)
     mirror.start()
     bob.start()
-    cadre.settle(10)  # Bob reaches only the mirror: time to sync from it
+    # Bob reaches only the mirror: he takes the op it kept intact, and not the modified one.
+    cadre.has_note(bob, thread, "untouched", timeout=60)
+    cadre.settle(2)
     assert "the genuine words" not in cadre.titles(bob, thread)
     decision = cadre.op_decision(bob, thread, target)
     assert decision is None or decision[0] == "refused", decision
@@ -98,7 +101,12 @@ def test_an_op_a_mirror_modified_is_refused_and_the_genuine_one_arrives_later(
     a.start()
     cadre.has_note(bob, thread, "the genuine words", timeout=60)
     dump = converged([a, bob], thread)
-    assert {row[1] for row in dump["notes"]} == {"before", "the genuine words", "Bob goes on"}
+    assert {row[1] for row in dump["notes"]} == {
+        "before",
+        "untouched",
+        "the genuine words",
+        "Bob goes on",
+    }
     assert cadre.op_decision(bob, thread, target) == ("accepted", "")
 
 
