@@ -12,8 +12,10 @@ yet: so a thread new to the party reaches its mirrors without anyone doing anyth
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -32,6 +34,7 @@ RETRY_MOST = 300.0  # seconds between tries at a mirror that does not answer, at
 TIMEOUT = 20.0
 BATCH_BYTES = 900 << 10  # an assign request stays under the mirror's 1 MiB
 MAX_ROSTER = 1024
+MAX_CHUNKS = 4096
 
 
 @dataclass
@@ -70,6 +73,27 @@ def _roster(
     return roster
 
 
+def _chunks(thread: bytes) -> list[bytes]:
+    """The attachment chunks this node holds of ``thread`` (their hashes, at most
+    ``MAX_CHUNKS``): the mirror fetches those it lacks."""
+    folder = Path(settings.DATA_DIR) / "blobs" / thread.hex()
+    try:
+        names = sorted(entry.name for entry in os.scandir(folder) if entry.is_file())
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        try:
+            chunk = bytes.fromhex(name)
+        except ValueError:
+            continue  # a partial write's temporary file
+        if len(chunk) == 32:
+            found.append(chunk)
+        if len(found) == MAX_CHUNKS:
+            break
+    return found
+
+
 def assignment() -> list[dict[str, Any]]:
     """Every party thread this node holds, the control thread first, with its member key and
     roster (what ``MIRROR assign`` carries, less the proof)."""
@@ -92,6 +116,7 @@ def assignment() -> list[dict[str, Any]]:
             "member": bytes.fromhex(t.member_id),
             "control": t.pk == found.pk,
             "roster": _roster(t, recorded, offline),
+            "chunks": _chunks(t.thread),
         }
         for t in threads[: wire.MAX_THREADS]
     ]

@@ -31,6 +31,7 @@ from django.utils import timezone
 from apps.cadre import keys as cadre_keys
 from apps.cadre import mirror_store, wire
 from apps.cadre.models import MirrorParty, MirrorThread
+from apps.core import blobs
 from apps.core.thread import keys as thread_keys
 from apps.p2p.app_protocols import AppRefused
 
@@ -39,6 +40,7 @@ logger = logging.getLogger(__name__)
 NOT_HERE = "This mirror has nothing for you under that thread id."
 NOT_SERVED = "This mirror does not serve your party."
 MAX_ROSTER = 1024  # devices that may fetch one thread
+MAX_CHUNKS = 4096  # attachment chunks named per thread in one assign
 LOG_REQUEST = 4 << 10
 BIG_REQUEST = 1 << 20
 
@@ -175,12 +177,18 @@ def _assigned(doc: dict[str, Any]) -> list[dict[str, Any]]:
             if not isinstance(entry, dict):
                 raise wire.WireError("each roster entry is a map")
             roster.append({"device": wire.b32(entry, "device").hex(), "addrs": wire.addrs(entry)})
+        chunks = item.get("chunks", [])
+        if not isinstance(chunks, list) or len(chunks) > MAX_CHUNKS:
+            raise wire.WireError(f"'chunks' must be a list of at most {MAX_CHUNKS} hashes")
+        if not all(isinstance(c, bytes) and len(c) == blobs.HASH for c in chunks):
+            raise wire.WireError("each chunk is named by its 32-byte hash")
         out.append(
             {
                 "thread": wire.b32(item, "thread"),
                 "member": wire.b32(item, "member"),
                 "control": item["control"],
                 "roster": roster,
+                "chunks": chunks,
             }
         )
     if sum(1 for item in out if item["control"]) > 1:
@@ -217,7 +225,20 @@ def _assign(party: MirrorParty, threads: list[dict[str, Any]]) -> list[dict[str,
             )
     for thread in changed:
         mirror_store.thread_changed(thread)
+    given = {item["thread"] for item in proofs}
+    _chunks_want([item for item in threads if item["thread"] in given])
     return proofs
+
+
+def _chunks_want(threads: list[dict[str, Any]]) -> None:
+    """Fetch the attachment chunks (ciphertext, named by their hash) the party's device holds
+    and this mirror does not, from the thread's devices, in the background."""
+    from apps.p2p.client import NetworkClient
+
+    for item in threads:
+        wanted = blobs.missing(item["thread"], item["chunks"])
+        if wanted:
+            NetworkClient().blobs_want(item["thread"], wanted)
 
 
 def serve_mirror(peer_device: bytes, request: bytes) -> bytes:

@@ -181,12 +181,21 @@ def test_rosters_go_to_the_mirror_which_is_certified_everywhere(party_with_mirro
         # Every active device of the thread, the mirror too; never the standby key.
         assert devices == {control.this_device().hex(), s["mirror"].hex()}
         assert standby.device not in devices
+    # A chunk of an attachment this node holds is named to the mirror.
+    assert all(row["chunks"] == [] for row in mirror_client.assignment())
+    from apps.core import blobs
+
+    blobs.chunk_put(s["chat"].thread, blobs.chunk_hash(b"x"), b"x")
+    chat = next(r for r in mirror_client.assignment() if r["thread"] == s["chat"].thread)
+    assert chat["chunks"] == [blobs.chunk_hash(b"x")]
+    mirror_client.rosters_step()  # the chunk list changed: sent again
+    assert len(s["asked"]) == 3
     # Unchanged: not sent again before its time. A new thread: sent at once.
     mirror_client.rosters_step()
-    assert len(s["asked"]) == 2
+    assert len(s["asked"]) == 3
     later = services.thread_create(name="Later")
     mirror_client.rosters_step()
-    assert len(s["asked"]) == 3
+    assert len(s["asked"]) == 4
     assert control.certified(later, s["mirror"])
 
 

@@ -328,3 +328,40 @@ def test_joining_keeps_the_party_and_fetches_each_log(mirror_key, monkeypatch) -
         assert mirror_store.op_count(thread.thread) == len(logs_by_thread[thread.thread])
     # No plaintext of the thread is kept: not its name, not its app.
     assert not any("Chat" in str(value) for row in rows for value in row.__dict__.values())
+
+
+def test_an_assignment_names_the_chunks_to_fetch_and_only_those_missing_are_wanted(
+    served, monkeypatch
+) -> None:
+    from apps.core import blobs
+    from apps.p2p.client import NetworkClient
+
+    s = served
+    chat = s["chat"]
+    data = b"sealed chunk"
+    here = blobs.chunk_hash(data)
+    blobs.chunk_put(chat.thread, here, data)
+    away = blobs.chunk_hash(b"another")
+    wanted = []
+    monkeypatch.setattr(
+        NetworkClient, "blobs_want", lambda self, thread, chunks: wanted.append((thread, chunks))
+    )
+    item = {
+        "thread": chat.thread,
+        "member": bytes.fromhex(chat.member_id),
+        "control": False,
+        "roster": [{"device": s["alice"], "addrs": []}],
+        "chunks": [here, away],
+    }
+    request = {
+        "op": "assign",
+        "proof": proof(s["master"], "assign", s["alice"], s["mirror"]),
+        "threads": [item],
+    }
+    ask(mirror_serve.serve_mirror, s["alice"], request)
+    assert wanted == [(chat.thread, [away])]
+    # Chunks that are not 32-byte hashes: the request is refused.
+    request["threads"] = [{**item, "chunks": [b"short"]}]
+    request["proof"] = proof(s["master"], "assign", s["alice"], s["mirror"])
+    with pytest.raises(AppRefused, match="32-byte"):
+        ask(mirror_serve.serve_mirror, s["alice"], request)
