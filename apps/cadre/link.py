@@ -276,8 +276,14 @@ def _claim(doc: dict[str, Any], peer_device: bytes) -> dict[str, Any]:
         "kind": row.kind,
         "party": cadre_keys.party_id(secret),
         "control": threads[0].thread,
+        # A mirror never learns what a thread is called or what it is for.
         "threads": [
-            {"thread": t.thread, "member": bytes.fromhex(t.member_id), "app": t.app, "name": t.name}
+            {
+                "thread": t.thread,
+                "member": bytes.fromhex(t.member_id),
+                "app": "" if row.kind == "mirror" else t.app,
+                "name": "" if row.kind == "mirror" else t.name,
+            }
             for t in threads
         ],
         "addrs": list(node_addresses()),

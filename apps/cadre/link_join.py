@@ -168,7 +168,12 @@ def _progress(claim: _Claim) -> None:
         SyncProgress.objects.get_or_create(
             run="join",
             thread_id=item["thread"].hex(),
-            defaults={"name": item["name"], "app": item["app"], "control": item["control"]},
+            # A mirror keeps no thread's name or app, even from a full node that sent them.
+            defaults={
+                "name": "" if settings.SEREUS.mirror else item["name"],
+                "app": "" if settings.SEREUS.mirror else item["app"],
+                "control": item["control"],
+            },
         )
 
 

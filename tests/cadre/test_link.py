@@ -402,3 +402,29 @@ def test_a_certified_join_keeps_fetching_after_the_link_expired(node) -> None:
     join.refresh_from_db()
     assert join.state == PendingJoin.State.FAILED
     assert join.link == ""
+
+
+def test_a_mirror_link_claim_names_no_thread_and_no_app(node) -> None:
+    """The mirror keeps ciphertext only: the claim answer does not tell it what a thread is."""
+    import nacl.signing
+
+    from apps.cadre import keys as cadre_keys
+    from apps.cadre import link, wire
+    from apps.core.threads import services as thread_services
+
+    thread_services.thread_create(name="Diary")
+    created = link.link_create(kind="mirror", label="Home mirror")
+    data = link.link_parse(created.link)
+    mirror = nacl.signing.SigningKey.generate()
+    mirror_pub = bytes(mirror.verify_key)
+    from apps.cadre import control
+
+    sig = cadre_keys.link_proof_sign(
+        data.seed, step="claim", requester=mirror_pub, responder=control.this_device()
+    )
+    answer = wire.decode(
+        link.serve(mirror_pub, wire.encode({"op": "claim", "link": data.id, "sig": sig})),
+        max_size=1 << 20,
+    )
+    assert "master" not in answer
+    assert {(t["name"], t["app"]) for t in answer["threads"]} == {("", "")}
