@@ -38,6 +38,7 @@ OPS = 10_000
 THREADS = 20
 FRAME = 256  # ops per sync frame
 ROUNDS = 3
+WAIT_S = 300  # the longest a node may take to hold what it waits for
 
 
 # -- mirror throughput, run inside ``manage.py shell`` of a fresh data dir -----------------------
@@ -294,6 +295,29 @@ def _mirror_holds(mirror: Peer, want: dict[str, int]) -> bool:
     return all(have.get(thread, 0) >= ops for thread, ops in want.items())
 
 
+def _restore_state(peer: Peer) -> str:
+    """The state of the node's restore run (and its problem, if any), read from its database."""
+    connection = sqlite3.connect(f"file:{peer.data_dir / 'node.sqlite3'}?mode=ro", uri=True)
+    try:
+        row = connection.execute(
+            "SELECT state, problem FROM cadre_restorerun ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    except sqlite3.OperationalError as exc:
+        return f"unknown ({exc})"
+    finally:
+        connection.close()
+    return "none" if row is None else (f"{row[0]}: {row[1]}" if row[1] else row[0])
+
+
+def _until(peer: Peer, check: Any, what: str, timeout: float = WAIT_S) -> None:
+    """Poll ``check``; past ``timeout`` fail with the tail of the waiting node's log."""
+    try:
+        wait_for(check, timeout=timeout, interval=0.1, what=what)
+    except AssertionError as exc:
+        tail = "\n".join(line for line in peer.process.output if "GET /api" not in line)
+        raise AssertionError(f"{exc}\n{peer.data_dir.name}'s log:\n{tail[-4000:]}") from None
+
+
 def _start(*peers: Peer) -> None:
     with ThreadPoolExecutor(len(peers)) as pool:
         for future in [pool.submit(p.start) for p in peers]:
@@ -317,7 +341,7 @@ def _new_device(a: Peer, b: Peer, count: int, threads: int, floor_s: float) -> d
     link = _link(a, "full")
     started = time.perf_counter()
     _join(b, link)
-    wait_for(lambda: _holds(b, _ops(a)), timeout=1800, interval=0.1, what="B to hold all")
+    _until(b, lambda: _holds(b, _ops(a)), "B to hold every thread")
     joined_s = time.perf_counter() - started
     want = _ops(a)
     held = sum(want.values())
@@ -346,7 +370,7 @@ def _recovery(a: Peer, b: Peer, m: Peer, r: Peer, floor_s: float, count: int) ->
     restored from the phrase with M as its source, until R holds every op of every thread."""
     _join(m, _link(a, "mirror"))
     started = time.perf_counter()
-    wait_for(lambda: _mirror_holds(m, _ops(a)), timeout=1800, interval=0.2, what="M to hold all")
+    _until(m, lambda: _mirror_holds(m, _ops(a)), "the mirror to hold every thread")
     mirrored_s = time.perf_counter() - started
     want = _ops(a)
     phrase = identity.recovery_phrase_from_secret(identity.master_secret_load(a.data_dir))
@@ -359,19 +383,24 @@ def _recovery(a: Peer, b: Peer, m: Peer, r: Peer, floor_s: float, count: int) ->
         raise RuntimeError(restored.stderr[-3000:])
     started = time.perf_counter()
     r.start()
-    wait_for(lambda: _holds(r, want), timeout=1800, interval=0.1, what="R to hold all")
+    ready_s = time.perf_counter() - started
+    _until(r, lambda: _holds(r, want), "R to hold every thread")
     restore_s = time.perf_counter() - started
+    state = _restore_state(r)
     held = sum(want.values())
     print(
         f"   recovery: R, restored from the phrase with the mirror as its source, holds "
-        f"{len(want)} threads ({held} ops) {restore_s:.2f} s after its start (the mirror took "
-        f"{mirrored_s:.2f} s to hold them)",
+        f"{len(want)} threads ({held} ops) {restore_s:.2f} s after its start ({ready_s:.2f} s "
+        f"to serve its API; its restore then {state}); the mirror took {mirrored_s:.2f} s to "
+        "hold them",
         flush=True,
     )
     return {
         "threads": len(want),
         "ops": held,
         "restore_s": round(restore_s, 2),
+        "ready_s": round(ready_s, 2),
+        "restore_state": state,
         "mirror_filled_s": round(mirrored_s, 2),
         "figures": _against(
             "recovery from the phrase through a mirror", "recovery", restore_s, floor_s, count
