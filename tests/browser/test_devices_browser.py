@@ -210,4 +210,14 @@ def link_taken(alice: Person, shots: Path) -> None:
     looks_right(alice, shots, "link-taken")
     wait_for(lambda: shows(page, alice.url + "/node/devices/", "Phone"), timeout=30, interval=1)
     looks_right(alice, shots, "devices-two")
+    # Removing it: the confirm step says what removal does, then it is done.
+    click(page, page.get_by_role("link", name="Remove Phone"))
+    page.get_by_role("heading", name="Remove Phone?").wait_for()
+    looks_right(alice, shots, "remove")
+    click(page, page.get_by_role("button", name="Remove"))
+    assert "Phone is removed" in page.locator("main").inner_text()
+    assert "Phone" not in page.locator("#devices").inner_text()
+    looks_right(alice, shots, "devices-removed")
+    page.goto(alice.url + "/node/devices/restore/")
+    looks_right(alice, shots, "restore")
     assert not alice.errors, alice.errors

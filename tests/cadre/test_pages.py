@@ -183,6 +183,9 @@ def test_removing_a_device_says_what_it_does_then_does_it(browser, chats) -> Non
 def test_a_forged_removal_is_refused_in_words(browser, chats) -> None:  # noqa: F811
     other_device("Laptop")
     me = control.this_device().hex()
+    page = browser.get(reverse("cadre:device_remove", args=[me])).content.decode()
+    assert "do it from another of your devices" in page
+    assert 'class="danger"' not in page
     refused = browser.post(reverse("cadre:device_remove", args=[me]))
     assert refused.status_code == 400
     assert "Remove this device from another of your devices." in refused.content.decode()
