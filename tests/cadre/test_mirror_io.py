@@ -103,6 +103,8 @@ def test_a_sync_ingest_trusts_the_party_devices_only(kept) -> None:
     thread, alice, bob = kept
     stranger = nacl.signing.SigningKey.generate()
     op = forged(stranger, thread.thread, 1, None)
+    # Not said who sent it: not trusted either.
+    assert threads_io.ingest(thread.thread, [op.raw]).accepted == 0
     try:
         client.received.source = (bob, True)
         got = threads_io.ingest(thread.thread, [op.raw])
