@@ -54,6 +54,10 @@ def test_a_device_link_works_once_in_time_and_only_on_a_fresh_node(
     words = cadre.refusal(lambda: cadre.join_start(c, cadre.link_make(a)))
     assert "already belongs" in words or "threads of its own" in words, words
     assert "only for Alice's devices" not in str(cadre.thread_names(c))
+    # Nor a node that is already a device of someone else: B (Alice's) and a link of C's.
+    words = cadre.refusal(lambda: cadre.join_start(b, cadre.link_make(c)))
+    assert "already belongs" in words or "threads of its own" in words, words
+    assert cadre.thread_ids(b) == {thread}
     assert not cadre.folder_holds(c.data_dir, b"only for Alice's devices")
     # A still works, and B is its only other device.
     a.note(thread, "still fine")

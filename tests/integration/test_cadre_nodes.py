@@ -99,10 +99,13 @@ def test_a_second_device_joins_every_thread_writes_converges_and_is_removed(
             what="Bob to learn that B was removed",
         )
     a.note(family, "after removal: secret")
+    bob.note(family, "after removal: from Bob")
     cadre.has_note(bob, family, "after removal: secret")
+    cadre.has_note(a, family, "after removal: from Bob")
     cadre.settle(5)
-    assert "after removal: secret" not in cadre.titles(b, family)
-    assert not cadre.folder_holds(b.data_dir, b"after removal: secret")
+    for text in ("after removal: secret", "after removal: from Bob"):
+        assert text not in cadre.titles(b, family)
+        assert not cadre.folder_holds(b.data_dir, text.encode())
 
     # What B writes now is refused: by its own node, or else by A and Bob.
     with contextlib.suppress(ApiError):  # its own node may refuse it already, or not
