@@ -253,10 +253,11 @@ def _fetching(run: RestoreRun, master: bytes) -> None:
 def _fetch_one(run: RestoreRun, row: SyncProgress) -> None:
     thread = bytes.fromhex(row.thread_id)
     database = thread_database(thread)
-    row.state, row.problem, row.ops_fetched = SyncProgress.State.FETCHING, "", 0
-    row.save(update_fields=["state", "problem", "ops_fetched", "updated_at"])
     last: CadreError | None = None
     for source in run.sources:
+        # From the start at each source: positions are each source's own log order.
+        row.state, row.problem, row.ops_fetched = SyncProgress.State.FETCHING, "", 0
+        row.save(update_fields=["state", "problem", "ops_fetched", "updated_at"])
         try:
             for ops, _next in logs.log_pages(
                 thread=thread, peer=source["peer"], addrs=source["addrs"]
