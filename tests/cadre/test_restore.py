@@ -464,6 +464,15 @@ def test_node_restore_with_a_bad_source_writes_nothing(data_dir, db, monkeypatch
     assert not RestoreRun.objects.exists()
 
 
+def test_node_restore_refuses_a_mirror(data_dir, db, settings, monkeypatch) -> None:
+    _secret, phrase = _phrase()
+    monkeypatch.setattr("sys.stdin", StringIO(phrase))
+    settings.SEREUS = dataclasses.replace(settings.SEREUS, mirror=True)
+    with pytest.raises(CommandError, match="mirror"):
+        call_command("node_restore", "--from", f"/ip4/10.0.0.5/tcp/4001/p2p/{PEER}")
+    assert not identity.master_secret_exists(data_dir)
+
+
 def test_node_restore_without_from_restores_the_secret_only(data_dir, db, monkeypatch) -> None:
     secret, phrase = _phrase()
     monkeypatch.setattr("sys.stdin", StringIO(phrase))

@@ -34,6 +34,11 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if settings.SEREUS.mirror:
+            raise CommandError(
+                "This node is a mirror: it never holds a recovery secret. Restore on a node "
+                "started without SEREUS_MIRROR."
+            )
         sources = self._sources(options["sources"])
         if sys.stdin.isatty():
             self.stderr.write("Type or paste the 24 words of the recovery phrase, then Ctrl-D:")
