@@ -381,18 +381,31 @@ def _recovery(a: Peer, b: Peer, m: Peer, r: Peer, floor_s: float, count: int) ->
     restored = manage(r.data_dir, "node_restore", "--from", address, stdin=phrase, env=r.env)
     if restored.returncode != 0:
         raise RuntimeError(restored.stderr[-3000:])
+    token = manage(r.data_dir, "node_token", env=r.env)  # the API's token: not R's recovery
+    if token.returncode != 0:
+        raise RuntimeError(token.stderr[-3000:])
+    r.token = token.stdout.strip()
     started = time.perf_counter()
     r.start()
     ready_s = time.perf_counter() - started
     _until(r, lambda: _holds(r, want), "R to hold every thread")
     restore_s = time.perf_counter() - started
     state = _restore_state(r)
+    # Then the run ends: the standby spent, the next certified, R's own ops sent to the mirror.
+    ended = lambda: _restore_state(r).split(":")[0] in ("done", "failed")  # noqa: E731
+    try:
+        wait_for(ended, timeout=120, interval=0.1)
+        ended_s: float | None = time.perf_counter() - started
+    except AssertionError:
+        ended_s = None
+    last = _restore_state(r)
     held = sum(want.values())
     print(
         f"   recovery: R, restored from the phrase with the mirror as its source, holds "
         f"{len(want)} threads ({held} ops) {restore_s:.2f} s after its start ({ready_s:.2f} s "
-        f"to serve its API; its restore then {state}); the mirror took {mirrored_s:.2f} s to "
-        "hold them",
+        f"to serve its API; its restore then {state}, then {last} at "
+        f"{'-' if ended_s is None else f'{ended_s:.2f}'} s); the mirror took {mirrored_s:.2f} s "
+        "to hold them",
         flush=True,
     )
     return {
@@ -401,6 +414,8 @@ def _recovery(a: Peer, b: Peer, m: Peer, r: Peer, floor_s: float, count: int) ->
         "restore_s": round(restore_s, 2),
         "ready_s": round(ready_s, 2),
         "restore_state": state,
+        "restore_ended_s": None if ended_s is None else round(ended_s, 2),
+        "restore_last_state": last,
         "mirror_filled_s": round(mirrored_s, 2),
         "figures": _against(
             "recovery from the phrase through a mirror", "recovery", restore_s, floor_s, count
