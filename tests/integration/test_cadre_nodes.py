@@ -90,8 +90,14 @@ def test_a_second_device_joins_every_thread_writes_converges_and_is_removed(
         assert len(seen) == 2, seen
         assert {device_a, device_b} <= set(seen[alice[thread]]), seen
 
+    # A's device list: B, by its label, certified in every thread.
+    laptop = next(d for d in cadre.devices(a) if d["device"] == device_b)
+    assert (laptop["kind"], laptop["label"], laptop["state"]) == ("full", "laptop", "active")
+    assert {t["thread"] for t in laptop["threads"] if t["certified"]} >= set(threads)
+
     # A removes B: B's device leaves every thread, and B gets nothing written afterwards.
     cadre.device_remove(a, device_b)
+    assert all(d["state"] != "active" for d in cadre.devices(a) if d["device"] == device_b)
     for thread in threads:
         wait_for(
             lambda t=thread: device_b not in cadre.members(bob, t)[alice[t]],
@@ -127,6 +133,7 @@ def test_a_mirror_serves_bob_while_alice_is_away_and_restores_her_from_the_phras
     names = ["Diary-7c1e", "Garden-3b9d"]
     threads = shared_threads(a, bob, names)
     phrase = cadre.recovery_phrase(a)
+    alice = {thread: cadre.member_id(a, thread) for thread in threads}
 
     cadre.device_add(a, mirror, kind="mirror", label="mirror")
     # Once assigned, the mirror keeps every thread's ops (ciphertext).
@@ -164,16 +171,39 @@ def test_a_mirror_serves_bob_while_alice_is_away_and_restores_her_from_the_phras
     wait_for(lambda: cadre.thread_ids(r) >= set(threads), timeout=30, what="R's threads")
     assert cadre.thread_ids(r) == set(threads)
     for thread, name in zip(threads, names, strict=True):
-        alice = cadre.member_id(r, thread)
-        assert alice in cadre.members(bob, thread)  # Bob sees the same Alice
+        # The same Alice: the member Bob knows (and no newcomer in her place).
+        assert cadre.member_id(r, thread) == alice[thread]
+        assert set(cadre.members(bob, thread)) == {alice[thread], cadre.member_id(bob, thread)}
         assert cadre.titles(r, thread) >= {
             f"{name}: from Alice",
             f"{name}: from Bob",
             latest[thread],
         }
         r.note(thread, f"{name}: Alice is back")
+    for thread, name in zip(threads, names, strict=True):
         cadre.has_note(bob, thread, f"{name}: Alice is back", timeout=60)
-        assert cadre.device_here(r) in cadre.members(bob, thread)[alice]
+        converged([r, bob], thread)
+        assert cadre.device_here(r) in cadre.members(bob, thread)[alice[thread]]
+    # The recovery key R acted as is spent; a new one stands in every thread.
+    listed = cadre.devices(r)
+    spent = bytes(cadre_keys.standby_key(master, 0).verify_key).hex()
+    assert all(d["state"] != "active" for d in listed if d["device"] == spent), listed
+    standby = [d for d in listed if d["kind"] == "standby" and d["state"] == "active"]
+    assert len(standby) == 1, listed
+    wait_for(
+        lambda: (
+            {
+                t["thread"]
+                for d in cadre.devices(r)
+                if d["device"] == standby[0]["device"]
+                for t in d["threads"]
+                if t["certified"]
+            }
+            >= set(threads)
+        ),
+        timeout=30,
+        what="the new recovery key to be certified in every thread",
+    )
 
     # The mirror's folder: no plaintext, no key the phrase opens.
     mirror.stop()
