@@ -6,13 +6,15 @@ writing. Each is refused, in words where a person made the mistake, and nothing 
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
+from apps.core import identity
 from tests.support import cadre
 from tests.support.api import ApiError, wait_for
 from tests.support.cadre import peers, start  # noqa: F401 (peers: a fixture)
-from tests.support.p2p import converged
+from tests.support.p2p import Peer, converged
 
 pytestmark = pytest.mark.slow
 
@@ -112,6 +114,16 @@ def test_an_op_a_mirror_modified_is_refused_and_the_genuine_one_arrives_later(
         "Bob goes on",
     }
     assert cadre.op_decision(bob, thread, target) == ("accepted", "")
+
+    # Someone with another phrase who knows the mirror's address gets nothing from it.
+    stranger = Peer(tmp_path / "stranger")
+    peers.append(stranger)
+    other = identity.recovery_phrase_from_secret(os.urandom(32))
+    cadre.node_restore(stranger, other, [cadre.p2p_address(mirror)])
+    stranger.start()
+    words = cadre.restore_failed(stranger)
+    assert "serves your party" in words, words
+    assert cadre.thread_ids(stranger) == set()
 
 
 def test_a_removed_devices_later_ops_are_refused_everywhere(

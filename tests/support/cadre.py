@@ -154,31 +154,35 @@ def _ended(status: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any] 
     return check
 
 
-def join_done(peer: Peer, *, timeout: float = JOIN_WAIT) -> dict[str, Any]:
-    """Wait for this node's join to end; it must have succeeded."""
-    found = wait_for(
-        _ended(lambda: join_status(peer)), timeout=timeout, interval=0.5, what="the join"
-    )
+def _done(status: Callable[[], dict[str, Any]], what: str, timeout: float) -> dict[str, Any]:
+    found = wait_for(_ended(status), timeout=timeout, interval=0.5, what=what)
     assert found["state"] == "done", found
     return found
 
 
-def join_failed(peer: Peer, *, timeout: float = JOIN_WAIT) -> str:
-    """Wait for this node's join to end; it must have been refused. The words it shows."""
-    found = wait_for(
-        _ended(lambda: join_status(peer)), timeout=timeout, interval=0.5, what="the join"
-    )
+def _failed(status: Callable[[], dict[str, Any]], what: str, timeout: float) -> str:
+    found = wait_for(_ended(status), timeout=timeout, interval=0.5, what=what)
     assert found["state"] == "failed", found
     assert found.get("problem"), found
     return str(found["problem"])
 
 
+def join_done(peer: Peer, *, timeout: float = JOIN_WAIT) -> dict[str, Any]:
+    """Wait for this node's join to end; it must have succeeded."""
+    return _done(lambda: join_status(peer), "the join", timeout)
+
+
+def join_failed(peer: Peer, *, timeout: float = JOIN_WAIT) -> str:
+    """Wait for this node's join to end; it must have been refused. The words it shows."""
+    return _failed(lambda: join_status(peer), "the join", timeout)
+
+
 def restore_done(peer: Peer, *, timeout: float = JOIN_WAIT) -> dict[str, Any]:
-    found = wait_for(
-        _ended(lambda: restore_status(peer)), timeout=timeout, interval=0.5, what="the restore"
-    )
-    assert found["state"] == "done", found
-    return found
+    return _done(lambda: restore_status(peer), "the restore", timeout)
+
+
+def restore_failed(peer: Peer, *, timeout: float = JOIN_WAIT) -> str:
+    return _failed(lambda: restore_status(peer), "the restore", timeout)
 
 
 def device_add(inviter: Peer, newcomer: Peer, *, kind: str = "full", label: str = "") -> None:
