@@ -13,7 +13,7 @@ import pytest
 from apps.core import identity
 from tests.support import cadre
 from tests.support.api import ApiError, wait_for
-from tests.support.cadre import peers, start  # noqa: F401 (peers: a fixture)
+from tests.support.cadre import peers  # noqa: F401 (a fixture)
 from tests.support.p2p import Peer, converged
 
 pytestmark = pytest.mark.slow
@@ -23,9 +23,9 @@ def test_a_device_link_works_once_in_time_and_only_on_a_fresh_node(
     peers,  # noqa: F811 (the fixture imported above)
     tmp_path,
 ):
-    a = start(peers, tmp_path / "a")
-    b = start(peers, tmp_path / "b")
-    c = start(peers, tmp_path / "c")
+    a, b, c = cadre.start_all(
+        peers, Peer(tmp_path / "a"), Peer(tmp_path / "b"), Peer(tmp_path / "c")
+    )
     thread = a.thread_create("Private")
     a.note(thread, "only for Alice's devices")
 
@@ -70,9 +70,12 @@ def test_an_op_a_mirror_modified_is_refused_and_the_genuine_one_arrives_later(
     peers,  # noqa: F811 (the fixture imported above)
     tmp_path,
 ):
-    a = start(peers, tmp_path / "a")
-    bob = start(peers, tmp_path / "bob")
-    mirror = start(peers, tmp_path / "mirror", env={"SEREUS_MIRROR": "on"})
+    a, bob, mirror = cadre.start_all(
+        peers,
+        Peer(tmp_path / "a"),
+        Peer(tmp_path / "bob"),
+        Peer(tmp_path / "mirror", env={"SEREUS_MIRROR": "on"}),
+    )
     thread = a.thread_create("Plans")
     cadre.join_thread(bob, a.invite(thread))
     a.note(thread, "before")
@@ -130,9 +133,9 @@ def test_a_removed_devices_later_ops_are_refused_everywhere(
     peers,  # noqa: F811 (the fixture imported above)
     tmp_path,
 ):
-    a = start(peers, tmp_path / "a")
-    bob = start(peers, tmp_path / "bob")
-    b = start(peers, tmp_path / "b")
+    a, bob, b = cadre.start_all(
+        peers, Peer(tmp_path / "a"), Peer(tmp_path / "bob"), Peer(tmp_path / "b")
+    )
     thread = a.thread_create("Council")
     cadre.join_thread(bob, a.invite(thread))
     a.note(thread, "before")

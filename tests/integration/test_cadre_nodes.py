@@ -5,8 +5,9 @@
   within seconds B lists the same threads with their history and writes in each; Bob's node sees
   one Alice with two devices; A and B writing in one thread converge; removing B on A stops it
   receiving anything new, and what B writes afterwards is refused by A and Bob.
-- A mirror M of Alice's (ciphertext only): Bob, reaching only M while A is off, receives
-  Alice's latest ops through it. A is then lost (killed, its data deleted); a fresh node R is
+- A mirror M of Alice's (ciphertext only): Bob, reaching only M while Alice's nodes A and B
+  are off, receives her latest ops through it. A and B are then lost (killed, their data
+  deleted); a fresh node R is
   restored from the recovery phrase alone through M and ends with every thread, all history, the
   same member identity as Bob sees, and writes again. M's data folder holds no plaintext and no
   key the phrase derives."""
@@ -23,7 +24,7 @@ from apps.core import identity
 from apps.core.thread import keys
 from tests.support import cadre
 from tests.support.api import ApiError, wait_for
-from tests.support.cadre import peers, start  # noqa: F401 (peers: a fixture)
+from tests.support.cadre import peers  # noqa: F401 (a fixture)
 from tests.support.p2p import Peer, converged
 
 pytestmark = pytest.mark.slow
@@ -47,9 +48,9 @@ def test_a_second_device_joins_every_thread_writes_converges_and_is_removed(
     peers,  # noqa: F811 (the fixture imported above)
     tmp_path,
 ):
-    a = start(peers, tmp_path / "a")
-    bob = start(peers, tmp_path / "bob")
-    b = start(peers, tmp_path / "b")
+    a, bob, b = cadre.start_all(
+        peers, Peer(tmp_path / "a"), Peer(tmp_path / "bob"), Peer(tmp_path / "b")
+    )
     names = ["Family", "Work", "Club"]
     threads = shared_threads(a, bob, names)
     for thread in threads:
@@ -127,22 +128,30 @@ def test_a_mirror_serves_bob_while_alice_is_away_and_restores_her_from_the_phras
     peers,  # noqa: F811 (the fixture imported above)
     tmp_path,
 ):
-    a = start(peers, tmp_path / "a")
-    bob = start(peers, tmp_path / "bob")
-    mirror = start(peers, tmp_path / "mirror", env=MIRROR_ENV)
+    a, bob, b, mirror = cadre.start_all(
+        peers,
+        Peer(tmp_path / "a"),
+        Peer(tmp_path / "bob"),
+        Peer(tmp_path / "b"),
+        Peer(tmp_path / "mirror", env=MIRROR_ENV),
+    )
     names = ["Diary-7c1e", "Garden-3b9d"]
     threads = shared_threads(a, bob, names)
+    cadre.device_add(a, b)
+    for thread, name in zip(threads, names, strict=True):
+        cadre.has_note(b, thread, f"{name}: from Alice")
+        b.note(thread, f"{name}: from B")
     phrase = cadre.recovery_phrase(a)
     alice = {thread: cadre.member_id(a, thread) for thread in threads}
 
     cadre.device_add(a, mirror, kind="mirror", label="mirror")
     # Once assigned, the mirror keeps every thread's ops (ciphertext).
     for thread in threads:
-        converged([a, bob], thread)
+        converged([a, b, bob], thread)
         cadre.mirror_holds(mirror, thread, (op["hash"] for op in cadre.ops(a, thread)))
 
-    # Bob is away; Alice writes; the mirror takes it; Alice goes away; Bob comes back and
-    # reaches only the mirror: he gets Alice's latest.
+    # Bob is away; Alice writes; the mirror takes it; Alice's nodes go away; Bob comes back
+    # and reaches only the mirror: he gets Alice's latest.
     bob.stop()
     latest = {
         thread: f"{name}: latest from Alice" for thread, name in zip(threads, names, strict=True)
@@ -152,17 +161,19 @@ def test_a_mirror_serves_bob_while_alice_is_away_and_restores_her_from_the_phras
     for thread in threads:
         cadre.mirror_holds(mirror, thread, (op["hash"] for op in cadre.ops(a, thread)))
     a.stop()
+    b.stop()
     bob.start()
     for thread, title in latest.items():
         cadre.has_note(bob, thread, title, timeout=60)
 
-    # Alice's node is lost: a fresh node R restored from the phrase through the mirror. (What
+    # Alice's nodes are lost: a fresh node R restored from the phrase through the mirror. (What
     # keys it held, its epochs' included, is noted first: the mirror must hold none of them.)
     master = identity.recovery_phrase_to_secret(phrase)
     control = cadre_keys.control_thread_id(master).hex()
     key_bytes = cadre.key_material(a, [control, *threads])
-    a.kill()
-    shutil.rmtree(a.data_dir)
+    for lost in (a, b):
+        lost.kill()
+        shutil.rmtree(lost.data_dir)
     r = Peer(tmp_path / "r")
     peers.append(r)
     cadre.node_restore(r, phrase, [cadre.p2p_address(mirror)])
@@ -177,6 +188,7 @@ def test_a_mirror_serves_bob_while_alice_is_away_and_restores_her_from_the_phras
         assert cadre.titles(r, thread) >= {
             f"{name}: from Alice",
             f"{name}: from Bob",
+            f"{name}: from B",
             latest[thread],
         }
         r.note(thread, f"{name}: Alice is back")
@@ -214,6 +226,7 @@ def test_a_mirror_serves_bob_while_alice_is_away_and_restores_her_from_the_phras
         *latest.values(),
         *(f"{n}: from Alice" for n in names),
         *(f"{n}: from Bob" for n in names),
+        *(f"{n}: from B" for n in names),
         *(f"{n}: Alice is back" for n in names),
     ]
     for text in plaintexts:

@@ -12,6 +12,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +29,18 @@ REFUSED = (400, 403, 404, 409, 410)
 
 @pytest.fixture
 def peers() -> Iterator[list[Peer]]:
-    """The nodes a test starts (``start``), killed when it ends, whatever happened."""
+    """The nodes a test starts (``start_all``), killed when it ends, whatever happened."""
     started: list[Peer] = []
     yield started
     for peer in started:
         peer.kill()
 
 
-def start(peers: list[Peer], path: Path, **kwargs: Any) -> Peer:
-    peer = Peer(path, **kwargs)
-    peers.append(peer)
-    return peer.start()
+def start_all(peers: list[Peer], *made: Peer) -> tuple[Peer, ...]:
+    """Start several nodes at once (a node's start-up is mostly waiting on its own imports)."""
+    peers.extend(made)
+    with ThreadPoolExecutor(len(made)) as pool:
+        return tuple(pool.map(Peer.start, made))
 
 
 def api_of(peer: Peer) -> Api:
