@@ -292,6 +292,9 @@ def certify(thread: Thread, device: bytes, proof: bytes) -> bool:
             thread=thread, device_id=_hex(device), device_proof=_hex(proof)
         )
     except ThreadServiceError as exc:
+        # Another writer of this node (the worker, another process) certified it meanwhile.
+        if certified(thread, device):
+            return False
         raise CadreError(exc.code, f"{thread.name}: {exc}") from exc
     return True
 
