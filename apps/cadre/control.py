@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.cadre import keys as cadre_keys
@@ -168,7 +168,10 @@ def _upsert(model: Any, seed: bytes, fields: dict[str, Any]) -> Any:
             row.save(update_fields=changed)
         return row
 
-    return _rows(write)
+    try:
+        return _rows(write)
+    except IntegrityError:  # another writer of this node made the row meanwhile: update it
+        return _rows(write)
 
 
 def device_record(
