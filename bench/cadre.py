@@ -302,18 +302,36 @@ def _mirror_holds(mirror: Peer, want: dict[str, int]) -> bool:
     return all(have.get(thread, 0) >= ops for thread, ops in want.items())
 
 
-def _restore_state(peer: Peer) -> str:
-    """The state of the node's restore run (and its problem, if any), read from its database."""
+def _run_state(peer: Peer, table: str = "cadre_restorerun") -> str:
+    """The state of the node's newest restore run or join (and its problem, if any), read
+    from its database."""
     connection = sqlite3.connect(f"file:{peer.data_dir / 'node.sqlite3'}?mode=ro", uri=True)
     try:
         row = connection.execute(
-            "SELECT state, problem FROM cadre_restorerun ORDER BY id DESC LIMIT 1"
+            f"SELECT state, problem FROM {table} ORDER BY id DESC LIMIT 1"  # noqa: S608
         ).fetchone()
     except sqlite3.OperationalError as exc:
         return f"unknown ({exc})"
     finally:
         connection.close()
     return "none" if row is None else (f"{row[0]}: {row[1]}" if row[1] else row[0])
+
+
+class _Phases:
+    """Seconds from ``started`` at which each state of a node's join or restore run was
+    first seen (polled with the figure's own wait, so within about 0.1 s)."""
+
+    def __init__(self, peer: Peer, table: str, started: float) -> None:
+        self.peer, self.table, self.started = peer, table, started
+        self.seen: dict[str, float] = {}
+
+    def __call__(self) -> str:
+        state = _run_state(self.peer, self.table).split(":")[0]
+        self.seen.setdefault(state, round(time.perf_counter() - self.started, 2))
+        return state
+
+    def words(self) -> str:
+        return ", ".join(f"{state} at {at:.1f} s" for state, at in self.seen.items())
 
 
 def _until(peer: Peer, check: Any, what: str, timeout: float = WAIT_S) -> None:
@@ -348,20 +366,22 @@ def _new_device(a: Peer, b: Peer, count: int, threads: int, floor_s: float) -> d
     link = _link(a, "full")
     started = time.perf_counter()
     _join(b, link)
-    _until(b, lambda: _holds(b, _ops(a)), "B to hold every thread")
+    phases = _Phases(b, "cadre_pendingjoin", started)
+    _until(b, lambda: phases() and _holds(b, _ops(a)), "B to hold every thread")
     joined_s = time.perf_counter() - started
     want = _ops(a)
     held = sum(want.values())
     print(
         f"   new device: B holds {len(want)} threads ({held} ops, the control thread among "
         f"them) {joined_s:.2f} s after its join; one {count}-op thread joined by invite: "
-        f"{floor_s:.2f} s ({joined_s / floor_s:.2f}x)",
+        f"{floor_s:.2f} s ({joined_s / floor_s:.2f}x); B's join: {phases.words()}",
         flush=True,
     )
     return {
         "threads": len(want),
         "ops": held,
         "join_s": round(joined_s, 2),
+        "join_phases": phases.seen,
         "figures": _against(
             f"new device holds {threads} threads, {count} ops in all",
             "new device",
@@ -395,24 +415,25 @@ def _recovery(a: Peer, b: Peer, m: Peer, r: Peer, floor_s: float, count: int) ->
     started = time.perf_counter()
     r.start()
     ready_s = time.perf_counter() - started
-    _until(r, lambda: _holds(r, want), "R to hold every thread")
+    phases = _Phases(r, "cadre_restorerun", started)
+    _until(r, lambda: phases() and _holds(r, want), "R to hold every thread")
     restore_s = time.perf_counter() - started
-    state = _restore_state(r)
+    state = _run_state(r)
     # Then the run ends: the standby spent, the next certified, R's own ops sent to the mirror.
-    ended = lambda: _restore_state(r).split(":")[0] in ("done", "failed")  # noqa: E731
+    ended = lambda: phases() in ("done", "failed")  # noqa: E731
     try:
         wait_for(ended, timeout=120, interval=0.1)
         ended_s: float | None = time.perf_counter() - started
     except AssertionError:
         ended_s = None
-    last = _restore_state(r)
+    last = _run_state(r)
     held = sum(want.values())
     print(
         f"   recovery: R, restored from the phrase with the mirror as its source, holds "
         f"{len(want)} threads ({held} ops) {restore_s:.2f} s after its start ({ready_s:.2f} s "
         f"to serve its API; its restore then {state}, then {last} at "
-        f"{'-' if ended_s is None else f'{ended_s:.2f}'} s); the mirror took {mirrored_s:.2f} s "
-        "to hold them",
+        f"{'-' if ended_s is None else f'{ended_s:.2f}'} s; {phases.words()}); the mirror took "
+        f"{mirrored_s:.2f} s to hold them",
         flush=True,
     )
     return {
@@ -423,6 +444,7 @@ def _recovery(a: Peer, b: Peer, m: Peer, r: Peer, floor_s: float, count: int) ->
         "restore_state": state,
         "restore_ended_s": None if ended_s is None else round(ended_s, 2),
         "restore_last_state": last,
+        "restore_phases": phases.seen,
         "mirror_filled_s": round(mirrored_s, 2),
         "figures": _against(
             "recovery from the phrase through a mirror", "recovery", restore_s, floor_s, count
