@@ -1,6 +1,7 @@
 """Hostile input to a person's several nodes (issue 17, Acceptance), between real ``runnode``
 processes on 127.0.0.1: a device link used twice, an expired one, one redeemed by a node that
-belongs to someone already; a mirror that serves a modified op; a removed device that goes on
+belongs to someone already; a mirror that serves a modified op; a removed device (served
+nothing new by A, Bob or the mirror) that goes on
 writing. Each is refused, in words where a person made the mistake, and nothing breaks."""
 
 from __future__ import annotations
@@ -129,12 +130,16 @@ def test_an_op_a_mirror_modified_is_refused_and_the_genuine_one_arrives_later(
     assert cadre.thread_ids(stranger) == set()
 
 
-def test_a_removed_devices_later_ops_are_refused_everywhere(
+def test_a_removed_device_gets_nothing_new_anywhere_and_its_later_ops_are_refused(
     peers,  # noqa: F811 (the fixture imported above)
     tmp_path,
 ):
-    a, bob, b = cadre.start_all(
-        peers, Peer(tmp_path / "a"), Peer(tmp_path / "bob"), Peer(tmp_path / "b")
+    a, bob, b, mirror = cadre.start_all(
+        peers,
+        Peer(tmp_path / "a"),
+        Peer(tmp_path / "bob"),
+        Peer(tmp_path / "b"),
+        Peer(tmp_path / "mirror", env={"SEREUS_MIRROR": "on"}),
     )
     thread = a.thread_create("Council")
     cadre.join_thread(bob, a.invite(thread))
@@ -144,6 +149,8 @@ def test_a_removed_devices_later_ops_are_refused_everywhere(
     alice = cadre.member_id(a, thread)
     device_b = cadre.device_here(b)
     converged([a, b, bob], thread)
+    cadre.device_add(a, mirror, kind="mirror")
+    cadre.mirror_holds(mirror, thread, (op["hash"] for op in cadre.ops(a, thread)))
 
     # Removing the device this node is refused in words; A removes B.
     words = cadre.refusal(lambda: cadre.device_remove(b, device_b))
@@ -154,14 +161,18 @@ def test_a_removed_devices_later_ops_are_refused_everywhere(
         timeout=30,
         what="the removal to reach Bob",
     )
+    # Nothing written afterwards reaches B: not from A, not from Bob, not from the mirror.
     a.note(thread, "after the removal")
     cadre.has_note(bob, thread, "after the removal")
-    cadre.settle(2)
+    cadre.mirror_holds(mirror, thread, (op["hash"] for op in cadre.ops(a, thread)))
+    cadre.settle(5)
     assert "after the removal" not in cadre.titles(b, thread)
+    assert not cadre.folder_holds(b.data_dir, b"after the removal")
 
-    # B's modified node signs a note after seeing its removal and pushes it to A and Bob.
+    # B's modified node signs a note after its removal and pushes it to A, Bob and the mirror
+    # (which may keep it: it cannot read it; the members refuse it, whoever serves it).
     b.stop()
-    late = cadre.late_op_push(b, thread, [a, bob])
+    late = cadre.late_op_push(b, thread, [a, bob, mirror])
     a.note(thread, "after the late op")
     dump = converged([a, bob], thread)
     assert "written after removal" not in {row[1] for row in dump["notes"]}
