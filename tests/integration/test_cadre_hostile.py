@@ -1,8 +1,8 @@
 """Hostile input to a person's several nodes (issue 17, Acceptance), between real ``runnode``
 processes on 127.0.0.1: a device link used twice, an expired one, one redeemed by a node that
-belongs to someone already; a mirror that serves a modified op; a removed device (served
-nothing new by A, Bob or the mirror) that goes on
-writing. Each is refused, in words where a person made the mistake, and nothing breaks."""
+belongs to someone already; a mirror that serves a modified op; a stranger's phrase at the
+mirror; a removed device (served nothing new by A, Bob or the mirror) that goes on writing.
+Each is refused, in words where a person made the mistake, and nothing breaks."""
 
 from __future__ import annotations
 
