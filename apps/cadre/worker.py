@@ -69,13 +69,33 @@ def run_steps() -> None:
         except Exception:
             logger.exception("cadre step %s failed", path)
         finally:
-            close_old_connections()
+            try:
+                close_old_connections()
+            except Exception:  # the database went away under the worker (a stopping node)
+                logger.debug("closing the cadre worker's connections failed", exc_info=True)
+
+
+def _p2p_running() -> bool:
+    """Whether this process still runs the p2p node the steps talk through (in scale-out mode
+    it runs in its own process, always)."""
+    from django.conf import settings
+
+    from apps.p2p import client
+
+    return settings.SEREUS.scale_out or client._local is not None
 
 
 def _run() -> None:
+    global _thread
     while True:
         _wake.wait(STEP_S)
         _wake.clear()
+        if not _p2p_running():
+            # The node stopped: so does its worker (the next start starts it again).
+            with _lock:
+                if _thread is threading.current_thread():
+                    _thread = None
+            return
         run_steps()
 
 
