@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from apps.cadre import wire
 from apps.core import identity
 from bench.report import figure
 from tests.support.api import wait_for
@@ -77,7 +78,7 @@ def mirror_probe(count: int) -> None:
     from django.conf import settings
     from django.core.management import call_command
 
-    from apps.cadre import mirror_store, wire
+    from apps.cadre import mirror_store
     from apps.cadre.models import MirrorOp, MirrorParty, MirrorThread
     from apps.core.thread import keys
     from apps.core.threads.database import NodeKeys, ThreadDatabase
@@ -201,7 +202,7 @@ def _mirror(folder: Path, count: int) -> dict[str, Any]:
         f"   {ops} ops ({made['bytes'] / ops:.0f} bytes each), {FRAME}-op frames, best of "
         f"{ROUNDS}: mirror ingests {mirror:.0f} ops/s, a full node {full:.0f} ops/s "
         f"({mirror / full:.2f}x); the mirror serves {serve:.0f} ops/s in pages of "
-        f"{ops if ops < 2000 else 2000}, a full node reads its log at {read:.0f} ops/s",
+        f"{min(ops, wire.PAGE_OPS)}, a full node reads its log at {read:.0f} ops/s",
         flush=True,
     )
     floor = f"a full node's ingest of the same ops {full:.0f} ops/s"
