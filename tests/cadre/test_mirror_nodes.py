@@ -9,8 +9,9 @@ import pytest
 from tests.support import cadre
 from tests.support.api import wait_for
 from tests.support.attachments import chunk_files, png, random_bytes, upload
-from tests.support.cadre import peers, start  # noqa: F401 (the fixture)
+from tests.support.cadre import peers  # noqa: F401 (the fixture)
 from tests.support.messaging import conversation_create, send
+from tests.support.p2p import Peer
 
 pytestmark = pytest.mark.slow
 
@@ -19,12 +20,12 @@ def test_a_mirror_keeps_ops_and_chunks_and_takes_later_writes_by_sync(
     peers,  # noqa: F811 (the fixture imported above)
     tmp_path,
 ) -> None:
-    a = start(peers, tmp_path / "a")
+    (a,) = cadre.start_all(peers, Peer(tmp_path / "a"))
     thread = conversation_create(a, "Album-5e21")
     upload(a, thread, "Summer-9d04", [("p.png", png()), ("data.bin", random_bytes(1_500_000))])
     chunks = chunk_files(a, thread)
     assert len(chunks) >= 3
-    mirror = start(peers, tmp_path / "mirror", env={"SEREUS_MIRROR": "on"})
+    (mirror,) = cadre.start_all(peers, Peer(tmp_path / "mirror", env={"SEREUS_MIRROR": "on"}))
     cadre.device_add(a, mirror, kind="mirror", label="box")
 
     cadre.mirror_holds(mirror, thread, (op["hash"] for op in cadre.ops(a, thread)))
