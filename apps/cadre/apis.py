@@ -67,7 +67,7 @@ class DeviceOutput(serializers.Serializer):
     threads = DeviceThreadOutput(many=True)
 
 
-class ProgressThreadOutput(serializers.Serializer):
+class DeviceProgressThreadOutput(serializers.Serializer):
     thread = serializers.CharField(help_text="The thread id (hex).")
     name = serializers.CharField(allow_blank=True)
     app = serializers.CharField(allow_blank=True)
@@ -78,18 +78,18 @@ class ProgressThreadOutput(serializers.Serializer):
     problem = serializers.CharField(allow_blank=True)
 
 
-class ProgressOutput(serializers.Serializer):
+class DeviceProgressOutput(serializers.Serializer):
     state = serializers.CharField(help_text="none when there was none; else as the words say.")
     words = serializers.CharField(allow_blank=True, help_text="The state in words.")
     problem = serializers.CharField(allow_blank=True, help_text="Why it stopped, in words.")
     running = serializers.BooleanField(help_text="Whether the node is still at it.")
-    threads = ProgressThreadOutput(many=True, source="progress")
+    threads = DeviceProgressThreadOutput(many=True, source="progress")
 
 
 # -- input ----------------------------------------------------------------------------------------
 
 
-class LinkInput(serializers.Serializer):
+class DeviceLinkInput(serializers.Serializer):
     kind = serializers.ChoiceField(
         choices=["full", "mirror"],
         default="full",
@@ -99,12 +99,12 @@ class LinkInput(serializers.Serializer):
     label = serializers.CharField(max_length=LABEL, required=False, default="", allow_blank=True)
 
 
-class LinkOutput(serializers.Serializer):
+class DeviceLinkOutput(serializers.Serializer):
     link = serializers.CharField(help_text="The device link (sereus:device/…): single use.")
     expires_at = serializers.DateTimeField()
 
 
-class JoinInput(serializers.Serializer):
+class DeviceJoinInput(serializers.Serializer):
     link = serializers.CharField(max_length=LINK_MAX)
 
     def validate_link(self, value: str) -> str:
@@ -131,8 +131,8 @@ class DeviceListApi(APIView):
 
 class DeviceLinkApi(APIView):
     @extend_schema(
-        request=LinkInput,
-        responses={201: LinkOutput},
+        request=DeviceLinkInput,
+        responses={201: DeviceLinkOutput},
         operation_id="devices_link_create",
         tags=TAG,
     )
@@ -142,18 +142,18 @@ class DeviceLinkApi(APIView):
         ``full`` link becomes this person, so pass it only to your own device."""
         from apps.cadre.link import link_create
 
-        data = LinkInput(data=request.data)
+        data = DeviceLinkInput(data=request.data)
         data.is_valid(raise_exception=True)
         made = call(link_create, **data.validated_data)
-        response = Response(LinkOutput(made).data, status=status.HTTP_201_CREATED)
+        response = Response(DeviceLinkOutput(made).data, status=status.HTTP_201_CREATED)
         response["Cache-Control"] = "no-store"
         return response
 
 
 class DeviceJoinApi(APIView):
     @extend_schema(
-        request=JoinInput,
-        responses={202: ProgressOutput},
+        request=DeviceJoinInput,
+        responses={202: DeviceProgressOutput},
         operation_id="devices_join",
         tags=TAG,
     )
@@ -162,19 +162,19 @@ class DeviceJoinApi(APIView):
         the background (202); ``GET`` here says how far it is."""
         from apps.cadre.link import join_start
 
-        data = JoinInput(data=request.data)
+        data = DeviceJoinInput(data=request.data)
         data.is_valid(raise_exception=True)
         call(join_start, link=data.validated_data["link"])
         return Response(_progress(_join_status()), status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(responses=ProgressOutput, operation_id="devices_join_status", tags=TAG)
+    @extend_schema(responses=DeviceProgressOutput, operation_id="devices_join_status", tags=TAG)
     def get(self, request: Request) -> Response:
         """How far this node's join is, per thread."""
         return Response(_progress(_join_status()))
 
 
 def _progress(found: dict[str, Any]) -> dict[str, Any]:
-    return ProgressOutput(found).data
+    return DeviceProgressOutput(found).data
 
 
 def _join_status() -> dict[str, Any]:
@@ -184,7 +184,7 @@ def _join_status() -> dict[str, Any]:
 
 
 class RestoreApi(APIView):
-    @extend_schema(responses=ProgressOutput, operation_id="devices_restore_status", tags=TAG)
+    @extend_schema(responses=DeviceProgressOutput, operation_id="devices_restore_status", tags=TAG)
     def get(self, request: Request) -> Response:
         """How far this node's recovery from the phrase is, per thread."""
         from apps.cadre.selectors import restore_status
