@@ -528,7 +528,7 @@ def test_a_lost_device_is_restored_from_another_full_device_of_the_party(tmp_pat
 
     started: list[Peer] = []
     try:
-        a = real.start(started, tmp_path / "a")
+        (a,) = real.start_all(started, Peer(tmp_path / "a"))
         chat = a.thread_create("Chat-5e2a")
         a.note(chat, "from A")
         real.link_make(a)  # A's device list is made on the first cadre action
