@@ -83,3 +83,11 @@ def device_remove(*, device: str) -> None:
         standby_index=row.standby_index,
         state=PartyDevice.State.REMOVED,
     )
+    # The party's mirrors learn it now, not at the worker's next round: until their roster
+    # changes they would pass the removed device what is written from now on.
+    from apps.cadre import mirror_client
+
+    try:
+        mirror_client.rosters_step()
+    except Exception:  # a mirror away is told at the worker's next round
+        logger.info("telling the mirrors of a removal failed", exc_info=True)
