@@ -28,6 +28,7 @@ API_URLS = (
     "apps.medical.emergency_urls",
     "apps.medical.audit_apis",
     "apps.cadre.api_urls",
+    "apps.storage.api_urls",
 )
 WEBSOCKET_URLS = (
     "apps.core.routing",

@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("apps.medical.urls")),
     path("", include("apps.medical.emergency_public_urls")),
     path("", include("apps.cadre.urls")),
+    path("", include("apps.storage.urls")),
     path("admin/", admin.site.urls),
     path("node/threads/<str:thread_id>/data/", thread_data_select, name="thread_data_select"),
     path("node/thread-data/", thread_data_site.urls),

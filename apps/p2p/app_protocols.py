@@ -100,8 +100,9 @@ def register(
     in bytes, ``rate`` (requests per second per peer, burst), ``timeout`` in seconds."""
     if not protocol.startswith("/") or len(protocol) > 100:
         raise ValueError("a protocol id is a path like /app/name/1.0.0")
-    if not 0 < max_request <= 1 << 20 or not 0 < max_response <= 4 << 20:
-        raise ValueError("requests are at most 1 MiB, answers at most 4 MiB")
+    # 5 MiB: one share of a backup chunk (its largest is 4 MiB, sealed) in one request.
+    if not 0 < max_request <= 5 << 20 or not 0 < max_response <= 5 << 20:
+        raise ValueError("requests and answers are at most 5 MiB")
     if rate[0] <= 0 or rate[1] < 1:
         raise ValueError("a rate is (requests per second > 0, burst >= 1)")
     _registry[protocol] = AppProtocol(

@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "apps.market",
     "apps.medical",
     "apps.cadre",
+    "apps.storage",
     "apps.website",
     "django.contrib.admin",
     "django.contrib.auth",

@@ -1,0 +1,3 @@
+"""The storage API (under /api/v1/storage/)."""
+
+api_urlpatterns: list = []

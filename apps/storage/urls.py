@@ -1,0 +1,4 @@
+"""The storage pages (under /node/storage/)."""
+
+app_name = "storage"
+urlpatterns: list = []
