@@ -73,6 +73,10 @@ class NodeConfig:
     lift_seconds: float = 60.0  # a lift this node referees: from its start to its deadline
     # A mirror: keeps the ciphertext of the threads of the parties that added it, never a key.
     mirror: bool = False
+    # Storage: how often each holder's shares are checked, and what this node grants its own
+    # party's backups (bytes).
+    storage_check_seconds: float = 3600.0
+    storage_quota: int = 50 * 1024**3
 
     @property
     def scale_out(self) -> bool:
@@ -177,6 +181,21 @@ def parse_megabytes(value: str | None, *, name: str, default: int) -> int:
     return megabytes * 1024 * 1024
 
 
+def parse_gigabytes(value: str | None, *, name: str, default: int) -> int:
+    """A size in whole GiB (1 to 1 000 000), as bytes."""
+    if value is None or value.strip() == "":
+        return default * 1024**3
+    try:
+        gigabytes = int(value)
+    except ValueError:
+        gigabytes = 0
+    if not 1 <= gigabytes <= 1_000_000:
+        raise ImproperlyConfigured(
+            f"{name}={value!r}: expected a whole number of GiB, 1 to 1000000"
+        )
+    return gigabytes * 1024**3
+
+
 def parse_hosts(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
@@ -228,6 +247,15 @@ def config_from_env(environ: Mapping[str, str] | None = None) -> NodeConfig:
         ),
         max_attachment_bytes=parse_megabytes(
             env.get("SEREUS_MAX_ATTACHMENT_MB"), name="SEREUS_MAX_ATTACHMENT_MB", default=100
+        ),
+        storage_check_seconds=parse_seconds(
+            env.get("SEREUS_STORAGE_CHECK_SECONDS"),
+            name="SEREUS_STORAGE_CHECK_SECONDS",
+            default=3600,
+            low=1,
+        ),
+        storage_quota=parse_gigabytes(
+            env.get("SEREUS_STORAGE_QUOTA_GB"), name="SEREUS_STORAGE_QUOTA_GB", default=50
         ),
     )
 

@@ -263,3 +263,21 @@ class HeldShare(models.Model):
 
     def __str__(self) -> str:
         return f"share {self.digest[:12]}"
+
+
+class DepositMark(models.Model):
+    """On the owner: how far one of the party's threads (the control and storage threads) was
+    deposited with a friend who holds shares (``deposit.py``): this node's log position sent."""
+
+    holder = models.CharField(max_length=HEX32)  # the holder's device key
+    thread_id = models.CharField(max_length=HEX32)
+    position = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["holder", "thread_id"], name="storage_deposit_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"deposit {self.thread_id[:12]} to {self.holder[:12]}"
