@@ -11,13 +11,27 @@ logger = logging.getLogger(__name__)
 _STARTERS = ("apps.storage.jobs:start", "apps.storage.worker:start")
 
 
+def _call(path: str, *args: Any) -> None:
+    module, _, name = path.partition(":")
+    try:
+        getattr(importlib.import_module(module), name)(*args)
+    except Exception:  # a receiver never fails the node or whoever wrote
+        logger.exception("storage: %s failed", path)
+
+
 def _on_node_started(sender: Any, **kwargs: Any) -> None:
     for path in _STARTERS:
-        module, _, name = path.partition(":")
-        try:
-            getattr(importlib.import_module(module), name)()
-        except Exception:  # one part failing to start never stops the node
-            logger.exception("storage: starting %s failed", path)
+        _call(path)
+
+
+def _on_thread_added(sender: Any, thread: bytes, **kwargs: Any) -> None:
+    # A holding thread this node joined as holder: check the terms, grant the quota.
+    _call("apps.storage.hold:on_thread_added", thread)
+
+
+def _on_ops_written(sender: Any, thread: bytes, **kwargs: Any) -> None:
+    # Quota rows, holders and devices change: the worker looks again soon.
+    _call("apps.storage.worker:on_ops_written", thread)
 
 
 class StorageConfig(AppConfig):
@@ -32,7 +46,7 @@ class StorageConfig(AppConfig):
     def ready(self) -> None:
         from apps.core.thread.appspec import thread_app_register
         from apps.core.thread.policy import policy_template_register
-        from apps.core.threads.signals import node_started
+        from apps.core.threads.signals import node_started, ops_written, thread_added
         from apps.storage import policy, protocols
 
         policy_template_register(policy.SHAPE, policy.storage_policy)
@@ -40,4 +54,6 @@ class StorageConfig(AppConfig):
         policy_template_register(policy.HOLD_SHAPE, policy.hold_policy, member=policy.HOLDER)
         thread_app_register(policy.HOLD_APP, policy.hold_spec, only_in=policy.HOLD_SHAPE)
         node_started.connect(_on_node_started, dispatch_uid="storage-started")
+        thread_added.connect(_on_thread_added, dispatch_uid="storage-added")
+        ops_written.connect(_on_ops_written, dispatch_uid="storage-ops")
         protocols.install()
