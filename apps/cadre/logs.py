@@ -119,6 +119,45 @@ def _party_ok(proof: Any, *, purpose: str, peer_device: bytes) -> bool:
     return party == cadre_keys.party_id(secret)
 
 
+def _mirrored_party(proof: Any, *, purpose: str, peer_device: bytes) -> bool:
+    """Whether ``proof`` is a party proof of a party whose threads this full node keeps as a
+    mirror does (a friend's control and storage threads deposited with the shares it holds,
+    ``apps.storage.deposit``)."""
+    from apps.cadre.models import MirrorParty
+
+    if proof is None:
+        return False
+    try:
+        party = cadre_keys.party_proof_verify(
+            proof,
+            purpose=purpose,
+            requester=peer_device,
+            responder=bytes(node_keys().device.verify_key),
+            now_ms=_now_ms(),
+        )
+    except cadre_keys.ProofError:
+        return False
+    return MirrorParty.objects.filter(pk=party.hex()).exists()
+
+
+def _mirrored_thread(thread: bytes) -> bool:
+    """Whether ``thread`` is kept here for another party, as a mirror keeps it."""
+    from apps.cadre.models import MirrorThread
+
+    return len(thread) == 32 and MirrorThread.objects.filter(pk=thread.hex()).exists()
+
+
+def _as_mirror(handler: str, peer_device: bytes, request: bytes, refused: str) -> bytes:
+    """Answer as a mirror does (it checks who asks again); any refusal in the words this node
+    gives for a thread it does not have, so a stranger cannot tell the two apart."""
+    from apps.cadre import mirror_serve
+
+    try:
+        return getattr(mirror_serve, handler)(peer_device, request)
+    except AppRefused as exc:
+        raise AppRefused(refused) from exc
+
+
 def _held(thread: bytes) -> Thread | None:
     """This node's active thread ``thread`` (the control thread included), if any."""
     return Thread.objects.filter(pk=thread.hex(), state=Thread.State.ACTIVE).first()
@@ -189,6 +228,8 @@ def serve_log(peer_device: bytes, request: bytes) -> bytes:
         op = doc.get("op")
         if op == "threads":
             if not _party_ok(doc.get("proof"), purpose="threads", peer_device=peer_device):
+                if _mirrored_party(doc.get("proof"), purpose="threads", peer_device=peer_device):
+                    return _as_mirror("serve_log", peer_device, request, NOT_PARTY)
                 raise AppRefused(NOT_PARTY)
             return wire.encode({"threads": _threads_answer()})
         if op != "page":
@@ -198,6 +239,8 @@ def serve_log(peer_device: bytes, request: bytes) -> bytes:
         except wire.WireError as exc:
             raise AppRefused(str(exc)) from exc
         row = _held(thread)
+        if row is None and _mirrored_thread(thread):
+            return _as_mirror("serve_log", peer_device, request, NOT_SHARED)
         if row is None or not (
             _certified_here(row, peer_device)
             or _party_ok(doc.get("proof"), purpose="page", peer_device=peer_device)
@@ -227,6 +270,9 @@ def serve_submit(peer_device: bytes, request: bytes) -> bytes:
     try:
         doc = _decode(request, MAX_REQUEST)
         if not _party_ok(doc.get("proof"), purpose="submit", peer_device=peer_device):
+            thread = doc.get("thread")
+            if isinstance(thread, bytes) and _held(thread) is None and _mirrored_thread(thread):
+                return _as_mirror("serve_submit", peer_device, request, NOT_PARTY)
             raise AppRefused(NOT_PARTY)
         try:
             thread = wire.b32(doc, "thread")
