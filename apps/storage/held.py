@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from pathlib import Path
 
 from django.conf import settings
@@ -69,7 +70,7 @@ def _folder(path: Path) -> None:
 
 def _write(path: Path, data: bytes) -> None:
     _folder(path.parent)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{id(data):x}.tmp")
+    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")  # one per writer
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as handle:
