@@ -99,18 +99,6 @@ class _NewChunk:
     state: str
 
 
-def _holders() -> list[Holder]:
-    from apps.storage import hold
-
-    try:
-        hold.holders_refresh()
-    except StorageError:
-        raise
-    except Exception:  # the holders as last known still serve
-        logger.exception("refreshing the holders failed")
-    return hold.holders_usable()
-
-
 def _base(alias: str, source: str, device: str) -> dict[str, FileEntry]:
     """The files of the last complete snapshot of ``source`` made on this device, by path."""
     last = (
@@ -243,15 +231,15 @@ class _Run:
         for index, holder in chosen:
             if holder is not None:
                 batches[holder].append(packed.shares[index])
-        failed = placement.push(dict(batches))
-        for problem in failed.values():
-            if problem is not None and problem not in self.notes:
-                self.notes.append(problem)
+        pushed = placement.push(dict(batches))
+        for result in pushed.values():
+            if result.problem is not None and result.problem not in self.notes:
+                self.notes.append(result.problem)
         at = now_ms()
         shares, placed = [], 0
         for index, holder in chosen:
             share, digest = packed.shares[index], packed.digests[index]
-            kept = holder is not None and failed.get(holder) is None
+            kept = holder is not None and digest in pushed[holder].kept
             if kept:
                 placed += 1
             else:
@@ -352,7 +340,7 @@ class _Run:
     def run(self) -> None:
         job = self.job
         device = space.device_key().hex()
-        self.holders = _holders()
+        self.holders = placement.holders_now(refresh=True)
         if self.holders:
             self.k, self.n = engine.redundancy(min(len(self.holders), engine.MAX_N))
         else:

@@ -4,8 +4,10 @@ The rule (``place_chunk``): the n shares of a chunk go to n distinct holders whe
 many, and no *party* keeps more than n - k of them where the holders allow it. All our own
 devices count as one party (a fire or a thief can take them together), each friend's node as
 its own. So losing every one of our devices, or any one friend, still leaves at least k shares
-anywhere: the chunk survives and repair can regenerate the rest. With fewer parties than that
-needs (only our own devices, or n = 1), the shares are spread as evenly as the holders allow.
+anywhere: the chunk survives and repair can regenerate the rest. Where both cannot hold (three
+of our devices and two friends, k = 3 of n = 5), the party rule wins over distinct holders: a
+friend may keep two shares rather than our devices three. With fewer parties than the rule needs
+(only our own devices, or n = 1), the shares are spread as evenly as the holders allow.
 
 The outbox (``<data>/storage/outbox/<digest hex>``, 0600, written atomically) keeps the bytes of
 a share whose holder could not take it now (unreachable, full); ``place_pending`` (a step of the
@@ -19,6 +21,7 @@ import os
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
@@ -137,9 +140,11 @@ def choose(
 
         def rank(h: Holder) -> tuple:
             party = party_of(h)
+            # The party rule first: it is what keeps the chunk when a whole party is gone
+            # (a device is one of our party: its loss is covered too).
             return (
-                by_holder[str(h.pk)],  # a holder with no share of this chunk first
-                by_party[party] >= allowed,  # then a party still under n - k
+                by_party[party] >= allowed,  # a party still under n - k first
+                by_holder[str(h.pk)],  # then a holder with no share of this chunk
                 by_party[party],  # then the party with fewest
                 -(room(h) - planned[str(h.pk)]),  # then the most room
             )
@@ -163,26 +168,34 @@ def place_chunk(packed: Packed, holders: list[Holder]) -> list[tuple[int, Holder
 # -- pushing shares ------------------------------------------------------------------------------
 
 
-def push(batches: dict[Holder, list[bytes]]) -> dict[Holder, str | None]:
-    """Put each holder's shares, several holders at once. Per holder: None when it kept them
-    all, else why not in words (the shares then belong in the outbox)."""
+@dataclass
+class Pushed:
+    """What one holder did with a batch: the digests it kept, and why not the rest (words)."""
+
+    kept: set[bytes] = field(default_factory=set)
+    problem: str | None = None
+
+
+def push(batches: dict[Holder, list[bytes]]) -> dict[Holder, Pushed]:
+    """Put each holder's shares, several holders at once. A share not kept belongs in the
+    outbox; the holder's answer updates its ``used`` and ``quota`` (in memory)."""
     from apps.storage import client
 
-    def one(holder: Holder, shares: list[bytes]) -> str | None:
+    def one(holder: Holder, shares: list[bytes]) -> Pushed:
         try:
             answer = client.put(client.target_of(holder), shares)
+        except client.HolderError as exc:
+            return Pushed(set(exc.kept), exc.words)
         except space.StorageError as exc:
-            return exc.words
+            return Pushed(set(), exc.words)
         except Exception:  # a holder's failure never stops a backup: the outbox keeps them
             logger.exception("putting shares on a holder failed")
-            return f"{holder_name(holder)} could not take the shares."
+            return Pushed(set(), f"{holder_name(holder)} could not take the shares.")
         holder.used = int(answer.get("used", holder.used))
         holder.quota = int(answer.get("quota", holder.quota))
         kept = set(answer.get("kept", []))
-        wanted = {keys.share_digest(s) for s in shares}
-        if not wanted <= kept:
-            return f"{holder_name(holder)} did not keep every share."
-        return None
+        missed = {keys.share_digest(s) for s in shares} - kept
+        return Pushed(kept, f"{holder_name(holder)} did not keep every share." if missed else None)
 
     if not batches:
         return {}
@@ -202,9 +215,24 @@ def chunk_state(placed: int, k: int, n: int) -> str:
     return Chunk.State.PENDING
 
 
-def _usable() -> list[Holder]:
-    from apps.storage import hold
-
+def holders_now(*, refresh: bool = False) -> list[Holder]:
+    """The holders to place on now (``hold.holders_usable``); before holders are managed
+    there, this device's own row if the storage thread has one."""
+    try:
+        from apps.storage import hold
+    except ImportError:
+        thread = space.storage_thread()
+        if thread is None:
+            return []
+        rows = Holder.objects.using(space.using(thread)).filter(
+            kind=Holder.Kind.DEVICE, device=space.device_key().hex(), state=Holder.State.ACTIVE
+        )
+        return list(rows[:1])
+    if refresh:
+        try:
+            hold.holders_refresh()
+        except Exception:  # the holders as last known still serve
+            logger.exception("refreshing the holders failed")
     return hold.holders_usable()
 
 
@@ -225,7 +253,7 @@ def place_pending(*, limit: int = 256) -> int:
     mine = mine[:limit]
     if not mine:
         return 0
-    holders = _usable()
+    holders = holders_now()
     if not holders:
         return 0
     by_pk = {str(h.pk): h for h in holders}
@@ -258,9 +286,12 @@ def place_pending(*, limit: int = 256) -> int:
         planned[target].append(share)
     results = push(dict(batches))
     done: list[tuple[Share, Holder]] = []
-    for holder, problem in results.items():
-        if problem is None:
-            done.extend((share, holder) for share in planned[holder])
+    for holder, pushed in results.items():
+        done.extend(
+            (share, holder)
+            for share in planned[holder]
+            if bytes.fromhex(share.digest) in pushed.kept
+        )
     if not done:
         return 0
     at = now_ms()
