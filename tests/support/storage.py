@@ -17,12 +17,14 @@ import socket
 import sqlite3
 import stat
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tests.support.api import ApiError, wait_for
-from tests.support.cadre import api_of, join_thread
+from tests.support.cadre import api_of, join_thread, start_all
 from tests.support.p2p import Peer
 
 NEEDLE = b"needle-18c4e7a9:"  # every needle starts so: one search finds any of them
@@ -266,6 +268,18 @@ def _listed(found: Any) -> list[dict[str, Any]]:
     return found["results"] if isinstance(found, dict) and "results" in found else found
 
 
+def api_or_skip(peer: Peer) -> None:
+    """Skip the test while the node has no storage API yet (it is being built alongside)."""
+    import pytest
+
+    try:
+        api_of(peer).get("/api/v1/storage/holders/")
+    except ApiError as exc:
+        if exc.status == 404:
+            pytest.skip("the storage API (/api/v1/storage/holders/) is not there yet")
+        raise
+
+
 def backup_start(peer: Peer, path: Path, label: str = "") -> dict[str, Any]:
     return api_of(peer).post("/api/v1/storage/backups/", {"path": str(path), "label": label})
 
@@ -498,6 +512,19 @@ def storage_thread(peer: Peer) -> str:
         row = db.execute("SELECT id FROM core_thread WHERE app = 'backups'").fetchone()
     assert row, "no storage thread on this node"
     return row[0]
+
+
+@contextmanager
+def nodes(work: Path, *names: str, env: dict[str, str] | None = None) -> Iterator[list[Peer]]:
+    """Nodes named ``names`` under ``work``, started at once on fixed ports, killed at the end
+    whatever happened (with any node the test appends to the list)."""
+    started: list[Peer] = []
+    try:
+        start_all(started, *(peer_at(work / name, env=env) for name in names))
+        yield started
+    finally:
+        for peer in started:
+            peer.kill()
 
 
 def free_port() -> int:
