@@ -330,10 +330,12 @@ class Packer:
         skip: Callable[[bytes], bool] | None = None,
     ) -> Iterator[tuple[bytes, Packed | None]]:
         """(chunk id, Packed) per piece (plaintext, k, n), in order; (chunk id, None) for a
-        piece ``skip(chunk id)`` says the party has already. ``skip`` runs on the caller's
-        thread (it may read the database)."""
+        piece ``skip(chunk id)`` says the party has already, or whose chunk came earlier in
+        this stream (the caller kept it then). ``skip`` runs on the caller's thread (it may
+        read the database), once per piece not repeated, in the stream's order."""
         source = iter(pieces)
         slots: deque[_Slot] = deque()
+        started: set[bytes] = set()  # chunks packed in this stream: a repeat is not packed again
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="storage-pack")
         try:
             done = False
@@ -348,20 +350,22 @@ class Packer:
                     slots.append(_Slot(plain, k, n, pool.submit(self._name, plain)))
                 if not slots:
                     return
-                # Name every new piece in order (naming is quick) and start packing those the
-                # party lacks, so the workers always have the window's work queued.
-                for slot in slots:
+                # Decide the pieces already named, in order, and start packing those the party
+                # lacks; wait only for the head's name, so a piece queued behind others'
+                # packing never holds up the one the caller waits for.
+                for i, slot in enumerate(slots):
                     if slot.decided:
                         continue
+                    if i and not slot.named.done():
+                        break
                     slot.chunk = slot.named.result()
                     slot.decided = True
-                    if skip is not None and skip(slot.chunk):
+                    if slot.chunk in started or (skip is not None and skip(slot.chunk)):
                         slot.plain = None
-                    else:
-                        slot.packing = pool.submit(
-                            self._pack, slot.plain, slot.chunk, slot.k, slot.n
-                        )
-                        slot.plain = None
+                        continue
+                    started.add(slot.chunk)
+                    slot.packing = pool.submit(self._pack, slot.plain, slot.chunk, slot.k, slot.n)
+                    slot.plain = None
                 head = slots.popleft()
                 yield head.chunk, (head.packing.result() if head.packing is not None else None)
         finally:

@@ -286,3 +286,22 @@ def test_packer_stops_cleanly_when_the_consumer_stops() -> None:
     next(gen)
     gen.close()
     assert len(pulled) <= 5
+
+
+def test_packer_packs_a_chunk_repeated_in_the_stream_once() -> None:
+    a, b = _bytes(200_000, 300), _bytes(200_000, 301)
+    asked = []
+
+    def skip(chunk: bytes) -> bool:
+        asked.append(chunk)
+        return False
+
+    out = list(
+        engine.Packer(dedup=DEDUP, seal_root=ROOT).pack_all(
+            [(a, 1, 2), (b, 1, 2), (a, 1, 2), (a, 1, 2), (b, 1, 2)], skip=skip
+        )
+    )
+    ida, idb = keys.chunk_id(DEDUP, a), keys.chunk_id(DEDUP, b)
+    assert [c for c, _ in out] == [ida, idb, ida, ida, idb]
+    assert [p is not None for _, p in out] == [True, True, False, False, False]
+    assert asked == [ida, idb]  # in the stream's order, once each
