@@ -9,6 +9,7 @@ a joined holding leaves it (``hold_for``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import nacl.signing
@@ -47,6 +48,8 @@ class Friend:
         self.peer_id = peer_id_from_public_key(self.device)
         self.online = True
         self.requests = 0
+        # A hostile node: changes its answers (op, decoded answer) -> answer.
+        self.tamper: Callable[[str, dict], dict] | None = None
         self.monkeypatch = monkeypatch
         monkeypatch.setattr(p2p_client, "app_request", self.app_request)
         monkeypatch.setattr(mirror_store, "_notify", lambda thread: None)
@@ -65,9 +68,13 @@ class Friend:
             mp.setattr(serve, "_own_device", lambda: self.device)
             mp.setattr(held, "own_party_id", lambda: None)
             try:
-                return serve.serve(asker, payload)
+                answer = serve.serve(asker, payload)
             except AppRefused as exc:
                 raise AppRequestError("refused", str(exc)) from None
+        if self.tamper is not None:
+            op = cadre_wire.decode(payload, max_size=8 << 20)["op"]
+            answer = cadre_wire.encode(self.tamper(op, cadre_wire.decode(answer, max_size=8 << 20)))
+        return answer
 
     def ask_log(self, doc: dict[str, Any], asker: bytes) -> dict[str, Any]:
         return cadre_wire.decode(
