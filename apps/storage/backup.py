@@ -32,6 +32,8 @@ BATCH_ROWS = 200  # rows per op
 BATCH_BYTES = 400 << 10  # about this much row data per op (an op is at most 1 MiB)
 MAX_FILE_CHUNKS = 10_000  # a file's chunk list must fit one op: about 10 GB at 1 MiB a chunk
 PROGRESS_S = 0.5
+PUT_CHUNKS = 64  # new chunks whose shares go out together
+PUT_BYTES = 16 << 20  # or this many share bytes, whichever comes first
 PACK_WORKERS = 2
 DATA_DIR_WORDS = "That folder holds this node's own data; back up another."
 
@@ -133,6 +135,8 @@ class _Run:
         self.row_bytes = 0
         self.known: set[str] = set()
         self.order: deque[tuple[_File, int, bool]] = deque()
+        self.waiting: list[engine.Packed] = []  # new chunks not yet pushed
+        self.waiting_bytes = 0
         self.holders: list[Holder] = []
         self.k = self.n = 1
         self.pending = 0  # shares left in the outbox
@@ -226,16 +230,41 @@ class _Run:
         return False
 
     def place(self, packed: engine.Packed) -> None:
-        chosen = placement.place_chunk(packed, self.holders)
+        """Queue a new chunk's shares; they go out in batches (one put per holder for many
+        chunks: a holder's answer costs more than a share's bytes)."""
+        self.waiting.append(packed)
+        self.waiting_bytes += sum(len(s) for s in packed.shares)
+        if len(self.waiting) >= PUT_CHUNKS or self.waiting_bytes >= PUT_BYTES:
+            self.place_waiting()
+
+    def place_waiting(self) -> None:
+        waiting, self.waiting, self.waiting_bytes = self.waiting, [], 0
+        if not waiting:
+            return
+        plans = []
         batches: dict[Holder, list[bytes]] = defaultdict(list)
-        for index, holder in chosen:
-            if holder is not None:
-                batches[holder].append(packed.shares[index])
+        for packed in waiting:
+            chosen = placement.place_chunk(packed, self.holders)
+            for index, holder in chosen:
+                if holder is not None:
+                    batches[holder].append(packed.shares[index])
+                    holder.used += len(packed.shares[index])  # the next chunk's choice sees it
+            plans.append((packed, chosen))
         pushed = placement.push(dict(batches))
         for result in pushed.values():
             if result.problem is not None and result.problem not in self.notes:
                 self.notes.append(result.problem)
         at = now_ms()
+        for packed, chosen in plans:
+            self.record(packed, chosen, pushed, at)
+
+    def record(
+        self,
+        packed: engine.Packed,
+        chosen: list[tuple[int, Holder | None]],
+        pushed: dict[Holder, placement.Pushed],
+        at: int,
+    ) -> None:
         shares, placed = [], 0
         for index, holder in chosen:
             share, digest = packed.shares[index], packed.digests[index]
@@ -334,6 +363,7 @@ class _Run:
             if last and not work.failed:
                 self.file_done(work)
             self.progress()
+        self.place_waiting()
 
     # -- the whole --
 
@@ -422,6 +452,7 @@ class _Run:
     def _failed(self, words: str) -> None:
         snapshot = self.snapshot
         try:
+            self.place_waiting()
             self.flush()  # what was placed is recorded: the next backup dedups against it
         except Exception:
             logger.exception("recording a failed backup's last rows failed")

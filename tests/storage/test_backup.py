@@ -162,7 +162,7 @@ def test_the_manifest_is_written_in_few_ops(node, tmp_path) -> None:
     device_holder()
     source = tmp_path / "src"
     source.mkdir()
-    for i in range(450):
+    for i in range(250):
         (source / f"f{i:03}.txt").write_text(f"file {i}\n" * (i + 1))
     thread = space.storage_ensure()
     from apps.core.threads.registry import thread_database
@@ -171,9 +171,9 @@ def test_the_manifest_is_written_in_few_ops(node, tmp_path) -> None:
     job = run_backup(source)
     assert job.state == Job.State.DONE
     ops = log_size(thread_database(thread.thread)) - start
-    # 450 file rows, as many chunks and shares: ~1350 rows in a handful of ops, not one each.
-    assert len(rows(FileEntry, snapshot=job.snapshot)) == 450
-    assert ops <= 12, ops
+    # 250 file rows, as many chunks and shares: 750 rows in a handful of ops, not one each.
+    assert len(rows(FileEntry, snapshot=job.snapshot)) == 250
+    assert ops <= 8, ops
 
 
 @pytest.mark.parametrize(
