@@ -312,7 +312,7 @@ def job_view(job: Job) -> dict[str, Any]:
     percent = found.get("percent")
     if percent is None:
         percent = _percent(job)
-    words = found.get("words") or _job_words(job)
+    words = (found.get("words") or _job_words(job)).strip().rstrip(".")
     base = {
         "id": job.pk,
         "kind": job.kind,

@@ -9,6 +9,8 @@ before all of them are ready, and a page still shows what the rows say without t
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,7 +69,9 @@ def snapshot_page(snapshot: Any) -> dict[str, Any]:
 def job_page(job: Job) -> dict[str, Any]:
     view = selectors.job_view(job)
     done, total = view["bytes_done"], view["bytes_total"]
-    parts = [f"{view['files_done']} of {view['files_total']} files"] if view["files_total"] else []
+    parts = [f"{view['percent']}%"] if view["running"] else []
+    if view["files_total"]:
+        parts.append(f"{view['files_done']} of {view['files_total']} files")
     if total:
         parts.append(f"{filesizeformat(done)} of {filesizeformat(total)}")
     if job.kind == Job.Kind.BACKUP and (view["new_bytes"] or view["state"] == Job.State.DONE):
@@ -219,11 +223,19 @@ def download(request: HttpRequest, snapshot_id: str) -> HttpResponse:
     if entry.kind != FileEntry.Kind.FILE:
         raise Http404("Only a file can be downloaded: open a folder to see what it holds.")
     try:
-        stream = file_stream(snapshot_id, entry.path)
+        stream = started(file_stream(snapshot_id, entry.path))
     except StorageError as exc:
         flash.error(request, exc.words)
         return redirect(_folder_url(snapshot_id, entry.path.rpartition("/")[0]))
     return file_response(stream, selectors.entry_name(entry), entry.size)
+
+
+def started(stream: Iterator[bytes]) -> Iterator[bytes]:
+    """The stream with its first piece already fetched: a file none of whose holders answers is
+    refused in words before any byte is sent. A failure later cuts the download short of its
+    Content-Length, which the browser shows as a failed download, never as a whole file."""
+    first = next(stream, b"")
+    return itertools.chain([first], stream)
 
 
 def file_response(stream: Any, name: str, size: int) -> StreamingHttpResponse:
@@ -379,7 +391,7 @@ def retention_save(request: HttpRequest) -> HttpResponse:
 @require_POST
 def prune(request: HttpRequest) -> HttpResponse:
     try:
-        said = prune_now()
+        said, _ = prune_now()
     except StorageError as exc:
         flash.error(request, exc.words)
     else:
@@ -387,18 +399,20 @@ def prune(request: HttpRequest) -> HttpResponse:
     return redirect("storage:holders")
 
 
-def prune_now() -> str:
+def prune_now() -> tuple[str, dict[str, int]]:
+    """Prune now: what it did in words, and its figures."""
     from apps.storage.retention import prune as run
 
     done = run()
     dropped = int(done.get("snapshots", 0))
     freed = int(done.get("chunks", 0))
-    if not dropped:
-        return "Cleaned up: every backup is still one to keep."
-    return (
+    if not dropped and not freed:
+        return "Cleaned up: every backup is still one to keep.", done
+    said = (
         f"Cleaned up: {dropped} older backup{'' if dropped == 1 else 's'} removed, "
         f"{freed} piece{'' if freed == 1 else 's'} of data freed."
     )
+    return said, done
 
 
 @require_POST
