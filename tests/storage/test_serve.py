@@ -4,6 +4,8 @@ signature naming this node."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import nacl.utils
 import pytest
 
@@ -205,3 +207,123 @@ def test_a_deposit_over_the_quota_keeps_nothing(node) -> None:
     assert mirror_store.op_count(thread.thread) == 0
     assert not MirrorThread.objects.exists()
     assert HeldParty.objects.get(pk=keys.party_id(bob).hex()).used == 0
+
+
+# -- the owner's client against this handler ------------------------------------------------------
+
+HOLDER_DEVICE = b"\x0b" * 32  # the holder as the loop below makes this node answer
+
+
+@pytest.fixture
+def loop(node, monkeypatch) -> list[bytes]:
+    """The client's requests answered by ``serve`` on this node as if it were another device of
+    the party (the p2p transport is the integration tests'): the requests it saw."""
+    from apps.p2p import client as p2p_client
+    from apps.p2p.app_protocols import AppRequestError
+    from apps.storage import serve as serve_module
+
+    monkeypatch.setattr(serve_module, "_own_device", lambda: HOLDER_DEVICE)
+    monkeypatch.setattr(serve_module, "_own_devices", lambda: {HOLDER_DEVICE})
+    seen: list[bytes] = []
+
+    def app_request(peer_id, addrs, protocol, payload, *, timeout):
+        assert protocol == wire.PROTOCOL
+        seen.append(payload)
+        try:
+            return serve(device_key(), payload)
+        except AppRefused as exc:
+            raise AppRequestError("refused", str(exc)[:300]) from None
+
+    monkeypatch.setattr(p2p_client, "app_request", app_request)
+    return seen
+
+
+def bob_target():
+    from apps.storage.client import Target
+
+    return Target(HOLDER_DEVICE, "12D3KooWBob", ("/ip4/127.0.0.1/tcp/4001",), "Bob's node")
+
+
+def test_the_client_batches_puts_and_gets_and_checks_what_comes_back(loop) -> None:
+    from apps.storage import client
+
+    shares = [nacl.utils.random(1_500_000) for _ in range(4)] + [nacl.utils.random(10)]
+    digests = [keys.share_digest(s) for s in shares]
+    put = client.put(bob_target(), shares)
+    assert put["kept"] == digests
+    assert put["used"] == sum(len(s) for s in shares)
+    assert len(loop) == 2  # two of these shares and the small one fill a put (4 MiB)
+    loop.clear()
+    missing = b"\x04" * 32
+    got = client.get(bob_target(), [*digests, missing])
+    assert got == {**dict(zip(digests, shares, strict=True)), missing: None}
+    assert len(loop) == 2  # the holder's answer stops at 4 MiB: the client asks for the rest
+    nonce = nacl.utils.random(32)
+    answers = client.audit(bob_target(), [(digests[4], nonce), (missing, nonce)])
+    assert answers == [keys.audit_answer(nonce, shares[4]), None]
+    assert client.release(bob_target(), digests[:2]) == 2
+    assert client.usage(bob_target())["shares"] == 3
+
+
+def test_a_share_that_comes_back_changed_is_corrupt(loop, monkeypatch) -> None:
+    from apps.p2p import client as p2p_client
+    from apps.storage import client
+
+    share = nacl.utils.random(1000)
+    (digest,) = client.put(bob_target(), [share])["kept"]
+    honest = p2p_client.app_request
+
+    def lying(*args, **kwargs):
+        doc = answer(honest(*args, **kwargs))
+        doc["shares"] = [s[:-1] + b"!" if s else s for s in doc["shares"]]
+        return wire.encode(doc)
+
+    monkeypatch.setattr(p2p_client, "app_request", lying)
+    assert client.get(bob_target(), [digest]) == {digest: "corrupt"}
+
+
+def test_the_client_says_what_went_wrong_in_words(loop, monkeypatch, settings) -> None:
+    from apps.p2p import client as p2p_client
+    from apps.p2p.app_protocols import AppRequestError
+    from apps.storage import client
+
+    # The party's own devices hold what the node's setting grants.
+    settings.SEREUS = dataclasses.replace(settings.SEREUS, storage_quota=2500)
+    shares = [nacl.utils.random(1000) for _ in range(3)]
+    with pytest.raises(client.HolderError) as caught:
+        client.put(bob_target(), shares)
+    assert caught.value.code == "full"
+    assert caught.value.words.startswith("Bob's node is full: This node keeps at most")
+    assert caught.value.kept == [keys.share_digest(s) for s in shares[:2]]
+
+    def offline(*args, **kwargs):
+        raise AppRequestError("unreachable", "cannot reach that node at its addresses")
+
+    monkeypatch.setattr(p2p_client, "app_request", offline)
+    with pytest.raises(client.HolderError) as caught:
+        client.usage(bob_target())
+    assert (caught.value.code, caught.value.words) == (
+        "unreachable",
+        "Bob's node did not answer: it may be offline.",
+    )
+    monkeypatch.setattr(p2p_client, "app_request", lambda *a, **k: b"\x00not cbor")
+    with pytest.raises(client.HolderError, match="cannot read") as caught:
+        client.usage(bob_target())
+    assert caught.value.code == "refused"
+
+
+def test_a_target_that_is_this_node_is_served_without_the_network(node, monkeypatch) -> None:
+    from apps.p2p import client as p2p_client
+    from apps.storage import client
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("this node asked itself over the network")
+
+    monkeypatch.setattr(p2p_client, "app_request", no_network)
+    me = client.Target(device_key(), "12D3KooWMe", ())
+    assert client.is_self(me)
+    share = nacl.utils.random(700)
+    (digest,) = client.put(me, [share])["kept"]
+    assert client.get(me, [digest]) == {digest: share}
+    assert client.usage(me)["shares"] == 1
+    assert client.release(me, [digest]) == 1
