@@ -226,8 +226,9 @@ def audit(target: Target, items: list[tuple[bytes, bytes]]) -> list[bytes | None
         party = held.own_party()
         return [held.held_audit(party, digest, nonce) for digest, nonce in items]
     out: list[bytes | None] = []
-    for start in range(0, len(items), wire.MAX_AUDIT):
-        batch = items[start : start + wire.MAX_AUDIT]
+    left = list(items)
+    while left:
+        batch = left[: wire.MAX_AUDIT]
         doc = _ask(
             target,
             "audit",
@@ -236,12 +237,14 @@ def audit(target: Target, items: list[tuple[bytes, bytes]]) -> list[bytes | None
             SMALL_TIMEOUT,
         )
         answers = _list(doc, "answers", len(batch), target)
-        if len(answers) != len(batch):
+        cut = doc.get("cut", len(batch))
+        if len(answers) != len(batch) or type(cut) is not int or not 1 <= cut <= len(batch):
             raise _malformed(target)
-        for answer in answers:
+        for answer in answers[:cut]:
             if answer is not None and not (isinstance(answer, bytes) and len(answer) == 32):
                 raise _malformed(target)
             out.append(answer)
+        left = left[cut:]
     return out
 
 

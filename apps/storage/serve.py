@@ -22,7 +22,7 @@ from apps.cadre import keys as cadre_keys
 from apps.core.thread.op import MAX_OP_SIZE
 from apps.p2p.app_protocols import AppRefused
 from apps.storage import held, keys, wire
-from apps.storage.models import HeldParty
+from apps.storage.models import HeldParty, HeldShare
 from apps.storage.space import StorageError
 
 logger = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 NOT_HELD = "This node holds nothing for you."
 MAX_SHARE = (4 << 20) + 64  # one share of the largest chunk, sealed
 MAX_PUT_SHARES = 1024
+AUDIT_BYTES = 64 << 20  # shares read to answer one audit request
 RELEASE_WINDOW_MS = 600_000  # a release is used at once: an old one is not replayed later
 
 _PURPOSES = {
@@ -125,20 +126,29 @@ def _put(party: HeldParty, doc: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+def _sizes(party: HeldParty, digests: list[bytes]) -> dict[bytes, int]:
+    rows = HeldShare.objects.filter(party=party, digest__in=[d.hex() for d in digests])
+    return {bytes.fromhex(digest): size for digest, size in rows.values_list("digest", "size")}
+
+
+def _budgeted(party: HeldParty, digests: list[bytes], budget: int) -> int:
+    """How many of ``digests`` (at least one) fit in ``budget`` bytes of shares read: the
+    asking side asks again for the rest (``"cut"`` in the answer)."""
+    sizes = _sizes(party, digests)
+    total = 0
+    for index, digest in enumerate(digests):
+        size = sizes.get(digest, 0)
+        if index and total + size > budget:
+            return index
+        total += size
+    return len(digests)
+
+
 def _get(party: HeldParty, doc: dict[str, Any]) -> dict[str, Any]:
     digests = _digests(doc, "digests", wire.MAX_GET)
-    shares: list[bytes | None] = []
-    size = 0
-    cut = len(digests)
-    for index, digest in enumerate(digests):
-        share = held.held_get(party, digest)
-        if share is not None and shares and size + len(share) > wire.MAX_ANSWER_BYTES:
-            cut = index  # the asking side asks again for the rest
-            break
-        shares.append(share)
-        size += len(share or b"")
-    shares += [None] * (len(digests) - len(shares))
-    return {"shares": shares, "cut": cut}
+    cut = _budgeted(party, digests, wire.MAX_ANSWER_BYTES)
+    shares = [held.held_get(party, digest) for digest in digests[:cut]]
+    return {"shares": shares + [None] * (len(digests) - cut), "cut": cut}
 
 
 def _audit(party: HeldParty, doc: dict[str, Any]) -> dict[str, Any]:
@@ -152,7 +162,10 @@ def _audit(party: HeldParty, doc: dict[str, Any]) -> dict[str, Any]:
         ):
             raise wire.WireError("each audit item is a 32-byte digest and a 32-byte nonce")
         pairs.append((item[0], item[1]))
-    return {"answers": [held.held_audit(party, digest, nonce) for digest, nonce in pairs]}
+    # Answering reads every share named: a request reads at most AUDIT_BYTES of them.
+    cut = _budgeted(party, [digest for digest, _nonce in pairs], AUDIT_BYTES)
+    answers = [held.held_audit(party, digest, nonce) for digest, nonce in pairs[:cut]]
+    return {"answers": answers + [None] * (len(pairs) - cut), "cut": cut}
 
 
 def _release(party: HeldParty, doc: dict[str, Any]) -> dict[str, Any]:

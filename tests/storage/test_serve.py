@@ -327,3 +327,19 @@ def test_a_target_that_is_this_node_is_served_without_the_network(node, monkeypa
     assert client.get(me, [digest]) == {digest: share}
     assert client.usage(me)["shares"] == 1
     assert client.release(me, [digest]) == 1
+
+
+def test_an_audit_reads_a_bounded_amount_and_the_client_asks_for_the_rest(
+    loop, monkeypatch
+) -> None:
+    from apps.storage import client
+    from apps.storage import serve as serve_module
+
+    monkeypatch.setattr(serve_module, "AUDIT_BYTES", 2500)
+    shares = [nacl.utils.random(1000) for _ in range(5)]
+    digests = client.put(bob_target(), shares)["kept"]
+    nonce = nacl.utils.random(32)
+    loop.clear()
+    answers = client.audit(bob_target(), [(d, nonce) for d in digests])
+    assert answers == [keys.audit_answer(nonce, s) for s in shares]
+    assert len(loop) == 3  # two shares' worth of reading per request
