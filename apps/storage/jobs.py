@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 from django.utils import timezone
 
@@ -18,7 +21,7 @@ from apps.storage.space import StorageError
 
 logger = logging.getLogger(__name__)
 
-IDLE_S = 30.0  # the runner looks for queued jobs at least this often
+IDLE_S = 2.0  # the runner looks for queued jobs this often (the command queues from outside)
 STOPPED = {
     Job.Kind.BACKUP: "The node stopped during this backup; start it again.",
     Job.Kind.RESTORE: "The node stopped during this restore; start it again.",
@@ -186,3 +189,77 @@ def job_view(job: Job) -> dict:
         "created_at": job.created_at,
         "finished_at": job.finished_at,
     }
+
+
+# -- the commands' view of a job -------------------------------------------------------------------
+
+
+def size_words(size: int) -> str:
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("kB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def bar(view: dict, width: int = 30) -> str:
+    """One line: ``[#########.....] 45%  120 of 500 files  12.0 MB of 45.0 MB``."""
+    filled = width * view["percent"] // 100
+    return (
+        f"[{'#' * filled}{'.' * (width - filled)}] {view['percent']:3d}%  "
+        f"{view['files_done']} of {view['files_total']} files  "
+        f"{size_words(view['bytes_done'])} of {size_words(view['bytes_total'])}"
+    )
+
+
+def follow(job: Job, write: Callable[[str], None], *, poll: float = 0.5) -> Job:
+    """Show ``job``'s progress on one line (``\\r``) until it is done or failed."""
+    shown = ""
+    while True:
+        job.refresh_from_db()
+        if job.state in (Job.State.DONE, Job.State.FAILED):
+            break
+        if job.state == Job.State.RUNNING:
+            line = bar(job_view(job))
+            if line != shown:
+                write("\r" + line)
+                shown = line
+        time.sleep(poll)
+    write("\r" + bar(job_view(job)) + "\n")
+    return job
+
+
+def _inline(job: Job) -> None:
+    from django.db import connections
+
+    try:
+        job_run(job)
+    finally:
+        connections.close_all()  # this thread's own connections
+
+
+def command_run(job: Job, write: Callable[[str], None], *, what: str, inline: str = "") -> Job:
+    """The command's way to run a queued job: the running node runs it (followed here), or,
+    with no node running, this process does (holding the p2p lock so no node starts meanwhile).
+    """
+    from django.conf import settings
+
+    from apps.core import datadir_lock
+
+    data_dir = Path(settings.DATA_DIR)
+    if datadir_lock.record(data_dir, datadir_lock.P2P) is not None:
+        write(f"The node is running: it runs this {what} now.\n")
+        return follow(job, write)
+    try:
+        lock = datadir_lock.DataDirLock.acquire(data_dir, datadir_lock.P2P)
+    except datadir_lock.DataDirBusy:
+        write(f"The node started meanwhile: it runs this {what} now.\n")
+        return follow(job, write)
+    write(f"The node is not running: this process runs the {what}. {inline}".rstrip() + "\n")
+    try:
+        runner = threading.Thread(target=_inline, args=(job,), name="storage-job", daemon=True)
+        runner.start()
+        follow(job, write)
+        runner.join()
+    finally:
+        lock.release()
+    return job
