@@ -210,7 +210,10 @@ def hold_joined(thread: Thread) -> None:
     quota = HoldQuota.objects.using(alias).filter(pk=_quota_row_id(thread)).first()
     if quota is not None and quota.device != mine:
         return  # another device of this party holds for them
-    grant = max(0, int(terms.asked)) if quota is None else quota.quota
+    # What the owner asks, up to what this node grants at most (its own setting): terms alone
+    # never claim more of this node's disk than its owner allowed.
+    asked = min(max(0, int(terms.asked)), int(settings.SEREUS.storage_quota))
+    grant = asked if quota is None else quota.quota
     row = HeldParty.objects.filter(pk=party.hex()).first()
     if row is None:
         HeldParty.objects.create(

@@ -5,6 +5,7 @@ that finds nothing new writes nothing."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import pytest
@@ -147,6 +148,16 @@ def test_joining_a_holding_thread_holds_for_the_owner_and_grants_what_it_asks(no
     peer = b"\x07" * 32
     usage = answer(serve(peer, holder_request(alice.master, "usage", requester=peer)))
     assert usage["quota"] == 120 * MB
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_grant_is_never_more_than_this_node_allows(node, settings) -> None:
+    settings.SEREUS = dataclasses.replace(settings.SEREUS, storage_quota=100 * MB)
+    alice = Party("Alice")
+    owner = opened(alice, name="Backups of Alice", app=HOLD_SHAPE, spec=hold_spec())
+    thread = join_here(owner, rows=[terms(owner, alice, asked=10**15)])
+    assert grants_here(thread)[0].quota == 100 * MB
+    assert HeldParty.objects.get(pk=keys.party_id(alice.master).hex()).quota == 100 * MB
 
 
 @pytest.mark.django_db(transaction=True)
