@@ -70,8 +70,8 @@ def nav_section(context: template.Context) -> str:
         return "home"
     if match.app_name in ("ledger", "ledger_books", "market", "medical"):
         return "home"  # Money, Market and Health are cards on Home
-    if match.app_name == "cadre":
-        return "settings"  # your devices: a part of Settings
+    if match.app_name in ("cadre", "storage"):
+        return "settings"  # your devices, backups: parts of Settings
     if match.app_name == "core" and match.url_name in SETTINGS_PAGES:
         return "settings"
     threads = ("core", "checklist", "voting")
