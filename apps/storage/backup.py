@@ -429,8 +429,9 @@ class _Run:
         self.progress(force=True)
         if self.pending:
             self.notes.append(
-                f"{self.pending} share{'s' if self.pending != 1 else ''} wait on this node "
-                "until a holder can take them."
+                "1 share waits on this node until a holder can take it."
+                if self.pending == 1
+                else f"{self.pending} shares wait on this node until a holder can take them."
             )
         problem = "\n".join(
             filter(None, [problems_words(self.walked.problems, self.walked.special), *self.notes])
