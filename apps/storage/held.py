@@ -68,7 +68,9 @@ def _folder(path: Path) -> None:
         os.chmod(folder, 0o700)
 
 
-def _write(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all (temp file, fsync, rename, folder fsync),
+    0600 in folders made 0700; safe with other writers of the same path at the same moment."""
     _folder(path.parent)
     temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")  # one per writer
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -181,7 +183,7 @@ def held_put(party: HeldParty, share: bytes) -> bytes:
         pass  # another put of the same share made the row at the same moment: counted once
     if counted or _intact(path, digest) is None:
         try:
-            _write(path, share)
+            write_atomic(path, share)
         except OSError:
             if counted:
                 with transaction.atomic():

@@ -43,6 +43,7 @@ MAX_QUOTA_MB = 100 * 1024 * 1024  # 100 TB: more is a typo
 MAX_LABEL = 120
 MAX_ADDRS = 16
 INVITE_DAYS = 7
+_warned: set[str] = set()  # holding threads whose bad terms were logged
 
 
 def _quota_bytes(quota_mb: Any, *, least: int) -> int:
@@ -182,10 +183,12 @@ def _terms_party(thread: Thread) -> tuple[bytes, HoldTerms] | None:
         except (ValueError, keys.SignatureError):
             continue
         return party, terms
-    logger.warning(
-        "storage: the terms of holding thread %s do not carry the owner's signature: not held",
-        thread.id[:12],
-    )
+    if thread.id not in _warned:  # said once: the worker looks again often
+        _warned.add(thread.id)
+        logger.warning(
+            "storage: the terms of holding thread %s do not carry the owner's signature: not held",
+            thread.id[:12],
+        )
     return None
 
 

@@ -33,7 +33,7 @@ MAX_PUT_SHARES = 1024
 AUDIT_BYTES = 64 << 20  # shares read to answer one audit request
 RELEASE_WINDOW_MS = 600_000  # a release is used at once: an old one is not replayed later
 
-_PURPOSES = {
+PURPOSES = {  # the purpose a party proof names for each op
     "put": keys.PURPOSE_PUT,
     "get": keys.PURPOSE_GET,
     "audit": keys.PURPOSE_AUDIT,
@@ -291,7 +291,7 @@ def serve(peer_device: bytes, request: bytes) -> bytes:
             "A storage request puts, gets, audits or releases shares, asks the usage, or "
             "deposits ops."
         )
-    party = _party(doc.get("proof"), purpose=_PURPOSES[op], peer_device=peer_device)
+    party = _party(doc.get("proof"), purpose=PURPOSES[op], peer_device=peer_device)
     try:
         answer = _OPS[op](party, doc)
     except wire.WireError as exc:

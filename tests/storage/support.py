@@ -18,16 +18,8 @@ import nacl.utils
 from apps.cadre import keys as cadre_keys
 from apps.storage import keys, wire
 from apps.storage.models import HeldParty
+from apps.storage.serve import PURPOSES
 from apps.storage.space import device_key
-
-PURPOSES = {
-    "put": keys.PURPOSE_PUT,
-    "get": keys.PURPOSE_GET,
-    "audit": keys.PURPOSE_AUDIT,
-    "release": keys.PURPOSE_RELEASE,
-    "usage": keys.PURPOSE_USAGE,
-    "deposit": keys.PURPOSE_DEPOSIT,
-}
 
 
 def other_master() -> bytes:
