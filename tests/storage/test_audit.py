@@ -197,3 +197,55 @@ def test_a_share_whose_chunk_was_pruned_is_not_audited(node) -> None:
 def test_the_check_interval_is_the_setting(node, settings) -> None:
     settings.SEREUS = replace(settings.SEREUS, storage_check_seconds=60)
     assert audit.check_ms() == 60_000
+
+
+# -- the worker that runs the checks ---------------------------------------------------------
+
+
+def test_the_worker_runs_every_step_in_order_one_failing_alone(node, monkeypatch) -> None:
+    from apps.storage import worker
+
+    ran: list[str] = []
+
+    def step(name: str, fail: bool = False):
+        def run() -> None:
+            ran.append(name)
+            if fail:
+                raise RuntimeError("a step failed")
+
+        return run
+
+    paths = (*worker.STEPS, worker.PRUNE)
+    names = [p.rpartition(":")[2] for p in paths]
+    monkeypatch.setattr(
+        worker,
+        "_resolved",
+        {p: step(n, fail=n == "deposit_step") for p, n in zip(paths, names, strict=True)},
+    )
+    worker.forget()
+    worker.run_steps()
+    assert ran == names  # the first round prunes too
+    ran.clear()
+    worker.run_steps()
+    assert ran == names[:-1]  # retention at most hourly
+    ran.clear()
+    worker.run_steps(prune=True)
+    assert ran == names
+
+
+def test_ops_in_the_storage_thread_wake_the_worker_and_others_do_not(node) -> None:
+    from apps.core.threads import services as thread_services
+    from apps.storage import worker
+
+    storage = space.storage_ensure()
+    chat = thread_services.thread_create(name="Chat")
+    worker.forget()
+    worker._wake.clear()
+    worker.on_ops_written(chat.thread)  # the first call learns the ids (and may wake once)
+    worker._wake.clear()
+    worker.on_ops_written(chat.thread)
+    assert not worker._wake.is_set()
+    worker.on_ops_written(storage.thread)
+    assert worker._wake.is_set()
+    worker._wake.clear()
+    worker.forget()

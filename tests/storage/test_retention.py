@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from apps.storage import retention, space
+from apps.storage import keys, retention, space
 from apps.storage.models import Chunk, FileEntry, Holder, Retention, Share, Snapshot
 
 DAY = 24 * 3600 * 1000
@@ -256,3 +256,39 @@ def test_a_digest_a_live_share_has_on_that_holder_is_not_released(node) -> None:
     assert m.keys() == {kept}
     assert list(Share.objects.using(m.alias).values_list("digest", flat=True)) == [same]
     assert gone != kept
+
+
+@pytest.mark.django_db(transaction=True)
+def test_freed_shares_are_released_on_their_holder_and_an_away_one_keeps_them_for_later(
+    node,
+) -> None:
+    from apps.storage import client, held, hold
+
+    m = Manifest()
+    hold.holders_refresh()
+    me = Holder.objects.using(m.alias).get(kind=Holder.Kind.DEVICE)
+    away = m.holder()  # a friend's node that does not answer (no p2p host runs here)
+    space.write(
+        m.thread,
+        lambda: Holder.objects.filter(pk=away.pk).update(peer_id="12D3KooWaway", addrs=[]),
+    )
+    datas = [os.urandom(500) for _ in range(2)]
+    client.put(client.target_of(me), datas)
+    digests = [keys.share_digest(d).hex() for d in datas]
+    old = m.chunk([me, away], digests)
+    m.snapshot(T0 - DAY, [old])
+    m.snapshot(T0, [])
+    retention.retention_set(keep_last=1, keep_daily=0, keep_weekly=0, keep_monthly=0)
+
+    done = retention.prune(now_ms=T0 + 1000)
+
+    assert done == {"snapshots": 1, "chunks": 1, "shares": 1, "waiting": 1}
+    party = held.own_party()
+    assert held.held_get(party, bytes.fromhex(digests[0])) is None  # released here
+    assert held.held_get(party, bytes.fromhex(digests[1])) is not None  # not its to release
+    left = list(Share.objects.using(m.alias).values_list("holder", flat=True))
+    assert left == [away.pk]  # remembered: its chunk row is gone, the share row stays
+    # The friend left since: nobody to tell, the row goes.
+    space.write(m.thread, lambda: Holder.objects.filter(pk=away.pk).update(state="left"))
+    assert retention.prune(now_ms=T0 + 2000)["shares"] == 1
+    assert m.shares() == 0
