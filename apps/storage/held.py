@@ -28,7 +28,6 @@ from apps.storage.space import StorageError, master_secret
 logger = logging.getLogger(__name__)
 
 FULL_START = "This node keeps at most"  # how a refusal over the quota begins (client.py reads it)
-_READ = 1 << 20
 
 
 def size_words(size: int) -> str:
