@@ -321,6 +321,14 @@ class _Restore:
         target (through a link the manifest made) or something is already there."""
         final = self.root / path
         parent = final.parent
+        # The nearest folder that exists must be inside the target (a link the manifest made
+        # could lead out): checked before a folder is made, so nothing is made outside either.
+        here = parent
+        while not os.path.lexists(here) and here != self.root:
+            here = here.parent
+        if not inside(here, self.root):
+            self.problems.append(f"{path}: it would be written outside the folder; skipped.")
+            return None
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError:

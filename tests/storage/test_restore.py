@@ -131,11 +131,21 @@ def test_a_forged_manifest_writes_nothing_outside_the_target(backed_up, tmp_path
             size=a_file.size,
         )
 
+        # A link to a folder outside (a fair thing to back up), then an entry through it.
+        FileEntry.objects.create(
+            snapshot=backup_job.snapshot, path="gate", kind="link", target=str(outside)
+        )
+        FileEntry.objects.create(
+            snapshot=backup_job.snapshot, path="gate/new/inner", kind="link", target="x"
+        )
+
     space.write(thread, forge)
     target = tmp_path / "deep" / "back"
     job = run_restore(backup_job.snapshot, target)
     assert job.state == Job.State.FAILED
     assert "not a safe path; skipped" in job.problem
+    assert "gate/new/inner: it would be written outside the folder; skipped." in job.problem
+    assert (target / "gate").is_symlink()
     assert list(outside.iterdir()) == []
     assert not (tmp_path / "deep" / "escape.txt").exists()
     assert not (tmp_path / "escape.txt").exists()
