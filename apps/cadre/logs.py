@@ -101,13 +101,13 @@ def _decode(request: bytes, max_size: int) -> dict[str, Any]:
         raise AppRefused(str(exc)) from exc
 
 
-def _party_ok(proof: Any, *, purpose: str, peer_device: bytes) -> bool:
-    """Whether ``proof`` shows the asking device holds THIS node's party secret."""
-    secret = node_keys().master_secret
-    if secret is None or proof is None:
-        return False
+def _proof_party(proof: Any, *, purpose: str, peer_device: bytes) -> bytes | None:
+    """The party whose secret ``proof`` shows the asking device holds (for this connection and
+    purpose, fresh), or None."""
+    if proof is None:
+        return None
     try:
-        party = cadre_keys.party_proof_verify(
+        return cadre_keys.party_proof_verify(
             proof,
             purpose=purpose,
             requester=peer_device,
@@ -115,8 +115,16 @@ def _party_ok(proof: Any, *, purpose: str, peer_device: bytes) -> bool:
             now_ms=_now_ms(),
         )
     except cadre_keys.ProofError:
+        return None
+
+
+def _party_ok(proof: Any, *, purpose: str, peer_device: bytes) -> bool:
+    """Whether ``proof`` shows the asking device holds THIS node's party secret."""
+    secret = node_keys().master_secret
+    if secret is None:
         return False
-    return party == cadre_keys.party_id(secret)
+    party = _proof_party(proof, purpose=purpose, peer_device=peer_device)
+    return party is not None and party == cadre_keys.party_id(secret)
 
 
 def _mirrored_party(proof: Any, *, purpose: str, peer_device: bytes) -> bool:
@@ -125,19 +133,8 @@ def _mirrored_party(proof: Any, *, purpose: str, peer_device: bytes) -> bool:
     ``apps.storage.deposit``)."""
     from apps.cadre.models import MirrorParty
 
-    if proof is None:
-        return False
-    try:
-        party = cadre_keys.party_proof_verify(
-            proof,
-            purpose=purpose,
-            requester=peer_device,
-            responder=bytes(node_keys().device.verify_key),
-            now_ms=_now_ms(),
-        )
-    except cadre_keys.ProofError:
-        return False
-    return MirrorParty.objects.filter(pk=party.hex()).exists()
+    party = _proof_party(proof, purpose=purpose, peer_device=peer_device)
+    return party is not None and MirrorParty.objects.filter(pk=party.hex()).exists()
 
 
 def _mirrored_thread(thread: bytes) -> bool:

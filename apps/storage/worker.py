@@ -89,18 +89,11 @@ def run_steps(*, prune: bool | None = None) -> None:
     _watch_refresh()
 
 
-def _p2p_running() -> bool:
-    """Whether this process still runs the p2p node the steps talk through (in scale-out mode
-    it runs in its own process, always)."""
-    from django.conf import settings
-
-    from apps.p2p import client
-
-    return settings.SEREUS.scale_out or client._local is not None
-
-
 def _run() -> None:
     global _thread
+    # Whether this process still runs the p2p node the steps talk through: as the cadre's.
+    from apps.cadre.worker import _p2p_running
+
     while True:
         _wake.wait(STEP_S)
         _wake.clear()

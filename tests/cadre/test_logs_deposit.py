@@ -6,43 +6,18 @@ tell them for a thread that is not here."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import nacl.signing
 import nacl.utils
 import pytest
 
-from apps.cadre import control, logs, mirror_store, wire
+from apps.cadre import control, logs, mirror_store
 from apps.cadre import keys as cadre_keys
 from apps.cadre.models import MirrorParty, MirrorThread
 from apps.core.threads import services as thread_services
-from apps.p2p.app_protocols import AppRefused
+from tests.cadre.test_logs import _ask, _now, _proof, _refused
 from tests.cadre.test_mirror_support import forged
-
-
-def _now() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _proof(master: bytes, purpose: str, requester: bytes, **kw: Any) -> dict:
-    return cadre_keys.party_proof_sign(
-        master,
-        purpose=purpose,
-        requester=requester,
-        responder=kw.pop("responder", control.this_device()),
-        at_ms=kw.pop("at_ms", _now()),
-    )
-
-
-def _ask(handler, device: bytes, doc: dict[str, Any]) -> dict[str, Any]:
-    return wire.decode(handler(device, wire.encode(doc)), max_size=logs.MAX_RESPONSE)
-
-
-def _refused(handler, device: bytes, doc: dict[str, Any]) -> str:
-    with pytest.raises(AppRefused) as caught:
-        handler(device, wire.encode(doc))
-    return str(caught.value)
 
 
 def _device() -> bytes:
@@ -93,7 +68,7 @@ def friend(node, monkeypatch) -> dict[str, Any]:
 
 def test_the_friend_lists_its_deposited_threads_control_first(friend) -> None:
     asker = _device()  # a node of the friend's party restored from the phrase
-    proof = _proof(friend["master"], "threads", asker)
+    proof = _proof("threads", asker, master=friend["master"])
     listed = _ask(logs.serve_log, asker, {"op": "threads", "proof": proof})["threads"]
     assert [(t["thread"], t["control"], t["ops"]) for t in listed] == [
         (friend["threads"]["control"], True, 3),
@@ -106,7 +81,7 @@ def test_the_friend_pages_its_storage_thread(friend) -> None:
     asker = _device()
     thread = friend["threads"]["storage"]
     doc = {"op": "page", "thread": thread, "after": 0}
-    doc["proof"] = _proof(friend["master"], "page", asker)
+    doc["proof"] = _proof("page", asker, master=friend["master"])
     page = _ask(logs.serve_log, asker, doc)
     assert page["ops"] == [op.raw for op in friend["ops"]["storage"]]
     assert page["done"] is True
@@ -115,15 +90,15 @@ def test_the_friend_pages_its_storage_thread(friend) -> None:
 def test_this_nodes_own_party_still_gets_its_own_threads_only(friend) -> None:
     asker = _device()
     own = control.master_secret()
-    listed = _ask(logs.serve_log, asker, {"op": "threads", "proof": _proof(own, "threads", asker)})[
-        "threads"
-    ]
+    listed = _ask(
+        logs.serve_log, asker, {"op": "threads", "proof": _proof("threads", asker, master=own)}
+    )["threads"]
     ids = {t["thread"] for t in listed}
     assert friend["own_chat"].thread in ids
     assert not ids & set(friend["threads"].values())
     # Its party proof opens nothing of the friend's.
     doc = {"op": "page", "thread": friend["threads"]["control"], "after": 0}
-    doc["proof"] = _proof(own, "page", asker)
+    doc["proof"] = _proof("page", asker, master=own)
     assert _refused(logs.serve_log, asker, doc) == logs.NOT_SHARED
 
 
@@ -133,16 +108,16 @@ def test_a_stranger_learns_nothing_about_the_friends_threads(friend) -> None:
     deposited = friend["threads"]["storage"]
     absent = nacl.utils.random(32)
     for thread in (deposited, absent):
-        for proof in (None, _proof(stranger, "page", asker)):
+        for proof in (None, _proof("page", asker, master=stranger)):
             doc: dict[str, Any] = {"op": "page", "thread": thread, "after": 0}
             if proof is not None:
                 doc["proof"] = proof
             assert _refused(logs.serve_log, asker, doc) == logs.NOT_SHARED
     forged_proofs = [
-        _proof(stranger, "threads", asker),
-        _proof(friend["master"], "threads", _device()),  # another connection's
-        _proof(friend["master"], "page", asker),  # another purpose
-        _proof(friend["master"], "threads", asker, at_ms=_now() - 3_600_000),  # stale
+        _proof("threads", asker, master=stranger),
+        _proof("threads", _device(), master=friend["master"]),  # another connection's
+        _proof("page", asker, master=friend["master"]),  # another purpose
+        _proof("threads", asker, master=friend["master"], at_ms=_now() - 3_600_000),  # stale
     ]
     for proof in forged_proofs:
         doc = {"op": "threads", "proof": proof}
@@ -157,20 +132,28 @@ def test_the_friend_submits_its_restored_nodes_ops_and_a_stranger_cannot(friend)
     thread = friend["threads"]["storage"]
     last = friend["ops"]["storage"][-1]
     more = forged(friend["writer"], thread, last.seq + 1, last.hash)
-    doc = {"thread": thread, "ops": [more.raw], "proof": _proof(friend["master"], "submit", asker)}
+    doc = {
+        "thread": thread,
+        "ops": [more.raw],
+        "proof": _proof("submit", asker, master=friend["master"]),
+    }
     assert _ask(logs.serve_submit, asker, doc)["admitted"] == 1
     assert mirror_store.op_count(thread) == 6
 
     stranger = nacl.utils.random(32)
     again = forged(friend["writer"], thread, more.seq + 1, more.hash)
     for target in (thread, nacl.utils.random(32)):
-        bad = {"thread": target, "ops": [again.raw], "proof": _proof(stranger, "submit", asker)}
+        bad = {
+            "thread": target,
+            "ops": [again.raw],
+            "proof": _proof("submit", asker, master=stranger),
+        }
         assert _refused(logs.serve_submit, asker, bad) == logs.NOT_PARTY
     # Nor may the friend write into this node's own threads.
     own = {
         "thread": friend["own_chat"].thread,
         "ops": [again.raw],
-        "proof": _proof(friend["master"], "submit", asker),
+        "proof": _proof("submit", asker, master=friend["master"]),
     }
     assert _refused(logs.serve_submit, asker, own) == logs.NOT_PARTY
     assert mirror_store.op_count(thread) == 6
