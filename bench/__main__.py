@@ -29,6 +29,7 @@ BENCHMARKS = [
     "market",
     "medical",
     "cadre",
+    "storage",
 ]
 
 
