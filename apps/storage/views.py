@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib import messages as flash
@@ -19,8 +19,10 @@ from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpRespons
 from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.utils.safestring import mark_safe
+from django.utils.timesince import timesince
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.core.threads.qr import qr_svg
@@ -79,9 +81,9 @@ def job_page(job: Job) -> dict[str, Any]:
     return {
         **view,
         "progress": " · ".join(parts),
-        "title": ("Backing up " + (job.label or job.source))
+        "title": ("Backup of " + (job.label or job.source))
         if job.kind == Job.Kind.BACKUP
-        else "Restoring into " + job.target,
+        else "Restore of " + (job.label or "a backup"),
         "live_url": reverse("storage:job_live", args=[job.pk]),
         "page_url": reverse("storage:job", args=[job.pk]),
         "snapshot_url": reverse("storage:snapshot", args=[view["snapshot"]])
@@ -113,6 +115,15 @@ HOLDER_STATE = {
 }
 
 
+def checked_words(when: datetime | None) -> str:
+    if when is None:
+        return "not checked yet"
+    ago = timezone.now() - when
+    if ago < timedelta(minutes=1):
+        return "checked just now"
+    return f"checked {timesince(when)} ago"
+
+
 def holder_page(view: selectors.HolderView) -> dict[str, Any]:
     holder = view.holder
     return {
@@ -124,6 +135,7 @@ def holder_page(view: selectors.HolderView) -> dict[str, Any]:
         "free": view.free,
         "percent": min(100, round(view.fill * 100)),
         "verified": at(holder.verified_ms),
+        "checked": checked_words(at(holder.verified_ms)),
         "state": holder.state,
         "state_words": HOLDER_STATE.get(holder.state, holder.get_state_display()),
         "ok": holder.state == Holder.State.ACTIVE,
