@@ -101,6 +101,22 @@ class _NewChunk:
     state: str
 
 
+def _device_label(device: str) -> str:
+    """This device's name as the party's devices list calls it ("" when it has none)."""
+    try:
+        from apps.cadre.control import control_thread
+        from apps.cadre.models import PartyDevice
+
+        control = control_thread()
+        if control is None:
+            return ""
+        row = PartyDevice.objects.using(space.using(control)).filter(device=device).first()
+    except Exception:  # a label is a nicety: the backup goes on without it
+        logger.debug("this device's label could not be read", exc_info=True)
+        return ""
+    return (row.label if row is not None else "")[:LABEL]
+
+
 def _base(alias: str, source: str, device: str) -> dict[str, FileEntry]:
     """The files of the last complete snapshot of ``source`` made on this device, by path."""
     last = (
@@ -376,11 +392,15 @@ class _Run:
         else:
             self.notes.append("No holder has room now: the shares wait on this node until one has.")
         self.notes.extend(placement.nearly_full(self.holders))
-        started = now_ms()
+        started, label = now_ms(), _device_label(device)
         self.snapshot = space.write(
             self.thread,
             lambda: Snapshot.objects.create(
-                label=job.label, source=job.source, device=device, started_ms=started
+                label=job.label,
+                source=job.source,
+                device=device,
+                device_label=label,
+                started_ms=started,
             ),
         )
         job.snapshot = str(self.snapshot.pk)

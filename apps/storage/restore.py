@@ -80,8 +80,18 @@ def _ask(holder: Holder, shares: list[Share]) -> dict[bytes, bytes | str | None]
         return None
 
 
+def holders_ranked(thread: Thread) -> dict:
+    """The storage thread's holders by pk, nearest first (``_speed``)."""
+    rows = list(Holder.objects.using(space.using(thread)).all())
+    return {h.pk: h for h in sorted(rows, key=lambda h: (_speed(h), str(h.pk)))}
+
+
 def chunk_fetch(
-    chunk: Chunk, *, thread: Thread | None = None, secrets: _Secrets | None = None
+    chunk: Chunk,
+    *,
+    thread: Thread | None = None,
+    secrets: _Secrets | None = None,
+    holders: dict | None = None,
 ) -> bytes:
     """The chunk's plaintext from any k good shares (this node's outbox first, then the
     nearest holders), verified against its id. Shares that came back damaged or missing are
@@ -100,12 +110,14 @@ def chunk_fetch(
         data = placement.outbox_get(bytes.fromhex(share.digest))
         if data is not None:
             got[share.index] = data
-    holders = {h.pk: h for h in Holder.objects.using(alias).all()}
+    if holders is None:
+        holders = holders_ranked(thread)
     groups: dict = defaultdict(list)
     for share in shares:
         if share.index not in got and share.holder in holders:
             groups[share.holder].append(share)
-    queue = sorted(groups, key=lambda pk: (_speed(holders[pk]), str(pk)))
+    rank = {pk: i for i, pk in enumerate(holders)}
+    queue = sorted(groups, key=lambda pk: rank[pk])
     marks: list[tuple[Share, str]] = []
     while len(got) < chunk.k and queue:
         # Ask just enough holders at once to cover what is missing.
@@ -178,21 +190,18 @@ def _chunks_of(alias: str, names: list[str]) -> dict[str, Chunk]:
 
 
 def _file_chunks(
-    entry: FileEntry, thread: Thread, secrets: _Secrets, cache: dict[str, Chunk] | None = None
+    entry: FileEntry, thread: Thread, secrets: _Secrets, holders: dict | None = None
 ) -> Iterator[bytes]:
-    alias = space.using(thread)
     names = list(entry.chunks)
-    found = dict(cache or {})
-    lacking = [name for name in names if name not in found]
-    if lacking:
-        found.update(_chunks_of(alias, lacking))
+    found = _chunks_of(space.using(thread), names)
+    holders = holders if holders is not None else holders_ranked(thread)
     for name in names:
         chunk = found.get(name)
         if chunk is None:
             raise StorageError(
                 "unavailable", "The backup does not list every part of this file; it is lost."
             )
-        yield chunk_fetch(chunk, thread=thread, secrets=secrets)
+        yield chunk_fetch(chunk, thread=thread, secrets=secrets, holders=holders)
 
 
 def snapshot_find(ref: str) -> Snapshot:
@@ -302,6 +311,7 @@ class _Restore:
         self.alias = space.using(thread)
         self.root = Path(job.target)
         self.secrets = _secrets()
+        self.holders = holders_ranked(thread)
         self.problems: list[str] = []
         self.shown = 0.0
         self.files_done = 0
@@ -360,7 +370,7 @@ class _Restore:
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             with os.fdopen(fd, "wb") as handle:
-                for data in _file_chunks(entry, self.thread, self.secrets):
+                for data in _file_chunks(entry, self.thread, self.secrets, self.holders):
                     handle.write(data)
                     written += len(data)
                     self.bytes_done += len(data)
