@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 BATCH_ROWS = 200  # rows per op
 BATCH_BYTES = 400 << 10  # about this much row data per op (an op is at most 1 MiB)
-MAX_FILE_CHUNKS = 10_000  # a file's chunk list must fit one op: about 10 GB at 1 MiB a chunk
+MAX_FILE_CHUNKS = 12_000  # a file's row must fit one op (1 MiB): about 12 GB at 1 MiB a chunk
 PROGRESS_S = 0.5
 PUT_CHUNKS = 64  # new chunks whose shares go out together
 PUT_BYTES = 16 << 20  # or this many share bytes, whichever comes first
@@ -217,8 +217,11 @@ class _Run:
             self.counts["bytes"] += size
         elif entry.kind == DIR:
             self.counts["dirs"] += 1
+        size = 160 + len(entry.path) + len(entry.target) + 68 * len(fields["chunks"])
+        if self.row_bytes + size > BATCH_BYTES:
+            self.flush()  # a large file's row goes in an op of its own rather than overfill one
         self.files.append(fields)
-        self._added(1, 160 + len(entry.path) + len(entry.target) + 67 * len(fields["chunks"]))
+        self._added(1, size)
 
     # -- progress --
 
@@ -357,7 +360,7 @@ class _Run:
     def file_done(self, work: _File) -> None:
         if len(work.chunks) > MAX_FILE_CHUNKS:
             self.walked.problem(
-                f"{work.entry.path}: too large for one backup entry (over about 10 GB); skipped."
+                f"{work.entry.path}: too large for one backup entry (over about 12 GB); skipped."
             )
             return
         if work.size != work.entry.size:

@@ -216,18 +216,9 @@ def chunk_state(placed: int, k: int, n: int) -> str:
 
 
 def holders_now(*, refresh: bool = False) -> list[Holder]:
-    """The holders to place on now (``hold.holders_usable``); before holders are managed
-    there, this device's own row if the storage thread has one."""
-    try:
-        from apps.storage import hold
-    except ImportError:
-        thread = space.storage_thread()
-        if thread is None:
-            return []
-        rows = Holder.objects.using(space.using(thread)).filter(
-            kind=Holder.Kind.DEVICE, device=space.device_key().hex(), state=Holder.State.ACTIVE
-        )
-        return list(rows[:1])
+    """The holders to place on now (``hold.holders_usable``), refreshed first if asked."""
+    from apps.storage import hold
+
     if refresh:
         try:
             hold.holders_refresh()

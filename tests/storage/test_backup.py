@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.storage import backup, jobs, placement, space
+from apps.storage import backup, hold, jobs, placement, space
 from apps.storage.models import Chunk, FileEntry, Holder, Job, Share, Snapshot
 from apps.storage.space import StorageError
 from tests.core.threads.conftest import log_size
@@ -23,20 +23,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def device_holder() -> list[Holder]:
-    """This device as the party's one holder (as ``hold`` records it, or as it will)."""
-    thread = space.storage_ensure()
-    try:
-        from apps.storage import hold
-    except ImportError:
-        me = space.device_key().hex()
-        space.write(
-            thread,
-            lambda: Holder.objects.create(
-                kind=Holder.Kind.DEVICE, device=me, label="This device", quota=1 << 40
-            ),
-        )
-    else:
-        hold.holders_refresh()
+    """This device as the party's one holder (its own row, as the worker keeps it)."""
+    space.storage_ensure()
+    hold.holders_refresh()
     return placement.holders_now()
 
 
