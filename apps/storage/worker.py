@@ -20,6 +20,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 STEP_S = 30.0
+MIN_GAP_S = 5.0  # at least this long between rounds, however often woken
 PRUNE_S = 3600.0  # retention drops snapshots: at most once an hour is plenty
 
 # In order: who holds what first (placing needs holders), then what waits in the outbox, the
@@ -94,8 +95,11 @@ def _run() -> None:
     # Whether this process still runs the p2p node the steps talk through: as the cadre's.
     from apps.cadre.worker import _p2p_running
 
+    last = float("-inf")
     while True:
         _wake.wait(STEP_S)
+        # A backup writes op after op, each waking the worker: rounds stay MIN_GAP_S apart.
+        time.sleep(max(0.0, MIN_GAP_S - (time.monotonic() - last)))
         _wake.clear()
         if not _p2p_running():
             # The node stopped: so does its worker (the next start starts it again).
@@ -103,6 +107,7 @@ def _run() -> None:
                 if _thread is threading.current_thread():
                     _thread = None
             return
+        last = time.monotonic()
         run_steps()
 
 
