@@ -370,7 +370,7 @@ def held_list() -> list[dict[str, Any]]:
     except ImportError:
         holding_for_others = None
     if holding_for_others is not None:
-        return list(holding_for_others())
+        return [p for p in holding_for_others() if p.get("active", True)]
     own = _own_party()
     return [
         {

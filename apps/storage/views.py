@@ -368,19 +368,28 @@ def check_now() -> str:
     return check_words(audited, repaired)
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
 def check_words(audited: dict[str, Any], repaired: dict[str, Any]) -> str:
-    passed, failed = int(audited.get("passed", 0)), int(audited.get("failed", 0))
-    said = f"Checked: {passed} share{'' if passed == 1 else 's'} proved held"
-    if failed:
-        said += f", {failed} missing or damaged"
+    """What a check found, in words (``audit.audit_step`` and ``repair.repair_step`` figures)."""
+    asked = int(audited.get("holders", 0))
+    if not asked:
+        return "No holder was due or able to be checked: nothing to check yet."
+    said = f"Checked {_count(asked, 'holder', 'holders')}: "
+    said += _count(int(audited.get("verified", 0)), "share", "shares") + " proved held"
+    for key, words in (("missing", "missing"), ("corrupt", "damaged")):
+        if int(audited.get(key, 0)):
+            said += f", {audited[key]} {words}"
     unreachable = int(audited.get("unreachable", 0))
     if unreachable:
-        said += f", {unreachable} holder{'' if unreachable == 1 else 's'} not reachable"
+        said += f", {_count(unreachable, 'holder', 'holders')} not reachable"
     fixed, lost = int(repaired.get("repaired", 0)), int(repaired.get("lost", 0))
     if fixed:
-        said += f"; {fixed} share{'' if fixed == 1 else 's'} placed again"
+        said += f"; {_count(fixed, 'share', 'shares')} placed again"
     if lost:
-        said += f"; {lost} piece{'' if lost == 1 else 's'} of data could not be recovered"
+        said += f"; {_count(lost, 'piece', 'pieces')} of data could not be recovered"
     return said + "."
 
 

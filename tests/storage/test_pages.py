@@ -404,3 +404,30 @@ def test_pages_need_a_login(node) -> None:
         page = client.get(url)
         assert page.status_code == 302, url
         assert "login" in page["Location"], url
+
+
+def test_check_words_say_what_was_found() -> None:
+    from apps.storage.views import check_words
+
+    audited = {"holders": 2, "verified": 10, "missing": 1, "corrupt": 0, "unreachable": 1}
+    assert check_words(audited, {"repaired": 1, "lost": 0}) == (
+        "Checked 2 holders: 10 shares proved held, 1 missing, 1 holder not reachable; "
+        "1 share placed again."
+    )
+    assert "nothing to check" in check_words({"holders": 0}, {})
+
+
+@needs("audit", "H4")
+def test_check_holders_now_says_what_it_found(browser, tmp_path) -> None:  # noqa: F811
+    from apps.storage.backup import backup_start
+    from apps.storage.jobs import job_run
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"hello " * 1000)
+    job_run(backup_start(path=str(src)))
+    page = browser.post(HOLDERS + "check/", {"next": BACKUPS}, follow=True)
+    assert page.redirect_chain[-1][0] == BACKUPS
+    text = visible(page.content.decode())
+    assert "Checked 1 holder:" in text
+    assert "proved held" in text
