@@ -411,7 +411,12 @@ class _Restore:
         except (Snapshot.DoesNotExist, ValueError, ValidationError) as exc:
             raise StorageError("not_found", "That backup is no longer listed.") from exc
         target_check(str(self.root))  # still empty: never overwrite
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                "invalid", f"This node cannot make the folder {self.root}: check its permissions."
+            ) from exc
         entries = [
             e
             for e in FileEntry.objects.using(self.alias).filter(snapshot=snapshot.pk)
