@@ -131,6 +131,27 @@ def test_a_wrong_answer_marks_the_share_corrupt_and_the_holder_failing(bob) -> N
     )
 
 
+def test_a_holder_answering_nonsense_fails_in_words_and_its_shares_are_remade(
+    bob,  # noqa: F811
+) -> None:
+    friend = _rows(Holder, kind=Holder.Kind.PEER)[0]
+    shares = _place(friend, 2)
+
+    def nonsense(op: str, answer: dict) -> dict:
+        if op == "audit":
+            answer["answers"] = [b"short", 7]
+        return answer
+
+    bob.tamper = nonsense
+    done = audit.audit_step(force=True)
+    assert done["missing"] == 2
+    assert {_share(s).state for s in shares} == {"missing"}
+    row = _holder(friend)
+    assert row.state == "failing"
+    assert row.problem.startswith("Bob's node answered something this node cannot read.")
+    assert "Traceback" not in row.problem
+
+
 def test_an_answer_replayed_from_an_earlier_round_fails(bob) -> None:  # noqa: F811
     friend = _rows(Holder, kind=Holder.Kind.PEER)[0]
     (share,) = _place(friend, 1)
