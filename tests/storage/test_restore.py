@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from apps.storage import held, jobs, restore, space
-from apps.storage.models import Chunk, FileEntry, Job, Share
+from apps.storage.models import Chunk, FileEntry, Holder, Job, Share
 from apps.storage.space import StorageError
 from tests.storage.test_backup import device_holder, rows, run_backup
 from tests.support.storage import tree_diff, tree_make
@@ -152,3 +152,42 @@ def test_a_forged_manifest_writes_nothing_outside_the_target(backed_up, tmp_path
     assert not os.path.lexists(tmp_path / "absolute.txt")
     # The link that would have led outside was not made over a folder the restore wrote.
     assert not (target / "door").is_symlink()
+
+
+def test_any_k_good_shares_restore_a_chunk_and_the_bad_one_is_marked(node, tmp_path) -> None:
+    (own,) = device_holder()
+    thread = space.storage_thread()
+
+    def disks() -> None:
+        # Two more holders this node serves itself: three in all, so k = 2 of n = 3.
+        for label in ("Disk B", "Disk C"):
+            Holder.objects.create(
+                kind=Holder.Kind.DEVICE,
+                device=own.device,
+                peer_id=own.peer_id,
+                label=label,
+                quota=1 << 40,
+            )
+
+    space.write(thread, disks)
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "one.bin").write_bytes(os.urandom(150_000))
+    job = run_backup(source)
+    assert job.state == Job.State.DONE, job.problem
+    (chunk,) = rows(Chunk)
+    assert (chunk.k, chunk.n, chunk.state) == (2, 3, Chunk.State.PLACED)
+    shares = sorted(rows(Share, chunk=chunk.pk), key=lambda s: s.index)
+    assert len({str(s.holder) for s in shares}) == 3
+    # The first share asked for is damaged on its holder's disk.
+    ranked = list(restore.holders_ranked(thread))
+    first = next(s for s in shares if s.holder == ranked[0])
+    stored = held.path_of(held.own_party(), bytes.fromhex(first.digest))
+    stored.write_bytes(b"\0" * stored.stat().st_size)
+    back = run_restore("latest", tmp_path / "back")
+    assert back.state == Job.State.DONE, back.problem
+    assert (tmp_path / "back" / "one.bin").read_bytes() == (source / "one.bin").read_bytes()
+    assert rows(Share, pk=first.pk)[0].state in (Share.State.MISSING, Share.State.CORRUPT)
+    assert {rows(Share, pk=s.pk)[0].state for s in shares if s.pk != first.pk} == {
+        Share.State.PLACED
+    }
