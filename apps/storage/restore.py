@@ -130,7 +130,10 @@ def chunk_fetch(
             answers = list(pool.map(lambda pk: _ask(holders[pk], groups[pk]), asking))
         for pk, answer in zip(asking, answers, strict=True):
             if answer is None:
-                continue  # unreachable or busy: not the share's fault
+                # Unreachable or busy (not the share's fault): asked last for the chunks
+                # after this one, so a device that is gone costs one wait, not one per chunk.
+                holders[pk] = holders.pop(pk)
+                continue
             for share in groups[pk]:
                 data = answer.get(bytes.fromhex(share.digest))
                 if isinstance(data, bytes) and keys.share_digest(data) == bytes.fromhex(
