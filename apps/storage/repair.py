@@ -300,6 +300,30 @@ def repair_step(*, now_ms: int | None = None) -> dict[str, int]:
     return {"repaired": plan.repaired, "lost": plan.lost, "refreshed": plan.refreshed}
 
 
+def repairer() -> bool:
+    """Whether this device is the one of the party that repairs (the active device holder
+    with the lowest key): two devices remaking the same share at once would each place a copy,
+    and one would be left on a holder, unrecorded, taking its room for good. Every device checks
+    the holders (``audit``), so a repairer that went away is marked so and the next takes over."""
+    thread = space.storage_thread()
+    if thread is None:
+        return False
+    devices = sorted(
+        Holder.objects.using(space.using(thread))
+        .filter(kind=Holder.Kind.DEVICE, state=Holder.State.ACTIVE)
+        .exclude(device="")
+        .values_list("device", flat=True)
+    )
+    return not devices or devices[0] == space.device_key().hex()
+
+
+def repair_round() -> dict[str, int]:
+    """The worker's step: ``repair_step`` on the party's repairing device only."""
+    if not repairer():
+        return {"repaired": 0, "lost": 0, "refreshed": 0}
+    return repair_step()
+
+
 def lost_files(*, limit: int = 100) -> list[dict[str, Any]]:
     """Files that name a LOST chunk: [{"snapshot", "path"}] (at most ``limit``), for the pages
     to say what can no longer be restored whole."""

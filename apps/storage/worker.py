@@ -30,7 +30,7 @@ STEPS = (
     "apps.storage.placement:place_pending",
     "apps.storage.deposit:deposit_step",
     "apps.storage.audit:audit_step",
-    "apps.storage.repair:repair_step",
+    "apps.storage.repair:repair_round",  # repair_step, on one device of the party
 )
 PRUNE = "apps.storage.retention:prune"
 

@@ -273,3 +273,21 @@ def test_each_step_does_a_bounded_amount(node, monkeypatch) -> None:
     assert repair.repair_step()["repaired"] == 1
     assert repair.repair_step()["repaired"] == 1
     assert repair.repair_step()["repaired"] == 0
+
+
+def test_one_device_of_the_party_repairs_the_next_when_it_is_away(node, monkeypatch) -> None:
+    from apps.storage import hold
+
+    f = _friends(monkeypatch, 5)
+    _backup(f.holders)
+    _set(Holder, f.holders[0].pk, state="left")
+    hold.holders_refresh()  # this device's own row
+    laptop = space.write(  # the lowest key there is: the party's repairer while active
+        space.storage_thread(),
+        lambda: Holder.objects.create(kind=Holder.Kind.DEVICE, device="00" * 32, label="Laptop"),
+    )
+    assert not repair.repairer()
+    assert repair.repair_round()["repaired"] == 0  # the laptop's to do
+    _set(Holder, laptop.pk, state="unreachable")  # as this device's audit found it
+    assert repair.repairer()
+    assert repair.repair_round()["repaired"] == 1
