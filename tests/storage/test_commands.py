@@ -3,14 +3,18 @@ command's process, its progress shown on one line, a failure in words and a non-
 
 from __future__ import annotations
 
+import threading
+import time
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connections
 
 from apps.core import datadir_lock
+from apps.storage import jobs
 from apps.storage.models import Job
 from tests.storage.test_backup import device_holder
 from tests.support.storage import tree_diff
@@ -58,3 +62,37 @@ def test_a_bad_folder_exits_with_words(node, data_dir, tmp_path) -> None:
 def test_a_restore_of_nothing_exits_with_words(node, tmp_path) -> None:
     with pytest.raises(CommandError, match="no backups yet"):
         run("restore", "latest", str(tmp_path / "back"))
+
+
+def test_with_the_node_running_the_command_follows_the_nodes_job(node, data_dir, tmp_path):
+    device_holder()
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_text("alpha\n" * 500)
+    out = StringIO()
+    failed: list[BaseException] = []
+
+    def command() -> None:
+        try:
+            call_command("backup", str(source), stdout=out)
+        except BaseException as exc:  # shown by the assertion below
+            failed.append(exc)
+        finally:
+            connections.close_all()
+
+    # This process holds the p2p lock as a running node does; its runner is run_queued here.
+    lock = datadir_lock.DataDirLock.acquire(data_dir, datadir_lock.P2P)
+    try:
+        follower = threading.Thread(target=command)
+        follower.start()
+        deadline = time.monotonic() + 30
+        while not Job.objects.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert jobs.run_queued() == 1
+        follower.join(30)
+    finally:
+        lock.release()
+    assert not failed, failed
+    said = out.getvalue()
+    assert "The node is running: it runs this backup now." in said
+    assert "Done: 1 files" in said
