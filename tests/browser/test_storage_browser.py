@@ -64,7 +64,9 @@ def test_a_folder_is_backed_up_browsed_downloaded_and_restored_from_the_page(
     page.set_viewport_size(DESKTOP)
     base = alice.url + "/node/storage/"
 
-    page.goto(base)
+    page.goto(alice.url + "/node/settings/")
+    click(page, page.get_by_role("link", name="Backups", exact=True))
+    assert page.url == base
     page.get_by_role("heading", name="No backups yet").wait_for()
     looks_right(alice, SHOTS, "backups-empty")
 

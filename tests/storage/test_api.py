@@ -192,6 +192,7 @@ def test_files_of_a_path_that_is_not_in_the_backup_are_a_404_in_words(api) -> No
         assert answer.status_code in (400, 404), path
         assert "backup" in words(answer) or "file" in words(answer)
     assert api.get(url, {"page": "x"}).status_code == 400
+    assert api.get(url, {"path": "a\x00b"}).status_code == 400
     assert api.get(API + f"snapshots/{uuid.uuid4()}/files/").status_code == 404
     assert api.get(API + "snapshots/garbage/files/").status_code == 404
 
