@@ -195,7 +195,9 @@ def _chunks_of(alias: str, names: list[str]) -> dict[str, Chunk]:
 def _file_chunks(
     entry: FileEntry, thread: Thread, secrets: _Secrets, holders: dict | None = None
 ) -> Iterator[bytes]:
-    names = list(entry.chunks)
+    names = entry.chunks
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise StorageError("unavailable", "The backup's list of this file's parts is damaged.")
     found = _chunks_of(space.using(thread), names)
     holders = holders if holders is not None else holders_ranked(thread)
     for name in names:
@@ -319,6 +321,7 @@ class _Restore:
         self.shown = 0.0
         self.files_done = 0
         self.bytes_done = 0
+        self.made = 0
 
     def progress(self, *, force: bool = False) -> None:
         now = time.monotonic()
@@ -368,7 +371,9 @@ class _Restore:
         final = self.place(entry.path)
         if final is None:
             return
-        temp = final.with_name(f".{final.name}.sereus-restoring")
+        # A short temporary name: the file's own may be as long as a name can be.
+        self.made += 1
+        temp = final.with_name(f".sereus-restoring-{os.getpid()}-{self.made}")
         written = 0
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -387,7 +392,7 @@ class _Restore:
             temp.unlink(missing_ok=True)
             self.problems.append(f"{entry.path}: {exc.words[:1].lower()}{exc.words[1:]}")
             return
-        except OSError:
+        except (OSError, OverflowError, ValueError):  # a forged mode or time is no crash
             temp.unlink(missing_ok=True)
             self.problems.append(f"{entry.path}: it could not be written.")
             return
@@ -404,7 +409,7 @@ class _Restore:
         try:
             os.symlink(entry.target, final)
             os.utime(final, ns=(entry.mtime_ns, entry.mtime_ns), follow_symlinks=False)
-        except OSError:
+        except (OSError, OverflowError, ValueError):
             self.problems.append(f"{entry.path}: the link could not be made.")
 
     def run(self) -> None:
@@ -454,7 +459,7 @@ class _Restore:
                 try:
                     os.chmod(final, entry.mode & 0o777)
                     os.utime(final, ns=(entry.mtime_ns, entry.mtime_ns))
-                except OSError:
+                except (OSError, OverflowError, ValueError):
                     self.problems.append(f"{entry.path}: its permissions could not be set.")
         self.progress(force=True)
         if self.problems:

@@ -105,7 +105,7 @@ def test_a_damaged_share_is_marked_and_the_restore_fails_in_words(backed_up, tmp
     assert marked.state in (Share.State.MISSING, Share.State.CORRUPT)
     # Everything else came back; the damaged file was not left half written.
     assert not (tmp_path / "back" / path).exists()
-    assert not list((tmp_path / "back").rglob("*.sereus-restoring"))
+    assert not list((tmp_path / "back").rglob(".sereus-restoring-*"))
 
 
 def test_a_forged_manifest_writes_nothing_outside_the_target(backed_up, tmp_path) -> None:
@@ -131,6 +131,16 @@ def test_a_forged_manifest_writes_nothing_outside_the_target(backed_up, tmp_path
             size=a_file.size,
         )
 
+        # Damaged fields: a list of parts that is none, a time no file system takes.
+        FileEntry.objects.create(snapshot=backup_job.snapshot, path="odd.txt", chunks="ab", size=2)
+        FileEntry.objects.create(
+            snapshot=backup_job.snapshot,
+            path="late.txt",
+            chunks=a_file.chunks,
+            size=a_file.size,
+            mtime_ns=2**63 - 1,
+            mode=0o7777,
+        )
         # A link to a folder outside (a fair thing to back up), then an entry through it.
         FileEntry.objects.create(
             snapshot=backup_job.snapshot, path="gate", kind="link", target=str(outside)
@@ -144,6 +154,10 @@ def test_a_forged_manifest_writes_nothing_outside_the_target(backed_up, tmp_path
     job = run_restore(backup_job.snapshot, target)
     assert job.state == Job.State.FAILED
     assert "not a safe path; skipped" in job.problem
+    assert "odd.txt: the backup's list of this file's parts is damaged." in job.problem
+    assert "unexpected" not in job.problem
+    if (target / "late.txt").exists():  # a file system that took the time: no set-id bits
+        assert (target / "late.txt").stat().st_mode & 0o7000 == 0
     assert "gate/new/inner: it would be written outside the folder; skipped." in job.problem
     assert (target / "gate").is_symlink()
     assert list(outside.iterdir()) == []
