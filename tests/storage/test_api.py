@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -306,3 +307,27 @@ def test_held_lists_only_others_and_a_stranger_cannot_be_granted(api) -> None:
     assert answer.status_code == 404
     assert "holds no backups for them" in words(answer)
     assert put(api, API + "held/garbage/", {"quota_mb": 10}).status_code == 404
+
+
+def test_a_file_whose_shares_are_gone_is_refused_in_words_before_any_byte(
+    api, tmp_path, settings
+) -> None:
+    import shutil
+
+    src = source_folder(tmp_path)
+    job = post(api, API + "backups/", {"path": str(src)}).json()
+    snapshot = run(job["id"]).snapshot
+    shutil.rmtree(Path(settings.DATA_DIR) / "storage" / "held")  # the disk lost every share
+    outbox = Path(settings.DATA_DIR) / "storage" / "outbox"
+    if outbox.exists():
+        shutil.rmtree(outbox)
+    url = API + f"snapshots/{snapshot}/download/"
+    answer = api.get(url, {"path": "notes.txt"})
+    assert answer.status_code in (404, 503), answer.status_code
+    assert not answer.has_header("Content-Disposition")
+    said = words(answer)
+    assert not any(c in said for c in "{}[]")  # words, not a dump
+    page = api.get(f"/node/storage/snapshots/{snapshot}/download/", {"path": "notes.txt"})
+    assert page.status_code == 302  # back to the folder, the words shown there
+    shown = unescape(api.get(page["Location"]).content.decode())
+    assert said in shown
