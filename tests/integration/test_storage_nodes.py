@@ -24,7 +24,7 @@ from tests.support import storage as st
 from tests.support.api import wait_for
 from tests.support.p2p import Peer
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 SIZE = 200 * st.MB
 QUOTA_MB = 1024
@@ -55,7 +55,6 @@ def cluster(tmp_path_factory):
         yield Cluster(a1, a2, bob, carol, started, work)
 
 
-@pytest.mark.timeout(900)
 def test_200mb_on_four_holders_is_only_ciphertext_there_and_restores_with_two_stopped(cluster):
     a1, a2, bob, carol = cluster.a1, cluster.a2, cluster.bob, cluster.carol
     tree = cluster.tree = st.tree_make(cluster.work / "source", size=SIZE)
@@ -78,6 +77,11 @@ def test_200mb_on_four_holders_is_only_ciphertext_there_and_restores_with_two_st
     assert done["new_bytes"] <= tree.size - tree.duplicate_bytes, done
     assert done["stored_bytes"] < 2 * done["new_bytes"], done
 
+    # Its top folder as the API lists it: what the source holds.
+    listed = {e["name"]: e["kind"] for e in st.snapshot_files(a1, cluster.first)}
+    assert listed == {p.name: "dir" for p in tree.root.iterdir()}, listed
+    totals = st.holders_totals(a1)
+    assert (totals["k"], totals["n"]) == (2, 4), totals
     # Every holder keeps exactly one share of every chunk (n=4 holders, none holds two).
     (party,) = st.held_parties(a1)
     cluster.party = party
@@ -153,7 +157,6 @@ def test_a_second_backup_after_a_one_percent_change_stores_little_more(cluster):
     assert got == want
 
 
-@pytest.mark.timeout(600)
 def test_alices_devices_lost_a_node_restored_from_the_phrase_restores_her_latest_backup(cluster):
     a1, a2, bob = cluster.a1, cluster.a2, cluster.bob
     letters = st.tree_make(cluster.work / "letters", size=6 * st.MB, seed=7)

@@ -35,7 +35,7 @@ JOB_WAIT = 600.0
 HELD = Path("storage") / "held"  # under a node's data dir: <party hex>/<xx>/<digest hex>
 
 
-# -- a tree of mixed files -------------------------------------------------------------------------
+# -- a tree of mixed files ------------------------------------------------------------------------
 
 
 @dataclass
@@ -197,7 +197,7 @@ def tree_change(tree: Tree, *, fraction: float = 0.01, seed: int = 1818) -> tupl
     return changed, len(files)
 
 
-# -- comparing trees -------------------------------------------------------------------------------
+# -- comparing trees ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -260,7 +260,7 @@ def tree_diff(source: Path, restored: Path, *, most: int = 20) -> list[str]:
     return out[:most]
 
 
-# -- the storage API -------------------------------------------------------------------------------
+# -- the storage API ------------------------------------------------------------------------------
 
 
 def _listed(found: Any) -> list[dict[str, Any]]:
@@ -343,15 +343,15 @@ def snapshot_files(peer: Peer, snapshot_id: str, path: str = "") -> list[dict[st
     """One folder of a snapshot (every page of it)."""
     from urllib.parse import quote
 
-    url = f"/api/v1/storage/snapshots/{snapshot_id}/files/?path={quote(path)}"
     out: list[dict[str, Any]] = []
-    while url:
-        page = api_of(peer).get(url)
-        if not isinstance(page, dict):
-            return page
-        out += page.get("results", [])
-        following = page.get("next")
-        url = following[following.index("/api/") :] if following else ""
+    page, pages = 1, 1
+    while page <= pages:
+        found = api_of(peer).get(
+            f"/api/v1/storage/snapshots/{snapshot_id}/files/?path={quote(path)}&page={page}"
+        )
+        out += found["entries"]
+        pages = found["pages"]
+        page += 1
     return out
 
 
@@ -379,6 +379,11 @@ def holders(peer: Peer) -> list[dict[str, Any]]:
     if isinstance(found, dict) and "holders" in found:
         return found["holders"]
     return _listed(found)
+
+
+def holders_totals(peer: Peer) -> dict[str, Any]:
+    """The totals of the holders page: source and stored bytes, chunks, k and n."""
+    return api_of(peer).get("/api/v1/storage/holders/")["totals"]
 
 
 def holder_of(peer: Peer, holder: Peer) -> dict[str, Any] | None:
@@ -440,7 +445,7 @@ def api_refusal(call: Any) -> tuple[int, str]:
     raise AssertionError("the call was not refused")
 
 
-# -- a holder's disk -------------------------------------------------------------------------------
+# -- a holder's disk ------------------------------------------------------------------------------
 
 
 def held_files(peer: Peer, party: str | None = None) -> list[Path]:
@@ -539,7 +544,7 @@ def peer_at(folder: Path, **kwargs: Any) -> Peer:
     return Peer(folder, p2p_listen=f"/ip4/127.0.0.1/tcp/{free_port()}", **kwargs)
 
 
-# -- a peer that is none of the party's nodes ------------------------------------------------------
+# -- a peer that is none of the party's nodes -----------------------------------------------------
 
 
 @dataclass
@@ -618,3 +623,96 @@ def figures(**values: Any) -> None:
             else f"{name}={value}"
         )
     print("FIGURES " + " ".join(shown), flush=True)
+
+
+# -- a holder that lies ---------------------------------------------------------------------------
+
+
+async def _frame(stream: Any, limit: int) -> bytes:
+    size, shift = 0, 0
+    for _ in range(10):
+        byte = await stream.read(1)
+        if not byte:
+            raise EOFError("the stream ended")
+        size |= (byte[0] & 0x7F) << shift
+        shift += 7
+        if not byte[0] & 0x80:
+            break
+    if size > limit:
+        raise ValueError("a frame too large")
+    data = bytearray()
+    while len(data) < size:
+        chunk = await stream.read(size - len(data))
+        if not chunk:
+            raise EOFError("the stream ended")
+        data.extend(chunk)
+    return bytes(data)
+
+
+class LyingHolder:
+    """A friend's node swapped for one that keeps nothing yet still answers: at the same peer id
+    (its device key) and address, every audit is answered with a wrong proof, every get with
+    damaged bytes, every put with nothing kept. ``asked`` counts the requests by op."""
+
+    def __init__(self, peer: Peer) -> None:
+        from apps.core import identity
+        from apps.p2p.bridge import TrioThread
+
+        self.key = identity.device_key_load(peer.data_dir).signing_key
+        self.listen = peer.process.p2p_listen
+        self.bridge = TrioThread("lying-holder")
+        self.asked: dict[str, int] = {}
+
+    def start(self) -> LyingHolder:
+        from apps.p2p.host import quiet_libp2p_logs
+
+        quiet_libp2p_logs()
+        self.bridge.start(self._run)
+        return self
+
+    def stop(self) -> None:
+        self.bridge.stop()
+
+    async def _run(self, *, task_status: Any = None) -> None:
+        import multiaddr
+        import trio
+        from libp2p.custom_types import TProtocol
+
+        from apps.p2p.host import host_build
+        from apps.storage import wire
+
+        host = host_build(self.key)
+        host.set_stream_handler(TProtocol(wire.PROTOCOL), self._serve)
+        async with host.run(listen_addrs=[multiaddr.Multiaddr(self.listen)]):
+            (task_status or trio.TASK_STATUS_IGNORED).started()
+            await trio.sleep_forever()
+
+    async def _serve(self, stream: Any) -> None:
+        import contextlib
+
+        from apps.p2p.app_protocols import varint
+        from apps.storage import wire
+
+        try:
+            request = wire.decode(await _frame(stream, wire.MAX_REQUEST), max_size=wire.MAX_REQUEST)
+            op = str(request.get("op"))
+            self.asked[op] = self.asked.get(op, 0) + 1
+            answer = wire.encode(self._answer(op, request))
+            await stream.write(varint(len(answer) + 1) + b"\x00" + answer)
+        except Exception:  # noqa: S110 - a liar does not care
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                await stream.close()
+
+    @staticmethod
+    def _answer(op: str, request: dict[str, Any]) -> dict[str, Any]:
+        if op == "audit":
+            return {"answers": [os.urandom(32) for _ in request.get("items", [])]}
+        if op == "get":
+            return {"shares": [os.urandom(4096) for _ in request.get("digests", [])]}
+        if op == "put":
+            return {"kept": [], "used": 0, "quota": 1 << 30}
+        if op == "release":
+            return {"released": 0, "used": 0}
+        return {"used": 0, "quota": 1 << 30, "shares": 0}
