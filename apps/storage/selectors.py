@@ -100,7 +100,7 @@ class Listing:
     crumbs: list[tuple[str, str]] = field(default_factory=list)  # (name, path) from the top
 
 
-def children(snapshot_id: str, path: str = "", *, page: int = 1, size: int = PAGE) -> Listing:
+def children(snapshot_id: str, path: str = "", *, page: int = 1, size: int = 0) -> Listing:
     """The folder ``path`` of a snapshot: its direct entries, folders first. A path that is a
     file or nothing is ``not_found``."""
     snapshot = snapshot_get(snapshot_id)
@@ -121,7 +121,7 @@ def children(snapshot_id: str, path: str = "", *, page: int = 1, size: int = PAG
     else:
         direct = rows.filter(path__regex="^[^/]+$")
     total = direct.count()
-    page = max(1, page)
+    page, size = max(1, page), size or PAGE
     # Folders first ("dir" sorts before "file" and "link"), then by path.
     found = list(direct.order_by("kind", "path")[(page - 1) * size : page * size])
     crumbs: list[tuple[str, str]] = []

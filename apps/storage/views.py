@@ -201,25 +201,41 @@ def job_live(request: HttpRequest, job_id: int) -> HttpResponse:
 # -- a snapshot ------------------------------------------------------------------------------------
 
 
-def _snapshot_context(snapshot_id: str, path: str, form: RestoreForm | None = None) -> dict:
+def _page_number(text: str | None) -> int:
     try:
-        listing = selectors.children(snapshot_id, path)
+        return max(1, int(text or "1"))
+    except ValueError:
+        return 1  # a page that is not a number: the first
+
+
+def _snapshot_context(
+    snapshot_id: str, path: str, form: RestoreForm | None = None, page: int = 1
+) -> dict:
+    try:
+        listing = selectors.children(snapshot_id, path, page=page)
     except StorageError as exc:
         raise Http404(exc.words) from exc
     shown = snapshot_page(listing.snapshot)
+    pages = max(1, -(-listing.total // selectors.PAGE))
+    folder = _folder_url(shown["id"], listing.path)
+    joiner = "&" if "?" in folder else "?"
     return {
         "snapshot": shown,
         "path": listing.path,
         "crumbs": listing.crumbs,
         "entries": [entry_page(e, shown["id"]) for e in listing.entries],
-        "more": listing.total - len(listing.entries),
+        "page": min(page, pages),
+        "pages": pages,
+        "prev_url": f"{folder}{joiner}page={page - 1}" if 1 < page <= pages else "",
+        "next_url": f"{folder}{joiner}page={page + 1}" if page < pages else "",
         "form": form or RestoreForm(initial={"path": listing.path}),
     }
 
 
 @require_GET
 def snapshot(request: HttpRequest, snapshot_id: str) -> HttpResponse:
-    context = _snapshot_context(snapshot_id, request.GET.get("path", ""))
+    page = _page_number(request.GET.get("page"))
+    context = _snapshot_context(snapshot_id, request.GET.get("path", ""), page=page)
     return render(request, "storage/snapshot.html", context)
 
 

@@ -331,3 +331,25 @@ def test_a_file_whose_shares_are_gone_is_refused_in_words_before_any_byte(
     assert page.status_code == 302  # back to the folder, the words shown there
     shown = unescape(api.get(page["Location"]).content.decode())
     assert said in shown
+
+
+def test_each_refusal_has_its_status() -> None:
+    from apps.storage.apis import StorageFailed
+    from apps.storage.space import StorageError
+
+    expected = {
+        "invalid": 400,
+        "forbidden": 403,
+        "not_found": 404,
+        "conflict": 409,
+        "unavailable": 503,
+        "unreachable": 503,
+        "full": 507,
+    }
+    for code, status in expected.items():
+        failed = StorageFailed(StorageError(code, "In words."))
+        assert (failed.status_code, failed.default_code, str(failed.detail)) == (
+            status,
+            code,
+            "In words.",
+        )

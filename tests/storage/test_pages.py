@@ -431,3 +431,21 @@ def test_check_holders_now_says_what_it_found(browser, tmp_path) -> None:  # noq
     text = visible(page.content.decode())
     assert "Checked 1 holder:" in text
     assert "proved held" in text
+
+
+def test_a_big_folder_is_shown_a_page_at_a_time(browser, monkeypatch) -> None:  # noqa: F811
+    from apps.storage import selectors
+
+    monkeypatch.setattr(selectors, "PAGE", 2)  # four entries at the top: two pages
+    snapshot = seed_snapshot()
+    url = f"/node/storage/snapshots/{snapshot.pk}/"
+    first = browser.get(url).content.decode()
+    assert re.findall(r'<span class="row-title">([^<]+)</span>', first) == ["a-photos", "zz-folder"]
+    assert "Page 1 of 2" in visible(first)
+    second = browser.get(url, {"page": "2"}).content.decode()
+    assert re.findall(r'<span class="row-title">([^<]+)</span>', second) == [
+        "b-notes.txt",
+        "latest",
+    ]
+    assert f'href="{url}?page=1">Previous' in second
+    assert browser.get(url, {"page": "zz"}).status_code == 200  # the first page
