@@ -20,7 +20,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
 import nacl.bindings
@@ -110,6 +110,10 @@ class Packed:
     n: int
     shares: list[bytes] = field(repr=False)  # n shares, index = position
     digests: list[bytes] = field(repr=False)  # keys.share_digest of each
+    # The first AUDIT_ROUNDS expected audit answers of each share, when made by a Packer given
+    # the audit key (else empty): they hash each share once per round, the costliest step of
+    # a backup, so they are made on the packing threads.
+    answers: list[bytes] = field(default_factory=list, repr=False)
 
 
 _local = threading.local()
@@ -311,9 +315,12 @@ class Packer:
     bounded (a few chunks and their shares) however long the stream.
     """
 
-    def __init__(self, *, dedup: bytes, seal_root: bytes, workers: int = 2) -> None:
+    def __init__(
+        self, *, dedup: bytes, seal_root: bytes, workers: int = 2, audit: bytes | None = None
+    ) -> None:
         self._dedup = dedup
         self._root = seal_root
+        self._audit = audit  # given: each Packed carries its shares' first audit answers
         self.workers = max(1, workers)
         self.window = 2 * self.workers
 
@@ -321,7 +328,16 @@ class Packer:
         return keys.chunk_id(self._dedup, plain)
 
     def _pack(self, plain: bytes, chunk: bytes, k: int, n: int) -> Packed:
-        return pack(plain, chunk=chunk, seal_root=self._root, k=k, n=n)
+        packed = pack(plain, chunk=chunk, seal_root=self._root, k=k, n=n)
+        if self._audit is None:
+            return packed
+        made: dict[bytes, bytes] = {}  # k = 1: the copies are one share, answered once
+        for share, digest in zip(packed.shares, packed.digests, strict=True):
+            if digest not in made:
+                made[digest] = audit_answers(
+                    share, digest, audit=self._audit, start=0, rounds=AUDIT_ROUNDS
+                )
+        return replace(packed, answers=[made[d] for d in packed.digests])
 
     def pack_all(
         self,

@@ -305,3 +305,16 @@ def test_packer_packs_a_chunk_repeated_in_the_stream_once() -> None:
     assert [c for c, _ in out] == [ida, idb, ida, ida, idb]
     assert [p is not None for _, p in out] == [True, True, False, False, False]
     assert asked == [ida, idb]  # in the stream's order, once each
+
+
+@pytest.mark.parametrize(("k", "n"), [(1, 2), (2, 4)])
+def test_packer_given_the_audit_key_makes_each_shares_first_answers(k: int, n: int) -> None:
+    plain = _bytes(150_000, 400)
+    packer = engine.Packer(dedup=DEDUP, seal_root=ROOT, audit=AUDIT)
+    [(_, packed)] = list(packer.pack_all([(plain, k, n)]))
+    assert packed is not None
+    assert packed.answers == [
+        engine.audit_answers(s, d, audit=AUDIT, start=0, rounds=engine.AUDIT_ROUNDS)
+        for s, d in zip(packed.shares, packed.digests, strict=True)
+    ]
+    assert _packed(plain, k, n).answers == []  # pack alone makes none
