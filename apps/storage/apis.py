@@ -246,8 +246,8 @@ class CheckApi(APIView):
     def post(self, request: Request) -> Response:
         """Ask every holder now to prove it keeps its shares, and repair what failed."""
         from apps.storage.audit import audit_step
+        from apps.storage.holder_views import check_words
         from apps.storage.repair import repair_step
-        from apps.storage.views import check_words
 
         if selectors.thread() is None:
             raise StorageFailed(StorageError("conflict", "Nothing is backed up yet."))
@@ -287,7 +287,7 @@ class PruneApi(APIView):
     )
     def post(self, request: Request) -> Response:
         """Remove the backups the retention keeps none of, and free what only they used."""
-        from apps.storage.views import prune_now
+        from apps.storage.holder_views import prune_now
 
         said, done = call(prune_now)
         body = {
@@ -325,7 +325,7 @@ class HeldGrantApi(APIView):
     )
     def put(self, request: Request, party: str) -> Response:
         """Change the room this node gives a party (0: take no new shares from it)."""
-        from apps.storage.views import grant
+        from apps.storage.holder_views import grant
 
         found = call(selectors.held_get, party=party)
         data = _valid(out.StorageGrantInput, request.data)

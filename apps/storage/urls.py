@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from apps.storage import views
+from apps.storage import holder_views, views
 
 app_name = "storage"
 
@@ -18,10 +18,10 @@ urlpatterns = [
     path(SNAPSHOT, views.snapshot, name="snapshot"),
     path(SNAPSHOT + "download/", views.download, name="download"),
     path(SNAPSHOT + "restore/", views.restore_start, name="restore_start"),
-    path(HOLDERS, views.holders, name="holders"),
-    path(HOLDERS + "invite/", views.holder_invite, name="holder_invite"),
-    path(HOLDERS + "check/", views.holders_check, name="holders_check"),
-    path(HOLDERS + "retention/", views.retention_save, name="retention"),
-    path(HOLDERS + "prune/", views.prune, name="prune"),
-    path(HOLDERS + "held/<str:party>/", views.held_grant, name="held_grant"),
+    path(HOLDERS, holder_views.holders, name="holders"),
+    path(HOLDERS + "invite/", holder_views.holder_invite, name="holder_invite"),
+    path(HOLDERS + "check/", holder_views.holders_check, name="holders_check"),
+    path(HOLDERS + "retention/", holder_views.retention_save, name="retention"),
+    path(HOLDERS + "prune/", holder_views.prune, name="prune"),
+    path(HOLDERS + "held/<str:party>/", holder_views.held_grant, name="held_grant"),
 ]

@@ -407,7 +407,7 @@ def test_pages_need_a_login(node) -> None:
 
 
 def test_check_words_say_what_was_found() -> None:
-    from apps.storage.views import check_words
+    from apps.storage.holder_views import check_words
 
     audited = {"holders": 2, "verified": 10, "missing": 1, "corrupt": 0, "unreachable": 1}
     assert check_words(audited, {"repaired": 1, "lost": 0}) == (
