@@ -17,7 +17,6 @@ storage worker) pushes them later and records where they went.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -53,22 +52,11 @@ def _outbox_path(digest: bytes) -> Path:
 
 
 def outbox_put(share: bytes) -> None:
-    folder = outbox_dir()
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    from apps.storage.held import write_atomic
+
     path = _outbox_path(keys.share_digest(share))
-    if path.exists():
-        return
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(share)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
+    if not path.exists():
+        write_atomic(path, share)
 
 
 def outbox_get(digest: bytes) -> bytes | None:
