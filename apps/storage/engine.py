@@ -213,8 +213,15 @@ def _decode(shares: dict[int, bytes], k: int, n: int, packed: int) -> bytes:
     if not (0 < packed <= PACKED_MAX):
         raise EngineError("the shares of this chunk do not decode")
     size = _block(packed, k)
+    # Only bytes of the right length at a known index count: a holder's "missing"/"corrupt"
+    # marks, or a share cut short, are not shares.
     usable = sorted(
-        (i, s) for i, s in shares.items() if 0 <= i < n and s is not None and len(s) == size
+        (i, s)
+        for i, s in shares.items()
+        if isinstance(i, int)
+        and 0 <= i < n
+        and isinstance(s, bytes | bytearray | memoryview)
+        and len(s) == size
     )
     if len(usable) < k:
         raise EngineError(

@@ -80,6 +80,10 @@ def test_a_flipped_bit_is_caught_by_the_seal_and_by_the_digest_on_repair() -> No
     assert keys.share_digest(again) != p.digests[3]
     # The sound shares still restore.
     assert _unpack(p, {2: p.shares[2], 3: p.shares[3]}) == PLAIN
+    # What a holder sent instead of a share, at the right length or not, is not a share.
+    sent = {0: "corrupt", 1: None, 2: b"\x00" * 7, 3: p.shares[3]}
+    with pytest.raises(engine.EngineError, match="2 are needed and 1 usable was given"):
+        _unpack(p, sent)  # type: ignore[arg-type]
     # A share cut short (or grown) is not used at all: the others are.
     assert _unpack(p, {0: p.shares[0][:-1], 1: p.shares[1], 2: p.shares[2]}) == PLAIN
 
