@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.storage import backup, hold, jobs, placement, space
+from apps.storage import backup, engine, hold, jobs, placement, space
 from apps.storage.models import Chunk, FileEntry, Holder, Job, Share, Snapshot
 from apps.storage.space import StorageError
 from tests.core.threads.conftest import log_size
@@ -238,3 +238,38 @@ def test_queued_jobs_run_oldest_first_and_once(node, tmp_path) -> None:
     jobs.job_run(made[0])  # a job already run is not run again
     assert len(rows(Snapshot)) == 2
     assert jobs.job_view(done[0])["percent"] == 100
+
+
+def test_a_backup_that_breaks_is_failed_in_words_and_keeps_what_it_placed(
+    node, tmp_path, monkeypatch
+) -> None:
+    device_holder()
+    source = tmp_path / "src"
+    source.mkdir()
+    for i in range(6):
+        (source / f"f{i}.bin").write_bytes(os.urandom(120_000))
+    monkeypatch.setattr(backup, "PUT_CHUNKS", 2)  # shares go out two chunks at a time
+    calls = []
+    real = engine.audit_answers
+
+    def breaks_on_the_fifth(*args, **kwargs):  # a fault half way, injected
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError("injected")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "audit_answers", breaks_on_the_fifth)
+    job = run_backup(source)
+    assert job.state == Job.State.FAILED
+    assert job.problem == jobs.UNEXPECTED[Job.Kind.BACKUP]
+    snap = snapshot_of(job)
+    assert snap.state == Snapshot.State.FAILED
+    assert snap.problem == job.problem
+    kept = rows(Chunk)
+    assert len(kept) == 4  # two batches of two went out and are recorded
+    monkeypatch.setattr(engine, "audit_answers", real)
+    again = run_backup(source)
+    assert again.state == Job.State.DONE, again.problem
+    # The next backup dedups against what the failed one placed.
+    assert snapshot_of(again).new_bytes == 2 * 120_000
+    assert len(rows(Chunk)) == 6
