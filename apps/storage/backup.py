@@ -13,7 +13,7 @@ import logging
 import os
 import stat
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,16 @@ from apps.core.models import Thread
 from apps.storage import engine, jobs, keys, placement, space
 from apps.storage.models import LABEL, Chunk, FileEntry, Holder, Job, Share, Snapshot
 from apps.storage.space import StorageError
-from apps.storage.walk import DIR, FILE, LINK, Entry, Walked, inside, problems_words, walk
+from apps.storage.walk import (
+    DIR,
+    FILE,
+    LINK,
+    Entry,
+    Walked,
+    problems_words,
+    source_check,
+    walk,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +44,6 @@ PROGRESS_S = 0.5
 PUT_CHUNKS = 64  # new chunks whose shares go out together
 PUT_BYTES = 16 << 20  # or this many share bytes, whichever comes first
 PACK_WORKERS = 2
-DATA_DIR_WORDS = "That folder holds this node's own data; back up another."
 
 
 def now_ms() -> int:
@@ -43,29 +51,6 @@ def now_ms() -> int:
 
 
 # -- starting -----------------------------------------------------------------------------------
-
-
-def source_check(path: str) -> Path:
-    """The folder to back up, resolved, or StorageError in words."""
-    if not path or not path.strip():
-        raise StorageError("invalid", "Say which folder to back up.")
-    if "\x00" in path:
-        raise StorageError("invalid", "That is not a folder's name.")
-    given = Path(path.strip()).expanduser()
-    if not given.is_absolute():
-        raise StorageError("invalid", "Give the folder's full path (starting with /).")
-    source = Path(os.path.realpath(given))
-    if not source.exists():
-        raise StorageError("invalid", f"There is no folder at {given}.")
-    if not source.is_dir():
-        raise StorageError(
-            "invalid", f"{given} is a file, not a folder: back up the folder that holds it."
-        )
-    if not os.access(source, os.R_OK | os.X_OK):
-        raise StorageError("invalid", f"This node cannot read {given}: check its permissions.")
-    if inside(source, Path(settings.DATA_DIR)):
-        raise StorageError("invalid", DATA_DIR_WORDS)
-    return source
 
 
 def backup_start(*, path: str, label: str = "") -> Job:
@@ -92,13 +77,6 @@ class _File:
     chunks: list[str] = field(default_factory=list)
     size: int = 0  # bytes read
     failed: bool = False
-
-
-@dataclass
-class _NewChunk:
-    packed: engine.Packed
-    shares: list[dict]
-    state: str
 
 
 def _device_label(device: str) -> str:
@@ -146,7 +124,7 @@ class _Run:
         self.notes: list[str] = []  # words for the job besides the walk's problems
         self.snapshot: Snapshot | None = None
         self.files: list[dict] = []  # FileEntry fields waiting for the next op
-        self.chunks: list[_NewChunk] = []
+        self.chunks: list[placement.Placed] = []
         self.rows = 0
         self.row_bytes = 0
         self.known: set[str] = set()
@@ -260,57 +238,14 @@ class _Run:
         waiting, self.waiting, self.waiting_bytes = self.waiting, [], 0
         if not waiting:
             return
-        plans = []
-        batches: dict[Holder, list[bytes]] = defaultdict(list)
-        for packed in waiting:
-            chosen = placement.place_chunk(packed, self.holders)
-            for index, holder in chosen:
-                if holder is not None:
-                    batches[holder].append(packed.shares[index])
-                    holder.used += len(packed.shares[index])  # the next chunk's choice sees it
-            plans.append((packed, chosen))
-        pushed = placement.push(dict(batches))
-        for result in pushed.values():
-            if result.problem is not None and result.problem not in self.notes:
-                self.notes.append(result.problem)
-        at = now_ms()
-        for packed, chosen in plans:
-            self.record(packed, chosen, pushed, at)
-
-    def record(
-        self,
-        packed: engine.Packed,
-        chosen: list[tuple[int, Holder | None]],
-        pushed: dict[Holder, placement.Pushed],
-        at: int,
-    ) -> None:
-        shares, placed = [], 0
-        for index, holder in chosen:
-            share, digest = packed.shares[index], packed.digests[index]
-            kept = holder is not None and digest in pushed[holder].kept
-            if kept:
-                placed += 1
-            else:
-                placement.outbox_put(share)
-                self.pending += 1
-            shares.append(
-                {
-                    "index": index,
-                    "holder": holder.pk if holder is not None else None,
-                    "digest": digest.hex(),
-                    "size": len(share),
-                    "state": Share.State.PLACED if kept else Share.State.PENDING,
-                    "placed_ms": at if kept else None,
-                    "answers": engine.audit_answers(
-                        share, digest, audit=self.audit, start=0, rounds=engine.AUDIT_ROUNDS
-                    ),
-                }
-            )
-            self.stored_bytes += len(share)
-        self.new_bytes += packed.size
-        state = placement.chunk_state(placed, packed.k, packed.n)
-        self.chunks.append(_NewChunk(packed, shares, state))
-        self._added(1 + len(shares), 120 + 420 * len(shares))
+        placed, problems = placement.place_batch(waiting, self.holders, audit=self.audit)
+        self.notes.extend(p for p in dict.fromkeys(problems) if p not in self.notes)
+        for item in placed:
+            self.pending += item.pending
+            self.stored_bytes += sum(share["size"] for share in item.shares)
+            self.new_bytes += item.packed.size
+            self.chunks.append(item)
+            self._added(1 + len(item.shares), 120 + 420 * len(item.shares))
 
     # -- files --
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from apps.storage import keys, space
+from apps.storage import engine, keys, space
 from apps.storage.engine import Packed
 from apps.storage.models import Chunk, Holder, Share
 
@@ -193,6 +193,61 @@ def push(batches: dict[Holder, list[bytes]]) -> dict[Holder, Pushed]:
     with ThreadPoolExecutor(min(PUT_WORKERS, len(batches)), "storage-put") as pool:
         futures = {h: pool.submit(one, h, s) for h, s in batches.items()}
         return {h: f.result() for h, f in futures.items()}
+
+
+@dataclass
+class Placed:
+    """A new chunk after placing: its Share rows' fields, its state, shares left pending."""
+
+    packed: Packed
+    shares: list[dict]
+    state: str
+    pending: int
+
+
+def place_batch(
+    packs: list[Packed], holders: list[Holder], *, audit: bytes
+) -> tuple[list[Placed], list[str]]:
+    """Place the shares of several new chunks, one put per holder for them all (a holder's
+    answer costs more than a share's bytes). Shares not kept go to the outbox, PENDING. The
+    holders' problems in words come back with the chunks."""
+    plans = []
+    batches: dict[Holder, list[bytes]] = defaultdict(list)
+    for packed in packs:
+        chosen = place_chunk(packed, holders)
+        for index, holder in chosen:
+            if holder is not None:
+                batches[holder].append(packed.shares[index])
+                holder.used += len(packed.shares[index])  # the next chunk's choice sees it
+        plans.append((packed, chosen))
+    pushed = push(dict(batches))
+    problems = [r.problem for r in pushed.values() if r.problem is not None]
+    at = now_ms()
+    out = []
+    for packed, chosen in plans:
+        shares, placed = [], 0
+        for index, holder in chosen:
+            share, digest = packed.shares[index], packed.digests[index]
+            kept = holder is not None and digest in pushed[holder].kept
+            placed += kept
+            if not kept:
+                outbox_put(share)
+            shares.append(
+                {
+                    "index": index,
+                    "holder": holder.pk if holder is not None else None,
+                    "digest": digest.hex(),
+                    "size": len(share),
+                    "state": Share.State.PLACED if kept else Share.State.PENDING,
+                    "placed_ms": at if kept else None,
+                    "answers": engine.audit_answers(
+                        share, digest, audit=audit, start=0, rounds=engine.AUDIT_ROUNDS
+                    ),
+                }
+            )
+        state = chunk_state(placed, packed.k, packed.n)
+        out.append(Placed(packed, shares, state, len(chosen) - placed))
+    return out, problems
 
 
 def chunk_state(placed: int, k: int, n: int) -> str:

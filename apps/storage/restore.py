@@ -18,14 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from apps.core.models import Thread
 from apps.storage import engine, jobs, keys, placement, space
 from apps.storage.models import Chunk, FileEntry, Holder, Job, Share, Snapshot
 from apps.storage.space import StorageError
-from apps.storage.walk import inside, path_safe, problems_words
+from apps.storage.walk import inside, path_safe, paths_check, problems_words, target_check
 
 logger = logging.getLogger(__name__)
 
@@ -247,37 +246,6 @@ def file_stream(snapshot: str, path: str) -> Iterator[bytes]:
 
 
 # -- starting -----------------------------------------------------------------------------------
-
-
-def target_check(target: str) -> Path:
-    if not target or not target.strip() or "\x00" in target:
-        raise StorageError("invalid", "Say which folder to restore into.")
-    given = Path(target.strip()).expanduser()
-    if not given.is_absolute():
-        raise StorageError("invalid", "Give the folder's full path (starting with /).")
-    path = Path(os.path.realpath(given))
-    if inside(path, Path(settings.DATA_DIR)) or inside(Path(settings.DATA_DIR), path):
-        raise StorageError(
-            "invalid", "That folder holds this node's own data; restore into another."
-        )
-    if path.exists():
-        if not path.is_dir():
-            raise StorageError("invalid", f"{given} is a file; restore into a new folder.")
-        if any(path.iterdir()):
-            raise StorageError("invalid", "That folder is not empty; restore into a new folder.")
-    return path
-
-
-def paths_check(paths: list[str] | None) -> list[str]:
-    out = []
-    for path in paths or []:
-        clean = path.strip().strip("/")
-        if not clean:
-            continue
-        if not path_safe(clean):
-            raise StorageError("invalid", f"{path!r} is not a path inside the backup.")
-        out.append(clean)
-    return out
 
 
 def restore_start(*, snapshot: str, target: str, paths: list[str] | None = None) -> Job:

@@ -1,4 +1,5 @@
-"""The tree walk of a backup and the path checks of a restore (pure file-system work, no rows).
+"""The file-system side of backups: the tree walk, and the checks of the folders and paths a
+person names (the folder to back up, the folder to restore into, a manifest's paths). No rows.
 
 The walk never follows a symbolic link (a link is recorded with its target), keeps folders,
 skips sockets, devices and fifos (counted), and tolerates what vanishes or cannot be read while
@@ -13,7 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from django.conf import settings
+
+from apps.storage.space import StorageError
+
 FILE, DIR, LINK = "file", "dir", "link"
+DATA_DIR_WORDS = "That folder holds this node's own data; back up another."
 PROBLEMS_SHOWN = 20  # problems listed by name; the rest are counted
 
 
@@ -129,3 +135,60 @@ def inside(path: Path, folder: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+# -- the folders a person names -------------------------------------------------------------------
+
+
+def source_check(path: str) -> Path:
+    """The folder to back up, resolved, or StorageError in words."""
+    if not path or not path.strip():
+        raise StorageError("invalid", "Say which folder to back up.")
+    if "\x00" in path:
+        raise StorageError("invalid", "That is not a folder's name.")
+    given = Path(path.strip()).expanduser()
+    if not given.is_absolute():
+        raise StorageError("invalid", "Give the folder's full path (starting with /).")
+    source = Path(os.path.realpath(given))
+    if not source.exists():
+        raise StorageError("invalid", f"There is no folder at {given}.")
+    if not source.is_dir():
+        raise StorageError(
+            "invalid", f"{given} is a file, not a folder: back up the folder that holds it."
+        )
+    if not os.access(source, os.R_OK | os.X_OK):
+        raise StorageError("invalid", f"This node cannot read {given}: check its permissions.")
+    if inside(source, Path(settings.DATA_DIR)):
+        raise StorageError("invalid", DATA_DIR_WORDS)
+    return source
+
+
+def target_check(target: str) -> Path:
+    if not target or not target.strip() or "\x00" in target:
+        raise StorageError("invalid", "Say which folder to restore into.")
+    given = Path(target.strip()).expanduser()
+    if not given.is_absolute():
+        raise StorageError("invalid", "Give the folder's full path (starting with /).")
+    path = Path(os.path.realpath(given))
+    if inside(path, Path(settings.DATA_DIR)) or inside(Path(settings.DATA_DIR), path):
+        raise StorageError(
+            "invalid", "That folder holds this node's own data; restore into another."
+        )
+    if path.exists():
+        if not path.is_dir():
+            raise StorageError("invalid", f"{given} is a file; restore into a new folder.")
+        if any(path.iterdir()):
+            raise StorageError("invalid", "That folder is not empty; restore into a new folder.")
+    return path
+
+
+def paths_check(paths: list[str] | None) -> list[str]:
+    out = []
+    for path in paths or []:
+        clean = path.strip().strip("/")
+        if not clean:
+            continue
+        if not path_safe(clean):
+            raise StorageError("invalid", f"{path!r} is not a path inside the backup.")
+        out.append(clean)
+    return out

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.storage import backup, engine, hold, jobs, placement, space
+from apps.storage import backup, engine, hold, jobs, placement, space, walk
 from apps.storage.models import Chunk, FileEntry, Holder, Job, Share, Snapshot
 from apps.storage.space import StorageError
 from tests.core.threads.conftest import log_size
@@ -189,7 +189,7 @@ def test_a_file_or_the_nodes_own_data_is_refused(node, data_dir, tmp_path) -> No
     for inside in (data_dir, data_dir / "sub"):
         with pytest.raises(StorageError) as caught:
             backup.backup_start(path=str(inside))
-        assert caught.value.words == backup.DATA_DIR_WORDS
+        assert caught.value.words == walk.DATA_DIR_WORDS
 
 
 def test_a_second_backup_of_a_folder_waits_for_the_first(node, tmp_path) -> None:
