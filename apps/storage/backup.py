@@ -306,7 +306,9 @@ class _Run:
         self.files_done += 1
 
     def read_all(self, files: list[_File]) -> None:
-        packer = engine.Packer(dedup=self.dedup, seal_root=self.seal, workers=PACK_WORKERS)
+        packer = engine.Packer(
+            dedup=self.dedup, seal_root=self.seal, workers=PACK_WORKERS, audit=self.audit
+        )
         for chunk, packed in packer.pack_all(self.pieces(files), skip=self.skip):
             work, size, last = self.order.popleft()
             if packed is not None:

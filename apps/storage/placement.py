@@ -240,7 +240,10 @@ def place_batch(
                     "size": len(share),
                     "state": Share.State.PLACED if kept else Share.State.PENDING,
                     "placed_ms": at if kept else None,
-                    "answers": engine.audit_answers(
+                    # Made on the packing threads when the Packer had the audit key.
+                    "answers": packed.answers[index]
+                    if packed.answers
+                    else engine.audit_answers(
                         share, digest, audit=audit, start=0, rounds=engine.AUDIT_ROUNDS
                     ),
                 }
