@@ -320,13 +320,17 @@ def job_wait(
     return found
 
 
-def backup(peer: Peer, path: Path, label: str = "", *, timeout: float = JOB_WAIT) -> dict:
-    """A backup through the API, followed to its end: the finished job (with its timing)."""
+def _followed(peer: Peer, start: Any, timeout: float) -> dict[str, Any]:
+    # A job started by ``start()`` and followed to its end, with its seconds.
     started = time.monotonic()
-    made = backup_start(peer, path, label)
-    done = job_wait(peer, made["id"], timeout=timeout)
+    done = job_wait(peer, start()["id"], timeout=timeout)
     done["seconds"] = round(time.monotonic() - started, 1)
     return done
+
+
+def backup(peer: Peer, path: Path, label: str = "", *, timeout: float = JOB_WAIT) -> dict:
+    """A backup through the API, followed to its end: the finished job (with its timing)."""
+    return _followed(peer, lambda: backup_start(peer, path, label), timeout)
 
 
 def snapshots(peer: Peer) -> list[dict[str, Any]]:
@@ -367,11 +371,8 @@ def restore_start(
 def restore(
     peer: Peer, snapshot_id: str, target: Path, *, timeout: float = JOB_WAIT
 ) -> dict[str, Any]:
-    started = time.monotonic()
-    made = restore_start(peer, snapshot_id, target)
-    done = job_wait(peer, made["id"], timeout=timeout)
-    done["seconds"] = round(time.monotonic() - started, 1)
-    return done
+    """A restore through the API, followed to its end: the finished job (with its timing)."""
+    return _followed(peer, lambda: restore_start(peer, snapshot_id, target), timeout)
 
 
 def holders(peer: Peer) -> list[dict[str, Any]]:
@@ -409,14 +410,17 @@ def holders_wait(peer: Peer, expected: list[Peer], *, timeout: float = 90.0) -> 
     return wait_for(ready, timeout=timeout, interval=0.5, what="the holders to be active")
 
 
-def holder_invite(peer: Peer, *, quota_mb: int) -> str:
-    return api_of(peer).post("/api/v1/storage/holders/invite/", {"quota_mb": quota_mb})["link"]
+def holder_invite(peer: Peer, *, quota_mb: int, label: str = "") -> str:
+    body = {"quota_mb": quota_mb, "label": label}
+    return api_of(peer).post("/api/v1/storage/holders/invite/", body)["link"]
 
 
 def holders_join(owner: Peer, friends: list[Peer], *, quota_mb: int) -> None:
-    """Each friend's node redeems a holder invite of ``owner``'s, like any invite."""
+    """Each friend's node redeems a holder invite of ``owner``'s, like any invite; the owner
+    names each holder after its data folder ("carol" is "Carol")."""
     for friend in friends:
-        join_thread(friend, holder_invite(owner, quota_mb=quota_mb))
+        label = friend.data_dir.name.capitalize()
+        join_thread(friend, holder_invite(owner, quota_mb=quota_mb, label=label))
 
 
 def check_now(peer: Peer) -> dict[str, Any]:
