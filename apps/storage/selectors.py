@@ -303,12 +303,10 @@ def job_get(job_id: int | str) -> Job:
 
 
 def job_view(job: Job) -> dict[str, Any]:
-    """The job as pages and the API show it: H3's ``jobs.job_view`` when it is there."""
-    try:
-        from apps.storage.jobs import job_view as view
-    except ImportError:
-        view = None
-    found: dict[str, Any] = dict(view(job)) if view is not None else {}
+    """The job as pages and the API show it (``jobs.job_view``, with the words pages use)."""
+    from apps.storage.jobs import job_view as view
+
+    found: dict[str, Any] = dict(view(job))
     percent = found.get("percent")
     if percent is None:
         percent = _percent(job)
@@ -363,26 +361,10 @@ def jobs_recent(limit: int = 5) -> list[Job]:
 
 
 def held_list() -> list[dict[str, Any]]:
-    """Parties this node holds shares for (not its own): H2's ``holding_for_others`` when it is
-    there, else the rows."""
-    try:
-        from apps.storage.hold import holding_for_others
-    except ImportError:
-        holding_for_others = None
-    if holding_for_others is not None:
-        return [p for p in holding_for_others() if p.get("active", True)]
-    own = _own_party()
-    return [
-        {
-            "party": p.party,
-            "label": p.label,
-            "used": p.used,
-            "quota": p.quota,
-            "shares": p.shares.count(),
-            "hold_thread": p.hold_thread,
-        }
-        for p in HeldParty.objects.filter(active=True).exclude(party=own)
-    ]
+    """Parties this node holds shares for (not its own)."""
+    from apps.storage.hold import holding_for_others
+
+    return [p for p in holding_for_others() if p.get("active", True)]
 
 
 def held_get(party: str) -> HeldParty:
@@ -390,15 +372,6 @@ def held_get(party: str) -> HeldParty:
     if found is None or not found.hold_thread:
         raise StorageError("not_found", "This node holds no backups for them.")
     return found
-
-
-def _own_party() -> str:
-    try:
-        from apps.storage.keys import party_id
-
-        return party_id(space.master_secret()).hex()
-    except Exception:  # locked or unclaimed: no own party to leave out
-        return ""
 
 
 def own_quota() -> int:

@@ -15,7 +15,7 @@ from django.test import Client
 
 from apps.storage.models import Job
 from tests.checklist.conftest import browser, owner_user  # noqa: F401 - fixtures
-from tests.storage.test_pages import MB, needs, seed_holders, seed_snapshot
+from tests.storage.test_pages import MB, seed_holders, seed_snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -205,7 +205,6 @@ def test_a_page_past_the_end_is_empty_not_an_error(api) -> None:
     assert page["total"] == 4
 
 
-@needs("restore", "H3")
 def test_a_download_of_a_folder_or_a_missing_file_is_a_404(api) -> None:
     snap = seed_snapshot()
     url = API + f"snapshots/{snap.pk}/download/"
@@ -214,7 +213,6 @@ def test_a_download_of_a_folder_or_a_missing_file_is_a_404(api) -> None:
     assert api.get(url).status_code == 404
 
 
-@needs("restore", "H3")
 def test_a_restore_into_a_folder_that_is_not_empty_is_refused(api, tmp_path) -> None:
     snap = seed_snapshot()
     there = tmp_path / "there"
@@ -278,20 +276,11 @@ def test_prune_says_what_it_did(api) -> None:
 
 
 def test_a_check_with_nothing_backed_up_is_a_conflict_in_words(api) -> None:
-    if not (needs_ok("audit") and needs_ok("repair")):
-        pytest.skip("audit.py and repair.py (H4) have not landed yet")
     answer = post(api, API + "holders/check/")
     assert answer.status_code == 409
     assert "Nothing is backed up yet" in words(answer)
 
 
-def needs_ok(module: str) -> bool:
-    from tests.storage.test_pages import landed
-
-    return landed(module)
-
-
-@needs("hold", "H2")
 def test_an_invite_link_is_made_and_not_cached(api) -> None:
     made = post(api, API + "holders/invite/", {"quota_mb": 1024, "label": "Sam"})
     assert made.status_code == 201, made.content

@@ -9,6 +9,7 @@ a joined holding leaves it (``hold_for``)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,9 @@ def _log(thread) -> list[bytes]:
     return [bytes(raw) for (raw,) in rows]
 
 
+_SERVING = threading.Lock()
+
+
 class Friend:
     """Bob's node, in this process: its device key, and whether it answers."""
 
@@ -63,7 +67,8 @@ class Friend:
             raise AppRequestError("unreachable", "No connection to that node.")
         self.requests += 1
         asker = space.device_key()
-        with pytest.MonkeyPatch.context() as mp:
+        # One at a time: a patch made from two threads at once is left behind for later tests.
+        with _SERVING, pytest.MonkeyPatch.context() as mp:
             # Bob's node: its own device, and a party of its own (not the owner's).
             mp.setattr(serve, "_own_device", lambda: self.device)
             mp.setattr(held, "own_party_id", lambda: None)

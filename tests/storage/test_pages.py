@@ -8,7 +8,6 @@ other helpers' services do is tested where it lands, and skipped here until then
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import time
 import uuid
@@ -18,7 +17,7 @@ import pytest
 from django.test import Client
 
 from apps.storage import space
-from apps.storage.models import Chunk, FileEntry, HeldParty, Holder, Job, Share, Snapshot
+from apps.storage.models import Chunk, FileEntry, Holder, Job, Share, Snapshot
 from tests.checklist.conftest import browser, owner_user  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,16 +27,6 @@ HOLDERS = "/node/storage/holders/"
 HEX_ID = re.compile(r"(?<![0-9A-Za-z])(?=[0-9a-f]*[a-f])[0-9a-f]{12,}(?![0-9A-Za-z])")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 MB = 1 << 20
-
-
-def landed(module: str) -> bool:
-    return importlib.util.find_spec(f"apps.storage.{module}") is not None
-
-
-def needs(module: str, who: str):
-    return pytest.mark.skipif(
-        not landed(module), reason=f"apps.storage.{module} ({who}) has not landed yet"
-    )
 
 
 def visible(html: str) -> str:
@@ -187,7 +176,6 @@ def test_the_backup_form_refuses_a_relative_path_in_words(browser) -> None:  # n
     assert not Job.objects.exists()
 
 
-@needs("backup", "H3")
 def test_a_folder_that_does_not_exist_is_refused_in_words(browser, tmp_path) -> None:  # noqa: F811
     page = browser.post(BACKUPS + "backup/", {"path": str(tmp_path / "nope"), "label": ""})
     assert page.status_code == 400
@@ -263,7 +251,6 @@ def test_the_restore_form_refuses_a_relative_target(browser) -> None:  # noqa: F
     assert "starting with “/”" in visible(page.content.decode())
 
 
-@needs("restore", "H3")
 def test_a_restore_into_a_non_empty_folder_is_refused_in_words(browser, tmp_path) -> None:  # noqa: F811
     snapshot = seed_snapshot()
     (tmp_path / "there.txt").write_text("mine")
@@ -275,7 +262,6 @@ def test_a_restore_into_a_non_empty_folder_is_refused_in_words(browser, tmp_path
     assert "Traceback" not in page.content.decode()
 
 
-@needs("restore", "H3")
 def test_a_download_of_a_folder_or_nothing_is_a_404(browser) -> None:  # noqa: F811
     snapshot = seed_snapshot()
     url = f"/node/storage/snapshots/{snapshot.pk}/download/"
@@ -342,7 +328,6 @@ def test_retention_is_refused_below_zero_in_words(browser) -> None:  # noqa: F81
     assert "Enter a whole number" in text
 
 
-@needs("retention", "H4")
 def test_retention_is_saved_and_shown(browser) -> None:  # noqa: F811
     seed_holders()
     keep = {"keep_last": "3", "keep_daily": "0", "keep_weekly": "2", "keep_monthly": "6"}
@@ -352,7 +337,6 @@ def test_retention_is_saved_and_shown(browser) -> None:  # noqa: F811
     assert retention() == {k: int(v) for k, v in keep.items()}
 
 
-@needs("hold", "H2")
 def test_an_invite_link_is_shown_once_with_its_qr_code(browser) -> None:  # noqa: F811
     page = browser.post(HOLDERS + "invite/", {"quota_mb": "2048", "label": "Sam"})
     assert page.status_code == 200
@@ -388,16 +372,6 @@ def test_a_friends_node_lists_whom_it_holds_for_with_a_form(browser, monkeypatch
     assert missing.status_code == 404
 
 
-def test_held_parties_are_the_others_not_this_nodes_own(node) -> None:
-    from apps.storage.selectors import held_list
-
-    if landed("hold"):
-        pytest.skip("H2's holding_for_others answers this: tested with hold.py")
-    HeldParty.objects.create(party="cd" * 32, hold_thread="01" * 32, label="Alice", quota=MB)
-    HeldParty.objects.create(party="ef" * 32, label="", quota=MB, active=False)
-    assert [p["label"] for p in held_list()] == ["Alice"]
-
-
 def test_pages_need_a_login(node) -> None:
     client = Client()
     for url in (BACKUPS, HOLDERS, f"/node/storage/snapshots/{uuid.uuid4()}/"):
@@ -417,7 +391,6 @@ def test_check_words_say_what_was_found() -> None:
     assert "nothing to check" in check_words({"holders": 0}, {})
 
 
-@needs("audit", "H4")
 def test_check_holders_now_says_what_it_found(browser, tmp_path) -> None:  # noqa: F811
     from apps.storage.backup import backup_start
     from apps.storage.jobs import job_run

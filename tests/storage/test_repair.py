@@ -10,6 +10,7 @@ real handler (``serve.serve``) as that friend's device; they keep their shares i
 from __future__ import annotations
 
 import os
+import threading
 
 import nacl.signing
 import pytest
@@ -24,6 +25,9 @@ from tests.storage.support import hold_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NAMES = ("Bob", "Carol", "Dan", "Eve", "Fay")
+
+
+_SERVING = threading.Lock()
 
 
 class Friends:
@@ -62,7 +66,9 @@ class Friends:
         if peer_id in self.offline:
             raise AppRequestError("unreachable", "No connection to that node.")
         device = self.devices[peer_id]
-        with pytest.MonkeyPatch.context() as mp:
+        # Restores fetch from several holders at once: patching the module from two threads
+        # at a time would leave the other's patch behind for later tests.
+        with _SERVING, pytest.MonkeyPatch.context() as mp:
             mp.setattr(serve, "_own_device", lambda: device)
             mp.setattr(held, "own_party_id", lambda: None)
             try:
