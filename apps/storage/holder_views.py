@@ -32,7 +32,6 @@ HOLDER_STATE = {
     Holder.State.ACTIVE: "holding",
     Holder.State.UNREACHABLE: "not reachable lately",
     Holder.State.FAILING: "failed a check",
-    Holder.State.FULL: "full",
 }
 
 

@@ -124,12 +124,13 @@ class Holder(ReplicatedModel):
         DEVICE = "device", "your device"
         PEER = "peer", "a friend's node"
 
+    # A holder whose quota is reached stays active (it is still audited and still keeps what it
+    # has); placement skips it for lack of room and the pages say it is full.
     class State(models.TextChoices):
         INVITED = "invited", "invited"
         ACTIVE = "active", "active"
         UNREACHABLE = "unreachable", "not reachable"
         FAILING = "failing", "failed a check"
-        FULL = "full", "quota reached"
         LEFT = "left", "no longer holds"
 
     kind = models.CharField(max_length=8, choices=Kind.choices)

@@ -254,7 +254,7 @@ def warnings(views: list[HolderView] | None = None) -> list[str]:
             said.append(f"{name} has not answered lately: its copies cannot be checked.")
         elif state == Holder.State.FAILING:
             said.append(f"{name} failed a check: the shares it held are being placed again.")
-        elif state == Holder.State.FULL or (view.holder.quota and view.fill >= FULL_WARN):
+        elif view.holder.quota and view.fill >= FULL_WARN:
             said.append(
                 f"{name} is {min(100, round(view.fill * 100))}% full: ask for more room or add "
                 "another holder."
