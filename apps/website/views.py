@@ -74,7 +74,7 @@ USES: dict[str, Use] = {
             "List things for sale, make offers and settle with escrow and shipping, without a "
             "marketplace taking a cut.",
             "online marketplaces and auction sites",
-            "classifieds",
+            "market",
         ),
         Use(
             "distributed-storage",
@@ -90,7 +90,7 @@ USES: dict[str, Use] = {
             "A health record the patient holds, with access for care providers granted by a QR "
             "code and revoked at any time.",
             "patient portals, one per clinic",
-            "medical_records",
+            "medical",
         ),
         Use(
             "community-voting",
@@ -106,7 +106,7 @@ USES: dict[str, Use] = {
             "Credit between people who trust each other, kept as two-party tallies both sides "
             "sign.",
             "banks and payment platforms",
-            "currency",
+            "ledger",
         ),
     )
 }
