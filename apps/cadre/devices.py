@@ -88,6 +88,6 @@ def device_remove(*, device: str) -> None:
     from apps.cadre import mirror_client
 
     try:
-        mirror_client.rosters_step()
+        mirror_client.rosters_step(urgent=True)
     except Exception:  # a mirror away is told at the worker's next round
         logger.info("telling the mirrors of a removal failed", exc_info=True)

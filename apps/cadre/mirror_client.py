@@ -149,9 +149,13 @@ def _due(device: str, digest: bytes, now: float) -> bool:
     return sent.digest != digest or now - sent.at >= PUSH_EVERY
 
 
-def rosters_step() -> None:
+def rosters_step(*, urgent: bool = False) -> None:
     """Worker step: send each active mirror of the party its assignment when it changed, or
-    every ``PUSH_EVERY`` seconds; certify the mirror with the proofs it answers."""
+    every ``PUSH_EVERY`` seconds; certify the mirror with the proofs it answers.
+
+    ``urgent``: send now, even to a mirror whose last push failed and is backing off. A
+    removal uses it: a mirror left waiting for its retry would pass the removed device what is
+    written meanwhile."""
     if settings.SEREUS.mirror or control.control_thread() is None:
         return
     mirrors = [d for d in control.party_devices() if d.kind == PartyDevice.Kind.MIRROR]
@@ -161,7 +165,7 @@ def rosters_step() -> None:
     digest = crypto.blake2b256(codec.encode({"threads": threads}))
     now = time.monotonic()
     for mirror in mirrors:
-        if not _due(mirror.device, digest, now):
+        if not urgent and not _due(mirror.device, digest, now):
             continue
         try:
             certified = assign(mirror, threads)
