@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "apps.medical",
     "apps.cadre",
     "apps.storage",
+    "apps.identity",
     "apps.website",
     "django.contrib.admin",
     "django.contrib.auth",
