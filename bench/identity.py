@@ -41,6 +41,7 @@ from tests.support.p2p import Peer
 KIND = "sport"
 CLAIMS, ATTESTATIONS, MEMBERS = 10_000, 50_000, 200
 RETRACTED, CHALLENGED = 500, 100
+FLAG_AFTER = 5  # in force in the big club: some witnesses flagged, most not
 JWS_LENGTH = 700  # about the length of a real endorsement (compact JWS of an OB 3.0 credential)
 
 
@@ -165,15 +166,10 @@ def _between_nodes(folder: Path, count: int) -> dict[str, Any]:
 # -- (b) witness standing over a big thread -------------------------------------------------------
 
 
-def _id_for(member: bytes, seed: bytes) -> str:
-    from apps.core.thread.rowid import row_id_for
-
-    return row_id_for(member, seed).hex
-
-
 def _rows(rng: random.Random) -> dict[str, list[tuple]]:
     """The rows of a busy club, as the node's tables hold them."""
     from apps.core.thread.rowid import member_tag, row_id_new
+    from apps.identity import formats
 
     members = [rng.randbytes(32) for _ in range(MEMBERS)]
     jws = "e" * JWS_LENGTH
@@ -188,7 +184,7 @@ def _rows(rng: random.Random) -> dict[str, list[tuple]]:
         claims.append((claim, KIND, f"Race {n}", "", "2026-10-04", "Berlin", "[]", 0))
         for witness in rng.sample([m for m in members if m != subject], per_claim):
             verdict = "disputed" if rng.random() < 0.1 else "witnessed"
-            pk = _id_for(witness, b"identity-attest" + bytes.fromhex(claim))
+            pk = formats.attestation_id(witness, claim)
             attestations.append((pk, claim, "d" * 64, verdict, "", jws))
             if verdict == "witnessed":
                 witnessed.setdefault(claim, []).append(pk)
@@ -196,7 +192,7 @@ def _rows(rng: random.Random) -> dict[str, list[tuple]]:
     retractions = []
     for pk, *_ in rng.sample(attestations, RETRACTED):
         author = by_tag[pk[20:]]  # the witness: the row tag in the attestation's id
-        retractions.append((_id_for(author, b"identity-retract" + bytes.fromhex(pk)), pk, ""))
+        retractions.append((formats.retraction_id(author, pk), pk, ""))
     challenges, outcomes = [], []
     for n, claim in enumerate(rng.sample(sorted(witnessed), CHALLENGED)):
         challenger = rng.choice([m for m in members if m != subjects[claim]])
@@ -205,11 +201,9 @@ def _rows(rng: random.Random) -> dict[str, list[tuple]]:
             (challenge, claim, None, subjects[claim].hex(), "Again", "", "poll", "[]", None)
         )
         winner = "challenger" if n % 2 == 0 else "defendant"
-        outcomes.append(
-            (_id_for(challenger, b"outcome" + bytes.fromhex(challenge)), challenge, winner)
-        )
+        outcomes.append((formats.outcome_id(challenger, challenge), challenge, winner))
     tags = [(member_tag(m).hex(), m) for m in members]
-    settings = [(row_id_new(members[0]).hex, 1, 2, 2)]
+    settings = [(row_id_new(members[0]).hex, 1, 2, FLAG_AFTER)]
     return {
         "sereus_members": tags,
         "identity_setting": settings,
@@ -295,6 +289,7 @@ def _standing(folder: Path, repeat: int) -> dict[str, Any]:
             cursor.execute(PLAIN)
             return cursor.fetchall()
 
+    states = _best(lambda: standing.claim_states(alias), 1)
     counted = plain()
     floor = _best(plain, repeat)
     assert sum(c for _, c in counted) == ATTESTATIONS
@@ -313,6 +308,7 @@ def _standing(folder: Path, repeat: int) -> dict[str, Any]:
         "standing_s": round(took, 4),
         "plain_aggregate_s": round(floor, 4),
         "ratio": round(ratio, 1),
+        "claim_states_all_s": round(states, 4),
         "figures": [
             figure(
                 f"witness standing over {CLAIMS} claims and {ATTESTATIONS} attestations "
