@@ -1,0 +1,18 @@
+"""The profile pages (namespace ``identity_profile``), with the node's other pages under /node/."""
+
+from django.urls import path
+
+from apps.identity import profile_views
+
+app_name = "identity_profile"
+
+PROFILE = "node/profile/"
+PEOPLE = "node/threads/<str:thread_id>/people/"
+
+urlpatterns = [
+    path(PROFILE, profile_views.profile_page, name="profile"),
+    path(PROFILE + "share/", profile_views.share, name="share"),
+    path(PROFILE + "unshare/", profile_views.unshare, name="unshare"),
+    path(PEOPLE, profile_views.thread_people, name="thread_people"),
+    path(PEOPLE + "<str:member>/", profile_views.thread_profile, name="thread_profile"),
+]
