@@ -16,3 +16,15 @@ def club(node, tmp_path: Path) -> Club:  # noqa: F811
     """Alice's (this node's) climbing club with Dana (admin), Eli, Fay and Gus (writers),
     identity and voting enabled and the kind "race"."""
     return club_make(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def no_identity_worker():
+    """The outcome duty runs when a test calls it (``services.outcomes_due``), not on a worker
+    thread behind the test's back (it would reach a database the test has not opened to it)."""
+    from apps.core.threads.signals import ops_written
+    from apps.identity import duties
+
+    ops_written.disconnect(dispatch_uid="identity-duties")
+    yield
+    duties.install()
