@@ -11,6 +11,7 @@ import json
 import pytest
 
 from apps.core.thread import payloads as p
+from apps.core.thread.lww import materialize
 from apps.core.thread.ordered_data import ordered_validators
 from apps.core.thread.writer import WriteError
 from apps.identity import formats, rules
@@ -19,9 +20,12 @@ from apps.identity.policy import (
     AUTHORITY,
     CLAIM,
     KIND,
+    RETRACTION,
     SETTING,
+    SHARED,
     TABLES,
 )
+from tests.core.thread.conftest import rid
 from tests.identity.rules_support import (
     Group,
     attestation,
@@ -29,7 +33,9 @@ from tests.identity.rules_support import (
     claim_cols,
     club,
     kind,
+    retraction,
     setting,
+    shared,
     write,
 )
 from tests.support.replica_groups import (
@@ -257,9 +263,11 @@ def test_ten_evidence_files_are_accepted(group):
 def test_a_claim_is_its_subjects_never_edited_and_only_withdrawn_by_them(group):
     pk, change = claim(group.carol)
     write(group, group.carol, change)
-    # Dave makes a claim under Carol's id: refused before any rule (the id names Carol).
+    # Dave writes a claim under Carol's id: it is Carol's claim, and claims are never edited.
     squat = forged(group, group.dave, p.RowChange(CLAIM, pk, p.UPSERT, claim_cols(title="Mine")))
-    refused_alike(group, squat)
+    refused_everywhere(
+        group, squat, "a claim is never edited: withdraw it and make a new one", CLAIM
+    )
     edited = forged(group, group.carol, p.RowChange(CLAIM, pk, p.UPSERT, {"title": "Better"}))
     refused_everywhere(
         group, edited, "a claim is never edited: withdraw it and make a new one", CLAIM
@@ -274,3 +282,201 @@ def test_a_claim_is_its_subjects_never_edited_and_only_withdrawn_by_them(group):
     refused_everywhere(group, back, "a withdrawn claim stays withdrawn", CLAIM)
     late = forged(group, group.dave, attestation(group.dave, group.carol, pk, claim_cols()))
     refused_everywhere(group, late, "the claim was withdrawn", ATTESTATION)
+
+
+# -- attestations and retractions --------------------------------------------------------------
+
+
+@pytest.fixture
+def claimed(group) -> tuple[Group, str, dict]:
+    pk, change = claim(group.carol)
+    write(group, group.carol, change)
+    return group, pk, claim_cols()
+
+
+def test_a_subject_attesting_their_own_claim_is_refused_everywhere(claimed):
+    group, pk, row = claimed
+    own = attestation(group.carol, group.carol, pk, row)
+    with pytest.raises(WriteError, match="you cannot attest your own claim"):
+        group.carol.write_data([own])
+    refused_everywhere(group, forged(group, group.carol, own), rules.OWN_CLAIM, ATTESTATION)
+
+
+def test_a_witness_attesting_twice_is_refused_everywhere(claimed):
+    group, pk, row = claimed
+    first = write(group, group.dave, attestation(group.dave, group.carol, pk, row))
+    again = attestation(group.dave, group.carol, pk, row, "disputed", "changed my mind")
+    with pytest.raises(WriteError):
+        group.dave.write_data([again])
+    second = forged(group, group.dave, again)
+    refused_alike(group, second)  # the policy refuses a change of a written-once row
+    # The same attestation under an id of Dave's choosing is a second word all the same.
+    other = p.RowChange(ATTESTATION, rid(group.dave, "again"), p.UPSERT, dict(again.cols))
+    refused_everywhere(
+        group,
+        forged(group, group.dave, other),
+        "a witness gives one word per claim, under the id that follows from both",
+        ATTESTATION,
+    )
+    replicas = accepted_everywhere(group, first)
+    rows = materialize(replicas[0].accepted_data())[ATTESTATION]
+    assert [r["verdict"] for r in rows.values()] == ["witnessed"]
+
+
+def test_an_attestation_over_a_different_claim_hash_is_refused_everywhere(claimed):
+    group, pk, row = claimed
+    other = {**row, "title": "Climbed the south face"}
+    # The digest column names another version of the claim (and the endorsement with it).
+    change = attestation(group.dave, group.carol, pk, other)
+    with pytest.raises(WriteError, match="over another version of the claim"):
+        group.dave.write_data([change])
+    refused_everywhere(
+        group,
+        forged(group, group.dave, change),
+        "the attestation is over another version of the claim",
+        ATTESTATION,
+    )
+    # The right digest in the column, but the endorsement signed over another one.
+    change = attestation(group.dave, group.carol, pk, row, signed_row=other)
+    refused_everywhere(
+        group,
+        forged(group, group.dave, change),
+        "the endorsement says something else than the attestation",
+        ATTESTATION,
+    )
+
+
+def test_an_endorsement_not_the_witnesses_own_or_not_its_columns_is_refused(claimed):
+    group, pk, row = claimed
+    # Erin's signature under Dave's attestation.
+    change = attestation(group.dave, group.carol, pk, row, signer=group.erin)
+    refused_everywhere(
+        group,
+        forged(group, group.dave, change),
+        "the endorsement's signature does not verify",
+        ATTESTATION,
+    )
+    # The endorsement says "witnessed", the column "disputed".
+    change = attestation(group.dave, group.carol, pk, row)
+    cols = {**change.cols, "verdict": "disputed"}
+    refused_everywhere(
+        group,
+        forged(group, group.dave, p.RowChange(ATTESTATION, change.pk, p.UPSERT, cols)),
+        "the endorsement says something else than the attestation",
+        ATTESTATION,
+    )
+    # An endorsement naming another member as the subject.
+    change = attestation(group.dave, group.erin, pk, row)
+    refused_everywhere(
+        group,
+        forged(group, group.dave, change),
+        "the endorsement does not name the claim's subject",
+        ATTESTATION,
+    )
+    bad = {**attestation(group.dave, group.carol, pk, row).cols, "verdict": "maybe"}
+    refused_everywhere(
+        group,
+        forged(group, group.dave, p.RowChange(ATTESTATION, change.pk, p.UPSERT, bad)),
+        "a witness says the claim is witnessed or disputed",
+        ATTESTATION,
+    )
+
+
+def test_a_retracted_attestation_is_never_given_again(claimed):
+    group, pk, row = claimed
+    change = attestation(group.dave, group.carol, pk, row)
+    given = write(group, group.dave, change)
+    taken = write(group, group.dave, retraction(group.dave, change.pk, "I was not there"))
+    accepted_everywhere(group, given, taken)
+    with pytest.raises(WriteError):
+        group.dave.write_data([change])
+    again = forged(group, group.dave, change)
+    # Its id is the one already given: a change of a written-once row, which the policy
+    # refuses (the rule says "you retracted your word" to one that escapes the policy).
+    assert refused_alike(group, again) == "role writer may not update own rows of " + ATTESTATION
+    twice = forged(group, group.dave, retraction(group.dave, change.pk, "really"))
+    refused_alike(group, twice)
+    # Erin takes back Dave's word: refused, whatever id she writes it under.
+    for pk_of in (group.erin, group.dave):
+        stolen = retraction(group.erin, change.pk)
+        if pk_of is group.dave:
+            stolen = p.RowChange(stolen.table, rid(group.erin, "take"), p.UPSERT, stolen.cols)
+        refused_everywhere(
+            group,
+            forged(group, group.erin, stolen),
+            "a witness retracts only their own word",
+            RETRACTION,
+        )
+    nothing = retraction(group.erin, rid(group.erin, "none"))
+    refused_everywhere(
+        group, forged(group, group.erin, nothing), "there is no such attestation", RETRACTION
+    )
+
+
+# -- shared profile fields ---------------------------------------------------------------------
+
+
+def test_a_shared_field_with_its_proof_is_accepted_and_deleted_only_by_its_owner(group):
+    fields = {"name": "Carol Weiss", "location": "Bern"}
+    change = shared(group.carol, group.party("carol"), "name", fields)
+    given = write(group, group.carol, change)
+    accepted_everywhere(group, given)
+    taken = forged(group, group.dave, p.RowChange(SHARED, change.pk, p.DELETE, {}))
+    refused_alike(group, taken)
+    # A reader shares too.
+    reader = shared(group.gail, group.party("gail"), "location", {"location": "Thun"})
+    accepted_everywhere(group, write(group, group.gail, reader))
+    gone = write(group, group.carol, p.RowChange(SHARED, change.pk, p.DELETE, {}))
+    accepted_everywhere(group, gone)
+    assert set(rows_everywhere(group, SHARED)) == {reader.pk}
+
+
+def test_a_shared_field_copied_from_another_member_is_refused_everywhere(group):
+    fields = {"name": "Carol Weiss"}
+    carols = shared(group.carol, group.party("carol"), "name", fields)
+    write(group, group.carol, carols)
+    # Dave writes Carol's proof, binding and all, as his own copy.
+    copied = p.RowChange(
+        SHARED, formats.shared_id(group.dave.member, "name"), p.UPSERT, carols.cols
+    )
+    with pytest.raises(WriteError, match="not bound to the member"):
+        group.dave.write_data([copied])
+    refused_everywhere(
+        group,
+        forged(group, group.dave, copied),
+        "the profile is not bound to the member who shares it",
+        SHARED,
+    )
+
+
+def test_a_shared_leaf_not_in_the_commitment_is_refused_everywhere(group):
+    change = shared(group.carol, group.party("carol"), "x-rank", {"name": "Carol Weiss"})
+    refused_everywhere(
+        group,
+        forged(group, group.carol, change),
+        "the shared field is not part of the profile's commitment",
+        SHARED,
+    )
+
+
+def test_a_members_shared_fields_come_from_one_profile_at_their_own_ids(group):
+    write(group, group.carol, shared(group.carol, group.party("carol"), "name", {"name": "C"}))
+    # Erin's profile, honestly bound to Carol's key, is still a second profile for Carol.
+    second = shared(group.carol, group.party("erin"), "location", {"location": "Bern"})
+    refused_everywhere(
+        group,
+        forged(group, group.carol, second),
+        "all of a member's shared fields come from one profile",
+        SHARED,
+    )
+    # A field shared under another name's id.
+    change = shared(group.carol, group.party("carol"), "location", {"location": "Bern"})
+    moved = p.RowChange(
+        SHARED, formats.shared_id(group.carol.member, "contact"), p.UPSERT, change.cols
+    )
+    refused_everywhere(
+        group,
+        forged(group, group.carol, moved),
+        "a member shares a field only as their own copy, under the id its name gives",
+        SHARED,
+    )
