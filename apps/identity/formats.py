@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import os
@@ -140,9 +141,17 @@ _DID_KEY = "did:key:"
 
 
 def did_key(public: bytes) -> str:
+    """The did:key of an Ed25519 key."""
     if len(public) != 32:
         raise ValueError("an Ed25519 public key is 32 bytes")
-    return _DID_KEY + "z" + base58.b58encode(_ED25519_CODEC + bytes(public)).decode("ascii")
+    return _did_key(bytes(public))
+
+
+@functools.lru_cache(maxsize=4096)
+def _did_key(public: bytes) -> str:
+    # Remembered: base58 is a third of checking an endorsement, and a thread's rules meet the
+    # same few member keys over and over (a pure function, so the cache changes no decision).
+    return _DID_KEY + "z" + base58.b58encode(_ED25519_CODEC + public).decode("ascii")
 
 
 def did_public(did: str) -> bytes:
