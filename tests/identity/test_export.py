@@ -15,7 +15,7 @@ from jwcrypto import jwk, jws
 from jwcrypto.common import JWException
 
 from apps.identity import export, formats
-from apps.identity.models import Claim
+from apps.identity.models import Accept, Claim
 from tests.identity.support import Club, owner_write
 
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -212,3 +212,49 @@ def test_an_unknown_claim_is_not_found_in_words(club: Club, claim: str) -> None:
     with pytest.raises(export.ExportError, match="no such achievement") as caught:
         export.claim_credential(thread=club.thread, claim=claim)
     assert caught.value.code == "not_found"
+
+
+def test_an_overturned_claim_does_not_export(club: Club) -> None:
+    claim = my_claim(club)
+    witnessed(club, claim, "Eli", "Fay")
+    assert export.claim_credential(thread=club.thread, claim=claim)["credential"]
+    # Gus challenges it; Dana (neither side nor a witness) judges; Alice accepts; Gus wins.
+    challenge = club.gus.challenge(defendant=club.me, claim=claim, judges=[club.dana.member])
+    club.sync()
+    accept = uuid.UUID(hex=formats.accept_id(bytes.fromhex(club.me), challenge))
+    owner_write(
+        club.thread,
+        lambda: Accept.objects.create(pk=accept, challenge=uuid.UUID(hex=challenge)),
+    )
+    club.sync()
+    club.dana.judge(challenge, "challenger", note="Not on the results list")
+    club.sync()
+    club.gus.outcome(challenge, "challenger")
+    club.sync()
+    with pytest.raises(export.ExportError, match="a challenge overturned") as caught:
+        export.claim_credential(thread=club.thread, claim=claim)
+    assert caught.value.code == "conflict"
+
+
+def test_a_flagged_witness_endorsement_is_left_out(club: Club) -> None:
+    club.dana.settings_set(1, witnesses=2, flag_after=1)
+    club.sync()
+    # Eli takes back a word on another claim: one strike flags Eli.
+    other = club.dana.claim("Climbed the north face")
+    club.sync()
+    club.eli.attest(other)
+    club.sync()
+    club.eli.retract(formats.attestation_id(club.eli.me, other), reason="I was not there")
+    club.sync()
+    claim = my_claim(club)
+    witnessed(club, claim, "Eli", "Fay")
+    with pytest.raises(export.ExportError, match="has 1 of the 2 witnesses"):
+        export.claim_credential(thread=club.thread, claim=claim)
+    witnessed(club, claim, "Gus")
+    out = export.claim_credential(thread=club.thread, claim=claim)
+    signers = set()
+    for token in out["endorsements"]:
+        parsed = jws.JWS()
+        parsed.deserialize(token)
+        signers.add(parsed.jose_header["kid"].split("#")[0])
+    assert signers == {formats.did_key(club.fay.me), formats.did_key(club.gus.me)}
