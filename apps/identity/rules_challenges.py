@@ -271,11 +271,14 @@ def judgement_rule(view: View, change: RowChange, author: Author) -> str | None:
         return "only the challenge's judges judge it"
     if change.pk != formats.judgement_id(author.member, pk):
         return "a judge judges once, under the id that follows from the challenge"
+    if view.rows(OUTCOME, challenge=pk):
+        return "the challenge is already decided"
+    if member_tag(author.member) in witness_tags(view, row.get("claim")):
+        # Named before they attested (the challenge checked it then): a witness now.
+        return "a witness of the claim does not judge its challenge"
     defendant = bytes.fromhex(str(row.get("defendant")))
     if view.get(ACCEPT, formats.accept_id(defendant, pk)) is None:
         return "the defendant has not accepted the challenge yet"
-    if view.rows(OUTCOME, challenge=pk):
-        return "the challenge is already decided"
     if change.cols.get("winner") not in SIDES:
         return "a judgement says the challenger or the defendant wins"
     if not text_ok(change.cols.get("note", ""), MAX_NOTE, required=False):

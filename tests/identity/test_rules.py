@@ -480,3 +480,32 @@ def test_a_members_shared_fields_come_from_one_profile_at_their_own_ids(group):
         "a member shares a field only as their own copy, under the id its name gives",
         SHARED,
     )
+
+
+def test_the_rules_refuse_a_second_word_even_where_the_policy_did_not_see_the_first(claimed):
+    """The policy refuses a written-once row's change when the author's first write is in the
+    op's causal past; a second device of the witness writing concurrently escapes it, so the
+    rule refuses too. Judged on the view a replica built from the real ops."""
+    from apps.core.thread.ordered import Author
+    from apps.core.thread.ordered_view import RowStore, View
+
+    group, pk, row = claimed
+    change = attestation(group.dave, group.carol, pk, row)
+    write(group, group.dave, change)
+    taken = retraction(group.dave, change.pk)
+    write(group, group.dave, taken)
+    store = RowStore()
+    for position, (table, rows) in enumerate(
+        (t, r) for t, r in materialize(group.owner.replica.accepted_data()).items()
+    ):
+        for key, values in rows.items():
+            store.put((table, key), (position,), {**values, "pk": key})
+    view = View(store, (99,))
+    dave = Author(member=group.dave.member, role="writer", rank=50)
+    said = rules.attestation_rule(view, change, dave)
+    assert said == "you retracted your word on this claim: it cannot be given again"
+    assert rules.retraction_rule(view, taken, dave) == (
+        "a retraction is final: it is never changed or undone"
+    )
+    erin = Author(member=group.erin.member, role="writer", rank=50)
+    assert rules.attestation_rule(view, attestation(group.erin, group.carol, pk, row), erin) is None

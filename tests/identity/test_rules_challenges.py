@@ -123,6 +123,10 @@ def test_judges_decide_a_challenge_the_defendant_accepted_and_a_minority_outcome
     reason = "a judgement says the challenger or the defendant wins"
     refused_everywhere(g, bad, reason, JUDGEMENT)
     one = write(g, g.bob, judgement(g.bob, cpk, "challenger"))
+    # Alice, a judge, attests the claim after the challenge named her: she no longer judges.
+    write(g, g.alice, attestation(g.alice, g.carol, pk, claim_cols()))
+    witness = forged(g, g.alice, judgement(g.alice, cpk, "defendant"))
+    refused_everywhere(g, witness, WITNESS_JUDGES, JUDGEMENT)
     # A forged outcome on one judge's word of three: a minority.
     minority = forged(g, g.erin, outcome(g.erin, cpk, "challenger"))
     reason = "a majority of the judges has not decided the challenge yet"
