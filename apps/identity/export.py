@@ -14,11 +14,13 @@ claim every replica of the thread holds verified. Nothing here writes to the thr
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import re
 import uuid
 from typing import Any
 
+from apps.core import blobs
 from apps.core.models import Thread
 from apps.core.thread import rowid
 from apps.core.threads.app_kit import app_enabled, member_key
@@ -75,9 +77,24 @@ def _valid_from(row: Claim) -> str:
     return made.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _evidence(row: Claim) -> list[dict[str, Any]]:
-    """The claim's files by name, type and size. Their sealing keys and chunks stay in the
-    thread: a credential shown to anyone must not open the thread's blobs."""
+def _content_id(thread: bytes, item: dict[str, Any]) -> str | None:
+    """A file's content as an RFC 6920 ``ni:///sha-256;...`` URI (so whoever is shown the photo
+    can check it is the one the credential names), or None if its blob is not all here."""
+    try:
+        key = bytes.fromhex(item["key"])
+        raw = bytes.fromhex(item["chunks"])
+        chunks = [raw[at : at + blobs.HASH] for at in range(0, len(raw), blobs.HASH)]
+        content = hashlib.sha256()
+        for block in blobs.open_blob(thread, key, chunks):
+            content.update(block)
+    except (KeyError, TypeError, ValueError):  # blobs.BlobError (and Missing) are ValueErrors
+        return None
+    return "ni:///sha-256;" + formats.b64url(content.digest())
+
+
+def _evidence(thread: bytes, row: Claim) -> list[dict[str, Any]]:
+    """The claim's files by content hash, name, type and size. Their sealing keys and chunks
+    stay in the thread: a credential shown to anyone must not open the thread's blobs."""
     try:
         files = json.loads(row.evidence or "[]")
     except ValueError:
@@ -87,6 +104,9 @@ def _evidence(row: Claim) -> list[dict[str, Any]]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             continue
         entry: dict[str, Any] = {"type": ["Evidence"], "name": item["name"]}
+        content = _content_id(thread, item)
+        if content is not None:
+            entry["id"] = content
         if isinstance(item.get("mime"), str) and item["mime"]:
             entry["genre"] = item["mime"]
         if isinstance(item.get("size"), int) and not isinstance(item["size"], bool):
@@ -139,7 +159,7 @@ def _criteria(state: standing.ClaimState, kind: str) -> str:
 
 
 def credential_body(
-    row: Claim, state: standing.ClaimState, did: str, endorsements: list[str]
+    thread: bytes, row: Claim, state: standing.ClaimState, did: str, endorsements: list[str]
 ) -> dict[str, Any]:
     """The OpenBadgeCredential (VC 2.0 data model) for a claim and its state."""
     digest = formats.claim_digest(row.pk.hex, {c: getattr(row, c) for c in formats.CLAIM_COLUMNS})
@@ -167,7 +187,7 @@ def credential_body(
         "validFrom": _valid_from(row),
         "credentialSubject": subject,
     }
-    evidence = _evidence(row)
+    evidence = _evidence(thread, row)
     if evidence:
         credential["evidence"] = evidence
     if endorsements:
@@ -197,6 +217,6 @@ def claim_credential(*, thread: Thread, claim: str) -> dict[str, Any]:
         raise ExportError("forbidden", "this node does not hold your key in this thread")
     digest = formats.claim_digest(row.pk.hex, {c: getattr(row, c) for c in formats.CLAIM_COLUMNS})
     endorsements = _endorsements(alias, row, state, digest)
-    credential = credential_body(row, state, formats.did_key(me), endorsements)
+    credential = credential_body(thread.thread, row, state, formats.did_key(me), endorsements)
     token = formats.jws_make(key, formats.canonical_json(credential), typ=CREDENTIAL_TYP, cty="vc")
     return {"credential": credential, "jwt": token, "endorsements": endorsements}

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import datetime
+import hashlib
+import io
 import json
 import uuid
 
@@ -14,6 +16,7 @@ import pytest
 from jwcrypto import jwk, jws
 from jwcrypto.common import JWException
 
+from apps.core import blobs
 from apps.identity import export, formats
 from apps.identity.models import Accept, Claim
 from tests.identity.support import Club, owner_write
@@ -59,13 +62,27 @@ def witnessed(club: Club, claim: str, *names: str) -> None:
     club.sync()
 
 
+def sealed_photo(club: Club, content: bytes) -> dict:
+    """A file sealed as a blob of the club, described as a claim's evidence describes it."""
+    sealed = blobs.seal(club.thread.thread, io.BytesIO(content), limit=1 << 20)
+    return {
+        "name": "medal.png",
+        "mime": "image/png",
+        "size": sealed.size,
+        "key": sealed.key.hex(),
+        "chunks": b"".join(sealed.chunks).hex(),
+    }
+
+
 def test_a_verified_claim_exports_as_a_credential_jwcrypto_verifies(club: Club) -> None:
+    photo = b"\x89PNG\r\n\x1a\n a medal" * 100
+    medal = sealed_photo(club, photo)
     claim = my_claim(
         club,
         description="Oslo marathon, 3:59",
         event_date="2026-09-20",
         place="Oslo",
-        evidence=json.dumps(FILES),
+        evidence=json.dumps([*FILES, medal]),
     )
     witnessed(club, claim, "Eli", "Fay")
     out = export.claim_credential(thread=club.thread, claim=claim)
@@ -89,17 +106,26 @@ def test_a_verified_claim_exports_as_a_credential_jwcrypto_verifies(club: Club) 
     assert achievement["name"] == "Ran a marathon"
     assert achievement["description"] == "Oslo marathon, 3:59"
     assert "2 members witnessed it" in achievement["criteria"]["narrative"]
-    # The evidence names the photo; its sealing key stays in the thread.
+    # The evidence names the photos; their sealing keys stay in the thread. The one whose blob
+    # is here is named by its content's SHA-256 (RFC 6920), so a verifier shown it can check it.
+    content_id = "ni:///sha-256;" + formats.b64url(hashlib.sha256(photo).digest())
     assert payload["evidence"] == [
         {
             "type": ["Evidence"],
             "name": "finish.jpg",
             "genre": "image/jpeg",
             "description": "1234 bytes, kept in the thread",
-        }
+        },
+        {
+            "type": ["Evidence"],
+            "id": content_id,
+            "name": "medal.png",
+            "genre": "image/png",
+            "description": f"{len(photo)} bytes, kept in the thread",
+        },
     ]
-    assert SEAL not in json.dumps(out)
-    assert "ab" * 32 not in json.dumps(out)
+    for secret in (SEAL, "ab" * 32, medal["key"], medal["chunks"]):
+        assert secret not in json.dumps(out)
     # Each endorsement is the witness's own signature over this achievement.
     assert payload["endorsementJwt"] == out["endorsements"]
     issuers = set()
