@@ -10,6 +10,7 @@ from apps.core.thread import payloads as p
 from apps.core.thread.writer import WriteError
 from apps.identity import rules
 from apps.identity.policy import ACCEPT, CHALLENGE, JUDGEMENT, OUTCOME
+from tests.core.thread.conftest import rid
 from tests.identity.rules_support import (
     Group,
     accept,
@@ -239,3 +240,39 @@ def test_a_closed_poll_decides_for_the_challenger_by_a_majority(group):
     refused_everywhere(g, wrong, reason, OUTCOME)
     accepted_everywhere(g, write(g, g.finn, outcome(g.finn, cpk, "challenger")))
     assert rules.POLL_OPTIONS == ("The defendant wins", "The challenger wins")
+
+
+def test_a_poll_decides_one_challenge_and_a_quorum_not_met_keeps_the_defendants_side(group):
+    g, pk = group
+    poll_pk, cpk, changes = _polled(g, pk, [g.alice, g.bob, g.finn], quorum=3)
+    write(g, g.erin, *changes)
+    _, reused = challenge(g.erin, g.gail, name="reused", poll=poll_pk)
+    reason = "that poll already decides another challenge"
+    refused_everywhere(g, forged(g, g.erin, reused), reason, CHALLENGE)
+    write(g, g.alice, ballot(g.alice, poll_pk, 1))
+    write(g, g.bob, ballot(g.bob, poll_pk, 1))
+    write(g, g.erin, close(g.erin, poll_pk))
+    # Two ballots of the three the quorum asks: the challenger did not carry it.
+    won = forged(g, g.erin, outcome(g.erin, cpk, "challenger"))
+    reason = "the poll decided that the defendant won, not the challenger"
+    refused_everywhere(g, won, reason, OUTCOME)
+    accepted_everywhere(g, write(g, g.carol, outcome(g.carol, cpk, "defendant")))
+
+
+def test_acceptances_and_outcomes_stand_at_the_ids_that_follow_from_their_challenge(group):
+    g, pk = group
+    cpk, change = challenge(g.erin, g.carol, claim_pk=pk, judges=(g.bob,))
+    write(g, g.erin, change)
+    moved = accept(g.carol, cpk)
+    moved = p.RowChange(ACCEPT, rid(g.carol, "accept"), p.UPSERT, moved.cols)
+    reason = "a challenge is accepted under the id that follows from it"
+    refused_everywhere(g, forged(g, g.carol, moved), reason, ACCEPT)
+    write(g, g.carol, accept(g.carol, cpk))
+    write(g, g.bob, judgement(g.bob, cpk, "defendant"))
+    moved = outcome(g.carol, cpk, "defendant")
+    moved = p.RowChange(OUTCOME, rid(g.carol, "outcome"), p.UPSERT, moved.cols)
+    reason = "an outcome is recorded under the id that follows from its challenge"
+    refused_everywhere(g, forged(g, g.carol, moved), reason, OUTCOME)
+    nothing = forged(g, g.carol, outcome(g.carol, rid(g.erin, "none"), "defendant"))
+    refused_everywhere(g, nothing, "there is no such challenge", OUTCOME)
+    accepted_everywhere(g, write(g, g.dave, outcome(g.dave, cpk, "defendant")))
