@@ -105,11 +105,11 @@ def _between_nodes(folder: Path, count: int) -> dict[str, Any]:
         _join(b, a.invite(thread))
         for app in ("voting", "identity"):
             a.api.post(f"/api/v1/threads/{thread}/apps/", {"app": app})
-        settings = {"k": 1, "flag_after": 2, "kinds": [{"slug": KIND, "label": "Sport"}]}
+        settings = {"witnesses": 1, "flag_after": 2, "kinds": [{"slug": KIND, "label": "Sport"}]}
         a.api.request("PUT", f"/api/v1/threads/{thread}/identity/settings/", settings)
         claims_path = f"/api/v1/threads/{thread}/claims/"
         wait_for(
-            lambda: b.api.get(f"/api/v1/threads/{thread}/identity/settings/")["k"] == 1,
+            lambda: b.api.get(f"/api/v1/threads/{thread}/identity/settings/")["witnesses"] == 1,
             timeout=30,
             what="the settings on B",
         )
