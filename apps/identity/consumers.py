@@ -1,0 +1,50 @@
+"""The achievements pages' live sockets: ``ws/identity/<thread>/`` re-renders the claims list,
+``.../challenges/`` the challenges, and ``.../<claim>/`` a claim's badge and its attestations
+(out-of-band swaps; never the forms, so a render does not undo what the person is typing). The
+thread page's machinery does the rest (owner only, coalesced renders whenever ops arrive or
+this node writes); a render is sent only when what it shows changed, so the badge turns
+Verified on an open page as the witnesses' attestations arrive."""
+
+from __future__ import annotations
+
+from django.template.loader import render_to_string
+
+from apps.core.models import Thread
+from apps.core.threads.app_kit import app_enabled, app_thread_find
+from apps.core.threads.consumers import AppLiveConsumer
+from apps.identity.policy import APP
+
+
+class ClaimsConsumer(AppLiveConsumer):
+    def find(self, thread_id: str) -> Thread | None:
+        thread = app_thread_find(thread_id)
+        return thread if thread is not None and app_enabled(thread, APP) else None
+
+    def render(self, thread: Thread) -> str:
+        from apps.identity.views import list_context
+
+        context = {**list_context(thread), "oob": True, "csrf_token": self._csrf_token}
+        return render_to_string("identity/_claims.html", context)
+
+
+class ChallengesConsumer(ClaimsConsumer):
+    def render(self, thread: Thread) -> str:
+        from apps.identity.views import challenges_context
+
+        context = {**challenges_context(thread), "oob": True, "csrf_token": self._csrf_token}
+        return render_to_string("identity/_challenges.html", context)
+
+
+class ClaimConsumer(ClaimsConsumer):
+    def render(self, thread: Thread) -> str:
+        from django.http import Http404
+
+        from apps.identity.views import claim_context
+
+        claim_id = self.scope["url_route"]["kwargs"]["claim_id"]
+        try:
+            context = claim_context(thread, claim_id)
+        except Http404:
+            return ""
+        context.update(oob=True, csrf_token=self._csrf_token)
+        return render_to_string("identity/_claim_live.html", context)

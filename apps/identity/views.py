@@ -1,0 +1,696 @@
+"""Achievements pages: a thread's claims (enable Identity, claim one with evidence), a claim
+(attest, retract, withdraw, challenge, the credential), challenges and duels (accept, judge),
+witness standing, and the thread's settings. Thin: forms validate, services write, refusals
+come back as messages in plain words; every action is a form that posts and redirects, and the
+live socket only saves the reload."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages as flash
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.core.models import Thread
+from apps.core.threads.app_kit import app_enabled, app_thread_find
+from apps.core.threads.pages import tabs
+from apps.core.threads.services import ThreadServiceError
+from apps.identity import evidence as evidence_files
+from apps.identity import selectors, services
+from apps.identity.forms import (
+    AttestForm,
+    AuthorityForm,
+    ChallengeForm,
+    ClaimForm,
+    JudgeForm,
+    KindForm,
+    RetractForm,
+    SettingsForm,
+)
+from apps.identity.policy import APP
+from apps.identity.selectors import ChallengeView, ClaimView, SettingsView
+
+TAKES_PART = ("owner", "admin", "writer")  # who claims, attests and challenges (the policy)
+MANAGERS = ("owner", "admin")
+
+
+def _thread(thread_id: str) -> Thread:
+    thread = app_thread_find(thread_id)
+    if thread is None:
+        raise Http404("no such thread on this node")
+    return thread
+
+
+def _enabled_thread(thread_id: str) -> Thread:
+    thread = _thread(thread_id)
+    if not app_enabled(thread, APP):
+        raise Http404("achievements are not enabled in this thread")
+    return thread
+
+
+def _active(thread: Thread) -> bool:
+    return thread.state == Thread.State.ACTIVE
+
+
+def takes_part(thread: Thread) -> bool:
+    return _active(thread) and thread.role in TAKES_PART
+
+
+def manages(thread: Thread) -> bool:
+    return _active(thread) and thread.role in MANAGERS
+
+
+def said(exc: Exception) -> str:
+    """A service's refusal as a sentence for the page."""
+    text = str(getattr(exc, "words", "") or exc).strip() or "The thread refused this."
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+REFUSED = (services.IdentityError, ThreadServiceError)
+
+
+def _act(request: HttpRequest, action: Callable[[], Any], failed: str, done: str) -> bool:
+    """Run one service call and say what happened, in words."""
+    try:
+        action()
+    except REFUSED as exc:
+        flash.error(request, f"{failed}: {said(exc)}")
+        return False
+    flash.success(request, done)
+    return True
+
+
+def _to(name: str, thread: Thread, *args: str, anchor: str = "") -> HttpResponse:
+    return redirect(reverse(f"identity:{name}", args=[thread.id, *args]) + anchor)
+
+
+def _claim_view(thread: Thread, claim_id: str):
+    try:
+        found = selectors.claim(thread, claim_id)
+    except REFUSED as exc:
+        raise Http404("no such claim in this thread") from exc
+    if found is None:
+        raise Http404("no such claim in this thread")
+    return found
+
+
+def _due(thread: Thread) -> None:
+    """What reading the pages makes good: outcomes of decided challenges this member is a side
+    of (normally written as ops arrive)."""
+    with suppress(*REFUSED):  # shown undecided; the next op or reading tries again
+        services.outcomes_due(thread=thread)
+
+
+def _render(request: HttpRequest, template: str, thread: Thread, context: dict, status=200):
+    context.update(thread=thread, tabs=tabs(thread, APP), manages=manages(thread))
+    return render(request, template, context, status=status)
+
+
+# -- what the pages show, in words ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Badge:
+    state: str  # verified | pending | overturned | withdrawn (the CSS class)
+    label: str
+    how: str
+
+
+def badge(c: ClaimView) -> Badge:
+    """The claim's state as a badge, with how it got there."""
+    if c.state == "verified":
+        if c.counting >= c.needed:
+            return Badge(c.state, "Verified", f"by {plural(c.counting, 'witness', 'witnesses')}")
+        return Badge(c.state, "Verified", f"by {c.authority_name}, trusted for {c.kind_label}")
+    if c.state == "pending":
+        return Badge(c.state, "Waiting for witnesses", f"({c.counting} of {c.needed})")
+    if c.state == "overturned":
+        return Badge(c.state, "Overturned", "by a challenge")
+    return Badge(c.state, "Withdrawn", "by its claimant")
+
+
+def plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def rule_words(current: SettingsView) -> dict[str, str]:
+    k, flag = current.witnesses, current.flag_after
+    return {
+        "verified": f"A claim is verified when {plural(k, 'member', 'members')} other than its "
+        "claimant witness it, or one member the thread trusts for its kind does.",
+        "flagged": f"Witnesses are flagged after {flag} retracted or overturned "
+        f"attestation{'' if flag == 1 else 's'}; flagged witnesses do not count.",
+    }
+
+
+@dataclass(frozen=True)
+class Said:
+    """One attestation as the claim page lists it."""
+
+    member: str  # for the link to the witness's standing
+    name: str
+    verdict: str
+    verdict_words: str
+    note: str
+    retracted: bool
+    why: str
+
+
+def attestations(c: ClaimView) -> list[Said]:
+    found = []
+    for a in c.attestations:
+        you = a.mine
+        if a.retracted:
+            words = "took it back" if not a.note else "took back their word"
+        elif a.verdict == "witnessed":
+            words = "witnessed it"
+        else:
+            words = "dispute it" if you else "disputes it"
+        why = ""
+        if a.retracted and a.retraction_reason:
+            why = f"Why: {a.retraction_reason}"
+        elif a.flagged and a.verdict == "witnessed":
+            why = "Flagged: does not count"
+        elif a.authority and a.verdict == "witnessed":
+            why = f"Trusted for {c.kind_label}"
+        found.append(Said(a.witness, a.witness_name, a.verdict, words, a.note, a.retracted, why))
+    return found
+
+
+@dataclass(frozen=True)
+class ClaimShown:
+    view: ClaimView
+    badge: Badge
+    attestations: list[Said]
+    waiting_for_me: bool
+
+
+def shown(c: ClaimView) -> ClaimShown:
+    waiting = not c.mine and c.state == "pending" and c.my_verdict is None
+    return ClaimShown(c, badge(c), attestations(c), waiting)
+
+
+def may_attest(c: ClaimView) -> bool:
+    return not c.mine and c.my_verdict is None and c.state in ("pending", "verified")
+
+
+def may_retract(c: ClaimView) -> bool:
+    return c.my_verdict is not None and not c.my_retracted
+
+
+def may_challenge(c: ClaimView) -> bool:
+    return not c.mine and c.state == "verified"
+
+
+def people(thread: Thread, *, leave_out: set[str] = frozenset()) -> list[tuple[str, str]]:
+    """The thread's members now but this one (and ``leave_out``), by name: a form's choices."""
+    names = selectors.member_names(thread)
+    found = [
+        (member, names[member])
+        for member in services.members_now(thread)
+        if member != thread.member_id and member not in leave_out
+    ]
+    return sorted(found, key=lambda pair: (pair[1].casefold(), pair[0]))
+
+
+@dataclass(frozen=True)
+class ChallengeShown:
+    view: ChallengeView
+    heading: str
+    how: str
+    state: str
+    judgements: list[str]
+    can_challenge_back: bool
+
+
+def challenge_shown(c: ChallengeView) -> ChallengeShown:
+    who, whom = c.challenger_name.capitalize(), c.defendant_name
+    what = " back" if c.against else (" to a duel" if not c.claim else "")
+    if c.mode == "poll":
+        how = "Decided by a poll of the other members"
+    else:
+        how = "Judges: " + ", ".join(j.name for j in c.judges)
+    if c.state == "decided":
+        state = f"{(c.winner_name or 'someone').capitalize()} won"
+        if c.winner == "challenger" and c.claim and c.in_effect:
+            state += ": the claim is overturned"
+    elif c.state == "waiting_accept":
+        state = f"Waiting for {whom} to accept"
+    elif c.state == "judging":
+        done = sum(1 for j in c.judges if j.said)
+        state = f"Judging: {done} of {len(c.judges)} judges have said"
+    else:
+        state = "The poll decides"
+    judged = [f"{j.name.capitalize()}: the {j.said} wins" for j in c.judges if j.said is not None]
+    back = (
+        c.state == "decided"
+        and c.winner == "challenger"
+        and c.in_effect
+        and not c.mine
+        and c.claim is not None
+    )
+    return ChallengeShown(c, f"{who} challenged {whom}{what}", how, state, judged, back)
+
+
+def file_name(title: str) -> str:
+    """A download's name from a claim's title (letters, digits and dashes)."""
+    kept = "".join(ch if ch.isalnum() else "-" for ch in title.strip().casefold())
+    return "-".join(part for part in kept.split("-") if part)[:60]
+
+
+# -- the tab ----------------------------------------------------------------------------------
+
+
+def claim_form(thread: Thread, data=None, files=None) -> ClaimForm:
+    kinds = [(k.slug, k.label) for k in selectors.kinds(thread) if not k.retired]
+    return ClaimForm(data, files, kinds=kinds)
+
+
+def list_context(thread: Thread) -> dict:
+    """The claims list (also what its live socket renders)."""
+    return {"thread": thread, "claims": [shown(c) for c in selectors.claims(thread)]}
+
+
+@require_http_methods(["GET", "POST"])
+def achievements(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _thread(thread_id)
+    enabled = app_enabled(thread, APP)
+    can_claim = enabled and takes_part(thread)
+    form = None
+    if can_claim:
+        posted = request.method == "POST"
+        form = claim_form(thread, request.POST if posted else None, request.FILES or None)
+        if posted and form.is_valid():
+            try:
+                made = services.claim_make(thread=thread, **form.service_arguments())
+            except REFUSED as exc:
+                form.add_error(None, said(exc))
+            else:
+                flash.success(request, "Your claim is made: members who saw it can now witness it.")
+                return _to("claim", thread, made)
+    elif request.method == "POST":
+        flash.error(request, "You cannot claim achievements in this thread.")
+        return _to("achievements", thread)
+    context: dict[str, Any] = {
+        "enabled": enabled,
+        "can_enable": not enabled and manages(thread),
+        "can_claim": can_claim,
+        "form": form,
+        "has_kinds": bool(form and form.fields["kind"].choices),
+    }
+    if enabled:
+        context.update(list_context(thread))
+        context["rule"] = rule_words(selectors.settings(thread))
+    status = 400 if form is not None and form.errors else 200
+    return _render(request, "identity/achievements.html", thread, context, status)
+
+
+@require_POST
+def enable(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _thread(thread_id)
+    _act(
+        request,
+        lambda: services.identity_enable(thread=thread),
+        "Achievements were not enabled",
+        "Achievements are on in this thread: members can claim them and witness each other's.",
+    )
+    return _to("achievements", thread)
+
+
+# -- a claim ----------------------------------------------------------------------------------
+
+
+def claim_context(thread: Thread, claim_id: str) -> dict:
+    view = _claim_view(thread, claim_id)
+    part = takes_part(thread)
+    return {
+        "thread": thread,
+        "claim": shown(view),
+        "rule": rule_words(selectors.settings(thread)),
+        "can_attest": part and may_attest(view),
+        "can_retract": part and may_retract(view),
+        "can_withdraw": part and view.mine and not view.withdrawn,
+        "can_challenge": part and may_challenge(view),
+        "can_export": view.mine and view.verified,
+        "attest_form": AttestForm(),
+        "retract_form": RetractForm(),
+    }
+
+
+@require_GET
+def claim(request: HttpRequest, thread_id: str, claim_id: str) -> HttpResponse:
+    thread = _enabled_thread(thread_id)
+    _due(thread)
+    context = claim_context(thread, claim_id)
+    view = context["claim"].view
+    if context["can_challenge"]:
+        initial = {"claim": view.id}
+        context["challenge_form"] = challenge_form(thread, initial=initial, claim=view)
+    missing = [f for f in view.evidence if not f.complete]
+    if missing:
+        evidence_files.fetch_missing(thread, missing)
+    return _render(request, "identity/claim.html", thread, context)
+
+
+@require_POST
+def attest(request: HttpRequest, thread_id: str, claim_id: str) -> HttpResponse:
+    thread = _enabled_thread(thread_id)
+    form = AttestForm(request.POST)
+    if not form.is_valid():
+        flash.error(request, "Choose whether you witnessed it or dispute it.")
+        return _to("claim", thread, claim_id)
+    verdict, note = form.cleaned_data["verdict"], form.cleaned_data["note"]
+    done = (
+        "You witnessed this claim: your signed word is with it."
+        if verdict == "witnessed"
+        else "You disputed this claim: your signed word is with it."
+    )
+    _act(
+        request,
+        lambda: services.attest(thread=thread, claim=claim_id, verdict=verdict, note=note),
+        "Your word was not recorded",
+        done,
+    )
+    return _to("claim", thread, claim_id)
+
+
+@require_POST
+def retract(request: HttpRequest, thread_id: str, claim_id: str) -> HttpResponse:
+    thread = _enabled_thread(thread_id)
+    form = RetractForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    _act(
+        request,
+        lambda: services.retract(thread=thread, claim=claim_id, reason=reason),
+        "Your attestation was not retracted",
+        "You took your word back: it no longer counts, and it counts against your standing.",
+    )
+    return _to("claim", thread, claim_id)
+
+
+@require_POST
+def withdraw(request: HttpRequest, thread_id: str, claim_id: str) -> HttpResponse:
+    thread = _enabled_thread(thread_id)
+    _act(
+        request,
+        lambda: services.claim_withdraw(thread=thread, claim=claim_id),
+        "Your claim was not withdrawn",
+        "Your claim is withdrawn: it is no longer verified, and nobody can witness it.",
+    )
+    return _to("claim", thread, claim_id)
+
+
+@require_GET
+def credential(request: HttpRequest, thread_id: str, claim_id: str) -> HttpResponse:
+    """The verified claim as an Open Badges credential (JSON), for the subject to keep."""
+    from apps.identity import export
+
+    thread = _enabled_thread(thread_id)
+    view = _claim_view(thread, claim_id)
+    try:
+        made = export.claim_credential(thread=thread, claim=claim_id)
+    except (export.ExportError, *REFUSED) as exc:
+        flash.error(request, f"No credential: {said(exc)}")
+        return _to("claim", thread, claim_id)
+    response = HttpResponse(
+        json.dumps(made, indent=2, ensure_ascii=False), content_type="application/json"
+    )
+    name = file_name(view.title) or "achievement"
+    response["Content-Disposition"] = f'attachment; filename="{name}.json"'
+    return response
+
+
+@require_GET
+def evidence(request: HttpRequest, thread_id: str, claim_id: str, index: int) -> HttpResponse:
+    thread = _enabled_thread(thread_id)
+    view = _claim_view(thread, claim_id)
+    item = next((f for f in view.evidence if f.index == index), None)
+    if item is None:
+        raise Http404("no such file with this claim")
+    words = {"content_type": "text/plain; charset=utf-8"}
+    if not item.complete:
+        evidence_files.fetch_missing(thread, [item])
+        text = f"Still fetching this file from the other members ({item.percent}%)."
+        return HttpResponse(text, status=503, headers={"Retry-After": "2"}, **words)
+    inline = item.is_image
+    kind = item.mime if inline else "application/octet-stream"
+    response = StreamingHttpResponse(evidence_files.file_bytes(thread, item), content_type=kind)
+    response["Content-Length"] = str(item.size)
+    # The bytes are whatever a member sent: never let the browser sniff or run them.
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Content-Disposition"] = content_disposition_header(
+        as_attachment=not inline, filename=item.name
+    )
+    return response
+
+
+# -- challenges -------------------------------------------------------------------------------
+
+
+def challenge_form(
+    thread: Thread, data=None, *, initial=None, duel: bool = False, claim: ClaimView | None = None
+) -> ChallengeForm:
+    """Judges offered: never oneself, nor a claim's subject or witnesses (the rules refuse)."""
+    everyone = people(thread)
+    left_out = {claim.subject, *(a.witness for a in claim.attestations)} if claim else set()
+    judges = [(m, name) for m, name in everyone if m not in left_out]
+    return ChallengeForm(data, initial=initial, members=everyone, judges=judges, duel=duel)
+
+
+def challenges_context(thread: Thread) -> dict:
+    return {
+        "thread": thread,
+        "challenges": [challenge_shown(c) for c in selectors.challenges(thread)],
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def challenges(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _enabled_thread(thread_id)
+    _due(thread)
+    part = takes_part(thread)
+    posted = part and request.method == "POST"
+    against = request.POST.get("against") or request.GET.get("against") or ""
+    duel = not against
+    form = challenge_form(thread, request.POST if posted else None, duel=duel) if part else None
+    if form is not None and not posted and against:
+        form = challenge_form(thread, initial={"against": against})
+    if posted and form is not None and form.is_valid():
+        if _made(request, thread, form):
+            return _to("challenges", thread)
+    elif request.method == "POST" and not part:
+        flash.error(request, "You cannot challenge in this thread.")
+        return _to("challenges", thread)
+    context = {**challenges_context(thread), "form": form, "against": against}
+    status = 400 if form is not None and form.errors else 200
+    return _render(request, "identity/challenges.html", thread, context, status)
+
+
+def _made(request: HttpRequest, thread: Thread, form: ChallengeForm) -> bool:
+    arguments = form.service_arguments()
+    try:
+        services.challenge_make(thread=thread, **arguments)
+    except REFUSED as exc:
+        form.add_error(None, said(exc))
+        return False
+    how = (
+        "its poll is open in the Polls tab"
+        if arguments["mode"] == "poll"
+        else "it waits for the defendant to accept the judges"
+    )
+    flash.success(request, f"Your challenge is made: {how}.")
+    return True
+
+
+@require_POST
+def claim_challenge(request: HttpRequest, thread_id: str, claim_id: str) -> HttpResponse:
+    """The claim page's challenge form: back to the claim with the form's errors."""
+    thread = _enabled_thread(thread_id)
+    if not takes_part(thread):
+        flash.error(request, "You cannot challenge in this thread.")
+        return _to("claim", thread, claim_id)
+    context = claim_context(thread, claim_id)
+    form = challenge_form(thread, request.POST, claim=context["claim"].view)
+    if form.is_valid() and _made(request, thread, form):
+        return _to("challenges", thread)
+    context["challenge_form"] = form
+    return _render(request, "identity/claim.html", thread, context, 400)
+
+
+@require_POST
+def challenge_accept(request: HttpRequest, thread_id: str, challenge_id: str) -> HttpResponse:
+    thread = _enabled_thread(thread_id)
+    _act(
+        request,
+        lambda: services.challenge_accept(thread=thread, challenge=challenge_id),
+        "You did not accept",
+        "You accepted the challenge and its judges: they can now decide it.",
+    )
+    return _to("challenges", thread)
+
+
+@require_POST
+def challenge_judge(request: HttpRequest, thread_id: str, challenge_id: str) -> HttpResponse:
+    thread = _enabled_thread(thread_id)
+    form = JudgeForm(request.POST)
+    if not form.is_valid():
+        flash.error(request, "Choose who wins before you judge.")
+        return _to("challenges", thread)
+    winner, note = form.cleaned_data["winner"], form.cleaned_data["note"]
+
+    def judged() -> None:
+        services.judge(thread=thread, challenge=challenge_id, winner=winner, note=note)
+        services.outcome_record(thread=thread, challenge=challenge_id)
+
+    _act(request, judged, "Your judgement was not recorded", "Your judgement is recorded.")
+    return _to("challenges", thread)
+
+
+# -- witnesses --------------------------------------------------------------------------------
+
+
+@require_GET
+def witnesses(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _enabled_thread(thread_id)
+    context = {
+        "witnesses": selectors.witnesses(thread),
+        "rule": rule_words(selectors.settings(thread)),
+    }
+    return _render(request, "identity/witnesses.html", thread, context)
+
+
+@require_GET
+def witness(request: HttpRequest, thread_id: str, member: str) -> HttpResponse:
+    thread = _enabled_thread(thread_id)
+    member = member.lower()
+    known = member in services.members_now(thread) or selectors.witnesses(thread, member=member)
+    found = selectors.witness(thread, member) if known else None
+    if found is None:
+        raise Http404("no such member in this thread")
+    context = {"witness": found, "rule": rule_words(selectors.settings(thread))}
+    return _render(request, "identity/witness.html", thread, context)
+
+
+# -- settings ---------------------------------------------------------------------------------
+
+
+def settings_context(thread: Thread, **forms: Any) -> dict:
+    current = selectors.settings(thread)
+    kinds = selectors.kinds(thread)
+    live = [(k.slug, k.label) for k in kinds if not k.retired]
+    context = {
+        "current": current,
+        "kinds": kinds,
+        "authorities": selectors.authorities(thread),
+        "settings_form": SettingsForm(
+            initial={"witnesses": current.witnesses, "flag_after": current.flag_after}
+        ),
+        "kind_form": KindForm(),
+        "authority_form": AuthorityForm(kinds=live, members=people(thread)),
+        "rule": rule_words(current),
+    }
+    context.update(forms)
+    return context
+
+
+def _manager_thread(request: HttpRequest, thread_id: str) -> Thread | None:
+    thread = _enabled_thread(thread_id)
+    if not manages(thread):
+        flash.error(request, "Only the owner and admins change the thread's achievement rules.")
+        return None
+    return thread
+
+
+@require_http_methods(["GET", "POST"])
+def settings(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _enabled_thread(thread_id)
+    if request.method == "POST":
+        if _manager_thread(request, thread_id) is None:
+            return _to("settings", thread)
+        form = SettingsForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            if _act(
+                request,
+                lambda: services.settings_set(
+                    thread=thread, witnesses=data["witnesses"], flag_after=data["flag_after"]
+                ),
+                "The rules were not changed",
+                "The new rules are in force on every member's node.",
+            ):
+                return _to("settings", thread)
+        context = settings_context(thread, settings_form=form)
+        return _render(request, "identity/settings.html", thread, context, 400)
+    return _render(request, "identity/settings.html", thread, settings_context(thread))
+
+
+@require_POST
+def kind_add(request: HttpRequest, thread_id: str) -> HttpResponse:
+    thread = _manager_thread(request, thread_id)
+    if thread is None:
+        return _to("settings", _thread(thread_id))
+    form = KindForm(request.POST)
+    if not form.is_valid():
+        context = settings_context(thread, kind_form=form)
+        return _render(request, "identity/settings.html", thread, context, 400)
+    slug, label = form.cleaned_data["slug"], form.cleaned_data["label"]
+    _act(
+        request,
+        lambda: services.kind_add(thread=thread, slug=slug, label=label),
+        "The kind was not added",
+        f"Members can now claim “{label}”.",
+    )
+    return _to("settings", thread, anchor="#kinds")
+
+
+@require_POST
+def kind_retire(request: HttpRequest, thread_id: str, slug: str) -> HttpResponse:
+    thread = _manager_thread(request, thread_id)
+    if thread is None:
+        return _to("settings", _thread(thread_id))
+    _act(
+        request,
+        lambda: services.kind_retire(thread=thread, slug=slug),
+        "The kind was not retired",
+        "Nobody can claim that kind any more; its claims stay.",
+    )
+    return _to("settings", thread, anchor="#kinds")
+
+
+def _authority(request: HttpRequest, thread_id: str, revoke: bool) -> HttpResponse:
+    thread = _manager_thread(request, thread_id)
+    if thread is None:
+        return _to("settings", _thread(thread_id))
+    kind, member = request.POST.get("kind", ""), request.POST.get("member", "")
+    name = dict(people(thread)).get(member)
+    if not kind or name is None:
+        flash.error(request, "Choose a kind and a member of this thread.")
+        return _to("settings", thread, anchor="#authorities")
+    service = services.authority_revoke if revoke else services.authority_add
+    _act(
+        request,
+        lambda: service(thread=thread, kind=kind, member=member),
+        "The trust was not revoked" if revoke else "The trust was not given",
+        f"{name} is no longer trusted for it." if revoke else f"{name} is trusted for it now.",
+    )
+    return _to("settings", thread, anchor="#authorities")
+
+
+@require_POST
+def authority_add(request: HttpRequest, thread_id: str) -> HttpResponse:
+    return _authority(request, thread_id, revoke=False)
+
+
+@require_POST
+def authority_revoke(request: HttpRequest, thread_id: str) -> HttpResponse:
+    return _authority(request, thread_id, revoke=True)

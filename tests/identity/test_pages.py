@@ -1,0 +1,370 @@
+"""The achievements pages without JavaScript (forms that post and redirect): enabling the app,
+claiming with a photo, the badge as witnesses attest on their own nodes, attesting, retracting
+and withdrawing through the pages, challenges decided by judges, witness standing with every
+input listed, the thread's rules; refusals as messages in plain words; no hex ids, template
+syntax or empty labels on any page; and the live socket that turns a claim's badge Verified."""
+
+from __future__ import annotations
+
+import html as entities
+import io
+import re
+from importlib import import_module
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import include, path, reverse
+from PIL import Image
+
+from apps.core.threads.app_kit import app_enabled
+from apps.identity import policy
+from apps.identity.models import Challenge, Claim
+from apps.messaging import services as messaging
+from apps.p2p.client import live_group
+from tests.identity.support import Club
+from tests.support.sockets import ORIGIN, logged_in_cookies, socket
+
+# Until the lead routes the pages and sockets (REQUEST-H5), this module is the URLconf.
+ROUTED = any(
+    getattr(p, "urlconf_name", None) == "apps.identity.urls"
+    for p in import_module("sereus_web.urls").urlpatterns
+)
+urlpatterns = [path("", include("apps.identity.urls")), path("", include("sereus_web.urls"))]
+pytestmark = [pytest.mark.django_db(transaction=True)]
+if not ROUTED:
+    pytestmark.append(pytest.mark.urls(__name__))
+
+HEX = re.compile(r"\b[0-9a-f]{8,}\b")
+
+
+def identity_socket(address: str, cookies: dict[str, str] | None):
+    """A socket to the node's ASGI app, or to one with the same checks and these routes only
+    while the lead has not listed them (REQUEST-H5)."""
+    from sereus_web.app_routes import WEBSOCKET_URLS
+
+    if "apps.identity.routing" in WEBSOCKET_URLS:
+        return socket(address, cookies=cookies)
+    from channels.auth import AuthMiddlewareStack
+    from channels.routing import URLRouter
+    from channels.security.websocket import AllowedHostsOriginValidator
+    from channels.testing import WebsocketCommunicator
+
+    from apps.identity.routing import websocket_urlpatterns
+
+    app = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+    headers = [(b"host", b"127.0.0.1:8000"), (b"origin", ORIGIN.encode())]
+    if cookies:
+        cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
+        headers.append((b"cookie", cookie.encode()))
+    return WebsocketCommunicator(app, address, headers=headers)
+
+
+def url(name: str, club_or_thread, *args: str) -> str:
+    thread = club_or_thread.thread if isinstance(club_or_thread, Club) else club_or_thread
+    return reverse(f"identity:{name}", args=[thread.id, *args])
+
+
+def visible(html: str) -> str:
+    """The page's text as read (tags, attributes and the CSRF token out)."""
+    main = html.split("<main", 1)[1].split("</main>", 1)[0]
+    return " ".join(entities.unescape(re.sub(r"<[^>]+>", " ", main)).split())
+
+
+def words(fragment: str) -> str:
+    """A fragment's text as read."""
+    return " ".join(entities.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def looks_right(html: str) -> str:
+    text = visible(html)
+    assert not HEX.search(text), HEX.search(text)
+    for syntax in ("{{", "{%", "{#"):
+        assert syntax not in text
+    assert not re.search(r"<label[^>]*>\s*</label>", html), "an empty label"
+    return text
+
+
+def page(browser: Client, address: str, status: int = 200) -> str:
+    answer = browser.get(address)
+    assert answer.status_code == status, answer.status_code
+    return looks_right(answer.content.decode())
+
+
+def flashed(browser: Client, address: str, data: dict | None = None) -> str:
+    """Post a page's form; it redirects; what the next page says."""
+    done = browser.post(address, data or {})
+    assert done.status_code == 302, visible(done.content.decode())
+    return page(browser, done["Location"])
+
+
+def photo() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def claim_through_form(browser: Client, club: Club, title: str = "Ran the Alpine 10k") -> str:
+    picture = SimpleUploadedFile("finish.png", photo(), content_type="image/png")
+    data = {
+        "kind": "race",
+        "title": title,
+        "description": "Under the hour, in the rain.",
+        "event_date": "2026-11-28",
+        "place": "Chamonix",
+        "evidence": [picture],
+    }
+    done = browser.post(url("achievements", club), data)
+    assert done.status_code == 302, visible(done.content.decode())
+    claim_id = done["Location"].rstrip("/").rsplit("/", 1)[1]
+    assert done["Location"] == url("claim", club, claim_id)
+    return claim_id
+
+
+def test_achievements_are_enabled_from_their_tab(browser):
+    chat = messaging.conversation_create(name="Flat share", my_name="Alice")
+    text = page(browser, url("achievements", chat))
+    assert "No achievements here yet" in text
+    assert "Enable achievements" in text
+    text = flashed(browser, url("enable", chat))
+    assert app_enabled(chat, policy.APP)
+    assert "Achievements are on in this thread" in text
+    assert "No achievements claimed yet" in text
+    # Without kinds nobody can claim yet; the owner is pointed at the rules.
+    assert "add one in its rules" in text
+    assert browser.get(url("claim", chat, "0" * 32)).status_code == 404
+
+
+def test_a_claim_with_a_photo_verified_by_two_witnesses_on_their_nodes(browser, club):
+    claim_id = claim_through_form(browser, club)
+    text = page(browser, url("claim", club, claim_id))
+    assert "Your claim is made" in text
+    assert "Waiting for witnesses (0 of 2)" in text
+    assert "claimed by you" in text
+    assert "Chamonix" in text
+    assert "Under the hour" in text
+    assert "Witnessed" not in text  # nobody attests their own claim: no button
+    shown = browser.get(url("evidence", club, claim_id, "0"))
+    assert shown.status_code == 200
+    assert shown["Content-Type"] == "image/png"
+    assert b"".join(shown.streaming_content) == photo()
+    assert shown["X-Content-Type-Options"] == "nosniff"
+    assert browser.get(url("evidence", club, claim_id, "1")).status_code == 404
+    html = browser.get(url("claim", club, claim_id)).content.decode()
+    assert f'<img src="{url("evidence", club, claim_id, "0")}" alt="finish.png"' in html
+
+    club.sync([club.eli, club.fay])
+    club.eli.attest(claim_id, note="I ran beside her")
+    club.eli.send()
+    text = page(browser, url("claim", club, claim_id))
+    assert "Waiting for witnesses (1 of 2)" in text
+    assert "Eli witnessed it “I ran beside her”" in text
+    club.fay.attest(claim_id)
+    club.fay.send()
+    text = page(browser, url("claim", club, claim_id))
+    assert "Verified by 2 witnesses" in text
+    assert "Download credential" in text
+    listed = page(browser, url("achievements", club))
+    assert "Ran the Alpine 10k" in listed
+    assert "Verified by 2 witnesses" in listed
+
+
+def test_a_member_attests_and_retracts_through_the_page(browser, club):
+    claim_id = club.dana.claim("Led the north face")
+    club.dana.send()
+    text = page(browser, url("claim", club, claim_id))
+    assert "claimed by Dana" in text
+    assert "Waiting for witnesses (0 of 2)" in text
+    text = flashed(
+        browser, url("attest", club, claim_id), {"verdict": "witnessed", "note": "Saw it"}
+    )
+    assert "You witnessed this claim" in text
+    assert "You witnessed it “Saw it”" in text
+    assert "Waiting for witnesses (1 of 2)" in text
+    assert "Retract mine" in text
+    text = flashed(browser, url("attest", club, claim_id), {"verdict": "witnessed"})
+    assert "Your word was not recorded:" in text  # once per witness and claim
+    text = flashed(browser, url("retract", club, claim_id), {"reason": "Wrong day"})
+    assert "You took your word back" in text
+    assert "Waiting for witnesses (0 of 2)" in text
+    assert "Retract mine" not in text
+    standing = page(browser, url("witness", club, club.me))
+    assert "Retracted attestations Led the north face Overturned attestations None." in standing
+    assert "flagged after 2 retracted or overturned attestations" in standing.lower()
+
+
+def test_the_subject_withdraws_and_refusals_come_in_words(browser, club):
+    claim_id = claim_through_form(browser, club, "Climbed the Dent")
+    text = flashed(browser, url("attest", club, claim_id), {"verdict": "witnessed"})
+    assert "Your word was not recorded:" in text
+    text = flashed(browser, url("attest", club, claim_id), {"verdict": "maybe"})
+    assert "Choose whether you witnessed it or dispute it." in text
+    text = flashed(browser, url("withdraw", club, claim_id))
+    assert "Your claim is withdrawn" in text
+    assert "Withdrawn" in text
+    assert "Withdraw my claim" not in text
+    text = flashed(browser, url("withdraw", club, claim_id))
+    assert "Your claim was not withdrawn:" in text
+    # A bad claim form comes back with the errors beside the fields.
+    refused = browser.post(url("achievements", club), {"kind": "chess", "title": ""})
+    assert refused.status_code == 400
+    text = looks_right(refused.content.decode())
+    assert "Select a valid choice" in text
+    assert "This field is required" in text
+
+
+def test_a_challenge_decided_by_judges_overturns_the_claim(browser, club):
+    claim_id = club.eli.claim("Fastest on the slab")
+    club.eli.send()
+    club.fay.receive()
+    club.fay.attest(claim_id)
+    club.gus.receive()
+    club.gus.attest(claim_id)
+    club.sync([club.fay, club.gus])
+    text = page(browser, url("claim", club, claim_id))
+    assert "Verified by 2 witnesses" in text
+    assert "Challenge this claim" in text
+    html = browser.get(url("claim", club, claim_id)).content.decode()
+    offered = re.findall(r'name="judges" value="([0-9a-f]+)"', html)
+    assert offered == [club.dana.member]  # not the subject, not its witnesses, not oneself
+    form = {
+        "claim": claim_id,
+        "feat": "Climb it again under a minute",
+        "mode": "judges",
+        "judges": [club.dana.member],
+    }
+    text = flashed(browser, url("claim_challenge", club, claim_id), form)
+    assert "Your challenge is made" in text
+    assert "Climb it again under a minute" in text
+    assert "You challenged Eli" in text
+    assert "Waiting for Eli to accept" in text
+    club.sync()
+    challenge_id = Challenge.objects.using(club.alias).get().pk.hex
+    club.eli.accept(challenge_id)
+    club.eli.send()
+    club.sync([club.dana, club.gus])
+    club.dana.receive()
+    club.dana.judge(challenge_id, "challenger")
+    club.dana.send()
+    text = page(browser, url("challenges", club))
+    assert "Dana: the challenger wins" in text
+    assert "You won" in text
+    text = page(browser, url("claim", club, claim_id))
+    assert "Overturned" in text
+    standing = page(browser, url("witness", club, club.fay.member))
+    assert (
+        "Overturned attestations Fastest on the slab · overturned by the challenge “Climb it again"
+        in standing
+    )
+
+
+def test_a_judge_judges_on_the_page_and_a_duel_is_offered(browser, club):
+    claim_id = club.eli.claim("Longest roof")
+    club.eli.send()
+    club.fay.receive()
+    club.fay.challenge(
+        defendant=club.eli.member, claim=claim_id, judges=[club.me], feat="Hold it a minute"
+    )
+    club.fay.send()
+    challenge_id = Challenge.objects.using(club.alias).get().pk.hex
+    text = page(browser, url("challenges", club))
+    assert "Fay challenged Eli" in text
+    assert "wins" not in text.split("Hold it a minute", 1)[1].split("Challenge a member")[0]
+    club.eli.receive()
+    club.eli.accept(challenge_id)
+    club.eli.send()
+    text = page(browser, url("challenges", club))
+    assert "Eli wins" in text
+    assert "Fay wins" in text
+    text = flashed(browser, url("challenge_judge", club, challenge_id), {"winner": "defendant"})
+    assert "Your judgement is recorded" in text
+    assert "Eli won" in text
+    # A duel: the form offers the members by name, never oneself.
+    html = browser.get(url("challenges", club)).content.decode()
+    assert '<option value="' + club.dana.member + '">Dana</option>' in html
+    assert club.me not in re.findall(r'<option value="([0-9a-f]+)"', html)
+
+
+def test_the_rules_kinds_and_trusted_authorities(browser, club):
+    text = page(browser, url("settings", club))
+    assert "verified when 2 members other than its claimant witness it" in text
+    text = flashed(browser, url("settings", club), {"witnesses": "3", "flag_after": "1"})
+    assert "The new rules are in force" in text
+    assert "verified when 3 members other than its claimant witness it" in text
+    assert "flagged after 1 retracted or overturned attestation;" in text
+    refused = browser.post(url("settings", club), {"witnesses": "0", "flag_after": "1"})
+    assert refused.status_code == 400
+    text = flashed(browser, url("kind_add", club), {"label": "First aid"})
+    assert "Members can now claim “First aid”" in text
+    text = flashed(
+        browser, url("authority_add", club), {"kind": "first-aid", "member": club.dana.member}
+    )
+    assert "Dana is trusted for it now" in text
+    assert "Dana, for First aid" in text
+    text = flashed(browser, url("authority_add", club), {"kind": "first-aid", "member": "ab" * 32})
+    assert "Choose a kind and a member of this thread." in text
+    text = flashed(browser, url("kind_retire", club, "first-aid"))
+    assert "Nobody can claim that kind any more" in text
+    # The claim form no longer offers it.
+    html = browser.get(url("achievements", club)).content.decode()
+    assert 'value="first-aid"' not in html
+    # A member trusted for a kind verifies a claim of it with one word.
+    text = flashed(
+        browser, url("authority_add", club), {"kind": "race", "member": club.dana.member}
+    )
+    assert "Dana is trusted for it now" in text
+    club.sync([club.dana, club.eli])
+    claim_id = club.eli.claim("Led the relay", kind="race")
+    club.sync([club.dana, club.eli])
+    club.dana.attest(claim_id)
+    club.dana.send()
+    text = page(browser, url("claim", club, claim_id))
+    assert "Verified by Dana, trusted for race" in text
+    assert "Trusted for race" in text
+
+
+def test_pages_of_a_thread_without_achievements_and_bad_ids(browser, club):
+    chat = messaging.conversation_create(name="Plain", my_name="Alice")
+    for name in ("challenges", "witnesses", "settings"):
+        assert browser.get(url(name, chat)).status_code == 404
+    assert browser.get(url("claim", club, "f" * 32)).status_code == 404
+    assert browser.get(url("witness", club, "e" * 64)).status_code == 404
+    assert browser.get(reverse("identity:achievements", args=["0" * 64])).status_code == 404
+    assert Claim.objects.using(club.alias).count() == 0
+
+
+@pytest.mark.anyio
+async def test_the_claim_page_turns_verified_live(owner_user, club):
+    claim_id = await database_sync_to_async(club.dana.claim)("Soloed the arete")
+    await database_sync_to_async(club.dana.send)()
+    cookies = await database_sync_to_async(logged_in_cookies)(owner_user)
+    on_claim = identity_socket(f"/ws/identity/{club.thread.id}/{claim_id}/", cookies=cookies)
+    on_list = identity_socket(f"/ws/identity/{club.thread.id}/", cookies=cookies)
+    assert (await on_claim.connect())[0]
+    assert (await on_list.connect())[0]
+    first = await on_claim.receive_from(timeout=5)
+    assert first.startswith('<p id="claim-badge" class="claim-state" hx-swap-oob="true">')
+    assert "Waiting for witnesses (0 of 2)" in words(first)
+    assert '<section class="card" id="attestations"' in first
+    assert (await on_list.receive_from(timeout=5)).startswith('<div id="claims" hx-swap-oob')
+
+    def two_witnesses() -> None:
+        club.sync([club.eli, club.fay])
+        club.eli.attest(claim_id)
+        club.fay.attest(claim_id)
+        club.sync([club.eli, club.fay])
+
+    await database_sync_to_async(two_witnesses)()
+    await get_channel_layer().group_send(live_group(club.thread.thread), {"type": "thread.changed"})
+    while "Verified by 2 witnesses" not in words(html := await on_claim.receive_from(timeout=5)):
+        pass
+    assert "Eli" in html
+    assert "Fay" in html
+    while "Verified by 2 witnesses" not in words(await on_list.receive_from(timeout=5)):
+        pass
+    await on_claim.disconnect()
+    await on_list.disconnect()
+    anonymous = identity_socket(f"/ws/identity/{club.thread.id}/", None)
+    assert await anonymous.connect() == (False, 4403)
