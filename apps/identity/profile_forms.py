@@ -106,7 +106,7 @@ class FieldsForm(forms.Form):
                 label="Label", max_length=MAX_LABEL, required=False, initial=field.label
             )
             self.fields[f"value:{name}"] = forms.CharField(
-                label=field.label,
+                label="Value",
                 max_length=MAX_TEXT,
                 required=False,
                 initial=field.value,
@@ -125,9 +125,9 @@ class FieldsForm(forms.Form):
     def standard_fields(self) -> list[forms.BoundField]:
         return [self[n] for n in STANDARD if n != "photo"]
 
-    def own_fields(self) -> list[tuple[forms.BoundField, forms.BoundField]]:
+    def own_fields(self) -> list[tuple[str, forms.BoundField, forms.BoundField]]:
         return [
-            (self[f"label:{n}"], self[f"value:{n}"])
+            (f.label, self[f"label:{n}"], self[f"value:{n}"])
             for n, f in self.current.items()
             if not f.standard
         ]

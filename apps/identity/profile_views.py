@@ -157,7 +157,17 @@ def _maybe(name: str, *args: str) -> str:
 def thread_people(request: HttpRequest, thread_id: str) -> HttpResponse:
     thread = _thread(thread_id)
     found = shared_in(thread)
-    people = sorted(found.values(), key=lambda v: (not v[0].mine, v[0].member_name.casefold()))
+    people = [
+        {
+            "first": views[0],
+            "fields": views,
+            "photo": next((v.value for v in views if v.is_photo), ""),
+            "full_name": next((v.value for v in views if v.name == "name"), ""),
+        }
+        for views in sorted(
+            found.values(), key=lambda v: (not v[0].mine, v[0].member_name.casefold())
+        )
+    ]
     return render(
         request,
         "identity/profile/people.html",

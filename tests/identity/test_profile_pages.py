@@ -112,7 +112,8 @@ def test_a_person_as_the_thread_sees_them_is_named_never_keyed(browser: Client, 
     profile.share(thread=club.thread, names=["name", "links"])
     people = browser.get(f"/node/threads/{club.thread.id}/people/")
     assert people.status_code == 200
-    assert "you" in visible(people)
+    assert "You · Alice Martin" in visible(people)
+    assert "Shares name, links" in visible(people)
     assert not HEX.search(visible(people))
     me = browser.get(f"/node/threads/{club.thread.id}/people/{club.me}/")
     assert me.status_code == 200
