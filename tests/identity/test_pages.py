@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html as entities
 import io
+import json
 import re
 from importlib import import_module
 
@@ -368,3 +369,66 @@ async def test_the_claim_page_turns_verified_live(owner_user, club):
     await on_list.disconnect()
     anonymous = identity_socket(f"/ws/identity/{club.thread.id}/", None)
     assert await anonymous.connect() == (False, 4403)
+
+
+def test_a_duel_and_a_challenge_decided_by_poll(browser, club):
+    duel = {"defendant": club.eli.member, "feat": "Race me up the slab", "mode": "judges"}
+    refused = browser.post(url("challenges", club), duel)
+    assert refused.status_code == 400
+    assert "Name at least one judge, or let a poll decide." in looks_right(refused.content.decode())
+    text = flashed(browser, url("challenges", club), {**duel, "judges": [club.dana.member]})
+    assert "Your challenge is made: it waits for the defendant to accept the judges." in text
+    assert "You challenged Eli to a duel" in text
+    assert "Judges: Dana" in text
+    refused = browser.post(url("challenges", club), {**duel, "judges": [club.eli.member]})
+    assert refused.status_code == 400  # the defendant cannot judge: the service says so
+    assert "judge" in looks_right(refused.content.decode()).lower()
+    # A verified claim challenged by a poll: the poll opens in the Polls tab.
+    claim_id = club.eli.claim("Fastest on the slab")
+    club.sync([club.eli, club.fay, club.gus])
+    club.fay.attest(claim_id)
+    club.gus.attest(claim_id)
+    club.sync([club.fay, club.gus])
+    form = {"claim": claim_id, "feat": "Show us", "mode": "poll"}
+    text = flashed(browser, url("claim_challenge", club, claim_id), form)
+    assert "its poll is open in the Polls tab" in text
+    assert "Decided by a poll of the other members" in text
+    assert "The poll decides" in text
+    html = browser.get(url("challenges", club)).content.decode()
+    assert re.search(r'href="/node/threads/[0-9a-f]+/polls/[0-9a-f]+/">Its poll', html)
+
+
+def test_the_subject_downloads_a_verified_claims_credential(browser, club):
+    claim_id = claim_through_form(browser, club, "Crossed the glacier")
+    answer = browser.get(url("credential", club, claim_id))
+    assert answer.status_code == 302  # not verified yet: back to the claim, in words
+    text = page(browser, answer["Location"])
+    assert "No credential:" in text
+    club.sync([club.eli, club.fay])
+    club.eli.attest(claim_id)
+    club.fay.attest(claim_id)
+    club.sync([club.eli, club.fay])
+    answer = browser.get(url("credential", club, claim_id))
+    assert answer.status_code == 200
+    assert answer["Content-Type"] == "application/json"
+    assert answer["Content-Disposition"] == 'attachment; filename="crossed-the-glacier.json"'
+    made = json.loads(answer.content)
+    assert made["credential"]["type"][-1] == "OpenBadgeCredential"
+    assert len(made["endorsements"]) == 2
+
+
+def test_home_says_what_waits_for_this_member(club):
+    from apps.identity import home
+
+    assert home.waiting(club.thread) == []
+    claim_id = club.eli.claim("Led the north face")
+    club.eli.send()
+    assert home.waiting(club.thread) == ["1 claim waiting for your word"]
+    club.eli.receive()
+    club.eli.challenge(defendant=club.me, feat="Do it again", judges=[club.dana.member])
+    club.eli.send()
+    assert home.waiting(club.thread) == [
+        "1 claim waiting for your word",
+        "1 challenge waiting for you",
+    ]
+    assert claim_id
