@@ -254,3 +254,25 @@ def test_forged_copies_are_never_shown_as_the_forgers_fields(club: Club) -> None
     seen = shared_in(club.thread)
     assert set(seen) == {club.me}
     assert [f.value for f in seen[club.me]] == ["Alice", "Lyon"]
+
+
+def test_a_writer_cannot_turn_identity_on_and_is_told_whom_to_ask(node, tmp_path: Path) -> None:
+    from apps.core.thread import payloads as p
+    from apps.core.threads import services as threads
+    from tests.core.threads.conftest import new_thread
+    from tests.core.threads.test_leave import invite_from, join_here, raws
+
+    owner = new_thread(tmp_path, "choir")  # someone else's thread, this node a writer in it
+    thread = join_here(owner, invite_from(owner.database, role="writer"))
+    profile.fields_set({"name": {"value": "Alice"}})
+    with pytest.raises(ProfileError) as refused:
+        profile.share(thread=thread, names=["name"])
+    assert refused.value.code == "not_enabled"
+    assert refused.value.words == profile.NOT_ENABLED
+    assert profile.shares() == {}
+    # Its owner turns Identity on; then the writer's field goes in with its proof.
+    owner.database.write(lambda w: w.control(p.EnableApp(policy.identity_spec())))
+    threads.thread_ingest(thread=thread, raws=raws(owner.database))
+    thread.refresh_from_db()
+    assert profile.share(thread=thread, names=["name"]) == ["name"]
+    assert [f.value for f in shared_in(thread)[thread.member_id]] == ["Alice"]
