@@ -30,6 +30,7 @@ BENCHMARKS = [
     "medical",
     "cadre",
     "storage",
+    "identity",
 ]
 
 

@@ -29,6 +29,8 @@ API_URLS = (
     "apps.medical.audit_apis",
     "apps.cadre.api_urls",
     "apps.storage.api_urls",
+    "apps.identity.profile_api_urls",
+    "apps.identity.api_urls",
 )
 WEBSOCKET_URLS = (
     "apps.core.routing",
@@ -39,6 +41,7 @@ WEBSOCKET_URLS = (
     "apps.ledger.routing",
     "apps.market.routing",
     "apps.medical.routing",
+    "apps.identity.routing",
 )
 
 

@@ -11,6 +11,8 @@ urlpatterns = [
     path("", include("apps.messaging.urls")),
     path("", include("apps.checklist.urls")),
     path("", include("apps.voting.urls")),
+    path("", include("apps.identity.urls")),
+    path("", include("apps.identity.profile_urls")),
     path("", include("apps.timeline.blog_urls")),
     path("", include("apps.timeline.urls")),
     path("", include("apps.ledger.books_urls")),

@@ -14,11 +14,21 @@ class IdentityConfig(AppConfig):
         from apps.core.thread.appspec import thread_app_register
         from apps.core.thread.ordered_data import validators_register
         from apps.core.thread.policy import policy_template_register
-        from apps.identity import duties, policy, profile_duties, rules
+        from apps.core.threads.pages import ThreadPage, register
+        from apps.identity import duties, home, policy, profile_duties, rules
 
         policy_template_register(policy.PROFILE_SHAPE, policy.profile_policy)
         thread_app_register(policy.PROFILE_APP, policy.profile_spec, only_in=policy.PROFILE_SHAPE)
         thread_app_register(policy.APP, policy.identity_spec)
         validators_register(policy.APP, rules.validators)
+        register(
+            policy.APP,
+            ThreadPage(
+                "identity:achievements",
+                label="Achievements",
+                waiting=home.waiting,
+                roles=policy.ROLE_WORDS,
+            ),
+        )
         duties.install()
         profile_duties.install()

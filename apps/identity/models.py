@@ -36,6 +36,7 @@ class ProfileField(ReplicatedModel):
 
     class Meta:
         verbose_name = "profile field"
+        db_table = "identity_profile_field"
 
 
 class ProfileShare(ReplicatedModel):
@@ -49,6 +50,7 @@ class ProfileShare(ReplicatedModel):
 
     class Meta:
         verbose_name = "profile share"
+        db_table = "identity_profile_share"
 
 
 # -- any thread with the identity app ----------------------------------------------------------
@@ -68,6 +70,7 @@ class SharedField(ReplicatedModel):
 
     class Meta:
         verbose_name = "shared profile field"
+        db_table = "identity_shared_field"
 
 
 class Kind(ReplicatedModel):
