@@ -26,7 +26,7 @@ from django.urls import include, path
 from PIL import Image
 
 from apps.identity.models import Claim
-from tests.browser.test_look import _claim, _name
+from tests.browser.test_look import AXE, AXE_RUN, FINDINGS, _claim, _name
 from tests.browser.test_messaging_browser import INIT_SCRIPT, Person, live_ready
 from tests.browser.test_pwa_browser import NEEDS_CHROMIUM
 from tests.browser.test_undelivered_browser import (  # noqa: F401 - fixtures
@@ -81,6 +81,10 @@ def looks_right(page, errors: list[str], width: int, tab: str | None = "Achievem
         assert image.get_attribute("alt"), "an image without words"
     assert page.evaluate("() => document.documentElement.scrollWidth") <= width
     assert not [e for e in errors if "Content Security Policy" in e], errors
+    # The project's common checks, and axe-core: nothing serious or critical.
+    found = page.evaluate(FINDINGS)
+    found["axe"] = page.evaluate(AXE_RUN)
+    assert found == {"overflow": [], "template": [], "hex": [], "labels": [], "axe": []}, found
     if tab is not None:
         current = page.locator("nav.app-tabs a[aria-current='page']")
         if current.count():  # the tab shows once the lead registers the app's page
@@ -108,6 +112,7 @@ def test_a_claim_with_a_photo_witnessed_by_two(
     width = viewport["width"]
     club = club_make(tmp_path)
     context = _context(chromium, live_server, session_cookie, viewport)
+    context.add_init_script(path=str(AXE))
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
@@ -181,6 +186,7 @@ def person(chromium, name: str, peer, viewport: dict[str, int]) -> Person:  # no
     who = Person(name, peer)
     who.context = chromium.new_context(viewport=viewport, service_workers="block")
     who.context.add_init_script(INIT_SCRIPT)
+    who.context.add_init_script(path=str(AXE))
     who.page = who.context.new_page()
     who.watch(who.page)
 
@@ -245,6 +251,10 @@ def test_three_nodes_the_badge_turns_verified_live(nodes: Nodes, chromium) -> No
     names = alice.page.locator("#attestations li").all_inner_texts()
     assert any(t.startswith("Bob") for t in names)
     assert any(t.startswith("Carol") for t in names)
+    for who in (alice, bob):
+        found = who.page.evaluate(FINDINGS)
+        found["axe"] = who.page.evaluate(AXE_RUN)
+        assert found == {"overflow": [], "template": [], "hex": [], "labels": [], "axe": []}, found
     alice.page.screenshot(path=str(SHOTS / "three-nodes-alice.png"), full_page=True)
     bob.page.screenshot(path=str(SHOTS / "three-nodes-bob.png"), full_page=True)
     assert not [e for p in (alice, bob, carol) for e in p.errors if "Content Security" in e]
