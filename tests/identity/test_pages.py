@@ -132,6 +132,8 @@ def test_achievements_are_enabled_from_their_tab(browser):
     text = flashed(browser, url("enable", chat))
     assert app_enabled(chat, policy.APP)
     assert "Achievements are on in this thread" in text
+    html = browser.get(url("achievements", chat)).content.decode()
+    assert f'<a href="{url("achievements", chat)}" aria-current="page">Achievements</a>' in html
     assert "No achievements claimed yet" in text
     # Without kinds nobody can claim yet; the owner is pointed at the rules.
     assert "add one in its rules" in text
@@ -417,7 +419,7 @@ def test_the_subject_downloads_a_verified_claims_credential(browser, club):
     assert len(made["endorsements"]) == 2
 
 
-def test_home_says_what_waits_for_this_member(club):
+def test_home_says_what_waits_for_this_member(browser, club):
     from apps.identity import home
 
     assert home.waiting(club.thread) == []
@@ -431,4 +433,8 @@ def test_home_says_what_waits_for_this_member(club):
         "1 claim waiting for your word",
         "1 challenge waiting for you",
     ]
-    assert claim_id
+    home_page = page(browser, reverse("core:dashboard"))
+    assert "1 claim waiting for your word" in home_page
+    assert "1 challenge waiting for you" in home_page
+    flashed(browser, url("attest", club, claim_id), {"verdict": "witnessed"})
+    assert home.waiting(club.thread) == ["1 challenge waiting for you"]
