@@ -24,7 +24,10 @@ def no_identity_worker():
     thread behind the test's back (it would reach a database the test has not opened to it)."""
     from apps.core.threads.signals import ops_written
     from apps.identity import duties
+    from apps.voting import duties as voting_duties
 
     ops_written.disconnect(dispatch_uid="identity-duties")
+    ops_written.disconnect(dispatch_uid="voting-duties")  # a challenge's poll is never secret
     yield
     duties.install()
+    ops_written.connect(voting_duties.on_ops_written, dispatch_uid="voting-duties")

@@ -7,23 +7,10 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from django.test import Client
-from django.urls import include, path
 
-from apps.identity.api_urls import api_urlpatterns
 from apps.voting import services as voting
-from sereus_web import urls as site
-from sereus_web.app_routes import API_URLS
 from tests.identity.support import Club
-
-# Until the project lists the app's API module (a request to the lead), this test serves it.
-if "apps.identity.api_urls" in API_URLS:
-    urlpatterns = site.urlpatterns
-else:
-    urlpatterns = [path("api/v1/", include((api_urlpatterns, "api"))), *site.urlpatterns]
-
-pytestmark = pytest.mark.urls(__name__)
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
 

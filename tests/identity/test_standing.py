@@ -173,6 +173,51 @@ def test_a_challenge_back_undoes_an_overturn_and_another_redoes_it(club):
     assert lost not in standing.challenges_in_effect(club.alias)
 
 
+def test_forged_rows_of_a_modified_node_change_no_standing_anywhere(club):
+    """Gus's modified node signs an outcome nobody decided, a retraction of Fay's word and an
+    attestation over another digest: every replica refuses them and derives what it did."""
+    from apps.core.thread import payloads as p
+    from apps.core.threads import services as threads
+    from apps.identity.policy import ATTESTATION, OUTCOME, RETRACTION
+    from tests.support.replica_groups import forge_at
+
+    dana, eli, fay, gus = club.dana, club.eli, club.fay, club.gus
+    claim = eli.claim("Ran a marathon")
+    club.sync()
+    fays = fay.attest(claim)
+    dana.attest(claim)
+    club.sync()
+    made = gus.challenge(defendant=eli.member, claim=claim, judges=[club.me])
+    club.sync()
+    before = same_everywhere(club)
+    assert before[claim] == "verified"
+    writer = gus.node.database.writer()
+    me = bytes.fromhex(gus.member)
+    changes = [
+        p.RowChange(
+            OUTCOME, formats.outcome_id(me, made), p.UPSERT,
+            {"challenge": made, "winner": "challenger"},
+        ),
+        p.RowChange(
+            RETRACTION, formats.retraction_id(me, fays), p.UPSERT,
+            {"attestation": fays, "reason": ""},
+        ),
+        p.RowChange(
+            ATTESTATION, formats.attestation_id(me, claim), p.UPSERT,
+            {"claim": claim, "digest": "00" * 32, "verdict": "disputed", "note": "", "jws": "x"},
+        ),
+    ]  # fmt: skip
+    raws = [forge_at(writer, change).raw for change in changes]
+    threads.thread_ingest(thread=club.thread, raws=raws)
+    eli.node.database.ingest(raws)
+    for alias in (club.alias, eli.alias):
+        assert states_on(alias) == before
+        found = standing.standing(alias)
+        assert found[fay.member].retracted == []
+        assert gus.member not in found
+        assert standing.challenges_in_effect(alias) == set()
+
+
 # -- random histories against a plain reckoning -------------------------------------------------
 
 
