@@ -26,9 +26,8 @@ from tests.browser.test_undelivered_browser import (  # noqa: F401 - fixtures
     session_cookie,
 )
 from tests.core.threads.conftest import node, thread_databases_allowed  # noqa: F401
-from tests.identity.test_profile_api import urlpatterns  # noqa: F401 - the routes, until served
 
-pytestmark = [pytest.mark.browser, NEEDS_CHROMIUM, pytest.mark.urls(__name__)]
+pytestmark = [pytest.mark.browser, NEEDS_CHROMIUM]
 
 SHOTS = Path(tempfile.gettempdir()) / "sereus-identity"
 HEX_ID = re.compile(r"\b[0-9a-f]{8,}\b")
@@ -126,7 +125,7 @@ def test_a_profile_filled_shared_and_seen(
     page.get_by_text("You no longer share your photo with Climbing club.").wait_for()
     looks_right(page, errors, width)
 
-    page.goto(f"{live_server.url}/node/threads/{club.id}/people/")
+    page.goto(f"{live_server.url}/node/threads/{club.id}/profiles/")
     looks_right(page, errors, width)
     page.screenshot(path=str(SHOTS / f"people-{size}.png"), full_page=True)
     click(page, page.get_by_role("link", name=re.compile("^You · Alice Martin")))

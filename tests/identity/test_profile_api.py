@@ -9,33 +9,13 @@ import json
 
 import pytest
 from django.test import Client
-from django.urls import include, path
 from jwcrypto import jwk, jws
 
-from apps.identity import formats, profile, profile_api_urls
+from apps.identity import formats, profile
 from apps.messaging import services as messaging
-from sereus_web import urls as root
 from tests.identity.support import Club
 
-
-def _served(app_name: str) -> bool:
-    return any(getattr(p, "app_name", None) == app_name for p in root.urlpatterns)
-
-
-def _api_served() -> bool:
-    from sereus_web import app_routes
-
-    return "apps.identity.profile_api_urls" in app_routes.API_URLS
-
-
-# Until the lead routes them (REQUEST-H3), this module serves the profile's routes itself.
-urlpatterns = [
-    *([] if _api_served() else [path("api/v1/", include(profile_api_urls.api_urlpatterns))]),
-    *([] if _served("identity_profile") else [path("", include("apps.identity.profile_urls"))]),
-    *root.urlpatterns,
-]
-
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls(__name__)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 FIELDS = "/api/v1/profile/fields/"
 

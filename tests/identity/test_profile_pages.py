@@ -15,9 +15,8 @@ from PIL import Image
 
 from apps.identity import profile
 from tests.identity.support import Club
-from tests.identity.test_profile_api import urlpatterns  # noqa: F401 - the routes, until served
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.urls(__name__)]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 PAGE = "/node/profile/"
 HEX = re.compile(r"\b[0-9a-f]{32,}\b")
@@ -110,7 +109,7 @@ def test_sharing_and_stopping_from_the_page(browser: Client, club: Club) -> None
 def test_a_person_as_the_thread_sees_them_is_named_never_keyed(browser: Client, club: Club) -> None:
     profile.fields_set({"name": {"value": "Alice Martin"}, "links": {"value": "https://a.example"}})
     profile.share(thread=club.thread, names=["name", "links"])
-    people = browser.get(f"/node/threads/{club.thread.id}/people/")
+    people = browser.get(f"/node/threads/{club.thread.id}/profiles/")
     assert people.status_code == 200
     assert "You · Alice Martin" in visible(people)
     assert "Shares name, links" in visible(people)
