@@ -87,7 +87,3 @@ def shared_in(thread: Thread) -> dict[str, list[SharedFieldView]]:
         if len(keys) > 1:
             found.pop(member, None)
     return {m: sorted(v, key=lambda f: _order(f.name)) for m, v in found.items()}
-
-
-def member_fields(thread: Thread, member: str) -> list[SharedFieldView]:
-    return shared_in(thread).get(member, [])

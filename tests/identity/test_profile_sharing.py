@@ -21,7 +21,7 @@ from apps.identity.models import ProfileShare, SharedField
 from apps.identity.profile import ProfileError
 from apps.identity.profile_selectors import shared_in
 from apps.messaging import services as messaging
-from tests.identity.support import Club
+from tests.identity.support import Club, member_join
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,7 +49,10 @@ def value_of(row: SharedField) -> str:
 
 def file_bytes(thread) -> bytes:
     """The thread database's file as it is on disk (with its write-ahead log)."""
-    database = thread_database(thread.thread)
+    return file_bytes_at(thread_database(thread.thread))
+
+
+def file_bytes_at(database) -> bytes:
     path = Path(database.path)
     raw = sqlite3.connect(path)
     raw.execute("PRAGMA wal_checkpoint(FULL)")
@@ -87,8 +90,9 @@ def test_a_shared_field_is_in_its_thread_with_a_proof_every_member_checks(club: 
     assert "contact" not in profile.shares()
 
 
-def test_a_field_shared_into_t_is_absent_from_u_and_its_file(club: Club) -> None:
+def test_a_field_shared_into_t_is_absent_from_u_and_its_file(club: Club, tmp_path: Path) -> None:
     other = messaging.conversation_create(name="Work", my_name="Alice")
+    bob = member_join(other, tmp_path, "Bob", "writer")  # in Work, not in the club
     secret = "Rue des Capucins 7, Lyon"
     profile.fields_set({"location": {"value": secret}, "name": {"value": "Alice"}})
     profile.share(thread=club.thread, names=["location"])
@@ -101,6 +105,13 @@ def test_a_field_shared_into_t_is_absent_from_u_and_its_file(club: Club) -> None
     assert leaf in file_bytes(club.thread)
     assert leaf not in file_bytes(other)
     assert secret.encode() not in file_bytes(other)
+    # And on the other nodes: Dana (in the club) holds it, Bob (in Work only) never does.
+    club.sync()
+    bob.send()
+    bob.receive()
+    assert leaf in file_bytes_at(club.dana.node.database)
+    assert copies(bob.alias).keys() == {"name"}
+    assert leaf not in file_bytes_at(bob.node.database)
 
 
 def test_stopping_deletes_the_copy_and_marks_the_share_stopped(club: Club) -> None:
@@ -276,3 +287,34 @@ def test_a_writer_cannot_turn_identity_on_and_is_told_whom_to_ask(node, tmp_path
     thread.refresh_from_db()
     assert profile.share(thread=thread, names=["name"]) == ["name"]
     assert [f.value for f in shared_in(thread)[thread.member_id]] == ["Alice"]
+
+
+def honest_share(member, values: dict[str, str], secret: bytes) -> None:
+    """``member``'s node shares ``values`` as an honest node does: leaves under one commitment
+    by its profile key, bound to its member key in the thread (one op)."""
+    from django.db import transaction
+
+    key = formats.profile_key(secret)
+    leaves = {n: formats.disclosure(formats.salt_new(), n, v) for n, v in values.items()}
+    head = formats.commitment_make(key, [formats.disclosure_digest(t) for t in leaves.values()])
+    with transaction.atomic(using=member.alias):
+        for name, leaf in leaves.items():
+            SharedField.objects.using(member.alias).create(
+                pk=uuid.UUID(hex=formats.shared_id(member.me, name)),
+                name=name,
+                disclosure=leaf,
+                commitment=head,
+                profile=bytes(key.verify_key).hex(),
+                binding=formats.binding_make(key, member.me),
+            )
+
+
+def test_other_members_shared_fields_are_shown_by_their_names(club: Club) -> None:
+    honest_share(club.dana, {"name": "Dana Berg", "x-grade": "6c"}, b"\x05" * 32)
+    honest_share(club.eli, {"location": "Oslo"}, b"\x06" * 32)
+    club.sync()
+    seen = shared_in(club.thread)
+    assert {m: [(f.member_name, f.label, f.value, f.mine) for f in v] for m, v in seen.items()} == {
+        club.dana.member: [("Dana", "Name", "Dana Berg", False), ("Dana", "Grade", "6c", False)],
+        club.eli.member: [("Eli", "Location", "Oslo", False)],
+    }
