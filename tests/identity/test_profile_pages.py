@@ -125,3 +125,12 @@ def test_a_person_as_the_thread_sees_them_is_named_never_keyed(browser: Client, 
     assert not HEX.search(visible(dana))
     stranger = browser.get(f"/node/threads/{club.thread.id}/people/{'cd' * 32}/")
     assert stranger.status_code == 404
+
+
+def test_the_pages_are_the_owners_only(client: Client, club: Club) -> None:
+    for url in (PAGE, f"/node/threads/{club.thread.id}/profiles/"):
+        response = client.get(url)
+        assert response.status_code == 302, url
+        assert "login" in response["Location"]
+    assert client.post("/node/profile/share/", {"thread": club.thread.id}).status_code == 302
+    assert profile.shares() == {}
