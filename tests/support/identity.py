@@ -113,6 +113,7 @@ def self_attestation_print(thread_hex: str, claim_hex: str) -> None:
     """Run in the subject's stopped node: an attestation of her own claim, made exactly as an
     honest witness's would be (its id, the claim's digest, a valid endorsement signed with her
     member key), in an op her device signs at its next seq. Printed as hex; nothing is written."""
+    import uuid
     from pathlib import Path
 
     from django.conf import settings
@@ -120,11 +121,11 @@ def self_attestation_print(thread_hex: str, claim_hex: str) -> None:
     from apps.core import identity as node_identity
     from apps.core.thread import keys
     from apps.core.thread import payloads as p
-    from apps.core.thread.lww import materialize
     from apps.core.threads import coltypes
     from apps.core.threads.registry import thread_database
     from apps.identity import formats
-    from apps.identity.policy import ATTESTATION, CLAIM
+    from apps.identity.models import Claim
+    from apps.identity.policy import ATTESTATION
     from tests.core.thread.conftest import forge
 
     thread = bytes.fromhex(thread_hex)
@@ -135,7 +136,8 @@ def self_attestation_print(thread_hex: str, claim_hex: str) -> None:
     with database.lock:
         writer = database.writer()
         member = writer.member
-        claim = materialize(writer.replica.accepted_data())[CLAIM][claim_hex]
+        found = Claim.objects.using(database.alias).get(pk=uuid.UUID(hex=claim_hex))
+        claim = {name: getattr(found, name) for name in formats.CLAIM_COLUMNS}
         digest = formats.claim_digest(claim_hex, claim)
         what = {"kind": claim["kind"], "title": claim["title"]}
         jws = formats.endorsement_jws(
