@@ -219,15 +219,15 @@ def test_forged_copies_are_never_shown_as_the_forgers_fields(club: Club) -> None
     # Gus names a profile key that did not sign the commitment.
     wrong = formats.profile_key(b"\x02" * 32)
     gus_leaf = formats.disclosure("c2FsdHNhbHRzYWx0", "name", "Gus")
-    _forge(
-        gus,
-        "name",
-        disclosure=gus_leaf,
-        commitment=formats.commitment_make(key, [formats.disclosure_digest(gus_leaf)]),
-        profile=bytes(wrong.verify_key).hex(),
-        binding=formats.binding_make(wrong, gus.me),
-    )
+    gus_cols = {
+        "disclosure": gus_leaf,
+        "commitment": formats.commitment_make(key, [formats.disclosure_digest(gus_leaf)]),
+        "profile": bytes(wrong.verify_key).hex(),
+        "binding": formats.binding_make(wrong, gus.me),
+    }
+    _forge(gus, "name", **gus_cols)
     club.sync()
+    assert SharedField.objects.using(club.alias).count() == 2  # the rules refused all three
     seen = shared_in(club.thread)
     assert set(seen) == {club.me}
     # The same forged rows written straight into this node's table (a modified node's store,
@@ -243,6 +243,7 @@ def test_forged_copies_are_never_shown_as_the_forgers_fields(club: Club) -> None
                 "binding": formats.binding_make(key, fay.me),
             },
         ),
+        (gus, gus_cols),
     ]
     raw = sqlite3.connect(thread_database(club.thread.thread).path)
     raw.create_function("sereus_capture", 0, lambda: 0)  # another program: nothing captured
@@ -261,7 +262,7 @@ def test_forged_copies_are_never_shown_as_the_forgers_fields(club: Club) -> None
                 ],
             )
     raw.close()
-    assert SharedField.objects.using(club.alias).count() == 4  # Alice's two and the forged two
+    assert SharedField.objects.using(club.alias).count() == 5  # Alice's two and three forged
     seen = shared_in(club.thread)
     assert set(seen) == {club.me}
     assert [f.value for f in seen[club.me]] == ["Alice", "Lyon"]
