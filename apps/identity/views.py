@@ -458,12 +458,20 @@ def evidence(request: HttpRequest, thread_id: str, claim_id: str, index: int) ->
 
 
 def challenge_form(
-    thread: Thread, data=None, *, initial=None, duel: bool = False, claim: ClaimView | None = None
+    thread: Thread, data=None, *, initial=None, claim: ClaimView | None = None, against: str = ""
 ) -> ChallengeForm:
-    """Judges offered: never oneself, nor a claim's subject or witnesses (the rules refuse)."""
+    """Judges offered: never oneself, the one challenged, nor the claim's subject or witnesses
+    (the rules refuse them). A challenge back names the won challenge; a duel picks a member."""
     everyone = people(thread)
-    left_out = {claim.subject, *(a.witness for a in claim.attestations)} if claim else set()
+    left_out: set[str] = set()
+    answered = selectors.challenge(thread, against) if against else None
+    if answered is not None:
+        left_out.add(answered.challenger)  # the defendant of a challenge back
+        claim = selectors.claim(thread, answered.claim) if answered.claim else None
+    if claim is not None:
+        left_out |= {claim.subject, *(a.witness for a in claim.attestations)}
     judges = [(m, name) for m, name in everyone if m not in left_out]
+    duel = claim is None and answered is None
     return ChallengeForm(data, initial=initial, members=everyone, judges=judges, duel=duel)
 
 
@@ -481,10 +489,10 @@ def challenges(request: HttpRequest, thread_id: str) -> HttpResponse:
     part = takes_part(thread)
     posted = part and request.method == "POST"
     against = request.POST.get("against") or request.GET.get("against") or ""
-    duel = not against
-    form = challenge_form(thread, request.POST if posted else None, duel=duel) if part else None
-    if form is not None and not posted and against:
-        form = challenge_form(thread, initial={"against": against})
+    form = None
+    if part:
+        data, initial = (request.POST, None) if posted else (None, {"against": against})
+        form = challenge_form(thread, data, initial=initial, against=against)
     if posted and form is not None and form.is_valid():
         if _made(request, thread, form):
             return _to("challenges", thread)

@@ -438,3 +438,71 @@ def test_home_says_what_waits_for_this_member(browser, club):
     assert "1 challenge waiting for you" in home_page
     flashed(browser, url("attest", club, claim_id), {"verdict": "witnessed"})
     assert home.waiting(club.thread) == ["1 challenge waiting for you"]
+
+
+def test_accept_dispute_challenge_back_and_a_pdf_to_download(browser, club):
+    # Eli challenges Alice to a duel judged by Dana; she accepts on her page.
+    club.eli.challenge(defendant=club.me, feat="Race me to the hut", judges=[club.dana.member])
+    club.eli.send()
+    challenge_id = Challenge.objects.using(club.alias).get().pk.hex
+    text = page(browser, url("challenges", club))
+    assert "Eli challenged you to a duel" in text
+    assert "Waiting for you to accept" in text
+    text = flashed(browser, url("challenge_accept", club, challenge_id))
+    assert "You accepted the challenge and its judges" in text
+    assert "Judging: 0 of 1 judges have said" in text
+    text = flashed(browser, url("challenge_accept", club, challenge_id))
+    assert "You did not accept:" in text
+    # Dana's claim with a PDF: Alice disputes it; the file downloads, never shown inline.
+    pdf = SimpleUploadedFile("diploma.pdf", b"%PDF-1.4\n%\xe2\xe3\n1 0 obj\n<<>>\nendobj\n")
+    claim_id = claim_through_form(browser, club, "Passed the guide's exam")
+    club.sync([club.dana])
+    club.dana.attest(claim_id)
+    club.dana.send()
+    mine = browser.post(
+        url("achievements", club), {"kind": "race", "title": "With a diploma", "evidence": [pdf]}
+    )
+    assert mine.status_code == 302
+    pdf_claim = mine["Location"].rstrip("/").rsplit("/", 1)[1]
+    html = browser.get(url("claim", club, pdf_claim)).content.decode()
+    assert f'<a href="{url("evidence", club, pdf_claim, "0")}" download>diploma.pdf</a>' in html
+    got = browser.get(url("evidence", club, pdf_claim, "0"))
+    assert got["Content-Type"] == "application/octet-stream"
+    assert got["Content-Disposition"].startswith("attachment;")
+    club.dana.receive()
+    other = club.dana.claim("Soloed the ridge")
+    club.dana.send()
+    text = flashed(browser, url("attest", club, other), {"verdict": "disputed", "note": "Fog"})
+    assert "You disputed this claim" in text
+    assert "You dispute it “Fog”" in text
+    assert "Waiting for witnesses (0 of 2)" in text
+
+
+def test_a_won_challenge_is_challenged_back(browser, club):
+    claim_id = club.eli.claim("Fastest on the slab")
+    club.sync([club.eli, club.fay, club.gus])
+    club.fay.attest(claim_id)
+    club.gus.attest(claim_id)
+    club.sync([club.fay, club.gus])
+    club.dana.receive()
+    first = club.dana.challenge(
+        defendant=club.eli.member, claim=claim_id, judges=[club.me], feat="Again, faster"
+    )
+    club.dana.send()
+    club.eli.receive()
+    club.eli.accept(first)
+    club.eli.send()
+    text = flashed(browser, url("challenge_judge", club, first), {"winner": "challenger"})
+    assert "Dana won: the claim is overturned" in text  # this node wrote the outcome
+    assert "Overturned" in page(browser, url("claim", club, claim_id))
+    # Alice (not the winner) answers Dana's won challenge.
+    text = page(browser, url("challenges", club))
+    assert "Challenge back" in text
+    form = page(browser, url("challenges", club) + f"?against={first}")
+    assert "If you win, the challenge you answer is undone." in form
+    # Dana (its winner), Eli (the claim's subject), Fay and Gus (its witnesses) cannot judge.
+    assert "Nobody in this thread can judge it." in form
+    back = {"against": first, "feat": "Dana cheated", "mode": "poll"}
+    text = flashed(browser, url("challenges", club), back)
+    assert "You challenged Dana back" in text
+    assert "Decided by a poll of the other members" in text
