@@ -126,10 +126,14 @@ class NodeProcess:
 
     def _pump(self, proc: subprocess.Popen[str], lines: queue.Queue[str | None]) -> None:
         assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.rstrip("\n")
-            self.output.append(line)
-            lines.put(line)
+        # Kept whole beside the data dir too: a test's failure message shows only the tail.
+        with (self.data_dir.parent / f"{self.data_dir.name}-output.log").open("a") as kept:
+            for raw in proc.stdout:
+                line = raw.rstrip("\n")
+                self.output.append(line)
+                lines.put(line)
+                kept.write(raw)
+                kept.flush()
         lines.put(None)
 
     def stop(self, *, timeout: float = 20.0) -> int:
