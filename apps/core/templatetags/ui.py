@@ -70,7 +70,7 @@ def nav_section(context: template.Context) -> str:
         return "home"
     if match.app_name in ("ledger", "ledger_books", "market", "medical"):
         return "home"  # Money, Market and Health are cards on Home
-    if match.app_name in ("cadre", "storage"):
+    if match.app_name in ("cadre", "storage", "identity_profile"):
         return "settings"  # your devices, backups: parts of Settings
     if match.app_name == "core" and match.url_name in SETTINGS_PAGES:
         return "settings"
