@@ -49,6 +49,7 @@ CLUB = ["dana", "eli", "fay", "gus", "hal"]
 NAMES = [*CLUB, "ivy"]
 TOWN = "Marker-town-5c1e"  # Dana's shared field's value: searched for on disk
 KIND = "sport"
+PHOTO = png()
 
 
 @dataclass
@@ -133,7 +134,7 @@ def _claim(nodes: Nodes, title: str) -> str:
         nodes.peers["dana"],
         nodes.club,
         {"kind": KIND, "title": title, "event_date": "2026-10-04", "place": "Berlin"},
-        [("finish.png", png())],
+        [("finish.png", PHOTO)],
     )
     assert made["state"] == "pending", made
     assert len(made["evidence"]) == 1, made
@@ -158,6 +159,9 @@ def test_a_claim_witnessed_then_overturned_by_a_poll_is_seen_alike_everywhere(
 
     seen = _on_all(nodes, CLUB, verified, "the claim verified on every node")
     assert {n: len(v["witnesses"]) for n, v in seen.items()} == dict.fromkeys(CLUB, 2)
+    photo = {"name": "finish.png", "mime": "image/png", "size": len(PHOTO)}
+    for name, view in seen.items():  # the photo's description reached every node
+        assert [{k: e[k] for k in photo} for e in view["evidence"]] == [photo], name
 
     # Gus challenges it; the poll opens with the challenge, without Gus, Dana, Eli and Fay.
     challenge = nodes.api("gus").post(
@@ -190,7 +194,11 @@ def test_a_claim_witnessed_then_overturned_by_a_poll_is_seen_alike_everywhere(
         view = claim_on(api, club, claim)
         return view if view and view["state"] == "overturned" else None
 
-    _on_all(nodes, CLUB, overturned, "the claim overturned on every node")
+    seen = _on_all(nodes, CLUB, overturned, "the claim overturned on every node")
+    assert {n: v["overturned_by"] for n, v in seen.items()} == dict.fromkeys(CLUB, challenge["id"])
+    for name in CLUB:
+        decided = nodes.api(name).get(f"/api/v1/threads/{club}/challenges/{challenge['id']}/")
+        assert (decided["winner"], decided["in_effect"]) == ("challenger", True), name
 
     def standing(api: Api) -> dict | None:
         listed = {w["member"]: w for w in witnesses_on(api, club)}
