@@ -102,7 +102,6 @@ class ClaimView:
     my_retracted: bool
     challenges: list[ChallengeRef]
     overturned_by: str | None  # the challenge in effect that overturned it
-    digest: str = ""
 
     @property
     def counting(self) -> int:

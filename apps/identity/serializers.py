@@ -273,7 +273,6 @@ def _plain(value: Any) -> Any:
 
 def claim_body(view: selectors.ClaimView) -> dict[str, Any]:
     body = _plain(view)
-    body.pop("digest", None)
     body["evidence"] = [
         {"index": f.index, "name": f.name, "mime": f.mime, "size": f.size, "complete": f.complete}
         for f in view.evidence

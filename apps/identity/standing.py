@@ -128,40 +128,59 @@ def _effective(alias: str) -> tuple[set[str], dict[str, str]]:
 
 # -- standing ----------------------------------------------------------------------------------
 
-# Every attestation with its witness (from the id's row tag), whether its witness retracted it,
-# and the challenge in effect that overturned its claim if it said "witnessed"; then per witness
-# the count and the inputs, as JSON arrays.
+# Every attestation with its witness's row tag, whether its witness retracted it, and the
+# challenge in effect that overturned its claim if it said "witnessed" (found from the few
+# overturned claims through the index on ``claim``); then per witness the count and the inputs
+# as JSON arrays, and the witness's key once per witness. ``{only}`` narrows it to some
+# witnesses (a claim's page needs only its own witnesses' flags).
 _STANDING = """
 WITH overturned(claim, challenge) AS (
     SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(%s)
 ),
+struck AS (
+    SELECT a.id AS id, o.challenge AS challenge FROM overturned o
+    JOIN identity_attestation a ON a.claim = o.claim
+    WHERE a.verdict = 'witnessed'
+),
 att AS (
-    SELECT a.id AS id, a.claim AS claim, lower(hex(m.member)) AS witness,
-        EXISTS (
-            SELECT 1 FROM identity_retraction r
-            WHERE r.attestation = a.id AND substr(r.id, 21) = substr(a.id, 21)
-        ) AS retracted,
-        CASE WHEN a.verdict = 'witnessed' THEN o.challenge END AS overturned_by
+    SELECT a.id AS id, a.claim AS claim, substr(a.id, 21) AS tag,
+        r.id IS NOT NULL AS retracted, s.challenge AS overturned_by
     FROM identity_attestation a
-    JOIN sereus_members m ON m.tag = substr(a.id, 21)
-    LEFT JOIN overturned o ON o.claim = a.claim
+    LEFT JOIN identity_retraction r
+        ON r.attestation = a.id AND substr(r.id, 21) = substr(a.id, 21)
+    LEFT JOIN struck s ON s.id = a.id
+    {only}
+),
+per AS (
+    SELECT tag,
+        count(*) AS attested,
+        json_group_array(id) FILTER (WHERE retracted) AS retracted,
+        json_group_array(json_array(id, claim, overturned_by))
+            FILTER (WHERE overturned_by IS NOT NULL) AS overturned,
+        count(*) FILTER (WHERE retracted OR overturned_by IS NOT NULL) AS strikes
+    FROM att GROUP BY tag
 )
-SELECT witness,
-    count(*),
-    json_group_array(id) FILTER (WHERE retracted),
-    json_group_array(json_array(id, claim, overturned_by)) FILTER (WHERE overturned_by IS NOT NULL),
-    count(*) FILTER (WHERE retracted OR overturned_by IS NOT NULL)
-FROM att GROUP BY witness
+SELECT lower(hex(m.member)), per.attested, per.retracted, per.overturned, per.strikes
+FROM per JOIN sereus_members m ON m.tag = per.tag
 """
 
 
-def standing(alias: str, settings: Settings | None = None) -> dict[str, WitnessStanding]:
-    """Every witness's standing in the thread whose database is ``alias``, keyed by member."""
+def standing(
+    alias: str, settings: Settings | None = None, *, tags: Iterable[str] | None = None
+) -> dict[str, WitnessStanding]:
+    """Every witness's standing in the thread whose database is ``alias``, keyed by member
+    (only the witnesses whose row tags are ``tags``, if given)."""
     settings = settings or settings_of(alias)
     _effect, overturned = _effective(alias)
+    params = [json.dumps(sorted(overturned.items()))]
+    only = ""
+    if tags is not None:
+        only = "WHERE substr(a.id, 21) IN (SELECT value FROM json_each(%s))"
+        params.append(json.dumps(sorted(tags)))
     found: dict[str, WitnessStanding] = {}
-    rows = _rows(alias, _STANDING, [json.dumps(sorted(overturned.items()))])
-    for witness, attested, retracted, over, strikes in rows:
+    for witness, attested, retracted, over, strikes in _rows(
+        alias, _STANDING.format(only=only), params
+    ):
         found[witness] = WitnessStanding(
             member=witness,
             attested=int(attested),
@@ -174,9 +193,11 @@ def standing(alias: str, settings: Settings | None = None) -> dict[str, WitnessS
 
 # -- claim states ------------------------------------------------------------------------------
 
+# Unretracted attestations grouped per claim (one pass, no query per claim): who witnessed,
+# who disputes, and which witnesses the thread trusts for the claim's kind; then every claim
+# with its subject. ``{only}`` narrows both to the claims asked for (a claim's page).
 _CLAIMS = """
-WITH flagged(member) AS (SELECT value FROM json_each(%s)),
-overturned(claim) AS (SELECT value FROM json_each(%s)),
+WITH overturned(claim) AS (SELECT value FROM json_each(%s)),
 att AS (
     SELECT a.claim AS claim, a.verdict AS verdict, lower(hex(m.member)) AS witness
     FROM identity_attestation a
@@ -184,21 +205,31 @@ att AS (
     WHERE NOT EXISTS (
         SELECT 1 FROM identity_retraction r
         WHERE r.attestation = a.id AND substr(r.id, 21) = substr(a.id, 21)
-    )
+    ) {only_att}
+),
+words AS (
+    SELECT claim,
+        json_group_array(DISTINCT witness) FILTER (WHERE verdict = 'witnessed') AS attested,
+        json_group_array(DISTINCT witness) FILTER (WHERE verdict = 'disputed') AS disputes
+    FROM att GROUP BY claim
+),
+trusted AS (
+    SELECT att.claim AS claim, json_group_array(DISTINCT att.witness) AS members
+    FROM att
+    JOIN identity_claim c ON c.id = att.claim
+    JOIN identity_authority au ON au.member = att.witness AND au.kind = c.kind AND NOT au.revoked
+    WHERE att.verdict = 'witnessed'
+    GROUP BY att.claim
 )
 SELECT c.id, lower(hex(s.member)), c.kind, c.withdrawn,
-    c.id IN (SELECT claim FROM overturned),
-    (SELECT json_group_array(DISTINCT witness) FROM att
-        WHERE att.claim = c.id AND verdict = 'witnessed' AND witness <> lower(hex(s.member))),
-    (SELECT json_group_array(DISTINCT witness) FROM att
-        WHERE att.claim = c.id AND verdict = 'disputed'),
-    (SELECT min(att.witness) FROM att
-        JOIN identity_authority au
-            ON au.member = att.witness AND au.kind = c.kind AND NOT au.revoked
-        WHERE att.claim = c.id AND verdict = 'witnessed' AND att.witness <> lower(hex(s.member)))
+    c.id IN (SELECT claim FROM overturned), w.attested, w.disputes, t.members
 FROM identity_claim c
 JOIN sereus_members s ON s.tag = substr(c.id, 21)
+LEFT JOIN words w ON w.claim = c.id
+LEFT JOIN trusted t ON t.claim = c.id
+{only_claim}
 """
+_ONLY = "(SELECT value FROM json_each(%s))"
 
 
 def claim_states(
@@ -210,20 +241,40 @@ def claim_states(
 ) -> dict[str, ClaimState]:
     """The state of each claim (all, or ``claim_ids``), keyed by claim id."""
     settings = settings or settings_of(alias)
-    witnesses = standing(alias, settings) if witnesses is None else witnesses
+    if witnesses is None:
+        tags = None
+        if claim_ids is not None:  # only these claims' witnesses' flags matter
+            tags = [
+                tag
+                for (tag,) in _rows(
+                    alias,
+                    "SELECT DISTINCT substr(id, 21) FROM identity_attestation"
+                    " WHERE claim IN (SELECT value FROM json_each(%s))",
+                    [json.dumps([c.replace("-", "").lower() for c in claim_ids])],
+                )
+            ]
+        witnesses = standing(alias, settings, tags=tags)
     flagged = sorted(m for m, s in witnesses.items() if s.flagged)
     _effect, overturned = _effective(alias)
-    sql, params = _CLAIMS, [json.dumps(flagged), json.dumps(sorted(overturned))]
-    if claim_ids is not None:
-        sql += " WHERE c.id IN (SELECT value FROM json_each(%s))"
-        params.append(json.dumps([c.replace("-", "").lower() for c in claim_ids]))
+    params = [json.dumps(sorted(overturned))]
+    if claim_ids is None:
+        sql = _CLAIMS.format(only_att="", only_claim="")
+    else:
+        chosen = json.dumps([c.replace("-", "").lower() for c in claim_ids])
+        sql = _CLAIMS.format(
+            only_att=f"AND a.claim IN {_ONLY}", only_claim=f"WHERE c.id IN {_ONLY}"
+        )
+        params += [chosen, chosen]
     found: dict[str, ClaimState] = {}
     is_flagged = set(flagged)
-    for pk, subject, kind, withdrawn, over, attested, disputes, authority in _rows(
+    for pk, subject, kind, withdrawn, over, attested, disputes, trusted in _rows(
         alias, sql, params
     ):
-        everyone = sorted(json.loads(attested or "[]"))
+        # The rules refuse a subject's word on their own claim; never counted here either.
+        everyone = sorted(w for w in json.loads(attested or "[]") if w != subject)
         counting = [w for w in everyone if w not in is_flagged]
+        authorities = sorted(w for w in json.loads(trusted or "[]") if w != subject)
+        authority = authorities[0] if authorities else None
         if withdrawn:
             state = WITHDRAWN
         elif over:
