@@ -15,6 +15,7 @@ urlpatterns = [
     path(PROFILE, profile_views.profile_page, name="profile"),
     path(PROFILE + "share/", profile_views.share, name="share"),
     path(PROFILE + "unshare/", profile_views.unshare, name="unshare"),
+    path(PROFILE + "credential/", profile_views.credential, name="credential"),
     path(PROFILES, profile_views.thread_people, name="thread_people"),
     path(PEOPLE + "<str:member>/", profile_views.thread_profile, name="thread_profile"),
 ]

@@ -127,6 +127,21 @@ def unshare(request: HttpRequest) -> HttpResponse:
     return _back()
 
 
+@require_http_methods(["GET"])
+def credential(request: HttpRequest) -> HttpResponse:
+    """Chosen fields as an SD-JWT presentation to save and hand to someone outside every
+    thread: the commitment and those fields' disclosures only."""
+    names = request.GET.getlist("fields")
+    try:
+        token = profile.presentation(names)
+    except ProfileError as exc:
+        flash.error(request, f"No credential was made: {_said(exc)}")
+        return _back()
+    response = HttpResponse(token + "\n", content_type="application/sd-jwt")
+    response["Content-Disposition"] = 'attachment; filename="profile.sd-jwt"'
+    return response
+
+
 def _thread(thread_id: str) -> Thread:
     thread = app_thread_find(thread_id)
     if thread is None:

@@ -15,6 +15,7 @@ from apps.cadre.control import control_thread
 from apps.identity import formats, profile
 from apps.identity.models import ProfileField
 from apps.identity.profile import ProfileError
+from tests.identity.test_profile_sharing import duty_by_hand  # noqa: F401 - autouse
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -14,6 +14,7 @@ from jwcrypto import jwk, jws
 from apps.identity import formats, profile
 from apps.messaging import services as messaging
 from tests.identity.support import Club
+from tests.identity.test_profile_sharing import duty_by_hand  # noqa: F401 - autouse
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

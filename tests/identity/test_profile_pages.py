@@ -15,6 +15,7 @@ from PIL import Image
 
 from apps.identity import profile
 from tests.identity.support import Club
+from tests.identity.test_profile_sharing import duty_by_hand  # noqa: F401 - autouse
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -134,3 +135,22 @@ def test_the_pages_are_the_owners_only(client: Client, club: Club) -> None:
         assert "login" in response["Location"]
     assert client.post("/node/profile/share/", {"thread": club.thread.id}).status_code == 302
     assert profile.shares() == {}
+
+
+def test_a_credential_of_chosen_fields_downloads(browser: Client) -> None:
+    from apps.identity import formats
+
+    profile.fields_set({"name": {"value": "Alice"}, "contact": {"value": "alice@example.org"}})
+    got = browser.get("/node/profile/credential/?fields=name")
+    assert got.status_code == 200
+    assert got["Content-Disposition"] == 'attachment; filename="profile.sd-jwt"'
+    head, leaf, tail = got.content.decode().strip().split("~")
+    assert tail == ""
+    assert formats.disclosure_open(leaf)[1:] == ("name", "Alice")
+    digests = formats.commitment_open(head, formats.did_public(profile.profile_did()))
+    assert digests is not None
+    assert formats.disclosure_digest(leaf) in digests
+    assert len(digests) == 2  # the contact is there as a salted digest only
+    assert b"alice@example.org" not in got.content
+    nothing = browser.get("/node/profile/credential/", follow=True)
+    assert "No credential was made: Choose at least one field" in text(nothing)
