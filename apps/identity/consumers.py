@@ -21,7 +21,7 @@ class ClaimsConsumer(AppLiveConsumer):
         return thread if thread is not None and app_enabled(thread, APP) else None
 
     def render(self, thread: Thread) -> str:
-        from apps.identity.views import list_context
+        from apps.identity.display import list_context
 
         context = {**list_context(thread), "oob": True, "csrf_token": self._csrf_token}
         return render_to_string("identity/_claims.html", context)
@@ -29,7 +29,7 @@ class ClaimsConsumer(AppLiveConsumer):
 
 class ChallengesConsumer(ClaimsConsumer):
     def render(self, thread: Thread) -> str:
-        from apps.identity.views import challenges_context
+        from apps.identity.display import challenges_context
 
         context = {**challenges_context(thread), "oob": True, "csrf_token": self._csrf_token}
         return render_to_string("identity/_challenges.html", context)
@@ -37,14 +37,11 @@ class ChallengesConsumer(ClaimsConsumer):
 
 class ClaimConsumer(ClaimsConsumer):
     def render(self, thread: Thread) -> str:
-        from django.http import Http404
+        from apps.identity import selectors
+        from apps.identity.display import claim_context
 
-        from apps.identity.views import claim_context
-
-        claim_id = self.scope["url_route"]["kwargs"]["claim_id"]
-        try:
-            context = claim_context(thread, claim_id)
-        except Http404:
+        found = selectors.claim(thread, self.scope["url_route"]["kwargs"]["claim_id"])
+        if found is None:
             return ""
-        context.update(oob=True, csrf_token=self._csrf_token)
+        context = {**claim_context(thread, found), "oob": True, "csrf_token": self._csrf_token}
         return render_to_string("identity/_claim_live.html", context)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any
 
 from django.contrib import messages as flash
@@ -25,21 +24,28 @@ from apps.core.threads.pages import tabs
 from apps.core.threads.services import ThreadServiceError
 from apps.identity import evidence as evidence_files
 from apps.identity import selectors, services
+from apps.identity.display import (
+    challenge_form,
+    challenges_context,
+    claim_context,
+    claim_form,
+    file_name,
+    list_context,
+    manages,
+    people,
+    rule_words,
+    settings_context,
+    takes_part,
+)
 from apps.identity.forms import (
     AttestForm,
-    AuthorityForm,
     ChallengeForm,
-    ClaimForm,
     JudgeForm,
     KindForm,
     RetractForm,
     SettingsForm,
 )
 from apps.identity.policy import APP
-from apps.identity.selectors import ChallengeView, ClaimView, SettingsView
-
-TAKES_PART = ("owner", "admin", "writer")  # who claims, attests and challenges (the policy)
-MANAGERS = ("owner", "admin")
 
 
 def _thread(thread_id: str) -> Thread:
@@ -54,18 +60,6 @@ def _enabled_thread(thread_id: str) -> Thread:
     if not app_enabled(thread, APP):
         raise Http404("achievements are not enabled in this thread")
     return thread
-
-
-def _active(thread: Thread) -> bool:
-    return thread.state == Thread.State.ACTIVE
-
-
-def takes_part(thread: Thread) -> bool:
-    return _active(thread) and thread.role in TAKES_PART
-
-
-def manages(thread: Thread) -> bool:
-    return _active(thread) and thread.role in MANAGERS
 
 
 def said(exc: Exception) -> str:
@@ -115,169 +109,7 @@ def _render(request: HttpRequest, template: str, thread: Thread, context: dict, 
     return render(request, template, context, status=status)
 
 
-# -- what the pages show, in words ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Badge:
-    state: str  # verified | pending | overturned | withdrawn (the CSS class)
-    label: str
-    how: str
-
-
-def badge(c: ClaimView) -> Badge:
-    """The claim's state as a badge, with how it got there."""
-    if c.state == "verified":
-        if c.counting >= c.needed:
-            return Badge(c.state, "Verified", f"by {plural(c.counting, 'witness', 'witnesses')}")
-        return Badge(c.state, "Verified", f"by {c.authority_name}, trusted for {c.kind_label}")
-    if c.state == "pending":
-        return Badge(c.state, "Waiting for witnesses", f"({c.counting} of {c.needed})")
-    if c.state == "overturned":
-        return Badge(c.state, "Overturned", "by a challenge")
-    return Badge(c.state, "Withdrawn", "by its claimant")
-
-
-def plural(count: int, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"
-
-
-def rule_words(current: SettingsView) -> dict[str, str]:
-    k, flag = current.witnesses, current.flag_after
-    return {
-        "verified": f"A claim is verified when {plural(k, 'member', 'members')} other than its "
-        "claimant witness it, or one member the thread trusts for its kind does.",
-        "flagged": f"Witnesses are flagged after {flag} retracted or overturned "
-        f"attestation{'' if flag == 1 else 's'}; flagged witnesses do not count.",
-    }
-
-
-@dataclass(frozen=True)
-class Said:
-    """One attestation as the claim page lists it."""
-
-    member: str  # for the link to the witness's standing
-    name: str
-    verdict: str
-    verdict_words: str
-    note: str
-    retracted: bool
-    why: str
-
-
-def attestations(c: ClaimView) -> list[Said]:
-    found = []
-    for a in c.attestations:
-        you = a.mine
-        if a.retracted:
-            words = "took it back" if not a.note else "took back their word"
-        elif a.verdict == "witnessed":
-            words = "witnessed it"
-        else:
-            words = "dispute it" if you else "disputes it"
-        why = ""
-        if a.retracted and a.retraction_reason:
-            why = f"Why: {a.retraction_reason}"
-        elif a.flagged and a.verdict == "witnessed":
-            why = "Flagged: does not count"
-        elif a.authority and a.verdict == "witnessed":
-            why = f"Trusted for {c.kind_label}"
-        found.append(Said(a.witness, a.witness_name, a.verdict, words, a.note, a.retracted, why))
-    return found
-
-
-@dataclass(frozen=True)
-class ClaimShown:
-    view: ClaimView
-    badge: Badge
-    attestations: list[Said]
-    waiting_for_me: bool
-
-
-def shown(c: ClaimView) -> ClaimShown:
-    waiting = not c.mine and c.state == "pending" and c.my_verdict is None
-    return ClaimShown(c, badge(c), attestations(c), waiting)
-
-
-def may_attest(c: ClaimView) -> bool:
-    return not c.mine and c.my_verdict is None and c.state in ("pending", "verified")
-
-
-def may_retract(c: ClaimView) -> bool:
-    return c.my_verdict is not None and not c.my_retracted
-
-
-def may_challenge(c: ClaimView) -> bool:
-    return not c.mine and c.state == "verified"
-
-
-def people(thread: Thread, *, leave_out: set[str] = frozenset()) -> list[tuple[str, str]]:
-    """The thread's members now but this one (and ``leave_out``), by name: a form's choices."""
-    names = selectors.member_names(thread)
-    found = [
-        (member, names[member])
-        for member in services.members_now(thread)
-        if member != thread.member_id and member not in leave_out
-    ]
-    return sorted(found, key=lambda pair: (pair[1].casefold(), pair[0]))
-
-
-@dataclass(frozen=True)
-class ChallengeShown:
-    view: ChallengeView
-    heading: str
-    how: str
-    state: str
-    judgements: list[str]
-    can_challenge_back: bool
-
-
-def challenge_shown(c: ChallengeView) -> ChallengeShown:
-    who, whom = c.challenger_name.capitalize(), c.defendant_name
-    what = " back" if c.against else (" to a duel" if not c.claim else "")
-    if c.mode == "poll":
-        how = "Decided by a poll of the other members"
-    else:
-        how = "Judges: " + ", ".join(j.name for j in c.judges)
-    if c.state == "decided":
-        state = f"{(c.winner_name or 'someone').capitalize()} won"
-        if c.winner == "challenger" and c.claim and c.in_effect:
-            state += ": the claim is overturned"
-    elif c.state == "waiting_accept":
-        state = f"Waiting for {whom} to accept"
-    elif c.state == "judging":
-        done = sum(1 for j in c.judges if j.said)
-        state = f"Judging: {done} of {len(c.judges)} judges have said"
-    else:
-        state = "The poll decides"
-    judged = [f"{j.name.capitalize()}: the {j.said} wins" for j in c.judges if j.said is not None]
-    back = (
-        c.state == "decided"
-        and c.winner == "challenger"
-        and c.in_effect
-        and not c.mine
-        and c.claim is not None
-    )
-    return ChallengeShown(c, f"{who} challenged {whom}{what}", how, state, judged, back)
-
-
-def file_name(title: str) -> str:
-    """A download's name from a claim's title (letters, digits and dashes)."""
-    kept = "".join(ch if ch.isalnum() else "-" for ch in title.strip().casefold())
-    return "-".join(part for part in kept.split("-") if part)[:60]
-
-
 # -- the tab ----------------------------------------------------------------------------------
-
-
-def claim_form(thread: Thread, data=None, files=None) -> ClaimForm:
-    kinds = [(k.slug, k.label) for k in selectors.kinds(thread) if not k.retired]
-    return ClaimForm(data, files, kinds=kinds)
-
-
-def list_context(thread: Thread) -> dict:
-    """The claims list (also what its live socket renders)."""
-    return {"thread": thread, "claims": [shown(c) for c in selectors.claims(thread)]}
 
 
 @require_http_methods(["GET", "POST"])
@@ -329,28 +161,11 @@ def enable(request: HttpRequest, thread_id: str) -> HttpResponse:
 # -- a claim ----------------------------------------------------------------------------------
 
 
-def claim_context(thread: Thread, claim_id: str) -> dict:
-    view = _claim_view(thread, claim_id)
-    part = takes_part(thread)
-    return {
-        "thread": thread,
-        "claim": shown(view),
-        "rule": rule_words(selectors.settings(thread)),
-        "can_attest": part and may_attest(view),
-        "can_retract": part and may_retract(view),
-        "can_withdraw": part and view.mine and not view.withdrawn,
-        "can_challenge": part and may_challenge(view),
-        "can_export": view.mine and view.verified,
-        "attest_form": AttestForm(),
-        "retract_form": RetractForm(),
-    }
-
-
 @require_GET
 def claim(request: HttpRequest, thread_id: str, claim_id: str) -> HttpResponse:
     thread = _enabled_thread(thread_id)
     _due(thread)
-    context = claim_context(thread, claim_id)
+    context = claim_context(thread, _claim_view(thread, claim_id))
     view = context["claim"].view
     if context["can_challenge"]:
         initial = {"claim": view.id}
@@ -457,31 +272,6 @@ def evidence(request: HttpRequest, thread_id: str, claim_id: str, index: int) ->
 # -- challenges -------------------------------------------------------------------------------
 
 
-def challenge_form(
-    thread: Thread, data=None, *, initial=None, claim: ClaimView | None = None, against: str = ""
-) -> ChallengeForm:
-    """Judges offered: never oneself, the one challenged, nor the claim's subject or witnesses
-    (the rules refuse them). A challenge back names the won challenge; a duel picks a member."""
-    everyone = people(thread)
-    left_out: set[str] = set()
-    answered = selectors.challenge(thread, against) if against else None
-    if answered is not None:
-        left_out.add(answered.challenger)  # the defendant of a challenge back
-        claim = selectors.claim(thread, answered.claim) if answered.claim else None
-    if claim is not None:
-        left_out |= {claim.subject, *(a.witness for a in claim.attestations)}
-    judges = [(m, name) for m, name in everyone if m not in left_out]
-    duel = claim is None and answered is None
-    return ChallengeForm(data, initial=initial, members=everyone, judges=judges, duel=duel)
-
-
-def challenges_context(thread: Thread) -> dict:
-    return {
-        "thread": thread,
-        "challenges": [challenge_shown(c) for c in selectors.challenges(thread)],
-    }
-
-
 @require_http_methods(["GET", "POST"])
 def challenges(request: HttpRequest, thread_id: str) -> HttpResponse:
     thread = _enabled_thread(thread_id)
@@ -527,7 +317,7 @@ def claim_challenge(request: HttpRequest, thread_id: str, claim_id: str) -> Http
     if not takes_part(thread):
         flash.error(request, "You cannot challenge in this thread.")
         return _to("claim", thread, claim_id)
-    context = claim_context(thread, claim_id)
+    context = claim_context(thread, _claim_view(thread, claim_id))
     form = challenge_form(thread, request.POST, claim=context["claim"].view)
     if form.is_valid() and _made(request, thread, form):
         return _to("challenges", thread)
@@ -590,25 +380,6 @@ def witness(request: HttpRequest, thread_id: str, member: str) -> HttpResponse:
 
 
 # -- settings ---------------------------------------------------------------------------------
-
-
-def settings_context(thread: Thread, **forms: Any) -> dict:
-    current = selectors.settings(thread)
-    kinds = selectors.kinds(thread)
-    live = [(k.slug, k.label) for k in kinds if not k.retired]
-    context = {
-        "current": current,
-        "kinds": kinds,
-        "authorities": selectors.authorities(thread),
-        "settings_form": SettingsForm(
-            initial={"witnesses": current.witnesses, "flag_after": current.flag_after}
-        ),
-        "kind_form": KindForm(),
-        "authority_form": AuthorityForm(kinds=live, members=people(thread)),
-        "rule": rule_words(current),
-    }
-    context.update(forms)
-    return context
 
 
 def _manager_thread(request: HttpRequest, thread_id: str) -> Thread | None:

@@ -19,11 +19,9 @@ import re
 import tempfile
 import time
 from collections.abc import Iterator
-from importlib import import_module
 from pathlib import Path
 
 import pytest
-from django.urls import include, path
 from PIL import Image
 
 from apps.identity.models import Claim
@@ -45,14 +43,6 @@ from tests.support.api import wait_for
 from tests.support.messaging import Nodes, three_nodes
 
 pytestmark = [pytest.mark.browser, NEEDS_CHROMIUM]
-# Until the lead routes the pages (REQUEST-H5), this module is the URLconf of the in-process
-# test (the real nodes need the routes in the project).
-urlpatterns = [path("", include("apps.identity.urls")), path("", include("sereus_web.urls"))]
-ROUTED = any(
-    getattr(p, "urlconf_name", None) == "apps.identity.urls"
-    for p in import_module("sereus_web.urls").urlpatterns
-)
-IN_PROCESS_URLS = pytest.mark.urls("sereus_web.urls" if ROUTED else __name__)
 
 SHOTS = Path(tempfile.gettempdir()) / "sereus-identity"
 DESKTOP_800 = {**DESKTOP, "height": 800}
@@ -101,7 +91,6 @@ def png(width: int = 640, height: int = 480) -> bytes:
     return out.getvalue()
 
 
-@IN_PROCESS_URLS
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("size", ["phone", "desktop"])
 def test_a_claim_with_a_photo_witnessed_by_two(

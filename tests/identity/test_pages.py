@@ -10,14 +10,13 @@ import html as entities
 import io
 import json
 import re
-from importlib import import_module
 
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from django.urls import include, path, reverse
+from django.urls import reverse
 from PIL import Image
 
 from apps.core.threads.app_kit import app_enabled
@@ -26,41 +25,11 @@ from apps.identity.models import Challenge, Claim
 from apps.messaging import services as messaging
 from apps.p2p.client import live_group
 from tests.identity.support import Club
-from tests.support.sockets import ORIGIN, logged_in_cookies, socket
+from tests.support.sockets import logged_in_cookies, socket
 
-# Until the lead routes the pages and sockets (REQUEST-H5), this module is the URLconf.
-ROUTED = any(
-    getattr(p, "urlconf_name", None) == "apps.identity.urls"
-    for p in import_module("sereus_web.urls").urlpatterns
-)
-urlpatterns = [path("", include("apps.identity.urls")), path("", include("sereus_web.urls"))]
-pytestmark = [pytest.mark.django_db(transaction=True)]
-if not ROUTED:
-    pytestmark.append(pytest.mark.urls(__name__))
+pytestmark = pytest.mark.django_db(transaction=True)
 
 HEX = re.compile(r"\b[0-9a-f]{8,}\b")
-
-
-def identity_socket(address: str, cookies: dict[str, str] | None):
-    """A socket to the node's ASGI app, or to one with the same checks and these routes only
-    while the lead has not listed them (REQUEST-H5)."""
-    from sereus_web.app_routes import WEBSOCKET_URLS
-
-    if "apps.identity.routing" in WEBSOCKET_URLS:
-        return socket(address, cookies=cookies)
-    from channels.auth import AuthMiddlewareStack
-    from channels.routing import URLRouter
-    from channels.security.websocket import AllowedHostsOriginValidator
-    from channels.testing import WebsocketCommunicator
-
-    from apps.identity.routing import websocket_urlpatterns
-
-    app = AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
-    headers = [(b"host", b"127.0.0.1:8000"), (b"origin", ORIGIN.encode())]
-    if cookies:
-        cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
-        headers.append((b"cookie", cookie.encode()))
-    return WebsocketCommunicator(app, address, headers=headers)
 
 
 def url(name: str, club_or_thread, *args: str) -> str:
@@ -343,8 +312,8 @@ async def test_the_claim_page_turns_verified_live(owner_user, club):
     claim_id = await database_sync_to_async(club.dana.claim)("Soloed the arete")
     await database_sync_to_async(club.dana.send)()
     cookies = await database_sync_to_async(logged_in_cookies)(owner_user)
-    on_claim = identity_socket(f"/ws/identity/{club.thread.id}/{claim_id}/", cookies=cookies)
-    on_list = identity_socket(f"/ws/identity/{club.thread.id}/", cookies=cookies)
+    on_claim = socket(f"/ws/identity/{club.thread.id}/{claim_id}/", cookies=cookies)
+    on_list = socket(f"/ws/identity/{club.thread.id}/", cookies=cookies)
     assert (await on_claim.connect())[0]
     assert (await on_list.connect())[0]
     first = await on_claim.receive_from(timeout=5)
@@ -369,8 +338,17 @@ async def test_the_claim_page_turns_verified_live(owner_user, club):
         pass
     await on_claim.disconnect()
     await on_list.disconnect()
-    anonymous = identity_socket(f"/ws/identity/{club.thread.id}/", None)
+    anonymous = socket(f"/ws/identity/{club.thread.id}/", cookies=None)
     assert await anonymous.connect() == (False, 4403)
+    on_challenges = socket(f"/ws/identity/{club.thread.id}/challenges/", cookies=cookies)
+    assert (await on_challenges.connect())[0]
+    assert "No challenges yet" in words(await on_challenges.receive_from(timeout=5))
+    await on_challenges.disconnect()
+    plain = await database_sync_to_async(messaging.conversation_create)(
+        name="Plain", my_name="Alice"
+    )
+    closed = socket(f"/ws/identity/{plain.id}/", cookies=cookies)
+    assert await closed.connect() == (False, 4404)
 
 
 def test_a_duel_and_a_challenge_decided_by_poll(browser, club):

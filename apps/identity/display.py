@@ -1,0 +1,260 @@
+"""What the achievements pages show, in words: a claim's badge (Verified and how, Waiting for
+witnesses n of k, Overturned, Withdrawn), the thread's rules as sentences, each attestation and
+challenge as a line about people by name, what this member may do on a claim, and the members a
+form offers. Pure reads of the selectors' views; the pages and their live sockets share them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from apps.core.models import Thread
+from apps.identity import selectors, services
+from apps.identity.forms import (
+    AttestForm,
+    AuthorityForm,
+    ChallengeForm,
+    ClaimForm,
+    KindForm,
+    RetractForm,
+    SettingsForm,
+)
+from apps.identity.selectors import ChallengeView, ClaimView, SettingsView
+
+TAKES_PART = ("owner", "admin", "writer")  # who claims, attests and challenges (the policy)
+MANAGERS = ("owner", "admin")
+
+
+@dataclass(frozen=True)
+class Badge:
+    state: str  # verified | pending | overturned | withdrawn (the CSS class)
+    label: str
+    how: str
+
+
+def badge(c: ClaimView) -> Badge:
+    """The claim's state as a badge, with how it got there."""
+    if c.state == "verified":
+        if c.counting >= c.needed:
+            return Badge(c.state, "Verified", f"by {plural(c.counting, 'witness', 'witnesses')}")
+        return Badge(c.state, "Verified", f"by {c.authority_name}, trusted for {c.kind_label}")
+    if c.state == "pending":
+        return Badge(c.state, "Waiting for witnesses", f"({c.counting} of {c.needed})")
+    if c.state == "overturned":
+        return Badge(c.state, "Overturned", "by a challenge")
+    return Badge(c.state, "Withdrawn", "by its claimant")
+
+
+def plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def rule_words(current: SettingsView) -> dict[str, str]:
+    k, flag = current.witnesses, current.flag_after
+    return {
+        "verified": f"A claim is verified when {plural(k, 'member', 'members')} other than its "
+        "claimant witness it, or one member the thread trusts for its kind does.",
+        "flagged": f"Witnesses are flagged after {flag} retracted or overturned "
+        f"attestation{'' if flag == 1 else 's'}; flagged witnesses do not count.",
+    }
+
+
+@dataclass(frozen=True)
+class Said:
+    """One attestation as the claim page lists it."""
+
+    member: str  # for the link to the witness's standing
+    name: str
+    verdict: str
+    verdict_words: str
+    note: str
+    retracted: bool
+    why: str
+
+
+def attestations(c: ClaimView) -> list[Said]:
+    found = []
+    for a in c.attestations:
+        you = a.mine
+        if a.retracted:
+            words = "took it back" if not a.note else "took back their word"
+        elif a.verdict == "witnessed":
+            words = "witnessed it"
+        else:
+            words = "dispute it" if you else "disputes it"
+        why = ""
+        if a.retracted and a.retraction_reason:
+            why = f"Why: {a.retraction_reason}"
+        elif a.flagged and a.verdict == "witnessed":
+            why = "Flagged: does not count"
+        elif a.authority and a.verdict == "witnessed":
+            why = f"Trusted for {c.kind_label}"
+        found.append(Said(a.witness, a.witness_name, a.verdict, words, a.note, a.retracted, why))
+    return found
+
+
+@dataclass(frozen=True)
+class ClaimShown:
+    view: ClaimView
+    badge: Badge
+    attestations: list[Said]
+    waiting_for_me: bool
+
+
+def shown(c: ClaimView) -> ClaimShown:
+    waiting = not c.mine and c.state == "pending" and c.my_verdict is None
+    return ClaimShown(c, badge(c), attestations(c), waiting)
+
+
+def may_attest(c: ClaimView) -> bool:
+    return not c.mine and c.my_verdict is None and c.state in ("pending", "verified")
+
+
+def may_retract(c: ClaimView) -> bool:
+    return c.my_verdict is not None and not c.my_retracted
+
+
+def may_challenge(c: ClaimView) -> bool:
+    return not c.mine and c.state == "verified"
+
+
+def people(thread: Thread) -> list[tuple[str, str]]:
+    """The thread's members now but this one, by name: a form's choices."""
+    names = selectors.member_names(thread)
+    found = [
+        (member, names[member])
+        for member in services.members_now(thread)
+        if member != thread.member_id
+    ]
+    return sorted(found, key=lambda pair: (pair[1].casefold(), pair[0]))
+
+
+@dataclass(frozen=True)
+class ChallengeShown:
+    view: ChallengeView
+    heading: str
+    how: str
+    state: str
+    judgements: list[str]
+    can_challenge_back: bool
+
+
+def challenge_shown(c: ChallengeView) -> ChallengeShown:
+    who, whom = c.challenger_name.capitalize(), c.defendant_name
+    what = " back" if c.against else (" to a duel" if not c.claim else "")
+    if c.mode == "poll":
+        how = "Decided by a poll of the other members"
+    else:
+        how = "Judges: " + ", ".join(j.name for j in c.judges)
+    if c.state == "decided":
+        state = f"{(c.winner_name or 'someone').capitalize()} won"
+        if c.winner == "challenger" and c.claim and c.in_effect:
+            state += ": the claim is overturned"
+    elif c.state == "waiting_accept":
+        state = f"Waiting for {whom} to accept"
+    elif c.state == "judging":
+        done = sum(1 for j in c.judges if j.said)
+        state = f"Judging: {done} of {len(c.judges)} judges have said"
+    else:
+        state = "The poll decides"
+    judged = [f"{j.name.capitalize()}: the {j.said} wins" for j in c.judges if j.said is not None]
+    back = (
+        c.state == "decided"
+        and c.winner == "challenger"
+        and c.in_effect
+        and not c.mine
+        and c.claim is not None
+    )
+    return ChallengeShown(c, f"{who} challenged {whom}{what}", how, state, judged, back)
+
+
+def file_name(title: str) -> str:
+    """A download's name from a claim's title (letters, digits and dashes)."""
+    kept = "".join(ch if ch.isalnum() else "-" for ch in title.strip().casefold())
+    return "-".join(part for part in kept.split("-") if part)[:60]
+
+
+# -- the pages' contexts (their live sockets render the same) -----------------------------
+
+
+def active(thread: Thread) -> bool:
+    return thread.state == Thread.State.ACTIVE
+
+
+def takes_part(thread: Thread) -> bool:
+    return active(thread) and thread.role in TAKES_PART
+
+
+def manages(thread: Thread) -> bool:
+    return active(thread) and thread.role in MANAGERS
+
+
+def claim_form(thread: Thread, data=None, files=None) -> ClaimForm:
+    kinds = [(k.slug, k.label) for k in selectors.kinds(thread) if not k.retired]
+    return ClaimForm(data, files, kinds=kinds)
+
+
+def list_context(thread: Thread) -> dict:
+    """The claims list (also what its live socket renders)."""
+    return {"thread": thread, "claims": [shown(c) for c in selectors.claims(thread)]}
+
+
+def claim_context(thread: Thread, view: ClaimView) -> dict:
+    """A claim's page (also what its live socket renders: the badge and the attestations)."""
+    part = takes_part(thread)
+    return {
+        "thread": thread,
+        "claim": shown(view),
+        "rule": rule_words(selectors.settings(thread)),
+        "can_attest": part and may_attest(view),
+        "can_retract": part and may_retract(view),
+        "can_withdraw": part and view.mine and not view.withdrawn,
+        "can_challenge": part and may_challenge(view),
+        "can_export": view.mine and view.verified,
+        "attest_form": AttestForm(),
+        "retract_form": RetractForm(),
+    }
+
+
+def challenge_form(
+    thread: Thread, data=None, *, initial=None, claim: ClaimView | None = None, against: str = ""
+) -> ChallengeForm:
+    """Judges offered: never oneself, the one challenged, nor the claim's subject or witnesses
+    (the rules refuse them). A challenge back names the won challenge; a duel picks a member."""
+    everyone = people(thread)
+    left_out: set[str] = set()
+    answered = selectors.challenge(thread, against) if against else None
+    if answered is not None:
+        left_out.add(answered.challenger)  # the defendant of a challenge back
+        claim = selectors.claim(thread, answered.claim) if answered.claim else None
+    if claim is not None:
+        left_out |= {claim.subject, *(a.witness for a in claim.attestations)}
+    judges = [(m, name) for m, name in everyone if m not in left_out]
+    duel = claim is None and answered is None
+    return ChallengeForm(data, initial=initial, members=everyone, judges=judges, duel=duel)
+
+
+def challenges_context(thread: Thread) -> dict:
+    return {
+        "thread": thread,
+        "challenges": [challenge_shown(c) for c in selectors.challenges(thread)],
+    }
+
+
+def settings_context(thread: Thread, **forms: Any) -> dict:
+    current = selectors.settings(thread)
+    kinds = selectors.kinds(thread)
+    live = [(k.slug, k.label) for k in kinds if not k.retired]
+    context = {
+        "current": current,
+        "kinds": kinds,
+        "authorities": selectors.authorities(thread),
+        "settings_form": SettingsForm(
+            initial={"witnesses": current.witnesses, "flag_after": current.flag_after}
+        ),
+        "kind_form": KindForm(),
+        "authority_form": AuthorityForm(kinds=live, members=people(thread)),
+        "rule": rule_words(current),
+    }
+    context.update(forms)
+    return context
