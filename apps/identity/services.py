@@ -13,8 +13,11 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any, TypeVar
+
+from django.utils import timezone
 
 from apps.core.models import Thread
 from apps.core.thread.policy import ADMIN, default_policy
@@ -437,22 +440,30 @@ def _poll_options() -> tuple[str, ...]:
     return tuple(POLL_OPTIONS)
 
 
-def _deadline(value: str) -> str:
-    value = str(value or "").strip()
-    if not value:
-        return ""
+MAX_PLAN_DAYS = 366  # a poll's planned end, as voting allows
+
+
+def _deadline(value: str) -> tuple[str, datetime | None]:
+    """The deadline as written (shown, never a rule) and the moment it names, in the node's
+    time zone (a day ends at its last second); a deadline already past is refused."""
+    text = str(value or "").strip()
+    if not text:
+        return "", None
+    wrong = "the deadline is a day like 2026-06-01, or a day and time"
+    if len(text) > 32:
+        raise IdentityError("invalid", wrong)
     try:
-        if len(value) == 10:
-            date.fromisoformat(value)
+        if len(text) == 10:
+            moment = datetime.combine(date.fromisoformat(text), dt_time(23, 59, 59))
         else:
-            datetime.fromisoformat(value)
+            moment = datetime.fromisoformat(text)
     except ValueError:
-        raise IdentityError(
-            "invalid", "the deadline is a day like 2026-06-01, or a day and time"
-        ) from None
-    if len(value) > 32:
-        raise IdentityError("invalid", "the deadline is a day like 2026-06-01, or a day and time")
-    return value
+        raise IdentityError("invalid", wrong) from None
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, timezone.get_current_timezone())
+    if moment <= timezone.now():
+        raise IdentityError("invalid", "the deadline has passed already")
+    return text, moment
 
 
 def challenge_make(
@@ -472,7 +483,7 @@ def challenge_make(
     _writable(thread)
     me = thread.member_id
     feat = _text(feat, "the feat", MAX_FEAT, required=True)
-    deadline = _deadline(deadline)
+    deadline, ends = _deadline(deadline)
     if mode not in MODES:
         raise IdentityError("invalid", "a challenge is decided by judges or by a poll")
     if claim and against:
@@ -542,10 +553,14 @@ def challenge_make(
                 raise IdentityError("invalid", "a witness of the claim cannot judge its challenge")
         fields["judges"] = json.dumps(sorted(chosen))
         return _write(thread, lambda: Challenge.objects.create(**fields)).pk.hex
-    return _challenge_by_poll(thread, fields, excluded | {me, defendant})
+    return _challenge_by_poll(thread, fields, excluded | {me, defendant}, ends)
 
 
-def _challenge_by_poll(thread: Thread, fields: dict[str, Any], excluded: set[str]) -> str:
+def _challenge_by_poll(
+    thread: Thread, fields: dict[str, Any], excluded: set[str], ends: datetime | None
+) -> str:
+    """The challenge and its poll in one op. The deadline, if any, is the poll's planned end:
+    the challenger's node closes it then (voting's task), and the outcome follows."""
     if not app_enabled(thread, VOTING):
         raise IdentityError(
             "not_enabled",
@@ -577,7 +592,9 @@ def _challenge_by_poll(thread: Thread, fields: dict[str, Any], excluded: set[str
         "secret": False,
         "trustees": "[]",
         "threshold": 0,
-        "ends_at": None,
+        "ends_at": ends
+        if ends and ends <= timezone.now() + timedelta(days=MAX_PLAN_DAYS)
+        else None,
     }
     try:
         poll_shape(uuid.uuid4().hex, poll_fields)
@@ -588,7 +605,12 @@ def _challenge_by_poll(thread: Thread, fields: dict[str, Any], excluded: set[str
         poll = Poll.objects.create(**poll_fields)
         return Challenge.objects.create(**{**fields, "poll": poll.pk}).pk.hex
 
-    return _write(thread, make)
+    made = _write(thread, make)
+    if poll_fields["ends_at"] is not None:
+        from apps.voting.tasks import polls_due
+
+        polls_due.apply_async(args=[thread.id], eta=poll_fields["ends_at"])
+    return made
 
 
 def _challenge(thread: Thread, challenge: str | uuid.UUID) -> Challenge:
@@ -711,6 +733,12 @@ def outcomes_due(*, thread: Thread) -> list[str]:
         return []
     if not app_enabled(thread, APP):
         return []
+    if app_enabled(thread, VOTING):
+        # A challenge's poll whose deadline came while no task ran (the node was off): closed
+        # now by its challenger's node, and decided below.
+        from apps.voting.services import polls_due
+
+        polls_due(thread=thread)
     me = thread.member_id
     with thread_context(thread.thread):
         done = set(Outcome.objects.values_list("challenge", flat=True))

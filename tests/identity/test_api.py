@@ -5,6 +5,7 @@ input answered 400/403/404/409 with words, and the schema listing every operatio
 
 from __future__ import annotations
 
+import datetime
 import json
 
 from django.test import Client
@@ -13,6 +14,10 @@ from apps.voting import services as voting
 from tests.identity.support import Club
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
+
+
+def in_a_month() -> str:
+    return (datetime.date.today() + datetime.timedelta(days=30)).isoformat()
 
 
 def post(api: Client, url: str, body: dict | None = None):
@@ -176,7 +181,7 @@ def test_a_challenge_by_poll_overturns_the_claim_and_strikes_its_witnesses(brows
     made = post(
         api,
         url(club, "challenges/"),
-        {"claim": claim, "mode": "poll", "feat": "Run it again", "deadline": "2026-12-31"},
+        {"claim": claim, "mode": "poll", "feat": "Run it again", "deadline": in_a_month()},
     )
     assert made.status_code == 201, made.json()
     challenge = made.json()

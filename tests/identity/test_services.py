@@ -270,6 +270,8 @@ def test_challenges_refused_in_words(club):
         services.challenge_make(**{**base, "feat": " "}, mode="poll")
     with refused("invalid", "a day like 2026-06-01"):
         services.challenge_make(**base, mode="poll", deadline="soon")
+    with refused("invalid", "the deadline has passed already"):
+        services.challenge_make(**base, mode="poll", deadline="2020-01-01")
     with refused("invalid", "a claim or a challenge, not both"):
         services.challenge_make(**base, mode="poll", against=claim)
     with refused("invalid", "at least one judge"):
@@ -390,4 +392,29 @@ def test_the_worker_writes_the_outcome_when_the_deciding_op_arrives(club):
         time.sleep(0.1)
     with thread_context(club.thread.thread):
         assert Outcome.objects.get(challenge=decided).winner == "challenger"
+    assert standing.claim_states(club.alias)[claim].state == "overturned"
+
+
+def test_a_poll_challenges_deadline_is_its_planned_end_and_the_outcome_follows(club):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    claim = verified_of_eli(club)
+    ends = (timezone.now() + timedelta(hours=2)).replace(microsecond=0)
+    made = services.challenge_make(
+        thread=club.thread, feat="Run it again", mode="poll", claim=claim,
+        deadline=ends.isoformat(),
+    )  # fmt: skip
+    row = Challenge.objects.using(club.alias).get(pk=made)
+    assert row.deadline == ends.isoformat()
+    poll = Poll.objects.using(club.alias).get(pk=row.poll)
+    assert poll.ends_at == ends
+    club.sync()
+    club.dana.vote(row.poll.hex, 1)
+    club.sync()
+    assert services.outcomes_due(thread=club.thread) == []  # not yet ended
+    assert voting.polls_due(thread=club.thread, now=ends + timedelta(seconds=1)) == [row.poll.hex]
+    assert services.outcomes_due(thread=club.thread) == [made]
+    assert Outcome.objects.using(club.alias).get(challenge=made).winner == "challenger"
     assert standing.claim_states(club.alias)[claim].state == "overturned"
