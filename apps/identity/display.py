@@ -77,7 +77,8 @@ def attestations(c: ClaimView) -> list[Said]:
     for a in c.attestations:
         you = a.mine
         if a.retracted:
-            words = "took it back" if not a.note else "took back their word"
+            said = "witnessed" if a.verdict == "witnessed" else "disputed"
+            words = f"{said} it, then took it back"
         elif a.verdict == "witnessed":
             words = "witnessed it"
         else:

@@ -160,6 +160,7 @@ def test_a_member_attests_and_retracts_through_the_page(browser, club):
     assert "Your word was not recorded:" in text  # once per witness and claim
     text = flashed(browser, url("retract", club, claim_id), {"reason": "Wrong day"})
     assert "You took your word back" in text
+    assert "You witnessed it, then took it back “Saw it” Why: Wrong day" in text
     assert "Waiting for witnesses (0 of 2)" in text
     assert "Retract mine" not in text
     standing = page(browser, url("witness", club, club.me))
