@@ -243,6 +243,33 @@ def _fill(path: Path, rows: dict[str, list[tuple]]) -> None:
     db.close()
 
 
+def _expected(rows: dict[str, list[tuple]]) -> dict[str, tuple[int, int, int, bool]]:
+    """Each witness's (attested, retracted, overturned, flagged), counted from the generated
+    rows in plain Python: the standing the bench times must give exactly this. Every challenge
+    here names a claim (none challenges back), so each one its challenger won is in effect."""
+    member = {tag: m.hex() for tag, m in rows["sereus_members"]}
+    won = {
+        c
+        for c, winner in ((o[1], o[2]) for o in rows["identity_outcome"])
+        if winner == "challenger"
+    }
+    overturned = {c[1] for c in rows["identity_challenge"] if c[0] in won}
+    retracted = {r[1] for r in rows["identity_retraction"]}
+    counts: dict[str, list[int]] = {}
+    strikes: dict[str, set[str]] = {}
+    for pk, claim, _digest, verdict, *_ in rows["identity_attestation"]:
+        witness = member[pk[20:]]
+        row = counts.setdefault(witness, [0, 0, 0])
+        row[0] += 1
+        if pk in retracted:
+            row[1] += 1
+            strikes.setdefault(witness, set()).add(pk)
+        if verdict == "witnessed" and claim in overturned:
+            row[2] += 1
+            strikes.setdefault(witness, set()).add(pk)
+    return {w: (a, r, o, len(strikes.get(w, ())) >= FLAG_AFTER) for w, (a, r, o) in counts.items()}
+
+
 def _best(action: Callable[[], object], repeat: int) -> float:
     """The fastest of ``repeat`` runs, in seconds (the machine is shared: the others waited)."""
     times = []
@@ -281,6 +308,11 @@ def _standing(folder: Path, repeat: int) -> dict[str, Any]:
     filled = time.perf_counter() - began
     alias = database.alias
     found = standing.standing(alias)
+    expected = _expected(rows)
+    got = {
+        m: (w.attested, len(w.retracted), len(w.overturned), w.flagged) for m, w in found.items()
+    }
+    assert got == expected, "the standing differs from the rows' own count"
     flagged = sum(1 for w in found.values() if w.flagged)
     took = _best(lambda: standing.standing(alias), repeat)
 
