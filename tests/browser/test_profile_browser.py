@@ -112,14 +112,28 @@ def test_a_profile_filled_shared_and_seen(
     assert page.get_by_role("img", name="Your photo").is_visible()
     looks_right(page, errors, width)
 
-    page.get_by_label("Share with", exact=True).select_option(label="Climbing club")
-    page.get_by_role("checkbox", name="Name", exact=True).check()
-    page.get_by_role("checkbox", name="Photo", exact=True).check()
+    sharing = page.get_by_role("region", name="Share with a conversation")
+    sharing.get_by_label("Share with", exact=True).select_option(label="Climbing club")
+    sharing.get_by_role("checkbox", name="Name", exact=True).check()
+    sharing.get_by_role("checkbox", name="Photo", exact=True).check()
     click(page, page.get_by_role("button", name="Share", exact=True))
     page.get_by_text("Climbing club now sees your Name, Photo.").wait_for()
     assert page.get_by_text("A copy once shared stays with the people").first.is_visible()
     looks_right(page, errors, width)
     page.screenshot(path=str(SHOTS / f"profile-shared-{size}.png"), full_page=True)
+
+    # A credential of the name alone, downloaded: the name's disclosure and nothing else.
+    chosen = page.get_by_role("group", name="Fields in it")
+    chosen.get_by_role("checkbox", name="Name", exact=True).check()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the credential").click()
+    saved = Path(download.value.path()).read_text()
+    assert download.value.suggested_filename == "profile.sd-jwt"
+    from apps.identity import formats
+
+    _head, leaf, tail = saved.strip().split("~")
+    assert tail == ""
+    assert formats.disclosure_open(leaf)[1:] == ("name", "Alice Martin")
 
     click(page, page.get_by_role("button", name="Stop sharing your photo with Climbing club"))
     page.get_by_text("You no longer share your photo with Climbing club.").wait_for()
