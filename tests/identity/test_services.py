@@ -418,3 +418,10 @@ def test_a_poll_challenges_deadline_is_its_planned_end_and_the_outcome_follows(c
     assert services.outcomes_due(thread=club.thread) == [made]
     assert Outcome.objects.using(club.alias).get(challenge=made).winner == "challenger"
     assert standing.claim_states(club.alias)[claim].state == "overturned"
+
+
+def test_an_evidence_file_over_25_mb_is_refused_and_nothing_is_claimed(club):
+    big = PNG + b"\x00" * (evidence.MAX_FILE_BYTES - len(PNG) + 1)
+    with refused("invalid", "huge.png: the file is larger than 25 MiB"):
+        make(club, "Too big", files=[("huge.png", "image/png", big)])
+    assert not Claim.objects.using(club.alias).filter(title="Too big").exists()
