@@ -440,3 +440,29 @@ def test_standing_and_states_agree_with_a_plain_reckoning(scratch, history):
         m: (s.attested, s.retracted, s.overturned, s.flagged) for m, s in found.items()
     } == expected_witnesses
     assert states_on(alias) == expected_states
+
+
+def test_both_sides_record_the_outcome_at_once_and_one_stands_everywhere(club):
+    from apps.identity.models import Outcome
+
+    dana, eli, fay, gus = club.dana, club.eli, club.fay, club.gus
+    claim = eli.claim("Ran a marathon")
+    club.sync()
+    fay.attest(claim)
+    gus.attest(claim)
+    club.sync()
+    made = dana.challenge(defendant=eli.member, claim=claim, judges=[club.me])
+    club.sync()
+    eli.accept(made)
+    club.sync()
+    from apps.identity import services
+
+    services.judge(thread=club.thread, challenge=made, winner="challenger")
+    club.sync()
+    dana.outcome(made, "challenger")  # each side's node, before hearing of the other's
+    eli.outcome(made, "challenger")
+    club.sync()
+    club.sync()
+    for alias in (club.alias, *(m.alias for m in club.others)):
+        assert Outcome.objects.using(alias).filter(challenge=made).count() == 1, alias
+    assert same_everywhere(club)[claim] == "overturned"
