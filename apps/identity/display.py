@@ -195,9 +195,27 @@ def claim_form(thread: Thread, data=None, files=None) -> ClaimForm:
     return ClaimForm(data, files, kinds=kinds)
 
 
+def duel_record(c: ChallengeView) -> str:
+    """A decided duel as its winner's record ("Dana won a duel against you: ...")."""
+    if c.winner == "challenger":
+        winner, loser = c.challenger_name, c.defendant_name
+    else:
+        winner, loser = c.defendant_name, c.challenger_name
+    return f"{winner.capitalize()} won a duel against {loser}: {c.feat}"
+
+
 def list_context(thread: Thread) -> dict:
-    """The claims list (also what its live socket renders)."""
-    return {"thread": thread, "claims": [shown(c) for c in selectors.claims(thread)]}
+    """The claims list and the duels' records (also what its live socket renders)."""
+    duels = [
+        duel_record(c)
+        for c in selectors.challenges(thread)
+        if c.claim is None and c.against is None and c.winner is not None
+    ]
+    return {
+        "thread": thread,
+        "claims": [shown(c) for c in selectors.claims(thread)],
+        "duels": duels,
+    }
 
 
 def claim_context(thread: Thread, view: ClaimView) -> dict:

@@ -153,6 +153,15 @@ def test_a_claim_with_a_photo_witnessed_by_two(
     looks_right(page, errors, width)
     page.screenshot(path=str(SHOTS / f"achievements-{size}.png"), full_page=True)
 
+    # A duel through the form: Dana, judged by Eli.
+    page.goto(base + "challenges/")
+    page.get_by_label("Whom you challenge").select_option(label="Dana")
+    page.get_by_label("The feat").fill("First to the top of the north face")
+    page.get_by_role("checkbox", name="Eli").check()
+    click(page, page.get_by_role("button", name="Challenge", exact=True))
+    duel = page.locator("#challenges .challenge-card").first
+    assert duel.get_by_text("You challenged Dana to a duel").is_visible()
+    assert duel.get_by_text("Waiting for Dana to accept").is_visible()
     for section, name in (
         ("challenges/", "challenges"),
         ("witnesses/", "witnesses"),

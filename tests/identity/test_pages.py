@@ -254,6 +254,14 @@ def test_a_judge_judges_on_the_page_and_a_duel_is_offered(browser, club):
     text = flashed(browser, url("challenge_judge", club, challenge_id), {"winner": "defendant"})
     assert "Your judgement is recorded" in text
     assert "Eli won" in text
+    assert "Duels won" not in page(browser, url("achievements", club))  # it was on a claim
+    duel = club.gus.challenge(defendant=club.fay.member, judges=[club.me], feat="Hang longest")
+    club.sync([club.gus, club.fay])
+    club.fay.accept(duel)
+    club.fay.send()
+    flashed(browser, url("challenge_judge", club, duel), {"winner": "challenger"})
+    listed = page(browser, url("achievements", club))
+    assert "Duels won Gus won a duel against Fay: Hang longest" in listed
     # A duel: the form offers the members by name, never oneself.
     html = browser.get(url("challenges", club)).content.decode()
     assert '<option value="' + club.dana.member + '">Dana</option>' in html
