@@ -154,3 +154,15 @@ def test_a_credential_of_chosen_fields_downloads(browser: Client) -> None:
     assert b"alice@example.org" not in got.content
     nothing = browser.get("/node/profile/credential/", follow=True)
     assert "No credential was made: Choose at least one field" in text(nothing)
+
+
+def test_the_photo_is_removed_with_its_box(browser: Client) -> None:
+    from tests.identity.test_profile import data_url, png
+
+    profile.fields_set(
+        {"name": {"value": "Alice"}, "photo": {"value": data_url("image/png", png())}}
+    )
+    page = browser.get(PAGE)
+    assert "Remove my photo" in text(page)
+    browser.post(PAGE, {"name": "Alice", "photo_remove": "on"}, follow=True)
+    assert [f.name for f in profile.fields()] == ["name"]
