@@ -14,9 +14,10 @@ U; neither the API nor any file of Ivy's node holds it, nor U's files anywhere. 
 in the commitment, commitment signed by the profile key, binding naming Dana's member key)
 verifies with ``formats``.
 
-A modified node: Dana's node, stopped, signs an attestation of her own claim (a valid
-endorsement, the right digest and id) and a bare peer with her device key pushes it to the
-others; every node refuses it with the rule's reason, Dana's own once it is back."""
+Modified nodes: Dana's node, stopped, signs an attestation of her own claim (a valid
+endorsement, the right digest and id), and Fay's one over another version of the claim; a bare
+peer with each one's device key pushes it to the others. Every node refuses both with the
+rule's reason, Dana's and Fay's own once they are back."""
 
 from __future__ import annotations
 
@@ -286,29 +287,43 @@ def test_a_field_shared_into_the_club_reaches_the_club_only(nodes: Nodes) -> Non
 # -- a modified node ----------------------------------------------------------------------------
 
 
-def test_an_attestation_of_her_own_claim_forged_by_the_subject_is_refused_everywhere(
-    nodes: Nodes,
-) -> None:
+def test_attestations_forged_by_modified_nodes_are_refused_everywhere(nodes: Nodes) -> None:
+    """Dana attests her own claim; Fay attests it over another version of it (the title says
+    sea, not lake): each signed by the member's own device and member key, valid otherwise."""
     club = nodes.club
     claim = _claim(nodes, "swam across the lake")
-    others = CLUB[1:]
-    _on_all(nodes, others, lambda a: claim_on(a, club, claim), "the claim to arrive")
+    _on_all(nodes, CLUB[1:], lambda a: claim_on(a, club, claim), "the claim to arrive")
+    forgers = {"dana": "", "fay": "swam across the sea"}
+    targets = [nodes.peers[n] for n in CLUB if n not in forgers]
+    subject = nodes.members["dana"]
 
-    dana = nodes.peers["dana"]
-    dana.stop()
-    raw = shell_code(
-        dana,
-        f"from tests.support.identity import self_attestation_print as f; f({club!r}, {claim!r})",
-    )
-    op_hash = forged_push(dana, club, raw, [nodes.peers[n] for n in others])
-    dana.start()
+    def forged(name: str) -> str:
+        peer = nodes.peers[name]
+        peer.stop()
+        raw = shell_code(
+            peer,
+            "from tests.support.identity import attestation_print as f; "
+            f"f({club!r}, {claim!r}, {subject!r}, {forgers[name]!r})",
+        )
+        return forged_push(peer, club, raw, targets)
 
-    decided = _on_all(
-        nodes, CLUB, lambda a: op_decision(a, club, op_hash), "the forged op decided everywhere"
-    )
+    with ThreadPoolExecutor(len(forgers)) as pool:
+        hashes = dict(zip(forgers, pool.map(forged, forgers), strict=True))
+        list(pool.map(lambda n: nodes.peers[n].start(), forgers))
+
+    def both_decided(api: Api) -> dict | None:
+        found = {name: op_decision(api, club, op) for name, op in hashes.items()}
+        return found if all(found.values()) else None
+
+    decided = _on_all(nodes, CLUB, both_decided, "the forged ops decided everywhere")
     from apps.identity.rules import OWN_CLAIM
 
-    assert decided == dict.fromkeys(CLUB, ("refused", f"identity_attestation: {OWN_CLAIM}"))
+    expected = {
+        "dana": ("refused", f"identity_attestation: {OWN_CLAIM}"),
+        "fay": ("refused", "identity_attestation: the attestation is over another version of "
+                "the claim"),
+    }  # fmt: skip
+    assert decided == dict.fromkeys(CLUB, expected)
     for name in CLUB:
         view = claim_on(nodes.api(name), club, claim)
         assert view is not None, name

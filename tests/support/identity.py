@@ -1,8 +1,8 @@
 """Identity between real nodes (issue 19): the API calls the integration test and the benchmark
 make (a claim with a photo as multipart, attestations, challenges, shared profile fields), a
-search of a node's thread files for bytes, and what a modified node sends: an attestation of the
-subject's own claim, forged in her stopped node's data folder and pushed by a bare peer with
-her device key.
+search of a node's thread files for bytes, and what a modified node sends: an attestation (of
+the subject's own claim, or over another version of a claim) forged in the member's stopped
+node's data folder and pushed by a bare peer with its device key.
 
 Functions named ``*_print`` run inside a node's own ``manage.py shell`` (its settings, its data
 dir) while that node is stopped, and print what the test reads back."""
@@ -109,10 +109,12 @@ def shared_rows(peer: Peer, thread: str) -> list[dict[str, Any]]:
 # -- a modified node ----------------------------------------------------------------------------
 
 
-def self_attestation_print(thread_hex: str, claim_hex: str) -> None:
-    """Run in the subject's stopped node: an attestation of her own claim, made exactly as an
-    honest witness's would be (its id, the claim's digest, a valid endorsement signed with her
-    member key), in an op her device signs at its next seq. Printed as hex; nothing is written."""
+def attestation_print(thread_hex: str, claim_hex: str, subject_hex: str, title: str = "") -> None:
+    """Run in a member's stopped node: this member's attestation of a claim, made exactly as an
+    honest witness's would be (its id, the claim's digest, a valid endorsement naming the
+    subject, signed with the member key), in an op the device signs at its next seq; with
+    ``title``, the digest and endorsement are of the claim with that title instead (another
+    version of it). Printed as hex; nothing is written."""
     import uuid
     from pathlib import Path
 
@@ -138,10 +140,17 @@ def self_attestation_print(thread_hex: str, claim_hex: str) -> None:
         member = writer.member
         found = Claim.objects.using(database.alias).get(pk=uuid.UUID(hex=claim_hex))
         claim = {name: getattr(found, name) for name in formats.CLAIM_COLUMNS}
+        if title:
+            claim["title"] = title
         digest = formats.claim_digest(claim_hex, claim)
-        what = {"kind": claim["kind"], "title": claim["title"]}
         jws = formats.endorsement_jws(
-            key, digest=digest, subject=member, verdict="witnessed", note="", **what
+            key,
+            digest=digest,
+            subject=bytes.fromhex(subject_hex),
+            verdict="witnessed",
+            note="",
+            kind=claim["kind"],
+            title=claim["title"],
         )
         pk = formats.attestation_id(member, claim_hex)
         cols = {
