@@ -9,7 +9,9 @@
   alone). p50/p99 over N attestations.
 - witness standing (``standing.standing``) over a thread database with 10 000 claims and 50 000
   attestations by 200 members (5 witnesses per claim, one in ten disputing; 500 attestations
-  retracted; 100 claims challenged, half of them overturned by an outcome). The rows are put
+  retracted; 100 claims challenged, half of them overturned by an outcome; flag_after 5). Its
+  answer must equal each witness's count made from the generated rows in plain Python. The
+  state of all 10 000 claims (``standing.claim_states``) is reported beside it. The rows are put
   into a thread database made for the bench by direct SQL (the node's capture triggers quiet),
   not through ops: only what the standing reads is there, and the endorsements are
   placeholders of a real one's length, which the standing never reads (the rules checked them
