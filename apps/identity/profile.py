@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -41,6 +42,7 @@ from apps.identity.models import (
 )
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 PROFILE_NAME = "Profile"
 # The standard fields, in the order pages show them, with what pages call them.
@@ -581,11 +583,14 @@ def copies_sync(profile: Thread) -> list[str]:
             continue  # left, or Identity turned off there: nothing can be written now
         want = {r.name: leaves[r.name] for r in share_rows if r.name in leaves}
         drop = [r.name for r in share_rows if r.name not in leaves]
+        if not _in_line(thread, want, drop, head):
+            try:
+                _copies_write(thread, want, drop, head)
+            except ProfileError as exc:  # one thread refusing holds up none of the others
+                logger.warning("profile: copies in %s not updated: %s", thread.name, exc.words)
+                continue
+            written.append(thread_id)
         gone.extend(r for r in share_rows if r.name not in leaves)
-        if _in_line(thread, want, drop, head):
-            continue
-        _copies_write(thread, want, drop, head)
-        written.append(thread_id)
     if gone:
 
         def stop() -> None:

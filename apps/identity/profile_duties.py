@@ -24,7 +24,10 @@ def step(thread: Thread) -> list[str]:
 
     if thread.app != profile.policy.PROFILE_SHAPE:
         return []
-    return profile.copies_sync(thread)
+    try:
+        return profile.copies_sync(thread)
+    except profile.ProfileError:  # locked (no master secret to sign with): the next op retries
+        return []
 
 
 # Settle a moment: a profile edit is one op, then the duty writes each thread it is shared with.
