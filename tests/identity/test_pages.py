@@ -180,6 +180,14 @@ def test_the_subject_withdraws_and_refusals_come_in_words(browser, club):
     assert "Withdraw my claim" not in text
     text = flashed(browser, url("withdraw", club, claim_id))
     assert "Your claim was not withdrawn:" in text
+    # A file that is not a photo, video or PDF is refused in words, and nothing is claimed.
+    notes = SimpleUploadedFile("notes.txt", b"I was there, honest", content_type="image/png")
+    refused = browser.post(
+        url("achievements", club), {"kind": "race", "title": "Big wall", "evidence": [notes]}
+    )
+    assert refused.status_code == 400
+    assert "is not a photo, a video or a PDF" in looks_right(refused.content.decode())
+    assert not Claim.objects.using(club.alias).filter(title="Big wall").exists()
     # A bad claim form comes back with the errors beside the fields.
     refused = browser.post(url("achievements", club), {"kind": "chess", "title": ""})
     assert refused.status_code == 400
