@@ -166,6 +166,17 @@ def test_a_member_attests_and_retracts_through_the_page(browser, club):
     standing = page(browser, url("witness", club, club.me))
     assert "Retracted attestations Led the north face Overturned attestations None." in standing
     assert "flagged after 2 retracted or overturned attestations" in standing.lower()
+    assert "Counts as a witness." in standing
+    # With the flag at one strike, Alice is flagged: her word no longer counts anywhere.
+    flashed(browser, url("settings", club), {"witnesses": "2", "flag_after": "1"})
+    listed = page(browser, url("witnesses", club))
+    assert "You 1 attested · 1 retracted · 0 overturned Flagged" in listed
+    assert "Flagged: you do not count as a witness." in page(browser, url("witness", club, club.me))
+    other = club.eli.claim("Onsight at the crag")
+    club.eli.send()
+    text = flashed(browser, url("attest", club, other), {"verdict": "witnessed"})
+    assert "You witnessed it Flagged: does not count" in text
+    assert "Waiting for witnesses (0 of 2)" in text
 
 
 def test_the_subject_withdraws_and_refusals_come_in_words(browser, club):
