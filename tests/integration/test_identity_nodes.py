@@ -270,6 +270,10 @@ def test_a_field_shared_into_the_club_reaches_the_club_only(nodes: Nodes) -> Non
     assert formats.disclosure_digest(row["disclosure"]) in committed
     assert formats.binding_check(bytes.fromhex(row["profile"]), dana_member, row["binding"])
     assert formats.shared_problem(row, bytes.fromhex(nodes.members["eli"])) is not None
+    # The commitment is the profile's one: the presentation Dana's node makes carries it.
+    presented = dana.get("/api/v1/profile/credential/?fields=location")["sd_jwt"].split("~")
+    assert presented[0] == row["commitment"]
+    assert row["disclosure"] in presented[1:]
 
     # On disk: the leaf is in the club's file on every member's node, and nowhere else.
     leaf = row["disclosure"].encode()
