@@ -32,4 +32,5 @@ urlpatterns = [
     path(CLAIM + "challenge/", views.claim_challenge, name="claim_challenge"),
     path(CLAIM + "credential/", views.credential, name="credential"),
     path(CLAIM + "evidence/<int:index>/", views.evidence, name="evidence"),
+    path(CLAIM + "evidence/<int:index>/preview/", views.evidence_preview, name="preview"),
 ]

@@ -125,7 +125,12 @@ def test_a_claim_with_a_photo_verified_by_two_witnesses_on_their_nodes(browser, 
     assert shown["X-Content-Type-Options"] == "nosniff"
     assert browser.get(url("evidence", club, claim_id, "1")).status_code == 404
     html = browser.get(url("claim", club, claim_id)).content.decode()
-    assert f'<img src="{url("evidence", club, claim_id, "0")}" alt="finish.png"' in html
+    preview = url("preview", club, claim_id, "0")
+    full = url("evidence", club, claim_id, "0")
+    assert f'<a href="{full}"><img src="{preview}" alt="finish.png"' in html
+    small = browser.get(preview)
+    assert small["Content-Type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(small.content)).size == (64, 48)  # small already: kept
 
     club.sync([club.eli, club.fay])
     club.eli.attest(claim_id, note="I ran beside her")
@@ -472,6 +477,7 @@ def test_accept_dispute_challenge_back_and_a_pdf_to_download(browser, club):
     pdf_claim = mine["Location"].rstrip("/").rsplit("/", 1)[1]
     html = browser.get(url("claim", club, pdf_claim)).content.decode()
     assert f'<a href="{url("evidence", club, pdf_claim, "0")}" download>diploma.pdf</a>' in html
+    assert browser.get(url("preview", club, pdf_claim, "0")).status_code == 404
     got = browser.get(url("evidence", club, pdf_claim, "0"))
     assert got["Content-Type"] == "application/octet-stream"
     assert got["Content-Disposition"].startswith("attachment;")
