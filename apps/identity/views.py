@@ -396,7 +396,8 @@ def challenge_judge(request: HttpRequest, thread_id: str, challenge_id: str) -> 
 
     def judged() -> None:
         services.judge(thread=thread, challenge=challenge_id, winner=winner, note=note)
-        services.outcome_record(thread=thread, challenge=challenge_id)
+        with suppress(*REFUSED):  # the judgement stands; the outcome follows as ops arrive
+            services.outcome_record(thread=thread, challenge=challenge_id)
 
     _act(request, judged, "Your judgement was not recorded", "Your judgement is recorded.")
     return _to("challenges", thread)
