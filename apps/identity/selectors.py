@@ -88,7 +88,9 @@ def claims(
     """The thread's claims, newest first (ids are time-ordered); ``subject``: one member's."""
     alias = _alias(thread)
     settings = standing.settings_of(alias)
-    witnesses = standing.standing(alias, settings)
+    # A claim's page needs only its own witnesses' standing, the list everyone's.
+    tags = None if claim_ids is None else standing.witness_tags(alias, claim_ids)
+    witnesses = standing.standing(alias, settings, tags=tags)
     states = standing.claim_states(alias, claim_ids, settings=settings, witnesses=witnesses)
     overturned = standing.overturned_by(alias)
     names, owners, me = member_names(thread), row_owners(thread), thread.member_id
@@ -98,7 +100,10 @@ def claims(
         if claim_ids is not None:
             query = query.filter(pk__in=[uuid.UUID(hex=c) for c in claim_ids])
         if subject is not None:
-            tag = member_tag(bytes.fromhex(subject)).hex()
+            try:
+                tag = member_tag(bytes.fromhex(subject)).hex()
+            except ValueError:
+                return []  # not a member key: nobody's claims
             rows = [c for c in query if c.pk.hex[20:] == tag]
         else:
             rows = list(query)

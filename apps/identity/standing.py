@@ -232,6 +232,16 @@ LEFT JOIN trusted t ON t.claim = c.id
 _ONLY = "(SELECT value FROM json_each(%s))"
 
 
+def witness_tags(alias: str, claim_ids: list[str]) -> list[str]:
+    """The row tags of everyone who attested these claims (only their flags matter to them)."""
+    chosen = json.dumps([c.replace("-", "").lower() for c in claim_ids])
+    sql = (
+        "SELECT DISTINCT substr(id, 21) FROM identity_attestation"
+        " WHERE claim IN (SELECT value FROM json_each(%s))"
+    )
+    return [tag for (tag,) in _rows(alias, sql, [chosen])]
+
+
 def claim_states(
     alias: str,
     claim_ids: list[str] | None = None,
@@ -242,17 +252,7 @@ def claim_states(
     """The state of each claim (all, or ``claim_ids``), keyed by claim id."""
     settings = settings or settings_of(alias)
     if witnesses is None:
-        tags = None
-        if claim_ids is not None:  # only these claims' witnesses' flags matter
-            tags = [
-                tag
-                for (tag,) in _rows(
-                    alias,
-                    "SELECT DISTINCT substr(id, 21) FROM identity_attestation"
-                    " WHERE claim IN (SELECT value FROM json_each(%s))",
-                    [json.dumps([c.replace("-", "").lower() for c in claim_ids])],
-                )
-            ]
+        tags = None if claim_ids is None else witness_tags(alias, claim_ids)
         witnesses = standing(alias, settings, tags=tags)
     flagged = sorted(m for m, s in witnesses.items() if s.flagged)
     _effect, overturned = _effective(alias)
