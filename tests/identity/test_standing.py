@@ -440,6 +440,9 @@ def test_standing_and_states_agree_with_a_plain_reckoning(scratch, history):
         m: (s.attested, s.retracted, s.overturned, s.flagged) for m, s in found.items()
     } == expected_witnesses
     assert states_on(alias) == expected_states
+    every = standing.claim_states(alias)
+    for claim in list(expected_states)[:3]:  # a claim's page reads only its witnesses
+        assert standing.claim_states(alias, [claim]) == {claim: every[claim]}
 
 
 def test_both_sides_record_the_outcome_at_once_and_one_stands_everywhere(club):
