@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from apps.core.models import Thread
 from apps.core.thread.policy import ADMIN, default_policy
 from apps.core.thread.rowid import is_owned_by
+from apps.core.thread.state import ThreadState
 from apps.core.threads.app_kit import app_writable, app_write, member_key
 from apps.core.threads.context import thread_context
 from apps.core.threads.registry import thread_database
@@ -139,7 +140,7 @@ def _text(value: Any, what: str, limit: int, *, required: bool = False, line: bo
     return text
 
 
-def _state(thread: Thread):
+def _state(thread: Thread) -> ThreadState:
     return thread_database(thread.thread).replica().control.state
 
 
