@@ -3,7 +3,7 @@ member keys kept only for links and the API."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from apps.identity import evidence as evidence_files
 from apps.identity import standing
@@ -57,6 +57,8 @@ class ClaimView:
     my_retracted: bool
     challenges: list[ChallengeRef]
     overturned_by: str | None  # the challenge in effect that overturned it
+    # This node's writes on it that the thread refused later, as sentences.
+    refused: list[str] = field(default_factory=list)
 
     @property
     def counting(self) -> int:

@@ -95,6 +95,7 @@ def claims(
     overturned = standing.overturned_by(alias)
     names, owners, me = member_names(thread), row_owners(thread), thread.member_id
     labels, trusted = _kind_labels(thread), _trusted(thread)
+    refused = refused_mine(thread)
     with thread_context(thread.thread):
         query = Claim.objects.order_by("-id")
         if claim_ids is not None:
@@ -184,6 +185,7 @@ def claims(
                 my_retracted=my_retracted,
                 challenges=by_claim.get(pk, []),
                 overturned_by=overturned.get(pk),
+                refused=refused.get(pk, []),
             )
         )
     return found
@@ -440,6 +442,47 @@ def settings(thread: Thread) -> SettingsView:
     with thread_context(thread.thread):
         seq = Setting.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
     return SettingsView(current.witnesses, current.flag_after, seq, is_manager(thread))
+
+
+# What a refused write of this node was, for "Your ... was refused: <reason>."
+_REFUSED_WHAT = {
+    "identity_claim": "claim",
+    "identity_attestation": "word on this claim",
+    "identity_retraction": "retraction",
+    "identity_challenge": "challenge",
+}
+REFUSALS_SCANNED = 200
+
+
+def refused_mine(thread: Thread) -> dict[str, list[str]]:
+    """This node's writes on claims that the thread refused after this node had accepted them
+    (a row from elsewhere ordered first: the claim was withdrawn, the settings moved, ...), as
+    sentences per claim id. Reads the newest refused writes only."""
+    from apps.core.threads import writes
+
+    database = thread_database(thread.thread)
+    with thread_context(thread.thread):
+        of_attestation = {a.hex: c.hex for a, c in Attestation.objects.values_list("id", "claim")}
+    found: dict[str, list[str]] = {}
+    page = writes.writes_list(database, state="refused", limit=REFUSALS_SCANNED)
+    for write in page.writes:
+        reason = write.reason.removeprefix("refused: ")
+        table, _sep, said = reason.partition(": ")
+        for change in write.changes or ():
+            what = _REFUSED_WHAT.get(change.table)
+            if what is None:
+                continue
+            values = change.values
+            claim = {
+                "identity_claim": str(change.row),
+                "identity_attestation": str(values.get("claim", "")),
+                "identity_challenge": str(values.get("claim") or ""),
+                "identity_retraction": of_attestation.get(str(values.get("attestation", "")), ""),
+            }[change.table]
+            if claim:
+                words = said if table == change.table else writes.refusal_text(write.refusal)
+                found.setdefault(claim, []).append(f"Your {what} was refused: {words}.")
+    return found
 
 
 def waiting_for_me(thread: Thread) -> list[ClaimView]:

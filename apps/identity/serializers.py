@@ -174,6 +174,10 @@ class ClaimOutput(serializers.Serializer):
     my_retracted = serializers.BooleanField()
     challenges = ChallengeRefOutput(many=True)
     overturned_by = serializers.CharField(allow_null=True)
+    refused = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="Your writes on it the thread refused later (a row from elsewhere came first).",
+    )
 
 
 class JudgeOutput(serializers.Serializer):

@@ -425,3 +425,18 @@ def test_an_evidence_file_over_25_mb_is_refused_and_nothing_is_claimed(club):
     with refused("invalid", "huge.png: the file is larger than 25 MiB"):
         make(club, "Too big", files=[("huge.png", "image/png", big)])
     assert not Claim.objects.using(club.alias).filter(title="Too big").exists()
+
+
+def test_an_attestation_turned_over_by_an_earlier_withdrawal_is_told_in_words(club):
+    from apps.identity import selectors
+
+    claim = club.eli.claim("Ran a marathon")
+    club.sync()
+    club.eli.withdraw(claim)  # on Eli's node, before this node hears of it
+    services.attest(thread=club.thread, claim=claim, verdict="witnessed")  # accepted here
+    assert Attestation.objects.using(club.alias).filter(claim=claim).exists()
+    club.sync()
+    assert not Attestation.objects.using(club.alias).filter(claim=claim).exists()
+    said = selectors.refused_mine(club.thread)
+    assert said == {claim: ["Your word on this claim was refused: the claim was withdrawn."]}
+    assert selectors.claim(club.thread, claim).refused == said[claim]
