@@ -349,3 +349,30 @@ def test_the_schema_lists_every_operation(browser):
         "identity_settings_get",
         "identity_settings_set",
     } <= operations
+
+
+def test_accepting_and_judging_through_the_api(browser, club):
+    api = browser
+    duel = club.gus.challenge(defendant=club.me, judges=[club.dana.member], feat="Arm wrestling")
+    judged = club.gus.challenge(defendant=club.eli.member, judges=[club.me], feat="Sprint")
+    club.sync()
+    accepted = post(api, url(club, f"challenges/{duel}/accept/"))
+    assert accepted.status_code == 201, accepted.json()
+    assert accepted.json()["state"] == "judging"
+    twice = post(api, url(club, f"challenges/{duel}/accept/"))
+    assert twice.status_code == 409
+    assert "already accepted" in words(twice)
+    early = post(api, url(club, f"challenges/{judged}/judgements/"), {"winner": "defendant"})
+    assert early.status_code == 409
+    assert "not accepted this challenge yet" in words(early)
+    club.sync()
+    club.eli.accept(judged)
+    club.sync()
+    made = post(
+        api, url(club, f"challenges/{judged}/judgements/"), {"winner": "defendant", "note": "fair"}
+    )
+    assert made.status_code == 201, made.json()
+    body = made.json()
+    assert body["state"] == "decided"  # one judge of one: this node wrote the outcome too
+    assert body["winner_name"] == "Eli"
+    assert body["judges"] == [{"member": club.me, "name": "you", "said": "defendant"}]
