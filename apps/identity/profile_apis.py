@@ -95,7 +95,7 @@ class SharedNowOutput(serializers.Serializer):
     )
 
 
-class CredentialOutput(serializers.Serializer):
+class ProfileCredentialOutput(serializers.Serializer):
     sd_jwt = serializers.CharField(help_text="<issuer-signed JWT>~<disclosure>~...~")
     fields = serializers.ListField(child=serializers.CharField())
     profile_key = serializers.CharField(help_text="did:key of the profile key that signed it.")
@@ -213,7 +213,7 @@ class CredentialApi(APIView):
                 "fields", str, required=True, description="Field names, comma separated."
             )
         ],
-        responses=CredentialOutput,
+        responses=ProfileCredentialOutput,
         operation_id="profile_credential",
         description="Chosen fields as an SD-JWT presentation: the commitment over every field "
         "(signed by the profile key, EdDSA) and the disclosures of the chosen ones only.",

@@ -257,6 +257,8 @@ SPECTACULAR_SETTINGS = {
         "PostKindEnum": "apps.timeline.post.POST_KINDS",
         "ChitKindEnum": "apps.ledger.rules.KINDS",
         "NewChitKindEnum": "apps.ledger.apis.NEW_CHIT_KINDS",
+        "ClaimStateEnum": "apps.identity.standing.CLAIM_STATES",
+        "ChallengeStateEnum": "apps.identity.selectors.CHALLENGE_STATES",
     },
 }
 
