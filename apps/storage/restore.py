@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 PROGRESS_S = 0.5
 FETCH_WORKERS = 4
+RETRY_PAUSE = 1.0  # seconds before asking again the holders that could not be asked
 _BEST = {Chunk.State.PLACED: 0, Chunk.State.PARTIAL: 1, Chunk.State.PENDING: 2, Chunk.State.LOST: 3}
 
 
@@ -118,7 +119,15 @@ def chunk_fetch(
     rank = {pk: i for i, pk in enumerate(holders)}
     queue = sorted(groups, key=lambda pk: rank[pk])
     marks: list[tuple[Share, str]] = []
-    while len(got) < chunk.k and queue:
+    away: list = []  # holders that could not be asked this time
+    retried = False
+    while len(got) < chunk.k and (queue or (away and not retried)):
+        if not queue:
+            # Every holder left was unreachable or busy once: ask those again after a pause
+            # before giving up on the chunk (a holder that is busy, or a connection being
+            # redialled, is a moment's wait, not a failed restore).
+            retried, queue, away = True, away, []
+            time.sleep(RETRY_PAUSE)
         # Ask just enough holders at once to cover what is missing.
         needed, asking = chunk.k - len(got), []
         while queue and needed > 0:
@@ -132,6 +141,7 @@ def chunk_fetch(
                 # Unreachable or busy (not the share's fault): asked last for the chunks
                 # after this one, so a device that is gone costs one wait, not one per chunk.
                 holders[pk] = holders.pop(pk)
+                away.append(pk)
                 continue
             for share in groups[pk]:
                 data = answer.get(bytes.fromhex(share.digest))

@@ -117,7 +117,9 @@ def test_shares_damaged_on_a_holders_disk_are_found_and_put_back(cluster):
 
     wait_for(mended, timeout=300, interval=1, what="Carol's damaged shares to be put back")
     assert sum(s["audit"].get("missing", 0) + s["audit"].get("corrupt", 0) for s in seen) > 0
-    assert sum(s["repair"].get("repaired", 0) for s in seen) >= count
+    # Most are put back by "check now"; the node's own worker may put back some between two
+    # checks, so only that repairs happened is asserted here, and the files say the rest.
+    assert sum(s["repair"].get("repaired", 0) for s in seen) > 0
     restored = cluster.work / "restored-after-damage"
     st.restore(a1, cluster.snapshot, restored)
     assert st.tree_diff(cluster.tree.root, restored) == []
