@@ -336,6 +336,10 @@ class _Session:
             for device, (start, end) in self.ranges.items()
             if theirs.vv.get(device, 0) >= start
         }
+        # The peer's access is looked at again for every flight, not kept from the session's
+        # opening: a device revoked (or a member removed) while a session runs must get
+        # nothing written after that from the rest of it.
+        self.grant, self.removal = await self.node.db(threads_io.access, self.thread, self.device)
         return await self.node.db(
             threads_io.flight,
             self.thread,
