@@ -38,7 +38,7 @@ test: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	# Three workers, a test file each at a time (a module's nodes stay in one worker): most of
-	# the suite waits on real nodes, so on the 2-core machine it runs in ~15 min instead of ~50
+	# the suite waits on real nodes, so on the 2-core machine it runs in ~18 min instead of ~50
 	# one after another. TEST_WORKERS=0 runs it in one process. A hang must still fail the run
 	# long before CI's 90-minute limit.
 	timeout --kill-after=60 4200 $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone" $(ARGS)
