@@ -19,10 +19,9 @@ from typing import TypeVar
 from django.db import transaction
 
 from apps.core.models import Thread
-from apps.core.threads import services as thread_services
 from apps.core.threads.app_kit import app_enabled, app_write
 from apps.core.threads.context import thread_context
-from apps.core.threads.database import NodeKeys, WriteRefused
+from apps.core.threads.database import WriteRefused
 from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
 from apps.core.threads.thread_apps import app_enable
@@ -71,37 +70,34 @@ class FieldView:
 
 
 def master_secret() -> bytes:
-    secret = NodeKeys.of_this_node().master_secret
-    if secret is None:
-        raise ProfileError(
-            "unavailable", "This node has no master secret yet: claim it (or restore it) first."
-        )
-    return secret
+    from apps.cadre.control import CadreError
+    from apps.cadre.own_threads import master_secret
+
+    try:
+        return master_secret()
+    except CadreError as exc:
+        raise ProfileError(exc.code, exc.words) from exc
 
 
 def profile_thread() -> Thread | None:
-    """The party's profile thread on this node (the oldest, should two devices have made one at
-    the same moment), or None."""
-    shape = policy.PROFILE_SHAPE
-    return Thread.objects.filter(app=shape, state=Thread.State.ACTIVE).order_by("id").first()
+    """The party's profile thread on this node, or None."""
+    from apps.cadre.own_threads import own_thread
+
+    return own_thread(policy.PROFILE_SHAPE)
 
 
 def profile_ensure() -> Thread:
     """The profile thread, made now (after the control thread, so every full device of the
     party takes it in and the phrase restores it) if there is none."""
-    found = profile_thread()
-    if found is not None:
-        return found
-    from apps.cadre.control import CadreError, control_ensure
+    from apps.cadre.control import CadreError
+    from apps.cadre.own_threads import own_thread_ensure
 
-    master_secret()
     try:
-        control_ensure()
+        return own_thread_ensure(
+            shape=policy.PROFILE_SHAPE, rules_app=policy.PROFILE_APP, name=PROFILE_NAME
+        )
     except CadreError as exc:
         raise ProfileError(exc.code, exc.words) from exc
-    thread = thread_services.thread_create(name=PROFILE_NAME, app=policy.PROFILE_SHAPE)
-    app_enable(thread=thread, app=policy.PROFILE_APP)
-    return thread
 
 
 def _write(thread: Thread, action: Callable[[], T]) -> T:

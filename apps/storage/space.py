@@ -14,11 +14,9 @@ from typing import TypeVar
 from django.db import transaction
 
 from apps.core.models import Thread
-from apps.core.threads import services as thread_services
 from apps.core.threads.context import thread_context
 from apps.core.threads.database import NodeKeys
 from apps.core.threads.registry import thread_database
-from apps.core.threads.thread_apps import app_enable
 from apps.storage.policy import HOLD_SHAPE, RULES_APP, SHAPE
 
 T = TypeVar("T")
@@ -37,12 +35,13 @@ class StorageError(Exception):
 
 
 def master_secret() -> bytes:
-    secret = NodeKeys.of_this_node().master_secret
-    if secret is None:
-        raise StorageError(
-            "unavailable", "This node has no master secret yet: claim it (or restore it) first."
-        )
-    return secret
+    from apps.cadre.control import CadreError
+    from apps.cadre.own_threads import master_secret
+
+    try:
+        return master_secret()
+    except CadreError as exc:
+        raise StorageError(exc.code, exc.words) from exc
 
 
 def device_key() -> bytes:
@@ -51,26 +50,21 @@ def device_key() -> bytes:
 
 
 def storage_thread() -> Thread | None:
-    """The party's storage thread on this node (the oldest, should two devices have made one
-    at the same moment), or None."""
-    return Thread.objects.filter(app=SHAPE, state=Thread.State.ACTIVE).order_by("id").first()
+    """The party's storage thread on this node, or None."""
+    from apps.cadre.own_threads import own_thread
+
+    return own_thread(SHAPE)
 
 
 def storage_ensure() -> Thread:
     """The storage thread, made now (with the control thread it needs) if there is none."""
-    found = storage_thread()
-    if found is not None:
-        return found
-    from apps.cadre.control import CadreError, control_ensure
+    from apps.cadre.control import CadreError
+    from apps.cadre.own_threads import own_thread_ensure
 
-    master_secret()
     try:
-        control_ensure()
+        return own_thread_ensure(shape=SHAPE, rules_app=RULES_APP, name=STORAGE_NAME)
     except CadreError as exc:
         raise StorageError(exc.code, exc.words) from exc
-    thread = thread_services.thread_create(name=STORAGE_NAME, app=SHAPE)
-    app_enable(thread=thread, app=RULES_APP)
-    return thread
 
 
 def hold_threads() -> list[Thread]:
