@@ -74,4 +74,7 @@ class DutyWorker:
                 except Exception:
                     logger.exception("%s: a duty failed in one thread", self.name)
                 finally:
-                    close_old_connections()
+                    try:
+                        close_old_connections()
+                    except Exception:  # the worker must outlive one thread's bad connection
+                        logger.warning("%s: could not close a database connection", self.name)
