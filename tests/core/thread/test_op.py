@@ -353,3 +353,40 @@ def test_canonical_check_agrees_with_reencoding_for_real_ops():
         stretched = op.raw.replace(seq_key, codec.encode("seq") + bytes([0x18, decoded.seq]), 1)
         with pytest.raises(OpShapeError, match="canonical"):
             op_decode(stretched)
+
+
+@pytest.mark.parametrize("size", [0, 23, 24, 255, 256, 65_535, 65_536])
+@pytest.mark.parametrize("seq", [1, 23, 24, 2**40])
+def test_sealed_bytes_are_the_canonical_encoding_of_the_signed_document(size: int, seq: int):
+    """``op_seal`` splices sig and body into the encoded header: the result must be exactly
+    the canonical encoding of the whole op, and the signature over the whole document but sig
+    (for every width of the body's and the seq's heads)."""
+    prev = None if seq == 1 else PREV
+    op = signed(seq=seq, prev=prev, body=bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+    doc = doc_of(op)
+    assert codec.encode(doc) == op.raw
+    assert doc["body"] == op.body
+    assert len(op.body) == size
+    unsigned = {name: value for name, value in doc.items() if name != "sig"}
+    assert op.signed_bytes() == codec.encode(unsigned)
+    crypto.verify(DEVICE, op.sig, "op", THREAD, codec.encode(unsigned))
+    op_verify(op_decode(op.raw))
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {},
+        {"seq": 1, "prev": None, "deps": []},
+        {"seq": 2**63 - 1, "epoch": 2**32 - 1, "hlc": Stamp(MAX_MILLIS, MAX_COUNTER)},
+        {"seq": 24, "epoch": 255, "hlc": Stamp(0, 0), "kind": "keys"},
+        {"seq": 256, "epoch": 65_536, "hlc": Stamp(65_535, 23), "kind": "control"},
+        {"deps": [(bytes([i]) * 32, i * 1000 + 1) for i in range(1, 30)]},
+        {"kind": "ünknown"},  # not a kind peers take, but encoded all the same
+        {"thread": b"\x07" * 31},  # the wrong shape: encoded by the codec
+    ],
+)
+def test_header_is_encoded_as_the_codec_encodes_it(fields: dict[str, Any]):
+    op = signed(**fields)
+    assert op.header_bytes() == codec.encode(op.header())
+    assert codec.encode(doc_of(op)) == op.raw
