@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,10 @@ _wake = threading.Event()
 _thread: threading.Thread | None = None
 _lock = threading.Lock()
 _control_id: bytes | None = None
+# When the control thread is not known (a node not claimed yet, or sealed by a passphrase),
+# looking again costs a key file read and a derivation: at most once a second, not per write.
+_control_missing_at = float("-inf")
+LOOK_AGAIN_S = 1.0
 
 
 def steps_install() -> None:
@@ -117,11 +122,13 @@ def on_node_started(sender: Any, **kwargs: Any) -> None:
 
 
 def _is_control(thread: bytes) -> bool:
-    global _control_id
-    if _control_id is None:
+    global _control_id, _control_missing_at
+    if _control_id is None and time.monotonic() - _control_missing_at >= LOOK_AGAIN_S:
         from apps.cadre.control import control_thread_id_here
 
         _control_id = control_thread_id_here()
+        if _control_id is None:
+            _control_missing_at = time.monotonic()
     return _control_id is not None and thread == _control_id
 
 
@@ -147,5 +154,6 @@ def on_thread_added(sender: Any, thread: bytes, **kwargs: Any) -> None:
 
 def forget() -> None:
     """Tests: a node's data dir changed under this process."""
-    global _control_id
+    global _control_id, _control_missing_at
     _control_id = None
+    _control_missing_at = float("-inf")

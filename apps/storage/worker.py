@@ -42,6 +42,8 @@ _last_prune: float | None = None
 # Thread ids (32 bytes) that wake the worker: the storage thread and the holding threads. Kept
 # here so a write in any other thread costs a set lookup, not a query.
 _watched: set[bytes] | None = None
+_watch_failed_at = float("-inf")
+LOOK_AGAIN_S = 1.0
 
 
 def _resolve(path: str) -> Callable[[], Any] | None:
@@ -127,7 +129,7 @@ def wake() -> None:
 def _watch_refresh() -> None:
     """The thread ids whose ops wake the worker, read again (after each round: a holding
     thread joined or made meanwhile is seen within a round)."""
-    global _watched
+    global _watched, _watch_failed_at
     try:
         from apps.core.models import Thread
         from apps.storage.policy import HOLD_SHAPE, SHAPE
@@ -135,6 +137,7 @@ def _watch_refresh() -> None:
         rows = Thread.objects.filter(app__in=(SHAPE, HOLD_SHAPE), state=Thread.State.ACTIVE)
         _watched = {bytes.fromhex(t) for t in rows.values_list("id", flat=True)}
     except Exception:  # no database yet, or it went away: look again next round
+        _watch_failed_at = time.monotonic()  # and not on every write meanwhile
         logger.debug("reading the storage threads failed", exc_info=True)
 
 
@@ -142,7 +145,7 @@ def on_ops_written(thread: bytes) -> None:
     """Ops written in ``thread`` (any thread of this node): wake the worker when it is the
     storage thread or a holding thread. Cheap: a set lookup once the ids are known."""
     try:
-        if _watched is None:
+        if _watched is None and time.monotonic() - _watch_failed_at >= LOOK_AGAIN_S:
             _watch_refresh()
         if _watched is None or thread in _watched:
             # Unknown yet (no database read), or one of ours: a round too many costs little.
@@ -153,6 +156,7 @@ def on_ops_written(thread: bytes) -> None:
 
 def forget() -> None:
     """Tests: a node's data dir changed under this process."""
-    global _watched, _last_prune
+    global _watched, _last_prune, _watch_failed_at
     _watched = None
+    _watch_failed_at = float("-inf")
     _last_prune = None
