@@ -5,17 +5,53 @@ node makes tokens without an expiry (``services.api_token_create``, ``REST_KNOX[
 None), so the sweep found nothing and cost a query per request. The token presented is still
 checked exactly as knox does: its digest, its own expiry (an expired one is deleted and
 refused), its user active.
+
+The token and its user are read with two plain SQL queries instead of the ORM's ``filter`` and
+``select_related``: building those queries cost more than the rest of a trivial API request's
+view (about 0.4 ms of Python a request); the rows read and the checks made are the same.
 """
 
 from __future__ import annotations
 
+import binascii
+from hmac import compare_digest
+
+from django.contrib.auth import get_user_model
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
+from knox.crypto import hash_token
+from knox.models import get_token_model
+from knox.settings import CONSTANTS, knox_settings
 from knox.signals import token_expired
+from rest_framework import exceptions
 
 
 class TokenAuthentication(KnoxTokenAuthentication):
+    def authenticate_credentials(self, token: bytes):
+        # knox's own loop, over the same rows: the tokens with this key, each with its user.
+        msg = _("Invalid token.")
+        token = token.decode("utf-8")
+        model = get_token_model()
+        found = model.objects.raw(
+            f'SELECT * FROM "{model._meta.db_table}" WHERE "token_key" = %s',  # noqa: S608 - fixed names
+            [token[: CONSTANTS.TOKEN_KEY_LENGTH]],
+        )
+        for auth_token in found:
+            auth_token.user = _user(auth_token.user_id)
+            if auth_token.user is None or self._cleanup_token(auth_token):
+                continue
+            try:
+                digest = hash_token(token)
+            except (TypeError, binascii.Error):
+                raise exceptions.AuthenticationFailed(msg) from None
+            if compare_digest(digest, auth_token.digest):
+                if knox_settings.AUTO_REFRESH and auth_token.expiry:
+                    self.renew_token(auth_token)
+                return self.validate_user(auth_token)
+        raise exceptions.AuthenticationFailed(msg)
+
     def _cleanup_token(self, auth_token) -> bool:
         if auth_token.expiry is not None and auth_token.expiry < timezone.now():
             username = auth_token.user.get_username()
@@ -23,6 +59,13 @@ class TokenAuthentication(KnoxTokenAuthentication):
             token_expired.send(sender=self.__class__, username=username, source="auth_token")
             return True
         return False
+
+
+def _user(pk: int):
+    user = get_user_model()
+    table, key = user._meta.db_table, user._meta.pk.column
+    rows = user.objects.raw(f'SELECT * FROM "{table}" WHERE "{key}" = %s', [pk])  # noqa: S608
+    return next(iter(rows), None)
 
 
 class TokenScheme(KnoxTokenScheme):

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api_output import represent, represent_many
 from apps.core.models import Thread
 from apps.core.threads import writes
 from apps.core.threads.apis import WRITES_TAKEN, ServiceFailed, WriteRefOutput, _call, write_ref
@@ -98,7 +99,7 @@ def _view(thread: Thread, message_id: str) -> dict:
     found = selectors.message(thread, message_id)
     if found is None:
         raise ServiceFailed(ThreadServiceError("not_found", "no such message"))
-    return MessageOutput(found).data
+    return represent(MessageOutput, found)
 
 
 def _head(thread: Thread) -> int:
@@ -143,7 +144,7 @@ class MessageListApi(APIView):
         except ValueError:
             raise ServiceFailed(ThreadServiceError("invalid", "before: not a cursor")) from None
         attachments.fetch_missing(thread, page)  # a client listing them will want them
-        return Response(MessageOutput(page, many=True).data)
+        return Response(represent_many(MessageOutput, page))
 
     @extend_schema(
         request=MessageInput,

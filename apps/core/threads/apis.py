@@ -24,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api_output import represent
 from apps.core.models import Thread, ThreadInvite, ThreadMember
 from apps.core.threads import invite_terms, selectors, services, writes
 from apps.core.threads.invite_roles import invite_role_default
@@ -394,7 +395,7 @@ class WriteRefOutput(serializers.Serializer):
 
 
 def write_ref(write: writes.Write | None) -> dict | None:
-    return None if write is None else WriteRefOutput(write).data
+    return None if write is None else represent(WriteRefOutput, write)
 
 
 def _column_value(value):
