@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from apps.core.thread import crypto, signatures
+from apps.core.thread import ahead, crypto, signatures
 from apps.core.thread import payloads as p
 from apps.core.thread.admission import Admission
 from apps.core.thread.batch import Batch, IngestResult, unknown_result
@@ -85,7 +85,7 @@ def verified(raws: Iterable[bytes]) -> Verified:
     """Steps 1 and 3a for a batch: shape, size and signature. Pure; no replica needed. A large
     batch is checked in a helper process (``signatures``): the caller's thread only waits."""
     raws = list(raws)
-    found = signatures.check(raws)
+    found = signatures.check(raws, _keys_of(raws))
     if found is not None:
         return Verified(
             tuple(
@@ -105,6 +105,19 @@ def verified(raws: Iterable[bytes]) -> Verified:
         else:
             items.append(op)
     return Verified(tuple(items))
+
+
+def _keys_of(raws: list[bytes]) -> signatures.ThreadKeys | None:
+    """The data keys this process holds for the batch's thread, for the helper to open bodies
+    with (``ahead``); None for a batch too small for the helper, or of a thread with none."""
+    if len(raws) < signatures.MIN_BATCH:
+        return None
+    try:
+        thread = op_decode(raws[0]).thread
+    except OpShapeError:
+        return None
+    keys = ahead.keys_for(thread)
+    return (thread, keys) if keys else None
 
 
 def verified_ahead(frames: Iterable[list[bytes]]) -> Iterator[Verified]:
@@ -197,6 +210,7 @@ class Replica(Admission, Forks, Ordering):
         # device -> lowest seq of one of its data ops this replica could not decide (no key).
         self.undecided: dict[bytes, int] = {}
         self._data = self._data_checker()
+        self._keys_noted = 0  # keys of the keyring told to ``ahead`` so far
 
     @classmethod
     def for_members(cls, thread: bytes, member_keys: Iterable = (), **kwargs) -> Replica:
@@ -356,6 +370,7 @@ class Replica(Admission, Forks, Ordering):
             item if isinstance(item, IngestResult) else self._take(item, batch, signed_here)
             for item in items
         ]
+        self._keys_note()
         late: dict[bytes, IngestResult] = {}
         rebuilt = self._settle(batch)
         # First ops of devices certified by this batch's control ops: now they can be judged,
@@ -403,6 +418,14 @@ class Replica(Admission, Forks, Ordering):
                     )
             final.append(result)
         return final
+
+    def _keys_note(self) -> None:
+        """Tell ``ahead`` of keys learned since last time: the helper process opens the next
+        frames' data bodies with them."""
+        count = sum(len(k) for k in self.keyring.by_keys_op.values())
+        if count != self._keys_noted:
+            ahead.keys_note(self.thread, self.keyring.by_keys_op)
+            self._keys_noted = count
 
     def _take(self, op: Op, batch: Batch, signed_here: bool = False) -> IngestResult:
         """Steps 1-4 for one op: admitted (with anything it releases), pending, or turned away."""

@@ -8,8 +8,10 @@ frames' signatures in a process of its own: the applying thread only waits for t
 
 The helper decodes and checks each op (validation steps 1 and 3a, pure functions of the bytes)
 and answers, per op, None or why it is malformed; the caller decodes the op again itself (a
-decoded op is cheaper to make than to receive). Small batches (a push) are checked in the calling
-thread: the trip to another process would cost more than the check.
+decoded op is cheaper to make than to receive). Given the thread's data keys, it also opens the
+data ops' bodies ahead (``ahead``): the applying thread would otherwise spend a third of its time
+decrypting and parsing them. Small batches (a push) are checked in the calling thread: the trip
+to another process would cost more than the check.
 """
 
 from __future__ import annotations
@@ -22,13 +24,17 @@ import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from apps.core.thread import crypto
+from apps.core.thread import ahead, crypto
 from apps.core.thread.op import OpShapeError, op_decode, op_verify
 
 logger = logging.getLogger(__name__)
 
 # Below this many ops, a batch is checked in the calling thread.
 MIN_BATCH = 64
+# Helper processes: a large batch is split between them. With the bodies opened ahead, a
+# helper's share of an op costs more CPU than the applying thread's: one helper would be the
+# slower stage, two let the machine's two cores share the work.
+WORKERS = 2
 # How often the helper looks whether the process that started it is still there.
 PARENT_POLL_S = 1.0
 
@@ -39,15 +45,36 @@ _unavailable = False
 
 def problems(raws: list[bytes]) -> list[str | None]:
     """Per op: None if it is well-formed and signed by its device, else why not."""
+    return problems_and_openings(raws, None)[0]
+
+
+Openings = list[tuple[bytes, ahead.Opening]]  # (op hash, what ``ahead.open_data`` answered)
+
+
+# A thread and its data keys by epoch (``ahead.keys_for``).
+ThreadKeys = tuple[bytes, dict[int, list[bytes]]]
+
+
+def problems_and_openings(
+    raws: list[bytes], keys: ThreadKeys | None
+) -> tuple[list[str | None], Openings]:
+    """``problems``, and the data ops among the good ones whose bodies open with ``keys``,
+    opened and parsed."""
     found: list[str | None] = []
+    openings: Openings = []
     for raw in raws:
         try:
-            op_verify(op_decode(raw))
+            op = op_decode(raw)
+            op_verify(op)
         except (OpShapeError, crypto.CryptoError) as exc:
             found.append(str(exc))
-        else:
-            found.append(None)
-    return found
+            continue
+        found.append(None)
+        if keys is not None:
+            opening = ahead.open_data(op, *keys)
+            if opening is not None:
+                openings.append((op.hash, opening))
+    return found, openings
 
 
 def _follow_parent(parent: int) -> None:
@@ -70,7 +97,7 @@ def _helper() -> ProcessPoolExecutor | None:
                 # spawn, not fork: the caller has threads (trio, Django) a fork would copy
                 # mid-flight.
                 _pool = ProcessPoolExecutor(
-                    1,
+                    WORKERS,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_follow_parent,
                     initargs=(os.getpid(),),
@@ -81,32 +108,59 @@ def _helper() -> ProcessPoolExecutor | None:
         return _pool
 
 
-def submit(raws: list[bytes]) -> Future[list[str | None]] | None:
-    """Start checking ``raws`` in the helper process; None if the batch is small or no helper
-    can run (the caller then checks them itself)."""
+class Pending:
+    """A batch being checked, in parts (one per helper process)."""
+
+    def __init__(self, parts: list[Future[tuple[list[str | None], Openings]]]) -> None:
+        self._parts = parts
+
+    def result(self) -> tuple[list[str | None], Openings]:
+        found: list[str | None] = []
+        openings: Openings = []
+        for part in self._parts:
+            part_found, part_openings = part.result()
+            found += part_found
+            openings += part_openings
+        return found, openings
+
+
+def submit(raws: list[bytes], keys: ThreadKeys | None = None) -> Pending | None:
+    """Start checking ``raws`` (and opening their data bodies with ``keys``) in the helper
+    processes; None if the batch is small or no helper can run (the caller then checks them
+    itself)."""
     if len(raws) < MIN_BATCH:
         return None
     pool = _helper()
     if pool is None:
         return None
+    count = max(1, min(WORKERS, len(raws) // MIN_BATCH))
+    size = -(-len(raws) // count)
     try:
-        return pool.submit(problems, raws)
+        return Pending(
+            [
+                pool.submit(problems_and_openings, raws[start : start + size], keys)
+                for start in range(0, len(raws), size)
+            ]
+        )
     except (BrokenProcessPool, RuntimeError):
         _reset()
         return None
 
 
-def check(raws: list[bytes]) -> list[str | None] | None:
+def check(raws: list[bytes], keys: ThreadKeys | None = None) -> list[str | None] | None:
     """``problems`` of a large batch, found in the helper process; None for a small batch, or
-    when no helper can run: the caller checks those ops itself."""
-    future = submit(raws)
+    when no helper can run: the caller checks those ops itself. The data bodies the helper
+    opened with ``keys`` are left for the applying thread (``ahead.opened_take``)."""
+    future = submit(raws, keys)
     if future is None:
         return None
     try:
-        return future.result()
+        found, openings = future.result()
     except BrokenProcessPool:
         _reset()
         return None
+    ahead.opened_put(openings)
+    return found
 
 
 def _reset() -> None:

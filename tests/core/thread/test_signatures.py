@@ -61,7 +61,7 @@ def test_a_small_batch_stays_in_the_calling_thread() -> None:
 
 def test_the_helper_ends_when_its_parent_is_killed(tmp_path) -> None:
     """A node killed with kill -9 leaves no helper process behind."""
-    raws = _raws(signatures.MIN_BATCH)
+    raws = _raws(signatures.WORKERS * signatures.MIN_BATCH)
     (tmp_path / "raws").write_bytes(b"".join(len(r).to_bytes(4, "big") + r for r in raws))
     code = f"""
 import sys
@@ -85,15 +85,16 @@ sys.stdin.read()
         text=True,
     )
     try:
-        helper = int(parent.stdout.readline())
-        assert _alive(helper)
+        helpers = [int(pid) for pid in parent.stdout.readline().split()]
+        assert helpers
+        assert all(_alive(helper) for helper in helpers)
     finally:
         parent.kill()
         parent.wait()
     deadline = time.monotonic() + 10 * signatures.PARENT_POLL_S
-    while _alive(helper) and time.monotonic() < deadline:
+    while any(_alive(helper) for helper in helpers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _alive(helper)
+    assert not any(_alive(helper) for helper in helpers)
 
 
 def _alive(pid: int) -> bool:
