@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import connections
 from django.utils.safestring import SafeString
 
-from apps.core import blobs
+from apps.core import blobs, plain_reads
 from apps.core.models import Thread
 from apps.core.thread.rowid import member_tag
 from apps.core.threads.names import Names, thread_names
@@ -81,12 +81,11 @@ class MessageView:
 def conversation_find(thread_id: str) -> Thread | None:
     # Every request of a conversation starts here: plain SQL (the ORM's filter/exclude/first
     # cost 0.5-0.8 ms of query building for this one-row read by primary key).
-    found = Thread.objects.raw(
-        f'SELECT * FROM "{Thread._meta.db_table}" WHERE "id" = %s AND "app" = %s'  # noqa: S608 - fixed names
-        ' AND NOT ("state" = %s)',
+    return plain_reads.first(
+        Thread,
+        '"id" = %s AND "app" = %s AND NOT ("state" = %s)',
         [thread_id, APP, Thread.State.LEFT],
     )
-    return next(iter(found), None)
 
 
 def conversations():
