@@ -7,14 +7,14 @@ judgements or the poll, so the first one ordered stands and later ones are refus
 from __future__ import annotations
 
 from apps.core.models import Thread
+from apps.core.thread.state import ThreadState
 from apps.core.threads.duty_worker import DutyWorker
 
 
-def _has_identity(thread: bytes) -> bool:
-    from apps.core.threads.registry import thread_database
+def _has_identity(state: ThreadState) -> bool:
     from apps.identity.policy import APP
 
-    return APP in thread_database(thread).replica().control.state.apps
+    return APP in state.apps
 
 
 def _duty(thread: Thread) -> None:

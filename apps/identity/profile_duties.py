@@ -6,16 +6,15 @@ deleted where a field was. It never runs inside whoever wrote the ops (a request
 from __future__ import annotations
 
 from apps.core.models import Thread
+from apps.core.thread.state import ThreadState
 from apps.core.threads.duty_worker import DutyWorker
 
 
-def _wanted(thread: bytes) -> bool:
-    """Only the profile thread (its rules app is enabled only there), from the replica in
-    memory: this runs on every thread's ``ops_written``."""
-    from apps.core.threads.registry import thread_database
+def _wanted(state: ThreadState) -> bool:
+    """Only the profile thread (its rules app is enabled only there)."""
     from apps.identity.policy import PROFILE_APP
 
-    return PROFILE_APP in thread_database(thread).replica().control.state.apps
+    return PROFILE_APP in state.apps
 
 
 def step(thread: Thread) -> list[str]:

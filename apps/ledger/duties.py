@@ -5,14 +5,14 @@ of it, or left refused with the reason when it no longer fits the limits."""
 
 from __future__ import annotations
 
+from apps.core.thread.state import ThreadState
 from apps.core.threads.duty_worker import DutyWorker
 
 
-def _is_tally(thread: bytes) -> bool:
-    from apps.core.threads.registry import thread_database
+def _is_tally(state: ThreadState) -> bool:
     from apps.ledger.policy import RULES_APP
 
-    return RULES_APP in thread_database(thread).replica().control.state.apps
+    return RULES_APP in state.apps
 
 
 def _duty(thread) -> None:

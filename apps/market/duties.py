@@ -19,6 +19,7 @@ from typing import Any
 
 from apps.core.models import Thread
 from apps.core.thread.policy import OWNER
+from apps.core.thread.state import ThreadState
 from apps.core.threads.context import thread_context
 from apps.core.threads.duty_worker import DutyWorker
 from apps.core.threads.registry import thread_database
@@ -38,10 +39,10 @@ def forget() -> None:
     _copied.clear()
 
 
-def _wanted(thread: bytes) -> bool:
+def _wanted(state: ThreadState) -> bool:
     from apps.market.policy import DEAL_APP, SHOP_APP
 
-    return thread_database(thread).replica().control.state.app in (SHOP_APP, DEAL_APP)
+    return state.app in (SHOP_APP, DEAL_APP)
 
 
 def _duty(thread: Thread) -> None:

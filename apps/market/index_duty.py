@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import connections
 
 from apps.core.models import Thread
+from apps.core.thread.state import ThreadState
 from apps.core.threads.changes import Mark, changes_since
 from apps.core.threads.context import thread_context
 from apps.core.threads.duty_worker import DutyWorker
@@ -215,8 +216,8 @@ def refresh_now() -> None:
 # -- following the ops -----------------------------------------------------------------------------
 
 
-def _is_shop(thread: bytes) -> bool:
-    return RULES_APP in thread_database(thread).replica().control.state.apps
+def _is_shop(state: ThreadState) -> bool:
+    return RULES_APP in state.apps
 
 
 def _duty(thread: Thread) -> None:

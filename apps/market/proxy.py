@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from apps.core.models import Thread
 from apps.core.thread.rowid import member_tag, row_tag
-from apps.core.threads.duty_worker import DutyWorker
+from apps.core.thread.state import ThreadState
+from apps.core.threads.duty_worker import DutyWorker, thread_state
 from apps.core.threads.services import ThreadServiceError
 
 if TYPE_CHECKING:
@@ -37,11 +38,10 @@ _timers: dict[tuple[bytes, str], tuple[int, str, threading.Timer]] = {}
 _lock = threading.Lock()
 
 
-def _is_shop(thread: bytes) -> bool:
-    from apps.core.threads.registry import thread_database
+def _is_shop(state: ThreadState) -> bool:
     from apps.market.policy import RULES_APP
 
-    return RULES_APP in thread_database(thread).replica().control.state.apps
+    return RULES_APP in state.apps
 
 
 def _duty(thread: Thread) -> None:
@@ -56,7 +56,7 @@ def on_shop_ops(thread_id: bytes) -> None:
     """Ops were written in a thread: if it is a shop, run its duties soon (never inside the
     writer)."""
     try:
-        if not _is_shop(thread_id):
+        if not _is_shop(thread_state(thread_id)):
             return
     except Exception:  # a hook must never fail whoever wrote
         return

@@ -21,6 +21,7 @@ from typing import Any
 
 from apps.core.models import Thread
 from apps.core.thread.policy import OWNER
+from apps.core.thread.state import ThreadState
 from apps.core.threads.context import thread_context
 from apps.core.threads.duty_worker import DutyWorker
 from apps.core.threads.registry import thread_database
@@ -48,8 +49,8 @@ def on_thread_added(sender: Any, thread: bytes, **kwargs: Any) -> None:
     services.record_setup(record)
 
 
-def _wanted(thread: bytes) -> bool:
-    return thread_database(thread).replica().control.state.app == SHAPE
+def _wanted(state: ThreadState) -> bool:
+    return state.app == SHAPE
 
 
 def _duty(thread: Thread) -> None:

@@ -8,7 +8,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from apps.core.thread.state import ThreadState
 
 logger = logging.getLogger(__name__)
 
@@ -32,16 +35,16 @@ def connect() -> None:
     thread_added.connect(on_thread_added, dispatch_uid="timeline-feed-added")
 
 
-def _is_timeline(thread: bytes) -> bool:
+def _is_timeline(thread: bytes, state: ThreadState | None = None) -> bool:
     """Whether a thread is a timeline, from its replica's state in memory (no query). A receiver
     of ``ops_written`` runs inside whoever wrote: it must never raise, whatever the thread."""
     known = _timelines.get(thread)
     if known is None:
-        from apps.core.threads.registry import thread_database
+        from apps.core.threads.duty_worker import thread_state
         from apps.timeline.policy import APP
 
         try:
-            app = thread_database(thread).replica().control.state.app
+            app = thread_state(thread, state).app
         except Exception:  # a thread not open here, or damaged: not ours to index
             return False
         if not app:
@@ -53,7 +56,7 @@ def _is_timeline(thread: bytes) -> bool:
 def on_ops_written(
     sender: Any, thread: bytes, alias: str, received: bool = True, **kwargs: Any
 ) -> None:
-    if _is_timeline(thread):
+    if _is_timeline(thread, kwargs.get("state")):
         from apps.timeline import feed
 
         feed.mark_dirty(thread)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from apps.core.thread.state import ThreadState
 
 logger = logging.getLogger(__name__)
 
@@ -19,7 +22,7 @@ _worker: threading.Thread | None = None
 
 
 def on_ops_written(sender: Any, thread: bytes, alias: str, **kwargs: Any) -> None:
-    if not _voting_enabled(thread):
+    if not _voting_enabled(thread, kwargs.get("state")):
         return
     global _worker
     with _lock:
@@ -30,12 +33,12 @@ def on_ops_written(sender: Any, thread: bytes, alias: str, **kwargs: Any) -> Non
     _wake.set()
 
 
-def _voting_enabled(thread: bytes) -> bool:
-    from apps.core.threads.registry import thread_database
+def _voting_enabled(thread: bytes, state: ThreadState | None = None) -> bool:
+    from apps.core.threads.duty_worker import thread_state
     from apps.voting.policy import APP
 
     try:
-        return APP in thread_database(thread).replica().control.state.apps
+        return APP in thread_state(thread, state).apps
     except Exception:
         return False
 

@@ -13,15 +13,26 @@ from collections.abc import Callable
 from typing import Any
 
 from apps.core.models import Thread
+from apps.core.thread.state import ThreadState
 
 logger = logging.getLogger(__name__)
+
+
+def thread_state(thread: bytes, given: ThreadState | None = None) -> ThreadState:
+    """The thread's resolved control state: the one ``ops_written`` carried (the writer's
+    replica, current after the commit) or else the replica's, which may cost a query."""
+    if given is not None:
+        return given
+    from apps.core.threads.registry import thread_database
+
+    return thread_database(thread).replica().control.state
 
 
 class DutyWorker:
     def __init__(
         self,
         name: str,
-        wanted: Callable[[bytes], bool],
+        wanted: Callable[[ThreadState], bool],
         duty: Callable[[Thread], None],
         *,
         settle_s: float = 0.0,
@@ -31,7 +42,8 @@ class DutyWorker:
         # pushes them on) finishes first instead of sharing the interpreter with the duty, and
         # a burst of ops is one run.
         self.settle_s = settle_s
-        self.wanted = wanted  # from the replica in memory: it runs on every ``ops_written``
+        # Asked of the thread's state on every ``ops_written``: it must be a cheap look.
+        self.wanted = wanted
         self.duty = duty
         self._pending: set[bytes] = set()
         self._lock = threading.Lock()
@@ -40,7 +52,7 @@ class DutyWorker:
 
     def on_ops_written(self, sender: Any, thread: bytes, alias: str, **kwargs: Any) -> None:
         try:
-            if not self.wanted(thread):
+            if not self.wanted(thread_state(thread, kwargs.get("state"))):
                 return
         except Exception:  # a receiver must never fail whoever wrote
             return
