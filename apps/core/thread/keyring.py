@@ -24,6 +24,9 @@ from apps.core.thread.op import KIND_KEYS, Op
 from apps.core.thread.store import Decision
 
 MAX_PAYLOAD = 1 << 20
+# Body bytes of keys ops parsed on arrival and kept for the fold (``Keyring._arrived``): a
+# frame's worth (a 256-op frame of a 200-member thread's admissions holds ~12 MB of them).
+ARRIVED_BYTES = 16 << 20
 DATA_CACHE = 8192  # decrypted data payloads kept (control payloads are all kept: folds reuse them)
 
 
@@ -49,6 +52,12 @@ class Keyring:
         self.by_keys_op: dict[bytes, list[keys.EpochKeys]] = {}
         self.bad_seals: list[BadSeal] = []
         self._opened: set[bytes] = set()
+        # Keys ops parsed on arrival (``learn``) and not yet judged, by op hash, oldest first:
+        # the fold (``Opener.keys``) takes its payload from here instead of parsing it again (a
+        # seal per member: a large thread's keys op is hundreds of kB). Bounded by body bytes:
+        # an op that is never admitted (a stranger's) is parsed and learned from, never kept.
+        self._arrived: OrderedDict[bytes, tuple[p.Keys | str, int]] = OrderedDict()
+        self._arrived_bytes = 0
 
     def add(self, keys_op: bytes, epoch_keys: keys.EpochKeys) -> bool:
         known = self.by_keys_op.setdefault(keys_op, [])
@@ -59,6 +68,25 @@ class Keyring:
         known.sort(key=lambda k: k.data is None)
         return True
 
+    def payload(self, op: Op) -> p.Keys | str:
+        """A keys op's payload, or why it is not a valid one (the body is not encrypted): the
+        one parsed when the op arrived, if still held (it is then let go: the caller keeps it)."""
+        found = self._arrived.pop(op.hash, None)
+        if found is None:
+            return _keys_payload(op)
+        self._arrived_bytes -= found[1]
+        return found[0]
+
+    def _arrival(self, op: Op) -> p.Keys | str:
+        parsed = _keys_payload(op)  # ``learn`` sees each op once (``_opened``)
+        if len(op.body) <= ARRIVED_BYTES and op.hash not in self._arrived:
+            self._arrived[op.hash] = (parsed, len(op.body))
+            self._arrived_bytes += len(op.body)
+            while self._arrived_bytes > ARRIVED_BYTES:
+                _, (_, size) = self._arrived.popitem(last=False)
+                self._arrived_bytes -= size
+        return parsed
+
     def forget_opened(self) -> None:
         """Open every keys op again on the next ``learn`` (after a member key was added)."""
         self._opened.clear()
@@ -68,9 +96,8 @@ class Keyring:
         if op.kind != KIND_KEYS or op.hash in self._opened or not self.members:
             return set()
         self._opened.add(op.hash)
-        try:
-            parsed = p.keys_parse(codec.decode(op.body, max_size=MAX_PAYLOAD, canonical=False))
-        except (codec.DecodeError, p.PayloadError):
+        parsed = self._arrival(op)
+        if isinstance(parsed, str):
             return set()
         learned: set[bytes] = set()
         for member, signing_key in self.members.items():
@@ -97,6 +124,13 @@ class Keyring:
                 if self.add(grant.keys_op, keys.EpochKeys(grant.epoch, grant.control, grant.data)):
                     learned.add(grant.keys_op)
         return learned
+
+
+def _keys_payload(op: Op) -> p.Keys | str:
+    try:
+        return p.keys_parse(codec.decode(op.body, max_size=MAX_PAYLOAD, canonical=False))
+    except (codec.DecodeError, p.PayloadError) as exc:
+        return f"keys payload: {exc}"
 
 
 @dataclass(frozen=True)
@@ -220,9 +254,7 @@ class Opener:
     def keys(self, op: Op) -> p.Keys | Decision:
         hit = self._opened.get((op.hash, b""))
         if hit is None:
-            try:
-                hit = p.keys_parse(codec.decode(op.body, max_size=MAX_PAYLOAD, canonical=False))
-            except (codec.DecodeError, p.PayloadError) as exc:
-                hit = refused(f"keys payload: {exc}")
+            parsed = self.keyring.payload(op)
+            hit = refused(parsed) if isinstance(parsed, str) else parsed
             self._opened[(op.hash, b"")] = hit
         return hit  # type: ignore[return-value]
