@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 import sereus_web
-from apps.core import identity
+from apps.core import identity, plain_reads
 from apps.core.models import Node
 
 
@@ -40,7 +40,9 @@ def node_info() -> NodeInfo:
 
 
 def node_owner_id() -> int | None:
-    return Node.objects.filter(pk=Node.SINGLETON_PK).values_list("owner_id", flat=True).first()
+    # Every API request and owner page asks (plain SQL: the ORM's query cost ten times the read).
+    node = plain_reads.by_pk(Node, Node.SINGLETON_PK)
+    return None if node is None else node.owner_id
 
 
 def is_node_owner(user: AbstractBaseUser | AnonymousUser | None) -> bool:

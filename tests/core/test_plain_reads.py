@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
+from django.test import Client
 from knox.models import AuthToken
 
-from apps.core import plain_reads
-from apps.core.models import Thread
+from apps.core import plain_reads, services
+from apps.core.models import Node, Thread
+from apps.core.selectors import node_owner_id
 
 
 def _fields(instance) -> dict:
@@ -40,3 +42,19 @@ def test_rows_are_the_orms_rows(owner):
 def test_no_row_is_none(db):
     assert plain_reads.by_pk(Thread, "00" * 32) is None
     assert plain_reads.rows(Thread, '"app" = %s', ["nothing"]) == []
+
+
+def test_a_change_of_owner_is_seen_at_once(owner):
+    token = services.api_token_create(user=owner)
+    client = Client(HTTP_AUTHORIZATION=f"Token {token}")
+    assert node_owner_id() == owner.pk
+    assert client.get("/api/v1/node/").status_code == 200
+    other = get_user_model().objects.create_user(username="mallory", password="x" * 20)
+    Node.objects.filter(pk=Node.SINGLETON_PK).update(owner=other)
+    assert node_owner_id() == other.pk
+    assert client.get("/api/v1/node/").status_code == 403
+    Node.objects.filter(pk=Node.SINGLETON_PK).update(owner=None)
+    assert node_owner_id() is None
+    assert client.get("/api/v1/node/").status_code == 403
+    Node.objects.all().delete()
+    assert node_owner_id() is None
