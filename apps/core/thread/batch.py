@@ -52,6 +52,8 @@ class Batch:
     unknown: set[bytes] = field(default_factory=set)
     # Whether control ops were decided since ops waiting for keys were last tried.
     control_changed: bool = False
+    # This node's clock (ms) when the batch's first op was taken: ops stamped far beyond it wait.
+    now: int | None = None
 
     @property
     def unsettled(self) -> bool:

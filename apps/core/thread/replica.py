@@ -83,14 +83,14 @@ class Verified:
 
 def verified(raws: Iterable[bytes]) -> Verified:
     """Steps 1 and 3a for a batch: shape, size and signature. Pure; no replica needed. A large
-    batch is checked in a helper process (``signatures``): the caller's thread only waits."""
+    batch is decoded and checked in helper processes (``signatures``): the caller's thread only
+    waits, and takes the decoded ops from them."""
     raws = list(raws)
-    found = signatures.check(raws, _keys_of(raws))
+    found = signatures.decoded(raws, _keys_of(raws))
     if found is not None:
         return Verified(
             tuple(
-                op_decode(raw) if problem is None else IngestResult("malformed", problem)
-                for raw, problem in zip(raws, found, strict=True)
+                item if isinstance(item, Op) else IngestResult("malformed", item) for item in found
             )
         )
     items: list[Op | IngestResult] = []
@@ -442,11 +442,15 @@ class Replica(Admission, Forks, Ordering):
                 op_verify(op)
             except crypto.CryptoError as exc:
                 return IngestResult("malformed", str(exc))
-        ahead = op.hlc.millis - self.wall()
-        if ahead > MAX_AHEAD_MS:
+        # The clock is read once per batch (a frame takes well under a second: against the
+        # 15 minutes allowed, an op is at most held that much longer, never taken earlier).
+        if batch.now is None:
+            batch.now = self.wall()
+        early = op.hlc.millis - batch.now
+        if early > MAX_AHEAD_MS:
             return IngestResult(
                 "held",
-                f"stamped {ahead // 60_000} minutes ahead of this node's clock: taken once the "
+                f"stamped {early // 60_000} minutes ahead of this node's clock: taken once the "
                 "clock gets there",
                 op,
             )
@@ -677,7 +681,11 @@ class Replica(Admission, Forks, Ordering):
             forks=self.forks,
         )
         for op in self._control_ops:
-            self.store.decide(op, control.decisions[op.hash], None)
+            decision = control.decisions[op.hash]
+            # Only what changed is written: a refold decides most ops as before, and an UPDATE
+            # rewrites the op's row with its bytes (a large thread's keys op is hundreds of kB).
+            if self.store.decision(op.hash) != decision:
+                self.store.decide(op, decision, None)
         return control
 
     def _redecide_data(self) -> None:
