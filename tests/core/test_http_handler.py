@@ -1,0 +1,117 @@
+"""The node's ASGI handler (``sereus_web.http_handler``): ``request_started`` is sent on the request
+thread in the hop that runs the view. The signals still run once per request, in order around the
+view, and a database connection ``close_old_connections`` closes at the start is open again for
+the view."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+from asgiref.testing import ApplicationCommunicator
+from django.contrib.auth.decorators import login_not_required
+from django.core import signals
+from django.db import connection
+from django.http import HttpResponse
+from django.urls import path
+
+from sereus_web.http_handler import NodeASGIHandler, _RequestThread
+
+events: list[tuple[str, int]] = []
+raw_connections: list[object] = []
+
+
+@login_not_required
+def probe(request):
+    with connection.cursor() as cursor:  # a read of the node's database
+        cursor.execute("SELECT 1")
+    raw_connections.append(connection.connection)
+    events.append(("view", threading.get_ident()))
+    if request.GET.get("expire"):  # too old once this request is over, before the next
+        connection.close_at = time.monotonic() + 0.5
+    return HttpResponse("ok")
+
+
+urlpatterns = [path("probe/", probe)]
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.urls(__name__),
+    pytest.mark.django_db(transaction=True),
+]
+
+
+def _started(**kwargs) -> None:
+    events.append(("started", threading.get_ident()))
+
+
+def _finished(**kwargs) -> None:
+    events.append(("finished", threading.get_ident()))
+
+
+async def _get(handler: NodeASGIHandler, query: str = "") -> tuple[int, bytes]:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/probe/",
+        "raw_path": b"/probe/",
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("testserver", 80),
+    }
+    app = ApplicationCommunicator(handler, scope)
+    await app.send_input({"type": "http.request", "body": b""})
+    start = await app.receive_output(5)
+    body = await app.receive_output(5)
+    await app.wait(5)
+    return start["status"], body["body"]
+
+
+@pytest.fixture
+def signals_seen():
+    events.clear()
+    raw_connections.clear()
+    signals.request_started.connect(_started)
+    signals.request_finished.connect(_finished)
+    yield events
+    signals.request_started.disconnect(_started)
+    signals.request_finished.disconnect(_finished)
+
+
+async def test_signals_run_once_around_the_view_on_the_request_thread(signals_seen, monkeypatch):
+    handler = NodeASGIHandler()
+    hops = []
+    submit = _RequestThread.submit
+
+    def counted(self, fn, /, *args, **kwargs):
+        hops.append(fn)
+        return submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(_RequestThread, "submit", counted)
+    for _ in range(3):
+        assert await _get(handler) == (200, b"ok")
+    assert len(hops) == 6  # per request: request_started and the view, then response.close
+    assert [name for name, _ in events] == ["started", "view", "finished"] * 3
+    # started and the view in one hop: the same thread, not the event loop's
+    for i in range(0, 9, 3):
+        assert events[i][1] == events[i + 1][1] != threading.get_ident()
+
+
+async def test_a_connection_closed_when_the_request_starts_is_open_again_for_the_view(
+    signals_seen,
+):
+    handler = NodeASGIHandler()
+    assert await _get(handler, "expire=1") == (200, b"ok")
+    await asyncio.sleep(0.6)
+    # request_started closes it (too old); the view opens a new one
+    assert await _get(handler) == (200, b"ok")
+    assert await _get(handler) == (200, b"ok")
+    first, second, third = raw_connections
+    assert first is not second
+    assert second is third  # kept between requests otherwise
