@@ -107,12 +107,11 @@ class ControlResolution:
         placed = len(fold.accepted_restrictions)
         fold.place(op)
         # Only an op concurrent with others can be escaped by one of them (placed before it,
-        # not seeing it); the earlier restrictions were checked when their fold ended.
-        return (
-            after_all
-            or len(fold.accepted_restrictions) == placed
-            or _first_violation(fold, set()) is None
-        )
+        # not seeing it), and only its own restrictions: the earlier ones were checked when
+        # their fold ended or their op was added, and nothing is placed before them since (the
+        # op is last). Checking all of them again would cost the whole history per op.
+        added = fold.accepted_restrictions.placed[placed:]
+        return after_all or not added or _first_violation(fold, set(), added) is None
 
     @property
     def opaque(self) -> bool:
@@ -158,6 +157,9 @@ class _Fold(ControlActions):
         # Each op's place in the order, and its author's rank when it was picked (``lands_last``).
         self.position: dict[bytes, int] = {}
         self.ranks: list[int] = []
+        # Accepted redemptions in control order, by the creator of their invite (the restart
+        # check: a restriction of the creator reaches the redemptions that did not see it).
+        self.redemptions: dict[bytes, list[tuple[Op, InviteState]]] = {}
 
     def _predecessors(self, op: Op) -> list[Op]:
         preds = []
@@ -203,7 +205,12 @@ class _Fold(ControlActions):
         self.position[op.hash] = len(self.order)
         self.ranks.append(self._rank(op))
         self.order.append(op)
-        self.decisions[op.hash] = self._apply(op)
+        decision = self.decisions[op.hash] = self._apply(op)
+        action = self.actions.get(op.hash)
+        if decision == ACCEPTED and isinstance(action, p.RedeemInvite):
+            invite = self.state.invites.get(action.invite)
+            if invite is not None:  # always (a redemption of no invite is refused)
+                self.redemptions.setdefault(invite.creator, []).append((op, invite))
 
     def lands_last(self, op: Op) -> bool:
         """Whether a full fold would place ``op`` (new, concurrent with some ops folded) after
@@ -321,61 +328,49 @@ def control_resolve(
     raise RuntimeError("control resolution did not settle")  # pragma: no cover
 
 
-def _first_violation(fold: _Fold, skip: set[bytes]) -> Restriction | None:
+def _first_violation(
+    fold: _Fold, skip: set[bytes], restrictions: Iterable[Restriction] | None = None
+) -> Restriction | None:
     """The first accepted restriction, in control order, that an earlier accepted op escaped:
     an op of the restricted member or device, or a redemption of the member's invite.
+    ``restrictions``: only these (default: every accepted one).
 
     Only the restricted member's (or device's) own ops and its invites' redemptions can escape a
     restriction, and of those only the ones its op had not seen: each restriction looks at
     those, not at the whole order."""
-    position = {op.hash: i for i, op in enumerate(fold.order)}
-    invites = fold.state.invites
-    # Accepted ops by device (in control order, hence in seq order), and accepted redemptions
-    # by the creator of their invite.
-    by_device: dict[bytes, list[Op]] = {}
-    redemptions: dict[bytes, list[tuple[Op, InviteState]]] = {}
-    for op in fold.order:
-        action = fold.actions.get(op.hash)
-        if fold.decisions[op.hash] != ACCEPTED or action is None:
-            continue
-        by_device.setdefault(op.device, []).append(op)
-        if isinstance(action, p.RedeemInvite) and action.invite in invites:
-            inv = invites[action.invite]
-            redemptions.setdefault(inv.creator, []).append((op, inv))
-    for restriction in sorted(fold.accepted_restrictions, key=lambda r: position[r.op.hash]):
-        if restriction.op.hash not in skip and _escaped(
-            fold, restriction, position, by_device, redemptions
-        ):
+    position = fold.position
+    placed = fold.accepted_restrictions if restrictions is None else restrictions
+    for restriction in sorted(placed, key=lambda r: position[r.op.hash]):
+        if restriction.op.hash not in skip and _escaped(fold, restriction):
             return restriction
     return None
 
 
-def _escaped(
-    fold: _Fold,
-    restriction: Restriction,
-    position: dict[bytes, int],
-    by_device: dict[bytes, list[Op]],
-    redemptions: dict[bytes, list[tuple[Op, InviteState]]],
-) -> bool:
+def _escaped(fold: _Fold, restriction: Restriction) -> bool:
     """Whether an accepted op placed before ``restriction`` escaped it."""
+    position = fold.position
     place, cause = position[restriction.op.hash], restriction.op
     if restriction.device is not None:
         devices: Iterable[bytes] = (restriction.device,)
     else:
         devices = fold.timeline.member_devices.get(restriction.member, ())
     for device in devices:
-        chain = by_device.get(device, [])
+        # The device's ops in seq order, which is their control order.
+        chain = fold.by_device.get(device, [])
         # The device's ops its op had seen cannot be concurrent with it.
         seen = cause.seq if device == cause.device else cause.deps_map.get(device, 0)
         for op in chain[bisect.bisect_right(chain, seen, key=lambda o: o.seq) :]:
-            if position[op.hash] >= place:
+            at = position.get(op.hash)
+            if at is None or at >= place:
                 break
+            if fold.decisions[op.hash] != ACCEPTED or op.hash not in fold.actions:
+                continue
             member = fold.timeline.device_member_in_past(op.device, op)
             if member is not None and restriction.applies(op, member):
                 return True
     if restriction.device is None:
         policy = fold.state.policy
-        for op, inv in redemptions.get(restriction.member, ()):
+        for op, inv in fold.redemptions.get(restriction.member, ()):
             if position[op.hash] >= place:
                 break
             if restriction.applies_to_invite(op, inv.creator) and (

@@ -284,3 +284,38 @@ def test_one_writer_extends_and_never_folds_again():
         owner.rotate()
     assert folds == []
     assert _incremental(owner.replica) == _from_scratch(owner.replica)
+
+
+def test_a_concurrent_demotion_that_lands_last_checks_only_its_own_restriction():
+    """An admin's demotion concurrent with the owner's many role changes is placed last
+    (extended, no refold), and the restart check looks at its own restriction only, not at
+    every restriction in the history: the same decisions as one fold from scratch."""
+    alice, bob, carol, dave = (Party(name) for name in ("alice", "bob", "carol", "dave"))
+    owner = ThreadWriter.create(master_secret=alice.master, device_key=alice.device, name="t")
+    admin = join(owner, bob, role="admin")
+    join(owner, carol)
+    join(owner, dave)
+    sync(owner.replica, admin.replica)
+    for i in range(20):
+        owner.set_role(carol.member(owner.thread), ("reader", "writer")[i % 2])
+    admin.set_role(dave.member(owner.thread), "reader")  # not seeing the owner's 20 changes
+    demotion = admin.replica.admitted[-1]
+    folds, checked = [], []
+    original_resolve, original_escaped = owner.replica._resolve, control_module._escaped
+
+    def counted_resolve():
+        folds.append(1)
+        return original_resolve()
+
+    def counted_escaped(fold, restriction):
+        checked.append(restriction.op.hash)
+        return original_escaped(fold, restriction)
+
+    owner.replica._resolve = counted_resolve  # type: ignore[method-assign]
+    with mock.patch.object(control_module, "_escaped", counted_escaped):
+        assert owner.replica.ingest(demotion.raw).status == "accepted"
+    assert folds == []
+    assert checked == [demotion.hash]
+    assert len(owner.replica.control.restrictions) == 21
+    assert _incremental(owner.replica) == _from_scratch(owner.replica)
+    assert owner.replica.snapshot().roles[dave.member(owner.thread)] == "reader"
