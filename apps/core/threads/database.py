@@ -127,10 +127,9 @@ class ThreadDatabase:
         pinned = getattr(self._pinned, "connection", None)
         if pinned is not None:
             return pinned
-        self.open()
-        wrapper = self.wrapper
-        wrapper.ensure_connection()
-        return wrapper.connection
+        if not self._opened:
+            self.open()
+        return connections[self.alias].sqlite_connection()
 
     @contextmanager
     def _pin(self):
@@ -215,7 +214,7 @@ class ThreadDatabase:
             return
         logger.warning("thread %s: packing changes left without an op", self.thread.hex()[:12])
         with transaction.atomic(using=self.alias):
-            pass  # the commit packs what is pending
+            self.wrapper.captured = True  # the commit packs what is pending
 
     def _report_damage(self, damage: ThreadCorrupt) -> None:
         logger.error("%s", damage)
@@ -273,7 +272,7 @@ class ThreadDatabase:
 
     def replica(self) -> Replica:
         """The replica, caught up with the file (call under ``self.lock`` to write)."""
-        self.raw()
+        connection = self.raw()
         if self._replica is None:
             member_key = self._member_key()
             store = SQLiteOpStore(self.raw)
@@ -289,16 +288,30 @@ class ThreadDatabase:
         # Never wait for the lock here: a writer holds the file's write lock while it waits
         # for this one, and a reader waiting the other way round would stall them both. A
         # writer in its locked section reloads for itself if it must.
-        if self._stale(self._replica.store.log_size()) and self.lock.acquire(blocking=False):
+        if self._stale(self._replica.store.log_size(connection)) and self.lock.acquire(
+            blocking=False
+        ):
             try:
                 size = self._replica.store.log_size()
                 if self._stale(size):
+                    # What this process cached of the file (decisions among it) may be what
+                    # the other writer changed: read again, as after a rollback.
+                    self._replica.store.forget_cached()  # type: ignore[attr-defined]
                     with self._uncaptured():
                         self._replica.reload()
                     self._known_n = size
             finally:
                 self.lock.release()
         return self._replica
+
+    def state_known(self) -> Any | None:
+        """The thread's resolved control state as this process holds it, without a query: the
+        replica's after this process's last write or ingest in the thread (None once a rollback
+        or another process's write made it untrusted). For ``ops_written``, sent right after
+        such a commit."""
+        if self._replica is None or self._known_n < 0:
+            return None
+        return self._replica.control.state
 
     def _stale(self, size: int) -> bool:
         """Whether the file holds ops the replica in memory does not: another process wrote
@@ -336,32 +349,49 @@ class ThreadDatabase:
         changes, tombs = packing.changes_of(connection, merged)
         if not changes:
             return []
-        with self.lock, self._pin(), self._uncaptured():
-            writer = self.writer()
-            self._check_new_ids(merged, writer.member)
-            self._packing, self._tombs, self._rebuilt_in_pack = True, tombs, False
+        with self.lock:
+            # ``_pin`` and ``_uncaptured`` inline (this runs on every commit): the store's
+            # statements use the committing connection; the op's own rows are not captured.
+            wrapper = self.wrapper
+            self._pinned.connection, capture, wrapper.capture = connection, wrapper.capture, False
             try:
+                writer = self.writer()
+                self._check_new_ids(merged, writer.member)
+                return self._pack_written(writer, changes, tombs)
+            finally:
+                wrapper.capture = capture
+                self._pinned.connection = None
+
+    def _pack_written(
+        self, writer: ThreadWriter, changes: list[p.RowChange], tombs: dict[tuple[str, Any], bytes]
+    ) -> list[Op]:
+        self._packing, self._tombs, self._rebuilt_in_pack = True, tombs, False
+        try:
+            # The op's admission, decision and row events are written together when the
+            # block ends (one INSERT with its decision, not an INSERT then an UPDATE).
+            with writer.replica.store.batched():  # type: ignore[attr-defined]
                 written = [
                     writer.write_data(
                         chunk, schema=coltypes.schema_of({change.table for change in chunk})
                     )
                     for chunk in packing.chunks(changes)
                 ]
-            except WriteError as exc:
-                self.invalidate()
-                raise WriteRefused(str(exc).removeprefix("this node refused its own op: ")) from exc
-            finally:
-                self._packing, self._tombs, self._rebuilt_in_pack = False, {}, False
-            # The log grew by exactly our ops (we hold the write lock): no need to ask the file.
-            self._known_n += len(written)
-            return written
+        except WriteError as exc:
+            self.invalidate()
+            raise WriteRefused(str(exc).removeprefix("this node refused its own op: ")) from exc
+        finally:
+            self._packing, self._tombs, self._rebuilt_in_pack = False, {}, False
+        # The log grew by exactly our ops (we hold the write lock): no need to ask the file.
+        self._known_n += len(written)
+        return written
 
     def _check_new_ids(self, merged: dict[tuple[str, Any], list[Any]], member: bytes) -> None:
         """A new row whose id names another member: say so plainly (the replica would refuse
         it as a change of someone else's row)."""
+        mine = rowid.member_tag(member)
         for (table, pk), (_mask, existed, _old) in merged.items():
             tag = rowid.row_tag(pk)
-            if not existed and tag is not None and tag != rowid.member_tag(member):
+            if not existed and tag is not None and tag != mine:
                 self.invalidate()
                 raise WriteRefused(
                     f"{table} {pk}: a new row's id must name its author (leave the id to the "

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from functools import cache
+from operator import itemgetter
 from typing import Any
+
+from django.db.models import Model
 
 from apps.core.replicated import replicated_tables
 from apps.core.thread import codec
@@ -25,13 +29,16 @@ BYTES_PER_OP = MAX_OP_SIZE - 64 * 1024
 def pending_take(connection: sqlite3.Connection) -> dict[tuple[str, Any], list[Any]]:
     """The transaction's captured changes, one entry per row: [column mask (-1: every column),
     whether the row existed before, its values before]; they are cleared from the table."""
+    # Read and cleared in one statement (a transaction that wrote nothing dirties no page:
+    # nothing is deleted). RETURNING has no order: the capture order is the rowid's.
     pending = connection.execute(
-        "SELECT tbl, pk, mask, existed, old FROM sereus_pending ORDER BY rowid"
+        "DELETE FROM sereus_pending RETURNING rowid, tbl, pk, mask, existed, old"
     ).fetchall()
     if not pending:
         return {}
+    pending.sort(key=itemgetter(0))
     merged: dict[tuple[str, Any], list[Any]] = {}
-    for table, pk, mask, existed, old in pending:
+    for _rowid, table, pk, mask, existed, old in pending:
         entry = merged.get((table, pk))
         if entry is None:
             merged[(table, pk)] = [mask, existed, old]
@@ -39,7 +46,6 @@ def pending_take(connection: sqlite3.Connection) -> dict[tuple[str, Any], list[A
             entry[0] = -1 if -1 in (entry[0], mask) else entry[0] | mask
             if old is not None:
                 entry[2] = old
-    connection.execute("DELETE FROM sereus_pending")
     return merged
 
 
@@ -54,17 +60,11 @@ def changes_of(
         by_table.setdefault(table, []).append(pk)
     current: dict[tuple[str, Any], tuple[Any, ...]] = {}
     for table, pks in by_table.items():
-        model = tables[table]
-        cols = schema.columns(model)
-        pk_col = model._meta.pk.column
-        select = ", ".join(f'+"{c}"' for c in cols)  # unary +: raw stored values
+        select, pk_index = _select_of(tables[table])
         for start in range(0, len(pks), 500):
             batch = pks[start : start + 500]
-            marks = ",".join("?" * len(batch))
-            for row in connection.execute(
-                f'SELECT {select} FROM "{table}" WHERE "{pk_col}" IN ({marks})', batch
-            ):
-                current[(table, row[cols.index(pk_col)])] = row
+            for row in connection.execute(f"{select}({','.join('?' * len(batch))})", batch):
+                current[(table, row[pk_index])] = row
     changes: list[p.RowChange] = []
     tombs: dict[tuple[str, Any], bytes] = {}
     for (table, pk), (mask, existed, old) in merged.items():
@@ -72,10 +72,9 @@ def changes_of(
         row = current.get((table, pk))
         if row is not None:
             if mask == -1 or not existed:
-                chosen = range(len(cols))
+                values = dict(zip(cols, row, strict=True))
             else:
-                chosen = [i for i in range(len(cols)) if mask & (1 << i)]
-            values = {cols[i]: row[i] for i in chosen}
+                values = {cols[i]: row[i] for i in range(len(cols)) if mask & (1 << i)}
             if values:
                 changes.append(p.RowChange(table, pk, p.UPSERT, values))
         elif existed:
@@ -85,6 +84,16 @@ def changes_of(
                     dict(zip(cols, codec.decode(old, max_size=MAX_OP_SIZE), strict=False))
                 )
     return changes, tombs
+
+
+@cache
+def _select_of(model: type[Model]) -> tuple[str, int]:
+    """The statement that reads rows of ``model`` by primary key (up to its IN list), and where
+    the key is in its rows: made once per model (a model's columns are fixed once loaded)."""
+    cols = schema.columns(model)
+    pk_col = model._meta.pk.column
+    select = ", ".join(f'+"{c}"' for c in cols)  # unary +: raw stored values
+    return f'SELECT {select} FROM "{model._meta.db_table}" WHERE "{pk_col}" IN ', cols.index(pk_col)
 
 
 def chunks(changes: list[p.RowChange]) -> Iterable[list[p.RowChange]]:

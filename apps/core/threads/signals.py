@@ -1,8 +1,11 @@
 """Signals of the thread databases (sent after the transaction committed, never before).
 
-``ops_written(sender, thread, alias, received)``: ops were added to a thread's log by this process
-(a local write, a control op, or ops received from another node: ``received``). The p2p layer
-pushes them on; the live UI tells open pages.
+``ops_written(sender, thread, alias, received, state)``: ops were added to a thread's log by this
+process (a local write, a control op, or ops received from another node: ``received``). The p2p
+layer pushes them on; the live UI tells open pages. ``state``: the thread's resolved control state
+(``ThreadState``: its ``app``, ``apps``, members) as the writer's replica holds it right after the
+commit, or None when the process holds none it can trust (then ask the thread database). It costs
+no query: a receiver that only asks which app a thread is uses it instead of ``replica()``.
 
 ``thread_added(sender, thread)``: this node created or joined a thread (its registry row exists):
 the p2p layer starts syncing it.

@@ -225,8 +225,11 @@ class SQLiteOpStore:
         ).fetchall():
             yield op_decode(raw)
 
-    def log_size(self) -> int:
-        return self.connection.execute("SELECT coalesce(max(n), 0) FROM sereus_ops").fetchone()[0]
+    def log_size(self, connection: sqlite3.Connection | None = None) -> int:
+        """The log's last position; ``connection``: the caller's, already looked up."""
+        if connection is None or self._held:
+            connection = self.connection
+        return connection.execute("SELECT coalesce(max(n), 0) FROM sereus_ops").fetchone()[0]
 
     def log_after(self, n: int) -> list[tuple[int, Op, str]]:
         """Ops written after position ``n`` (by this or another process), with their place."""
@@ -243,7 +246,9 @@ class SQLiteOpStore:
         row = self._admitting.get(op.hash)
         if row is not None:
             row[5], row[6] = decision.status, decision.reason
-        else:
+        elif self._decisions.get(op.hash) != decision:
+            # The same decision again (a refold of the control log decides every op anew) is
+            # not written: the UPDATE rewrites the op's whole row, raw bytes included.
             self._write(_DECIDE, (decision.status, decision.reason, op.hash))
         self._known(self._decisions)[op.hash] = decision
         if changes is not None and decision.status == "accepted" and self.on_accepted:

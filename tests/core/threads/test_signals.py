@@ -70,3 +70,26 @@ def test_received_ops_are_announced_once(tmp_path, thread, tdb, announced):
     announced.clear()
     exchange(tdb, other.database)  # nothing new
     assert announced == []
+
+
+def test_the_signal_carries_the_state_of_the_thread_as_written(tmp_path, thread, tdb):
+    """``state``: the writer's resolved control state (what receivers ask: the app), with no
+    query; after a rollback, none (the process's copy is not trusted until read again)."""
+    states: list[object] = []
+
+    def receiver(sender, thread, alias, state=None, **kwargs):
+        states.append(state)
+
+    ops_written.connect(receiver)
+    try:
+        with thread_context(thread.thread):
+            Note.objects.create(title="one")
+        assert states[-1] is tdb.replica().control.state
+        assert states[-1].app == tdb.replica().control.state.app
+        tdb.invalidate()
+        assert tdb.state_known() is None
+        other = other_node(tmp_path, thread.thread, "copy")
+        exchange(tdb, other.database)
+        assert states[-1] is other.database.replica().control.state
+    finally:
+        ops_written.disconnect(receiver)

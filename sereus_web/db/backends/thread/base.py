@@ -155,6 +155,10 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
         self.used = 0  # when this wrapper last handed out its connection (``_uses``)
         # Capture is on except while this node applies other nodes' ops.
         self.capture = True
+        # Whether a capture trigger fired since the last commit or rollback: a transaction
+        # that captured nothing has nothing to pack, and is committed without a look at
+        # ``sereus_pending`` (``ThreadDatabase.open`` sets it to pack what was left there).
+        self.captured = False
         # Set when the open transaction added ops to the log: announced once it commits.
         self.wrote_ops = False
         # ...and whether they came from other nodes (``ThreadDatabase.ingest``), not this one.
@@ -175,9 +179,17 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
         connection.execute("PRAGMA foreign_keys = OFF")
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = FULL")
-        connection.create_function("sereus_capture", 0, lambda: self.capture)
+        connection.create_function("sereus_capture", 0, self._capture_asked)
+        self.captured = False
         connection.create_function("sereus_row", -1, _row)
         return connection
+
+    def _capture_asked(self) -> bool:
+        """``sereus_capture()``: whether the trigger notes the change (and so it is packed)."""
+        if self.capture:
+            self.captured = True
+            return True
+        return False
 
     def connect(self):
         super().connect()
@@ -188,11 +200,22 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
         super().ensure_connection()
         self.used = next(_uses)
 
+    def sqlite_connection(self):
+        """The open sqlite3 connection (opened if need be): ``ensure_connection`` without its
+        checks when the connection is there, which every statement of a write asks for."""
+        connection = self.connection
+        if connection is None:
+            self.ensure_connection()
+            return self.connection
+        self.used = next(_uses)
+        return connection
+
     def create_cursor(self, name=None):
         return self.connection.cursor(factory=self._cursor_class)
 
     def _commit(self):
-        if self.connection is not None and self.connection.in_transaction:
+        if self.connection is not None and self.connection.in_transaction and self.captured:
+            self.captured = False
             try:
                 if self.handle().pack(self.connection):
                     self.wrote_ops = True
@@ -207,14 +230,18 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
             # The ops are committed: a receiver that fails (an app's index, the p2p push) must
             # not make the write look failed to whoever made it. Logged, not raised.
             for receiver, error in ops_written.send_robust(
-                sender=type(self), thread=self.thread, alias=self.alias, received=received
+                sender=type(self),
+                thread=self.thread,
+                alias=self.alias,
+                received=received,
+                state=self.handle().state_known(),
             ):
                 if isinstance(error, Exception):
                     logger.error("ops_written: %r failed: %r", receiver, error)
         return result
 
     def _rollback(self):
-        self.wrote_ops = self.received_ops = False
+        self.wrote_ops = self.received_ops = self.captured = False
         try:
             return super()._rollback()
         finally:
