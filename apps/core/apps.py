@@ -11,9 +11,13 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from apps.core.threads.naming import on_thread_added
         from apps.core.threads.signals import thread_added
+        from sereus_web.db import connection_handler
 
         # This member's name goes into every thread this node creates or joins.
         thread_added.connect(on_thread_added, dispatch_uid="core-name-thread-added")
+        # Every request asks which connections its thread holds: one look-up, not one per
+        # thread database (sereus_web.db.connection_handler).
+        connection_handler.install()
         if not settings.SEREUS.scale_out:
             from apps.core.background import queue_dirs_prepare
 
