@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from django.utils.safestring import mark_safe
+from rest_framework import serializers
 
 from apps.core.api_output import represent, represent_many
 from apps.core.threads import writes
@@ -76,10 +77,23 @@ def test_a_message_is_written_out_as_its_own_serializer_would(chat):
 def test_answers_written_at_once_on_several_threads_do_not_mix(chat):
     services.message_send(thread=chat, text="one more")
     views = [_synthetic(), *selectors.messages(chat)]
-    expected = [MessageOutput(view).data for view in views] * 50
+    zones = [None, "Europe/Berlin", "Asia/Kolkata", "America/Argentina/Buenos_Aires"]
+
+    def expected(zone: str | None) -> list:
+        with timezone.override(zone and ZoneInfo(zone)):
+            return MessageOutput(views, many=True).data
+
+    def written(zone: str | None) -> list:
+        with timezone.override(zone and ZoneInfo(zone)):
+            return [represent(MessageOutput, view) for view in views] + represent_many(
+                MessageOutput, views
+            )
+
+    wanted = {zone: expected(zone) * 2 for zone in zones}
+    assert wanted["Asia/Kolkata"] != wanted[None]
     with ThreadPoolExecutor(4) as pool:
-        got = list(pool.map(lambda view: represent(MessageOutput, view), views * 50))
-    assert got == expected
+        got = list(pool.map(written, zones * 25))
+    assert got == [wanted[zone] for zone in zones * 25]
 
 
 def test_a_write_reference_is_written_out_as_before(chat):
@@ -88,3 +102,20 @@ def test_a_write_reference_is_written_out_as_before(chat):
     write = writes.writes_list(database).writes[0]
     assert write_ref(write) == WriteRefOutput(write).data == {"op": write.op, "state": "accepted"}
     assert write_ref(None) is None
+
+
+class _Stamped(serializers.Serializer):
+    own_zone = serializers.DateTimeField(default_timezone=ZoneInfo("Asia/Tokyo"))
+    reader_zone = serializers.DateTimeField()
+    nothing = serializers.DateTimeField(allow_null=True)
+
+
+def test_a_date_time_field_with_its_own_zone_keeps_it():
+    at = datetime(2026, 12, 7, 23, 30, tzinfo=UTC)
+    stamped = {"own_zone": at, "reader_zone": at, "nothing": None}
+    with timezone.override(ZoneInfo("Europe/Berlin")):
+        got = represent(_Stamped, stamped)
+        assert got == _Stamped(stamped).data
+    assert got["own_zone"].endswith("+09:00")
+    assert got["reader_zone"].endswith("+01:00")
+    assert represent(_Stamped, stamped) == _Stamped(stamped).data  # back in UTC
