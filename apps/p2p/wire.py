@@ -13,9 +13,9 @@ import contextlib
 
 import trio
 from libp2p.abc import INetStream
-from libp2p.exceptions import ParseError
+from libp2p.io.exceptions import IncompleteReadError
 from libp2p.network.stream.exceptions import StreamEOF
-from libp2p.utils import decode_uvarint_from_stream, encode_varint_prefixed
+from libp2p.utils import encode_varint_prefixed
 
 from apps.p2p import frames
 from apps.p2p.limits import PeerLimits
@@ -24,6 +24,7 @@ IDLE_TIMEOUT = 30.0  # the longest wait for the next frame (or for a frame to be
 FIRST_IDLE = 5.0  # the wait for the first frame of an inbound stream (sent right after opening)
 CLOSE_TIMEOUT = 2.0
 READ_CHUNK = 1 << 20
+MAX_VARINT = 10  # bytes of a 64-bit varint
 
 
 class PeerFault(Exception):
@@ -43,20 +44,6 @@ class PeerRefused(Exception):
         self.detail = detail
 
 
-class _Prefixed:
-    """A reader that first returns bytes already read (the varint's first byte)."""
-
-    def __init__(self, head: bytes, stream: INetStream) -> None:
-        self.head = head
-        self.stream = stream
-
-    async def read(self, n: int | None = None) -> bytes:
-        if self.head:
-            head, self.head = self.head, b""
-            return head
-        return await self.stream.read(n)
-
-
 class FrameChannel:
     def __init__(
         self,
@@ -74,6 +61,7 @@ class FrameChannel:
         self.max_frame = max_frame
         self.bytes_in = 0
         self.bytes_out = 0
+        self._buffer = bytearray()  # read from the stream, not yet taken as frames
 
     async def read_first(
         self, *, idle: float = FIRST_IDLE, max_frame: int = frames.FIRST_FRAME
@@ -88,24 +76,19 @@ class FrameChannel:
         must start within ``idle`` seconds and arrive within as many."""
         limit = self.max_frame if max_frame is None else max_frame
         with trio.fail_after(self.idle if idle is None else idle):
-            try:
-                first = await self.stream.read(1)
-            except StreamEOF:
-                raise StreamEnded from None
-            if not first:
-                raise StreamEnded
-            try:
-                size = await decode_uvarint_from_stream(_Prefixed(first, self.stream))
-            except ParseError as exc:
-                raise PeerFault(f"bad frame length: {exc}") from exc
+            while (header := _length(self._buffer)) is None:
+                if not await self._fill():
+                    if self._buffer:
+                        raise IncompleteReadError("the stream ended inside a frame length")
+                    raise StreamEnded
+            size, start = header
             if size > limit:
                 raise PeerFault(f"a frame of {size} bytes (the limit is {limit})")
-            data = bytearray()
-            while len(data) < size:
-                chunk = await self.stream.read(min(size - len(data), READ_CHUNK))
-                if not chunk:
+            while len(self._buffer) - start < size:
+                if not await self._fill():
                     raise PeerFault("the stream ended inside a frame")
-                data.extend(chunk)
+            data = bytes(self._buffer[start : start + size])
+            del self._buffer[: start + size]
         self.bytes_in += size
         delay = self.limits.byte_delay(self.peer, size)
         if delay:
@@ -117,6 +100,25 @@ class FrameChannel:
         if isinstance(frame, frames.Error):
             raise PeerRefused(frame.code, frame.detail)
         return frame
+
+    async def _fill(self) -> bool:
+        """Whatever has arrived (up to ``READ_CHUNK``), after what is buffered; False at the
+        stream's end. One read per arrival, not one per length byte and one per body: each
+        read of the muxer's stream sends the peer a window update, a write of its own."""
+        try:
+            chunk = await self.stream.read(READ_CHUNK)
+        except StreamEOF:
+            return False
+        if not chunk:
+            return False
+        self._buffer += chunk
+        return True
+
+    @property
+    def leftover(self) -> bool:
+        """Whether bytes past the last frame read are buffered here (a stream handed on to
+        another channel would lose them)."""
+        return bool(self._buffer)
 
     async def send(self, *frame: frames.Frame) -> None:
         """Send the frames in one write: the bytes on the stream are the same as one write per
@@ -145,3 +147,17 @@ class FrameChannel:
         with trio.move_on_after(CLOSE_TIMEOUT):
             with contextlib.suppress(Exception):  # already gone
                 await self.stream.reset()
+
+
+def _length(buffer: bytearray) -> tuple[int, int] | None:
+    """The frame length at the start of ``buffer`` and where the frame starts; None while the
+    varint is incomplete."""
+    size = 0
+    for index in range(min(len(buffer), MAX_VARINT)):
+        byte = buffer[index]
+        size |= (byte & 0x7F) << (7 * index)
+        if not byte & 0x80:
+            return size, index + 1
+    if len(buffer) >= MAX_VARINT:
+        raise PeerFault("bad frame length: over-long varint")
+    return None

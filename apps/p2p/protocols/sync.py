@@ -241,6 +241,25 @@ def _ingest(
         client.received.source = None
 
 
+def _access_and_flight(
+    thread: bytes, device: bytes, theirs: Vector, sent: dict[bytes, int]
+) -> tuple[threads_io.Access, Op | None, threads_io.Flight]:
+    """In a worker thread: ``device``'s access to ``thread`` as it is now, and the next flight
+    for it under that access."""
+    grant, removal = threads_io.access(thread, device)
+    flight = threads_io.flight(
+        thread,
+        theirs.vv,
+        grant,
+        removal,
+        their_heads=theirs.heads,
+        their_forks=theirs.forks,
+        sent=sent,
+        **LIMITS,
+    )
+    return grant, removal, flight
+
+
 class _Session:
     def __init__(
         self,
@@ -338,19 +357,12 @@ class _Session:
         }
         # The peer's access is looked at again for every flight, not kept from the session's
         # opening: a device revoked (or a member removed) while a session runs must get
-        # nothing written after that from the rest of it.
-        self.grant, self.removal = await self.node.db(threads_io.access, self.thread, self.device)
-        return await self.node.db(
-            threads_io.flight,
-            self.thread,
-            theirs.vv,
-            self.grant,
-            self.removal,
-            their_heads=theirs.heads,
-            their_forks=theirs.forks,
-            sent=sent,
-            **LIMITS,
+        # nothing written after that from the rest of it. Both in one trip to a worker thread:
+        # a push's answer waits for it.
+        self.grant, self.removal, flight = await self.node.db(
+            _access_and_flight, self.thread, self.device, theirs, sent
         )
+        return flight
 
     async def turns(self) -> None:
         """Receive a flight, answer with ours or end, until one side ends."""
@@ -411,7 +423,12 @@ async def initiate(node: SereusNode, thread: bytes, device: bytes) -> tuple[int,
             ):
                 continue  # the idle stream had been closed meanwhile: once more on a new one
             raise exc from error
-        node.sync_stream_give(device, stream)
+        if channel.leftover:
+            # Bytes after the session's end: no honest peer sends them, and the next
+            # session's channel would not see them.
+            await channel.reset()
+        else:
+            node.sync_stream_give(device, stream)
         return session.sent, session.received
     raise AssertionError("unreachable")
 
