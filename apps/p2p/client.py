@@ -257,7 +257,9 @@ def notify(thread: bytes) -> None:
     try:
         if local is None and scale_out:
             async_to_sync(layer.send)(P2P_CHANNEL, {"type": "p2p.push", "thread": thread.hex()})
-        _group_send(layer, live_group(thread), {"type": "thread.changed", "thread": thread.hex()})
+        group = live_group(thread)
+        if _may_listen(layer, group):
+            _group_send(layer, group, {"type": "thread.changed", "thread": thread.hex()})
     except Exception:  # a write must not fail because nobody could be told
         logger.warning("could not announce new ops of thread %s", thread.hex()[:12], exc_info=True)
 
@@ -265,6 +267,17 @@ def notify(thread: bytes) -> None:
 # The event loop the in-memory channel layer lives on (runnode's), set by the runtime: its
 # queues must only be touched from that loop.
 home_loop: asyncio.AbstractEventLoop | None = None
+
+
+def _may_listen(layer: Any, group: str) -> bool:
+    """Whether a page of this process may be in ``group``. The in-memory layer (one process)
+    says so exactly; telling an empty group would wake the web server's loop on every write,
+    beside the push that write starts. A page that opens meanwhile renders once it joined,
+    from what is committed by then."""
+    groups = getattr(layer, "groups", None)
+    if settings.SEREUS.scale_out or not isinstance(groups, dict):
+        return True  # a shared layer: pages of other processes may listen
+    return bool(groups.get(group))
 
 
 def _group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
@@ -290,8 +303,11 @@ def pages_tell(thread: bytes) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    group = live_group(thread)
+    if not _may_listen(layer, group):
+        return
     try:
-        _group_send(layer, live_group(thread), {"type": "thread.changed", "thread": thread.hex()})
+        _group_send(layer, group, {"type": "thread.changed", "thread": thread.hex()})
     except Exception:
         logger.warning("could not tell pages of thread %s", thread.hex()[:12], exc_info=True)
 
@@ -304,8 +320,11 @@ def pages_typing(thread: bytes, member: bytes) -> None:
     if layer is None:
         return
     message = {"type": "thread.typing", "thread": thread.hex(), "member": member.hex()}
+    group = live_group(thread)
+    if not _may_listen(layer, group):
+        return
     try:
-        _group_send(layer, live_group(thread), message)
+        _group_send(layer, group, message)
     except Exception:
         logger.debug("could not tell pages of thread %s", thread.hex()[:12], exc_info=True)
 
