@@ -190,28 +190,25 @@ def _uint_bytes(value: int) -> bytes:
     return b"\x1b" + value.to_bytes(8, "big")
 
 
-def _header_bytes(
-    thread: bytes,
-    device: bytes,
-    seq: int,
-    prev: bytes | None,
-    deps: tuple[tuple[bytes, int], ...],
-    hlc: Stamp,
-    epoch: int,
-    kind: str,
-) -> bytes:
+# thread, device, seq, prev, deps, hlc, epoch, kind: the header's fields in ``_header``'s order.
+Deps = tuple[tuple[bytes, int], ...]
+HeaderFields = tuple[bytes, bytes, int, bytes | None, Deps, Stamp, int, str]
+
+
+def _header_bytes(fields: HeaderFields) -> bytes:
     """``codec.encode(_header(...))``, written out by hand (a quarter of its cost) for every op
     a peer could take: its fields are then of fixed types, so the canonical bytes are their
     entries in the fixed key order v, hlc, seq, deps, kind, prev, epoch, device, thread. The
     hostile tests seal ops of the wrong shape on purpose: those go through the codec as ever."""
-    fields = (thread, device, prev, *(dep for dep, _seq in deps))
+    thread, device, seq, prev, deps, hlc, epoch, kind = fields
+    keys = (thread, device, prev, *(dep for dep, _seq in deps))
     numbers = (seq, epoch, hlc.millis, hlc.counter, *(dep_seq for _dep, dep_seq in deps))
     if not (
-        all(type(f) is bytes and len(f) == 32 for f in fields if f is not None)
+        all(type(k) is bytes and len(k) == 32 for k in keys if k is not None)
         and all(type(n) is int and 0 <= n < 1 << 64 for n in numbers)
         and type(kind) is str
     ):
-        return codec.encode(_header(thread, device, seq, prev, deps, hlc, epoch, kind))
+        return codec.encode(_header(*fields))
     kind_bytes = kind.encode()
     return b"".join(
         (
@@ -254,7 +251,7 @@ def op_seal(
     (the associated data) into the body: it encrypts the payload, or returns it as it is."""
     device = bytes(key.verify_key)
     deps = tuple(sorted((bytes(d), int(s)) for d, s in deps))
-    header = _header_bytes(thread, device, seq, prev, deps, hlc, epoch, kind)
+    header = _header_bytes((thread, device, seq, prev, deps, hlc, epoch, kind))
     body = seal(header)
     # The header is encoded once: in canonical order "sig" and then "body" come right after the
     # v, hlc and seq entries, so the signed map (header + body) and the op (signed map + sig)
