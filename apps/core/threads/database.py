@@ -15,8 +15,9 @@ wrote to it, or a transaction of ours rolled back.
 
 The parts with no state of their own are modules beside this one: ``template`` (a file's schema
 and the template new files are copied from), ``packing`` (captured changes into row changes and
-op-sized chunks), ``rows`` (row changes into the tables, with their clocks) and ``integrity``
-(the live tables against the log).
+op-sized chunks), ``rows`` (row changes into the tables, with their clocks), ``rebuild`` (rows
+made again from the log, and the rebuild check) and ``integrity`` (the live tables against the
+log).
 """
 
 from __future__ import annotations
@@ -38,12 +39,11 @@ from apps.core.replicated import replicated_tables
 from apps.core.thread import keys, rowid
 from apps.core.thread import payloads as p
 from apps.core.thread.gcpause import gc_paused
-from apps.core.thread.lww import materialize
 from apps.core.thread.op import Op
 from apps.core.thread.replica import IngestResult, Replica, Verified
 from apps.core.thread.resolve import Keyring
 from apps.core.thread.writer import ThreadWriter, WriteError
-from apps.core.threads import coltypes, integrity, packing, rows
+from apps.core.threads import coltypes, integrity, packing, rebuild, rows
 from apps.core.threads.registry import alias_register, handle_register, thread_path
 from apps.core.threads.store import SQLiteOpStore
 from apps.core.threads.template import schema_update, template_copy
@@ -443,40 +443,10 @@ class ThreadDatabase:
 
     def _rows_rebuild(self, keys_: list[tuple[str, Any]]) -> None:
         """Some accepted changes were taken back (a device equivocated): rebuild just the rows
-        they touched from the accepted changes that remain (the row index lists them)."""
+        they touched from the accepted changes that remain."""
         self._apply_held()
-        connection = self.raw()
-        tables = replicated_tables()
-        wanted = {key for key in keys_ if key[0] in tables}
-        for table, pk in wanted:
-            model = tables[table]
-            connection.execute(
-                f'DELETE FROM "{table}" WHERE "{model._meta.pk.column}" = ?',
-                (pk,),
-            )
-            connection.execute("DELETE FROM sereus_clock WHERE tbl = ? AND pk = ?", (table, pk))
-        by_op: dict[tuple[bytes, int], None] = {}
-        for table, pk in wanted:
-            for device, seq in connection.execute(
-                "SELECT device, seq FROM sereus_rowevents WHERE tbl = ? AND pk = ?", (table, pk)
-            ):
-                by_op[(device, seq)] = None
-        replica = self._replica
-        assert replica is not None
-        for op_id in by_op:
-            op = replica.store.op(op_id)
-            if op is None:
-                continue
-            _epoch, candidates = replica.control.timeline.epoch_in_past(op)
-            payload = replica.opener.data(op, candidates)
-            if not isinstance(payload, p.DataPayload):
-                continue
-            chosen = [
-                (index, change)
-                for index, change in enumerate(payload.rows)
-                if (change.table, change.pk) in wanted
-            ]
-            rows.op_apply(connection, op, chosen, tables)
+        assert self._replica is not None
+        rebuild.rows_rebuild(self.raw(), self._replica, keys_)
 
     # -- control ops by this node -------------------------------------------------------------
 
@@ -557,38 +527,4 @@ class ThreadDatabase:
 
     def rebuild_check(self, *, repair: bool = False) -> integrity.RebuildReport:
         """Replay the op log into a fresh replica and compare its rows with the live tables."""
-        from apps.core.thread.store import MemoryStore
-
-        connection = self.raw()
-        member_key = self._member_key()
-        fresh = Replica(
-            self.thread,
-            Keyring(self.thread, [member_key] if member_key else []),
-            MemoryStore(),
-            rules=coltypes.row_rules,
-        )
-        log = connection.execute(
-            "SELECT raw FROM sereus_ops WHERE place = 'log' ORDER BY n"
-        ).fetchall()
-        for start in range(0, len(log), 512):
-            fresh.ingest_many(raw for (raw,) in log[start : start + 512])
-        expected = materialize(fresh.accepted_data())
-        live = integrity.live_rows(connection)
-        differences = integrity.rows_diff(expected, live)
-        found = list(differences)
-        if differences and repair:
-            with transaction.atomic(using=self.alias), self.lock:
-                self.wrapper.capture = False
-                try:
-                    self.replica()._redecide_data()
-                finally:
-                    self.wrapper.capture = True
-            live = integrity.live_rows(self.raw())
-            differences = integrity.rows_diff(expected, live)
-        return integrity.RebuildReport(
-            ops=len(log),
-            rows=sum(len(rows) for rows in expected.values()),
-            matches=not differences,
-            differences=(differences or found)[:20],
-            repaired=bool(found) and not differences,
-        )
+        return rebuild.rebuild_check(self, repair=repair)
