@@ -110,7 +110,7 @@ def verified(raws: Iterable[bytes]) -> Verified:
 def _keys_of(raws: list[bytes]) -> signatures.ThreadKeys | None:
     """The data keys this process holds for the batch's thread, for the helper to open bodies
     with (``ahead``); None for a batch too small for the helper, or of a thread with none."""
-    if len(raws) < signatures.MIN_BATCH:
+    if len(raws) < signatures.MIN_BATCH or not ahead.OPEN_AHEAD:
         return None
     try:
         thread = op_decode(raws[0]).thread

@@ -103,3 +103,17 @@ def test_a_replica_without_the_key_leaves_ops_opaque_though_another_opened_them(
     outsider = Replica.for_members(writer.thread)  # no member key: reads nothing
     results = outsider.ingest_many(checked)
     assert {r.status for r in results if r.op is not None and r.op.kind == "data"} == {"opaque"}
+
+
+def test_with_opening_ahead_off_the_helpers_only_check(monkeypatch) -> None:
+    writer = _writer()
+    for i in range(signatures.MIN_BATCH):
+        _note(writer, i)
+    raws = [op.raw for op in writer.replica.admitted]
+    Replica.for_members(writer.thread, [writer.member_key]).ingest_many(raws)
+    assert ahead.keys_for(writer.thread)
+    monkeypatch.setattr(ahead, "OPEN_AHEAD", False)
+    ahead.opened_clear()
+    checked = verified(raws)
+    assert len(checked.items) == len(raws)
+    assert ahead._opened == {}
