@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -26,7 +27,9 @@ from apps.p2p.client import live_group
 logger = logging.getLogger(__name__)
 
 CLOSE_NOT_FOUND = 4404
-COALESCE_SECONDS = 0.25
+COALESCE_SECONDS = 0.25  # the longest pause after a render
+PAUSE_RENDERS = 3  # the pause after a render, in renders: renders take at most a quarter
+PAUSE_MIN = 0.02
 MEMBERS_TEMPLATE = "core/_thread_members.html"
 # The technical view's parts, on the page of those who manage the thread only.
 TECHNICAL_TEMPLATES = ("core/_thread_activity.html", "core/_thread_devices.html")
@@ -34,8 +37,8 @@ TECHNICAL_TEMPLATES = ("core/_thread_activity.html", "core/_thread_devices.html"
 
 class ThreadLiveConsumer(OwnerStatusSocket):
     """Owner only, for a thread this node has. Joins the thread's live group (``thread.changed``
-    is sent there after every transaction that added ops) and renders at most once per
-    ``COALESCE_SECONDS``, always including the last change."""
+    is sent there after every transaction that added ops) and renders at once, then pauses a few
+    renders' time (at most ``COALESCE_SECONDS``), always including the last change."""
 
     thread_id: str = ""
     coalesce_seconds = COALESCE_SECONDS
@@ -91,9 +94,14 @@ class ThreadLiveConsumer(OwnerStatusSocket):
 
     async def _render_changes(self) -> None:
         # Leading edge at once, then a pause: changes during a render or the pause are folded
-        # into one more render after it, so a burst costs two renders and the last state shows.
+        # into one more render after it, so a burst costs a render per pause and the last state
+        # shows.
+        # The pause is a few renders long (at most ``coalesce_seconds``): what it guards is the
+        # node's time, and a page that renders in milliseconds need not hold a message that
+        # comes just after another for a tenth of a second.
         while self._changed:
             self._changed = False
+            started = time.monotonic()
             try:
                 html = await database_sync_to_async(self._live_html_in_zone)()
                 if html:  # nothing that shows changed: nothing to send
@@ -101,7 +109,8 @@ class ThreadLiveConsumer(OwnerStatusSocket):
                 await self.rendered()
             except Exception:  # a failed render must not end the page's updates
                 logger.exception("rendering thread %s for a live page failed", self.thread_id[:12])
-            await asyncio.sleep(self.coalesce_seconds)
+            spent = time.monotonic() - started
+            await asyncio.sleep(min(self.coalesce_seconds, max(PAUSE_MIN, PAUSE_RENDERS * spent)))
 
     async def thread_typing(self, message: dict[str, Any]) -> None:
         """Sent to the thread's group for app pages that show it (a conversation's); the
