@@ -34,10 +34,17 @@ ADDRS = ("/ip4/127.0.0.1/tcp/4001",)
 
 @pytest.fixture
 def fresh_index(node: Any, data_dir: Path):  # noqa: F811
+    from apps.core.threads.signals import ops_written, thread_added
+
+    # These tests run the index's duty themselves: the worker must not run it meanwhile (a
+    # whole read of its own, woken by the test's writes, would race the test's).
+    ops_written.disconnect(dispatch_uid="market-index-ops")
+    thread_added.disconnect(dispatch_uid="market-index-added")
     index_duty.forget()
     state_save(data_dir, P2PState(port=4001, addrs=ADDRS))
     yield index_duty.index()
     index_duty.forget()
+    index_duty.connect()
 
 
 def found(text: str = "", **fields: Any) -> list[tuple[str, int, str]]:

@@ -18,10 +18,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture(autouse=True)
 def no_worker():
-    """These tests run the updates themselves: the worker must not run them meanwhile."""
-    from apps.core.threads.signals import ops_written
+    """These tests run the updates themselves: the worker must not run them meanwhile (nor
+    backfill a thread just made: ``thread_added`` queues that)."""
+    from apps.core.threads.signals import ops_written, thread_added
 
     ops_written.disconnect(dispatch_uid="timeline-feed-ops")
+    thread_added.disconnect(dispatch_uid="timeline-feed-added")
     yield
     feed_signals.connect()
 
