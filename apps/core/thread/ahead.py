@@ -71,18 +71,16 @@ def open_data(op: Op, thread: bytes, keys_by_epoch: Mapping[int, list[bytes]]) -
     applying thread finds out the ordinary way)."""
     if op.kind != KIND_DATA or op.thread != thread:
         return None
-    for key in keys_by_epoch.get(op.epoch, ()):
-        try:
-            plain = crypto.aead_decrypt(key, op.body, op.header_bytes())
-        except crypto.CryptoError:
-            continue
-        try:
-            payload = p.data_parse(codec.decode(plain, max_size=MAX_PAYLOAD, canonical=False))
-        except (codec.DecodeError, p.PayloadError):
-            return None
-        rows = [(c.table, c.pk, c.action, c.cols) for c in payload.rows]
-        return key, rows, payload.schema
-    return None
+    opened = crypto.aead_open_first(keys_by_epoch.get(op.epoch, ()), op.body, op.header_bytes())
+    if opened is None:
+        return None
+    key, plain = opened
+    try:
+        payload = p.data_parse(codec.decode(plain, max_size=MAX_PAYLOAD, canonical=False))
+    except (codec.DecodeError, p.PayloadError):
+        return None
+    rows = [(c.table, c.pk, c.action, c.cols) for c in payload.rows]
+    return key, rows, payload.schema
 
 
 def opened_put(openings: Iterable[tuple[bytes, Opening]]) -> None:

@@ -12,6 +12,7 @@ for op bodies, BLAKE2b-256 hashes, HKDF-SHA256 (``cryptography``).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 
 import nacl.bindings
 import nacl.exceptions
@@ -112,6 +113,16 @@ def aead_decrypt(key: bytes, box: bytes, aad: bytes) -> bytes:
     if opened != 0:
         raise CryptoError("ciphertext does not open with this key")
     return _ffi.buffer(plain, size)[:]
+
+
+def aead_open_first(keys: Iterable[bytes], box: bytes, aad: bytes) -> tuple[bytes, bytes] | None:
+    """(key, plaintext) of the first of ``keys`` the box opens with, or None."""
+    for key in keys:
+        try:
+            return key, aead_decrypt(key, box, aad)
+        except CryptoError:
+            continue
+    return None
 
 
 def seal(recipient_ed25519_public: bytes, plaintext: bytes) -> bytes:

@@ -291,20 +291,16 @@ def _write(op: Op, status: str | None, reason: str, keys: Iterable[bytes]) -> Wr
 
 
 def _open(op: Op, keys: Iterable[bytes]) -> tuple[RowWrite, ...] | None:
-    aad = op.header_bytes()
-    for key in keys:
-        try:
-            plain = crypto.aead_decrypt(key, op.body, aad)
-        except crypto.CryptoError:
-            continue
-        try:
-            parsed = p.data_parse(codec.decode(plain, max_size=MAX_OP_SIZE, canonical=False))
-        except (codec.DecodeError, p.PayloadError):
-            return None
-        # ``data_parse`` gives the row changes, or (newer core) a payload that holds them.
-        rows = getattr(parsed, "rows", parsed)
-        return tuple(_row_write(change) for change in rows)
-    return None
+    opened = crypto.aead_open_first(keys, op.body, op.header_bytes())
+    if opened is None:
+        return None
+    try:
+        parsed = p.data_parse(codec.decode(opened[1], max_size=MAX_OP_SIZE, canonical=False))
+    except (codec.DecodeError, p.PayloadError):
+        return None
+    # ``data_parse`` gives the row changes, or (newer core) a payload that holds them.
+    rows = getattr(parsed, "rows", parsed)
+    return tuple(_row_write(change) for change in rows)
 
 
 def _row_write(change: p.RowChange) -> RowWrite:
