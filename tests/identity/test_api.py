@@ -351,6 +351,50 @@ def test_the_schema_lists_every_operation(browser):
     } <= operations
 
 
+# Every endpoint issue 19 names, as (method, path) in the schema, with what its body must carry.
+ISSUE_ENDPOINTS = {
+    ("get", "/api/v1/profile/fields/"): None,
+    ("put", "/api/v1/profile/fields/"): "fields",
+    ("post", "/api/v1/threads/{thread_id}/profile/share/"): "fields",
+    ("get", "/api/v1/threads/{thread_id}/claims/"): None,
+    ("post", "/api/v1/threads/{thread_id}/claims/"): "kind",
+    ("post", "/api/v1/threads/{thread_id}/claims/{claim_id}/attestations/"): "verdict",
+    ("post", "/api/v1/threads/{thread_id}/challenges/"): "feat",
+    ("get", "/api/v1/threads/{thread_id}/witnesses/"): None,
+    ("get", "/api/v1/threads/{thread_id}/claims/{claim_id}/credential/"): None,
+}
+
+
+def _body_properties(schema: dict, operation: dict) -> set[str]:
+    """The properties of an operation's request body, whatever media type it is described in."""
+    found: set[str] = set()
+    for media in operation.get("requestBody", {}).get("content", {}).values():
+        ref = media["schema"].get("$ref", "")
+        body = schema["components"]["schemas"][ref.rsplit("/", 1)[-1]] if ref else media["schema"]
+        found |= set(body.get("properties", {}))
+    return found
+
+
+def test_the_schema_has_every_endpoint_the_issue_names(browser):
+    schema = browser.get("/api/schema/?format=json").json()
+    for (method, path), needs in ISSUE_ENDPOINTS.items():
+        operation = schema["paths"].get(path, {}).get(method)
+        assert operation is not None, (method, path)
+        assert operation["responses"], (method, path)
+        if needs:
+            assert needs in _body_properties(schema, operation), (method, path)
+    verdict = schema["paths"]["/api/v1/threads/{thread_id}/claims/{claim_id}/attestations/"]
+    body = verdict["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    props = schema["components"]["schemas"][body.rsplit("/", 1)[-1]]["properties"]
+    assert "note" in props
+    choices = props["verdict"]
+    if "$ref" in choices:
+        choices = schema["components"]["schemas"][choices["$ref"].rsplit("/", 1)[-1]]
+    elif "allOf" in choices:
+        choices = schema["components"]["schemas"][choices["allOf"][0]["$ref"].rsplit("/", 1)[-1]]
+    assert set(choices["enum"]) == {"witnessed", "disputed"}, choices
+
+
 def test_accepting_and_judging_through_the_api(browser, club):
     api = browser
     duel = club.gus.challenge(defendant=club.me, judges=[club.dana.member], feat="Arm wrestling")
