@@ -158,7 +158,8 @@ def challenge_shown(c: ChallengeView) -> ChallengeShown:
         state = f"Judging: {done} of {len(c.judges)} judges have said"
     else:
         state = "The poll decides"
-    judged = [f"{j.name.capitalize()}: the {j.said} wins" for j in c.judges if j.said is not None]
+    sides = {"challenger": c.challenger_name, "defendant": c.defendant_name}
+    judged = [said(j.name, sides[j.said]) for j in c.judges if j.said in sides]
     back = (
         c.state == "decided"
         and c.winner == "challenger"
@@ -167,6 +168,12 @@ def challenge_shown(c: ChallengeView) -> ChallengeShown:
         and c.claim is not None
     )
     return ChallengeShown(c, f"{who} challenged {whom}{what}", how, state, judged, back)
+
+
+def said(judge: str, winner: str) -> str:
+    """A judgement in words, by names ("Dana says you win"), never "the defendant"."""
+    says = "You say" if judge == "you" else f"{judge.capitalize()} says"
+    return f"{says} {winner} {'win' if winner == 'you' else 'wins'}"
 
 
 def file_name(title: str) -> str:

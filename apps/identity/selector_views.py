@@ -31,6 +31,7 @@ class ChallengeRef:
     feat: str
     state: str
     winner: str | None
+    winner_name: str | None = None  # "you", a member's name: what the claim's page says
 
 
 @dataclass(frozen=True)

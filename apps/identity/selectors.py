@@ -120,7 +120,7 @@ def claims(
     for view in views:
         if view.claim:
             by_claim.setdefault(view.claim, []).append(
-                ChallengeRef(view.id, view.feat, view.state, view.winner)
+                ChallengeRef(view.id, view.feat, view.state, view.winner, view.winner_name)
             )
     atts_of: dict[str, list[Attestation]] = {}
     for att in attestations:

@@ -246,10 +246,13 @@ def test_a_challenge_decided_by_judges_overturns_the_claim(browser, club):
     club.dana.judge(challenge_id, "challenger")
     club.dana.send()
     text = page(browser, url("challenges", club))
-    assert "Dana: the challenger wins" in text
+    assert "Dana says you win" in text  # people by name, never "the challenger"
     assert "You won" in text
     text = page(browser, url("claim", club, claim_id))
     assert "Overturned" in text
+    assert "Climb it again under a minute · You won" in text
+    for word in ("challenger", "defendant"):
+        assert word not in text.casefold()
     standing = page(browser, url("witness", club, club.fay.member))
     assert (
         "Overturned attestations Fastest on the slab · overturned by the challenge “Climb it again"
