@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import math
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -44,6 +45,9 @@ _NONCE = nacl.bindings.crypto_aead_xchacha20poly1305_ietf_NPUBBYTES
 # The largest sealed chunk: a max-size chunk stored raw, its header and the tag.
 PACKED_MAX = CHUNK_MAX + 1 + _TAG
 _READ = 8 << 20  # the chunker's reads: large, so a file streams in few system calls
+# pyfastcdc's average is counted after the minimum (cut-point skipping), so ask for the remainder
+# to get CHUNK_AVG on average. The object only holds the settings: threads may share it.
+_CDC = FastCDC(CHUNK_AVG - CHUNK_MIN, min_size=CHUNK_MIN, max_size=CHUNK_MAX, normalized_chunking=1)
 
 
 class EngineError(ValueError):
@@ -71,34 +75,50 @@ def chunks_of(fileobj: BinaryIO) -> Iterator[bytes]:
     """The content-defined pieces of a file (FastCDC 2020, normalized chunking), read in large
     blocks, never whole. Cut points depend on the content only, so an insertion early in a file
     changes the chunks around it and not the rest: those keep their ids and are not stored
-    again."""
-    # pyfastcdc's average is counted after the minimum (cut-point skipping), so ask for the
-    # remainder to get CHUNK_AVG on average.
-    cdc = FastCDC(
-        CHUNK_AVG - CHUNK_MIN,
-        min_size=CHUNK_MIN,
-        max_size=CHUNK_MAX,
-        normalized_chunking=1,
-    )
-    for piece in cdc.cut_stream(_LargeReads(fileobj)):
-        # The view is only valid until the next chunk is cut: copy it out.
-        yield bytes(piece.data)
+    again.
+
+    The blocks are read here and cut with ``cut_buf``, not with pyfastcdc's ``cut_stream``:
+    that one allocates and zeroes an 8 MiB buffer per file, which for a tree of small files
+    cost more than cutting them. A cut is only taken where ``CHUNK_MAX`` bytes (or the end of
+    the file) follow its start, which is all FastCDC looks at, so the pieces are the same as
+    cutting the whole file at once."""
+    left = _size_left(fileobj)  # a hint only: reads go on until the file says it has ended
+    pending = b""  # the bytes after the last cut taken
+    ended = False
+    while not ended:
+        parts, have = [pending] if pending else [], len(pending)
+        while have < _READ:
+            want = _READ - have
+            if left is not None:
+                # The size + 1: a file that has not grown says it has ended on the next read.
+                want = max(1, min(want, left + 1))
+            block = fileobj.read(want)
+            if not block:
+                ended = True
+                break
+            parts.append(block)
+            have += len(block)
+            if left is not None:
+                left = max(0, left - len(block))
+        if not parts:
+            return
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        pending = b""
+        for piece in _CDC.cut_buf(data):
+            if not ended and len(data) - piece.offset < CHUNK_MAX:
+                pending = data[piece.offset :]  # cut again once more of the file is read
+                break
+            if piece.length == len(data):
+                yield data  # a file of one piece: no copy
+            else:
+                yield bytes(piece.data)
 
 
-class _LargeReads:
-    """Gives the chunker ``readinto`` in large blocks whatever the file object offers."""
-
-    def __init__(self, fileobj: BinaryIO) -> None:
-        self._f = fileobj
-
-    def readinto(self, buf: memoryview) -> int:
-        readinto = getattr(self._f, "readinto", None)
-        if readinto is not None:
-            got = readinto(buf[:_READ] if len(buf) > _READ else buf)
-            return got or 0
-        data = self._f.read(min(len(buf), _READ))
-        buf[: len(data)] = data
-        return len(data)
+def _size_left(fileobj: BinaryIO) -> int | None:
+    try:
+        return max(0, os.fstat(fileobj.fileno()).st_size - fileobj.tell())
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is an OSError
+        return None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import threading
 import nacl.bindings
 import pytest
 import zstandard
+from pyfastcdc import FastCDC
 
 from apps.storage import engine, keys
 
@@ -221,6 +222,36 @@ def test_chunking_a_read_only_stream_cuts_the_same() -> None:
     data = _bytes(6 << 20, 5)
     assert b"".join(engine.chunks_of(_Trickle(data))) == data  # type: ignore[arg-type]
     assert list(engine.chunks_of(io.BytesIO(b""))) == []
+
+
+def _whole_cuts(data: bytes) -> list[bytes]:
+    """The pieces of ``data`` cut in one go, as pyfastcdc cuts a buffer it has whole."""
+    cdc = FastCDC(
+        engine.CHUNK_AVG - engine.CHUNK_MIN,
+        min_size=engine.CHUNK_MIN,
+        max_size=engine.CHUNK_MAX,
+        normalized_chunking=1,
+    )
+    return [bytes(p.data) for p in cdc.cut_buf(data)]
+
+
+@pytest.mark.parametrize("size", [0, 1, 5000, engine.CHUNK_MIN + 1, 9 << 20, 21 << 20])
+def test_chunking_in_blocks_cuts_where_the_whole_file_is_cut(tmp_path, size) -> None:
+    # Read in 8 MiB blocks from a file, from a stream that reads 70 kB at a time, or from
+    # memory: the same pieces as cutting the whole content at once (no cut moved by where a
+    # read block ended). Text, so that cuts fall at the content's places, not the maximum.
+    data = _text(size, 8)
+    want = _whole_cuts(data)
+    path = tmp_path / "f"
+    path.write_bytes(data)
+    with open(path, "rb", buffering=0) as raw:
+        assert list(engine.chunks_of(raw)) == want
+    with open(path, "rb") as buffered:
+        assert list(engine.chunks_of(buffered)) == want
+    assert list(engine.chunks_of(_Trickle(data))) == want  # type: ignore[arg-type]
+    assert list(engine.chunks_of(io.BytesIO(data))) == want
+    if size > 9 << 20:  # the cuts straddle the first read block's end
+        assert sum(len(p) for p in want[:-1]) > 8 << 20, [len(p) for p in want]
 
 
 def test_audit_answers_match_the_share_only() -> None:
