@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import itertools
 import random
@@ -353,3 +354,16 @@ def test_packer_given_the_audit_key_makes_each_shares_first_answers(k: int, n: i
         for s, d in zip(packed.shares, packed.digests, strict=True)
     ]
     assert _packed(plain, k, n).answers == []  # pack alone makes none
+
+
+def test_ids_and_share_names_are_blake2b_whichever_library_hashes() -> None:
+    # The formats snapshots and holders' files are named by: keyed BLAKE2b-256 of a chunk's
+    # plaintext, plain BLAKE2b-256 of a share, as hashlib makes them (any buffer type).
+    data = _text(300_000, 12)
+    assert keys.chunk_id(DEDUP, data) == hashlib.blake2b(data, digest_size=32, key=DEDUP).digest()
+    assert keys.share_digest(data) == hashlib.blake2b(data, digest_size=32).digest()
+    assert (
+        keys.share_digest(memoryview(data)[5:])
+        == hashlib.blake2b(data[5:], digest_size=32).digest()
+    )
+    assert keys.share_digest(b"") == hashlib.blake2b(b"", digest_size=32).digest()
