@@ -159,7 +159,7 @@ def challenge_shown(c: ChallengeView) -> ChallengeShown:
     else:
         state = "The poll decides"
     sides = {"challenger": c.challenger_name, "defendant": c.defendant_name}
-    judged = [said(j.name, sides[j.said]) for j in c.judges if j.said in sides]
+    judged = [judged_words(j.name, sides[j.said]) for j in c.judges if j.said in sides]
     back = (
         c.state == "decided"
         and c.winner == "challenger"
@@ -170,7 +170,7 @@ def challenge_shown(c: ChallengeView) -> ChallengeShown:
     return ChallengeShown(c, f"{who} challenged {whom}{what}", how, state, judged, back)
 
 
-def said(judge: str, winner: str) -> str:
+def judged_words(judge: str, winner: str) -> str:
     """A judgement in words, by names ("Dana says you win"), never "the defendant"."""
     says = "You say" if judge == "you" else f"{judge.capitalize()} says"
     return f"{says} {winner} {'win' if winner == 'you' else 'wins'}"
@@ -183,6 +183,18 @@ def file_name(title: str) -> str:
 
 
 # -- the pages' contexts (their live sockets render the same) -----------------------------
+
+
+# A member's part in a thread, as the page's subtitle says it (roles are the policy's words).
+ROLE_WORDS = {"owner": "you are its owner", "admin": "you are an admin", "writer": "you take part"}
+STATE_WORDS = {"left": "you left this thread", "removed": "you were removed from this thread"}
+
+
+def you_are(thread: Thread) -> str:
+    """ "you are its owner", "you take part", "you left this thread": never a bare role name."""
+    if not active(thread):
+        return STATE_WORDS.get(thread.state, f"this thread is {thread.get_state_display()}")
+    return ROLE_WORDS.get(thread.role, f"your part: {thread.role}" if thread.role else "")
 
 
 def active(thread: Thread) -> bool:

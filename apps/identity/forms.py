@@ -26,7 +26,7 @@ Choices = Sequence[tuple[str, str]]
 VERDICTS = {"witnessed": "I witnessed it", "disputed": "I dispute it"}
 WINNERS = {"defendant": "The defendant wins", "challenger": "The challenger wins"}
 MODES = {
-    "judges": "Judges I name (the defendant accepts them)",
+    "judges": "Judges I name (the one I challenge accepts them)",
     "poll": "A poll of the thread's members",
 }
 # The slug of a kind: what the rules accept (lower-case letters, digits and dashes).

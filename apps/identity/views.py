@@ -41,6 +41,7 @@ from apps.identity.display import (
     rule_words,
     settings_context,
     takes_part,
+    you_are,
 )
 from apps.identity.forms import (
     AttestForm,
@@ -147,6 +148,7 @@ def achievements(request: HttpRequest, thread_id: str) -> HttpResponse:
         "can_claim": can_claim,
         "form": form,
         "has_kinds": bool(form and form.fields["kind"].choices),
+        "you_are": you_are(thread),
     }
     if enabled:
         context.update(list_context(thread))
@@ -352,7 +354,7 @@ def _made(request: HttpRequest, thread: Thread, form: ChallengeForm) -> bool:
     how = (
         "its poll is open in the Polls tab"
         if arguments["mode"] == "poll"
-        else "it waits for the defendant to accept the judges"
+        else "it waits for the member you challenged to accept the judges"
     )
     flash.success(request, f"Your challenge is made: {how}.")
     return True

@@ -97,6 +97,7 @@ def test_achievements_are_enabled_from_their_tab(browser):
     chat = messaging.conversation_create(name="Flat share", my_name="Alice")
     text = page(browser, url("achievements", chat))
     assert "No achievements here yet" in text
+    assert "Achievements · you are its owner" in text  # in words, not "you are owner"
     assert "Enable achievements" in text
     text = flashed(browser, url("enable", chat))
     assert app_enabled(chat, policy.APP)
@@ -393,7 +394,9 @@ def test_a_duel_and_a_challenge_decided_by_poll(browser, club):
     assert refused.status_code == 400
     assert "Name at least one judge, or let a poll decide." in looks_right(refused.content.decode())
     text = flashed(browser, url("challenges", club), {**duel, "judges": [club.dana.member]})
-    assert "Your challenge is made: it waits for the defendant to accept the judges." in text
+    made = "Your challenge is made: it waits for the member you challenged to accept the judges."
+    assert made in text
+    assert "defendant" not in text.casefold()  # the page and its form: people's words
     assert "You challenged Eli to a duel" in text
     assert "Judges: Dana" in text
     refused = browser.post(url("challenges", club), {**duel, "judges": [club.eli.member]})
