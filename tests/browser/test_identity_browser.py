@@ -184,6 +184,21 @@ def nodes(tmp_path: Path) -> Iterator[Nodes]:
         yield started
 
 
+LOADED = """(img) => img.complete ? img.naturalWidth : new Promise((ok) => {
+    img.onload = () => ok(img.naturalWidth); img.onerror = () => ok(0); })"""
+
+
+def photo_shown(page) -> bool:
+    """Whether the claim's photo shows on this page (its preview loaded); reloads if not."""
+    photo = page.locator(".evidence img[alt='finish.png']")
+    if photo.count():
+        photo.scroll_into_view_if_needed()
+        if photo.evaluate(LOADED):
+            return True
+    page.reload()
+    return False
+
+
 def person(chromium, name: str, peer, viewport: dict[str, int]) -> Person:  # noqa: F811
 
     who = Person(name, peer)
@@ -203,7 +218,11 @@ def person(chromium, name: str, peer, viewport: dict[str, int]) -> Person:  # no
 
 
 @pytest.mark.slow
-def test_three_nodes_the_badge_turns_verified_live(nodes: Nodes, chromium) -> None:  # noqa: F811
+def test_three_nodes_the_badge_turns_verified_live(
+    nodes: Nodes,
+    chromium,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     SHOTS.mkdir(exist_ok=True)
     alice = person(chromium, "Alice", nodes.alice, PHONE)
     bob = person(chromium, "Bob", nodes.bob, DESKTOP_800)
@@ -226,6 +245,9 @@ def test_three_nodes_the_badge_turns_verified_live(nodes: Nodes, chromium) -> No
     alice.page.goto(alice.url + tab)
     alice.page.get_by_label("Kind").select_option("race")
     alice.page.get_by_label("What you achieved").fill("Ran the Alpine 10k")
+    picture = tmp_path / "finish.png"
+    picture.write_bytes(png())
+    alice.page.get_by_label("Evidence").set_input_files(str(picture))
     click(alice.page, alice.page.get_by_role("button", name="Claim it"))
     claim_path = alice.page.url.removeprefix(alice.url)
     live_ready(alice.page)
@@ -243,6 +265,8 @@ def test_three_nodes_the_badge_turns_verified_live(nodes: Nodes, chromium) -> No
             timeout=30,
             what=f"the claim to reach {who.name}'s node",
         )
+        # The witness sees the photo, from their own node, before giving their word.
+        wait_for(lambda w=who: photo_shown(w.page), timeout=30, what=f"{who.name}'s photo")
         click(who.page, who.page.get_by_role("button", name="Witnessed"))
         attested = time.monotonic()  # the witness's POST answered: the op is written there
         who.page.get_by_text("You witnessed this claim").wait_for()
