@@ -1,10 +1,11 @@
 """Witness standing and claim states (``standing.py``, ADR 26).
 
-Through the club (rows written by each member's own node, judged by every replica): flagging by
-retraction and by overturn, flagged witnesses not counting, an authority counting only for its
-kind and not after revocation, a challenge back undoing an overturn (and a second one redoing
-it), and every node deriving the same. Then random histories written straight into a thread
-file, compared with a plain Python reckoning of the ADR's words over the same rows."""
+Through the club (rows written by each member's own node, judged by every replica): a retracted
+attestation no longer counting, flagging by retraction and by overturn, flagged witnesses not
+counting, an authority counting only for its kind and not after revocation, a challenge back
+undoing an overturn (and a second one redoing it), and every node deriving the same. Then
+random histories written straight into a thread file, compared with a plain Python reckoning of
+the ADR's words over the same rows."""
 
 from __future__ import annotations
 
@@ -74,6 +75,24 @@ def test_retractions_flag_a_witness_who_then_does_not_count(club):
     assert state.witnesses == [gus.member]
     assert state.flagged == [eli.member]
     assert same_everywhere(club)[third] == "pending"
+
+
+def test_a_retracted_attestation_no_longer_counts_on_any_node(club):
+    """Eli and Fay verify Dana's claim (k = 2); Eli takes his word back: the claim is pending
+    again on every node with Fay alone counting, though one retraction flags nobody yet."""
+    claim = club.dana.claim("Ran a marathon")
+    club.sync()
+    eli = club.eli.attest(claim)
+    club.fay.attest(claim)
+    club.sync()
+    assert same_everywhere(club)[claim] == "verified"
+    club.eli.retract(eli, "it was the half marathon")
+    club.sync()
+    assert same_everywhere(club)[claim] == "pending"
+    for alias in [club.alias, *(m.alias for m in club.others)]:
+        state = standing.claim_states(alias, [claim])[claim]
+        assert (state.witnesses, state.flagged) == ([club.fay.member], []), alias
+        assert not standing.standing(alias)[club.eli.member].flagged, alias
 
 
 def test_overturned_claims_strike_their_witnesses(club):
