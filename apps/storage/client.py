@@ -158,33 +158,40 @@ def _batches(values: list[bytes], *, count: int, size: int) -> Iterator[list[byt
 # -- the operations -------------------------------------------------------------------------------
 
 
-def put(target: Target, shares: list[bytes]) -> dict:
-    """Place ``shares`` with the holder: ``{"kept": [digest], "used", "quota"}``."""
+def put(target: Target, shares: list[bytes], digests: list[bytes] | None = None) -> dict:
+    """Place ``shares`` with the holder: ``{"kept": [digest], "used", "quota"}``. ``digests``:
+    the shares' digests when the caller made them from these very bytes (the packer did), so
+    that they are not hashed again here; a remote holder hashes what it receives itself."""
     if any(len(share) > MAX_SHARE for share in shares):
         raise HolderError("refused", "A share is larger than a holder takes.")
+    if digests is None:
+        digests = [keys.share_digest(share) for share in shares]
+    elif len(digests) != len(shares):
+        raise ValueError("one digest per share")
     kept: list[bytes] = []
     if is_self(target):
         party = held.own_party()
-        for share in shares:
+        for share, digest in zip(shares, digests, strict=True):
             try:
-                kept.append(held.held_put(party, share))
+                kept.append(held.held_put(party, share, digest=digest))
             except StorageError as exc:
                 raise HolderError(exc.code, exc.words, kept) from None
         usage = held.held_usage(party)
         return {"kept": kept, "used": usage["used"], "quota": usage["quota"]}
-    used = quota = 0
+    used = quota = at = 0
     for batch in _batches(shares, count=PUT_SHARES, size=wire.MAX_PUT_BYTES):
+        expected = set(digests[at : at + len(batch)])  # the batches are runs of ``shares``
+        at += len(batch)
         try:
             doc = _ask(target, "put", keys.PURPOSE_PUT, {"shares": batch}, PUT_TIMEOUT)
         except HolderError as exc:
             raise HolderError(exc.code, exc.words, kept) from None
-        digests = _list(doc, "kept", len(batch), target)
-        expected = {keys.share_digest(share) for share in batch}
-        if not all(isinstance(d, bytes) and d in expected for d in digests):
+        said = _list(doc, "kept", len(batch), target)
+        if not all(isinstance(d, bytes) and d in expected for d in said):
             raise _malformed(target)
-        kept += digests
+        kept += said
         used, quota = _uint(doc, "used", target), _uint(doc, "quota", target)
-        if len(digests) < len(batch):
+        if len(said) < len(batch):
             words = doc.get("full") if isinstance(doc.get("full"), str) else ""
             raise HolderError("full", f"{_name(target)} is full: {words[:300]}".strip(), kept)
     return {"kept": kept, "used": used, "quota": quota}

@@ -20,7 +20,7 @@ import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO
 
@@ -349,7 +349,7 @@ class Packer:
         self._root = seal_root
         self._audit = audit  # given: each Packed carries its shares' first audit answers
         self.workers = max(1, workers)
-        self.window = 2 * self.workers
+        self.window = 4 * self.workers
 
     def _name(self, plain: bytes) -> bytes:
         return keys.chunk_id(self._dedup, plain)
@@ -394,12 +394,11 @@ class Packer:
                 if not slots:
                     return
                 # Decide the pieces already named, in order, and start packing those the party
-                # lacks; wait only for the head's name, so a piece queued behind others'
-                # packing never holds up the one the caller waits for.
-                for i, slot in enumerate(slots):
+                # lacks, without waiting for any.
+                for slot in slots:
                     if slot.decided:
                         continue
-                    if i and not slot.named.done():
+                    if not slot.named.done():
                         break
                     slot.chunk = slot.named.result()
                     slot.decided = True
@@ -409,7 +408,18 @@ class Packer:
                     started.add(slot.chunk)
                     slot.packing = pool.submit(self._pack, slot.plain, slot.chunk, slot.k, slot.n)
                     slot.plain = None
-                head = slots.popleft()
-                yield head.chunk, (head.packing.result() if head.packing is not None else None)
+                head = slots[0]
+                if head.decided and (head.packing is None or head.packing.done()):
+                    slots.popleft()
+                    yield head.chunk, (head.packing.result() if head.packing is not None else None)
+                    continue
+                # Wait for the head's packing or for the next piece's name, whichever comes
+                # first: a piece named while the head packs starts packing at once, so both
+                # workers stay busy (waiting for the head alone left one idle half the time).
+                waits: list[Future] = [] if head.packing is None else [head.packing]
+                undecided = next((slot for slot in slots if not slot.decided), None)
+                if undecided is not None:
+                    waits.append(undecided.named)
+                wait(waits, return_when=FIRST_COMPLETED)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

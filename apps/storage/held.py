@@ -166,10 +166,14 @@ def held_uncharge(party: HeldParty, size: int) -> None:
         HeldParty.objects.filter(pk=party.pk, used__lt=0).update(used=0)
 
 
-def held_put(party: HeldParty, share: bytes) -> bytes:
+def held_put(party: HeldParty, share: bytes, *, digest: bytes | None = None) -> bytes:
     """Keep ``share``; its digest. The same share again costs nothing (and mends a damaged
-    copy); ``StorageError("full")`` in words when it does not fit the quota."""
-    digest = keys.share_digest(share)
+    copy); ``StorageError("full")`` in words when it does not fit the quota. ``digest``: given
+    only by this node's own backup, which made it from these bytes (a share from the network
+    is always hashed here); a wrong one would only name a file that no longer vouches for
+    itself, found by the next audit like any damage."""
+    if digest is None:
+        digest = keys.share_digest(share)
     path = path_of(party, digest)
     counted = False
     try:

@@ -51,10 +51,11 @@ def _outbox_path(digest: bytes) -> Path:
     return outbox_dir() / digest.hex()
 
 
-def outbox_put(share: bytes) -> None:
+def outbox_put(share: bytes, digest: bytes | None = None) -> None:
+    """Keep ``share`` until a holder takes it; ``digest`` when the caller made it from it."""
     from apps.storage.held import write_atomic
 
-    path = _outbox_path(keys.share_digest(share))
+    path = _outbox_path(keys.share_digest(share) if digest is None else digest)
     if not path.exists():
         write_atomic(path, share)
 
@@ -164,14 +165,16 @@ class Pushed:
     problem: str | None = None
 
 
-def push(batches: dict[Holder, list[bytes]]) -> dict[Holder, Pushed]:
-    """Put each holder's shares, several holders at once. A share not kept belongs in the
-    outbox; the holder's answer updates its ``used`` and ``quota`` (in memory)."""
+def push(batches: dict[Holder, list[tuple[bytes, bytes]]]) -> dict[Holder, Pushed]:
+    """Put each holder's shares (digest, bytes), several holders at once. A share not kept
+    belongs in the outbox; the holder's answer updates its ``used`` and ``quota`` (in
+    memory)."""
     from apps.storage import client
 
-    def one(holder: Holder, shares: list[bytes]) -> Pushed:
+    def one(holder: Holder, pairs: list[tuple[bytes, bytes]]) -> Pushed:
+        digests, shares = [d for d, _ in pairs], [s for _, s in pairs]
         try:
-            answer = client.put(client.target_of(holder), shares)
+            answer = client.put(client.target_of(holder), shares, digests)
         except client.HolderError as exc:
             return Pushed(set(exc.kept), exc.words)
         except space.StorageError as exc:
@@ -182,7 +185,7 @@ def push(batches: dict[Holder, list[bytes]]) -> dict[Holder, Pushed]:
         holder.used = int(answer.get("used", holder.used))
         holder.quota = int(answer.get("quota", holder.quota))
         kept = set(answer.get("kept", []))
-        missed = {keys.share_digest(s) for s in shares} - kept
+        missed = set(digests) - kept
         return Pushed(kept, f"{holder_name(holder)} did not keep every share." if missed else None)
 
     if not batches:
@@ -212,12 +215,12 @@ def place_batch(
     answer costs more than a share's bytes). Shares not kept go to the outbox, PENDING. The
     holders' problems in words come back with the chunks."""
     plans = []
-    batches: dict[Holder, list[bytes]] = defaultdict(list)
+    batches: dict[Holder, list[tuple[bytes, bytes]]] = defaultdict(list)
     for packed in packs:
         chosen = place_chunk(packed, holders)
         for index, holder in chosen:
             if holder is not None:
-                batches[holder].append(packed.shares[index])
+                batches[holder].append((packed.digests[index], packed.shares[index]))
                 holder.used += len(packed.shares[index])  # the next chunk's choice sees it
         plans.append((packed, chosen))
     pushed = push(dict(batches))
@@ -231,7 +234,7 @@ def place_batch(
             kept = holder is not None and digest in pushed[holder].kept
             placed += kept
             if not kept:
-                outbox_put(share)
+                outbox_put(share, digest)
             shares.append(
                 {
                     "index": index,
@@ -301,7 +304,7 @@ def place_pending(*, limit: int = 256) -> int:
     for other in Share.objects.using(alias).filter(chunk__in=chunk_ids, state=Share.State.PLACED):
         if other.holder and str(other.holder) in all_holders:
             placed_of[other.chunk].append(all_holders[str(other.holder)])
-    batches: dict[Holder, list[bytes]] = defaultdict(list)
+    batches: dict[Holder, list[tuple[bytes, bytes]]] = defaultdict(list)
     planned: dict[Holder, list[Share]] = defaultdict(list)
     for share, data in mine:
         chunk = chunks.get(share.chunk)
@@ -319,7 +322,7 @@ def place_pending(*, limit: int = 256) -> int:
             continue
         target.used += len(data)  # planned: the next choice sees it
         taken.append(target)
-        batches[target].append(data)
+        batches[target].append((bytes.fromhex(share.digest), data))  # outbox_get checked it
         planned[target].append(share)
     results = push(dict(batches))
     done: list[tuple[Share, Holder]] = []

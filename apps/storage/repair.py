@@ -171,13 +171,14 @@ class Step:
         """Put the remade share on ``target`` (or in this node's outbox): whether placed."""
         from apps.storage import client, placement
 
+        digest = bytes.fromhex(share.digest)  # the caller checked ``data`` against it
         if target is not None:
             try:
-                answer = client.put(client.target_of(target), [data])
+                answer = client.put(client.target_of(target), [data], [digest])
             except space.StorageError as exc:
                 logger.info("repair: %s did not take a share: %s", target.label, exc.words)
             else:
-                if keys.share_digest(data) in set(answer.get("kept", [])):
+                if digest in set(answer.get("kept", [])):
                     target.used = int(answer.get("used", target.used + len(data)))
                     self.plan.share(
                         share,
@@ -188,7 +189,7 @@ class Step:
                     )
                     return True
         # No holder took it: this node's outbox keeps it until one can (``place_pending``).
-        placement.outbox_put(data)
+        placement.outbox_put(data, digest)
         self.plan.share(share, holder=None, state=Share.State.PENDING, placed_ms=None)
         return False
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from apps.storage import backup, engine, hold, jobs, placement, space, walk
+from apps.storage import backup, engine, hold, jobs, keys, placement, space, walk
 from apps.storage.models import Chunk, FileEntry, Holder, Job, Share, Snapshot
 from apps.storage.space import StorageError
 from tests.core.threads.conftest import log_size
@@ -249,16 +250,16 @@ def test_a_backup_that_breaks_is_failed_in_words_and_keeps_what_it_placed(
     for i in range(6):
         (source / f"f{i}.bin").write_bytes(os.urandom(120_000))
     monkeypatch.setattr(backup, "PUT_CHUNKS", 2)  # shares go out two chunks at a time
-    calls = []
-    real = engine.audit_answers
+    fifth = (source / "f4.bin").read_bytes()  # each file is one chunk
+    real = engine.pack
 
-    def breaks_on_the_fifth(*args, **kwargs):  # a fault half way, injected
-        calls.append(1)
-        if len(calls) == 5:
+    def breaks_on_the_fifth(plain, **kwargs):  # a fault half way, injected
+        # By content, not by call order: the packing threads take chunks in any order.
+        if plain == fifth:
             raise RuntimeError("injected")
-        return real(*args, **kwargs)
+        return real(plain, **kwargs)
 
-    monkeypatch.setattr(engine, "audit_answers", breaks_on_the_fifth)
+    monkeypatch.setattr(engine, "pack", breaks_on_the_fifth)
     job = run_backup(source)
     assert job.state == Job.State.FAILED
     assert job.problem == jobs.UNEXPECTED[Job.Kind.BACKUP]
@@ -267,9 +268,31 @@ def test_a_backup_that_breaks_is_failed_in_words_and_keeps_what_it_placed(
     assert snap.problem == job.problem
     kept = rows(Chunk)
     assert len(kept) == 4  # two batches of two went out and are recorded
-    monkeypatch.setattr(engine, "audit_answers", real)
+    monkeypatch.setattr(engine, "pack", real)
     again = run_backup(source)
     assert again.state == Job.State.DONE, again.problem
     # The next backup dedups against what the failed one placed.
     assert snapshot_of(again).new_bytes == 2 * 120_000
     assert len(rows(Chunk)) == 6
+
+
+def test_a_backup_hashes_each_share_once(node, data_dir, tmp_path, monkeypatch) -> None:
+    # The packer names each share; putting it on this node's own store and checking what the
+    # holder kept use that name instead of hashing the bytes again (they were hashed 3 times).
+    device_holder()
+    made: Counter[str] = Counter()
+    real = keys.share_digest
+
+    def counted(data: bytes) -> bytes:
+        digest = real(data)
+        made[digest.hex()] += 1
+        return digest
+
+    monkeypatch.setattr(keys, "share_digest", counted)
+    tree = tree_make(tmp_path / "src", size=3 << 20)
+    job = run_backup(tree.root)
+    assert job.state == Job.State.DONE, job.problem
+    shares = rows(Share)
+    assert shares
+    assert all(s.state == Share.State.PLACED for s in shares)
+    assert {s.digest: made[s.digest] for s in shares} == {s.digest: 1 for s in shares}
