@@ -95,16 +95,20 @@ def test_the_schema_lists_the_storage_endpoints(api) -> None:
         schema = api.get("/api/v1/schema/", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
     text = schema.content.decode()
-    for path in (
-        "/api/v1/storage/backups/",
-        "/api/v1/storage/jobs/{job_id}/",
-        "/api/v1/storage/snapshots/{snapshot_id}/files/",
-        "/api/v1/storage/snapshots/{snapshot_id}/download/",
-        "/api/v1/storage/restores/",
-        "/api/v1/storage/holders/invite/",
-        "/api/v1/storage/held/{party}/",
+    paths = schema.json()["paths"]
+    # Each path by itself (the five and the rest), with the methods it is called by.
+    for path, method in (
+        ("/api/v1/storage/backups/", "post"),
+        ("/api/v1/storage/jobs/{job_id}/", "get"),
+        ("/api/v1/storage/snapshots/", "get"),
+        ("/api/v1/storage/snapshots/{snapshot_id}/files/", "get"),
+        ("/api/v1/storage/snapshots/{snapshot_id}/download/", "get"),
+        ("/api/v1/storage/restores/", "post"),
+        ("/api/v1/storage/holders/", "get"),
+        ("/api/v1/storage/holders/invite/", "post"),
+        ("/api/v1/storage/held/{party}/", "put"),
     ):
-        assert path in text, path
+        assert method in paths.get(path, {}), (path, method, sorted(paths.get(path, {})))
     assert "StorageJobOutput" in text
 
 
