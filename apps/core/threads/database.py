@@ -207,14 +207,16 @@ class ThreadDatabase:
                 self.wrapper.capture = True
 
     def _pack_leftovers(self) -> None:
-        """Start-up pass: captured changes committed without their op (only possible if
-        something committed behind the backend's back) are packed now, in a transaction."""
+        """Start-up pass: captured changes committed without their op are packed now, in a
+        transaction. Only a file written by an older version of this code can have them (its
+        triggers noted changes in ``sereus_pending``, and something committed behind the
+        backend's back); changes are noted in the connection's memory now."""
         connection = self.wrapper.connection
         if connection.execute("SELECT 1 FROM sereus_pending LIMIT 1").fetchone() is None:
             return
         logger.warning("thread %s: packing changes left without an op", self.thread.hex()[:12])
         with transaction.atomic(using=self.alias):
-            self.wrapper.captured = True  # the commit packs what is pending
+            self.wrapper.leftovers = True  # the commit packs what is pending
 
     def _report_damage(self, damage: ThreadCorrupt) -> None:
         logger.error("%s", damage)
@@ -262,13 +264,20 @@ class ThreadDatabase:
 
     def row_id_new(self):
         """A new row id owned by this node's member of the thread."""
+        return rowid.row_id_new(self._writing_member())
+
+    def row_tag(self) -> bytes:
+        """The owner tag of the row ids of this node's member of the thread."""
+        return rowid.member_tag(self._writing_member())
+
+    def _writing_member(self) -> bytes:
         member = self.member_public()
         if member is None:
             raise WriteRefused(
                 "this node cannot write: its master secret is missing or sealed with a "
                 "passphrase (unlock it in the settings)"
             )
-        return rowid.row_id_new(member)
+        return member
 
     def replica(self) -> Replica:
         """The replica, caught up with the file (call under ``self.lock`` to write)."""
@@ -341,9 +350,12 @@ class ThreadDatabase:
 
     # -- local writes ----------------------------------------------------------------------------
 
-    def pack(self, connection: sqlite3.Connection) -> list[Op]:
-        """Turn the transaction's captured changes into ops (called at commit, inside it)."""
-        merged = packing.pending_take(connection)
+    def pack(self, connection: sqlite3.Connection, wrapper) -> list[Op]:
+        """Turn the transaction's captured changes (``wrapper.pending``, and what an older
+        version left in ``sereus_pending``) into ops (called at commit, inside it)."""
+        merged = packing.pending_merge(wrapper.pending, wrapper.leftovers and connection)
+        wrapper.pending.clear()
+        wrapper.leftovers = False
         if not merged:
             return []
         changes, tombs = packing.changes_of(connection, merged)
@@ -352,7 +364,6 @@ class ThreadDatabase:
         with self.lock:
             # ``_pin`` and ``_uncaptured`` inline (this runs on every commit): the store's
             # statements use the committing connection; the op's own rows are not captured.
-            wrapper = self.wrapper
             self._pinned.connection, capture, wrapper.capture = connection, wrapper.capture, False
             try:
                 writer = self.writer()

@@ -1,5 +1,5 @@
-"""A local transaction into ops: the changes the capture triggers noted (``sereus_pending``)
-become row changes, cut into chunks that each fit in one op.
+"""A local transaction into ops: the changes the capture triggers noted (in the connection's
+memory, ``DatabaseWrapper.pending``) become row changes, cut into chunks that each fit in one op.
 
 The thread database calls these at commit, inside the transaction (``ThreadDatabase.pack``).
 """
@@ -26,27 +26,46 @@ ROWS_PER_OP = 10_000
 BYTES_PER_OP = MAX_OP_SIZE - 64 * 1024
 
 
-def pending_take(connection: sqlite3.Connection) -> dict[tuple[str, Any], list[Any]]:
+def pending_merge(
+    noted: list[tuple], legacy: sqlite3.Connection | None = None
+) -> dict[tuple[str, Any], list[Any]]:
     """The transaction's captured changes, one entry per row: [column mask (-1: every column),
-    whether the row existed before, its values before]; they are cleared from the table."""
-    # Read and cleared in one statement (a transaction that wrote nothing dirties no page:
-    # nothing is deleted). RETURNING has no order: the capture order is the rowid's.
+    whether the row existed before, its values before (a deleted row's, else None)].
+
+    ``noted``: the capture triggers' notes, in order: (table, pk, mask, existed, *old values).
+    ``legacy``: also take what an older version of this code left in ``sereus_pending`` (the
+    connection to read it from; it is emptied), older than anything noted."""
+    merged: dict[tuple[str, Any], list[Any]] = {}
+    if legacy:
+        for table, pk, mask, existed, old in _legacy_take(legacy):
+            old = None if old is None else codec.decode(old, max_size=MAX_OP_SIZE)
+            _merge(merged, table, pk, mask, existed, old)
+    if len(noted) == 1 and not merged:  # a one-row write: nothing to merge
+        table, pk, mask, existed, *old = noted[0]
+        return {(table, pk): [mask, existed, old or None]}
+    for table, pk, mask, existed, *old in noted:
+        _merge(merged, table, pk, mask, existed, old or None)
+    return merged
+
+
+def _merge(merged: dict, table: str, pk: Any, mask: int, existed: int, old: Any) -> None:
+    entry = merged.get((table, pk))
+    if entry is None:
+        merged[(table, pk)] = [mask, existed, old]
+    else:
+        entry[0] = -1 if -1 in (entry[0], mask) else entry[0] | mask
+        if old is not None:
+            entry[2] = old
+
+
+def _legacy_take(connection: sqlite3.Connection) -> list[tuple]:
+    # Read and cleared in one statement. RETURNING has no order: the capture order is the
+    # rowid's.
     pending = connection.execute(
         "DELETE FROM sereus_pending RETURNING rowid, tbl, pk, mask, existed, old"
     ).fetchall()
-    if not pending:
-        return {}
     pending.sort(key=itemgetter(0))
-    merged: dict[tuple[str, Any], list[Any]] = {}
-    for _rowid, table, pk, mask, existed, old in pending:
-        entry = merged.get((table, pk))
-        if entry is None:
-            merged[(table, pk)] = [mask, existed, old]
-        else:
-            entry[0] = -1 if -1 in (entry[0], mask) else entry[0] | mask
-            if old is not None:
-                entry[2] = old
-    return merged
+    return [row[1:] for row in pending]
 
 
 def changes_of(
@@ -80,9 +99,7 @@ def changes_of(
         elif existed:
             changes.append(p.RowChange(table, pk, p.DELETE, {}))
             if old is not None:
-                tombs[(table, pk)] = codec.encode(
-                    dict(zip(cols, codec.decode(old, max_size=MAX_OP_SIZE), strict=False))
-                )
+                tombs[(table, pk)] = codec.encode(dict(zip(cols, old, strict=False)))
     return changes, tombs
 
 

@@ -7,14 +7,17 @@
   the tombstone stamp and the values of a deleted row (a later concurrent update brings it back);
 - ``sereus_members``: row tag -> member key, for every member ever admitted (who owns a row
   is read from its id: ``apps.core.thread.rowid``), for reads that name authors;
-- ``sereus_pending``: the changes of the open transaction, written by the capture triggers and
-  packed into an op when it commits;
+- ``sereus_pending``: where an older version of this code noted the changes of the open
+  transaction; kept so that what such a version left there is packed (``_pack_leftovers``). The
+  capture triggers now hand each change to the connection's ``sereus_row()`` function, which keeps
+  it in memory until the transaction commits (a table cost a page of the file on every commit);
 - ``sereus_meta``: the thread id and fingerprints of the installed schema.
 
 Every replicated table gets three capture triggers (insert, update, delete) that fire while the
 connection's ``sereus_capture()`` function says so, i.e. always except while this node applies
-other nodes' ops. A writer without that function (another program opening the file) cannot write
-a replicated table at all, so no change ever escapes the log.
+other nodes' ops, and note the change with ``sereus_row()``. A writer without those functions
+(another program opening the file) cannot write a replicated table at all, so no change ever
+escapes the log.
 """
 
 from __future__ import annotations
@@ -118,13 +121,11 @@ def trigger_sql(model: type[models.Model]) -> list[str]:
         f'DROP TRIGGER IF EXISTS "sereus_ad_{name}"',
         f'DROP TRIGGER IF EXISTS "sereus_pk_{name}"',
         f'CREATE TRIGGER "sereus_ai_{name}" AFTER INSERT ON {t} WHEN sereus_capture() BEGIN '
-        f"INSERT INTO sereus_pending(tbl, pk, mask, existed) VALUES ({tl}, NEW.{pkq}, -1, 0); END",
+        f"SELECT sereus_row({tl}, NEW.{pkq}, -1, 0); END",
         f'CREATE TRIGGER "sereus_au_{name}" AFTER UPDATE ON {t} WHEN sereus_capture() BEGIN '
-        f"INSERT INTO sereus_pending(tbl, pk, mask, existed) VALUES ({tl}, NEW.{pkq}, {mask}, 1); "
-        "END",
+        f"SELECT sereus_row({tl}, NEW.{pkq}, {mask}, 1); END",
         f'CREATE TRIGGER "sereus_ad_{name}" AFTER DELETE ON {t} WHEN sereus_capture() BEGIN '
-        f"INSERT INTO sereus_pending(tbl, pk, mask, existed, old) "
-        f"VALUES ({tl}, OLD.{pkq}, 0, 1, sereus_row({old_values})); END",
+        f"SELECT sereus_row({tl}, OLD.{pkq}, 0, 1, {old_values}); END",
         f'CREATE TRIGGER "sereus_pk_{name}" BEFORE UPDATE OF {pkq} ON {t} '
         f"WHEN NEW.{pkq} IS NOT OLD.{pkq} BEGIN "
         "SELECT RAISE(ABORT, 'a replicated row keeps its primary key'); END",

@@ -147,27 +147,68 @@ def test_a_damaged_thread_file_is_reported_and_other_threads_keep_working(thread
         assert Note.objects.count() == 1
 
 
-def test_start_up_packs_changes_committed_without_their_op(thread, tdb):
-    """Something wrote behind the backend's back (here: a raw connection with the capture
-    functions): the next process to open the file packs it into an op."""
+# The insert trigger of the version that noted changes in a table (before 2026-12-07).
+OLDER_INSERT_TRIGGER = (
+    'CREATE TRIGGER "sereus_ai_replicated_app_note" AFTER INSERT ON "replicated_app_note" '
+    "WHEN sereus_capture() BEGIN INSERT INTO sereus_pending(tbl, pk, mask, existed) "
+    "VALUES ('replicated_app_note', NEW.\"id\", -1, 0); END"
+)
+
+
+def _trigger_sql(connection, name: str) -> str:
+    return connection.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?", (name,)
+    ).fetchone()[0]
+
+
+def test_a_file_of_the_older_capture_is_upgraded_and_its_leftovers_packed(thread, tdb):
+    """A file of the version whose triggers noted changes in ``sereus_pending``, where
+    something committed behind the backend's back (a raw connection with the capture
+    functions): the next process to open it installs the new triggers and packs what was left
+    into an op."""
     with thread_context(thread.thread):
         Note.objects.create(title="normal")
     path = tdb.path
     before = log_size(tdb)
     forget(thread.thread)
     raw = sqlite3.connect(path)
+    raw.execute('DROP TRIGGER "sereus_ai_replicated_app_note"')
+    raw.execute(OLDER_INSERT_TRIGGER)
+    raw.execute("UPDATE sereus_meta SET value = x'00' WHERE key = 'fingerprint'")
     raw.create_function("sereus_capture", 0, lambda: 1)
-    raw.create_function("sereus_row", -1, lambda *a: b"")
     raw.execute(
         'INSERT INTO "replicated_app_note" (id, title, body, pinned, stars, created) '
         "VALUES ('00000000000000000000000000000001', 'sneaky', '', 0, 0, '2026-01-01')"
     )
     raw.commit()
+    assert raw.execute("SELECT count(*) FROM sereus_pending").fetchone()[0] == 1
     raw.close()
     reopened = thread_database(thread.thread)
     reopened.open()
     assert log_size(reopened) == before + 1
     assert reopened.rebuild_check().matches
+    connection = reopened.raw()
+    assert connection.execute("SELECT count(*) FROM sereus_pending").fetchone()[0] == 0
+    trigger = _trigger_sql(connection, "sereus_ai_replicated_app_note")
+    assert "sereus_row(" in trigger
+    assert "sereus_pending" not in trigger
+    with thread_context(thread.thread):
+        Note.objects.create(title="after the upgrade")
+    assert log_size(reopened) == before + 2
+    assert reopened.rebuild_check().matches
+
+
+def test_a_raw_write_outside_a_transaction_is_refused(thread, tdb):
+    """The raw connection in autocommit would commit a captured change at once, without its
+    op (the capture is in memory until the commit packs it): the trigger refuses it."""
+    with thread_context(thread.thread):
+        Note.objects.create(title="normal")
+    before = log_size(tdb)
+    with pytest.raises(sqlite3.OperationalError, match="user-defined function raised"):
+        tdb.raw().execute("UPDATE \"replicated_app_note\" SET title = 'unpacked'")
+    assert list(Note.objects.using(tdb.alias).values_list("title", flat=True)) == ["normal"]
+    assert log_size(tdb) == before
+    assert not tdb.wrapper.pending
 
 
 def test_thread_rebuild_command_reports_the_integrity_check(thread, tdb):

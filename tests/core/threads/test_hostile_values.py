@@ -28,10 +28,10 @@ def _writer_and_member(tdb, tmp_path, name="writer"):
     return node, writer
 
 
-def _send(tdb, writer, changes, schema=None):
+def _send(tdb, node, changes, schema=None):
     versions = schema if schema is not None else coltypes.schema_of({NOTE})
-    op = forge(writer, kind="data", payload=p.data_doc(changes, versions))
-    writer.replica.ingest_op(op)  # its own chain, as the hostile node keeps it
+    op = forge(node.database.writer(), kind="data", payload=p.data_doc(changes, versions))
+    node.database.ingest([op.raw])  # its own chain, as the hostile node keeps it
     (result,) = tdb.ingest([op.raw])
     return op, result
 
@@ -50,9 +50,9 @@ def _send(tdb, writer, changes, schema=None):
     ],
 )
 def test_a_value_of_the_wrong_type_is_refused_by_every_replica(tdb, tmp_path, cols, reason):
-    _node, writer = _writer_and_member(tdb, tmp_path)
+    node, writer = _writer_and_member(tdb, tmp_path)
     pk = row_id_for(writer.member, b"n").hex
-    _op, result = _send(tdb, writer, [p.RowChange(NOTE, pk, p.UPSERT, cols)])
+    _op, result = _send(tdb, node, [p.RowChange(NOTE, pk, p.UPSERT, cols)])
     assert result.status == "refused"
     assert reason in result.reason
     assert dump(tdb.alias, NOTE) == []
@@ -61,22 +61,22 @@ def test_a_value_of_the_wrong_type_is_refused_by_every_replica(tdb, tmp_path, co
 
 
 def test_a_row_id_of_the_wrong_type_is_refused(tdb, tmp_path):
-    _node, writer = _writer_and_member(tdb, tmp_path)
+    node, writer = _writer_and_member(tdb, tmp_path)
     for pk in (
         5,
         b"\x01" * 16,
         "NOT-HEX" * 4 + "abcd",
         row_id_for(writer.member, b"n").hex.upper(),
     ):
-        _op, result = _send(tdb, writer, [p.RowChange(NOTE, pk, p.UPSERT, GOOD)])
+        _op, result = _send(tdb, node, [p.RowChange(NOTE, pk, p.UPSERT, GOOD)])
         assert result.status == "refused", pk
     assert dump(tdb.alias, NOTE) == []
 
 
 def test_a_partial_first_write_is_applied_with_the_same_filled_values_everywhere(tdb, tmp_path):
-    _node, writer = _writer_and_member(tdb, tmp_path)
+    node, writer = _writer_and_member(tdb, tmp_path)
     pk = row_id_for(writer.member, b"n").hex
-    _op, result = _send(tdb, writer, [p.RowChange(NOTE, pk, p.UPSERT, {"title": "only a title"})])
+    _op, result = _send(tdb, node, [p.RowChange(NOTE, pk, p.UPSERT, {"title": "only a title"})])
     assert result.status == "accepted"
     (note,) = Note.objects.using(tdb.alias).all()
     assert (note.title, note.body, note.pinned, note.stars) == ("only a title", "", False, 0)
@@ -87,16 +87,16 @@ def test_a_partial_first_write_is_applied_with_the_same_filled_values_everywhere
 def test_an_op_of_an_unknown_schema_version_waits_and_is_decided_after_the_upgrade(
     tdb, tmp_path, monkeypatch
 ):
-    _node, writer = _writer_and_member(tdb, tmp_path)
+    node, writer = _writer_and_member(tdb, tmp_path)
     pk = row_id_for(writer.member, b"n").hex
     future = {"replicated_app": "0099_from_a_newer_release"}
-    op, result = _send(tdb, writer, [p.RowChange(NOTE, pk, p.UPSERT, GOOD)], schema=future)
+    op, result = _send(tdb, node, [p.RowChange(NOTE, pk, p.UPSERT, GOOD)], schema=future)
     assert result.status == "waiting"
     assert "newer than this node's code" in result.reason
     assert dump(tdb.alias, NOTE) == []
     unknown_app = {"app_not_here": "0001_initial"}
     _op, other = _send(
-        tdb, writer, [p.RowChange("app_not_here_thing", pk, p.UPSERT, {"a": 1})], unknown_app
+        tdb, node, [p.RowChange("app_not_here_thing", pk, p.UPSERT, {"a": 1})], unknown_app
     )
     assert other.status == "waiting"
     # This node upgrades: the version is one its code knows now.
@@ -114,9 +114,9 @@ def test_an_op_of_an_unknown_schema_version_waits_and_is_decided_after_the_upgra
 
 
 def test_an_op_that_names_no_version_for_its_tables_is_refused(tdb, tmp_path):
-    _node, writer = _writer_and_member(tdb, tmp_path)
+    node, writer = _writer_and_member(tdb, tmp_path)
     pk = row_id_for(writer.member, b"n").hex
-    _op, result = _send(tdb, writer, [p.RowChange(NOTE, pk, p.UPSERT, GOOD)], schema={})
+    _op, result = _send(tdb, node, [p.RowChange(NOTE, pk, p.UPSERT, GOOD)], schema={})
     assert result.status == "refused"
     assert "names no schema version" in result.reason
 

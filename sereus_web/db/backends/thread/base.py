@@ -5,7 +5,9 @@ Overrides only what differs:
 - a connection is kept between requests (``CONN_MAX_AGE`` None);
 - each connection runs in WAL mode with ``synchronous=FULL`` (an acknowledged write survives
   kill -9 and power loss), without enforced foreign keys (replicated rows arrive in any order),
-  and with the ``sereus_capture()`` / ``sereus_row()`` functions the capture triggers call;
+  and with the ``sereus_capture()`` / ``sereus_row()`` functions the capture triggers call:
+  ``sereus_row`` notes the change in this connection's memory (``pending``), which costs no
+  page of the file; a Django savepoint that rolls back takes its notes back with it;
 - ``_commit`` packs the transaction's captured changes into an op inside the transaction, before
   committing, so a change never exists without its op;
 - a write statement outside any transaction (Django's autocommit) runs in an implicit atomic
@@ -25,8 +27,6 @@ import re
 from django.db import connections
 from django.db.backends.sqlite3 import base as sqlite3_base
 from django.db.backends.sqlite3.operations import DatabaseOperations as SQLiteOperations
-
-from apps.core.thread import codec
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +56,9 @@ class DatabaseOperations(SQLiteOperations):
     compiler_module = "sereus_web.db.backends.thread.compiler"
 
 
-def _row(*values):
-    """``sereus_row(OLD.a, OLD.b, ...)``: a deleted row's values, for its tombstone."""
-    return codec.encode(list(values))
+class CaptureOutsideTransaction(Exception):
+    """A replicated row written through the raw connection outside any transaction: it would
+    commit at once, without its op. Every write of the backend runs in a transaction."""
 
 
 class ThreadCursorWrapper(sqlite3_base.SQLiteCursorWrapper):
@@ -89,6 +89,7 @@ class ThreadCursorWrapper(sqlite3_base.SQLiteCursorWrapper):
         except BaseException:
             if connection.in_transaction:
                 connection.rollback()
+            database.pending.clear()
             database.handle().invalidate()
             raise
         return result
@@ -155,10 +156,17 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
         self.used = 0  # when this wrapper last handed out its connection (``_uses``)
         # Capture is on except while this node applies other nodes' ops.
         self.capture = True
-        # Whether a capture trigger fired since the last commit or rollback: a transaction
-        # that captured nothing has nothing to pack, and is committed without a look at
-        # ``sereus_pending`` (``ThreadDatabase.open`` sets it to pack what was left there).
-        self.captured = False
+        # The open transaction's captured changes, in order: (table, pk, column mask (-1:
+        # every column), whether the row existed, *the values of a deleted row). Kept in
+        # memory, not in a table: the capture of a one-row commit wrote and emptied a page
+        # of the file every time. Emptied when packed, and on rollback.
+        self.pending: list[tuple] = []
+        # len(pending) when each open Django savepoint was made: rolling back to it drops
+        # what was captured after it, as SQLite drops the rows.
+        self._pending_marks: dict[str, int] = {}
+        # Set by ``ThreadDatabase.open`` when the file holds changes of an older version of
+        # this code in ``sereus_pending`` (committed without their op): the commit packs them.
+        self.leftovers = False
         # Set when the open transaction added ops to the log: announced once it commits.
         self.wrote_ops = False
         # ...and whether they came from other nodes (``ThreadDatabase.ingest``), not this one.
@@ -180,16 +188,37 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = FULL")
         connection.create_function("sereus_capture", 0, self._capture_asked)
-        self.captured = False
-        connection.create_function("sereus_row", -1, _row)
+        pending = self.pending
+        pending.clear()
+        self._pending_marks.clear()
+
+        def note(*change) -> None:
+            """``sereus_row(table, pk, mask, existed, OLD.a, OLD.b, ...)``: the capture
+            triggers' note of one row change (the old values only for a delete)."""
+            if not connection.in_transaction:
+                raise CaptureOutsideTransaction
+            pending.append(change)
+
+        connection.create_function("sereus_row", -1, note)
         return connection
 
     def _capture_asked(self) -> bool:
         """``sereus_capture()``: whether the trigger notes the change (and so it is packed)."""
-        if self.capture:
-            self.captured = True
-            return True
-        return False
+        return self.capture
+
+    def _savepoint(self, sid):
+        super()._savepoint(sid)
+        self._pending_marks[sid] = len(self.pending)
+
+    def _savepoint_rollback(self, sid):
+        super()._savepoint_rollback(sid)
+        mark = self._pending_marks.get(sid)
+        if mark is not None:
+            del self.pending[mark:]
+
+    def _savepoint_commit(self, sid):
+        super()._savepoint_commit(sid)
+        self._pending_marks.pop(sid, None)
 
     def connect(self):
         super().connect()
@@ -214,10 +243,13 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
         return self.connection.cursor(factory=self._cursor_class)
 
     def _commit(self):
-        if self.connection is not None and self.connection.in_transaction and self.captured:
-            self.captured = False
+        if (
+            (self.pending or self.leftovers)
+            and self.connection is not None
+            and self.connection.in_transaction
+        ):
             try:
-                if self.handle().pack(self.connection):
+                if self.handle().pack(self.connection, self):
                     self.wrote_ops = True
             except Exception:
                 self.handle().invalidate()
@@ -241,7 +273,9 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
         return result
 
     def _rollback(self):
-        self.wrote_ops = self.received_ops = self.captured = False
+        self.wrote_ops = self.received_ops = self.leftovers = False
+        self.pending.clear()
+        self._pending_marks.clear()
         try:
             return super()._rollback()
         finally:
