@@ -99,6 +99,8 @@ def opened_put(openings: Iterable[tuple[bytes, Opening]]) -> None:
 
 
 def opened_take(op_hash: bytes) -> tuple[bytes, p.DataPayload] | None:
+    if not _opened:  # nothing opened ahead (a push, a small frame): no lock to take
+        return None
     with _lock:
         return _opened.pop(op_hash, None)
 

@@ -21,7 +21,6 @@ IngestStatus = Literal[
     "dropped",  # would wait for its past, but too much already waits: fetch it again later
     "unknown",  # its device is not certified in its causal past: not kept, never forwarded
     "held",  # stamped too far ahead of this node's clock: not kept, taken once time catches up
-    "admitted",  # internal: in the DAG, decided when the batch settles
 ]
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from apps.core.thread import ahead
 from apps.core.thread import payloads as p
 from apps.core.thread.control import ACCEPTED, ControlResolution
-from apps.core.thread.keyring import Opener, refused
+from apps.core.thread.keyring import KeysEvent, Opener, refused
 from apps.core.thread.op import Op
 from apps.core.thread.policy import Policy
 from apps.core.thread.rowid import member_tag, row_tag
@@ -58,7 +58,13 @@ class DataChecker:
         rules: RowRules | None = None,
         forks: Mapping[bytes, int] | None = None,
         opaque: Mapping[bytes, int] | None = None,
+        control_heads: Mapping[bytes, int] | None = None,
     ) -> None:
+        # The author's standing (``_standing``) of ops that see every control op of the log
+        # (each device's highest, ``control_heads``: the replica keeps it up to date), by
+        # (device, epoch): such ops all see the same control state, so it is worked out once.
+        self._standings: dict[tuple[bytes, int], Standing | Decision] = {}
+        self.control_heads = control_heads
         self.control = control
         self.opener = opener
         self.store = store
@@ -73,6 +79,16 @@ class DataChecker:
         # are kept so that the id in a key always names the same one.
         self._judged: dict[tuple, object] = {}
         self._policies: dict[int, Policy] = {}
+
+    @property
+    def control(self) -> ControlResolution:
+        return self._control
+
+    @control.setter
+    def control(self, control: ControlResolution) -> None:
+        # Set again after every batch's control ops are decided: standings may have changed.
+        self._control = control
+        self._standings.clear()
 
     def _restricted_keys(self) -> set[bytes]:
         """Members and devices that some restriction names (cached; restrictions only grow)."""
@@ -95,28 +111,19 @@ class DataChecker:
         fork = self.forks.get(op.device)
         if fork is not None and op.seq >= fork:
             return refused("the device equivocated (signed two different ops at one place)"), None
-        tl, state = self.control.timeline, self.control.state
-        genesis = tl.genesis
-        if genesis is None or not op.in_past(genesis.device, genesis.seq):
-            return refused("the thread does not exist where this op stands"), None
-        member = tl.device_member_in_past(op.device, op)
-        if member is None:
-            return refused("the device is not certified for a member in the op's past"), None
-        roles = [tl.role_in_past(member, op)]
-        restricted = self._restricted_keys()
-        if member in restricted or op.device in restricted:
-            roles += self.control.restrictions.roles(op, member)
-        if any(role is None for role in roles):
-            return refused("the author is not a member where this op stands"), None
-        newest, candidates = tl.epoch_in_past(op)
-        if op.epoch < newest:
-            return refused(f"epoch {op.epoch} is older than epoch {newest} it has seen"), None
-        if not candidates:
-            return refused(f"no usable key epoch {op.epoch} in the op's causal past"), None
+        heads = self.control_heads
+        if heads is not None and len(heads) <= SEES_ALL_DEVICES and _sees_all(op, heads):
+            standing = self._standings.get((op.device, op.epoch))
+            if standing is None:
+                standing = self._standings[(op.device, op.epoch)] = self._standing(op)
+        else:
+            standing = self._standing(op)
+        if isinstance(standing, Decision):
+            return standing, None
+        member, roles, candidates, policy = standing
         payload = self._payload(op, candidates)
         if isinstance(payload, Decision):
             return payload, None
-        policy = tl.policy_in_past(op) or state.policy
         changes = payload.rows
         keys: list[RowKey] = [(change.table, change.pk) for change in changes]
         histories: dict[RowKey, list[RowEvent]] | None = None
@@ -141,6 +148,31 @@ class DataChecker:
                     return refused(f"{change.table}: {verdict}"), None
         self.store.row_events_add_many(row_events_of(op, changes, member))
         return ACCEPTED, changes
+
+    def _standing(self, op: Op) -> Standing | Decision:
+        """What an op's author may do where the op stands: its member, its roles (with the
+        restrictions it did not see), the keys events it may be sealed under and the policy in
+        force; or the refusal. A function of the control ops in the op's past."""
+        tl = self.control.timeline
+        genesis = tl.genesis
+        if genesis is None or not op.in_past(genesis.device, genesis.seq):
+            return refused("the thread does not exist where this op stands")
+        member = tl.device_member_in_past(op.device, op)
+        if member is None:
+            return refused("the device is not certified for a member in the op's past")
+        roles = [tl.role_in_past(member, op)]
+        restricted = self._restricted_keys()
+        if member in restricted or op.device in restricted:
+            roles += self.control.restrictions.roles(op, member)
+        if any(role is None for role in roles):
+            return refused("the author is not a member where this op stands")
+        newest, candidates = tl.epoch_in_past(op)
+        if op.epoch < newest:
+            return refused(f"epoch {op.epoch} is older than epoch {newest} it has seen")
+        if not candidates:
+            return refused(f"no usable key epoch {op.epoch} in the op's causal past")
+        policy = tl.policy_in_past(op) or self.control.state.policy
+        return member, roles, candidates, policy  # type: ignore[return-value]
 
     def _payload(self, op: Op, candidates: list) -> p.DataPayload | Decision:
         """The op's payload: opened ahead in the helper process (``ahead``) when that is
@@ -246,6 +278,20 @@ class DataChecker:
 
 _HISTORY = object()
 JUDGED_CACHE = 4096
+# Up to this many devices with control ops, whether an op sees them all is asked (a thread of
+# many admins writing role changes would ask more than the standing costs).
+SEES_ALL_DEVICES = 8
+# (member, roles, the keys events usable for its epoch, policy)
+Standing = tuple[bytes, list[str], list[KeysEvent], Policy]
+
+
+def _sees_all(op: Op, heads: Mapping[bytes, int]) -> bool:
+    """Whether every op of ``heads`` (device -> seq) is in ``op``'s causal past."""
+    deps = op.deps_map
+    for device, seq in heads.items():
+        if (seq >= op.seq) if device == op.device else (deps.get(device, 0) < seq):
+            return False
+    return True
 
 
 def _refusal(roles: list[str], policy: Policy, table: str, action: str, own: bool) -> Decision:

@@ -13,6 +13,7 @@ import nacl.signing
 
 from apps.core.thread import codec, crypto
 from apps.core.thread.hlc import MAX_COUNTER, MAX_MILLIS, Stamp
+from apps.core.thread.opread import op_fields
 
 OP_VERSION = 1
 MAX_OP_SIZE = 1 << 20
@@ -60,7 +61,6 @@ class Op:
 
     def __init__(
         self,
-        *,
         thread: bytes,
         device: bytes,
         seq: int,
@@ -305,6 +305,15 @@ def _uint(value: Any, field: str, *, low: int, high: int) -> int:
 
 def op_decode(raw: bytes) -> Op:
     """Validation step 1: decode and check the shape of an op from anywhere."""
+    fields = op_fields(raw)
+    if fields is not None:  # canonical and well-formed, read straight from the bytes
+        return Op(*fields, raw)
+    return op_decode_general(raw)
+
+
+def op_decode_general(raw: bytes) -> Op:
+    """``op_decode`` through the generic CBOR decoder: every input, with the reason of a
+    refusal (``op_decode`` reads canonical ops straight from their bytes, ``opread``)."""
     try:
         # Canonical form is checked below, more cheaply than by encoding again.
         doc = codec.decode(raw, max_size=MAX_OP_SIZE, canonical=False)

@@ -210,7 +210,13 @@ class Replica(Admission, Forks, Ordering):
 
     def _data_checker(self) -> DataChecker:
         return DataChecker(
-            self.control, self.opener, self.store, self.rules, self.forks, self.undecided
+            self.control,
+            self.opener,
+            self.store,
+            self.rules,
+            self.forks,
+            self.undecided,
+            self._control_heads,
         )
 
     # -- reading -----------------------------------------------------------------------------
@@ -305,7 +311,8 @@ class Replica(Admission, Forks, Ordering):
         self, items: Iterable[Op | IngestResult], *, signed_here: bool = False
     ) -> list[IngestResult]:
         batch = Batch()
-        results = [
+        # Per item: its result, or the op itself when admitted (decided below, once settled).
+        results: list[IngestResult | Op] = [
             item if isinstance(item, IngestResult) else self._take(item, batch, signed_here)
             for item in items
         ]
@@ -332,26 +339,25 @@ class Replica(Admission, Forks, Ordering):
             rebuilt |= self._settle(batch)
         decided = tuple(batch.admitted)
         final = []
+        decision_of = self.store.decision
         for result in results:
-            if result.status == "admitted":
-                assert result.op is not None
-                if result.op.hash in late:
-                    result = late[result.op.hash]
-                elif result.op.hash in batch.unknown:
-                    result = unknown_result(result.op)
-                elif result.op.hash in self._awaiting_keys:
+            if type(result) is Op:  # admitted (``_take``): its result is its decision
+                op = result
+                if op.hash in late:
+                    result = late[op.hash]
+                elif op.hash in batch.unknown:
+                    result = unknown_result(op)
+                elif op.hash in self._awaiting_keys:
                     result = IngestResult(
-                        "pending",
-                        "waiting for the keys to read who certified its device",
-                        result.op,
+                        "pending", "waiting for the keys to read who certified its device", op
                     )
                 else:
-                    decision = self.store.decision(result.op.hash)
+                    decision = decision_of(op.hash)
                     assert decision is not None
                     result = IngestResult(
                         decision.status,
                         decision.reason,
-                        result.op,
+                        op,
                         decided,
                         rebuilt,  # type: ignore[arg-type]
                     )
@@ -366,8 +372,9 @@ class Replica(Admission, Forks, Ordering):
             ahead.keys_note(self.thread, self.keyring.by_keys_op)
             self._keys_noted = count
 
-    def _take(self, op: Op, batch: Batch, signed_here: bool = False) -> IngestResult:
-        """Steps 1-4 for one op: admitted (with anything it releases), pending, or turned away."""
+    def _take(self, op: Op, batch: Batch, signed_here: bool = False) -> IngestResult | Op:
+        """Steps 1-4 for one op: admitted (with anything it releases; then the op itself is
+        answered, its result made once it is decided), pending, or turned away."""
         if op.thread != self.thread:
             return IngestResult("foreign", "the op belongs to another thread", op)
         # An op past its device's head cannot be in the log; unless the device forked (then
@@ -404,7 +411,7 @@ class Replica(Admission, Forks, Ordering):
         fork = self._admit_and_release(op, batch)
         if fork is not None:
             return fork
-        return IngestResult("admitted", "", op)
+        return op
 
     def _wait(self, op: Op, missing: OpId) -> IngestResult:
         if self.pending_bytes + len(op.raw) > self.MAX_PENDING_BYTES:

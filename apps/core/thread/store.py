@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from apps.core.thread.hlc import Stamp
 from apps.core.thread.op import KIND_DATA, Op, OpId
@@ -25,9 +25,9 @@ class Decision:
     reason: str = ""
 
 
-@dataclass(frozen=True)
-class RowEvent:
-    """One accepted change of a row, as much as authorization needs: who, when, what."""
+class RowEvent(NamedTuple):
+    """One accepted change of a row, as much as authorization needs: who, when, what. A named
+    tuple, not a frozen dataclass: one is made per row an op changes, at a third of the cost."""
 
     hlc: Stamp
     device: bytes
@@ -38,10 +38,12 @@ class RowEvent:
 
 def row_events_of(op: Op, changes: list[RowChange], member: bytes) -> list[tuple[RowKey, RowEvent]]:
     """One event per row an accepted op changed: the row's state after the op."""
+    hlc, device, seq = op.hlc, op.device, op.seq
+    if len(changes) == 1:  # the common op: one row
+        change = changes[0]
+        return [((change.table, change.pk), RowEvent(hlc, device, seq, member, change.action))]
     last = {(change.table, change.pk): change.action for change in changes}
-    return [
-        (key, RowEvent(op.hlc, op.device, op.seq, member, action)) for key, action in last.items()
-    ]
+    return [(key, RowEvent(hlc, device, seq, member, action)) for key, action in last.items()]
 
 
 class OpStore(Protocol):
