@@ -6,6 +6,7 @@ for links and the API, never for words."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 
@@ -88,10 +89,9 @@ def claims(
     """The thread's claims, newest first (ids are time-ordered); ``subject``: one member's."""
     alias = _alias(thread)
     settings = standing.settings_of(alias)
-    # A claim's page needs only its own witnesses' standing, the list everyone's.
-    tags = None if claim_ids is None else standing.witness_tags(alias, claim_ids)
-    witnesses = standing.standing(alias, settings, tags=tags)
-    states = standing.claim_states(alias, claim_ids, settings=settings, witnesses=witnesses)
+    # Only the flags: from the rows that strike, never a count over every attestation.
+    flags = standing.flagged(alias, settings)
+    states = standing.claim_states(alias, claim_ids, settings=settings, flags=flags)
     overturned = standing.overturned_by(alias)
     names, owners, me = member_names(thread), row_owners(thread), thread.member_id
     labels, trusted = _kind_labels(thread), _trusted(thread)
@@ -153,7 +153,7 @@ def claims(
                     counts=retraction is None
                     and att.verdict == "witnessed"
                     and (witness in counting or (is_authority and state.authority == witness)),
-                    flagged=witnesses.get(witness, standing.WitnessStanding(witness)).flagged,
+                    flagged=witness in flags,
                     authority=is_authority,
                     mine=mine,
                     jws=att.jws,
@@ -461,10 +461,21 @@ def refused_mine(thread: Thread) -> dict[str, list[str]]:
     from apps.core.threads import writes
 
     database = thread_database(thread.thread)
-    with thread_context(thread.thread):
-        of_attestation = {a.hex: c.hex for a, c in Attestation.objects.values_list("id", "claim")}
-    found: dict[str, list[str]] = {}
     page = writes.writes_list(database, state="refused", limit=REFUSALS_SCANNED)
+    # The claims of the attestations refused retractions name: only those rows (every
+    # attestation of the thread was read here on each read of a claim).
+    named = set()
+    for write in page.writes:
+        for change in write.changes or ():
+            if change.table == "identity_retraction":
+                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    named.add(uuid.UUID(hex=str(change.values.get("attestation", ""))))
+    of_attestation: dict[str, str] = {}
+    if named:
+        with thread_context(thread.thread):
+            rows = Attestation.objects.filter(pk__in=named).values_list("id", "claim")
+            of_attestation = {a.hex: c.hex for a, c in rows}
+    found: dict[str, list[str]] = {}
     for write in page.writes:
         reason = write.reason.removeprefix("refused: ")
         table, _sep, said = reason.partition(": ")

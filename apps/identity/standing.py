@@ -19,7 +19,7 @@ Member keys are 64 lowercase hex digits; row ids 32 (as SQLite holds Django's UU
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 
 from django.db import connections
@@ -191,6 +191,34 @@ def standing(
     return found
 
 
+# Only the flags, from the few rows that strike (the retractions, and the ``witnessed``
+# attestations on overturned claims, found through the index on ``claim``): a claim's state
+# needs no more, and this reads neither every attestation nor ``attested`` counts. Each
+# attestation counts once (UNION), as in ``_STANDING``'s ``strikes``.
+_FLAGGED = """
+WITH overturned(claim) AS (SELECT json_extract(value, '$[0]') FROM json_each(%s)),
+struck(id) AS (
+    SELECT a.id FROM identity_retraction r
+    JOIN identity_attestation a ON a.id = r.attestation AND substr(a.id, 21) = substr(r.id, 21)
+    UNION
+    SELECT a.id FROM overturned o
+    JOIN identity_attestation a ON a.claim = o.claim
+    WHERE a.verdict = 'witnessed'
+)
+SELECT lower(hex(m.member)) FROM struck JOIN sereus_members m ON m.tag = substr(struck.id, 21)
+GROUP BY m.tag HAVING count(*) >= %s
+"""
+
+
+def flagged(alias: str, settings: Settings | None = None) -> set[str]:
+    """The flagged witnesses (member keys): the same as ``standing``'s ``flagged``, without
+    counting what every witness attested."""
+    settings = settings or settings_of(alias)
+    _effect, overturned = _effective(alias)
+    params = [json.dumps(sorted(overturned.items())), settings.flag_after]
+    return {member for (member,) in _rows(alias, _FLAGGED, params)}
+
+
 # -- claim states ------------------------------------------------------------------------------
 
 # Unretracted attestations grouped per claim (one pass, no query per claim): who witnessed,
@@ -232,29 +260,17 @@ LEFT JOIN trusted t ON t.claim = c.id
 _ONLY = "(SELECT value FROM json_each(%s))"
 
 
-def witness_tags(alias: str, claim_ids: list[str]) -> list[str]:
-    """The row tags of everyone who attested these claims (only their flags matter to them)."""
-    chosen = json.dumps([c.replace("-", "").lower() for c in claim_ids])
-    sql = (
-        "SELECT DISTINCT substr(id, 21) FROM identity_attestation"
-        " WHERE claim IN (SELECT value FROM json_each(%s))"
-    )
-    return [tag for (tag,) in _rows(alias, sql, [chosen])]
-
-
 def claim_states(
     alias: str,
     claim_ids: list[str] | None = None,
     *,
     settings: Settings | None = None,
-    witnesses: Mapping[str, WitnessStanding] | None = None,
+    flags: Set[str] | None = None,
 ) -> dict[str, ClaimState]:
-    """The state of each claim (all, or ``claim_ids``), keyed by claim id."""
+    """The state of each claim (all, or ``claim_ids``), keyed by claim id; ``flags``: the
+    flagged witnesses, if the caller has them (``flagged``)."""
     settings = settings or settings_of(alias)
-    if witnesses is None:
-        tags = None if claim_ids is None else witness_tags(alias, claim_ids)
-        witnesses = standing(alias, settings, tags=tags)
-    flagged = sorted(m for m, s in witnesses.items() if s.flagged)
+    is_flagged = flagged(alias, settings) if flags is None else flags
     _effect, overturned = _effective(alias)
     params = [json.dumps(sorted(overturned))]
     if claim_ids is None:
@@ -266,7 +282,6 @@ def claim_states(
         )
         params += [chosen, chosen]
     found: dict[str, ClaimState] = {}
-    is_flagged = set(flagged)
     for pk, subject, kind, withdrawn, over, attested, disputes, trusted in _rows(
         alias, sql, params
     ):

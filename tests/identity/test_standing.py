@@ -458,6 +458,8 @@ def test_standing_and_states_agree_with_a_plain_reckoning(scratch, history):
     assert {
         m: (s.attested, s.retracted, s.overturned, s.flagged) for m, s in found.items()
     } == expected_witnesses
+    # The flags alone (what a claim's state reads), from the striking rows only: the same.
+    assert standing.flagged(alias) == {m for m, s in expected_witnesses.items() if s[3]}
     assert states_on(alias) == expected_states
     every = standing.claim_states(alias)
     for claim in list(expected_states)[:3]:  # a claim's page reads only its witnesses
