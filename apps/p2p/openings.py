@@ -68,9 +68,11 @@ class Openings:
         requests: list[Request],
         limits: dict[str, int],
     ) -> None:
-        """Read the openings of ``requests`` in one trip, in the background."""
-        if len(requests) < 2:
-            return  # a session reads its own
+        """Read the openings of ``requests`` in one trip, in the background. A single one
+        too: the read starts here, before its session's task does, and overlaps the hello
+        (the session sends it while the batch is read, then ``take``s the opening)."""
+        if not requests:
+            return
         batch = _Batch()
         for device, _known in requests:
             self._pending[(thread, device)] = batch

@@ -25,6 +25,7 @@ from typing import Literal
 
 from django.db import connections
 
+from apps.core import plain_reads
 from apps.core.models import Thread
 from apps.core.thread.op import Op
 from apps.core.thread.payloads import Keys
@@ -72,8 +73,21 @@ def _recycle() -> None:
         default.close_if_unusable_or_obsolete()
 
 
+# Asked on every session and push (both sides), so in plain SQL: building and compiling the
+# ORM's query cost ten times running it (``exists()``: 650 against 56 us of CPU, measured
+# on a loaded machine; the row for an ingest: 850-1 000 against 210-260 us).
+_ACTIVE_WHERE = '"id" = %s AND "state" = %s'
+_ACTIVE_SQL = f'SELECT 1 FROM "{Thread._meta.db_table}" WHERE {_ACTIVE_WHERE}'  # noqa: S608
+
+
 def _active(thread: bytes) -> bool:
-    return Thread.objects.filter(pk=thread.hex(), state=Thread.State.ACTIVE).exists()
+    with connections["default"].cursor() as cursor:
+        cursor.execute(_ACTIVE_SQL, [thread.hex(), Thread.State.ACTIVE])
+        return cursor.fetchone() is not None
+
+
+def _active_row(thread: bytes) -> Thread | None:
+    return plain_reads.first(Thread, _ACTIVE_WHERE, [thread.hex(), Thread.State.ACTIVE])
 
 
 @contextmanager
@@ -458,7 +472,7 @@ _COUNTED = ("accepted", "refused", "pending", "malformed", "foreign", "unknown",
 def ingest(thread: bytes, raws: list[bytes] | Verified) -> Ingested:
     """Ops from a peer, validated and applied (``services.thread_ingest``)."""
     try:
-        row = Thread.objects.filter(pk=thread.hex(), state=Thread.State.ACTIVE).first()
+        row = _active_row(thread)
         if row is None:
             return Ingested(0, 0, 0, 0, len(raws.items if isinstance(raws, Verified) else raws))
         results = services.thread_ingest(thread=row, raws=raws)
