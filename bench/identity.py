@@ -6,7 +6,8 @@
   attests one claim, and B's claim endpoint is polled back to back on a kept-alive connection
   until it shows the claim verified. A sample runs from A's POST to that answer, so it includes
   one GET on B: the floor printed beside it is the p50 of B's GETs in the same run (and A's POST
-  alone). p50/p99 over N attestations.
+  alone). p50/p99 over N attestations. The baseline, alternated with them in the same thread:
+  a message sent on A's API until B's messages list shows it.
 - witness standing (``standing.standing``) over a thread database with 10 000 claims and 50 000
   attestations by 200 members (5 witnesses per claim, one in ten disputing; 500 attestations
   retracted; 100 claims challenged, half of them overturned by an outcome; flag_after 5). Its
@@ -70,27 +71,40 @@ def _claim_state(read: KeptAlive, path: str) -> str | None:
         raise
 
 
+def _message(write: KeptAlive, read: KeptAlive, messages_path: str, n: int) -> float:
+    """The baseline, in the same thread: a message POSTed on A until B's list shows it."""
+    started = time.perf_counter()
+    sent = write.request("POST", messages_path, {"text": f"message {n}"})["id"]
+    while not any(m["id"] == sent for m in read.request("GET", messages_path)):
+        if time.perf_counter() - started > 30:
+            raise AssertionError(f"message {sent} not on B after 30 s")
+    return time.perf_counter() - started
+
+
 def _attestations(
     write: KeptAlive, read: KeptAlive, claims_path: str, claims: list[str]
-) -> tuple[list[float], list[float], list[float]]:
-    """One attestation by A per claim, each timed until B shows the claim verified; the
-    samples, every GET made on B, and each POST on A alone."""
-    samples, reads, posts = [], [], []
-    for claim in claims:
+) -> dict[str, list[float]]:
+    """One attestation by A per claim, each timed until B shows the claim verified, and in
+    turn with each a message sent on A until B lists it (the baseline, alternated so that both
+    see the same load); every GET of a claim made on B, and each attestation POST on A alone."""
+    found: dict[str, list[float]] = {"samples": [], "reads": [], "posts": [], "messages": []}
+    messages_path = claims_path.removesuffix("claims/") + "messages/"
+    for n, claim in enumerate(claims):
         path = f"{claims_path}{claim}/"
         started = time.perf_counter()
         write.request("POST", path + "attestations/", {"verdict": "witnessed", "note": ""})
-        posts.append(time.perf_counter() - started)
+        found["posts"].append(time.perf_counter() - started)
         while True:
             asked = time.perf_counter()
             state = _claim_state(read, path)
-            reads.append(time.perf_counter() - asked)
+            found["reads"].append(time.perf_counter() - asked)
             if state == "verified":
                 break
             if time.perf_counter() - started > 30:
                 raise AssertionError(f"claim {claim} not verified on B after 30 s: {state}")
-        samples.append(time.perf_counter() - started)
-    return samples, reads, posts
+        found["samples"].append(time.perf_counter() - started)
+        found["messages"].append(_message(write, read, messages_path, n))
+    return found
 
 
 def _between_nodes(folder: Path, count: int) -> dict[str, Any]:
@@ -129,7 +143,7 @@ def _between_nodes(folder: Path, count: int) -> dict[str, Any]:
         on_a, on_b = KeptAlive(a.process.url, a.token), KeptAlive(b.process.url, b.token)
         try:
             _attestations(on_a, on_b, claims_path, made[:warm])  # sessions, caches
-            samples, reads, posts = _attestations(on_a, on_b, claims_path, made[warm:])
+            timed = _attestations(on_a, on_b, claims_path, made[warm:])
         finally:
             on_a.close()
             on_b.close()
@@ -137,30 +151,36 @@ def _between_nodes(folder: Path, count: int) -> dict[str, Any]:
         for peer in (a, b):
             if peer.process.proc is not None and peer.process.proc.poll() is None:
                 peer.stop()
-    found = percentiles(samples)
-    read_p50, post_p50 = ms(statistics.median(reads)), ms(statistics.median(posts))
+    found, message = percentiles(timed["samples"]), percentiles(timed["messages"])
+    read_p50 = ms(statistics.median(timed["reads"]))
+    post_p50 = ms(statistics.median(timed["posts"]))
+    ratio = round(found["p50_ms"] / message["p50_ms"], 2)
     return {
         "attestations": count,
         "attested_on_a_verified_on_b": found,
+        "message_on_a_listed_on_b": message,
+        "attestation_over_message_p50": ratio,
         "get_on_b_p50_ms": read_p50,
         "post_on_a_p50_ms": post_p50,
-        "gets_on_b_per_sample": round(len(reads) / count, 1),
+        "gets_on_b_per_sample": round(len(timed["reads"]) / count, 1),
         "figures": [
             figure(
                 "attestation on A's API -> claim verified on B's API, p50",
                 found["p50_ms"],
                 "ms",
                 higher=False,
-                floor=f"one GET of the claim on B p50 {read_p50} ms; A's POST alone p50 "
-                f"{post_p50} ms",
+                floor=f"message on A -> listed on B, same thread, alternated: p50 "
+                f"{message['p50_ms']} ms; one GET of the claim on B p50 {read_p50} ms; "
+                f"A's POST alone p50 {post_p50} ms",
             ),
             figure(
                 "attestation on A's API -> claim verified on B's API, p99",
                 found["p99_ms"],
                 "ms",
                 higher=False,
-                floor=f"one GET on B p50 {read_p50} ms",
+                floor=f"message p99 {message['p99_ms']} ms",
             ),
+            figure("attestation -> verified / message -> listed, p50", ratio, "x", higher=False),
         ],
     }
 
