@@ -7,7 +7,8 @@ what decisions need (control ops, heads); it is reloaded from the file whenever 
 wrote to it, or a transaction of ours rolled back.
 
 - **Local writes** (ORM, admin, raw SQL) land in the app tables; the capture triggers note them in
-  ``sereus_pending``; at commit the backend calls ``pack``, which turns them into one op (more
+  the connection's memory (``sereus_row()``, kept by the backend until the transaction ends); at
+  commit the backend calls ``pack``, which turns them into one op (more
   only past the op size limits), validates it like any op, and records it in the same transaction.
   A write the policy refuses raises ``WriteRefused`` and the transaction rolls back.
 - **Remote ops** go through ``ingest``: validated by the replica, accepted row changes applied with

@@ -10,6 +10,7 @@ import pytest
 from django.db import transaction
 
 from apps.core.thread.store import Decision
+from apps.core.threads import writes
 from apps.core.threads.context import thread_context
 from apps.core.threads.registry import thread_alias
 from tests.replicated_app.models import Note
@@ -64,6 +65,32 @@ def test_changes_captured_in_a_rolled_back_savepoint_pack_nothing(thread, tdb):
         assert tdb.replica().store.log_size() == before
         Note.objects.create(title="kept")
         assert list(Note.objects.values_list("title", flat=True)) == ["kept"]
+    assert tdb.rebuild_check().matches
+
+
+def test_a_savepoint_rolled_back_drops_only_its_own_captured_changes(thread, tdb):
+    """The capture is in memory: a rolled-back savepoint takes back its notes (an update and a
+    delete here), and what came before and after it is packed, a delete with its values."""
+    alias = thread_alias(thread.thread)
+    with thread_context(thread.thread):
+        kept, gone = Note.objects.create(title="kept"), Note.objects.create(title="gone")
+        with transaction.atomic(using=alias):
+            Note.objects.filter(pk=kept.pk).update(title="kept, edited")
+            try:
+                with transaction.atomic(using=alias):
+                    Note.objects.filter(pk=kept.pk).update(stars=5)
+                    Note.objects.filter(pk=gone.pk).delete()
+                    raise RuntimeError
+            except RuntimeError:
+                pass
+            Note.objects.filter(pk=gone.pk).delete()
+    (newest,) = writes.writes_list(tdb, limit=1).writes
+    changes = {(c.row, c.action): c.values for c in newest.changes}
+    assert changes == {
+        (kept.pk.hex, "update"): {"title": "kept, edited"},
+        (gone.pk.hex, "delete"): {},
+    }
+    assert not tdb.wrapper.pending
     assert tdb.rebuild_check().matches
 
 
