@@ -16,6 +16,8 @@ event loop): apps pick up what a stopped node left, such as timers that were los
 
 from django.dispatch import Signal
 
-ops_written = Signal()
+# Cached per sender (always the backend's class): the receivers list is not rebuilt on every
+# commit (2 % of a one-row write's CPU). connect()/disconnect() clear the cache.
+ops_written = Signal(use_caching=True)
 thread_added = Signal()
 node_started = Signal()
