@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,6 +51,16 @@ from apps.core.threads.store import SQLiteOpStore
 from apps.core.threads.template import schema_update, template_copy
 
 logger = logging.getLogger(__name__)
+
+# Pauses between tries when a thread file is busy at open (each try already waits for the
+# connection's busy timeout).
+OPEN_BUSY_PAUSES = (0.05, 0.2, 0.5)
+
+
+def _busy(exc: BaseException) -> bool:
+    """Whether a database error says another connection holds a lock (SQLITE_BUSY/LOCKED)."""
+    words = str(exc).lower()
+    return "database is locked" in words or "database table is locked" in words or "busy" in words
 
 
 class ThreadDatabaseError(DatabaseError):
@@ -171,31 +182,50 @@ class ThreadDatabase:
             existed = self.path.exists()
             if not existed:
                 template_copy(self.path)
-            wrapper = self.wrapper
-            try:
-                wrapper.ensure_connection()
-                connection = wrapper.connection
-                if existed:
-                    self._check_integrity(connection)
-                upgraded = schema_update(connection, self.alias) and existed
-            except ThreadCorrupt as exc:
-                self._report_damage(exc)
-                raise
-            except (DatabaseError, sqlite3.DatabaseError) as exc:
-                wrapper.close()
-                damage = ThreadCorrupt(
-                    f"thread {self.thread.hex()[:12]}: {self.path} cannot be opened: {exc}"
-                )
-                self._report_damage(damage)
-                raise damage from exc
-            connection.execute(
-                "INSERT OR REPLACE INTO sereus_meta(key, value) VALUES ('thread', ?)",
-                (self.thread,),
-            )
+            for pause in (*OPEN_BUSY_PAUSES, None):
+                try:
+                    upgraded = self._open_file(existed)
+                    break
+                except (DatabaseError, sqlite3.DatabaseError) as exc:
+                    # Another connection holding the write lock (a writer at the start-up
+                    # rush, a WAL recovery after kill -9) is not damage: marking the thread
+                    # damaged for it stopped its sync until someone repaired nothing.
+                    if pause is None or not _busy(exc):
+                        raise
+                    self.wrapper.close()
+                    time.sleep(pause)
             self._opened = True
         self._pack_leftovers()
         if upgraded:
             self.redecide_waiting()
+
+    def _open_file(self, existed: bool) -> bool:
+        """Connect, check and bring the schema up to date; True if it was upgraded. A file
+        that cannot be read is reported damaged; a busy one raises for open() to try again."""
+        wrapper = self.wrapper
+        try:
+            wrapper.ensure_connection()
+            connection = wrapper.connection
+            if existed:
+                self._check_integrity(connection)
+            upgraded = schema_update(connection, self.alias) and existed
+            connection.execute(
+                "INSERT OR REPLACE INTO sereus_meta(key, value) VALUES ('thread', ?)",
+                (self.thread,),
+            )
+        except ThreadCorrupt as exc:
+            self._report_damage(exc)
+            raise
+        except (DatabaseError, sqlite3.DatabaseError) as exc:
+            wrapper.close()
+            if _busy(exc):
+                raise
+            damage = ThreadCorrupt(
+                f"thread {self.thread.hex()[:12]}: {self.path} cannot be opened: {exc}"
+            )
+            self._report_damage(damage)
+            raise damage from exc
+        return upgraded
 
     def redecide_waiting(self) -> bool:
         """Decide the ops that waited for app schema versions this code did not know (after an
@@ -234,6 +264,8 @@ class ThreadDatabase:
         try:
             result = connection.execute("PRAGMA quick_check").fetchall()
         except sqlite3.DatabaseError as exc:
+            if _busy(exc):
+                raise
             raise ThreadCorrupt(
                 f"thread {self.thread.hex()[:12]}: {self.path} is not a readable database ({exc})"
             ) from exc

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from io import StringIO
 from pathlib import Path
 
@@ -145,6 +146,36 @@ def test_a_damaged_thread_file_is_reported_and_other_threads_keep_working(thread
     with thread_context(other.thread):
         Note.objects.create(title="other thread still served")
         assert Note.objects.count() == 1
+
+
+def test_a_thread_file_busy_at_open_is_opened_later_not_reported_damaged(thread, data_dir):
+    """Another connection holding the write lock past the busy timeout when a process first
+    opens a thread (a writer at start-up, a WAL recovery after kill -9) is not damage: the open
+    waits and tries again, and the thread stays active (it was marked damaged, and its sync
+    stopped)."""
+    with thread_context(thread.thread):
+        Note.objects.create(title="before the restart")
+    handle = thread_database(thread.thread)
+    path, alias = handle.path, handle.alias
+    forget(thread.thread)
+    # A short busy timeout stands for a lock held past the real one (30 s).
+    connections[alias].settings_dict["OPTIONS"]["timeout"] = 0.3
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("INSERT OR REPLACE INTO sereus_meta(key, value) VALUES ('held', x'00')")
+    release = threading.Timer(1.2, holder.execute, ("ROLLBACK",))
+    release.start()
+    try:
+        with thread_context(thread.thread):
+            assert Note.objects.filter(title="before the restart").count() == 1
+            Note.objects.create(title="after the lock was let go")
+    finally:
+        release.join()
+        holder.close()
+    thread.refresh_from_db()
+    assert thread.state != Thread.State.DAMAGED, thread.problem
+    with thread_context(thread.thread):
+        assert Note.objects.count() == 2
 
 
 # The insert trigger of the version that noted changes in a table (before 2026-12-07).
