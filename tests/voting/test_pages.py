@@ -71,6 +71,7 @@ def test_voting_is_enabled_from_the_polls_tab(browser):
     page = looks_right(browser.get(polls_page(chat)).content.decode())
     assert "No polls here yet" in page
     assert "Enable voting" in page
+    assert "your role here: Owner" in page  # a person's words, not "you are owner"
     done = browser.post(reverse("voting:enable", args=[chat.id]))
     assert (done.status_code, done["Location"]) == (302, polls_page(chat))
     assert selectors.enabled(chat)
