@@ -176,15 +176,16 @@ class ThreadDatabase:
         """
         if self._opened:
             return
-        with self.lock:
-            if self._opened:
-                return
-            existed = self.path.exists()
-            if not existed:
-                template_copy(self.path)
-            for pause in (*OPEN_BUSY_PAUSES, None):
+        for pause in (*OPEN_BUSY_PAUSES, None):
+            with self.lock:
+                if self._opened:
+                    return
+                existed = self.path.exists()
+                if not existed:
+                    template_copy(self.path)
                 try:
                     upgraded = self._open_file(existed)
+                    self._opened = True
                     break
                 except (DatabaseError, sqlite3.DatabaseError) as exc:
                     # Another connection holding the write lock (a writer at the start-up
@@ -193,8 +194,9 @@ class ThreadDatabase:
                     if pause is None or not _busy(exc):
                         raise
                     self.wrapper.close()
-                    time.sleep(pause)
-            self._opened = True
+            # The lock is let go while waiting: the connection holding the file may be a
+            # writer of this thread waiting for it.
+            time.sleep(pause)
         self._pack_leftovers()
         if upgraded:
             self.redecide_waiting()
@@ -209,10 +211,16 @@ class ThreadDatabase:
             if existed:
                 self._check_integrity(connection)
             upgraded = schema_update(connection, self.alias) and existed
-            connection.execute(
-                "INSERT OR REPLACE INTO sereus_meta(key, value) VALUES ('thread', ?)",
-                (self.thread,),
-            )
+            # Written only when it differs: an open that writes nothing cannot wait for a
+            # writer of this thread that is itself waiting for the handle's lock.
+            said = connection.execute(
+                "SELECT value FROM sereus_meta WHERE key = 'thread'"
+            ).fetchone()
+            if said is None or bytes(said[0]) != self.thread:
+                connection.execute(
+                    "INSERT OR REPLACE INTO sereus_meta(key, value) VALUES ('thread', ?)",
+                    (self.thread,),
+                )
         except ThreadCorrupt as exc:
             self._report_damage(exc)
             raise
