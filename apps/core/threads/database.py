@@ -188,12 +188,11 @@ class ThreadDatabase:
                     self._opened = True
                     break
                 except (DatabaseError, sqlite3.DatabaseError) as exc:
-                    # Another connection holding the write lock (a writer at the start-up
-                    # rush, a WAL recovery after kill -9) is not damage: marking the thread
-                    # damaged for it stopped its sync until someone repaired nothing.
+                    # Another connection holding the write lock (a writer at start-up, a WAL
+                    # recovery after kill -9) is not damage: a thread marked damaged stops
+                    # syncing. _open_file closed the connection already.
                     if pause is None or not _busy(exc):
                         raise
-                    self.wrapper.close()
             # The lock is let go while waiting: the connection holding the file may be a
             # writer of this thread waiting for it.
             time.sleep(pause)
