@@ -1,6 +1,6 @@
+import functools
 import importlib
 import logging
-from types import ModuleType
 from typing import Any
 
 from django.apps import AppConfig
@@ -14,16 +14,13 @@ _STARTERS = ("apps.storage.jobs:start", "apps.storage.worker:start")
 
 # Modules resolved once: _call runs on every commit of every thread (import_module was 1.2 % of
 # a one-row write). The function is still looked up each time, so a test may replace it.
-_modules: dict[str, ModuleType] = {}
+_module = functools.cache(importlib.import_module)
 
 
 def _call(path: str, *args: Any) -> None:
     module, _, name = path.partition(":")
     try:
-        found = _modules.get(module)
-        if found is None:
-            found = _modules[module] = importlib.import_module(module)
-        getattr(found, name)(*args)
+        getattr(_module(module), name)(*args)
     except Exception:  # a receiver never fails the node or whoever wrote
         logger.exception("storage: %s failed", path)
 
