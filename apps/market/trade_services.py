@@ -7,6 +7,7 @@ shop as this node holds it, so a refusal is in words and nothing is written; the
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 
@@ -18,6 +19,12 @@ from apps.market import auction, listing_shape, rules, selectors
 from apps.market.models import Accept, Bid, Close, Listing, Offer, Rating, Sale
 from apps.market.policy import CUSTOMER
 from apps.market.services import _id, _listing, _said, _staff, _write
+
+# Accepting opens a deal thread before the accept row is written, and the accept's id is fixed
+# (one per offer, one per auction): two accepts of the same thing at once (the seller's click and
+# the node's own duty) would open two deals and then collide on that id. One accept at a time per
+# process; the check inside the write covers nodes whose workers run as separate processes.
+_accepting = threading.Lock()
 
 
 def _me(thread: Thread) -> bytes:
@@ -124,9 +131,20 @@ def _open_deal(thread: Thread, row: Listing, accept: str, buyer: bytes, price: i
     return deal, deal_services.invite_seal(link, buyer)
 
 
+def _not_accepted_yet(accept: str, words: str) -> None:
+    """Inside the accept's write: refuse in words if the same accept was written meanwhile."""
+    if Accept.objects.filter(pk=uuid.UUID(hex=accept)).exists():
+        raise ThreadServiceError("conflict", words)
+
+
 def offer_accept(thread: Thread, listing: str, offer: str) -> str:
     """Accept an offer as it was made: opens the deal (its thread, the buyer's invite sealed
     into the accept row). Marks the listing sold when nothing is left."""
+    with _accepting:
+        return _offer_accept(thread, listing, offer)
+
+
+def _offer_accept(thread: Thread, listing: str, offer: str) -> str:
     _staff(thread, "accept offers")
     row = _listing(thread, listing)
     pk = _id(offer, "offer")
@@ -149,6 +167,7 @@ def offer_accept(thread: Thread, listing: str, offer: str) -> str:
     sold = made.quantity == left
 
     def write() -> str:
+        _not_accepted_yet(accept, "This offer is accepted already.")
         Accept.objects.create(
             id=uuid.UUID(hex=accept),
             listing=row.id,
@@ -171,6 +190,11 @@ def offer_accept(thread: Thread, listing: str, offer: str) -> str:
 def winner_accept(thread: Thread, listing: str) -> str:
     """After a close with a winner: open the winner's deal at the closing price and mark the
     listing sold."""
+    with _accepting:
+        return _winner_accept(thread, listing)
+
+
+def _winner_accept(thread: Thread, listing: str) -> str:
     _staff(thread, "accept an auction's winner")
     row = _listing(thread, listing)
     with thread_context(thread.thread):
@@ -187,6 +211,7 @@ def winner_accept(thread: Thread, listing: str) -> str:
     deal, sealed = _open_deal(thread, row, accept, buyer, close.price, 1)
 
     def write() -> str:
+        _not_accepted_yet(accept, "This auction's winner is accepted already.")
         Accept.objects.create(
             id=uuid.UUID(hex=accept),
             listing=row.id,

@@ -248,6 +248,48 @@ def test_the_sellers_node_closes_a_due_auction_and_opens_the_winners_deal(shop: 
     assert proxy.closes_due(shop) == []
 
 
+@pytest.mark.django_db(transaction=True)  # two threads write the node's database
+def test_a_close_from_the_api_racing_the_duty_writes_one_close_and_opens_one_deal(
+    shop: Thread, tmp_path
+):
+    """The seller presses "close" just as the node's own duty closes the auction: one close,
+    one accept, one deal thread; the loser of the race hears "closed already", not a crash."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    bea = customer_join(shop, tmp_path)
+    deals_before = Thread.objects.filter(app=DEAL_APP).count()
+    lid = services.listing_save(shop, **auction_fields(ends_in_ms=800))
+    bea.receive()
+    bea.bid(lid, 1000)
+    bea.send()
+    ends = listing_selectors.listing(shop, lid).auction.ends_at_ms
+    time.sleep(max(0, ends - now_ms()) / 1000 + proxy.CLOSE_AFTER_S + 0.1)
+    start = Barrier(2)
+
+    codes = []
+
+    def close_and_accept() -> str:
+        start.wait()
+        try:
+            proxy.auction_close(shop, lid)
+        except ThreadServiceError as exc:
+            codes.append(exc.code)
+        try:
+            return trade_services.winner_accept(shop, lid)
+        except ThreadServiceError as exc:
+            codes.append(exc.code)
+            return ""
+
+    with ThreadPoolExecutor(2) as pool:
+        accepted = [a for a in pool.map(lambda _: close_and_accept(), range(2)) if a]
+    assert len(accepted) <= 1  # the node's duty may have opened the deal before either
+    assert set(codes) <= {"conflict", "refused"}  # "closed already", "accepted already"
+    assert len(rows(shop, Close)) == 1
+    assert len(rows(shop, Accept)) == 1
+    assert Thread.objects.filter(app=DEAL_APP).count() == deals_before + 1
+
+
 # -- this node buys ------------------------------------------------------------------------------
 
 
