@@ -309,8 +309,10 @@ class Netns:
             if ip("link", "show", ifname, check=False).returncode == 0:
                 result = ip("link", "del", ifname, check=False)
                 # The kernel removes a veth's root end shortly after its namespace goes: gone
-                # between the two commands is gone.
-                if result.returncode != 0 and "Cannot find device" not in result.stderr:
+                # between the two commands is gone, whatever words ip used to say so ("Cannot
+                # find device", "No such device").
+                gone = ip("link", "show", ifname, check=False).returncode != 0
+                if result.returncode != 0 and not gone:
                     problems.append(f"ip link del {ifname}: {result.stderr.strip()}")
         if problems:
             raise NetnsError("network namespace clean-up failed: " + "; ".join(problems))
