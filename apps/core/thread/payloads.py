@@ -12,30 +12,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.core.thread.appspec import AppSpec, AppSpecError
-from apps.core.thread.policy import NAME_RE, TABLE_RE, Policy, PolicyError
+from apps.core.thread.datapayload import (  # noqa: F401 (row changes are payloads: named here too)
+    DELETE,
+    MAX_COLS,
+    MAX_ROWS,
+    PK_MAX,
+    UPSERT,
+    DataPayload,
+    RowChange,
+    data_doc,
+    data_parse,
+)
+from apps.core.thread.payload_shape import PayloadError, _fields
+from apps.core.thread.policy import NAME_RE, Policy, PolicyError
 
-MAX_ROWS = 10_000
-MAX_COLS = 256
 MAX_TEXT = 256
 MAX_ADDRS = 16
 MAX_SEALS = 10_000
 MAX_GRANTS = 100_000
-PK_MAX = 128
-
-
-class PayloadError(ValueError):
-    """A payload that does not have the shape its kind requires."""
-
-
-def _fields(doc: Any, what: str, required: set[str], optional: frozenset[str] = frozenset()):
-    if type(doc) is not dict:
-        raise PayloadError(f"{what}: expected a map")
-    keys = set(doc)
-    missing = required - keys
-    extra = keys - required - optional
-    if missing or extra:
-        raise PayloadError(f"{what}: missing {sorted(missing)} / unknown {sorted(map(str, extra))}")
-    return doc
 
 
 def _key(value: Any, what: str) -> bytes:
@@ -522,111 +516,3 @@ def grants_parse(doc: Any) -> tuple[bytes, list[Grant]]:
             Grant(entry[0], _key(entry[1], "grant keys op"), _key(entry[2], "grant control"), data)
         )
     return secret, grants
-
-
-# --- data ---------------------------------------------------------------------------------------
-
-UPSERT, DELETE = "upsert", "delete"
-
-
-@dataclass(frozen=True)
-class RowChange:
-    table: str
-    pk: str | bytes | int
-    action: str
-    cols: dict[str, Any]
-
-
-_COL_SCALARS = (str, bytes, bool, float, type(None))
-INT_MIN, INT_MAX = -(2**63), 2**64 - 1
-
-
-def _col_value(value: Any) -> None:
-    if type(value) in _COL_SCALARS:
-        return
-    if type(value) is int and INT_MIN <= value <= INT_MAX:
-        return
-    raise PayloadError(f"cols: value of type {type(value).__name__} is not a column value")
-
-
-_ROW_FIELDS = frozenset({"table", "pk", "action", "cols"})
-MAX_SCHEMA_APPS = 64
-
-
-@dataclass(frozen=True)
-class DataPayload:
-    """A data op's content: its row changes, and the schema version of each app whose tables
-    they touch, as the author's code had them. Replicas judge the rows against that version's
-    schema (so nodes running different releases decide alike), and a node that does not know
-    the version yet waits instead of deciding."""
-
-    rows: list[RowChange]
-    schema: dict[str, str]
-
-
-def _schema(value: Any) -> dict[str, str]:
-    if type(value) is not dict or len(value) > MAX_SCHEMA_APPS:
-        raise PayloadError(f"data schema: expected a map of at most {MAX_SCHEMA_APPS} apps")
-    for app, version in value.items():
-        if type(app) is not str or not NAME_RE.match(app):
-            raise PayloadError(f"data schema: bad app name {app!r}")
-        if type(version) is not str or not 0 < len(version) <= 128:
-            raise PayloadError(f"data schema: the version of {app!r} is not a short text")
-    return dict(value)
-
-
-def data_parse(doc: Any) -> DataPayload:
-    d = _fields(doc, "data", {"rows", "schema"})
-    schema = _schema(d["schema"])
-    rows = d["rows"]
-    if type(rows) is not list or not 0 < len(rows) <= MAX_ROWS:
-        raise PayloadError(f"data rows: expected 1 to {MAX_ROWS} row changes")
-    # Ops carry thousands of rows with the same few table and column names: each distinct
-    # name is checked once.
-    good_names: set[str] = set()
-    good_tables: set[str] = set()
-    changes = []
-    for row in rows:
-        if type(row) is not dict or row.keys() != _ROW_FIELDS:
-            _fields(row, "row", set(_ROW_FIELDS))
-        table = row["table"]
-        if type(table) is not str:
-            raise PayloadError("row table: expected a table name")
-        if table not in good_tables:
-            if table == "*" or not TABLE_RE.match(table):
-                raise PayloadError("row table: expected a table name")
-            good_tables.add(table)
-        pk = row["pk"]
-        if not (
-            (type(pk) in (str, bytes) and 0 < len(pk) <= PK_MAX)
-            or (type(pk) is int and INT_MIN <= pk <= INT_MAX)
-        ):
-            raise PayloadError(f"row pk: expected text or bytes of 1-{PK_MAX}, or an integer")
-        action = row["action"]
-        if action not in (UPSERT, DELETE):
-            raise PayloadError("row action: expected upsert or delete")
-        cols = row["cols"]
-        if type(cols) is not dict or len(cols) > MAX_COLS:
-            raise PayloadError(f"row cols: expected a map of at most {MAX_COLS} columns")
-        if action == DELETE and cols:
-            raise PayloadError("row cols: a delete carries no columns")
-        if action == UPSERT and not cols:
-            raise PayloadError("row cols: an upsert carries at least one column")
-        for name, value in cols.items():
-            if name not in good_names:
-                if type(name) is not str or not NAME_RE.match(name):
-                    raise PayloadError(f"row cols: bad column name {name!r}")
-                good_names.add(name)
-            if type(value) not in _COL_SCALARS:
-                _col_value(value)
-        changes.append(RowChange(table, pk, action, dict(cols)))
-    return DataPayload(changes, schema)
-
-
-def data_doc(changes: list[RowChange], schema: dict[str, str] | None = None) -> dict[str, Any]:
-    return {
-        "rows": [
-            {"table": c.table, "pk": c.pk, "action": c.action, "cols": c.cols} for c in changes
-        ],
-        "schema": dict(schema or {}),
-    }
