@@ -14,7 +14,7 @@ from asgiref.testing import ApplicationCommunicator
 from django.contrib.auth.decorators import login_not_required
 from django.core import signals
 from django.db import connection
-from django.http import HttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import path
 
 from sereus_web.http_handler import NodeASGIHandler, _RequestThread
@@ -34,7 +34,19 @@ def probe(request):
     return HttpResponse("ok")
 
 
-urlpatterns = [path("probe/", probe)]
+@login_not_required
+def streamed(request):
+    events.append(("view", threading.get_ident()))
+
+    def chunks():
+        events.append(("chunk", threading.get_ident()))
+        yield b"o"
+        yield b"k"
+
+    return StreamingHttpResponse(chunks())
+
+
+urlpatterns = [path("probe/", probe), path("streamed/", streamed)]
 pytestmark = [
     pytest.mark.anyio,
     pytest.mark.urls(__name__),
@@ -50,15 +62,17 @@ def _finished(**kwargs) -> None:
     events.append(("finished", threading.get_ident()))
 
 
-async def _get(handler: NodeASGIHandler, query: str = "") -> tuple[int, bytes]:
+async def _get(
+    handler: NodeASGIHandler, query: str = "", where: str = "/probe/"
+) -> tuple[int, bytes]:
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "GET",
         "scheme": "http",
-        "path": "/probe/",
-        "raw_path": b"/probe/",
+        "path": where,
+        "raw_path": where.encode(),
         "query_string": query.encode(),
         "root_path": "",
         "headers": [(b"host", b"testserver")],
@@ -68,9 +82,14 @@ async def _get(handler: NodeASGIHandler, query: str = "") -> tuple[int, bytes]:
     app = ApplicationCommunicator(handler, scope)
     await app.send_input({"type": "http.request", "body": b""})
     start = await app.receive_output(5)
-    body = await app.receive_output(5)
+    body = b""
+    while True:
+        message = await app.receive_output(5)
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
     await app.wait(5)
-    return start["status"], body["body"]
+    return start["status"], body
 
 
 @pytest.fixture
@@ -84,19 +103,26 @@ def signals_seen():
     signals.request_finished.disconnect(_finished)
 
 
-async def test_signals_run_once_around_the_view_on_the_request_thread(signals_seen, monkeypatch):
-    handler = NodeASGIHandler()
-    hops = []
+@pytest.fixture
+def hops(monkeypatch) -> list:
+    """The calls handed to request threads (each a hop from the event loop)."""
+    handed = []
     submit = _RequestThread.submit
 
     def counted(self, fn, /, *args, **kwargs):
-        hops.append(fn)
+        handed.append(fn)
         return submit(self, fn, *args, **kwargs)
 
     monkeypatch.setattr(_RequestThread, "submit", counted)
+    return handed
+
+
+async def test_signals_run_once_around_the_view_on_the_request_thread(signals_seen, hops):
+    handler = NodeASGIHandler()
     for _ in range(3):
         assert await _get(handler) == (200, b"ok")
-    assert len(hops) == 6  # per request: request_started and the view, then response.close
+    # per request one hop: request_started, the view and response.close (its body is in memory)
+    assert len(hops) == 3
     assert [name for name, _ in events] == ["started", "view", "finished"] * 3
     # started and the view in one hop: the same thread, not the event loop's
     for i in range(0, 9, 3):
@@ -115,3 +141,23 @@ async def test_a_connection_closed_when_the_request_starts_is_open_again_for_the
     first, second, third = raw_connections
     assert first is not second
     assert second is third  # kept between requests otherwise
+
+
+async def test_a_streamed_response_is_closed_after_it_is_sent(signals_seen, hops):
+    handler = NodeASGIHandler()
+    assert await _get(handler, where="/streamed/") == (200, b"ok")
+    # the view's hop, then its chunks, then response.close in a hop of its own
+    assert [name for name, _ in events] == ["started", "view", "chunk", "finished"]
+    assert len(hops) >= 2
+
+
+async def test_an_error_while_closing_leaves_the_answer_as_it_was(signals_seen, caplog):
+    def broken(**kwargs) -> None:
+        raise RuntimeError("a broken request_finished receiver")
+
+    signals.request_finished.connect(broken)
+    try:
+        assert await _get(NodeASGIHandler()) == (200, b"ok")
+    finally:
+        signals.request_finished.disconnect(broken)
+    assert "a broken request_finished receiver" in caplog.text
