@@ -2,16 +2,18 @@
 
 An op's canonical encoding is fixed but for its values (``op._header_bytes`` writes it the same
 way): eleven map entries in the order v, hlc, seq, sig, body, deps, kind, prev, epoch, device,
-thread, each head at its shortest length. ``op_fields`` walks those bytes and answers the
-fields, or None as soon as anything differs from that layout or a value is out of its range:
-then ``op_decode`` decodes the bytes the general way, which accepts exactly the same ops and
-says why it refuses the others. So this only recognizes, it never judges: an op it answers is
-one the general way takes with the same fields (``tests/core/thread/test_opread.py`` compares
-the two on valid, mutated and hand-made bytes). It costs a third of the general way, which
-ran for every op a peer sends.
+thread, each head at its shortest length. ``op_fields`` matches those bytes against patterns of
+that layout (a few C calls, not a walk of slices) and answers the fields, or None as soon as
+anything differs from that layout or a value is out of its range: then ``op_decode`` decodes
+the bytes the general way, which accepts exactly the same ops and says why it refuses the
+others. So this only recognizes, it never judges: an op it answers is one the general way takes
+with the same fields (``tests/core/thread/test_opread.py`` compares the two on valid, mutated
+and hand-made bytes). It costs a third of the general way, which ran for every op a peer sends.
 """
 
 from __future__ import annotations
+
+import re
 
 from apps.core.thread.hlc import MAX_COUNTER, MAX_MILLIS, Stamp
 
@@ -21,11 +23,6 @@ MAX_DEPS = 4096
 MAX_SEQ = 2**63 - 1
 MAX_EPOCH = 2**32 - 1
 
-_KINDS = {b"\x64data": "data", b"\x67control": "control", b"\x64keys": "keys"}
-_B32 = b"\x58\x20"
-_EPOCH = b"\x65epoch"
-_DEVICE = b"\x66device\x58\x20"
-_THREAD = b"\x66thread\x58\x20"
 
 # thread, device, seq, prev, deps, hlc, epoch, kind, body, sig: ``Op``'s arguments but raw.
 Fields = tuple[
@@ -33,118 +30,91 @@ Fields = tuple[
 ]  # fmt: skip
 
 
-def _uint(raw: bytes, i: int, major: int) -> tuple[int, int] | None:
-    """The argument of the head at ``i`` of major type ``major`` (shifted: 0x00, 0x40, 0x60,
-    0x80) and where its item goes on; None if it is another type or not at its shortest."""
-    b = raw[i] - major
-    if 0 <= b < 24:
-        return b, i + 1
-    if b == 24:
-        v = raw[i + 1]
-        return (v, i + 2) if v >= 24 else None
-    if b == 25:
-        v = int.from_bytes(raw[i + 1 : i + 3], "big")
-        return (v, i + 3) if v >= 0x100 else None
-    if b == 26:
-        v = int.from_bytes(raw[i + 1 : i + 5], "big")
-        return (v, i + 5) if v >= 0x10000 else None
-    if b == 27:
-        v = int.from_bytes(raw[i + 1 : i + 9], "big")
-        return (v, i + 9) if v >= 0x100000000 else None
-    return None
+# The smallest argument each head length may carry (a smaller one has a shorter head).
+_SHORTEST = {2: 24, 3: 0x100, 5: 0x10000, 9: 0x100000000}
+
+
+def _arg(item: bytes) -> int:
+    """The argument of a head matched by ``_U`` or ``_BSTR``; -1 if it is not at its shortest."""
+    if len(item) == 1:
+        return item[0] & 0x1F
+    value = int.from_bytes(item[1:], "big")
+    return value if value >= _SHORTEST[len(item)] else -1
+
+
+# The fixed parts of the layout as patterns: one C call reads what a walk of slices took a
+# dozen for. A head's item is captured whole; ``_arg`` reads it and checks its length.
+_U = rb"([\x00-\x17]|\x18.|\x19..|\x1a....|\x1b.{8})"
+_BSTR = rb"([\x40-\x57]|\x58.|\x59..|\x5a....|\x5b.{8})"
+_ARRAY = rb"([\x80-\x97]|\x98.|\x99..|\x9a....|\x9b.{8})"
+_HEAD = re.compile(
+    rb"\xab\x61v\x01\x63hlc\x82" + _U + _U + rb"\x63seq" + _U + rb"\x63sig\x58\x40(.{64})\x64body"
+    + _BSTR,
+    re.DOTALL,
+)  # fmt: skip
+_DEPS = re.compile(rb"\x64deps" + _ARRAY, re.DOTALL)
+_DEP = re.compile(rb"\x82\x58\x20(.{32})" + _U, re.DOTALL)
+_TAIL = re.compile(
+    rb"\x64kind(\x64data|\x67control|\x64keys)\x64prev(\xf6|\x58\x20.{32})\x65epoch" + _U
+    + rb"\x66device\x58\x20(.{32})\x66thread\x58\x20(.{32})",
+    re.DOTALL,
+)  # fmt: skip
+_KIND_NAMES = {b"\x64data": "data", b"\x67control": "control", b"\x64keys": "keys"}
 
 
 def op_fields(raw: bytes) -> Fields | None:
     """The fields of a canonical, well-formed op, or None (then decode it the general way)."""
-    try:
-        return _walk(raw)
-    except IndexError:  # truncated: the general way says so
+    if type(raw) is not bytes or len(raw) > MAX_OP_SIZE:
         return None
-
-
-def _walk(raw: bytes) -> Fields | None:
-    if type(raw) is not bytes or len(raw) > MAX_OP_SIZE or raw[:9] != b"\xab\x61v\x01\x63hlc\x82":
+    head = _HEAD.match(raw)
+    if head is None:
         return None
-    got = _uint(raw, 9, 0)
-    if got is None:
+    millis_, counter_, seq_, sig, size_ = head.groups()
+    # A one-byte head (most counters, seqs and small bodies) is read here, not by a call.
+    millis = _arg(millis_)
+    counter = counter_[0] if len(counter_) == 1 else _arg(counter_)
+    seq = seq_[0] if len(seq_) == 1 else _arg(seq_)
+    size = size_[0] & 0x1F if len(size_) == 1 else _arg(size_)
+    if millis < 0 or counter < 0 or seq < 0 or size < 0:
         return None
-    millis, i = got
-    got = _uint(raw, i, 0)
-    if got is None or raw[got[1] : got[1] + 4] != b"\x63seq":
+    i = head.end()
+    if i + size > len(raw):  # truncated
         return None
-    counter, i = got
-    got = _uint(raw, i + 4, 0)
-    if got is None:
-        return None
-    seq, i = got
-    if raw[i : i + 6] != b"\x63sig\x58\x40":
-        return None
-    sig = raw[i + 6 : i + 70]
-    if raw[i + 70 : i + 75] != b"\x64body":
-        return None
-    got = _uint(raw, i + 75, 0x40)
-    if got is None:
-        return None
-    size, i = got
     body = raw[i : i + size]
     i += size
-    if raw[i : i + 5] != b"\x64deps":
+    found = _DEPS.match(raw, i)
+    if found is None:
         return None
-    got = _uint(raw, i + 5, 0x80)
-    if got is None:
+    count = _arg(found[1])
+    if not 0 <= count <= MAX_DEPS:
         return None
-    count, i = got
-    if count > MAX_DEPS:
-        return None
+    i = found.end()
     deps = []
     last = b""
     for _ in range(count):
-        if raw[i : i + 3] != b"\x82\x58\x20":
+        found = _DEP.match(raw, i)
+        if found is None:
             return None
-        dep = raw[i + 3 : i + 35]
-        got = _uint(raw, i + 35, 0)
-        if got is None or dep <= last:
-            return None
-        dep_seq, i = got
-        if not 1 <= dep_seq <= MAX_SEQ:
+        dep, dep_seq = found[1], _arg(found[2])
+        if dep <= last or not 1 <= dep_seq <= MAX_SEQ:
             return None
         deps.append((dep, dep_seq))
         last = dep
-    if raw[i : i + 5] != b"\x64kind":
+        i = found.end()
+    tail = _TAIL.fullmatch(raw, i)
+    if tail is None:
         return None
-    i += 5
-    kind = None
-    for encoded, name in _KINDS.items():
-        if raw.startswith(encoded, i):
-            kind, i = name, i + len(encoded)
-            break
-    if kind is None or raw[i : i + 5] != b"\x64prev":
-        return None
-    i += 5
-    if raw[i] == 0xF6:
-        prev, i = None, i + 1
-    elif raw[i : i + 2] == _B32:
-        prev, i = raw[i + 2 : i + 34], i + 34
-    else:
-        return None
-    if raw[i : i + 6] != _EPOCH:
-        return None
-    got = _uint(raw, i + 6, 0)
-    if got is None:
-        return None
-    epoch, i = got
-    if raw[i : i + 9] != _DEVICE or raw[i + 41 : i + 50] != _THREAD or len(raw) != i + 82:
-        return None
-    device = raw[i + 9 : i + 41]
-    thread = raw[i + 50 : i + 82]
+    kind_, prev_, epoch_, device, thread = tail.groups()
+    prev = None if prev_ == b"\xf6" else prev_[2:]
+    epoch = _arg(epoch_)
     if (
         not 1 <= seq <= MAX_SEQ
         or (prev is None) != (seq == 1)
         or millis > MAX_MILLIS
         or counter > MAX_COUNTER
-        or epoch > MAX_EPOCH
-        or len(body) != size
+        or not 0 <= epoch <= MAX_EPOCH
         or any(dep == device for dep, _ in deps)
     ):
         return None
+    kind = _KIND_NAMES[kind_]
     return thread, device, seq, prev, tuple(deps), Stamp(millis, counter), epoch, kind, body, sig
