@@ -9,9 +9,10 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connections, router
 
 import sereus_web
-from apps.core import identity, plain_reads
+from apps.core import identity
 from apps.core.models import Node
 
 
@@ -40,9 +41,17 @@ def node_info() -> NodeInfo:
 
 
 def node_owner_id() -> int | None:
-    # Every API request and owner page asks (plain SQL: the ORM's query cost ten times the read).
-    node = plain_reads.by_pk(Node, Node.SINGLETON_PK)
-    return None if node is None else node.owner_id
+    # Every API request and owner page asks: plain SQL for the one column (the ORM's query cost
+    # ten times the read; the whole row, made a Node through its converters, 0.35 ms a request).
+    meta = Node._meta
+    with connections[router.db_for_read(Node)].cursor() as cursor:
+        cursor.execute(
+            f'SELECT "{meta.get_field("owner").column}" FROM "{meta.db_table}"'  # noqa: S608 - the model's own names
+            f' WHERE "{meta.pk.column}" = %s',
+            [Node.SINGLETON_PK],
+        )
+        row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def is_node_owner(user: AbstractBaseUser | AnonymousUser | None) -> bool:
