@@ -17,7 +17,7 @@ from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
 from django.urls import path
 
-from sereus_web.http_handler import NodeASGIHandler, _RequestThread
+from sereus_web.http_handler import NodeASGIHandler, _RequestThread, _resolved
 
 events: list[tuple[str, int]] = []
 raw_connections: list[object] = []
@@ -46,7 +46,19 @@ def streamed(request):
     return StreamingHttpResponse(chunks())
 
 
-urlpatterns = [path("probe/", probe), path("streamed/", streamed)]
+@login_not_required
+def named(request, name: str):
+    seen = request.resolver_match
+    events.append((f"{name} {seen.url_name} {sorted(seen.kwargs.items())}", 0))
+    seen.kwargs["changed"] = "by the view"  # must not reach the next request's match
+    return HttpResponse(name)
+
+
+urlpatterns = [
+    path("probe/", probe),
+    path("streamed/", streamed),
+    path("named/<str:name>/", named, name="named"),
+]
 pytestmark = [
     pytest.mark.anyio,
     pytest.mark.urls(__name__),
@@ -161,3 +173,20 @@ async def test_an_error_while_closing_leaves_the_answer_as_it_was(signals_seen, 
     finally:
         signals.request_finished.disconnect(broken)
     assert "a broken request_finished receiver" in caplog.text
+
+
+async def test_paths_resolve_as_django_resolves_them_when_seen_again(signals_seen):
+    handler = NodeASGIHandler()
+    _resolved.cache_clear()
+    for name in ["a", "b", "a", "a"]:
+        assert await _get(handler, where=f"/named/{name}/") == (200, name.encode())
+    assert [event for event, _ in events if event[0] in "ab"] == [
+        "a named [('name', 'a')]",
+        "b named [('name', 'b')]",
+        "a named [('name', 'a')]",
+        "a named [('name', 'a')]",
+    ]
+    assert _resolved.cache_info().hits == 2
+    for _ in range(2):  # a path that matches nothing is looked for each time (this URLconf's
+        assert (await _get(handler, where="/nothing/here/"))[0] >= 400  # 404 page fails: 500)
+    assert _resolved.cache_info().currsize == 2
