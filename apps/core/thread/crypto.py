@@ -62,7 +62,20 @@ def signing_input(tag: str, thread: bytes, body: bytes) -> bytes:
 
 
 def sign(key: nacl.signing.SigningKey, tag: str, thread: bytes, body: bytes) -> bytes:
-    return key.sign(signing_input(tag, thread, body)).signature
+    """Ed25519 signature (detached) over ``signing_input(tag, thread, body)``.
+
+    libsodium through PyNaCl's cffi module, as in ``verify``: ``key.sign`` also copies the
+    signed message (signature and the whole message) out into Python and splits it again, and
+    checks its arguments in Python, for every op this node writes; here only the signature,
+    the first 64 bytes, is taken. Ed25519 is deterministic: the same bytes either way."""
+    message = signing_input(tag, thread, body)
+    secret = getattr(key, "_signing_key", None)  # seed + public key, as PyNaCl keeps it
+    if type(secret) is not bytes or len(secret) != 2 * KEY_SIZE:
+        return key.sign(message).signature
+    signed = _ffi.new("unsigned char[]", len(message) + SIG_SIZE)
+    if _sodium.crypto_sign(signed, _ffi.NULL, message, len(message), secret) != 0:
+        raise CryptoError("signing failed")
+    return _ffi.buffer(signed, SIG_SIZE)[:]
 
 
 def verify(public_key: bytes, signature: bytes, tag: str, thread: bytes, body: bytes) -> None:
@@ -82,11 +95,21 @@ def verify(public_key: bytes, signature: bytes, tag: str, thread: bytes, body: b
 
 
 def aead_encrypt(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
-    """XChaCha20-Poly1305 with a random 24-byte nonce, returned in front of the ciphertext."""
+    """XChaCha20-Poly1305 with a random 24-byte nonce, returned in front of the ciphertext.
+
+    Through PyNaCl's cffi module as ``aead_decrypt`` is (this runs for every op this node
+    writes); arguments of other types go through PyNaCl's wrapper, which says what is wrong."""
     nonce = nacl.utils.random(NONCE_SIZE)
-    return nonce + nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
-        plaintext, aad, nonce, key
+    if len(key) != KEY_SIZE or type(plaintext) is not bytes or type(aad) is not bytes:
+        return nonce + nacl.bindings.crypto_aead_xchacha20poly1305_ietf_encrypt(
+            plaintext, aad, nonce, key
+        )
+    size = len(plaintext) + AEAD_OVERHEAD
+    box = _ffi.new("unsigned char[]", size)
+    _sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+        box, _ffi.NULL, plaintext, len(plaintext), aad, len(aad), _ffi.NULL, nonce, key
     )
+    return nonce + _ffi.buffer(box, size)[:]
 
 
 def aead_decrypt(key: bytes, box: bytes, aad: bytes) -> bytes:

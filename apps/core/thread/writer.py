@@ -101,6 +101,9 @@ class ThreadWriter:
         self.device = bytes(device_key.verify_key)
         self.member = bytes(member_key.verify_key)
         self.clock = clock or HybridClock()
+        # (check, control key, data key) -> whether both keys match the check: a pure function
+        # (two BLAKE2b hashes) that every write asked again of its epoch's keys.
+        self._matched: dict[tuple[bytes, bytes, bytes | None], bool] = {}
 
     @property
     def thread(self) -> bytes:
@@ -218,12 +221,17 @@ class ThreadWriter:
             if any(state.role_of(m) is None for m in event.sealed & timeline.ever_removed):
                 continue
             for epoch_keys in self.replica.keyring.by_keys_op.get(event.op.hash, ()):
-                if epoch_keys.data is not None and epoch_keys.matches(event.check) == (
-                    True,
-                    True,
-                ):
+                if epoch_keys.data is not None and self._both_match(epoch_keys, event.check):
                     return newest, epoch_keys, event.op.hash
         raise WriteError(f"no usable key for epoch {newest}: the keys must be rotated first")
+
+    def _both_match(self, epoch_keys: keys.EpochKeys, check: bytes) -> bool:
+        """``epoch_keys.matches(check) == (True, True)``, remembered per writer."""
+        key = (check, epoch_keys.control, epoch_keys.data)
+        found = self._matched.get(key)
+        if found is None:
+            found = self._matched[key] = epoch_keys.matches(check) == (True, True)
+        return found
 
     def _may_rotate(self) -> bool:
         state = self.replica.control.state

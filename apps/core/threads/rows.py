@@ -83,26 +83,31 @@ def stamps_record(connection, op: Op, changes, tables, tombs: dict[tuple[str, An
     """Record the stamps of this node's own write: its rows are already in the tables
     (``tombs``: the values of the rows it deleted)."""
     full, partial, deletes = [], [], []
+    head = stamp_bytes(op.hlc, op.device)  # each change's stamp is this and its index
     for index, change in changes:
-        stamp = stamp_bytes(op.hlc, op.device, index)
+        stamp = head + index.to_bytes(4, "big")
         if change.action == p.DELETE:
             deletes.append((change.table, change.pk, stamp, tombs.get((change.table, change.pk))))
-        elif set(change.cols) >= set(schema.columns(tables[change.table])):
+        elif _column_set(tables[change.table]).issubset(change.cols):
             full.append((change.table, change.pk, stamp))
         else:
             partial.append((change, stamp))
     # An insert (or a save of every column) replaces the row's clock outright; a delete
-    # keeps the column stamps and adds the tombstone: neither needs the old clock.
-    connection.executemany(
-        "INSERT INTO sereus_clock(tbl, pk, stamp) VALUES (?, ?, ?) "
-        "ON CONFLICT(tbl, pk) DO UPDATE SET stamp = excluded.stamp, cols = NULL",
-        full,
-    )
-    connection.executemany(
-        "INSERT INTO sereus_clock(tbl, pk, tomb, tomb_row) VALUES (?, ?, ?, ?) "
-        "ON CONFLICT(tbl, pk) DO UPDATE SET tomb = excluded.tomb, tomb_row = excluded.tomb_row",
-        deletes,
-    )
+    # keeps the column stamps and adds the tombstone: neither needs the old clock. A statement
+    # with no rows is not run (a one-row write has one kind of change).
+    if full:
+        connection.executemany(
+            "INSERT INTO sereus_clock(tbl, pk, stamp) VALUES (?, ?, ?) "
+            "ON CONFLICT(tbl, pk) DO UPDATE SET stamp = excluded.stamp, cols = NULL",
+            full,
+        )
+    if deletes:
+        connection.executemany(
+            "INSERT INTO sereus_clock(tbl, pk, tomb, tomb_row) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(tbl, pk) DO UPDATE SET tomb = excluded.tomb, "
+            "tomb_row = excluded.tomb_row",
+            deletes,
+        )
     for change, stamp in partial:
         clock = _Clock.load(connection, change.table, change.pk)
         clock.set(change.cols, stamp, schema.columns(tables[change.table]))
