@@ -18,7 +18,8 @@ The parts with no state of their own are modules beside this one: ``template`` (
 and the template new files are copied from), ``packing`` (captured changes into row changes and
 op-sized chunks), ``rows`` (row changes into the tables, with their clocks), ``rebuild`` (rows
 made again from the log, and the rebuild check) and ``integrity`` (the live tables against the
-log).
+log). Opening the file (its check, schema upgrade, busy retries) is the ``Opening`` mixin
+(``opening``); the errors are in ``errors``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connections, transaction
+from django.db import connections, transaction
 
 from apps.core import identity
 from apps.core.replicated import replicated_tables
@@ -46,33 +46,15 @@ from apps.core.thread.replica import IngestResult, Replica, Verified
 from apps.core.thread.resolve import Keyring
 from apps.core.thread.writer import ThreadWriter, WriteError
 from apps.core.threads import coltypes, integrity, packing, rebuild, rows
+from apps.core.threads.errors import ThreadCorrupt, ThreadDatabaseError, WriteRefused
+from apps.core.threads.opening import Opening
 from apps.core.threads.registry import alias_register, handle_register, thread_path
 from apps.core.threads.store import SQLiteOpStore
-from apps.core.threads.template import schema_update, template_copy
+
+# Importers of this module name the errors from here.
+__all__ = ["NodeKeys", "ThreadCorrupt", "ThreadDatabase", "ThreadDatabaseError", "WriteRefused"]
 
 logger = logging.getLogger(__name__)
-
-# Pauses between tries when a thread file is busy at open (each try already waits for the
-# connection's busy timeout).
-OPEN_BUSY_PAUSES = (0.05, 0.2, 0.5)
-
-
-def _busy(exc: BaseException) -> bool:
-    """Whether a database error says another connection holds a lock (SQLITE_BUSY/LOCKED)."""
-    words = str(exc).lower()
-    return "database is locked" in words or "database table is locked" in words or "busy" in words
-
-
-class ThreadDatabaseError(DatabaseError):
-    """A thread database problem, with a message that says which thread and what."""
-
-
-class ThreadCorrupt(ThreadDatabaseError):
-    """The thread's file failed its integrity check: it is not served until repaired."""
-
-
-class WriteRefused(ThreadDatabaseError):
-    """A local write that the thread's rules refuse (role, keys); nothing of it was kept."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +77,7 @@ class NodeKeys:
         return cls(device, secret)
 
 
-class ThreadDatabase:
+class ThreadDatabase(Opening):
     def __init__(
         self,
         thread: bytes,
@@ -166,121 +148,6 @@ class ThreadDatabase:
             yield
         finally:
             wrapper.capture = before
-
-    def open(self) -> None:
-        """Check the file and bring its schema up to date, once per process.
-
-        A new thread starts as a copy of a schema template (migrated once per data dir and
-        schema version), not by running the migrations: creating or joining a thread is a file
-        copy, not a migration run.
-        """
-        if self._opened:
-            return
-        for pause in (*OPEN_BUSY_PAUSES, None):
-            with self.lock:
-                if self._opened:
-                    return
-                existed = self.path.exists()
-                if not existed:
-                    template_copy(self.path)
-                try:
-                    upgraded = self._open_file(existed)
-                    self._opened = True
-                    break
-                except (DatabaseError, sqlite3.DatabaseError) as exc:
-                    # Another connection holding the write lock (a writer at start-up, a WAL
-                    # recovery after kill -9) is not damage: a thread marked damaged stops
-                    # syncing. _open_file closed the connection already.
-                    if pause is None or not _busy(exc):
-                        raise
-            # The lock is let go while waiting: the connection holding the file may be a
-            # writer of this thread waiting for it.
-            time.sleep(pause)
-        self._pack_leftovers()
-        if upgraded:
-            self.redecide_waiting()
-
-    def _open_file(self, existed: bool) -> bool:
-        """Connect, check and bring the schema up to date; True if it was upgraded. A file
-        that cannot be read is reported damaged; a busy one raises for open() to try again."""
-        wrapper = self.wrapper
-        try:
-            wrapper.ensure_connection()
-            connection = wrapper.connection
-            if existed:
-                self._check_integrity(connection)
-            upgraded = schema_update(connection, self.alias) and existed
-            # Written only when it differs: an open that writes nothing cannot wait for a
-            # writer of this thread that is itself waiting for the handle's lock.
-            said = connection.execute(
-                "SELECT value FROM sereus_meta WHERE key = 'thread'"
-            ).fetchone()
-            if said is None or bytes(said[0]) != self.thread:
-                connection.execute(
-                    "INSERT OR REPLACE INTO sereus_meta(key, value) VALUES ('thread', ?)",
-                    (self.thread,),
-                )
-        except ThreadCorrupt as exc:
-            self._report_damage(exc)
-            raise
-        except (DatabaseError, sqlite3.DatabaseError) as exc:
-            wrapper.close()
-            if _busy(exc):
-                raise
-            damage = ThreadCorrupt(
-                f"thread {self.thread.hex()[:12]}: {self.path} cannot be opened: {exc}"
-            )
-            self._report_damage(damage)
-            raise damage from exc
-        return upgraded
-
-    def redecide_waiting(self) -> bool:
-        """Decide the ops that waited for app schema versions this code did not know (after an
-        upgrade: it may know them now). True if there were any."""
-        with transaction.atomic(using=self.alias), self.lock, self._pin():
-            self.wrapper.capture = False
-            try:
-                return self.replica().redecide_waiting()
-            finally:
-                self.wrapper.capture = True
-
-    def _pack_leftovers(self) -> None:
-        """Start-up pass: captured changes committed without their op are packed now, in a
-        transaction. Only a file written by an older version of this code can have them (its
-        triggers noted changes in ``sereus_pending``, and something committed behind the
-        backend's back); changes are noted in the connection's memory now."""
-        connection = self.wrapper.connection
-        if connection.execute("SELECT 1 FROM sereus_pending LIMIT 1").fetchone() is None:
-            return
-        logger.warning("thread %s: packing changes left without an op", self.thread.hex()[:12])
-        with transaction.atomic(using=self.alias):
-            self.wrapper.leftovers = True  # the commit packs what is pending
-
-    def _report_damage(self, damage: ThreadCorrupt) -> None:
-        logger.error("%s", damage)
-        from apps.core.models import Thread
-
-        try:
-            Thread.objects.filter(pk=self.thread.hex()).update(
-                state=Thread.State.DAMAGED, problem=str(damage)
-            )
-        except DatabaseError:
-            logger.exception("could not record the damage in the node database")
-
-    def _check_integrity(self, connection: sqlite3.Connection) -> None:
-        try:
-            result = connection.execute("PRAGMA quick_check").fetchall()
-        except sqlite3.DatabaseError as exc:
-            if _busy(exc):
-                raise
-            raise ThreadCorrupt(
-                f"thread {self.thread.hex()[:12]}: {self.path} is not a readable database ({exc})"
-            ) from exc
-        if result != [("ok",)]:
-            problems = "; ".join(str(r[0]) for r in result[:3])
-            raise ThreadCorrupt(
-                f"thread {self.thread.hex()[:12]}: {self.path} is damaged: {problems}"
-            )
 
     # -- the replica ---------------------------------------------------------------------------
 
@@ -455,18 +322,19 @@ class ThreadDatabase:
         """An accepted data op: stamp our own rows, or apply another node's."""
         connection = self.raw()
         tables = replicated_tables()
-        known = []
-        for index, change in enumerate(changes):
-            if change.table in tables:
-                known.append((index, change))
-            else:
-                logger.warning(
-                    "thread %s: op %s changes table %r, unknown to this node's apps: kept in "
-                    "the log, not applied",
-                    self.thread.hex()[:12],
-                    op.hash.hex()[:12],
-                    change.table,
-                )
+        # One pass in a comprehension (an op of a bulk insert holds 10 000 changes); the
+        # unknown tables, rare, are found again for the warning.
+        known = [(index, change) for index, change in enumerate(changes) if change.table in tables]
+        if len(known) != len(changes):
+            for change in changes:
+                if change.table not in tables:
+                    logger.warning(
+                        "thread %s: op %s changes table %r, unknown to this node's apps: kept "
+                        "in the log, not applied",
+                        self.thread.hex()[:12],
+                        op.hash.hex()[:12],
+                        change.table,
+                    )
         if self._packing and not self._rebuilt_in_pack:
             rows.stamps_record(connection, op, known, tables, self._tombs)
         elif self._to_apply is not None:
