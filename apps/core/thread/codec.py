@@ -13,6 +13,7 @@ decodes to (so one value has one encoding, and a hash names one op).
 from __future__ import annotations
 
 import io
+import threading
 from typing import Any
 
 import cbor2
@@ -29,6 +30,27 @@ class DecodeError(ValueError):
 
 def encode(value: Any) -> bytes:
     return cbor2.dumps(value, canonical=True)
+
+
+# One decoder per Python thread, reused (decode runs for every op validated: making a decoder
+# was a quarter of decoding a small payload). Dropped after any error, so a decoder that failed
+# half-way is never used again.
+_decoders = threading.local()
+
+
+def _decoder(stream: io.BytesIO) -> Any:
+    decoder = getattr(_decoders, "decoder", None)
+    if decoder is None:
+        decoder = _decoders.decoder = cbor2.CBORDecoder(
+            stream,
+            tag_hook=_no_tags,
+            allow_indefinite=False,
+            allow_duplicate_keys=False,
+            max_depth=MAX_DEPTH + 2,
+        )
+    else:
+        decoder.fp = stream
+    return decoder
 
 
 def head(major: int, argument: int) -> bytes:
@@ -96,17 +118,16 @@ def decode(data: bytes, *, max_size: int, canonical: bool = True, plain: bool = 
         raise DecodeError(f"{len(data)} bytes, more than the limit of {max_size}")
     stream = io.BytesIO(data)
     try:
-        value = cbor2.CBORDecoder(
-            stream,
-            tag_hook=_no_tags,
-            allow_indefinite=False,
-            allow_duplicate_keys=False,
-            max_depth=MAX_DEPTH + 2,
-        ).decode()
+        value = _decoder(stream).decode()
     except DecodeError:
+        _decoders.decoder = None
         raise
     except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        _decoders.decoder = None
         raise DecodeError(f"not valid CBOR: {exc}") from exc
+    except BaseException:
+        _decoders.decoder = None
+        raise
     if canonical and plain:
         _check_plain(value, 0)
     if stream.tell() != len(data):
