@@ -125,23 +125,23 @@ class DataChecker:
         if isinstance(payload, Decision):
             return payload, None
         changes = payload.rows
-        keys: list[RowKey] = [(change.table, change.pk) for change in changes]
         histories: dict[RowKey, list[RowEvent]] | None = None
-        actions: list[str] = []
-        for key, change in zip(keys, changes, strict=True):
-            app = policy.foreign.get(change.table)
+        foreign, rules = policy.foreign, self.rules
+        for change in changes:
+            app = foreign.get(change.table)
             if app is not None:
                 return refused(f"{change.table}: the {app} app is not enabled in this thread"), None
             outcome = self._judge(op, member, roles, policy, change)  # type: ignore[arg-type]
             if outcome is _HISTORY:
                 if histories is None:
-                    histories = self.store.row_events_many(keys)
-                outcome = self._judge_by_history(op, member, roles, policy, change, histories[key])  # type: ignore[arg-type]
+                    # The op's rows' histories in one round trip (insert-only tables).
+                    histories = self.store.row_events_many([(c.table, c.pk) for c in changes])
+                events = histories[(change.table, change.pk)]
+                outcome = self._judge_by_history(op, member, roles, policy, change, events)  # type: ignore[arg-type]
             if isinstance(outcome, Decision):
                 return outcome, None
-            actions.append(outcome)
-            if self.rules is not None:
-                verdict = self.rules(change, outcome, payload.schema)
+            if rules is not None:
+                verdict = rules(change, outcome, payload.schema)
                 if isinstance(verdict, Wait):
                     return Decision("waiting", verdict.reason), None
                 if verdict:
