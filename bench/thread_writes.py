@@ -79,21 +79,37 @@ def _best(make_alias, work) -> float:
     return min(times)
 
 
-def _side_by_side(make_plain, make_thread, work, count: int, turn: int) -> tuple[float, float]:
+def _timed_cpu(fn) -> tuple[float, float]:
+    """Wall and CPU seconds (this process, user and system) of ``fn()``."""
+    started, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+def _side_by_side(
+    make_plain, make_thread, work, count: int, turn: int
+) -> tuple[float, float, float, float]:
     """Seconds for ``count`` rows on each backend (fresh databases, made before the clock
-    starts), best of ROUNDS. Within a round the two take turns every ``turn`` rows: on a
-    shared machine a burst of load or of disk flushes from elsewhere then falls on both alike,
-    where timing one after the other gave ratios from 0.7 to 13 in the same minutes."""
-    best_plain = best_thread = float("inf")
+    starts), best of ROUNDS: wall plain, wall thread, CPU plain, CPU thread. Within a round the
+    two take turns every ``turn`` rows: on a shared machine a burst of load or of disk flushes
+    from elsewhere then falls on both alike, where timing one after the other gave ratios from
+    0.7 to 13 in the same minutes. The CPU time leaves out the waits for the disk's flushes
+    (the same count on both: one a transaction), which on a busy disk dominate the wall time
+    of a one-row commit and hide what the thread backend itself costs."""
+    best = [float("inf")] * 4
     for i in range(ROUNDS):
         plain_alias, thread_alias = make_plain(i), make_thread(i)
-        plain_s = thread_s = 0.0
+        spent = [0.0] * 4
         for start in range(0, count, turn):
             rows = range(start, min(count, start + turn))
-            plain_s += _timed(lambda a=plain_alias, rows=rows: work(a, rows))
-            thread_s += _timed(lambda a=thread_alias, rows=rows: work(a, rows))
-        best_plain, best_thread = min(best_plain, plain_s), min(best_thread, thread_s)
-    return best_plain, best_thread
+            wall, cpu = _timed_cpu(lambda a=plain_alias, rows=rows: work(a, rows))
+            spent[0] += wall
+            spent[2] += cpu
+            wall, cpu = _timed_cpu(lambda a=thread_alias, rows=rows: work(a, rows))
+            spent[1] += wall
+            spent[3] += cpu
+        best = [min(b, s) for b, s in zip(best, spent, strict=True)]
+    return best[0], best[1], best[2], best[3]
 
 
 def run(*, quick: bool = False) -> dict[str, Any]:
@@ -135,12 +151,22 @@ def run(*, quick: bool = False) -> dict[str, Any]:
         ("one transaction, save()", one_transaction, bulk, bulk, 1.2),
         ("one transaction, bulk_create", one_bulk_create, bulk, bulk, 1.2),
     ):
-        plain_s, thread_s = _side_by_side(plain, replicated, work, count, turn)
+        plain_s, thread_s, plain_cpu, thread_cpu = _side_by_side(
+            plain, replicated, work, count, turn
+        )
         result[label] = {
             "rows": count,
             "plain_rows_per_s": round(count / plain_s),
             "thread_rows_per_s": round(count / thread_s),
             "overhead": round(thread_s / plain_s, 2),
+            "cpu_overhead": round(thread_cpu / plain_cpu, 2),
+            "cpu_figure": figure(
+                f"local write, {label}: thread backend / plain sqlite3, CPU time",
+                round(thread_cpu / plain_cpu, 2),
+                "x",
+                floor=f"plain sqlite3 {plain_cpu / count * 1e6:.0f} us of CPU a row, "
+                f"thread {thread_cpu / count * 1e6:.0f}",
+            ),
             "figure": figure(
                 f"local write, {label}: thread backend / plain sqlite3",
                 round(thread_s / plain_s, 2),
