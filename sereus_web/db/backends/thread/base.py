@@ -257,38 +257,20 @@ class DatabaseWrapper(sqlite3_base.DatabaseWrapper):
         result = super()._commit()
         if self.wrote_ops:
             received, self.wrote_ops, self.received_ops = self.received_ops, False, False
-            self._ops_announce(received)
-        return result
+            from apps.core.threads.signals import ops_written
 
-    def _ops_announce(self, received: bool) -> None:
-        """Send ``ops_written`` for the committed transaction. The ops are committed: a
-        receiver that fails (an app's index, the p2p push) must not make the write look failed
-        to whoever made it. Logged, not raised.
-
-        The signal's receivers are cached per sender (``Signal(use_caching=True)``); they are
-        called here in a plain loop, which is what ``send_robust`` does for synchronous
-        receivers, without building its list of responses and its async branch on every commit
-        (a third of the signal's cost on a one-row write)."""
-        from apps.core.threads.signals import ops_written
-
-        sender = type(self)
-        named = {
-            "thread": self.thread,
-            "alias": self.alias,
-            "received": received,
-            "state": self.handle().state_known(),
-        }
-        receivers, async_receivers = ops_written._live_receivers(sender)
-        if async_receivers:  # none today: Django's own path runs them
-            for receiver, error in ops_written.send_robust(sender=sender, **named):
+            # The ops are committed: a receiver that fails (an app's index, the p2p push) must
+            # not make the write look failed to whoever made it. Logged, not raised.
+            for receiver, error in ops_written.send_robust(
+                sender=type(self),
+                thread=self.thread,
+                alias=self.alias,
+                received=received,
+                state=self.handle().state_known(),
+            ):
                 if isinstance(error, Exception):
                     logger.error("ops_written: %r failed: %r", receiver, error)
-            return
-        for receiver in receivers:
-            try:
-                receiver(signal=ops_written, sender=sender, **named)
-            except Exception as error:
-                logger.error("ops_written: %r failed: %r", receiver, error, exc_info=error)
+        return result
 
     def _rollback(self):
         self.wrote_ops = self.received_ops = self.leftovers = False
