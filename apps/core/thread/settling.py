@@ -26,7 +26,8 @@ class Settling:
             # Keys for epochs this replica already reads (a rotation grants recent keys again
             # to everyone): nothing to decide again.
             batch.learned_old_keys = False
-        if batch.control or control_forked or batch.learned_old_keys:
+        changed = bool(batch.control or control_forked or batch.learned_old_keys)
+        if changed:
             batch.control_changed = True
             extended = not batch.learned_old_keys and not control_forked
             if extended:
@@ -57,7 +58,11 @@ class Settling:
             self._redecide_data()
             batch.data = []
             return True
-        self._data.control = self.control
+        if changed or self._data.control is not self.control:
+            # Only then: setting it forgets the standings the checker worked out, and a local
+            # write (a batch of one data op) would work its author's standing out every time.
+            # Control ops are decided only above (``_extend`` changes the resolution in place).
+            self._data.control = self.control
         for op in batch.data:
             self._decide(op)
         batch.data = []
