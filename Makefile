@@ -47,7 +47,8 @@ test: $(DEV_STAMP)
 	# the suite waits on real nodes, so on the 2-core machine it runs in ~18 min instead of ~50
 	# one after another. TEST_WORKERS=0 runs it in one process. A hang must still fail the run
 	# long before CI's 90-minute limit.
-	timeout --kill-after=60 4200 $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile -m "not alone" $(ARGS)
+	# The slowest files are queued first (tests/support/ordering.py), not the ones with most tests.
+	timeout --kill-after=60 4200 $(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not alone" $(ARGS)
 	# Then the few tests that measure time against time (marked "alone"), one after another
 	# with nothing beside them (pytest's 5: none of them was selected by ARGS).
 	timeout --kill-after=60 600 $(BIN)/pytest -m alone $(ARGS) || [ $$? -eq 5 ]

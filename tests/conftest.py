@@ -12,6 +12,8 @@ from django.test import Client
 from apps.core import services
 from apps.core.models import ClaimToken
 
+pytest_plugins = ["tests.support.ordering"]  # the slowest files first; their times at the end
+
 OWNER_PASSWORD = "correct horse battery staple 42"
 
 
