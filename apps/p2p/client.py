@@ -240,14 +240,21 @@ def _request(message: dict[str, Any], *, timeout: float) -> dict[str, Any] | Non
     return async_to_sync(ask)()
 
 
-def notify(thread: bytes) -> None:
-    """Ops were written to ``thread`` in this process: push them, tell open pages."""
+def notify(thread: bytes, *, own: bool = False) -> None:
+    """Ops were written to ``thread`` in this process: push them, tell open pages. ``own``:
+    this node wrote them (not ops taken in from another node)."""
     local = _local
     if local is not None:
         # The first write of an ingest is the peer's ops; any after it (in the same call) is
         # this node's own.
         source, received.source = getattr(received, "source", None), None
-        local[0].call_soon(local[1].notify, thread, source)
+        ready = None
+        if source is None and own:
+            # The push's first flights, read here rather than by the node (``push_ahead``).
+            from apps.p2p.push_ahead import push_ahead
+
+            ready = push_ahead(local[1], thread)
+        local[0].call_soon(local[1].notify, thread, source, ready)
     scale_out = settings.SEREUS.scale_out
     if home_loop is None and not scale_out:
         return  # no web server in this process and no shared channel layer: nobody to tell
@@ -330,7 +337,7 @@ def pages_typing(thread: bytes, member: bytes) -> None:
 
 
 def on_ops_written(sender: Any, thread: bytes, alias: str, **kwargs: Any) -> None:
-    notify(thread)
+    notify(thread, own=not kwargs.get("received", False))
 
 
 def on_thread_added(sender: Any, thread: bytes, **kwargs: Any) -> None:

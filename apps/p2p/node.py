@@ -61,7 +61,7 @@ from apps.p2p.inbound import InboundStreams
 from apps.p2p.joins import Joins
 from apps.p2p.keepalive import Keepalive
 from apps.p2p.limits import PeerLimits
-from apps.p2p.openings import Openings
+from apps.p2p.openings import Opening, Openings
 from apps.p2p.protocols import blob as blob_protocol
 from apps.p2p.protocols import invite as invite_protocol
 from apps.p2p.protocols import live as live_protocol
@@ -161,6 +161,8 @@ class SereusNode(SyncSessions, Dialing, InboundStreams, BlobFetching):
         self._to_refresh: dict[bytes, tuple[bool, set[bytes]]] = {}
         self._refresh_event = trio.Event()
         self.openings = Openings()
+        # Per thread, the first flights its last local write read for its push (``push_ahead``).
+        self._push_ready: dict[bytes, dict[bytes, Opening]] = {}
         self._sessions: set[tuple[bytes, bytes]] = set()
         self._again: set[tuple[bytes, bytes]] = set()
         # Threads this node left, set once a member device holds the leave (``sessions``).
@@ -246,12 +248,20 @@ class SereusNode(SyncSessions, Dialing, InboundStreams, BlobFetching):
 
     # -- what other threads call (through the bridge) ---------------------------------------
 
-    def notify(self, thread: bytes, source: tuple[bytes, bool] | None = None) -> None:
+    def notify(
+        self,
+        thread: bytes,
+        source: tuple[bytes, bool] | None = None,
+        ready: dict[bytes, Opening] | None = None,
+    ) -> None:
         """Ops were written to ``thread`` (or it was joined): push, soon. ``source``: they came
         from that peer device, and (True) were its own new ops that it pushed here itself; None
-        for this node's own writes, which go out at once (``sessions``)."""
+        for this node's own writes, which go out at once (``sessions``), with the first flights
+        the writer read for them (``ready``, per device: ``push_ahead``) if it did."""
         if source is None:
             self._dirty_local.add(thread)
+            if ready:
+                self.push_ready_keep(thread, ready)
         elif source[1]:
             self._dirty_pushed.add(thread)
         else:

@@ -89,6 +89,18 @@ class Openings:
 
         nursery.start_soon(read)
 
+    def put(self, thread: bytes, ready: dict[bytes, Opening]) -> None:
+        """Openings read already, by the writer right after its commit (``push_ahead``): the
+        sessions about to start ``take_ready`` them with no trip to a worker thread."""
+        if not ready:
+            return
+        batch = _Batch()
+        batch.result = dict(ready)
+        batch.read_at = trio.current_time()
+        batch.ready.set()
+        for device in ready:
+            self._pending[(thread, device)] = batch
+
     def take_ready(self, thread: bytes, device: bytes) -> Opening | None:
         """``take`` without waiting: the opening if its batch has been read, else None (and
         the batch stays for ``take``)."""

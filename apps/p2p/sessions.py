@@ -37,6 +37,7 @@ from apps.core.threads import delivery, leaving
 from apps.p2p import threads_io
 from apps.p2p.bridge import unwrap
 from apps.p2p.host import peer_id_of
+from apps.p2p.openings import Opening, Request
 from apps.p2p.protocols import sync
 from apps.p2p.wire import PeerFault, PeerRefused
 
@@ -329,20 +330,47 @@ class SyncSessions:
                 continue  # it probably just sent us what we are announcing
             self._want(thread, peer.device)
 
+    def push_requests(self, thread: bytes) -> list[Request]:
+        """The active member devices a local write to ``thread`` goes to, with the vectors they
+        last said: what ``push_ahead`` reads their first flights for. Called from the writer's
+        thread, not the event loop's: it only reads, and copies each vector with one ``dict()``,
+        a single step of C that the event loop cannot change halfway (it changes them only
+        while holding the interpreter)."""
+        view = self.threads.get(thread)
+        if view is None or not view.info.member:
+            return []
+        requests: list[Request] = []
+        for peer in view.info.peers:
+            if peer.until is None:
+                known = self._known_vv.get((thread, peer.device))
+                requests.append((peer.device, None if known is None else dict(known)))
+        return requests
+
+    def push_ready_keep(self, thread: bytes, ready: dict[bytes, Opening]) -> None:
+        """Keep the first flights a local write read for its push, until ``_push_now`` hands
+        them to the sessions. Of two writes' reads, the one that holds more is kept: two
+        writers' reads may arrive in the other order than they were made."""
+        kept = self._push_ready.get(thread)
+        if kept is None or _held(ready) >= _held(kept):
+            self._push_ready[thread] = ready
+
     def _push_now(self, thread: bytes) -> set[bytes]:
         """Want a session with every active member device of ``thread`` as last known, their
-        first flights read in one trip (``openings``) for the sessions that start now."""
+        first flights read by the writer (``push_ahead``) or in one trip (``openings``) for the
+        sessions that start now."""
+        ready = self._push_ready.pop(thread, {})
         view = self.threads.get(thread)
         if view is None or not view.info.member:
             return set()
         devices = {peer.device for peer in view.info.peers if peer.until is None}
         starting = [device for device in devices if (thread, device) not in self._sessions]
         assert self._nursery is not None
+        self.openings.put(thread, {device: ready[device] for device in starting if device in ready})
         self.openings.start(
             self._nursery,
             self.db,
             thread,
-            [(device, self.known_vv(thread, device)) for device in starting],
+            [(device, self.known_vv(thread, device)) for device in starting if device not in ready],
             sync.LIMITS,
         )
         for device in devices:
@@ -369,6 +397,11 @@ class SyncSessions:
                         self._want(thread, peer.device, again=False)
             delay = min(MAINTAIN_INTERVAL, self.settings.sync_interval)
             await trio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter
+
+
+def _held(openings: dict[bytes, Opening]) -> int:
+    """How many ops the node held when these openings were read (0 if none has a flight)."""
+    return next((sum(o[2].mine.values()) for o in openings.values() if o[2] is not None), 0)
 
 
 def _large(view: ThreadView) -> bool:

@@ -114,6 +114,15 @@ class FrameChannel:
         self._buffer += chunk
         return True
 
+    def frame_buffered(self) -> bool:
+        """Whether a whole frame has arrived already, after those read (it came in the same
+        write as the last one): reading it waits for nothing from the peer."""
+        try:
+            header = _length(self._buffer)
+        except PeerFault:
+            return False  # the read says so
+        return header is not None and len(self._buffer) - header[1] >= header[0]
+
     @property
     def leftover(self) -> bool:
         """Whether bytes past the last frame read are buffered here (a stream handed on to

@@ -120,9 +120,43 @@ def test_ops_a_peer_pushed_itself_are_told_as_its_own(thread, tdb, writers, monk
     monkeypatch.setattr(client, "_local", (bridge, SimpleNamespace(notify=None)))
     bob_device = device_of(bob.database)
 
-    outcome, dropped = sync._ingest(thread.thread, [op.raw], "full", None, bob_device, pushed)
+    outcome, dropped, grant, _removal = sync._ingest(
+        thread.thread, [op.raw], "full", None, bob_device, pushed
+    )
 
-    assert (outcome.accepted, dropped) == (1, 0)
-    assert bridge.calls == [(thread.thread, (bob_device, pushed))]
+    assert (outcome.accepted, dropped, grant) == (1, 0, "full")
+    assert bridge.calls == [(thread.thread, (bob_device, pushed), None)]
     client.notify(thread.thread)  # a write of this node's own after it: no source
-    assert bridge.calls[-1] == (thread.thread, None)
+    assert bridge.calls[-1] == (thread.thread, None, None)
+
+
+def test_a_local_write_hands_the_node_the_openings_read_in_the_writers_thread(
+    thread, tdb, writers, monkeypatch
+):
+    bob, carol = writers
+    known = threads_io.version_vector(thread.thread)
+    requests = [(device_of(bob.database), known), (device_of(carol.database), None)]
+    node = SimpleNamespace(notify=None, push_requests=lambda t: requests)
+    bridge = _Bridge()
+    monkeypatch.setattr(client, "_local", (bridge, node))
+
+    write_note(tdb, "news")  # ops_written: this node's own write
+
+    ((told, source, ready),) = bridge.calls
+    assert (told, source) == (thread.thread, None)
+    devices = [device for device, _known in requests]
+    found = openings_read(thread.thread, requests, **sync.LIMITS)
+    assert ready == dict(zip(devices, found, strict=True))
+    assert ready[device_of(bob.database)][2].page, "the note, read with the write"
+
+
+def test_ops_taken_in_are_not_read_ahead_for_a_push(thread, tdb, writers, monkeypatch):
+    bob, _carol = writers
+    op = write_note(bob.database, "from bob")
+    asked: list[bytes] = []
+    node = SimpleNamespace(notify=None, push_requests=lambda t: asked.append(t) or [])
+    monkeypatch.setattr(client, "_local", (_Bridge(), node))
+
+    sync._ingest(thread.thread, [op.raw], "full", None, device_of(bob.database), True)
+
+    assert asked == [], "the node decides whom to pass a peer's ops on to"

@@ -5,7 +5,10 @@ responder checks, by the Noise-authenticated peer id, that the initiator is a ce
 of the thread (or a removed member's device, which may learn of its removal and nothing after
 it) and otherwise answers ``err refused``, the same answer as for a thread it does not have: a
 stranger learns nothing, not even whether the thread exists here. The hello is read with the
-small first-frame limits (4 KiB, 5 s): before it the peer has shown nothing.
+small first-frame limits (4 KiB, 5 s): before it the peer has shown nothing. A push's hello
+comes in one write with its flight: then the check is made in the same trip to the database as
+the ingest of the flight's first ops (one trip on a push's way, not two), before any of them is
+checked or kept, and the answer to a peer that fails it is the same.
 
 Then the two sides take turns sending **flights**: the ops the other lacks by its last version
 vector (``ops`` frames, in admission order, which is causal order, at most 256 ops / 2 MiB each),
@@ -81,6 +84,11 @@ LIMITS = {"limit_bytes": frames.BATCH_BYTES, "limit_ops": frames.MAX_OPS_PER_FRA
 Vector = frames.VersionVector | frames.Done
 
 
+class NotHere(Exception):
+    """The peer of a session whose access was not looked at yet has none: it is refused as if
+    at its hello (``NOT_HERE``)."""
+
+
 async def send_ops(
     node: SereusNode,
     channel: FrameChannel,
@@ -127,6 +135,7 @@ async def receive_ops(
     node: SereusNode,
     channel: FrameChannel,
     apply: Callable[[Verified | list[bytes]], Awaitable[None]],
+    trusted: Callable[[], bool] = lambda: True,
 ) -> tuple[frames.Frame, int]:
     """Read ``ops`` frames and apply them until another frame comes; return it and the count.
 
@@ -134,7 +143,9 @@ async def receive_ops(
     own thread) and applying the checked ops (a database thread), with bounded queues between
     them: a slow database slows the reading, and yamux's flow control slows the sender. A small
     batch with nothing behind it (a push) goes to ``apply`` unchecked, to be checked in the same
-    worker thread trip as its ingest: one trip instead of two is what its latency is made of."""
+    worker thread trip as its ingest: one trip instead of two is what its latency is made of.
+    So does any batch while ``trusted()`` is False (the peer's access not looked at yet): no
+    signature is checked for a peer that may have none."""
     batches_send, batches_recv = trio.open_memory_channel[list[bytes]](INGEST_QUEUE)
     checked_send, checked_recv = trio.open_memory_channel[Verified | list[bytes]](1)
     received = 0
@@ -147,7 +158,7 @@ async def receive_ops(
                         batch = batch + batches_recv.receive_nowait()
                     except (trio.WouldBlock, trio.EndOfChannel):
                         break
-                if len(batch) <= PUSH_BATCH:
+                if len(batch) <= PUSH_BATCH or not trusted():
                     await checked_send.send(batch)
                 else:
                     await checked_send.send(await node.cpu(verified, batch))
@@ -215,28 +226,34 @@ def admissible(
 def _ingest(
     thread: bytes,
     batch: Verified | list[bytes],
-    grant: threads_io.Access,
+    grant: threads_io.Access | None,
     removal: Op | None,
     device: bytes,
     pushed: bool,
-) -> tuple[threads_io.Ingested | None, int]:
+) -> tuple[threads_io.Ingested | None, int, threads_io.Access, Op | None]:
     """In a worker thread: check ``batch`` if not yet, keep what ``device`` may send and ingest
-    it; returns the outcome (None if nothing was kept) and how many ops were dropped. The write
-    tells the node (``client.notify``) that the ops came from ``device``, and whether they are
-    its own data ops, pushed by itself (the node then need not pass them on to every member).
-    Only data ops: taking in a control op may make this node write one of its own in the same
-    call (a new key epoch after a leave), which must go to everyone."""
+    it; returns the outcome (None if nothing was kept), how many ops were dropped, and the
+    access it was taken in under. ``grant`` None: the device's access is looked at here first,
+    and nothing is checked or taken in if it has none. The write tells the node
+    (``client.notify``) that the ops came from ``device``, and whether they are its own data
+    ops, pushed by itself (the node then need not pass them on to every member). Only data
+    ops: taking in a control op may make this node write one of its own in the same call (a
+    new key epoch after a leave), which must go to everyone."""
+    if grant is None:
+        grant, removal = threads_io.access(thread, device)
+        if grant == "none":
+            return None, 0, grant, removal
     checked = batch if isinstance(batch, Verified) else verified(batch)
     kept, dropped = admissible(checked, grant, removal)
     if not kept.items:
-        return None, dropped
+        return None, dropped, grant, removal
     own = pushed and all(
         isinstance(item, Op) and item.device == device and item.kind == "data"
         for item in kept.items
     )
     client.received.source = (device, own)
     try:
-        return threads_io.ingest(thread, kept), dropped
+        return threads_io.ingest(thread, kept), dropped, grant, removal
     finally:
         client.received.source = None
 
@@ -267,7 +284,7 @@ class _Session:
         channel: FrameChannel,
         thread: bytes,
         device: bytes,
-        grant: threads_io.Access,
+        grant: threads_io.Access | None,
         removal: Op | None,
     ) -> None:
         self.node = node
@@ -323,9 +340,18 @@ class _Session:
     async def receive_flight(self) -> tuple[Vector, int]:
         """Ingest the peer's ops as they come, until its ``vv`` or ``done``; returns that frame
         and how many ops came before it."""
-        frame, received = await receive_ops(self.node, self.channel, self.apply)
+        frame, received = await receive_ops(
+            self.node, self.channel, self.apply, lambda: self.grant is not None
+        )
         if not isinstance(frame, frames.VersionVector | frames.Done):
             raise PeerFault(f"unexpected {type(frame).__name__} frame in a sync")
+        if self.grant is None:
+            # No ops came to look the peer's access up with: nothing it says is kept before.
+            self.grant, self.removal = await self.node.db(
+                threads_io.access, self.thread, self.device
+            )
+            if self.grant == "none":
+                raise NotHere
         self.received += received
         self.node.vv_seen(self.thread, self.device, frame.vv)
         return frame, received
@@ -333,9 +359,12 @@ class _Session:
     async def apply(self, batch: Verified | list[bytes]) -> None:
         """Ingest the ops (checked here if not yet) the peer's access allows; count the junk
         and cut a peer that sends too much of it."""
-        outcome, dropped = await self.node.db(
+        unknown = self.grant is None
+        outcome, dropped, self.grant, self.removal = await self.node.db(
             _ingest, self.thread, batch, self.grant, self.removal, self.device, self.pushed
         )
+        if unknown and self.grant == "none":
+            raise NotHere
         if outcome is not None:
             self.node.stats["ops_received"] += outcome.accepted + outcome.refused
             dropped += outcome.junk
@@ -452,13 +481,25 @@ async def respond(node: SereusNode, stream: INetStream, device: bytes) -> None:
         while hello is not None:
             if not isinstance(hello, frames.Hello):
                 raise PeerFault(f"a sync starts with hello, not {type(hello).__name__}")
-            grant, removal = await node.db(threads_io.access, hello.thread, device)
-            if grant == "none":
-                await channel.refuse("refused", NOT_HERE)
-                return
+            grant: threads_io.Access | None = None
+            removal: Op | None = None
+            if not channel.frame_buffered():
+                grant, removal = await node.db(threads_io.access, hello.thread, device)
+                if grant == "none":
+                    await channel.refuse("refused", NOT_HERE)
+                    return
+            # Else the flight came with the hello (a push): the peer's access is looked at in
+            # the trip that takes in its first ops, not in a trip of its own before them
+            # (``NotHere`` if it has none, before anything is checked, kept or sent).
             session = _Session(node, channel, hello.thread, device, grant, removal)
             session.pushed = True
-            await session.turns()
+            try:
+                await session.turns()
+            except Exception as error:
+                if not isinstance(unwrap(error), NotHere):
+                    raise
+                await channel.refuse("refused", NOT_HERE)
+                return
             node.synced(hello.thread, device, session.sent, session.received)
             hello = await _next_hello(channel)
             if hello is not None and not node.session_allowed(device):
