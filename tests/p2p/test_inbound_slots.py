@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 CROWD = (70, 4)  # identities x streams each: more than the 256 streams a node serves at once
 SLOTS = 256
 FILL = 25.0  # at most this long for the crowd to take what it can (20 stranger streams/s)
+START = 90.0  # at most this long for the crowd's process to hold its first 32 streams
 
 
 class Crowd:
@@ -83,12 +84,17 @@ def test_strangers_holding_streams_open_leave_room_for_a_members_session(thread,
 
         addrs = list(node.addrs)
         holder = Crowd(f"{node.peer_id}@{addrs[0]}", *CROWD)
-        # Until the crowd holds every slot there is (the node as it was: within about 20 s,
+        # The crowd's own start (70 identities' handshakes in one process) is no part of what
+        # is tested: on a busy machine it took more than FILL before its first stream.
+        started = time.monotonic() + START
+        while holder.most < 32 and time.monotonic() < started:
+            time.sleep(0.2)
+        assert holder.most >= 32, "the crowd did not get going"
+        # Then until it holds every slot there is (the node as it was: within about 20 s,
         # before its first holds time out after 30 s), or as many as it will ever get.
         deadline = time.monotonic() + FILL
         while holder.holding < SLOTS and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert holder.most >= 32, "the crowd did not get going"
         held = holder.holding
 
         rogue = RoguePeer(member_key).start()
