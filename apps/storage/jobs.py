@@ -153,6 +153,8 @@ def _words(job: Job) -> str:
     if job.state == Job.State.RUNNING:
         if job.files_total == 0 and job.bytes_total == 0:
             return f"{what} starting: looking at the files."
+        if job.files_total and job.files_done >= job.files_total:
+            return f"{what} finishing: all {job.files_total} files read, saving the record of them."
         return f"{what} running: {job.files_done} of {job.files_total} files."
     if job.state == Job.State.DONE:
         done = f"{what} done: {job.files_done} files."
@@ -166,8 +168,9 @@ def job_view(job: Job) -> dict:
         progress = percent(job.bytes_done, job.bytes_total)
     else:
         progress = percent(job.files_done, job.files_total)
-    if job.state == Job.State.DONE:
-        progress = 100
+    # The last step (committing the snapshot) comes after every byte is read: a full bar
+    # beside "running" would tell the person it is over when it is not.
+    progress = 100 if job.state == Job.State.DONE else min(progress, 99)
     return {
         "id": job.pk,
         "kind": job.kind,

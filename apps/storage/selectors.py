@@ -340,9 +340,9 @@ def _percent(job: Job) -> int:
     if job.state == Job.State.DONE:
         return 100
     if job.bytes_total:
-        return math.floor(100 * job.bytes_done / job.bytes_total)
+        return min(99, math.floor(100 * job.bytes_done / job.bytes_total))
     if job.files_total:
-        return math.floor(100 * job.files_done / job.files_total)
+        return min(99, math.floor(100 * job.files_done / job.files_total))
     return 0
 
 

@@ -241,6 +241,23 @@ def test_queued_jobs_run_oldest_first_and_once(node, tmp_path) -> None:
     assert jobs.job_view(done[0])["percent"] == 100
 
 
+def test_a_job_with_every_byte_read_but_not_yet_saved_does_not_show_a_full_bar(node) -> None:
+    # Found by CI: the page showed a full bar beside "running" while the snapshot was committed.
+    job = Job.objects.create(
+        kind=Job.Kind.BACKUP,
+        state=Job.State.RUNNING,
+        files_total=3,
+        files_done=3,
+        bytes_total=1000,
+        bytes_done=1000,
+    )
+    view = jobs.job_view(job)
+    assert view["percent"] == 99
+    assert view["words"] == "Backup finishing: all 3 files read, saving the record of them."
+    job.state = Job.State.DONE
+    assert jobs.job_view(job)["percent"] == 100
+
+
 def test_a_backup_that_breaks_is_failed_in_words_and_keeps_what_it_placed(
     node, tmp_path, monkeypatch
 ) -> None:
