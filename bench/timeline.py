@@ -97,7 +97,7 @@ def _p(samples: list[float]) -> dict[str, float]:
 def feed_scale(timelines: int, per_timeline: int, repeat: int) -> None:
     """Build the timelines, fill the feed index, time the pages; prints the result as JSON."""
     from apps.core.threads.signals import ops_written, thread_added
-    from apps.timeline import feed, selectors, services
+    from apps.timeline import feed, feed_index, selectors, services
 
     # The index is filled once below, timed apart, not by the worker while the clock runs.
     ops_written.disconnect(dispatch_uid="timeline-feed-ops")
@@ -109,7 +109,7 @@ def feed_scale(timelines: int, per_timeline: int, repeat: int) -> None:
             posts_write(thread, 10, 10, f"t{n} ")
     built = time.perf_counter() - started
     started = time.perf_counter()
-    feed.index_batch({t.thread: True for t in threads})
+    feed_index.index_batch({t.thread: True for t in threads})
     indexed = time.perf_counter() - started
 
     def timed(action: Any) -> list[float]:
@@ -123,7 +123,7 @@ def feed_scale(timelines: int, per_timeline: int, repeat: int) -> None:
 
     def fresh_post() -> None:  # untimed: a new post, indexed as the worker would
         posts_write(one, 1, 1, "fresh ")
-        feed.index_batch({one.thread: False})
+        feed_index.index_batch({one.thread: False})
 
     def timed_after(setup: Any, action: Any) -> list[float]:
         samples = []
@@ -139,7 +139,7 @@ def feed_scale(timelines: int, per_timeline: int, repeat: int) -> None:
     assert len(ranked.posts) == PAGE
     assert len({p.thread for p in ranked.posts}) > 1
     horizon = min(feed.FeedEntry.objects.values_list("created_at", flat=True))
-    deep = f"t{feed._millis(horizon)}"
+    deep = f"t{feed_index._millis(horizon)}"
     assert len(feed.feed_page(NEWEST, before=deep, limit=PAGE).posts) == PAGE
     assert len(selectors.posts(one, limit=PAGE)) == PAGE
     result = {

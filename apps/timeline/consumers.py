@@ -67,7 +67,7 @@ class FeedConsumer(OwnerStatusSocket):
     feed_name = ""
 
     async def opened(self) -> None:
-        from apps.timeline.feed import FEED_GROUP
+        from apps.timeline.feed_index import FEED_GROUP
 
         query = parse_qs(self.scope.get("query_string", b"").decode("utf-8", "replace"))
         self.feed_name = (query.get("feed") or [""])[0][:200]
@@ -83,7 +83,7 @@ class FeedConsumer(OwnerStatusSocket):
         if self._renderer is not None:
             self._renderer.cancel()
         if self._joined:
-            from apps.timeline.feed import FEED_GROUP
+            from apps.timeline.feed_index import FEED_GROUP
 
             await self.channel_layer.group_discard(FEED_GROUP, self.channel_name)
 

@@ -1,5 +1,5 @@
 """The feed index follows the threads: ops written to a timeline refresh its entries and a
-timeline joined is backfilled, by a small worker thread (``feed.index_batch``). Requests
+timeline joined is backfilled, by a small worker thread (``feed_index.index_batch``). Requests
 coalesce per thread, so a burst of frames is one run; the reading never happens inside whoever
 wrote the ops (a request, the p2p receive path)."""
 
@@ -57,9 +57,9 @@ def on_ops_written(
     sender: Any, thread: bytes, alias: str, received: bool = True, **kwargs: Any
 ) -> None:
     if _is_timeline(thread, kwargs.get("state")):
-        from apps.timeline import feed
+        from apps.timeline import feed_index
 
-        feed.mark_dirty(thread)
+        feed_index.mark_dirty(thread)
         _queue(thread, full=False, received=received)
 
 
@@ -83,7 +83,7 @@ def _queue(thread: bytes, *, full: bool, received: bool = True) -> None:
 def _run() -> None:
     from django.db import close_old_connections
 
-    from apps.timeline import feed
+    from apps.timeline import feed_index
 
     while True:
         _wake.wait(timeout=60)
@@ -99,7 +99,7 @@ def _run() -> None:
         if not batch:
             continue
         try:
-            feed.index_batch(batch)
+            feed_index.index_batch(batch)
         except Exception:
             logger.exception("timeline feed: the index could not be brought up to date")
         finally:

@@ -23,7 +23,7 @@ from apps.core.thread.writer import ThreadWriter
 from apps.core.threads import services as threads
 from apps.core.threads.database import NodeKeys, ThreadDatabase
 from apps.p2p import client as p2p_client
-from apps.timeline import feed, feed_signals, recipes, selectors, services
+from apps.timeline import feed, feed_index, feed_signals, recipes, selectors, services
 from apps.timeline.feed_models import FeedConfig, FeedEntry
 from apps.timeline.models import Post
 from apps.timeline.ranking import NEWEST, RANKED, FeedRules, RulesError
@@ -122,10 +122,10 @@ def api(browser) -> Client:
 def test_the_index_holds_the_newest_posts_over_all_timelines_and_no_more(
     notes, photos, monkeypatch
 ):
-    monkeypatch.setattr(feed, "HOT", 4)
+    monkeypatch.setattr(feed_index, "HOT", 4)
     written = [write(notes if n % 2 else photos, f"post {n}") for n in range(7)]
-    feed.index_now(notes)
-    feed.index_now(photos)
+    feed_index.index_now(notes)
+    feed_index.index_now(photos)
     indexed = set(FeedEntry.objects.values_list("post", flat=True))
     assert indexed == set(written[-4:])
     entry = FeedEntry.objects.get(post=written[-1])
@@ -145,7 +145,7 @@ def test_the_worker_indexes_a_new_post_and_tells_open_feed_pages(notes, monkeypa
     while not told:
         assert time.monotonic() < deadline, "no open page was told"
         time.sleep(0.02)
-    assert told[-1] == (feed.FEED_GROUP, {"type": "feed.changed"})
+    assert told[-1] == (feed_index.FEED_GROUP, {"type": "feed.changed"})
 
 
 def test_the_feed_merges_my_timelines_and_one_i_follow_and_forgets_it_when_left(
@@ -156,7 +156,7 @@ def test_the_feed_merges_my_timelines_and_one_i_follow_and_forgets_it_when_left(
     hers = carol.post("Garden is blooming")
     last = write(photos, "A photo of the sea")
     for thread in (notes, photos, carol.thread):
-        feed.index_now(thread)
+        feed_index.index_now(thread)
     page = feed.feed_page(EVERYTHING)
     assert [p.id for p in page.posts] == [last, hers, first]
     assert page.before is None
@@ -164,7 +164,7 @@ def test_the_feed_merges_my_timelines_and_one_i_follow_and_forgets_it_when_left(
     assert page.posts[1].author == carol.member
 
     assert threads.thread_leave(thread=carol.thread, wait=0) is False
-    feed.index_now(carol.thread)
+    feed_index.index_now(carol.thread)
     assert not FeedEntry.objects.filter(thread=carol.thread.id).exists()
     assert page_ids(EVERYTHING) == [last, first]
 
@@ -174,8 +174,8 @@ def test_a_mute_word_hides_and_a_weight_lifts(notes, tmp_path):
     hers = carol.post("Old news from Carol")
     muted = write(notes, "Broccoli recipes again")
     mine = write(notes, "Fresh post")
-    feed.index_now(notes)
-    feed.index_now(carol.thread)
+    feed_index.index_now(notes)
+    feed_index.index_now(carol.thread)
     ranked = FeedRules("Close friends", order=RANKED)
     feed.feeds_save([ranked, FeedRules(EVERYTHING, order=NEWEST, mute_words=("broccoli",))])
     assert page_ids(EVERYTHING) == [mine, hers]  # muted: the word in another case
@@ -190,14 +190,14 @@ def test_a_page_of_the_index_opens_no_thread_database_and_shows_the_posts_as_the
 ):
     kept = write(notes, "First version")
     gone = write(photos, "Soon deleted")
-    feed.index_now(notes)
-    feed.index_now(photos)
+    feed_index.index_now(notes)
+    feed_index.index_now(photos)
     assert len(feed.feed_page(EVERYTHING).posts) == 2
     services.post_edit(thread=notes, post_id=kept, text_="Second version")
     services.reaction_set(thread=notes, target=kept, emoji="👍")
     services.post_delete(thread=photos, post_id=gone)
-    feed.index_now(notes)
-    feed.index_now(photos)
+    feed_index.index_now(notes)
+    feed_index.index_now(photos)
 
     def no_thread_database(*args, **kwargs):
         raise AssertionError("a page of the index read a thread database")
@@ -226,10 +226,10 @@ def test_named_feeds_are_saved_and_read_back(node):
 
 
 def test_pages_go_on_past_the_index_into_the_thread_databases(notes, photos, monkeypatch):
-    monkeypatch.setattr(feed, "HOT", 3)
+    monkeypatch.setattr(feed_index, "HOT", 3)
     written = [write(photos if n % 3 == 0 else notes, f"post {n}") for n in range(8)]
-    feed.index_now(notes)
-    feed.index_now(photos)
+    feed_index.index_now(notes)
+    feed_index.index_now(photos)
     assert FeedEntry.objects.count() == 3
     newest_first = written[::-1]
     assert every_page(EVERYTHING, limit=3) == newest_first
@@ -254,7 +254,7 @@ def test_bad_page_links_are_refused_in_words(notes):
 def test_the_feed_api_lists_pages_with_the_timelines_names(api, notes, photos):
     first = write(notes, "one")
     second = write(photos, "two")
-    feed.index_now(notes)
+    feed_index.index_now(notes)
     answer = api.get("/api/v1/feed/", {"limit": 1})
     assert answer.status_code == 200, answer.json()
     body = answer.json()

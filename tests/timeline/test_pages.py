@@ -20,7 +20,7 @@ from PIL import Image
 
 from apps.core.models import Thread
 from apps.p2p.client import live_group
-from apps.timeline import feed, selectors, services
+from apps.timeline import feed, feed_index, selectors, services
 from apps.timeline.recipes import RECIPE_FORMAT
 from apps.timeline.views import PAGE
 from tests.support.sockets import logged_in_cookies, socket
@@ -99,7 +99,7 @@ def test_the_feed_starts_a_timeline_and_shows_its_posts_with_photos(browser):
     assert whole["Content-Type"] == "image/png"
     assert whole["X-Content-Type-Options"] == "nosniff"
     # The feed: the post with its author, its timeline's name and the photo.
-    feed.index_now(thread)
+    feed_index.index_now(thread)
     page = looks_right(browser.get(reverse("timeline:feed")))
     assert "First tomatoes of the year" in page
     assert "You in Alice's notes" in page
@@ -360,7 +360,7 @@ def test_older_posts_page_on_the_timeline_and_the_feed_and_home_shows_the_newest
     assert "Note number 1" in page
     assert "Note number 21" not in page
     assert "Newest posts" in page
-    feed.index_now(thread)
+    feed_index.index_now(thread)
     html = browser.get(reverse("timeline:feed")).content.decode()
     assert "Note number 21" in visible(html)
     older = re.search(r'href="([^"]*before=[^"]+)">Older posts', html)[1]
@@ -392,8 +392,8 @@ async def test_the_open_feed_and_timeline_pages_are_re_rendered_live(owner_user)
     first = await on_timeline.receive_from(timeout=5)
     assert first.startswith('<div id="timeline-posts" hx-swap-oob="true">')
     await database_sync_to_async(services.post_create)(thread=thread, text_="Live one")
-    await database_sync_to_async(feed.index_now)(thread)
-    await get_channel_layer().group_send(feed.FEED_GROUP, {"type": "feed.changed"})
+    await database_sync_to_async(feed_index.index_now)(thread)
+    await get_channel_layer().group_send(feed_index.FEED_GROUP, {"type": "feed.changed"})
     html = await on_feed.receive_from(timeout=5)  # the page as it was when the socket opened
     assert html.startswith('<div id="feed-posts" hx-swap-oob="true">')
     while "Live one" not in html:
