@@ -11,10 +11,18 @@ from django.test import Client
 
 from apps.core import services
 from apps.core.models import ClaimToken
+from tests.support.fixed_rows import rows_kept
 
 pytest_plugins = ["tests.support.ordering"]  # the slowest files first; their times at the end
 
 OWNER_PASSWORD = "correct horse battery staple 42"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database; then each transactional test's flush puts the content
+    types and permissions back from a copy instead of making them again (``fixed_rows``)."""
+    yield from rows_kept(django_db_blocker)
 
 
 @pytest.fixture
