@@ -3,20 +3,26 @@
 Knox looks at every token of the user on every request, to delete those past their expiry. This
 node makes tokens without an expiry (``services.api_token_create``, ``REST_KNOX['TOKEN_TTL']``
 None), so the sweep found nothing and cost a query per request. The token presented is still
-checked exactly as knox does: its digest, its own expiry (an expired one is deleted and
-refused), its user active.
+checked exactly as knox does: its digest (compared in constant time), its own expiry (an expired
+one is deleted and refused, a renewable one renewed), its user active.
 
-The token and its user are read with two plain SQL queries (``plain_reads``) instead of the
-ORM's ``filter`` and ``select_related``: building those queries cost more than the rest of a
-trivial API request's view; the rows read and the checks made are the same.
+The token and its user are read in one plain SQL statement (the token's key joined to its
+user), where knox's ORM query (``filter`` + ``select_related``) cost more to build than the rest
+of a trivial API request's view: the rows read and the checks made are the same.
 """
 
 from __future__ import annotations
 
 import binascii
+from collections.abc import Callable
+from functools import cache
 from hmac import compare_digest
+from typing import Any
+from weakref import WeakKeyDictionary
 
 from django.contrib.auth import get_user_model
+from django.db import connections, models, router
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
@@ -27,7 +33,75 @@ from knox.settings import CONSTANTS, knox_settings
 from knox.signals import token_expired
 from rest_framework import exceptions
 
-from apps.core import plain_reads
+Converters = list[tuple[int, list[Callable[..., Any]], Any]]
+
+
+@cache
+def _join() -> tuple[str, list[str], list[str], list[Any]]:
+    """The statement reading a token by its key with its user, the attribute names of each
+    model's columns in it, and those columns as ORM expressions (for their converters)."""
+    token_meta, user_meta = get_token_model()._meta, get_user_model()._meta
+    token_fields, user_fields = token_meta.concrete_fields, user_meta.concrete_fields
+    user_key = token_meta.get_field("user").column
+    columns = [f't."{field.column}"' for field in token_fields]
+    columns += [f'u."{field.column}"' for field in user_fields]
+    select = (
+        f"SELECT {', '.join(columns)}"  # noqa: S608 - the models' own names
+        f' FROM "{token_meta.db_table}" t JOIN "{user_meta.db_table}" u'
+        f' ON u."{user_meta.pk.column}" = t."{user_key}" WHERE t."token_key" = %s'
+    )
+    expressions = [field.get_col(token_meta.db_table) for field in token_fields]
+    expressions += [field.get_col(user_meta.db_table) for field in user_fields]
+    return (
+        select,
+        [field.attname for field in token_fields],
+        [field.attname for field in user_fields],
+        expressions,
+    )
+
+
+# The converters (dates from SQLite's text, booleans from integers) of each connection: each
+# thread has its own, and asking for them cost as much as the read.
+_converters: WeakKeyDictionary[BaseDatabaseWrapper, Converters] = WeakKeyDictionary()
+
+
+def _converters_of(connection: BaseDatabaseWrapper, expressions: list[Any]) -> Converters:
+    found = _converters.get(connection)
+    if found is None:
+        found = _converters[connection] = [
+            (i, converters, expression)
+            for i, expression in enumerate(expressions)
+            if (
+                converters := connection.ops.get_db_converters(expression)
+                + expression.get_db_converters(connection)
+            )
+        ]
+    return found
+
+
+def _tokens_with_users(key: str) -> list[models.Model]:
+    """The tokens whose key is ``key``, each with its ``user`` set (one statement; a token
+    without a user is not found, as knox skips it)."""
+    token_model, user_model = get_token_model(), get_user_model()
+    select, token_names, user_names, expressions = _join()
+    alias = router.db_for_read(token_model)
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        cursor.execute(select, [key])
+        found = cursor.fetchall()
+    if not found:
+        return []
+    converters = _converters_of(connection, expressions)
+    tokens, split = [], len(token_names)
+    for row in found:
+        values = list(row)
+        for i, convert, expression in converters:
+            for converter in convert:
+                values[i] = converter(values[i], expression, connection)
+        token = token_model.from_db(alias, token_names, values[:split])
+        token.user = user_model.from_db(router.db_for_read(user_model), user_names, values[split:])
+        tokens.append(token)
+    return tokens
 
 
 class TokenAuthentication(KnoxTokenAuthentication):
@@ -35,12 +109,8 @@ class TokenAuthentication(KnoxTokenAuthentication):
         # knox's own loop, over the same rows: the tokens with this key, each with its user.
         msg = _("Invalid token.")
         token = token.decode("utf-8")
-        found = plain_reads.rows(
-            get_token_model(), '"token_key" = %s', [token[: CONSTANTS.TOKEN_KEY_LENGTH]]
-        )
-        for auth_token in found:
-            auth_token.user = plain_reads.by_pk(get_user_model(), auth_token.user_id)
-            if auth_token.user is None or self._cleanup_token(auth_token):
+        for auth_token in _tokens_with_users(token[: CONSTANTS.TOKEN_KEY_LENGTH]):
+            if self._cleanup_token(auth_token):
                 continue
             try:
                 digest = hash_token(token)

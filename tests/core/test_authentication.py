@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -44,3 +45,16 @@ def test_the_owners_other_tokens_are_not_read_on_each_request(owner):
     token_reads = [q["sql"] for q in queries if 'FROM "knox_authtoken"' in q["sql"]]
     assert len(token_reads) == 1, token_reads  # the token presented, by its key
     assert "token_key" in token_reads[0].split("WHERE")[1]
+
+
+def test_the_token_and_its_owner_are_read_in_one_statement(owner):
+    token = services.api_token_create(user=owner)
+    _get(token)
+    with CaptureQueriesContext(connection) as queries:
+        response = Client().get("/api/v1/node/", HTTP_AUTHORIZATION=f"Token {token}")
+    assert response.status_code == 200
+    users = f'"{get_user_model()._meta.db_table}"'
+    token_reads = [q["sql"] for q in queries if 'FROM "knox_authtoken"' in q["sql"]]
+    assert len(token_reads) == 1
+    assert f"JOIN {users}" in token_reads[0]
+    assert not [q["sql"] for q in queries if f"FROM {users}" in q["sql"]], "the owner read again"
