@@ -120,8 +120,8 @@ def _checked(input_class: type[serializers.Serializer], data: Any) -> dict:
             vars(serializer).pop(name, None)
 
 
-def _view(thread: Thread, message_id: str) -> dict:
-    found = selectors.message(thread, message_id)
+def _view(thread: Thread, message_id: str, *, fresh: bool = False) -> dict:
+    found = selectors.message(thread, message_id, fresh=fresh)
     if found is None:
         raise ServiceFailed(ThreadServiceError("not_found", "no such message"))
     return represent(MessageOutput, found)
@@ -183,8 +183,12 @@ class MessageListApi(APIView):
         if hasattr(payload, "getlist"):  # multipart: files repeat under one name
             payload = {**payload.dict(), "files": request.FILES.getlist("files")}
         head = _head(thread)
-        message = _call(services.message_send, thread=thread, **_checked(MessageInput, payload))
-        body = _view(thread, message.id.hex)
+        fields = _checked(MessageInput, payload)
+        message = _call(services.message_send, thread=thread, **fields)
+        # Without a client's id it is a new message (a resend with one may return an old one,
+        # reactions and all): nothing to read of reactions, nor of attachments without files.
+        fresh = fields.get("id") is None and not fields.get("files")
+        body = _view(thread, message.id.hex, fresh=fresh)
         body["write"] = _written(thread, head, MESSAGE, message.id.hex, first=True)
         return Response(body, status=status.HTTP_201_CREATED)
 

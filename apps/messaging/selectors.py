@@ -153,16 +153,20 @@ def messages(thread: Thread, *, before: str | None = None, limit: int = PAGE) ->
     return _views(thread, query, [bound, limit])
 
 
-def message(thread: Thread, message_id: str) -> MessageView | None:
+def message(thread: Thread, message_id: str, *, fresh: bool = False) -> MessageView | None:
+    """One message as a page shows it. ``fresh``: the caller made it just now, with a new id
+    and no files, so nobody can have reacted to it yet and it has no attachments: those two
+    reads are skipped (a sent message's answer)."""
     try:
         pk = uuid.UUID(message_id).hex  # as the table stores it
     except ValueError:
         return None
-    found = _views(thread, _MESSAGES.format(index="", where="m.id = ?"), [pk, 1])
+    query = _MESSAGES.format(index="", where="m.id = ?")
+    found = _views(thread, query, [pk, 1], extras=not fresh)
     return found[0] if found else None
 
 
-def _views(thread: Thread, query: str, params: list) -> list[MessageView]:
+def _views(thread: Thread, query: str, params: list, *, extras: bool = True) -> list[MessageView]:
     names = member_names(thread)
     me = thread.member_id
     rows = _read(thread, query, params)
@@ -183,9 +187,10 @@ def _views(thread: Thread, query: str, params: list) -> list[MessageView]:
                 cursor=bytes(hlc).hex(),
             )
         )
-    _add_reactions(thread, page)
+    if extras:
+        _add_reactions(thread, page)
+        _add_attachments(thread, page)
     _add_receipts(thread, page, names)
-    _add_attachments(thread, page)
     return page
 
 

@@ -9,6 +9,7 @@ import uuid
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
 
@@ -125,6 +126,20 @@ def test_api_send_list_edit_delete(browser, chat):
     assert deleted.status_code == 200
     assert deleted.json()["write"]["state"] == "accepted"
     assert [m["id"] for m in browser.get(api).json()] == [replied["id"]]
+
+
+def test_a_sends_answer_shows_its_files_and_a_resends_its_reactions(browser, chat):
+    # A new message's answer skips the reads of reactions and attachments; these two are not new.
+    api = f"/api/v1/threads/{chat.id}/messages/"
+    upload = SimpleUploadedFile("notes.txt", b"some notes")
+    with_file = browser.post(api, {"text": "see the file", "files": [upload]}).json()
+    assert [(a["name"], a["size"]) for a in with_file["attachments"]] == [("notes.txt", 10)]
+    client_id = uuid.uuid4().hex
+    first = browser.post(api, {"text": "hi", "id": client_id}, content_type="application/json")
+    services.reaction_toggle(thread=chat, message_id=first.json()["id"], emoji="👍")
+    again = browser.post(api, {"text": "hi", "id": client_id}, content_type="application/json")
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["reactions"] == [{"emoji": "👍", "count": 1, "mine": True}]
 
 
 @pytest.mark.parametrize(
