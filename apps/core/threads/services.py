@@ -7,36 +7,47 @@ member, device and invite rows) is brought up to date.
 Invites: the admitting node checks a redemption before writing anything (``redemption``), and
 admits the same newcomer again without a write; the joining node keeps a join whose answer was
 lost in the joining state and the p2p node finishes it in the background (``joining``).
+
+Beside this module, and re-exported by it (callers use ``services.<name>``): the shared error
+and write (``service_base``), the admitting node's half of an invite (``admitting``), taking in
+a thread joined or adopted (``intake``), and members and devices (``members``).
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from django.db import transaction
-
-from apps.core.models import Thread, ThreadDevice, ThreadInvite, ThreadMember
+from apps.core.models import Thread, ThreadInvite
 from apps.core.selectors import node_info
-from apps.core.thread import keys
 from apps.core.thread import payloads as p
 from apps.core.thread.invite import Invite, InviteError, invite_parse
 from apps.core.thread.policy import PolicyError, policy_template
 from apps.core.thread.replica import IngestResult, Verified
-from apps.core.thread.writer import RedemptionRequest, ThreadWriter, WriteError, redemption_request
+from apps.core.thread.writer import RedemptionRequest, ThreadWriter, redemption_request
 from apps.core.threads import joining, leaving
-from apps.core.threads.database import NodeKeys, ThreadDatabase, WriteRefused
+from apps.core.threads.admitting import invite_admit as invite_admit
+from apps.core.threads.database import NodeKeys
+from apps.core.threads.intake import join_receive as join_receive
+from apps.core.threads.intake import thread_adopt as thread_adopt
+from apps.core.threads.intake import thread_join
 from apps.core.threads.invite_words import refusal_words
-from apps.core.threads.redemption import (
-    NOT_HERE,
-    RedemptionRefused,
-    admission_lock,
-    redemption_check,
-)
+from apps.core.threads.members import addresses_set as addresses_set
+from apps.core.threads.members import device_certify as device_certify
+from apps.core.threads.members import device_revoke as device_revoke
+from apps.core.threads.members import member_remove as member_remove
+from apps.core.threads.members import member_set_role as member_set_role
 from apps.core.threads.registry import thread_database
+from apps.core.threads.service_base import (
+    ThreadServiceError,
+    _database,
+    _hex,
+    _key,
+    _now_ms,
+    _write,
+    index_refresh,
+)
 from apps.core.threads.signals import thread_added
 
 MAX_INVITE_DAYS = 30
@@ -44,14 +55,6 @@ MAX_INVITE_ADDRS = 8
 MAX_INVITE_USES = p.MAX_INVITE_USES
 MAX_INVITE_LABEL = p.MAX_INVITE_LABEL
 LEAVE_WAIT = 5.0  # seconds a leave waits for another member's device to take it
-
-
-class ThreadServiceError(Exception):
-    """A thread action that cannot be done; ``code`` for the API, the message for people."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class Network(Protocol):
@@ -88,43 +91,6 @@ class Network(Protocol):
 
 # Set by the p2p app when it loads (``apps.p2p.client``); None where no network is wired up.
 network: Network | None = None
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _hex(value: bytes) -> str:
-    return value.hex()
-
-
-def _key(text: str, what: str) -> bytes:
-    try:
-        value = bytes.fromhex(text)
-    except ValueError:
-        value = b""
-    if len(value) != 32:
-        raise ThreadServiceError("invalid", f"{what} must be 64 hexadecimal characters")
-    return value
-
-
-def _database(thread: Thread) -> ThreadDatabase:
-    if thread.state == Thread.State.DAMAGED:
-        raise ThreadServiceError("unavailable", f"thread {thread} is damaged: {thread.problem}")
-    return thread_database(thread.thread)
-
-
-def _write(thread: Thread, action) -> list:
-    """Run ``action(writer)`` in a transaction of the thread, then refresh the index."""
-    database = _database(thread)
-    try:
-        result = database.write(action)
-    except WriteRefused as exc:
-        raise ThreadServiceError("forbidden", str(exc)) from exc
-    except WriteError as exc:
-        raise ThreadServiceError("forbidden", str(exc)) from exc
-    index_refresh(thread=thread)
-    return result
 
 
 # -- creating, joining, leaving ------------------------------------------------------------------
@@ -368,249 +334,3 @@ def invite_redeem(*, link: str) -> Thread:
         joining.join_undo(thread=invite.thread, previous=previous)
         raise
     return thread_join(invite=invite)
-
-
-# What the admitting node says when its replica refuses an admission the check let through
-# (a concurrent change), by the refusal reason.
-_ADMIT_REFUSALS = (
-    ("revoked", "revoked"),
-    ("already used", "used"),
-    ("used up", "used"),
-    ("no longer lets", "revoked"),
-    ("expired", "expired"),
-    ("lost its force", "revoked"),
-)
-
-
-def invite_admit(*, thread: Thread, request: RedemptionRequest) -> list[bytes]:
-    """The admitting node's half: redeem the invite for the newcomer (one of its uses) and start
-    a key epoch that includes them. Returns the ops written (none when this newcomer was
-    admitted before: the log it is sent again holds them).
-
-    The request is checked against the current control state first (``redemption``): a refusal
-    writes nothing, so it costs no reload of the thread's replica. "No such invite" is one
-    answer (``NOT_HERE``) whether the thread is unknown, not active or the invite unknown.
-    Admissions to one thread are checked and written one at a time (``admission_lock``)."""
-    if thread.state != Thread.State.ACTIVE:
-        raise ThreadServiceError("unknown", NOT_HERE)
-    with admission_lock(thread.thread):
-        return _admit(thread, request)
-
-
-def _admit(thread: Thread, request: RedemptionRequest) -> list[bytes]:
-    database = thread_database(thread.thread)
-    with database.lock:
-        control = database.replica().control
-        if control.opaque:
-            # Some control op is unreadable here: who may be admitted cannot be known, and this
-            # node never acts on a member list it cannot read (issue 9).
-            raise ThreadServiceError(
-                "unavailable",
-                "this node cannot read all of the thread's membership changes right now; "
-                "another member's node can admit you",
-            )
-        state = control.state
-        try:
-            verdict = redemption_check(
-                thread.thread,
-                state,
-                request,
-                admitter=bytes.fromhex(thread.member_id),
-                now_ms=_now_ms(),
-                timeline=control.timeline,
-            )
-        except RedemptionRefused as exc:
-            raise ThreadServiceError(exc.code, str(exc)) from exc
-    if verdict == "again":
-        return []
-    try:
-        ops = _write(thread, lambda writer: writer.admit(request))
-    except ThreadServiceError as exc:
-        text = str(exc)
-        if "unknown invite" in text:
-            raise ThreadServiceError("unknown", NOT_HERE) from exc
-        code = next((c for needle, c in _ADMIT_REFUSALS if needle in text), exc.code)
-        raise ThreadServiceError(code, text) from exc
-    return [op.raw for op in ops]
-
-
-def join_receive(*, invite: Invite, raws: list[bytes] | Verified) -> None:
-    """Part of a thread's log, received while joining, before this node is known to be in it
-    (``thread_join`` registers the thread once all of it is here)."""
-    thread_database(invite.thread).ingest(raws)
-
-
-def thread_join(*, invite: Invite, raws: Iterable[bytes] = ()) -> Thread:
-    """Take in a thread's log received after being admitted (``raws``, or received earlier
-    with ``join_receive``); the thread becomes this node's."""
-    node = NodeKeys.of_this_node()
-    if node.master_secret is None:
-        raise ThreadServiceError("unavailable", "this node has no usable master secret")
-    database = thread_database(invite.thread)
-    database.ingest(raws)
-    replica = database.replica()
-    member = keys.member_key(node.master_secret, invite.thread)
-    role = replica.control.state.role_of(bytes(member.verify_key))
-    if role is None:
-        raise ThreadServiceError(
-            "forbidden", "the log received does not admit this node (the invite was not redeemed)"
-        )
-    thread, _ = Thread.objects.update_or_create(
-        pk=_hex(invite.thread),
-        defaults={
-            "name": replica.control.state.name or invite.name,
-            "app": replica.control.state.app,
-            "member_id": _hex(bytes(member.verify_key)),
-            "role": role,
-            "state": Thread.State.ACTIVE,
-            "problem": "",
-            "join_link": "",
-        },
-    )
-    index_refresh(thread=thread)
-    thread_added.send(sender=Thread, thread=invite.thread)
-    return thread
-
-
-def thread_adopt(*, thread: bytes, raws: Iterable[bytes] = ()) -> Thread:
-    """Take in a thread this party is already a member of, with this node's device certified
-    there (another device of the party certified it): ``raws`` is its log, fetched from a
-    device or mirror of the party. The thread becomes this node's."""
-    node = NodeKeys.of_this_node()
-    if node.master_secret is None:
-        raise ThreadServiceError("unavailable", "this node has no usable master secret")
-    database = thread_database(thread)
-    database.ingest(raws)
-    replica = database.replica()
-    state = replica.control.state
-    member = bytes(keys.member_key(node.master_secret, thread).verify_key)
-    role = state.role_of(member)
-    if role is None:
-        raise ThreadServiceError("forbidden", "the log received does not show you as a member")
-    if state.device_member(bytes(node.device.verify_key)) != member:
-        raise ThreadServiceError(
-            "forbidden", "the log received does not certify this device for you (not yet)"
-        )
-    record, _ = Thread.objects.update_or_create(
-        pk=_hex(thread),
-        defaults={
-            "name": state.name or _hex(thread)[:12],
-            "app": state.app,
-            "member_id": _hex(member),
-            "role": role,
-            "state": Thread.State.ACTIVE,
-            "problem": "",
-            "join_link": "",
-        },
-    )
-    index_refresh(thread=record)
-    thread_added.send(sender=Thread, thread=thread, adopted=True)
-    return record
-
-
-# -- members and devices -------------------------------------------------------------------------
-
-
-def member_set_role(*, thread: Thread, member_id: str, role: str) -> None:
-    member = _key(member_id, "the member id")
-    _write(thread, lambda writer: writer.set_role(member, role))
-
-
-def member_remove(*, thread: Thread, member_id: str) -> None:
-    """Remove a member and start a new key epoch without them."""
-    member = _key(member_id, "the member id")
-    _write(thread, lambda writer: writer.remove_member(member))
-
-
-def device_certify(*, thread: Thread, device_id: str, device_proof: str) -> None:
-    """Admit another device of this party (e.g. its second node) to act for it in the thread.
-    ``device_proof``: that device's signature saying it acts for this member in this thread
-    (``keys.device_proof_sign``; the other node prints it with ``manage.py device_proof``), so
-    nobody can claim a device key that is not theirs."""
-    device = _key(device_id, "the device id")
-    try:
-        proof = bytes.fromhex(device_proof)
-    except ValueError:
-        proof = b""
-    if len(proof) != 64:
-        raise ThreadServiceError("invalid", "the device's proof must be 128 hexadecimal characters")
-
-    def certify(writer: ThreadWriter):
-        cert = keys.device_cert_sign(writer.member_key, writer.thread, device)
-        return writer.control(
-            p.CertifyDevice(
-                member=writer.member, device=device, device_cert=cert, device_proof=proof
-            )
-        )
-
-    _write(thread, certify)
-
-
-def device_revoke(*, thread: Thread, device_id: str) -> None:
-    device = _key(device_id, "the device id")
-    _write(thread, lambda writer: writer.revoke_device(device))
-
-
-def addresses_set(*, thread: Thread, addrs: tuple[str, ...]) -> bool:
-    """Record where this device can be reached in the thread (for the other members' nodes);
-    False when that is already what the thread says."""
-    database = _database(thread)
-    with database.lock:
-        state = database.replica().control.state
-        mine = bytes(database.node.device.verify_key)
-        if state.addresses.get(mine, ()) == addrs or state.device_member(mine) is None:
-            return False
-    _write(thread, lambda writer: writer.control(p.SetAddresses(addrs=addrs)))
-    return True
-
-
-# -- this node's index of its threads -----------------------------------------------------------
-
-
-def index_refresh(*, thread: Thread) -> None:
-    """Rewrite the member, device and invite rows of ``thread`` from its control state."""
-    database = _database(thread)
-    state = database.replica().control.state
-    me = bytes.fromhex(thread.member_id)
-    this_device = bytes(database.node.device.verify_key)
-    my_role = state.role_of(me)
-    with transaction.atomic():
-        thread.name = state.name or thread.name
-        thread.role = my_role or ""
-        thread.apps = list(state.apps)
-        if my_role is None and thread.state == Thread.State.ACTIVE and state.created:
-            thread.state = Thread.State.REMOVED
-        thread.save()
-        # Upserts, not delete-and-recreate: the rows' ids are in admin URLs.
-        members = {_hex(m): s.role for m, s in state.members.items() if s.active}
-        ThreadMember.objects.filter(thread=thread).exclude(member_id__in=members).delete()
-        for member_id, role in members.items():
-            ThreadMember.objects.update_or_create(
-                thread=thread,
-                member_id=member_id,
-                defaults={"role": role, "is_me": member_id == thread.member_id},
-            )
-        devices = {_hex(d): _hex(s.member) for d, s in state.devices.items() if s.active}
-        ThreadDevice.objects.filter(thread=thread).exclude(device_id__in=devices).delete()
-        for device_id, member_id in devices.items():
-            ThreadDevice.objects.update_or_create(
-                thread=thread,
-                device_id=device_id,
-                defaults={
-                    "member_id": member_id,
-                    "is_this_node": device_id == _hex(this_device),
-                },
-            )
-        for invite_key, invite in state.invites.items():
-            ThreadInvite.objects.update_or_create(
-                thread=thread,
-                invite_id=_hex(invite_key),
-                defaults={
-                    "role": invite.role,
-                    "expires_at": datetime.fromtimestamp(invite.expiry / 1000, UTC),
-                    "status": invite.status,
-                    "uses": invite.uses,
-                    "used": invite.used,
-                    "label": invite.label,
-                },
-            )

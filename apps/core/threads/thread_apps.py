@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from apps.core.models import Thread
 from apps.core.thread import payloads as p
 from apps.core.thread.appspec import AppSpecError, thread_app_spec, thread_apps
-from apps.core.threads.services import ThreadServiceError, _database, _write
+from apps.core.threads.service_base import ThreadServiceError, _database, _write
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from apps.core.models import Thread
 from apps.core.thread import payloads as p
 from apps.core.thread.invite import Invite
 from apps.core.thread.writer import RedemptionRequest, redemption_request
-from apps.core.threads import services
+from apps.core.threads import admitting, services
 from apps.core.threads.database import ThreadDatabase
 from apps.core.threads.redemption import NOT_HERE
 from tests.core.threads.conftest import OtherNode, log_size, other_node, reloads_counted
@@ -122,6 +122,6 @@ def test_each_refusal_has_its_code_and_writes_nothing(thread, tdb, joiners, monk
     assert refused(thread, request_of(revoked, joiner))[0] == "revoked"
     assert refused(thread, request_of(again, member)) == ("conflict", "already a member")
     later = time.time_ns() // 1_000_000 + 2 * 3_600_000
-    monkeypatch.setattr(services, "_now_ms", lambda: later)
+    monkeypatch.setattr(admitting, "_now_ms", lambda: later)
     assert refused(thread, request_of(expiring, joiner))[0] == "expired"
     assert log_size(tdb) == size
