@@ -3,10 +3,11 @@ the same run:
 
 - a trivial authenticated API GET (``/api/v1/node/`` with the node's API token) through HTTP,
   p50 over many requests, on one kept-alive connection (what a client with a connection pool
-  sees) and on a new connection each (what ``urllib`` does). Floor: the same view, same token,
-  same databases, called in process through Django's test ``Client`` (a ``manage.py shell`` on
-  the node's data dir, beside the running node): all of Django, DRF and the database, no daphne
-  and no socket.
+  sees) and on a new connection each (what ``urllib`` does); and the CPU time a request takes,
+  in the node and in process (steadier than wall time on a busy machine). Floor: the same
+  view, same token, same databases, called in process through Django's test ``Client`` (a
+  ``manage.py shell`` on the node's data dir, beside the running node): all of Django, DRF and
+  the database, no daphne and no socket.
 - sequential message POSTs through the messaging API on node A, each sent as soon as the previous
   one was answered, with node B a member of the conversation receiving them: messages/s
   accepted on A (target >= 200/s), and until B lists the last one; and A's CPU time per message
@@ -91,17 +92,21 @@ def in_process(token: str, host: str, path: str, count: int) -> None:
         assert response.status_code == 200, (response.status_code, response.content[:300])
 
     _timed_gets(get, 20)  # warm-up: imports, URL resolver, first queries
-    print(json.dumps(_timed_gets(get, count)))
+    cpu_before = time.process_time()
+    samples = _timed_gets(get, count)
+    print(json.dumps({"samples": samples, "cpu_s": time.process_time() - cpu_before}))
 
 
-def _in_process_floor(peer: Peer, count: int) -> list[float]:
+def _in_process_floor(peer: Peer, count: int) -> tuple[list[float], float]:
+    """The in-process samples (seconds) and the CPU time (ms) a request took there."""
     host = urlsplit(peer.process.url).netloc
     call = f"in_process({peer.token!r}, {host!r}, {TRIVIAL!r}, {count})"
     code = f"from bench.request_path import in_process; {call}"
     result = manage(peer.data_dir, "shell", "-v", "0", "-c", code, env=peer.env)
     if result.returncode != 0:
         raise RuntimeError(result.stderr)
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    return found["samples"], found["cpu_s"] / count * 1000
 
 
 def _trivial_get(peer: Peer, count: int) -> dict[str, Any]:
@@ -110,17 +115,21 @@ def _trivial_get(peer: Peer, count: int) -> dict[str, Any]:
     kept = KeptAlive(peer.process.url, peer.token)
     try:
         _timed_gets(lambda: kept.request("GET", TRIVIAL), 50)  # warm-up
+        cpu_before = _cpu_s(peer)
         alive = _timed_gets(lambda: kept.request("GET", TRIVIAL), count)
+        cpu_ms = (_cpu_s(peer) - cpu_before) / count * 1000
     finally:
         kept.close()
     fresh = _timed_gets(lambda: peer.api.get(TRIVIAL), count)
-    floor = _in_process_floor(peer, count)
+    floor, floor_cpu_ms = _in_process_floor(peer, count)
     result = {
         "path": TRIVIAL,
         "requests": count,
         "kept_alive": percentiles(alive),
         "new_connection": percentiles(fresh),
         "in_process_floor": percentiles(floor),
+        "node_cpu_ms_per_request": round(cpu_ms, 3),
+        "in_process_cpu_ms_per_request": round(floor_cpu_ms, 3),
     }
     p50, floor_p50 = statistics.median(alive), statistics.median(floor)
     result["ratio_p50"] = round(p50 / floor_p50, 2)
@@ -129,7 +138,8 @@ def _trivial_get(peer: Peer, count: int) -> dict[str, Any]:
         round(p50 * 1000, 2),
         "ms",
         floor=f"same view in process {floor_p50 * 1000:.2f} ms ({p50 / floor_p50:.1f}x); new "
-        f"connection each: {statistics.median(fresh) * 1000:.2f} ms",
+        f"connection each: {statistics.median(fresh) * 1000:.2f} ms; CPU a request: the node "
+        f"{cpu_ms:.2f} ms (kept alive), in process {floor_cpu_ms:.2f} ms",
     )
     return result
 
