@@ -22,10 +22,10 @@ from apps.checklist.policy import APPROVAL, ITEM
 from apps.checklist.refusals import WHAT, refused_writes
 from apps.core.models import Thread
 from apps.core.threads import writes
-from apps.core.threads.apis import WRITES_TAKEN, WriteRefOutput
 from apps.core.threads.app_kit import AppFailed, api_call, api_thread
 from apps.core.threads.registry import thread_database
 from apps.core.threads.services import ThreadServiceError
+from apps.core.threads.write_apis import WRITES_TAKEN, WriteRefOutput
 
 ChecklistFailed = AppFailed
 _call, _thread = api_call, api_thread

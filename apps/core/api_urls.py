@@ -8,7 +8,7 @@ from django.urls import path
 
 from apps.core.apis import NodeApi
 from apps.core.threads import apis as threads
-from apps.core.threads import app_apis, naming_apis
+from apps.core.threads import app_apis, naming_apis, write_apis
 from apps.core.threads.leave_api import ThreadLeaveApi
 from apps.p2p.apis import NetworkApi
 
@@ -46,8 +46,8 @@ api_urlpatterns = [
         name="thread_invite_qr",
     ),
     path(THREAD + "ops/", threads.OpLogApi.as_view(), name="thread_ops"),
-    path(THREAD + "writes/", threads.WriteListApi.as_view(), name="thread_writes"),
-    path(THREAD + "writes/<str:op>/", threads.WriteDetailApi.as_view(), name="thread_write"),
+    path(THREAD + "writes/", write_apis.WriteListApi.as_view(), name="thread_writes"),
+    path(THREAD + "writes/<str:op>/", write_apis.WriteDetailApi.as_view(), name="thread_write"),
     path(THREAD + "apps/", app_apis.ThreadAppListApi.as_view(), name="thread_apps"),
     path(THREAD + "apps/<str:app>/", app_apis.ThreadAppDetailApi.as_view(), name="thread_app"),
     path("invites/redeem/", threads.InviteRedeemApi.as_view(), name="invites_redeem"),

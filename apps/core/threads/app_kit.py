@@ -14,7 +14,7 @@ from django.db import transaction
 from apps.core.models import Thread
 from apps.core.thread import keys
 from apps.core.threads import writes
-from apps.core.threads.apis import STATUS_OF, ServiceFailed
+from apps.core.threads.api_errors import STATUS_OF, ServiceFailed
 from apps.core.threads.context import thread_context
 from apps.core.threads.database import WriteRefused
 from apps.core.threads.registry import thread_database

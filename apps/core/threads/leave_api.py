@@ -9,7 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.threads import services
-from apps.core.threads.apis import ThreadDetailOutput, _call, _thread
+from apps.core.threads.api_errors import _call, _thread
+from apps.core.threads.apis import ThreadDetailOutput
 
 
 class ThreadLeaveApi(APIView):
