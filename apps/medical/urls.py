@@ -4,7 +4,7 @@ the same record prefix."""
 
 from django.urls import include, path, register_converter
 
-from apps.medical import access_urls, emergency_urls, io_urls, views
+from apps.medical import access_urls, emergency_urls, entry_views, io_urls, views
 from apps.medical.fhir import TYPE_BY_SLUG
 
 
@@ -34,12 +34,12 @@ urlpatterns = [
     path(RECORD, views.record, name="record"),
     path(RECORD + "chart/", views.chart, name="chart"),
     path(RECORD + "chart/<str:code>/", views.chart, name="chart"),
-    path(RECORD + "documents/<str:fhir_id>/file/", views.document, name="document"),
+    path(RECORD + "documents/<str:fhir_id>/file/", entry_views.document, name="document"),
     path(KIND, views.type_list, name="type_list"),
-    path(KIND + "new/", views.entry_new, name="entry_new"),
-    path(ENTRY, views.entry, name="entry"),
-    path(ENTRY + "edit/", views.entry_edit, name="entry_edit"),
-    path(ENTRY + "delete/", views.entry_delete, name="entry_delete"),
+    path(KIND + "new/", entry_views.entry_new, name="entry_new"),
+    path(ENTRY, entry_views.entry, name="entry"),
+    path(ENTRY + "edit/", entry_views.entry_edit, name="entry_edit"),
+    path(ENTRY + "delete/", entry_views.entry_delete, name="entry_delete"),
 ]
 
 
