@@ -2,7 +2,8 @@
 
 Every parser here takes an untrusted decoded CBOR value and either returns a typed object or
 raises ``PayloadError`` naming the field; nothing else escapes. Limits follow DESIGN §4: at most
-10 000 row changes per op, bounded strings everywhere.
+10 000 row changes per op, bounded strings everywhere. The control actions' types live in
+``control_types`` and the row changes in ``datapayload``; both are named here too.
 """
 
 from __future__ import annotations
@@ -12,6 +13,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from apps.core.thread.appspec import AppSpec, AppSpecError
+from apps.core.thread.control_types import (
+    AddMember,
+    CertifyDevice,
+    Control,
+    Create,
+    CreateInvite,
+    DisableApp,
+    EnableApp,
+    Leave,
+    RedeemInvite,
+    RemoveMember,
+    RevokeDevice,
+    RevokeInvite,
+    SetAddresses,
+    SetMeta,
+    SetName,
+    SetPolicy,
+    SetRole,
+    TransferOwner,
+)
 from apps.core.thread.datapayload import (  # noqa: F401 (row changes are payloads: named here too)
     DELETE,
     MAX_COLS,
@@ -57,143 +78,6 @@ def _text(value: Any, what: str, limit: int = MAX_TEXT) -> str:
 
 
 # --- control ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Create:
-    nonce: bytes
-    policy: Policy
-    owner: bytes
-    device_cert: bytes
-    name: str
-    app: str
-
-
-@dataclass(frozen=True)
-class AddMember:
-    member: bytes
-    role: str
-    device: bytes
-    device_cert: bytes
-    device_proof: bytes  # the device's own signature (keys.device_proof_sign)
-
-
-@dataclass(frozen=True)
-class RedeemInvite:
-    invite: bytes
-    member: bytes
-    device: bytes
-    device_cert: bytes
-    proof: bytes
-    device_proof: bytes
-
-
-@dataclass(frozen=True)
-class RemoveMember:
-    member: bytes
-
-
-@dataclass(frozen=True)
-class Leave:
-    pass
-
-
-@dataclass(frozen=True)
-class SetRole:
-    member: bytes
-    role: str
-
-
-@dataclass(frozen=True)
-class TransferOwner:
-    member: bytes
-
-
-@dataclass(frozen=True)
-class CertifyDevice:
-    member: bytes
-    device: bytes
-    device_cert: bytes
-    device_proof: bytes
-
-
-@dataclass(frozen=True)
-class RevokeDevice:
-    device: bytes
-    # The member's own signature when a member revokes one of its devices; None when a manager
-    # revokes a lower-ranked member's device.
-    member_sig: bytes | None
-
-
-@dataclass(frozen=True)
-class CreateInvite:
-    invite: bytes
-    role: str
-    expiry: int
-    # How many redemptions the invite admits (None: no cap). Both are left out of the document
-    # when they have their default, so a single-use invite is written as it always was.
-    uses: int | None = 1
-    label: str = ""  # a note the members see ("shop followers"); the link does not carry it
-
-
-@dataclass(frozen=True)
-class RevokeInvite:
-    invite: bytes
-
-
-@dataclass(frozen=True)
-class SetAddresses:
-    addrs: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class SetPolicy:
-    policy: Policy
-
-
-@dataclass(frozen=True)
-class SetMeta:
-    name: str
-
-
-@dataclass(frozen=True)
-class SetName:
-    """The name a member gives itself in the thread (ADR 16); ``member`` must be its author."""
-
-    member: bytes
-    name: str
-
-
-@dataclass(frozen=True)
-class EnableApp:
-    spec: AppSpec  # what the app adds to the policy: carried in the op, never read locally
-
-
-@dataclass(frozen=True)
-class DisableApp:
-    app: str
-
-
-Control = (
-    Create
-    | AddMember
-    | RedeemInvite
-    | RemoveMember
-    | Leave
-    | SetRole
-    | TransferOwner
-    | CertifyDevice
-    | RevokeDevice
-    | CreateInvite
-    | RevokeInvite
-    | SetAddresses
-    | SetPolicy
-    | SetMeta
-    | SetName
-    | EnableApp
-    | DisableApp
-)
-
 
 _INVITE_OPTIONAL = frozenset({"uses", "label"})
 MAX_INVITE_USES = 1_000_000
