@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any
+from urllib.parse import urlencode
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -89,17 +90,49 @@ class ClaimsApi(APIView):
         responses=ClaimOutput(many=True),
         operation_id="identity_claims_list",
         parameters=[
-            OpenApiParameter("subject", str, description="Only this member's claims (hex).")
+            OpenApiParameter("subject", str, description="Only this member's claims (hex)."),
+            OpenApiParameter(
+                "before", str, description="A claim's id: the page of claims older than it."
+            ),
+            OpenApiParameter(
+                "after", str, description="A claim's id: the page of claims newer than it."
+            ),
+            OpenApiParameter(
+                "limit",
+                int,
+                description=f"At most this many (default {selectors.PAGE}, "
+                f"at most {selectors.MAX_PAGE}).",
+            ),
         ],
+        description="A page of the thread's claims, newest first. The `Link` header names the "
+        'older page (`rel="next"`) and the newer one (`rel="prev"`) when there are more; '
+        "the filters are kept in them.",
     )
     def get(self, request: Request, thread_id: str) -> Response:
         """The thread's claims, newest first, each with its state (verified, pending,
-        overturned, withdrawn) as every node derives it."""
+        overturned, withdrawn) as every node derives it; a page at a time."""
         thread = _thread(thread_id)
-        subject = request.query_params.get("subject") or None
+        asked = request.query_params
+        subject = asked.get("subject") or None
         if subject is not None and not _is_member_hex(subject):
             raise _failed("invalid", "subject is a member key (64 hex digits)")
-        return Response([claim_body(c) for c in selectors.claims(thread, subject=subject)])
+        limit = _limit(asked.get("limit"))
+        before, after = asked.get("before") or None, asked.get("after") or None
+        try:
+            page = selectors.claim_page(
+                thread, before=before, after=after, subject=subject, limit=limit
+            )
+        except ValueError:
+            raise _failed("invalid", "before and after are a claim's id (32 hex digits)") from None
+        response = Response([claim_body(c) for c in page.claims])
+        keep = {"subject": subject, "limit": asked.get("limit")}
+        links = [
+            f'<{_page_url(request, keep, "before", page.older)}>; rel="next"' if page.older else "",
+            f'<{_page_url(request, keep, "after", page.newer)}>; rel="prev"' if page.newer else "",
+        ]
+        if any(links):
+            response["Link"] = ", ".join(link for link in links if link)
+        return response
 
     @extend_schema(
         request={"application/json": ClaimInput, "multipart/form-data": ClaimInput},
@@ -116,6 +149,25 @@ class ClaimsApi(APIView):
         values = _valid(ClaimInput, data)
         made = api_call(services.claim_make, thread=thread, **values)
         return Response(_claim(thread, made), status=status.HTTP_201_CREATED)
+
+
+def _limit(value: str | None) -> int:
+    if value is None or value == "":
+        return selectors.PAGE
+    try:
+        limit = int(value)
+    except ValueError:
+        raise _failed("invalid", "limit is a whole number") from None
+    if not 1 <= limit <= selectors.MAX_PAGE:
+        raise _failed("invalid", f"limit is between 1 and {selectors.MAX_PAGE}")
+    return limit
+
+
+def _page_url(request: Request, keep: dict[str, str | None], cursor: str, claim: str) -> str:
+    """The list's URL for another page, with the filters asked for."""
+    params = {k: v for k, v in keep.items() if v}
+    params[cursor] = claim
+    return request.build_absolute_uri(request.path + "?" + urlencode(params))
 
 
 def _is_member_hex(value: str) -> bool:

@@ -1,11 +1,14 @@
-"""The achievements pages' live sockets: ``ws/identity/<thread>/`` re-renders the claims list,
-``.../challenges/`` the challenges, and ``.../<claim>/`` a claim's badge and its attestations
-(out-of-band swaps; never the forms, so a render does not undo what the person is typing). The
-thread page's machinery does the rest (owner only, coalesced renders whenever ops arrive or
-this node writes); a render is sent only when what it shows changed, so the badge turns
-Verified on an open page as the witnesses' attestations arrive."""
+"""The achievements pages' live sockets: ``ws/identity/<thread>/`` re-renders the page of
+claims it was opened from (its query string), ``.../challenges/`` the challenges, and
+``.../<claim>/`` a claim's badge and its attestations (out-of-band swaps; never the forms,
+so a render does not undo what the person is typing). The thread page's machinery does the
+rest (owner only, coalesced renders whenever ops arrive or this node writes); a render is sent
+only when what it shows changed, so the badge turns Verified on an open page as the
+witnesses' attestations arrive."""
 
 from __future__ import annotations
+
+from urllib.parse import parse_qs
 
 from django.template.loader import render_to_string
 
@@ -22,8 +25,12 @@ class ClaimsConsumer(AppLiveConsumer):
 
     def render(self, thread: Thread) -> str:
         from apps.identity.display import list_context
+        from apps.identity.views import PAGE_ASKS
 
-        context = {**list_context(thread), "oob": True, "csrf_token": self._csrf_token}
+        # The page the socket was opened from (its query string): the same claims re-rendered.
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        asked = {k: (query.get(k) or [""])[0].strip().lower() or None for k in PAGE_ASKS}
+        context = {**list_context(thread, **asked), "oob": True, "csrf_token": self._csrf_token}
         return render_to_string("identity/_claims.html", context)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from apps.core.models import Thread
 from apps.identity import selectors, services
@@ -210,7 +211,7 @@ def manages(thread: Thread) -> bool:
 
 
 def claim_form(thread: Thread, data=None, files=None) -> ClaimForm:
-    kinds = [(k.slug, k.label) for k in selectors.kinds(thread) if not k.retired]
+    kinds = [(k.slug, k.label) for k in selectors.kinds(thread, counted=False) if not k.retired]
     return ClaimForm(data, files, kinds=kinds)
 
 
@@ -223,18 +224,61 @@ def duel_record(c: ChallengeView) -> str:
     return f"{winner.capitalize()} won a duel against {loser}: {c.feat}"
 
 
-def list_context(thread: Thread) -> dict:
-    """The claims list and the duels' records (also what its live socket renders)."""
-    duels = [
-        duel_record(c)
-        for c in selectors.challenges(thread)
-        if c.claim is None and c.against is None and c.winner is not None
-    ]
+def list_context(
+    thread: Thread,
+    *,
+    before: str | None = None,
+    after: str | None = None,
+    subject: str | None = None,
+) -> dict:
+    """One page of the claims list, newest first, with links to the newer and older pages
+    that keep the filter (also what its live socket renders); the duels' records on the first
+    page."""
+    try:
+        found = selectors.claim_page(thread, before=before, after=after, subject=subject)
+    except ValueError:  # a link's cursor that is no claim id: the newest claims
+        before = after = None
+        found = selectors.claim_page(thread, subject=subject)
+    keep = {"subject": subject} if subject else {}
+    paged = bool(before or after)
+    duels = []
+    if not paged:
+        duels = [
+            duel_record(c)
+            for c in selectors.challenges(thread)
+            if c.claim is None and c.against is None and c.winner is not None
+        ]
+    here = {**keep, **({"after": after} if after else {"before": before} if before else {})}
     return {
         "thread": thread,
-        "claims": [shown(c) for c in selectors.claims(thread)],
+        "claims": [shown(c) for c in found.claims],
         "duels": duels,
+        "paged": paged,
+        "subject": subject or "",
+        **_filter_words(thread, subject),
+        "older_link": _query({**keep, "before": found.older}) if found.older else "",
+        "newer_link": _query({**keep, "after": found.newer}) if found.newer else "",
+        # A page with nothing left on it (an old link past the oldest claim): back to the start.
+        "newest_link": _query(keep) if paged and not found.claims else "",
+        "page_query": urlencode(here),  # the live socket renders this same page
     }
+
+
+def _filter_words(thread: Thread, subject: str | None) -> dict[str, str]:
+    """What the page says when it shows one member's claims, and when they have none."""
+    if not subject:
+        return {"filter_words": "", "filter_empty": ""}
+    if subject == thread.member_id:
+        return {"filter_words": "Only your claims", "filter_empty": "You have claimed nothing."}
+    name = selectors.member_names(thread).get(subject, "a former member")
+    return {
+        "filter_words": f"Only {name}'s claims",
+        "filter_empty": f"{name[:1].upper()}{name[1:]} has claimed nothing here.",
+    }
+
+
+def _query(params: dict[str, str]) -> str:
+    return "?" + urlencode(params) if params else "?"
 
 
 def claim_context(thread: Thread, view: ClaimView) -> dict:

@@ -10,7 +10,7 @@ def waiting(thread: Thread) -> list[str]:
     if not selectors.enabled(thread) or thread.state != Thread.State.ACTIVE:
         return []
     found = []
-    claims = len(selectors.waiting_for_me(thread))
+    claims = selectors.waiting_count(thread)
     if claims:
         found.append(f"{claims} claim{'s' if claims != 1 else ''} waiting for your word")
     challenges = sum(1 for c in selectors.challenges(thread) if c.can_accept or c.can_judge)

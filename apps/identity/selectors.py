@@ -1,36 +1,29 @@
-"""Reads of a thread's achievements for pages and the API: claims with their state (derived by
-``standing.py`` from the accepted rows, the same on every node), attestations, challenges,
-witnesses with every input of their standing, kinds, authorities and settings. People are
-named ("you", their name in the thread, else "member N"); member keys stay in the views only
-for links and the API, never for words."""
+"""Reads of a thread's claims for pages and the API: each claim with its state (derived by
+``standing.py`` from the accepted rows, the same on every node), its attestations and
+challenges, a page at a time (newest first; states are worked out for the page's claims only).
+People are named ("you", their name in the thread, else "member N"); member keys stay in the
+views only for links and the API, never for words.
+
+The other reads live in modules of their own and are re-exported here, so that pages, API and
+tests ask one module: challenges (``selectors_challenges``), witnesses' standing
+(``selectors_witnesses``), kinds, authorities and settings (``selectors_rules``), and this
+node's refused writes (``selectors_refused``)."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import uuid
+from dataclasses import dataclass
+
+from django.db.models import CharField, QuerySet
+from django.db.models.functions import Substr
 
 from apps.core.models import Thread
 from apps.core.thread.rowid import member_tag
-from apps.core.threads.app_kit import app_enabled, app_thread_find, row_owners
+from apps.core.threads.app_kit import app_thread_find, row_owners
 from apps.core.threads.context import thread_context
-from apps.core.threads.names import Names, thread_names
-from apps.core.threads.registry import thread_database
 from apps.identity import evidence as evidence_files
 from apps.identity import standing
-from apps.identity.models import (
-    Accept,
-    Attestation,
-    Authority,
-    Challenge,
-    Claim,
-    Judgement,
-    Kind,
-    Outcome,
-    Retraction,
-    Setting,
-)
-from apps.identity.policy import APP
+from apps.identity.models import Attestation, Challenge, Claim, Retraction
 from apps.identity.selector_views import (
     AttestationView,
     AuthorityView,
@@ -43,81 +36,174 @@ from apps.identity.selector_views import (
     StrikeView,
     WitnessView,
 )
+from apps.identity.selectors_challenges import (
+    CHALLENGE_STATES,
+    DECIDED,
+    JUDGING,
+    VOTING,
+    WAITING_ACCEPT,
+    challenge,
+    challenge_views,
+    challenges,
+)
+from apps.identity.selectors_common import FORMER, alias_of, enabled, member_names
+from apps.identity.selectors_refused import REFUSALS_SCANNED, refused_mine
+from apps.identity.selectors_rules import authorities, kind_labels, kinds, settings, trusted
+from apps.identity.selectors_witnesses import witness, witnesses
+
+__all__ = [
+    "CHALLENGE_STATES",
+    "DECIDED",
+    "JUDGING",
+    "MAX_PAGE",
+    "PAGE",
+    "REFUSALS_SCANNED",
+    "VOTING",
+    "WAITING_ACCEPT",
+    "AttestationView",
+    "AuthorityView",
+    "ChallengeView",
+    "ClaimPage",
+    "ClaimView",
+    "JudgeView",
+    "KindView",
+    "SettingsView",
+    "StrikeView",
+    "WitnessView",
+    "authorities",
+    "challenge",
+    "challenges",
+    "claim",
+    "claim_page",
+    "claims",
+    "enabled",
+    "kinds",
+    "member_names",
+    "refused_mine",
+    "settings",
+    "thread_find",
+    "waiting_count",
+    "witness",
+    "witnesses",
+]
 
 thread_find = app_thread_find
-# A challenge's state in words the API and pages share.
-WAITING_ACCEPT, JUDGING, VOTING, DECIDED = "waiting_accept", "judging", "voting", "decided"
-CHALLENGE_STATES = (WAITING_ACCEPT, JUDGING, VOTING, DECIDED)
+PAGE = 50  # claims a page (and the API's list) shows by default
+MAX_PAGE = 200
 
 
-def enabled(thread: Thread) -> bool:
-    return app_enabled(thread, APP)
+@dataclass(frozen=True)
+class ClaimPage:
+    claims: list[ClaimView]
+    older: str | None  # pass as ``before`` for the next page (older claims); None: no more
+    newer: str | None  # pass as ``after`` for the previous page (newer claims); None: newest
 
 
-def member_names(thread: Thread) -> Names:
-    return thread_names(thread, me_as="you")
+def _uuid(value: str) -> uuid.UUID:
+    """A claim id from a cursor or a link (ValueError when it is not one)."""
+    return uuid.UUID(hex=str(value))
 
 
-def _alias(thread: Thread) -> str:
-    return thread_database(thread.thread).alias
+def _subject_tag(subject: str) -> str | None:
+    try:
+        return member_tag(bytes.fromhex(subject)).hex()
+    except ValueError:
+        return None  # not a member key: nobody's claims
 
 
-def _hex(value: uuid.UUID | str | None) -> str | None:
-    return None if value is None else getattr(value, "hex", str(value))
-
-
-# -- claims ------------------------------------------------------------------------------------
-
-
-def _kind_labels(thread: Thread) -> dict[str, str]:
-    with thread_context(thread.thread):
-        rows = list(Kind.objects.order_by("retired", "id"))
-    labels: dict[str, str] = {}
-    for row in rows:
-        labels.setdefault(row.slug, row.label)
-    return labels
-
-
-def _trusted(thread: Thread) -> set[tuple[str, str]]:
-    with thread_context(thread.thread):
-        return set(Authority.objects.filter(revoked=False).values_list("kind", "member"))
+def _of_subject(query: QuerySet, subject: str | None) -> QuerySet | None:
+    """``query`` narrowed to one member's claims in SQL (the row tag ends each claim's id);
+    None when ``subject`` is not a member key."""
+    if subject is None:
+        return query
+    tag = _subject_tag(subject)
+    if tag is None:
+        return None
+    tagged = query.annotate(tag=Substr("id", 21, output_field=CharField()))
+    return tagged.filter(tag=tag)
 
 
 def claims(
     thread: Thread, *, subject: str | None = None, claim_ids: list[str] | None = None
 ) -> list[ClaimView]:
-    """The thread's claims, newest first (ids are time-ordered); ``subject``: one member's."""
-    alias = _alias(thread)
-    settings = standing.settings_of(alias)
+    """The thread's claims (all, or ``claim_ids``), newest first (ids are time-ordered);
+    ``subject``: one member's. Every claim's state is worked out: a list of a whole big
+    thread is slow, use ``claim_page``."""
+    with thread_context(thread.thread):
+        query = _of_subject(Claim.objects.order_by("-id"), subject)
+        if query is None:
+            return []
+        if claim_ids is not None:
+            query = query.filter(pk__in=[_uuid(c) for c in claim_ids])
+        rows = list(query)
+    return _views(thread, rows)
+
+
+def claim_page(
+    thread: Thread,
+    *,
+    before: str | None = None,
+    after: str | None = None,
+    subject: str | None = None,
+    limit: int = PAGE,
+) -> ClaimPage:
+    """One page of the thread's claims, newest first: the ``limit`` claims older than claim
+    ``before``, or newer than claim ``after``, or the newest ones; only theirs are worked out.
+    Raises ValueError when a cursor is not a claim id."""
+    limit = max(1, min(MAX_PAGE, limit))
+    newer_than = _uuid(after) if after else None
+    older_than = _uuid(before) if before and newer_than is None else None
+    with thread_context(thread.thread):
+        query = _of_subject(Claim.objects.all(), subject)
+        if query is None:
+            return ClaimPage([], None, None)
+        if newer_than is not None:
+            rows = list(query.filter(pk__gt=newer_than).order_by("id")[: limit + 1])
+            more_newer = len(rows) > limit
+            rows = rows[:limit][::-1]
+            if len(rows) < limit:  # back at the newest: the first page, full
+                return claim_page(thread, subject=subject, limit=limit)
+            more_older = query.filter(pk__lt=rows[-1].pk).exists()
+        else:
+            older_only = query if older_than is None else query.filter(pk__lt=older_than)
+            rows = list(older_only.order_by("-id")[: limit + 1])
+            more_older = len(rows) > limit
+            rows = rows[:limit]
+            more_newer = older_than is not None and (
+                query.filter(pk__gt=rows[0].pk).exists() if rows else True
+            )
+    views = _views(thread, rows)
+    older = rows[-1].pk.hex if rows and more_older else None
+    newer = rows[0].pk.hex if rows and more_newer else None
+    return ClaimPage(views, older, newer)
+
+
+def _views(thread: Thread, rows: list[Claim]) -> list[ClaimView]:
+    """The views of claim ``rows``, in their order: states, attestations and challenges of
+    these claims only (a few queries for all of them, none per claim)."""
+    if not rows:
+        return []
+    alias = alias_of(thread)
+    settings_now = standing.settings_of(alias)
     # Only the flags: from the rows that strike, never a count over every attestation.
-    flags = standing.flagged(alias, settings)
-    states = standing.claim_states(alias, claim_ids, settings=settings, flags=flags)
+    flags = standing.flagged(alias, settings_now)
+    ids = [c.pk for c in rows]
+    states = standing.claim_states(
+        alias, [pk.hex for pk in ids], settings=settings_now, flags=flags
+    )
     overturned = standing.overturned_by(alias)
     names, owners, me = member_names(thread), row_owners(thread), thread.member_id
-    labels, trusted = _kind_labels(thread), _trusted(thread)
+    labels, trusted_now = kind_labels(thread), trusted(thread)
     refused = refused_mine(thread)
     with thread_context(thread.thread):
-        query = Claim.objects.order_by("-id")
-        if claim_ids is not None:
-            query = query.filter(pk__in=[uuid.UUID(hex=c) for c in claim_ids])
-        if subject is not None:
-            try:
-                tag = member_tag(bytes.fromhex(subject)).hex()
-            except ValueError:
-                return []  # not a member key: nobody's claims
-            rows = [c for c in query if c.pk.hex[20:] == tag]
-        else:
-            rows = list(query)
-        ids = [c.pk for c in rows]
         attestations = list(Attestation.objects.filter(claim__in=ids).order_by("id"))
         retractions = {
             r.attestation.hex: r
             for r in Retraction.objects.filter(attestation__in=[a.pk for a in attestations])
         }
         challenge_rows = list(Challenge.objects.filter(claim__in=ids).order_by("id"))
-    views = _challenge_views(thread, challenge_rows, names=names, owners=owners)
     by_claim: dict[str, list[ChallengeRef]] = {}
-    for view in views:
+    for view in challenge_views(thread, challenge_rows, names=names, owners=owners):
         if view.claim:
             by_claim.setdefault(view.claim, []).append(
                 ChallengeRef(view.id, view.feat, view.state, view.winner, view.winner_name)
@@ -135,25 +221,27 @@ def claims(
         shown_atts = []
         my_verdict, my_retracted = None, False
         for att in atts_of.get(pk, []):
-            witness = owners.get(att.pk.hex[20:], "")
+            witness_key = owners.get(att.pk.hex[20:], "")
             retraction = retractions.get(att.pk.hex)
-            mine = witness == me
+            mine = witness_key == me
             if mine:
                 my_verdict, my_retracted = att.verdict, retraction is not None
-            is_authority = (row.kind, witness) in trusted
+            is_authority = (row.kind, witness_key) in trusted_now
             shown_atts.append(
                 AttestationView(
                     id=att.pk.hex,
-                    witness=witness,
-                    witness_name=names.get(witness, "a former member"),
+                    witness=witness_key,
+                    witness_name=names.get(witness_key, FORMER),
                     verdict=att.verdict,
                     note=att.note,
                     retracted=retraction is not None,
                     retraction_reason=retraction.reason if retraction else "",
                     counts=retraction is None
                     and att.verdict == "witnessed"
-                    and (witness in counting or (is_authority and state.authority == witness)),
-                    flagged=witness in flags,
+                    and (
+                        witness_key in counting or (is_authority and state.authority == witness_key)
+                    ),
+                    flagged=witness_key in flags,
                     authority=is_authority,
                     mine=mine,
                     jws=att.jws,
@@ -163,7 +251,7 @@ def claims(
             ClaimView(
                 id=pk,
                 subject=state.subject,
-                subject_name=names.get(state.subject, "a former member"),
+                subject_name=names.get(state.subject, FORMER),
                 mine=state.subject == me,
                 kind=row.kind,
                 kind_label=labels.get(row.kind, row.kind),
@@ -175,11 +263,9 @@ def claims(
                 withdrawn=row.withdrawn,
                 state=state.state,
                 needed=state.needed,
-                witnesses=[names.get(w, "a former member") for w in state.witnesses],
-                disputes=[names.get(w, "a former member") for w in state.disputes],
-                authority_name=names.get(state.authority, "a former member")
-                if state.authority
-                else None,
+                witnesses=[names.get(w, FORMER) for w in state.witnesses],
+                disputes=[names.get(w, FORMER) for w in state.disputes],
+                authority_name=names.get(state.authority, FORMER) if state.authority else None,
                 attestations=shown_atts,
                 my_verdict=my_verdict,
                 my_retracted=my_retracted,
@@ -193,313 +279,29 @@ def claims(
 
 def claim(thread: Thread, claim_id: str) -> ClaimView | None:
     try:
-        pk = uuid.UUID(hex=str(claim_id)).hex
+        pk = _uuid(claim_id).hex
     except ValueError:
         return None
     found = claims(thread, claim_ids=[pk])
     return found[0] if found else None
 
 
-# -- challenges --------------------------------------------------------------------------------
-
-
-def _challenge_views(
-    thread: Thread, rows: list[Challenge], *, names: Names, owners: dict[str, str]
-) -> list[ChallengeView]:
-    if not rows:
-        return []
+def waiting_count(thread: Thread) -> int:
+    """How many pending claims of others this member has said nothing on (Home's waiting
+    words): the states of those claims only, and no view of any."""
     me = thread.member_id
-    alias = _alias(thread)
-    effect = standing.challenges_in_effect(alias)
-    ids = [c.pk for c in rows]
+    tag = _subject_tag(me or "")
+    if tag is None:
+        return 0
     with thread_context(thread.thread):
-        accepted = set(Accept.objects.filter(challenge__in=ids).values_list("challenge", flat=True))
-        outcomes: dict[str, str] = {}
-        for o in Outcome.objects.filter(challenge__in=ids).order_by("id"):
-            outcomes.setdefault(o.challenge.hex, o.winner)
-        said: dict[str, dict[str, str]] = {}
-        for j in Judgement.objects.filter(challenge__in=ids).order_by("id"):
-            said.setdefault(j.challenge.hex, {})[owners.get(j.pk.hex[20:], "")] = j.winner
-        titles = dict(
-            Claim.objects.filter(pk__in=[c.claim for c in rows if c.claim]).values_list(
-                "id", "title"
-            )
-        )
-    poll_states = _poll_states(thread, [c.poll.hex for c in rows if c.poll])
-    found = []
-    for row in rows:
-        pk = row.pk.hex
-        challenger = owners.get(pk[20:], "")
-        judges = _judges(row.judges)
-        winner = outcomes.get(pk)
-        is_accepted = row.pk in accepted
-        if winner:
-            state = DECIDED
-        elif row.mode == "poll":
-            state = VOTING
-        else:
-            state = JUDGING if is_accepted else WAITING_ACCEPT
-        judged = said.get(pk, {})
-        winner_member = {"challenger": challenger, "defendant": row.defendant}.get(winner or "")
-        found.append(
-            ChallengeView(
-                id=pk,
-                challenger=challenger,
-                challenger_name=names.get(challenger, "a former member"),
-                defendant=row.defendant,
-                defendant_name=names.get(row.defendant, "a former member"),
-                mine=challenger == me,
-                defending=row.defendant == me,
-                claim=_hex(row.claim),
-                claim_title=titles.get(row.claim, "") if row.claim else "",
-                against=_hex(row.against),
-                feat=row.feat,
-                deadline=row.deadline,
-                mode=row.mode,
-                judges=[
-                    JudgeView(j, names.get(j, "a former member"), judged.get(j), j == me)
-                    for j in judges
-                ],
-                poll=_hex(row.poll),
-                poll_state=poll_states.get(_hex(row.poll) or ""),
-                accepted=is_accepted,
-                winner=winner,
-                winner_name=names.get(winner_member, "a former member") if winner_member else None,
-                in_effect=pk in effect,
-                state=state,
-                can_accept=row.defendant == me and row.mode == "judges" and not is_accepted,
-                can_judge=state == JUDGING and me in judges and me not in judged,
-            )
-        )
-    return found
-
-
-def _judges(value: str) -> list[str]:
-    try:
-        found = json.loads(value or "[]")
-    except ValueError:
-        return []
-    return [str(j) for j in found] if isinstance(found, list) else []
-
-
-def _poll_states(thread: Thread, polls: list[str]) -> dict[str, str]:
-    if not polls or not app_enabled(thread, "voting"):
-        return {}
-    from apps.voting import selectors as voting
-
-    found = {}
-    for poll in polls:
-        view = voting.poll(thread, poll)
-        if view is not None:
-            found[poll] = view.state
-    return found
-
-
-def challenges(thread: Thread, *, challenge_id: str | None = None) -> list[ChallengeView]:
-    """The thread's challenges and duels, newest first."""
-    with thread_context(thread.thread):
-        query = Challenge.objects.order_by("-id")
-        if challenge_id is not None:
-            query = query.filter(pk=challenge_id)
-        rows = list(query)
-    return _challenge_views(thread, rows, names=member_names(thread), owners=row_owners(thread))
-
-
-def challenge(thread: Thread, challenge_id: str) -> ChallengeView | None:
-    try:
-        pk = uuid.UUID(hex=str(challenge_id))
-    except ValueError:
-        return None
-    found = challenges(thread, challenge_id=pk.hex)
-    return found[0] if found else None
-
-
-# -- witnesses ---------------------------------------------------------------------------------
-
-
-def witnesses(thread: Thread, *, member: str | None = None) -> list[WitnessView]:
-    """Every member who attested something, with each input of their standing; by name."""
-    alias = _alias(thread)
-    settings = standing.settings_of(alias)
-    found = standing.standing(alias, settings)
-    names, me = member_names(thread), thread.member_id
-    with thread_context(thread.thread):
-        atts = dict(Attestation.objects.values_list("id", "claim"))
-        titles = dict(Claim.objects.values_list("id", "title"))
-        feats = dict(Challenge.objects.values_list("id", "feat"))
-
-    def title_of(claim_hex: str) -> str:
-        return titles.get(uuid.UUID(hex=claim_hex), "a claim")
-
-    views = []
-    for witness, state in found.items():
-        if member is not None and witness != member:
-            continue
-        retracted = []
-        for att in state.retracted:
-            claim_pk = atts.get(uuid.UUID(hex=att))
-            claim_hex = claim_pk.hex if claim_pk else ""
-            retracted.append(
-                StrikeView(
-                    att, claim_hex, title_of(claim_hex) if claim_hex else "a claim", None, ""
-                )
-            )
-        overturned = [
-            StrikeView(
-                att,
-                claim_hex,
-                title_of(claim_hex),
-                challenge_hex,
-                feats.get(uuid.UUID(hex=challenge_hex), ""),
-            )
-            for att, claim_hex, challenge_hex in state.overturned
+        mine = Attestation.objects.annotate(tag=Substr("id", 21, output_field=CharField()))
+        said = set(mine.filter(tag=tag).values_list("claim", flat=True))
+        ids = [
+            pk.hex
+            for pk in Claim.objects.filter(withdrawn=False).values_list("id", flat=True)
+            if pk not in said and pk.hex[20:] != tag
         ]
-        views.append(
-            WitnessView(
-                member=witness,
-                name=names.get(witness, "a former member"),
-                mine=witness == me,
-                attested=state.attested,
-                retracted=retracted,
-                overturned=overturned,
-                strikes=state.strikes,
-                flag_after=settings.flag_after,
-                flagged=state.flagged,
-            )
-        )
-    views.sort(key=lambda w: (not w.mine, w.name.casefold(), w.member))
-    return views
-
-
-def witness(thread: Thread, member: str) -> WitnessView | None:
-    """One member's standing (a member who never attested has a clean one)."""
-    member = str(member or "").lower()
-    found = witnesses(thread, member=member)
-    if found:
-        return found[0]
-    if len(member) != 64:
-        return None
-    try:
-        bytes.fromhex(member)
-    except ValueError:
-        return None
-    flag_after = standing.settings_of(_alias(thread)).flag_after
-    names = member_names(thread)
-    return WitnessView(
-        member,
-        names.get(member, "a former member"),
-        member == thread.member_id,
-        0,
-        [],
-        [],
-        0,
-        flag_after,
-        False,
-    )
-
-
-# -- settings ----------------------------------------------------------------------------------
-
-
-def kinds(thread: Thread) -> list[KindView]:
-    """Every kind the thread has had (in use first), with how many claims each has."""
-    with thread_context(thread.thread):
-        rows = list(Kind.objects.order_by("id"))
-        counts: dict[str, int] = {}
-        for kind in Claim.objects.values_list("kind", flat=True):
-            counts[kind] = counts.get(kind, 0) + 1
-    merged: dict[str, KindView] = {}
-    for row in rows:
-        seen = merged.get(row.slug)
-        if seen is None or (seen.retired and not row.retired):
-            merged[row.slug] = KindView(row.slug, row.label, row.retired, counts.get(row.slug, 0))
-    return sorted(merged.values(), key=lambda k: (k.retired, k.label.casefold(), k.slug))
-
-
-def authorities(thread: Thread) -> list[AuthorityView]:
-    """The members trusted for a kind (revoked ones after, marked)."""
-    names, labels = member_names(thread), _kind_labels(thread)
-    with thread_context(thread.thread):
-        rows = list(Authority.objects.order_by("id"))
-    merged: dict[tuple[str, str], bool] = {}
-    for row in rows:
-        key = (row.kind, row.member)
-        merged[key] = merged.get(key, True) and row.revoked
-    found = [
-        AuthorityView(
-            kind, labels.get(kind, kind), member, names.get(member, "a former member"), revoked
-        )
-        for (kind, member), revoked in merged.items()
-    ]
-    return sorted(found, key=lambda a: (a.revoked, a.kind_label.casefold(), a.name.casefold()))
-
-
-def settings(thread: Thread) -> SettingsView:
-    from apps.identity.services import is_manager
-
-    alias = _alias(thread)
-    current = standing.settings_of(alias)
-    with thread_context(thread.thread):
-        seq = Setting.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
-    return SettingsView(current.witnesses, current.flag_after, seq, is_manager(thread))
-
-
-# What a refused write of this node was, for "Your ... was refused: <reason>."
-_REFUSED_WHAT = {
-    "identity_claim": "claim",
-    "identity_attestation": "word on this claim",
-    "identity_retraction": "retraction",
-    "identity_challenge": "challenge",
-}
-REFUSALS_SCANNED = 200
-
-
-def refused_mine(thread: Thread) -> dict[str, list[str]]:
-    """This node's writes on claims that the thread refused after this node had accepted them
-    (a row from elsewhere ordered first: the claim was withdrawn, the settings moved, ...), as
-    sentences per claim id. Reads the newest refused writes only."""
-    from apps.core.threads import writes
-
-    database = thread_database(thread.thread)
-    page = writes.writes_list(database, state="refused", limit=REFUSALS_SCANNED)
-    # The claims of the attestations refused retractions name: only those rows (every
-    # attestation of the thread was read here on each read of a claim).
-    named = set()
-    for write in page.writes:
-        for change in write.changes or ():
-            if change.table == "identity_retraction":
-                with contextlib.suppress(ValueError, TypeError, AttributeError):
-                    named.add(uuid.UUID(hex=str(change.values.get("attestation", ""))))
-    of_attestation: dict[str, str] = {}
-    if named:
-        with thread_context(thread.thread):
-            rows = Attestation.objects.filter(pk__in=named).values_list("id", "claim")
-            of_attestation = {a.hex: c.hex for a, c in rows}
-    found: dict[str, list[str]] = {}
-    for write in page.writes:
-        reason = write.reason.removeprefix("refused: ")
-        table, _sep, said = reason.partition(": ")
-        for change in write.changes or ():
-            what = _REFUSED_WHAT.get(change.table)
-            if what is None:
-                continue
-            values = change.values
-            claim = {
-                "identity_claim": str(change.row),
-                "identity_attestation": str(values.get("claim", "")),
-                "identity_challenge": str(values.get("claim") or ""),
-                "identity_retraction": of_attestation.get(str(values.get("attestation", "")), ""),
-            }[change.table]
-            if claim:
-                words = said if table == change.table else writes.refusal_text(write.refusal)
-                found.setdefault(claim, []).append(f"Your {what} was refused: {words}.")
-    return found
-
-
-def waiting_for_me(thread: Thread) -> list[ClaimView]:
-    """Pending claims of others this member has not attested (Home's waiting words)."""
-    return [
-        c
-        for c in claims(thread)
-        if not c.mine and c.state == standing.PENDING and c.my_verdict is None
-    ]
+    if not ids:
+        return 0
+    states = standing.claim_states(alias_of(thread), ids)
+    return sum(1 for s in states.values() if s.state == standing.PENDING and s.subject != me)

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from apps.identity import selectors
 from apps.identity.models import Claim
 from tests.browser.test_look import AXE, AXE_RUN, FINDINGS, _claim, _name
 from tests.browser.test_messaging_browser import INIT_SCRIPT, Person, live_ready
@@ -38,6 +39,7 @@ from tests.browser.test_undelivered_browser import (  # noqa: F401 - fixtures
 )
 from tests.core.threads.conftest import node, thread_databases_allowed  # noqa: F401
 from tests.identity.support import club as club_make
+from tests.identity.test_big_thread import seed
 from tests.support import messaging as api
 from tests.support.api import wait_for
 from tests.support.messaging import Nodes, three_nodes
@@ -172,6 +174,20 @@ def test_a_claim_with_a_photo_witnessed_by_two(
         page.goto(base + section)
         looks_right(page, errors, width)
         page.screenshot(path=str(SHOTS / f"{name}-{size}.png"), full_page=True)
+
+    # Many claims: a page of them, and links to the older and newer pages (no JavaScript).
+    seed(club, claims_n=70, attestations_n=210, members_n=12, retracted_n=5, challenged_n=3)
+    page.goto(base)
+    assert page.locator("#claims .claim-card").count() == selectors.PAGE
+    assert page.get_by_role("link", name="Newer claims").count() == 0
+    click(page, page.get_by_role("link", name="Older claims"))
+    assert page.locator("#claims .claim-card").count() == 71 - selectors.PAGE
+    assert page.get_by_role("link", name="Ran the Alpine 10k").count() == 1  # the oldest
+    looks_right(page, errors, width)
+    page.screenshot(path=str(SHOTS / f"achievements-older-{size}.png"), full_page=True)
+    click(page, page.get_by_role("link", name="Newer claims"))
+    assert page.locator("#claims .claim-card").count() == selectors.PAGE
+    assert page.get_by_role("link", name="Older claims").count() == 1
     context.close()
 
 
