@@ -17,7 +17,7 @@ import binascii
 from collections.abc import Callable
 from functools import cache
 from hmac import compare_digest
-from typing import Any
+from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
 
 from django.contrib.auth import get_user_model
@@ -36,27 +36,42 @@ from rest_framework import exceptions
 Converters = list[tuple[int, list[Callable[..., Any]], Any]]
 
 
+class _Join(NamedTuple):
+    """How a token is read with its user: the statement, the attribute names of each model's
+    columns in it, those columns as ORM expressions (for their converters)."""
+
+    token_model: type[models.Model]
+    user_model: type[models.Model]
+    select: str
+    token_names: list[str]
+    user_names: list[str]
+    expressions: list[Any]
+    user_field: Any  # the token's foreign key: it caches the user, as select_related does
+
+
 @cache
-def _join() -> tuple[str, list[str], list[str], list[Any]]:
-    """The statement reading a token by its key with its user, the attribute names of each
-    model's columns in it, and those columns as ORM expressions (for their converters)."""
-    token_meta, user_meta = get_token_model()._meta, get_user_model()._meta
+def _join() -> _Join:
+    token_model, user_model = get_token_model(), get_user_model()
+    token_meta, user_meta = token_model._meta, user_model._meta
     token_fields, user_fields = token_meta.concrete_fields, user_meta.concrete_fields
-    user_key = token_meta.get_field("user").column
+    user_field = token_meta.get_field("user")
     columns = [f't."{field.column}"' for field in token_fields]
     columns += [f'u."{field.column}"' for field in user_fields]
     select = (
         f"SELECT {', '.join(columns)}"  # noqa: S608 - the models' own names
         f' FROM "{token_meta.db_table}" t JOIN "{user_meta.db_table}" u'
-        f' ON u."{user_meta.pk.column}" = t."{user_key}" WHERE t."token_key" = %s'
+        f' ON u."{user_meta.pk.column}" = t."{user_field.column}" WHERE t."token_key" = %s'
     )
     expressions = [field.get_col(token_meta.db_table) for field in token_fields]
     expressions += [field.get_col(user_meta.db_table) for field in user_fields]
-    return (
+    return _Join(
+        token_model,
+        user_model,
         select,
         [field.attname for field in token_fields],
         [field.attname for field in user_fields],
         expressions,
+        user_field,
     )
 
 
@@ -82,24 +97,24 @@ def _converters_of(connection: BaseDatabaseWrapper, expressions: list[Any]) -> C
 def _tokens_with_users(key: str) -> list[models.Model]:
     """The tokens whose key is ``key``, each with its ``user`` set (one statement; a token
     without a user is not found, as knox skips it)."""
-    token_model, user_model = get_token_model(), get_user_model()
-    select, token_names, user_names, expressions = _join()
-    alias = router.db_for_read(token_model)
+    join = _join()
+    alias = router.db_for_read(join.token_model)  # the user is read there too (the join)
     connection = connections[alias]
     with connection.cursor() as cursor:
-        cursor.execute(select, [key])
+        cursor.execute(join.select, [key])
         found = cursor.fetchall()
     if not found:
         return []
-    converters = _converters_of(connection, expressions)
-    tokens, split = [], len(token_names)
+    converters = _converters_of(connection, join.expressions)
+    tokens, split = [], len(join.token_names)
     for row in found:
         values = list(row)
         for i, convert, expression in converters:
             for converter in convert:
                 values[i] = converter(values[i], expression, connection)
-        token = token_model.from_db(alias, token_names, values[:split])
-        token.user = user_model.from_db(router.db_for_read(user_model), user_names, values[split:])
+        token = join.token_model.from_db(alias, join.token_names, values[:split])
+        user = join.user_model.from_db(alias, join.user_names, values[split:])
+        join.user_field.set_cached_value(token, user)
         tokens.append(token)
     return tokens
 
