@@ -9,6 +9,7 @@ thread pool. Tasks survive a restart (the files stay until consumed). In scale-o
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -32,6 +33,9 @@ class EmbeddedTaskWorker:
 
     def __init__(self, *, concurrency: int = 2) -> None:
         queue_dirs_prepare()
+        # The worker's Django fixup runs every system check again (12 % of a node's start-up,
+        # measured with py-spy); the command that embeds it (runnode) has just run them.
+        os.environ.setdefault("CELERY_SKIP_CHECKS", "1")
         # Mingle, gossip, heartbeats and remote control need a broadcast-capable broker; the
         # filesystem transport has none, and a single embedded worker needs none of them.
         self._controller = celery_app.WorkController(
