@@ -45,7 +45,7 @@ from apps.p2p import frames, threads_io
 from apps.p2p.bridge import unwrap
 from apps.p2p.host import device_of
 from apps.p2p.protocols import INVITE_PROTOCOL
-from apps.p2p.protocols.sync import LIMITS, receive_ops, send_ops
+from apps.p2p.protocols.flights import LIMITS, receive_ops, send_ops
 from apps.p2p.wire import PeerFault, PeerRefused
 
 if TYPE_CHECKING:
