@@ -14,15 +14,12 @@ of a trivial API request's view: the rows read and the checks made are the same.
 from __future__ import annotations
 
 import binascii
-from collections.abc import Callable
 from functools import cache
 from hmac import compare_digest
 from typing import Any, NamedTuple
-from weakref import WeakKeyDictionary
 
 from django.contrib.auth import get_user_model
 from django.db import connections, models, router
-from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
@@ -33,7 +30,7 @@ from knox.settings import CONSTANTS, knox_settings
 from knox.signals import token_expired
 from rest_framework import exceptions
 
-Converters = list[tuple[int, list[Callable[..., Any]], Any]]
+from apps.core import plain_reads
 
 
 class _Join(NamedTuple):
@@ -75,25 +72,6 @@ def _join() -> _Join:
     )
 
 
-# The converters (dates from SQLite's text, booleans from integers) of each connection: each
-# thread has its own, and asking for them cost as much as the read.
-_converters: WeakKeyDictionary[BaseDatabaseWrapper, Converters] = WeakKeyDictionary()
-
-
-def _converters_of(connection: BaseDatabaseWrapper, expressions: list[Any]) -> Converters:
-    found = _converters.get(connection)
-    if found is None:
-        found = _converters[connection] = [
-            (i, converters, expression)
-            for i, expression in enumerate(expressions)
-            if (
-                converters := connection.ops.get_db_converters(expression)
-                + expression.get_db_converters(connection)
-            )
-        ]
-    return found
-
-
 def _tokens_with_users(key: str) -> list[models.Model]:
     """The tokens whose key is ``key``, each with its ``user`` set (one statement; a token
     without a user is not found, as knox skips it)."""
@@ -105,13 +83,11 @@ def _tokens_with_users(key: str) -> list[models.Model]:
         found = cursor.fetchall()
     if not found:
         return []
-    converters = _converters_of(connection, join.expressions)
+    # The converters (dates from SQLite's text, booleans from integers), once per connection.
+    converters = plain_reads.converters_of(connection, "token with its user", join.expressions)
     tokens, split = [], len(join.token_names)
     for row in found:
-        values = list(row)
-        for i, convert, expression in converters:
-            for converter in convert:
-                values[i] = converter(values[i], expression, connection)
+        values = plain_reads.converted(row, converters, connection)
         token = join.token_model.from_db(alias, join.token_names, values[:split])
         user = join.user_model.from_db(alias, join.user_names, values[split:])
         join.user_field.set_cached_value(token, user)
