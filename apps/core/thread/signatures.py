@@ -7,8 +7,10 @@ beside a Python loop. So a catch-up, whose applying thread is busy in Python all
 frames' signatures in a process of its own: the applying thread only waits for the answers.
 
 The helper decodes and checks each op (validation steps 1 and 3a, pure functions of the bytes)
-and answers, per op, the decoded op or why it is malformed: unpickling a decoded op costs the
-caller a quarter of decoding it again (3 against 12 us). Given the thread's data keys, it also
+and answers, per op, only None or why it is malformed; the caller decodes the good ones again
+from the bytes it sent. Sending the decoded ops back cost more: pickling and unpickling an ``Op``
+(~1 kB a data op) took 18 us of CPU an op between the two processes, decoding it again takes 7,
+and the helpers are the slower stage of a catch-up. Given the thread's data keys, it also
 opens the data ops' bodies ahead (``ahead``): the applying thread would otherwise spend a third
 of its time decrypting and parsing them. Small batches (a push) are checked in the calling
 thread: the trip to another process would cost more than the check.
@@ -78,6 +80,15 @@ def decoded_and_opened(
     return found, openings
 
 
+def checked_and_opened(
+    raws: list[bytes], keys: ThreadKeys | None
+) -> tuple[list[str | None], Openings]:
+    """In the helper: ``decoded_and_opened`` with only the verdicts (None for a good op), the
+    little that is worth sending back to the caller."""
+    found, openings = decoded_and_opened(raws, keys)
+    return [None if isinstance(item, Op) else item for item in found], openings
+
+
 def _follow_parent(parent: int) -> None:
     """In the helper: end when the process that started it has ended. A killed parent (kill -9,
     a crash) does not stop its pool's workers, which would wait for work forever."""
@@ -117,11 +128,12 @@ def _helper() -> ProcessPoolExecutor | None:
 class Pending:
     """A batch being checked, in parts (one per helper process)."""
 
-    def __init__(self, parts: list[Future[tuple[list[Op | str], Openings]]]) -> None:
+    def __init__(self, parts: list[Future[tuple[list[str | None], Openings]]]) -> None:
         self._parts = parts
 
-    def result(self) -> tuple[list[Op | str], Openings]:
-        found: list[Op | str] = []
+    def result(self) -> tuple[list[str | None], Openings]:
+        """Per op, None or why it is malformed; and the data bodies opened."""
+        found: list[str | None] = []
         openings: Openings = []
         for part in self._parts:
             part_found, part_openings = part.result()
@@ -144,7 +156,7 @@ def submit(raws: list[bytes], keys: ThreadKeys | None = None) -> Pending | None:
     try:
         return Pending(
             [
-                pool.submit(decoded_and_opened, raws[start : start + size], keys)
+                pool.submit(checked_and_opened, raws[start : start + size], keys)
                 for start in range(0, len(raws), size)
             ]
         )
@@ -155,9 +167,18 @@ def submit(raws: list[bytes], keys: ThreadKeys | None = None) -> Pending | None:
 
 def check(raws: list[bytes], keys: ThreadKeys | None = None) -> list[str | None] | None:
     """``problems`` of a large batch, found in the helper process; None for a small batch, or
-    when no helper can run: the caller checks those ops itself."""
-    found = decoded(raws, keys)
-    return None if found is None else [None if isinstance(i, Op) else i for i in found]
+    when no helper can run: the caller checks those ops itself. The data bodies the helper
+    opened with ``keys`` are left for the applying thread (``ahead.opened_take``)."""
+    future = submit(raws, keys)
+    if future is None:
+        return None
+    try:
+        verdicts, openings = future.result()
+    except BrokenProcessPool:
+        _reset()
+        return None
+    ahead.opened_put(openings)
+    return verdicts
 
 
 def decoded(raws: list[bytes], keys: ThreadKeys | None = None) -> list[Op | str] | None:
@@ -165,15 +186,20 @@ def decoded(raws: list[bytes], keys: ThreadKeys | None = None) -> list[Op | str]
     malformed; None for a small batch, or when no helper can run: the caller checks those ops
     itself. The data bodies the helper opened with ``keys`` are left for the applying thread
     (``ahead.opened_take``)."""
-    future = submit(raws, keys)
-    if future is None:
+    verdicts = check(raws, keys)
+    if verdicts is None:
         return None
-    try:
-        found, openings = future.result()
-    except BrokenProcessPool:
-        _reset()
-        return None
-    ahead.opened_put(openings)
+    found: list[Op | str] = []
+    for raw, verdict in zip(raws, verdicts, strict=True):
+        if verdict is not None:
+            found.append(verdict)
+            continue
+        # The helper found these bytes well-formed and signed; decoding is a pure function of
+        # them, so this is the op it checked.
+        try:
+            found.append(op_decode(raw))
+        except OpShapeError as exc:  # cannot happen (the same function); refused all the same
+            found.append(str(exc))
     return found
 
 

@@ -5,13 +5,18 @@ processes, ``signatures``) while the current one is applied. ``Replica.ingest_ma
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 
 from apps.core.thread import ahead, crypto, signatures
 from apps.core.thread.batch import IngestResult
 from apps.core.thread.op import Op, OpShapeError, op_decode, op_verify
+
+# Frames being checked ahead of the one being ingested (``verified_ahead``).
+IN_FLIGHT = 2
 
 
 @dataclass(frozen=True)
@@ -62,15 +67,19 @@ def _keys_of(raws: list[bytes]) -> signatures.ThreadKeys | None:
 
 
 def verified_ahead(frames: Iterable[list[bytes]]) -> Iterator[Verified]:
-    """``verified`` of each frame, the next one checked (in another thread, which waits for the
-    helper process) while the caller ingests the current one: how a catch-up keeps both cores
-    busy."""
+    """``verified`` of each frame, the next ones checked (in other threads, which wait for the
+    helper processes) while the caller ingests the current one: how a catch-up keeps both cores
+    busy. ``IN_FLIGHT`` frames are submitted ahead, so the helpers start the next frame while the
+    caller still takes the answers of the one before (decodes its ops, keeps its payloads), and
+    one helper done with its part of a frame does not wait for the other."""
     pending = iter(frames)
-    with ThreadPoolExecutor(1, thread_name_prefix="verified-ahead") as pool:
-        first = next(pending, None)
-        ahead = None if first is None else pool.submit(verified, first)
-        while ahead is not None:
-            checked = ahead.result()
+    with ThreadPoolExecutor(IN_FLIGHT, thread_name_prefix="verified-ahead") as pool:
+        queued: deque[Future[Verified]] = deque(
+            pool.submit(verified, frame) for frame in islice(pending, IN_FLIGHT)
+        )
+        while queued:
+            checked = queued.popleft().result()
             following = next(pending, None)
-            ahead = None if following is None else pool.submit(verified, following)
+            if following is not None:
+                queued.append(pool.submit(verified, following))
             yield checked
