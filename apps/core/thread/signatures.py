@@ -203,6 +203,27 @@ def decoded(raws: list[bytes], keys: ThreadKeys | None = None) -> list[Op | str]
     return found
 
 
+def helpers_cpu_s() -> float | None:
+    """The CPU time (user + system, seconds) the running helper processes have used so far, for
+    benchmarks that count every process's share of a catch-up; None where ``/proc`` cannot tell
+    (not Linux) or no helper runs."""
+    pool = _pool
+    processes = getattr(pool, "_processes", None) if pool is not None else None
+    if not processes:
+        return None
+    total = 0
+    try:
+        for pid in list(processes):
+            with open(f"/proc/{pid}/stat") as stat:
+                # Fields after the command name (which may hold spaces): utime and stime are
+                # the 14th and 15th of the line.
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _reset() -> None:
     """The helper died (killed, out of memory): start another next time."""
     global _pool

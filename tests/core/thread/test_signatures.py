@@ -119,3 +119,19 @@ def _seen(items) -> list:
     return [
         (item.status, item.reason) if isinstance(item, IngestResult) else item.raw for item in items
     ]
+
+
+def test_the_helpers_cpu_time_is_counted() -> None:
+    """Benchmarks add the helpers' CPU to the applying process's: it grows as they check."""
+    raws = _raws(signatures.WORKERS * signatures.MIN_BATCH)
+    assert signatures.check(raws) is not None
+    before = signatures.helpers_cpu_s()
+    if not Path("/proc/self/stat").exists():  # not Linux: nothing to count with
+        assert before is None
+        return
+    assert before is not None
+    for _ in range(20):
+        assert signatures.check(raws) == [None] * len(raws)
+    after = signatures.helpers_cpu_s()
+    assert after is not None
+    assert after > before
