@@ -19,17 +19,21 @@ from django.db.models.sql.compiler import SQLInsertCompiler as _SQLInsertCompile
 
 
 class SQLInsertCompiler(_SQLInsertCompiler):
-    _tag: bytes | None = None  # this node's row tag in the thread, once asked
-
-    def pre_save_val(self, field, obj):
-        value = super().pre_save_val(field, obj)
-        if field.primary_key and getattr(value, "provisional", False):
-            # The provisional id's first ten bytes (time, counter, version) are already unique
-            # in this process (``rowid.row_id_new``): only its owner tag is replaced, without
-            # making a whole id again for every row of a bulk insert.
-            tag = self._tag
-            if tag is None:
-                tag = self._tag = self.connection.handle().row_tag()
-            value = uuid.UUID(bytes=value.bytes[:10] + tag)
-            setattr(obj, field.attname, value)
-        return value
+    def as_sql(self):
+        # Bound once per object before Django reads the values, not in ``pre_save_val``:
+        # that runs once per column of every row, and a bulk insert of 100 000 rows of six
+        # columns paid 600 000 extra Python calls for the 100 000 ids it changed.
+        # A provisional id is always among the inserted columns (Django inserts a key it
+        # has; only a key the database makes, which is never provisional, is left out).
+        attname = self.query.get_meta().pk.attname
+        tag = None  # this node's row tag in the thread, asked once a statement
+        for obj in self.query.objs:
+            value = getattr(obj, attname)
+            if getattr(value, "provisional", False):
+                # The provisional id's first ten bytes (time, counter, version) are already
+                # unique in this process (``rowid.row_id_new``): only its owner tag is
+                # replaced, without making a whole id again for every row.
+                if tag is None:
+                    tag = self.connection.handle().row_tag()
+                setattr(obj, attname, uuid.UUID(bytes=value.bytes[:10] + tag))
+        return super().as_sql()
