@@ -5,11 +5,11 @@ small pool of worker threads, so the event loop never waits on the database. Wri
 the thread services; reads of a replica's in-memory state hold the thread database's lock, since
 another worker thread may be ingesting into it.
 
-A sync flight (``flight``) carries, besides the ops the peer lacks by its version vector, the ops
-that show it a fork it does not know (``fork_news``): this node's op at a device's head when the
-peer holds another op at that same seq, and this node's evidence of each fork the peer does not
-list. Those come from the replica's head hashes and fork records, in memory: an ordinary session,
-where nothing forked, costs no extra query.
+A sync flight (``flight``, read in ``flight_io``) carries, besides the ops the peer lacks by
+its version vector, the ops that show it a fork it does not know (``fork_news``): this node's
+op at a device's head when the peer holds another op at that same seq, and this node's evidence
+of each fork the peer does not list. Those come from the replica's head hashes and fork
+records, in memory: an ordinary session, where nothing forked, costs no extra query.
 
 A thread this node left is still synced for one thing, its leave, until another member's device
 holds it (``core.threads.leaving``): the member devices get what led up to the leave (access
@@ -18,10 +18,7 @@ holds it (``core.threads.leaving``): the member devices get what led up to the l
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
 
 from django.db import connections
 
@@ -29,19 +26,24 @@ from apps.core import plain_reads
 from apps.core.models import Thread
 from apps.core.thread.op import Op
 from apps.core.thread.payloads import Keys
-from apps.core.thread.replica import ForkEvidence, Replica, Verified
+from apps.core.thread.replica import Replica, Verified
 from apps.core.threads import leaving, services
-from apps.core.threads.database import ThreadDatabase, ThreadDatabaseError
-from apps.core.threads.registry import thread_database
+from apps.core.threads.database import ThreadDatabaseError
+
+# Served here under these names (the protocols, the mirror's swap and its store use them so):
+# reading a flight is ``flight_io``'s, the replica's reads and the access rules ``thread_reads``'.
+from apps.p2p.flight_io import NO_FORK as NO_FORK
+from apps.p2p.flight_io import Flight as Flight
+from apps.p2p.flight_io import capped
+from apps.p2p.flight_io import flight_after as flight_after
+from apps.p2p.flight_io import fork_news as fork_news
+from apps.p2p.flight_io import ops_page as ops_page
+from apps.p2p.flight_io import page_pick as page_pick
+from apps.p2p.thread_reads import Access as Access
+from apps.p2p.thread_reads import allowed as allowed
+from apps.p2p.thread_reads import recycle, replica_locked
 
 MAX_ADDRS = 16
-EVIDENCE_PER_SLOT = 2  # conflicting ops sent per slot of a fork: two already prove it
-NO_FORK = 2**63  # past any seq: "no fork known" in comparisons
-
-# full: an active member's device; until: a departed one's (what led up to its departure);
-# leaving: a member device of a thread this node left (what led up to this node's leave, and
-# nothing is taken from it); none.
-Access = Literal["full", "until", "leaving", "none"]
 
 
 @dataclass(frozen=True)
@@ -65,14 +67,6 @@ class ThreadInfo:
     leaving: Op | None = None
 
 
-def _recycle() -> None:
-    # Worker threads live long: a server database connection past its age or broken is
-    # replaced (SQLite connections just stay open, one per worker thread).
-    default = connections["default"]
-    if default.vendor != "sqlite":
-        default.close_if_unusable_or_obsolete()
-
-
 # Asked on every session and push (both sides), so in plain SQL: building and compiling the
 # ORM's query cost ten times running it (``exists()``: 650 against 56 us of CPU, measured
 # on a loaded machine; the row for an ingest: 850-1 000 against 210-260 us).
@@ -90,13 +84,6 @@ def _active_row(thread: bytes) -> Thread | None:
     return plain_reads.first(Thread, _ACTIVE_WHERE, [thread.hex(), Thread.State.ACTIVE])
 
 
-@contextmanager
-def _replica(thread: bytes) -> Iterator[tuple[ThreadDatabase, Replica]]:
-    database = thread_database(thread)
-    with database.lock:
-        yield database, database.replica()
-
-
 def thread_ids() -> list[bytes]:
     """The threads this node syncs: the ones it is in, and the ones it left while its leave has
     not reached another member's device yet."""
@@ -105,7 +92,7 @@ def thread_ids() -> list[bytes]:
         ids = [bytes.fromhex(pk) for pk in active.values_list("pk", flat=True)]
         return ids + leaving.leaves_pending()
     finally:
-        _recycle()
+        recycle()
 
 
 def _leave(thread: bytes) -> Op | None:
@@ -113,14 +100,14 @@ def _leave(thread: bytes) -> Op | None:
     member = leaving.leave_pending(thread)
     if member is None:
         return None
-    with _replica(thread) as (_database, replica):
+    with replica_locked(thread) as (_database, replica):
         return leaving.leave_op(replica, member)
 
 
 def _leaving_info(thread: bytes, my_device: bytes, leave: Op) -> ThreadInfo:
     """A thread this node left: the member devices (as this node last knew them), each to get
     the leave."""
-    with _replica(thread) as (_database, replica):
+    with replica_locked(thread) as (_database, replica):
         state = replica.control.state
         peers = tuple(
             Peer(device, tuple(state.addresses.get(device, ()))[:MAX_ADDRS], leave)
@@ -137,7 +124,7 @@ def thread_info(thread: bytes, my_device: bytes) -> ThreadInfo | None:
         if not _active(thread):
             leave = _leave(thread)
             return None if leave is None else _leaving_info(thread, my_device, leave)
-        with _replica(thread) as (_database, replica):
+        with replica_locked(thread) as (_database, replica):
             state = replica.control.state
             peers = []
             for device in sorted(state.devices):
@@ -158,7 +145,7 @@ def thread_info(thread: bytes, my_device: bytes) -> ThreadInfo | None:
     except ThreadDatabaseError:
         return None
     finally:
-        _recycle()
+        recycle()
 
 
 def access(thread: bytes, device: bytes) -> tuple[Access, Op | None]:
@@ -173,16 +160,16 @@ def access(thread: bytes, device: bytes) -> tuple[Access, Op | None]:
             leave = _leave(thread)
             if leave is None:
                 return "none", None
-            with _replica(thread) as (_database, replica):
+            with replica_locked(thread) as (_database, replica):
                 if replica.control.state.device_member(device) is None:
                     return "none", None
             return "leaving", leave
-        with _replica(thread) as (_database, replica):
+        with replica_locked(thread) as (_database, replica):
             return _member_access(replica, device)
     except ThreadDatabaseError:
         return "none", None
     finally:
-        _recycle()
+        recycle()
 
 
 def _member_access(replica: Replica, device: bytes) -> tuple[Access, Op | None]:
@@ -199,12 +186,12 @@ def accesses(thread: bytes, devices: list[bytes]) -> list[tuple[Access, Op | Non
     try:
         if not _active(thread):
             return [access(thread, device) for device in devices]  # leaving: rare and small
-        with _replica(thread) as (_database, replica):
+        with replica_locked(thread) as (_database, replica):
             return [_member_access(replica, device) for device in devices]
     except ThreadDatabaseError:
         return [("none", None)] * len(devices)
     finally:
-        _recycle()
+        recycle()
 
 
 def member_of(thread: bytes, device: bytes) -> bytes | None:
@@ -212,12 +199,12 @@ def member_of(thread: bytes, device: bytes) -> bytes | None:
     try:
         if not _active(thread):
             return None
-        with _replica(thread) as (_database, replica):
+        with replica_locked(thread) as (_database, replica):
             return replica.control.state.device_member(device)
     except ThreadDatabaseError:
         return None
     finally:
-        _recycle()
+        recycle()
 
 
 def _departure(replica: Replica, device: bytes) -> Op | None:
@@ -232,101 +219,6 @@ def _departure(replica: Replica, device: bytes) -> Op | None:
         return None
     removals = [op for op, role in timeline.member_events.get(member, ()) if role is None]
     return removals[-1] if removals else None
-
-
-def allowed(grant: Access, removal: Op | None, device: bytes, seq: int) -> bool:
-    """Whether a device with this access may have op (device, seq): everything for an active
-    member's device; for a departed one, what is in its departure's causal past and the
-    departure itself (for a member device of a thread this node left: its leave's)."""
-    if grant == "full":
-        return True
-    return (
-        grant in ("until", "leaving")
-        and removal is not None
-        and (removal.in_past(device, seq) or (device, seq) == removal.id)
-    )
-
-
-def ops_page(
-    thread: bytes,
-    after: dict[bytes, int],
-    grant: Access,
-    removal: Op | None,
-    *,
-    limit_bytes: int,
-    limit_ops: int,
-) -> tuple[list[bytes], dict[bytes, int]]:
-    """The next ops a peer lacks whose version vector is ``after``, in admission (hence causal)
-    order: at most ``limit_ops`` ops and about ``limit_bytes`` (at least one op). Returns them
-    and ``after`` advanced past them, the cursor of the next page; an empty page is the end.
-
-    Each device's missing ops come from the (device, seq) index, at most ``limit_ops`` of them,
-    and the pages merge by log position: the cost follows what is missing, not the log's size.
-    """
-    if grant == "none":
-        return [], after
-    try:
-        with _replica(thread) as (database, replica):
-            heads = replica.version_vector()
-        connection = database.raw()
-        found: list[tuple[int, bytes, bytes, int]] = []
-        for device, head in heads.items():
-            have = after.get(device, 0)
-            if head <= have:
-                continue
-            found.extend(
-                (n, raw, device, seq)
-                for n, raw, seq in connection.execute(
-                    "SELECT n, raw, seq FROM sereus_ops WHERE place = 'log' AND device = ? "
-                    "AND seq > ? ORDER BY seq LIMIT ?",
-                    (device, have, limit_ops),
-                )
-            )
-    finally:
-        _recycle()
-    return page_pick(found, after, grant, removal, limit_bytes=limit_bytes, limit_ops=limit_ops)
-
-
-def page_pick(
-    found: list[tuple[int, bytes, bytes, int]],
-    after: dict[bytes, int],
-    grant: Access,
-    removal: Op | None,
-    *,
-    limit_bytes: int,
-    limit_ops: int,
-) -> tuple[list[bytes], dict[bytes, int]]:
-    """A page of ``ops_page`` from the missing ops found (log position, raw, device, seq), each
-    device's in seq order: merged by log position, within the limits, and the cursor."""
-    found.sort()
-    out: list[bytes] = []
-    cursor = dict(after)
-    size = 0
-    for _n, raw, device, seq in found:
-        if len(out) >= limit_ops or (out and size + len(raw) > limit_bytes):
-            break
-        cursor[device] = seq
-        # Past a removal nothing of any device goes (the past is closed under "earlier").
-        if allowed(grant, removal, device, seq):
-            out.append(raw)
-            size += len(raw)
-    return out, cursor
-
-
-@dataclass(frozen=True)
-class Flight:
-    """What to send a peer whose version vector is known: the first page of ops it lacks (the
-    cursor continues with ``ops_page``), the ops that show it forks it does not know (``news``,
-    sent after the pages), and this node's vector: per device its last seq (``mine``) and the
-    hash of the op there (``heads``), and the forks it knows (device -> first forked seq)."""
-
-    page: list[bytes]
-    cursor: dict[bytes, int]
-    mine: dict[bytes, int]
-    heads: dict[bytes, bytes] = field(default_factory=dict)
-    forks: dict[bytes, int] = field(default_factory=dict)
-    news: list[bytes] = field(default_factory=list)
-    start: dict[bytes, int] = field(default_factory=dict)  # the vector the pages start from
 
 
 def flight(
@@ -349,7 +241,7 @@ def flight(
     vector has not moved since; it is not sent again (the peer could not take it: it holds
     another op at one of those places, or has dropped it for now)."""
     try:
-        with _replica(thread) as (_database, replica):
+        with replica_locked(thread) as (_database, replica):
             mine = replica.version_vector()
             heads = dict(replica.head_hashes)
             forks = dict(replica.forks)
@@ -357,7 +249,7 @@ def flight(
             if their_vv is not None and their_forks is not None:
                 news = fork_news(replica, their_vv, their_heads or {}, their_forks, grant, removal)
     finally:
-        _recycle()
+        recycle()
     page: list[bytes] = []
     cursor: dict[bytes, int] = {}
     after: dict[bytes, int] = {}
@@ -366,67 +258,8 @@ def flight(
         page, cursor = ops_page(
             thread, after, grant, removal, limit_bytes=limit_bytes, limit_ops=limit_ops
         )
-    news = _capped(news, limit_ops, limit_bytes)
+    news = capped(news, limit_ops, limit_bytes)
     return Flight(page, cursor, mine, heads, forks, news, after)
-
-
-def flight_after(their_vv: dict[bytes, int], sent: dict[bytes, int] | None) -> dict[bytes, int]:
-    """Where a flight's pages start: the peer's vector, past what this session sent already."""
-    after = dict(their_vv)
-    for device, seq in (sent or {}).items():
-        after[device] = max(after.get(device, 0), seq)
-    return after
-
-
-def _capped(raws: list[bytes], limit_ops: int, limit_bytes: int) -> list[bytes]:
-    """The first ops of ``raws`` within the limits of one page (at least one)."""
-    size = 0
-    for count, raw in enumerate(raws):
-        size += len(raw)
-        if count >= limit_ops or (count and size > limit_bytes):
-            return raws[:count]
-    return raws
-
-
-def fork_news(
-    replica: Replica,
-    their_vv: dict[bytes, int],
-    their_heads: dict[bytes, bytes],
-    their_forks: dict[bytes, int],
-    grant: Access,
-    removal: Op | None,
-) -> list[bytes]:
-    """The ops that show a peer the forks it does not know, by its vector, in (device, seq)
-    order: for a device whose head is at the same seq on both sides with different hashes,
-    this node's op there (the peer's replica then holds two ops at one place: a fork); and for
-    each fork this node knows that the peer does not list (or lists only at a later seq), the
-    conflicting ops it holds. Nothing is read from the store unless something forked."""
-    found: dict[bytes, Op] = {}
-    for device, theirs in their_heads.items():
-        seq = their_vv.get(device)
-        if seq is None or replica.heads.get(device) != seq:
-            continue
-        ours = replica.head_hashes.get(device)
-        if ours is None or ours == theirs or their_forks.get(device, NO_FORK) <= seq:
-            continue  # the same op, or a fork the peer knows already
-        op = replica.store.op((device, seq))
-        if op is not None:
-            found[op.hash] = op
-    if replica.forks:
-        for evidence in replica.fork_evidence():
-            if their_forks.get(evidence.device, NO_FORK) > evidence.seq:
-                found.update((op.hash, op) for op in _proof(evidence))
-    ordered = sorted(found.values(), key=lambda op: (op.device, op.seq, op.hash))
-    return [op.raw for op in ordered if allowed(grant, removal, op.device, op.seq)]
-
-
-def _proof(evidence: ForkEvidence) -> Iterable[Op]:
-    """Enough of a fork's evidence for any replica to see it: up to two ops at the forked seq
-    (two different ops at one place) and up to two at the next (an op whose ``prev`` is not the
-    op this replica holds before it)."""
-    for seq in (evidence.seq, evidence.seq + 1):
-        at = sorted((op for op in evidence.ops if op.seq == seq), key=lambda op: op.hash)
-        yield from at[:EVIDENCE_PER_SLOT]
 
 
 def opening(
@@ -477,7 +310,7 @@ def ingest(thread: bytes, raws: list[bytes] | Verified) -> Ingested:
             return Ingested(0, 0, 0, 0, len(raws.items if isinstance(raws, Verified) else raws))
         results = services.thread_ingest(thread=row, raws=raws)
     finally:
-        _recycle()
+        recycle()
     counts = dict.fromkeys(_COUNTED, 0)
     for result in results:
         if result.status in counts:
@@ -489,23 +322,23 @@ def keys_sealed_to(thread: bytes, member: bytes) -> list[bytes]:
     """The newest accepted keys op sealed to ``member`` (its box also grants the older keys a
     newcomer may have), to send a joining node before the log."""
     try:
-        with _replica(thread) as (_database, replica):
+        with replica_locked(thread) as (_database, replica):
             control = replica.control
             for op in reversed(control.order):
                 action = control.actions.get(op.hash)
                 if isinstance(action, Keys) and member in action.seals:
                     return [op.raw]
     finally:
-        _recycle()
+        recycle()
     return []
 
 
 def version_vector(thread: bytes) -> dict[bytes, int]:
     try:
-        with _replica(thread) as (_database, replica):
+        with replica_locked(thread) as (_database, replica):
             return replica.version_vector()
     finally:
-        _recycle()
+        recycle()
 
 
 def addresses_publish(thread: bytes, addrs: list[str]) -> bool:
@@ -518,7 +351,7 @@ def addresses_publish(thread: bytes, addrs: list[str]) -> bool:
     except services.ThreadServiceError:
         return False
     finally:
-        _recycle()
+        recycle()
 
 
 # -- a mirror's store in place of the thread databases --------------------------------------------
