@@ -26,10 +26,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from apps.core.thread import ahead
+from apps.core.thread import ahead, codec
 from apps.core.thread import payloads as p
 from apps.core.thread.control import ACCEPTED, ControlResolution
-from apps.core.thread.keyring import KeysEvent, Opener, refused
+from apps.core.thread.keyring import MAX_PAYLOAD, KeysEvent, Opener, refused
 from apps.core.thread.op import Op
 from apps.core.thread.policy import Policy
 from apps.core.thread.rowid import member_tag, row_tag
@@ -175,11 +175,11 @@ class DataChecker:
         return member, roles, candidates, policy  # type: ignore[return-value]
 
     def _payload(self, op: Op, candidates: list) -> p.DataPayload | Decision:
-        """The op's payload: opened ahead in the helper process (``ahead``) when that is
-        exactly what the opener would find, else opened by the opener."""
+        """The op's payload: its body decrypted ahead in the helper process (``ahead``) when
+        that is exactly what the opener would decrypt, else opened by the opener."""
         found = ahead.opened_take(op.hash)
         if found is not None:
-            key, payload = found
+            key, plain = found
             opener = self.opener
             # The first key ``Opener._open`` would try, and whether its cache already answers
             # (it would answer first).
@@ -187,6 +187,12 @@ class DataChecker:
                 keys_ = opener._keys_for(event, data=True)
                 if keys_:
                     if keys_[0] == key and opener._cached(op, candidates, opener._data) is None:
+                        try:
+                            payload = p.data_parse(
+                                codec.decode(plain, max_size=MAX_PAYLOAD, canonical=False)
+                            )
+                        except (codec.DecodeError, p.PayloadError):
+                            break  # the opener refuses it, in its own words
                         opener._remember(opener._data, (op.hash, event.op.hash), payload)
                         return payload
                     break

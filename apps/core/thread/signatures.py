@@ -11,8 +11,8 @@ and answers, per op, only None or why it is malformed; the caller decodes the go
 from the bytes it sent. Sending the decoded ops back cost more: pickling and unpickling an ``Op``
 (~1 kB a data op) took 18 us of CPU an op between the two processes, decoding it again takes 7,
 and the helpers are the slower stage of a catch-up. Given the thread's data keys, it also
-opens the data ops' bodies ahead (``ahead``): the applying thread would otherwise spend a third
-of its time decrypting and parsing them. Small batches (a push) are checked in the calling
+decrypts the data ops' bodies ahead (``ahead``), which the applying thread would otherwise do
+itself. Small batches (a push) are checked in the calling
 thread: the trip to another process would cost more than the check.
 """
 
@@ -62,7 +62,7 @@ def decoded_and_opened(
     raws: list[bytes], keys: ThreadKeys | None
 ) -> tuple[list[Op | str], Openings]:
     """Per op, the op decoded and signature-checked or why it is malformed; and the data ops
-    among the good ones whose bodies open with ``keys``, opened and parsed."""
+    among the good ones whose bodies open with ``keys``, decrypted."""
     found: list[Op | str] = []
     openings: Openings = []
     for raw in raws:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import nacl.signing
 import nacl.utils
 
-from apps.core.thread import ahead, signatures
+from apps.core.thread import ahead, codec, signatures
 from apps.core.thread import payloads as p
 from apps.core.thread.replica import Replica, verified, verified_ahead
 from apps.core.thread.writer import ThreadWriter
@@ -77,8 +77,13 @@ def test_a_payload_planted_under_another_key_is_not_used() -> None:
     raws = [op.raw for op in writer.replica.admitted]
     target = writer.replica.admitted[-1]
     ahead.opened_clear()
-    planted = [("notes", "n0", p.UPSERT, {"text": "planted"})]
-    ahead.opened_put([(target.hash, (b"k" * 32, planted, {}))])
+    planted = codec.encode(
+        {
+            "rows": [{"table": "notes", "pk": "n0", "action": p.UPSERT, "cols": {"text": "x"}}],
+            "schema": {},
+        }
+    )
+    ahead.opened_put([(target.hash, (b"k" * 32, planted))])
     replica = Replica.for_members(writer.thread, [writer.member_key])
     replica.ingest_many(raws)
     assert replica.decision(target.hash).status == "accepted"  # type: ignore[union-attr]
