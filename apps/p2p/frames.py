@@ -42,10 +42,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import cbor2
-
 from apps.core.thread import codec
 from apps.core.thread.op import MAX_OP_SIZE
+from apps.p2p.cbor_reader import ARRAY, BYTES, MAP, NULL, SIMPLE, TEXT, UINT, Reader, describe
+from apps.p2p.cbor_reader import FrameError as FrameError
 
 VERSION = 2
 MAX_FRAME = 4 * 1024 * 1024  # an op is at most 1 MiB; a frame carries a batch of them
@@ -97,10 +97,6 @@ ERROR_CODES = frozenset(
     }
 )
 _MAX_SEQ = 2**63 - 1
-
-
-class FrameError(ValueError):
-    """A frame that is not acceptable; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -219,134 +215,46 @@ def encode(frame: Frame) -> bytes:
     return codec.encode(doc)
 
 
-# -- reading CBOR by hand --------------------------------------------------------------------------
-
-_UINT, _NEGINT, _BYTES, _TEXT, _ARRAY, _MAP, _TAG, _SIMPLE = range(8)
-_NULL = 22  # the simple value null (major type 7)
-
-
-class _Reader:
-    """A cursor over a frame's bytes that reads CBOR heads and strings, and nothing else: callers
-    decide what each item must be, so nothing is built that the schema does not want."""
-
-    __slots__ = ("data", "end", "items", "pos", "raw")
-
-    def __init__(self, data: bytes | bytearray) -> None:
-        self.raw = data  # for ``startswith`` at an offset (no slice made)
-        self.data = memoryview(data)
-        self.pos = 0
-        self.end = len(data)
-        self.items = 0  # heads read so far, against MAX_ITEMS
-
-    def head(self) -> tuple[int, int]:
-        """The next item's major type and argument (a length, a count or a value)."""
-        if self.pos >= self.end:
-            raise FrameError("not valid CBOR: the frame ends inside an item")
-        self.items += 1
-        if self.items > MAX_ITEMS:
-            raise FrameError(f"more than {MAX_ITEMS} CBOR items in one frame")
-        initial = self.data[self.pos]
-        self.pos += 1
-        major, info = initial >> 5, initial & 0x1F
-        if info < 24:
-            argument = info
-        elif info <= 27:
-            size = 1 << (info - 24)
-            if self.pos + size > self.end:
-                raise FrameError("not valid CBOR: the frame ends inside an item")
-            argument = int.from_bytes(self.data[self.pos : self.pos + size], "big")
-            self.pos += size
-        elif info == 31:
-            raise FrameError("not valid CBOR: indefinite lengths are not allowed")
-        else:
-            raise FrameError(f"not valid CBOR: reserved additional information {info}")
-        if major == _TAG:
-            raise FrameError(f"not valid CBOR: semantic tag {argument} is not allowed")
-        return major, argument
-
-    def take(self, size: int) -> memoryview:
-        """The next ``size`` bytes (a string's content), without copying them."""
-        if size > self.end - self.pos:
-            raise FrameError("not valid CBOR: the frame ends inside a string")
-        start = self.pos
-        self.pos += size
-        return self.data[start : self.pos]
-
-    def skip(self) -> None:
-        """Step over one item, nested ones included, building nothing. Counts are checked
-        against what is left of the item budget before anything inside is read."""
-        pending = 1
-        while pending:
-            pending -= 1
-            major, argument = self.head()
-            if major in (_BYTES, _TEXT):
-                self.take(argument)
-            elif major in (_ARRAY, _MAP):
-                pending += argument * (2 if major == _MAP else 1)
-                if pending > MAX_ITEMS - self.items:
-                    raise FrameError(f"more than {MAX_ITEMS} CBOR items in one frame")
-
-    def text(self, argument: int, what: str) -> str:
-        try:
-            return str(self.take(argument), "utf-8")
-        except UnicodeDecodeError as exc:
-            raise FrameError(f"not valid CBOR: {what} is not UTF-8") from exc
-
-    def at(self, pos: int) -> _Reader:
-        """Go to a field's value found by ``_fields``."""
-        self.pos = pos
-        return self
-
-
-def _describe(reader: _Reader, pos: int) -> str:
-    """A short rendering of the item at ``pos`` for an error message (small items only)."""
-    start = reader.pos = pos
-    reader.skip()
-    if reader.pos - start > 64:
-        return "a value"
-    return repr(cbor2.loads(bytes(reader.data[start : reader.pos])))
-
-
 # -- reading fields --------------------------------------------------------------------------------
 
 
-def _bytes(reader: _Reader, size: int, what: str) -> bytes:
+def _bytes(reader: Reader, size: int, what: str) -> bytes:
     major, length = reader.head()
-    if major != _BYTES or length != size:
+    if major != BYTES or length != size:
         raise FrameError(f"{what}: expected {size} bytes")
     return bytes(reader.take(length))
 
 
-def _seq(reader: _Reader, what: str) -> int:
+def _seq(reader: Reader, what: str) -> int:
     major, value = reader.head()
-    if major != _UINT or not 0 < value <= _MAX_SEQ:
+    if major != UINT or not 0 < value <= _MAX_SEQ:
         raise FrameError(f"{what}: seq must be a positive integer")
     return value
 
 
-def _array(reader: _Reader, what: str, high: int, low: int = 0) -> int:
+def _array(reader: Reader, what: str, high: int, low: int = 0) -> int:
     major, count = reader.head()
-    if major != _ARRAY or not low <= count <= high:
+    if major != ARRAY or not low <= count <= high:
         raise FrameError(what)
     return count
 
 
-def _text(reader: _Reader, what: str) -> str | None:
+def _text(reader: Reader, what: str) -> str | None:
     """A text string's value; None for anything else."""
     start = reader.pos
     major, size = reader.head()
-    if major != _TEXT:
+    if major != TEXT:
         reader.pos = start
         reader.skip()
         return None
     return reader.text(size, what)
 
 
-def _version(reader: _Reader) -> int:
+def _version(reader: Reader) -> int:
     start = reader.pos
     major, value = reader.head()
-    if major != _UINT or value != VERSION:
-        raise FrameError(f"protocol version {_describe(reader, start)} is not spoken here")
+    if major != UINT or value != VERSION:
+        raise FrameError(f"protocol version {describe(reader, start)} is not spoken here")
     return value
 
 
@@ -356,7 +264,7 @@ def _version(reader: _Reader) -> int:
 # which says what is wrong with it.
 
 
-def _ops(reader: _Reader) -> list[bytes]:
+def _ops(reader: Reader) -> list[bytes]:
     what = f"ops: expected a list of at most {MAX_OPS_PER_FRAME}"
     count = _array(reader, what, MAX_OPS_PER_FRAME)
     raw, data, end, pos = reader.raw, reader.data, reader.end, reader.pos
@@ -375,7 +283,7 @@ def _ops(reader: _Reader) -> list[bytes]:
         else:
             reader.pos = pos
             major, size = reader.head()
-            if major != _BYTES:
+            if major != BYTES:
                 raise FrameError("ops: each op is bytes")
             pos = reader.pos
         if size > MAX_OP:
@@ -396,7 +304,7 @@ _FORK_OPEN = b"\x82\x58\x20"  # a 2-item array, then the device
 _HASH_OPEN = b"\x58\x20"  # a 32-byte string
 
 
-def _entry_device(reader: _Reader, opening: bytes, what: str) -> bytes:
+def _entry_device(reader: Reader, opening: bytes, what: str) -> bytes:
     """The device that opens a vector entry ``[device, ...]`` of ``len(opening)`` items."""
     pos = reader.pos
     if reader.raw.startswith(opening, pos) and pos + 35 <= reader.end:
@@ -409,21 +317,21 @@ def _entry_device(reader: _Reader, opening: bytes, what: str) -> bytes:
     return _bytes(reader, 32, f"{what} device")
 
 
-def _entry_hash(reader: _Reader) -> bytes | None:
+def _entry_hash(reader: Reader) -> bytes | None:
     pos = reader.pos
     if reader.raw.startswith(_HASH_OPEN, pos) and pos + 34 <= reader.end:
         reader.pos = pos + 34
         reader.items += 1
         return bytes(reader.data[pos + 2 : pos + 34])
     major, size = reader.head()
-    if major == _BYTES and size == 32:
+    if major == BYTES and size == 32:
         return bytes(reader.take(size))
-    if (major, size) != (_SIMPLE, _NULL):
+    if (major, size) != (SIMPLE, NULL):
         raise FrameError("vv hash: expected 32 bytes or null")
     return None
 
 
-def _vector(reader: _Reader) -> tuple[dict[bytes, int], dict[bytes, bytes]]:
+def _vector(reader: Reader) -> tuple[dict[bytes, int], dict[bytes, bytes]]:
     what = f"vv: expected a list of at most {MAX_VV} entries"
     seqs: dict[bytes, int] = {}
     heads: dict[bytes, bytes] = {}
@@ -438,7 +346,7 @@ def _vector(reader: _Reader) -> tuple[dict[bytes, int], dict[bytes, bytes]]:
     return seqs, heads
 
 
-def _forks(reader: _Reader) -> dict[bytes, int]:
+def _forks(reader: Reader) -> dict[bytes, int]:
     what = f"forks: expected a list of at most {MAX_VV} entries"
     forks: dict[bytes, int] = {}
     for _ in range(_array(reader, what, MAX_VV)):
@@ -449,26 +357,26 @@ def _forks(reader: _Reader) -> dict[bytes, int]:
     return forks
 
 
-def _chunks(reader: _Reader) -> list[bytes]:
+def _chunks(reader: Reader) -> list[bytes]:
     what = f"chunks: expected a list of 1 to {MAX_CHUNKS_ASKED} hashes"
     return [_bytes(reader, 32, "chunk") for _ in range(_array(reader, what, MAX_CHUNKS_ASKED, 1))]
 
 
-def _data(reader: _Reader) -> bytes | None:
+def _data(reader: Reader) -> bytes | None:
     major, size = reader.head()
-    if (major, size) == (_SIMPLE, _NULL):
+    if (major, size) == (SIMPLE, NULL):
         return None
-    if major != _BYTES or size > MAX_CHUNK:
+    if major != BYTES or size > MAX_CHUNK:
         raise FrameError(f"chunk data: bytes, at most {MAX_CHUNK}, or null")
     return bytes(reader.take(size))
 
 
-def _key(name: str, size: int) -> Callable[[_Reader], bytes]:
+def _key(name: str, size: int) -> Callable[[Reader], bytes]:
     return partial(_bytes, size=size, what=name)
 
 
 # How to read each field, by name (a name means the same in every frame that has it).
-_READERS: dict[str, Callable[[_Reader], Any]] = {
+_READERS: dict[str, Callable[[Reader], Any]] = {
     "v": _version,
     "thread": _key("thread", 32),
     "invite": _key("invite", 32),
@@ -503,17 +411,17 @@ FIELDS = {
 # -- frames ----------------------------------------------------------------------------------------
 
 
-def _name(reader: _Reader) -> str:
+def _name(reader: Reader) -> str:
     major, size = reader.head()
-    if major != _TEXT or size > MAX_FIELD_NAME:
+    if major != TEXT or size > MAX_FIELD_NAME:
         raise FrameError("a frame's field names are short text strings")
     return reader.text(size, "a field name")
 
 
-def _kind(reader: _Reader, size: int) -> str:
+def _kind(reader: Reader, size: int) -> str:
     """The frame type, checked at once: known, and the frame within its type's size limit."""
     major, length = reader.head()
-    if major != _TEXT or length > MAX_FIELD_NAME:
+    if major != TEXT or length > MAX_FIELD_NAME:
         raise FrameError("a frame is a map with a type")
     kind = reader.text(length, "the frame type")
     if kind not in FIELDS:
@@ -523,14 +431,14 @@ def _kind(reader: _Reader, size: int) -> str:
     return kind
 
 
-def _fields(reader: _Reader, size: int) -> tuple[str, dict[str, Any]]:
+def _fields(reader: Reader, size: int) -> tuple[str, dict[str, Any]]:
     """The frame type and its fields' values, in one pass over the map.
 
     A field that comes after the type (always, in canonical CBOR) is read against its schema
     right away; one before it, or one the type does not have, is stepped over (counted, nothing
     built) and read afterwards if it belongs."""
     major, count = reader.head()
-    if major != _MAP:
+    if major != MAP:
         raise FrameError("a frame is a map with a type")
     if count > MAX_FIELDS:
         raise FrameError(f"a frame has at most {MAX_FIELDS} fields")
@@ -598,5 +506,5 @@ def decode(data: bytes | bytearray) -> Frame:
     """
     if len(data) > MAX_FRAME:
         raise FrameError(f"{len(data)} bytes, more than the limit of {MAX_FRAME}")
-    kind, values = _fields(_Reader(data), len(data))
+    kind, values = _fields(Reader(data, MAX_ITEMS), len(data))
     return _frame(kind, values)
