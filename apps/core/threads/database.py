@@ -56,6 +56,9 @@ __all__ = ["NodeKeys", "ThreadCorrupt", "ThreadDatabase", "ThreadDatabaseError",
 
 logger = logging.getLogger(__name__)
 
+# Rows captured in a transaction from which its packing runs with the cyclic collector paused.
+GC_PAUSE_ROWS = 256
+
 
 @dataclass(frozen=True)
 class NodeKeys:
@@ -260,6 +263,15 @@ class ThreadDatabase(Opening):
     def pack(self, connection: sqlite3.Connection, wrapper) -> list[Op]:
         """Turn the transaction's captured changes (``wrapper.pending``, and what an older
         version left in ``sereus_pending``) into ops (called at commit, inside it)."""
+        if len(wrapper.pending) < GC_PAUSE_ROWS:
+            return self._pack(connection, wrapper)
+        # A big transaction makes several objects a row (row changes, their payload, events)
+        # that live until the op is written: the collector, set off by allocation counts, ran
+        # over them again and again, as ``ingest`` found for a frame of other nodes' ops.
+        with gc_paused():
+            return self._pack(connection, wrapper)
+
+    def _pack(self, connection: sqlite3.Connection, wrapper) -> list[Op]:
         merged = packing.pending_merge(wrapper.pending, wrapper.leftovers and connection)
         wrapper.pending.clear()
         wrapper.leftovers = False

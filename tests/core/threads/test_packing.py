@@ -3,6 +3,7 @@ budget, and a new row whose id names someone else refused in plain words."""
 
 from __future__ import annotations
 
+import gc
 import uuid
 
 import pytest
@@ -11,6 +12,7 @@ from django.db import transaction
 from apps.core.thread import codec, rowid
 from apps.core.thread import payloads as p
 from apps.core.threads import packing
+from apps.core.threads.database import GC_PAUSE_ROWS
 from apps.core.threads.errors import WriteRefused
 from tests.core.threads.conftest import log_since, log_size
 from tests.replicated_app.models import Note
@@ -92,3 +94,21 @@ def test_chunks_cut_at_the_byte_budget(monkeypatch):
     assert [c for chunk in chunks for c in chunk] == changes
     for chunk in chunks:
         assert len(codec.encode(p.data_doc(chunk))) <= 2_000
+
+
+def test_a_big_transaction_leaves_the_collector_on_written_or_refused(thread, tdb):
+    """A large transaction is packed with the cyclic collector paused: it must be on again
+    afterwards, also when the write is refused half-way."""
+    assert gc.isenabled()
+    rows = GC_PAUSE_ROWS + 10
+    with transaction.atomic(using=tdb.alias):
+        Note.objects.using(tdb.alias).bulk_create([Note(title=f"n{i}") for i in range(rows)])
+    assert gc.isenabled()
+    assert Note.objects.using(tdb.alias).count() == rows
+
+    other = rowid.row_id_for(b"\x07" * 32, b"not mine")
+    notes = [Note(title=f"m{i}") for i in range(rows)] + [Note(id=other, title="theirs")]
+    with pytest.raises(WriteRefused), transaction.atomic(using=tdb.alias):
+        Note.objects.using(tdb.alias).bulk_create(notes)
+    assert gc.isenabled()
+    assert Note.objects.using(tdb.alias).count() == rows
