@@ -160,11 +160,17 @@ def lift_round_two_tallies(alice: Person, bob: Person, lunches: str) -> None:
     node_a.redeem(made["invite"])
     wait_for(lambda: tally_on(node_a, coffees), timeout=30, what="Coffees to reach Alice")
     node_a.api.post(f"/api/v1/threads/{coffees}/tally/sign/", {})
-    wait_for(
-        lambda: (tally_on(node_b, coffees) or {}).get("state") == "open",
-        timeout=30,
-        what="Bob's node to sign Coffees after Alice",
-    )
+    # Open on both nodes: Bob's node signs after Alice, and Alice's node refuses a chit (409,
+    # "not signed by both sides yet") until Bob's signature has reached it.
+    for node, what in (
+        (node_b, "Bob's node to sign Coffees after Alice"),
+        (node_a, "Bob's signature to reach Alice"),
+    ):
+        wait_for(
+            lambda node=node: (tally_on(node, coffees) or {}).get("state") == "open",
+            timeout=30,
+            what=what,
+        )
     node_a.api.post(f"/api/v1/threads/{coffees}/chits/", {"kind": "payment", "amount": "5"})
     wait_for(
         lambda: (tally_on(node_b, coffees) or {}).get("balance") == 5_000,
